@@ -1,0 +1,298 @@
+/*
+ * fp8.h — the one public header of libfp8, the C-ABI library behind the
+ * `float8` TypeScript package (bound with bun:ffi in src/ffi/).
+ *
+ * Build: cmake -S . -B build && cmake --build build   (gives build/libfp8.so)
+ *
+ * ABI rules (see docs/design.md):
+ *  - every function returns int32_t status: FP8_OK (0) or a negative FP8_ERR_*;
+ *    results go through out-params; fp8_last_error() then holds a thread-local
+ *    message naming the function and the problem.
+ *  - the library never aborts, exits or prints; C++ entry points catch everything.
+ *  - fixed-width types and pointers only; sizes are int64_t; enums append-only.
+ *  - the library frees what it allocates; caller memory is borrowed for one call.
+ *  - all tensors are dense, row-major (C-contiguous) unless strides are given.
+ *  - fp8 scaling convention (torchao): fp8 = sat_rne(f32(x) * scale),
+ *    x ~= f32(fp8) / scale, scale = f32(fp8_max / max(f64(amax), 1e-12)).
+ */
+#ifndef FP8_H
+#define FP8_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define FP8_API __declspec(dllexport)
+#else
+#define FP8_API __attribute__((visibility("default")))
+#endif
+
+/* ---- status codes ------------------------------------------------------ */
+enum {
+    FP8_OK = 0,
+    FP8_ERR_INVALID_ARG = -1, /* null pointer, bad size, unknown enum value  */
+    FP8_ERR_OUT_OF_MEMORY = -2,
+    FP8_ERR_UNSUPPORTED = -3, /* valid request this build cannot do          */
+    FP8_ERR_BACKEND = -4,     /* oneDNN / CUDA / cuBLAS / MPI reported error  */
+    FP8_ERR_INTERNAL = -5,
+};
+
+/* ---- dtypes (torch names in comments) ---------------------------------- */
+enum {
+    FP8_DTYPE_F32 = 0,    /* torch.float32                               */
+    FP8_DTYPE_BF16 = 1,   /* torch.bfloat16                              */
+    FP8_DTYPE_E4M3FN = 2, /* torch.float8_e4m3fn: max 448, no inf, NaN=0x7F/0xFF */
+    FP8_DTYPE_E5M2 = 3,   /* torch.float8_e5m2: max 57344, IEEE inf/NaN  */
+    FP8_DTYPE_I32 = 4,    /* int32 (indices, targets)                    */
+    FP8_DTYPE_U8 = 5,     /* uint8 (masks)                               */
+};
+
+/* ---- core: errors, memory, threads ------------------------------------ */
+
+/* Thread-local message of the last failed call on this thread ("" if none).
+ * Owned by the library; valid until the next failing call on this thread. */
+FP8_API const char *fp8_last_error(void);
+
+/* Library version as major*10000 + minor*100 + patch. */
+FP8_API int32_t fp8_version(int32_t *out);
+
+/* Allocate nbytes (>= 0) aligned to 64 bytes; *out receives the pointer
+ * (a valid unique pointer even for 0 bytes). Free with fp8_free. */
+FP8_API int32_t fp8_alloc(int64_t nbytes, void **out);
+/* Free memory from fp8_alloc. NULL is a no-op. */
+FP8_API int32_t fp8_free(void *p);
+/* Live bytes and live allocation count of fp8_alloc'd memory. */
+FP8_API int32_t fp8_memory_stats(int64_t *live_bytes, int64_t *live_allocs);
+
+/* OpenMP threads used by CPU kernels (n >= 1). */
+FP8_API int32_t fp8_set_num_threads(int32_t n);
+FP8_API int32_t fp8_get_num_threads(int32_t *out);
+
+/* Which vector path the fp8 kernels take: 0 portable, 1 AVX2, 2 AVX-512.
+ * fp8_cpu_set_isa caps it (tests run every path and compare bit for bit). */
+FP8_API int32_t fp8_cpu_get_isa(int32_t *out);
+FP8_API int32_t fp8_cpu_set_isa(int32_t max_isa);
+
+/* ---- fp8 kernels (ours, libfp8/src/cpu/cast.c) -------------------------- */
+
+/* dst (n) <- src (n) converted between any of F32, BF16, E4M3FN, E5M2 without
+ * scaling: to bf16 and to fp8 round to nearest even (fp8 saturates to +-max,
+ * NaN stays NaN); from fp8 decoding is exact. */
+FP8_API int32_t fp8_cpu_convert(void *dst, int32_t dst_dtype, const void *src,
+                                int32_t src_dtype, int64_t n);
+
+/* Quantize: dst_fp8 (n) <- sat_rne(f32(src) * scale), src F32 or BF16,
+ * fp8_dtype E4M3FN or E5M2. `scale` points at one float. */
+FP8_API int32_t fp8_cpu_quantize(void *dst_fp8, int32_t fp8_dtype, const void *src,
+                                 int32_t src_dtype, int64_t n, const float *scale);
+
+/* Dequantize: dst (n) <- round_to_dst(f32(decode(src_fp8)) / scale),
+ * dst F32 or BF16. `scale` points at one float. */
+FP8_API int32_t fp8_cpu_dequantize(void *dst, int32_t dst_dtype, const void *src_fp8,
+                                   int32_t fp8_dtype, int64_t n, const float *scale);
+
+/* amax: *out <- max |src| over n elements (F32 or BF16); NaN propagates; 0 for n == 0. */
+FP8_API int32_t fp8_cpu_amax(float *out, const void *src, int32_t src_dtype, int64_t n);
+
+/* Fused amax and scale: *amax_out <- max|src|,
+ * *scale_out <- f32(fp8_max(fp8_dtype) / max(f64(amax), 1e-12)),
+ * clamped to 65504 when clamp_to_f16 != 0 (original dtype float16). */
+FP8_API int32_t fp8_cpu_amax_to_scale(float *amax_out, float *scale_out, const void *src,
+                                      int32_t src_dtype, int64_t n, int32_t fp8_dtype,
+                                      int32_t clamp_to_f16);
+
+/* Delayed scaling, all tensors in one call. For each i < count:
+ *   history[i] (history_len floats) rolls by one (slot k -> k+1, last dropped),
+ *   history[i][0] <- *amax[i];  *scale[i] <- scale of max(history[i]) for fp8_dtype[i]
+ *   (clamped to 65504 where clamp_to_f16[i] != 0).
+ * amax/history/scale are arrays of `count` pointers to floats. */
+FP8_API int32_t fp8_cpu_sync_amax_history(float *const *amax, float *const *history,
+                                          float *const *scale, const int32_t *fp8_dtype,
+                                          const int32_t *clamp_to_f16, int64_t count,
+                                          int64_t history_len);
+
+/* Counts for fp8 telemetry over src_fp8 (n): zeros (+-0), saturated (+-max),
+ * nan. Out-params are int64. */
+FP8_API int32_t fp8_cpu_fp8_stats(int64_t *zeros, int64_t *saturated, int64_t *nans,
+                                  const void *src_fp8, int32_t fp8_dtype, int64_t n);
+
+/* ---- GEMM (oneDNN, libfp8/src/cpu/matmul.cpp) -------------------------- */
+
+/* c (batch, M, N) <- alpha * op(a) @ op(b) + bias + beta * c
+ *   a: (batch_a, M, K), or (batch_a, K, M) stored when trans_a != 0
+ *   b: (batch_b, K, N), or (batch_b, N, K) stored when trans_b != 0
+ *   batch_a, batch_b >= 1 and equal, or one of them 1 (broadcast);
+ *   batch = max(batch_a, batch_b).
+ *   dtypes: a and b both F32 or both BF16 (f32 accumulation), c F32 or BF16.
+ *   bias: NULL or (N) of bias_dtype (F32/BF16), added in f32 before rounding.
+ *   beta: 0 (overwrite) or 1 (accumulate into c). */
+FP8_API int32_t fp8_cpu_matmul(void *c, int32_t c_dtype, const void *a, const void *b,
+                               int32_t ab_dtype, const void *bias, int32_t bias_dtype,
+                               int64_t batch_a, int64_t batch_b, int64_t M, int64_t K,
+                               int64_t N, int32_t trans_a, int32_t trans_b, float alpha,
+                               float beta);
+
+/* Scaled fp8 GEMM (torch._scaled_mm semantics, CPU emulation):
+ * c (M, N) <- (decode(a) @ decode(b)) * (1/scale_a) * (1/scale_b) + bias
+ *   a: (M, K) e4m3/e5m2, or (K, M) stored when trans_a; b: (K, N), or (N, K) when trans_b.
+ *   scale_a, scale_b point at one float each. Decoding fp8 to bf16 is exact, the
+ *   product runs as oneDNN bf16 matmul with f32 accumulation and the scale in the
+ *   epilogue. c F32 or BF16; bias NULL or (N) F32/BF16. */
+FP8_API int32_t fp8_cpu_scaled_mm(void *c, int32_t c_dtype, const void *a, int32_t a_dtype,
+                                  const void *b, int32_t b_dtype, const float *scale_a,
+                                  const float *scale_b, const void *bias, int32_t bias_dtype,
+                                  int64_t M, int64_t K, int64_t N, int32_t trans_a,
+                                  int32_t trans_b);
+
+/* ---- elementwise, reductions, normalisation (oneDNN where it has them) -- */
+
+enum {
+    FP8_ELTWISE_RELU = 0,
+    FP8_ELTWISE_GELU_TANH = 1,
+    FP8_ELTWISE_GELU_ERF = 2,
+    FP8_ELTWISE_SILU = 3,   /* x * sigmoid(x) */
+    FP8_ELTWISE_TANH = 4,
+    FP8_ELTWISE_EXP = 5,
+    FP8_ELTWISE_LOG = 6,
+    FP8_ELTWISE_SQRT = 7,
+    FP8_ELTWISE_POW = 8,    /* alpha * x^beta */
+    FP8_ELTWISE_LINEAR = 9, /* alpha * x + beta */
+    FP8_ELTWISE_ABS = 10,
+    FP8_ELTWISE_SIGMOID = 11,
+};
+
+/* dst (n) <- f(src (n)), dtype F32 or BF16 (same for both). alpha/beta as in
+ * the enum comments (ignored otherwise). dst may equal src. */
+FP8_API int32_t fp8_cpu_eltwise(void *dst, const void *src, int32_t dtype, int64_t n,
+                                int32_t alg, float alpha, float beta);
+
+/* dsrc (n) <- ddst * f'(src) (n). `src` is the forward input. */
+FP8_API int32_t fp8_cpu_eltwise_backward(void *dsrc, const void *ddst, const void *src,
+                                         int32_t dtype, int64_t n, int32_t alg, float alpha,
+                                         float beta);
+
+enum {
+    FP8_BINARY_ADD = 0,
+    FP8_BINARY_SUB = 1,
+    FP8_BINARY_MUL = 2,
+    FP8_BINARY_DIV = 3,
+    FP8_BINARY_MAX = 4,
+    FP8_BINARY_MIN = 5,
+};
+
+/* dst <- a (op) b with numpy broadcasting. a_dims, b_dims, dst_dims have ndim
+ * (1..8) entries each (caller pads with leading 1s); each a/b dim equals the
+ * dst dim or 1. dtype F32 or BF16 for all three. */
+FP8_API int32_t fp8_cpu_binary(void *dst, const int64_t *dst_dims, const void *a,
+                               const int64_t *a_dims, const void *b, const int64_t *b_dims,
+                               int32_t dtype, int32_t ndim, int32_t alg);
+
+enum {
+    FP8_REDUCE_SUM = 0,
+    FP8_REDUCE_MEAN = 1,
+    FP8_REDUCE_MAX = 2,
+    FP8_REDUCE_MIN = 3,
+};
+
+/* dst <- reduce(src) over every dim where dst_dims[d] == 1 and src_dims[d] > 1.
+ * ndim 1..8 entries each; dtype F32 or BF16 (accumulates in f32). */
+FP8_API int32_t fp8_cpu_reduce(void *dst, const int64_t *dst_dims, const void *src,
+                               const int64_t *src_dims, int32_t dtype, int32_t ndim,
+                               int32_t alg);
+
+/* Softmax along the last axis of src viewed as (rows, cols); log != 0 gives
+ * log-softmax. dtype F32 or BF16. */
+FP8_API int32_t fp8_cpu_softmax(void *dst, const void *src, int32_t dtype, int64_t rows,
+                                int64_t cols, int32_t log);
+/* dsrc (rows, cols) from ddst and the forward output dst. */
+FP8_API int32_t fp8_cpu_softmax_backward(void *dsrc, const void *ddst, const void *dst,
+                                         int32_t dtype, int64_t rows, int64_t cols,
+                                         int32_t log);
+
+/* Layer norm over the last axis: src (rows, cols) -> dst (rows, cols);
+ * gamma, beta: (cols) of `dtype` or NULL; mean, rstd: (rows) f32 out, kept
+ * for backward. dtype F32 or BF16. */
+FP8_API int32_t fp8_cpu_layer_norm(void *dst, float *mean, float *rstd, const void *src,
+                                   const void *gamma, const void *beta, int32_t dtype,
+                                   int64_t rows, int64_t cols, float eps);
+/* dsrc (rows, cols); dgamma, dbeta (cols) of dtype or NULL (overwritten). */
+FP8_API int32_t fp8_cpu_layer_norm_backward(void *dsrc, void *dgamma, void *dbeta,
+                                            const void *ddst, const void *src,
+                                            const float *mean, const float *rstd,
+                                            const void *gamma, int32_t dtype, int64_t rows,
+                                            int64_t cols);
+
+/* RMS norm over the last axis: dst = src * rstd * gamma, rstd = 1/sqrt(mean(src^2)+eps)
+ * (f32 out, rows). gamma (cols) or NULL. */
+FP8_API int32_t fp8_cpu_rms_norm(void *dst, float *rstd, const void *src, const void *gamma,
+                                 int32_t dtype, int64_t rows, int64_t cols, float eps);
+FP8_API int32_t fp8_cpu_rms_norm_backward(void *dsrc, void *dgamma, const void *ddst,
+                                          const void *src, const float *rstd,
+                                          const void *gamma, int32_t dtype, int64_t rows,
+                                          int64_t cols);
+
+/* ---- data movement ----------------------------------------------------- */
+
+/* Strided copy of an ndim (1..8) region of `dims`: element size elem_size
+ * (1, 2 or 4 bytes); strides in elements, may be any non-negative values.
+ * Covers permute/transpose, slice and cat. */
+FP8_API int32_t fp8_cpu_copy_strided(void *dst, const int64_t *dst_strides, const void *src,
+                                     const int64_t *src_strides, const int64_t *dims,
+                                     int32_t ndim, int32_t elem_size);
+
+/* dst (n) <- value, dtype F32, BF16 or I32 (value converted). */
+FP8_API int32_t fp8_cpu_fill(void *dst, int32_t dtype, int64_t n, double value);
+
+/* dst (n) <- mask[i % mask_n] ? value : src[i]; mask u8 (mask_n), n % mask_n == 0. */
+FP8_API int32_t fp8_cpu_masked_fill(void *dst, const void *src, const uint8_t *mask,
+                                    int32_t dtype, int64_t n, int64_t mask_n, float value);
+
+/* Embedding: dst (n_idx, dim) <- weight[idx[i]] ; weight (num, dim).
+ * An index outside [0, num) is an error naming it. */
+FP8_API int32_t fp8_cpu_embedding(void *dst, const void *weight, const int32_t *idx,
+                                  int32_t dtype, int64_t n_idx, int64_t num, int64_t dim);
+/* dweight (num, dim) += scatter of ddst (n_idx, dim) by idx. */
+FP8_API int32_t fp8_cpu_embedding_backward(void *dweight, const void *ddst, const int32_t *idx,
+                                           int32_t dtype, int64_t n_idx, int64_t num,
+                                           int64_t dim);
+
+/* Cross entropy with mean reduction over rows whose target != ignore_index:
+ * logits (rows, cols), targets int32 (rows) in [0, cols) or ignore_index.
+ * *loss <- mean NLL (f32); logp (rows, cols) <- log_softmax(logits), same dtype
+ * as logits, kept for backward. */
+FP8_API int32_t fp8_cpu_cross_entropy(float *loss, void *logp, const void *logits,
+                                      const int32_t *targets, int32_t dtype, int64_t rows,
+                                      int64_t cols, int32_t ignore_index);
+/* dlogits (rows, cols) <- dloss * (softmax - onehot) / count. */
+FP8_API int32_t fp8_cpu_cross_entropy_backward(void *dlogits, const void *logp,
+                                               const int32_t *targets, float dloss,
+                                               int32_t dtype, int64_t rows, int64_t cols,
+                                               int32_t ignore_index);
+
+/* ---- optimizers (fused, per parameter) -------------------------------- */
+
+/* SGD (torch.optim.SGD semantics): g = grad + wd*param; with momentum,
+ * buf = momentum*buf + (1-dampening)*g (buf = g on the first step, first_step != 0),
+ * g = nesterov ? g + momentum*buf : buf; param -= lr*g.
+ * param/grad of dtype (F32/BF16); buf f32 (n) or NULL when momentum == 0. */
+FP8_API int32_t fp8_cpu_sgd_step(void *param, const void *grad, float *buf, int32_t dtype,
+                                 int64_t n, float lr, float momentum, float dampening,
+                                 float weight_decay, int32_t nesterov, int32_t first_step);
+
+/* AdamW (torch.optim.AdamW semantics, step >= 1): param *= 1 - lr*wd;
+ * m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
+ * param -= lr/(1-b1^step) * m / (sqrt(v/(1-b2^step)) + eps). m, v f32 (n). */
+FP8_API int32_t fp8_cpu_adamw_step(void *param, const void *grad, float *exp_avg,
+                                   float *exp_avg_sq, int32_t dtype, int64_t n, float lr,
+                                   float beta1, float beta2, float eps, float weight_decay,
+                                   int64_t step);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FP8_H */

@@ -1,0 +1,73 @@
+/*
+ * internal.h — shared helpers for libfp8's sources (not installed, not public).
+ * Error reporting: every entry point validates its arguments and returns
+ * fp8_fail(status, "fp8_fn", "what is wrong", ...) so that fp8_last_error()
+ * names the function and the problem.
+ */
+#ifndef FP8_INTERNAL_H
+#define FP8_INTERNAL_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "fp8.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Records "fn: message" as this thread's last error and returns status. */
+int32_t fp8_fail(int32_t status, const char *fn, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Bytes per element of a dtype, 0 when the dtype is unknown. */
+int32_t fp8_dtype_size(int32_t dtype);
+/* "float32", "bfloat16", "float8_e4m3fn", ... or "unknown". */
+const char *fp8_dtype_name(int32_t dtype);
+
+#define FP8_REQUIRE(cond, fn, ...)                                       \
+    do {                                                                 \
+        if (!(cond)) return fp8_fail(FP8_ERR_INVALID_ARG, fn, __VA_ARGS__); \
+    } while (0)
+
+#define FP8_REQUIRE_PTR(p, fn) FP8_REQUIRE((p) != NULL, fn, "%s is NULL", #p)
+
+static inline int fp8_is_float_hp(int32_t dt) { return dt == FP8_DTYPE_F32 || dt == FP8_DTYPE_BF16; }
+static inline int fp8_is_fp8(int32_t dt) { return dt == FP8_DTYPE_E4M3FN || dt == FP8_DTYPE_E5M2; }
+
+/* bf16 <-> f32. bf16 is the top half of an f32; rounding is to nearest even,
+ * NaN stays NaN (quiet bit set). */
+static inline float fp8_bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static inline uint16_t fp8_f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x0040u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+/* Load element i of an F32 or BF16 buffer as f32; store likewise. */
+static inline float fp8_load_hp(const void *p, int32_t dt, int64_t i) {
+    return dt == FP8_DTYPE_F32 ? ((const float *)p)[i] : fp8_bf16_to_f32(((const uint16_t *)p)[i]);
+}
+static inline void fp8_store_hp(void *p, int32_t dt, int64_t i, float v) {
+    if (dt == FP8_DTYPE_F32)
+        ((float *)p)[i] = v;
+    else
+        ((uint16_t *)p)[i] = fp8_f32_to_bf16(v);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,70 @@
+/* status.c — thread-local last error, dtype names and sizes, version, threads. */
+#include <stdarg.h>
+#include <stdio.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "internal.h"
+
+static _Thread_local char last_error[1024];
+
+const char *fp8_last_error(void) { return last_error; }
+
+int32_t fp8_fail(int32_t status, const char *fn, const char *fmt, ...) {
+    int k = snprintf(last_error, sizeof last_error, "%s: ", fn);
+    if (k < 0 || k >= (int)sizeof last_error) k = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error + k, sizeof last_error - (size_t)k, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+int32_t fp8_dtype_size(int32_t dtype) {
+    switch (dtype) {
+    case FP8_DTYPE_F32: return 4;
+    case FP8_DTYPE_BF16: return 2;
+    case FP8_DTYPE_E4M3FN: return 1;
+    case FP8_DTYPE_E5M2: return 1;
+    case FP8_DTYPE_I32: return 4;
+    case FP8_DTYPE_U8: return 1;
+    default: return 0;
+    }
+}
+
+const char *fp8_dtype_name(int32_t dtype) {
+    switch (dtype) {
+    case FP8_DTYPE_F32: return "float32";
+    case FP8_DTYPE_BF16: return "bfloat16";
+    case FP8_DTYPE_E4M3FN: return "float8_e4m3fn";
+    case FP8_DTYPE_E5M2: return "float8_e5m2";
+    case FP8_DTYPE_I32: return "int32";
+    case FP8_DTYPE_U8: return "uint8";
+    default: return "unknown";
+    }
+}
+
+int32_t fp8_version(int32_t *out) {
+    FP8_REQUIRE_PTR(out, "fp8_version");
+    *out = 0 * 10000 + 1 * 100 + 0;
+    return FP8_OK;
+}
+
+int32_t fp8_set_num_threads(int32_t n) {
+    FP8_REQUIRE(n >= 1, "fp8_set_num_threads", "n must be >= 1, got %d", n);
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+    return FP8_OK;
+}
+
+int32_t fp8_get_num_threads(int32_t *out) {
+    FP8_REQUIRE_PTR(out, "fp8_get_num_threads");
+#ifdef _OPENMP
+    *out = omp_get_max_threads();
+#else
+    *out = 1;
+#endif
+    return FP8_OK;
+}

@@ -1,0 +1,120 @@
+// library.ts — the only place that imports bun:ffi. Loads libfp8 and holds its
+// typed symbol table; `check` turns a status code into a Float8Error.
+//
+// The library is found at $FLOAT8_LIB, else <repo>/build/libfp8.so (built by
+// `bun scripts/prepare.ts`, which `bun run test` and `bun run demo` call).
+import { dlopen, FFIType, toArrayBuffer, type Pointer } from "bun:ffi";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { Float8Error } from "../errors.ts";
+
+const { ptr: P, i32, i64_fast: I64, f32, f64, cstring } = FFIType;
+
+/** Symbol table: argument and return types of every fp8.h function. */
+const symbols = {
+  fp8_last_error: { args: [], returns: cstring },
+  fp8_version: { args: [P], returns: i32 },
+  fp8_alloc: { args: [I64, P], returns: i32 },
+  fp8_free: { args: [P], returns: i32 },
+  fp8_memory_stats: { args: [P, P], returns: i32 },
+  fp8_set_num_threads: { args: [i32], returns: i32 },
+  fp8_get_num_threads: { args: [P], returns: i32 },
+  fp8_cpu_get_isa: { args: [P], returns: i32 },
+  fp8_cpu_set_isa: { args: [i32], returns: i32 },
+
+  fp8_cpu_convert: { args: [P, i32, P, i32, I64], returns: i32 },
+  fp8_cpu_quantize: { args: [P, i32, P, i32, I64, P], returns: i32 },
+  fp8_cpu_dequantize: { args: [P, i32, P, i32, I64, P], returns: i32 },
+  fp8_cpu_amax: { args: [P, P, i32, I64], returns: i32 },
+  fp8_cpu_amax_to_scale: { args: [P, P, P, i32, I64, i32, i32], returns: i32 },
+  fp8_cpu_sync_amax_history: { args: [P, P, P, P, P, I64, I64], returns: i32 },
+  fp8_cpu_fp8_stats: { args: [P, P, P, P, i32, I64], returns: i32 },
+
+  fp8_cpu_matmul: {
+    args: [P, i32, P, P, i32, P, i32, I64, I64, I64, I64, I64, i32, i32, f32, f32],
+    returns: i32,
+  },
+  fp8_cpu_scaled_mm: {
+    args: [P, i32, P, i32, P, i32, P, P, P, i32, I64, I64, I64, i32, i32],
+    returns: i32,
+  },
+
+  fp8_cpu_eltwise: { args: [P, P, i32, I64, i32, f32, f32], returns: i32 },
+  fp8_cpu_eltwise_backward: { args: [P, P, P, i32, I64, i32, f32, f32], returns: i32 },
+  fp8_cpu_binary: { args: [P, P, P, P, P, P, i32, i32, i32], returns: i32 },
+  fp8_cpu_reduce: { args: [P, P, P, P, i32, i32, i32], returns: i32 },
+  fp8_cpu_softmax: { args: [P, P, i32, I64, I64, i32], returns: i32 },
+  fp8_cpu_softmax_backward: { args: [P, P, P, i32, I64, I64, i32], returns: i32 },
+  fp8_cpu_layer_norm: { args: [P, P, P, P, P, P, i32, I64, I64, f32], returns: i32 },
+  fp8_cpu_layer_norm_backward: { args: [P, P, P, P, P, P, P, P, i32, I64, I64], returns: i32 },
+  fp8_cpu_rms_norm: { args: [P, P, P, P, i32, I64, I64, f32], returns: i32 },
+  fp8_cpu_rms_norm_backward: { args: [P, P, P, P, P, P, i32, I64, I64], returns: i32 },
+
+  fp8_cpu_copy_strided: { args: [P, P, P, P, P, i32, i32], returns: i32 },
+  fp8_cpu_fill: { args: [P, i32, I64, f64], returns: i32 },
+  fp8_cpu_masked_fill: { args: [P, P, P, i32, I64, I64, f32], returns: i32 },
+  fp8_cpu_embedding: { args: [P, P, P, i32, I64, I64, I64], returns: i32 },
+  fp8_cpu_embedding_backward: { args: [P, P, P, i32, I64, I64, I64], returns: i32 },
+  fp8_cpu_cross_entropy: { args: [P, P, P, P, i32, I64, I64, i32], returns: i32 },
+  fp8_cpu_cross_entropy_backward: { args: [P, P, P, f32, i32, I64, I64, i32], returns: i32 },
+
+  fp8_cpu_sgd_step: { args: [P, P, P, i32, I64, f32, f32, f32, f32, i32, i32], returns: i32 },
+  fp8_cpu_adamw_step: {
+    args: [P, P, P, P, i32, I64, f32, f32, f32, f32, f32, I64],
+    returns: i32,
+  },
+} as const;
+
+/** Path of the shared library this process loads. */
+export const libraryPath: string =
+  process.env.FLOAT8_LIB ?? join(import.meta.dir, "..", "..", "build", "libfp8.so");
+
+function open() {
+  if (!existsSync(libraryPath)) {
+    throw new Float8Error(
+      "load",
+      `libfp8 not found at ${libraryPath}; build it with 'bun scripts/prepare.ts' (or 'bun run test')`,
+    );
+  }
+  return dlopen(libraryPath, symbols).symbols;
+}
+
+/** Raw native functions; pass TypedArrays or numeric pointers as `ptr` arguments. */
+export const lib = open();
+
+/** Throws Float8Error(op, message) when a native call returned a non-zero status. */
+export function check(status: number, op: string): void {
+  if (status !== 0) {
+    const msg = lib.fp8_last_error().toString();
+    throw new Float8Error(op, msg || `native call failed with status ${status}`);
+  }
+}
+
+/** A native pointer as a plain number (what `ptr` arguments accept). */
+export type NativePtr = number;
+
+/** Allocates `nbytes` of 64-byte aligned native memory. */
+export function nativeAlloc(nbytes: number): NativePtr {
+  const out = new BigUint64Array(1);
+  check(lib.fp8_alloc(nbytes, out), "alloc");
+  return Number(out[0]);
+}
+
+/** Frees memory from nativeAlloc. */
+export function nativeFree(p: NativePtr): void {
+  check(lib.fp8_free(p as unknown as Pointer), "free");
+}
+
+/** A view of native memory as an ArrayBuffer (no copy). Valid until freed. */
+export function nativeView(p: NativePtr, nbytes: number): ArrayBuffer {
+  if (nbytes === 0) return new ArrayBuffer(0);
+  return toArrayBuffer(p as unknown as Pointer, 0, nbytes);
+}
+
+/** Live bytes and allocations of native memory. */
+export function nativeMemoryStats(): { liveBytes: number; liveAllocs: number } {
+  const b = new BigInt64Array(1);
+  const a = new BigInt64Array(1);
+  check(lib.fp8_memory_stats(b, a), "memoryStats");
+  return { liveBytes: Number(b[0]), liveAllocs: Number(a[0]) };
+}
