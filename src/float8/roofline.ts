@@ -344,8 +344,8 @@ function microseconds(sec: number): string {
 
 /**
  * One line a person can read: the decision, the predicted speedup, and the times behind it.
- * e.g. "M=1024 K=2048 N=1024 on H100 SXM: keep bf16, predicted 0.69x (roofline: bf16 gemms
- * 21.7 us vs fp8 gemms 10.9 us + amax/cast 20.6 us)".
+ * e.g. "M=1024 K=2048 N=1024 on H100 SXM: keep bf16, predicted 0.83x (roofline: bf16 gemms
+ * 21.7 us vs fp8 gemms 10.9 us + amax/cast 15.4 us)".
  */
 export function explainDecision(p: LinearSpeedupPrediction): string {
   const decision = p.useFloat8 ? "use float8" : "keep bf16";
