@@ -32,7 +32,7 @@ int32_t fp8_cpu_sgd_step(void *param, const void *grad, float *buf, int32_t dtyp
     FP8_REQUIRE(momentum >= 0.0f, fn, "momentum must be >= 0, got %g", (double)momentum);
     FP8_REQUIRE(weight_decay >= 0.0f, fn, "weight_decay must be >= 0, got %g",
                 (double)weight_decay);
-    FP8_REQUIRE(dampening == dampening, fn, "dampening is NaN");
+    FP8_REQUIRE(!isnan(dampening), fn, "dampening is NaN");
     FP8_REQUIRE(!nesterov || (momentum > 0.0f && dampening == 0.0f), fn,
                 "nesterov needs momentum > 0 and dampening == 0, got momentum %g, dampening %g",
                 (double)momentum, (double)dampening);
