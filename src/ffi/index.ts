@@ -1,3 +1,3 @@
 // src/ffi — the only folder that imports bun:ffi.
-export { lib, check, libraryPath, nativeAlloc, nativeFree, nativeView, nativeMemoryStats } from "./library.ts";
+export { lib, check, libraryPath, nativeAlloc, nativeFree, nativeView, nativeMemoryStats, offsetPtr } from "./library.ts";
 export type { NativePtr } from "./library.ts";

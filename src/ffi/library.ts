@@ -85,30 +85,35 @@ export const lib = open();
 /** Throws Float8Error(op, message) when a native call returned a non-zero status. */
 export function check(status: number, op: string): void {
   if (status !== 0) {
-    const msg = lib.fp8_last_error().toString();
+    const msg = String(lib.fp8_last_error() ?? "");
     throw new Float8Error(op, msg || `native call failed with status ${status}`);
   }
 }
 
-/** A native pointer as a plain number (what `ptr` arguments accept). */
-export type NativePtr = number;
+/** A native pointer (a branded number; what `ptr` arguments accept). */
+export type NativePtr = Pointer;
+
+/** p advanced by `bytes`. */
+export function offsetPtr(p: NativePtr, bytes: number): NativePtr {
+  return (p + bytes) as NativePtr;
+}
 
 /** Allocates `nbytes` of 64-byte aligned native memory. */
 export function nativeAlloc(nbytes: number): NativePtr {
   const out = new BigUint64Array(1);
   check(lib.fp8_alloc(nbytes, out), "alloc");
-  return Number(out[0]);
+  return Number(out[0]) as NativePtr;
 }
 
 /** Frees memory from nativeAlloc. */
 export function nativeFree(p: NativePtr): void {
-  check(lib.fp8_free(p as unknown as Pointer), "free");
+  check(lib.fp8_free(p), "free");
 }
 
 /** A view of native memory as an ArrayBuffer (no copy). Valid until freed. */
 export function nativeView(p: NativePtr, nbytes: number): ArrayBuffer {
   if (nbytes === 0) return new ArrayBuffer(0);
-  return toArrayBuffer(p as unknown as Pointer, 0, nbytes);
+  return toArrayBuffer(p, 0, nbytes);
 }
 
 /** Live bytes and allocations of native memory. */

@@ -1,0 +1,83 @@
+// convert.ts — convertToFloat8Training (the one-call module swap) and
+// syncFloat8AmaxAndScaleHistory (delayed scaling's per-step update, one
+// batched native call for every layer).
+import { Float8Error } from "../errors.ts";
+import { lib, check } from "../ffi/index.ts";
+import { DTYPE_CODE } from "../tensor/dtype.ts";
+import { Linear } from "../nn/layers.ts";
+import type { Module } from "../nn/module.ts";
+import { Float8LinearConfig, ScalingType } from "./config.ts";
+import { Float8Linear, type RoleScaling } from "./float8_linear.ts";
+
+/** Decides per module whether it is converted: (module, fqn) -> boolean. */
+export type ModuleFilterFn = (module: Module, fqn: string) => boolean;
+
+/**
+ * Swaps every nn.Linear in the tree whose (module, fqn) the filter accepts for
+ * a Float8Linear that shares its weight and bias. Returns the (root) module:
+ * the same object, unless the root itself is a Linear.
+ */
+export function convertToFloat8Training<M extends Module>(
+  module: M,
+  opts: { moduleFilterFn?: ModuleFilterFn; config?: Float8LinearConfig } = {},
+): M | Float8Linear {
+  const config = opts.config ?? new Float8LinearConfig();
+  if (!(config instanceof Float8LinearConfig)) throw new Float8Error("convertToFloat8Training", "config must be a Float8LinearConfig");
+  const filter = opts.moduleFilterFn ?? (() => true);
+  const isPlainLinear = (m: Module) => m instanceof Linear && !(m instanceof Float8Linear);
+  if (isPlainLinear(module)) {
+    return filter(module, "") ? Float8Linear.fromFloat(module as unknown as Linear, config) : module;
+  }
+  const targets = [...module.namedModules()].filter(([fqn, m]) => fqn !== "" && isPlainLinear(m) && filter(m, fqn));
+  for (const [fqn, m] of targets) module.setSubmodule(fqn, Float8Linear.fromFloat(m as Linear, config));
+  return module;
+}
+
+/** Every Float8Linear in the tree. */
+export function float8Layers(model: Module): Float8Linear[] {
+  return [...model.namedModules()].map(([, m]) => m).filter((m): m is Float8Linear => m instanceof Float8Linear);
+}
+
+/** A hook that reduces all amaxes across ranks before the sync (set by src/distributed). */
+let amaxReducer: ((amaxes: Float32Array) => void) | null = null;
+
+/** Installs (or clears) the cross-rank MAX reduction used by the sync. */
+export function setAmaxReducer(fn: ((amaxes: Float32Array) => void) | null): void {
+  amaxReducer = fn;
+}
+
+/**
+ * Delayed scaling's per-step update, for every Float8Linear in the model:
+ * each amax history rolls by one, takes the latest amax in slot 0, and the
+ * scale becomes amaxToScale(max(history)). One native call for all layers.
+ */
+export function syncFloat8AmaxAndScaleHistory(model: Module): void {
+  const layers = float8Layers(model).filter((l) => l.config.hasAnyDelayedScaling);
+  const byLen = new Map<number, RoleScaling[]>();
+  for (const l of layers) {
+    for (const st of Object.values(l.scaling)) {
+      if (st.config.scalingType !== ScalingType.DELAYED) continue;
+      const len = st.history!.numel;
+      byLen.set(len, [...(byLen.get(len) ?? []), st]);
+    }
+  }
+  if (amaxReducer) {
+    const all = [...byLen.values()].flat();
+    const buf = new Float32Array(all.length);
+    all.forEach((st, i) => (buf[i] = new Float32Array(st.amax!.rawView())[0]));
+    amaxReducer(buf);
+    all.forEach((st, i) => (new Float32Array(st.amax!.rawView())[0] = buf[i]));
+  }
+  for (const [len, states] of byLen) {
+    const ptrs = (pick: (s: RoleScaling) => number) => BigUint64Array.from(states.map((s) => BigInt(pick(s))));
+    const op = "syncFloat8AmaxAndScaleHistory";
+    check(
+      lib.fp8_cpu_sync_amax_history(
+        ptrs((s) => s.amax!.ptrFor(op)), ptrs((s) => s.history!.ptrFor(op)), ptrs((s) => s.scale!.ptrFor(op)),
+        Int32Array.from(states.map((s) => DTYPE_CODE[s.float8Dtype])), new Int32Array(states.length), states.length, len,
+      ),
+      op,
+    );
+  }
+  for (const l of layers) l.amaxAndScaleSynced = true;
+}

@@ -1,0 +1,230 @@
+// float8_tensor.ts — Float8Tensor (fp8 bytes + scale), the casts and the
+// scaled GEMM. Numerics follow torchao.float8 and docs/design.md:
+//   scale = f32(fp8_max / max(f64(amax), 1e-12))   (clamped to 65504 for float16)
+//   fp8   = sat_rne(f32(x) * scale)
+//   x    ~= f32(fp8) / scale
+import { Float8Error } from "../errors.ts";
+import { lib, check } from "../ffi/index.ts";
+import { DTYPE_CODE, FP8_MAX, isFloat8, isHighPrecision, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
+import { fmtShape } from "../tensor/shape.ts";
+import { Tensor } from "../tensor/tensor.ts";
+
+/** Which GEMM operand a Float8Tensor is. */
+export type GemmInputRole = "input" | "weight" | "grad_output";
+
+/** fp8 storage plus the f32 scale it was cast with: value ~= data / scale. */
+export class Float8Tensor {
+  constructor(
+    /** raw fp8 tensor (dtype float8_e4m3fn or float8_e5m2) */
+    readonly data: Tensor,
+    /** one-element float32 tensor */
+    readonly scale: Tensor,
+    /** dtype of the tensor this was cast from, and of results computed from it */
+    readonly origDtype: HighPrecisionDType,
+    readonly role: GemmInputRole,
+  ) {
+    if (!isFloat8(data.dtype)) throw new Float8Error("Float8Tensor", `data must be a float8 tensor, got ${data.dtype}`);
+    if (scale.numel !== 1 || scale.dtype !== "float32") {
+      throw new Float8Error("Float8Tensor", `scale must be a one-element float32 tensor, got shape ${fmtShape(scale.shape)} ${scale.dtype}`);
+    }
+  }
+
+  get shape(): readonly number[] {
+    return this.data.shape;
+  }
+
+  get dtype(): Float8DType {
+    return this.data.dtype as Float8DType;
+  }
+
+  /** Bytes held (fp8 data + scale). */
+  get nbytes(): number {
+    return this.data.nbytes + 4;
+  }
+
+  /** Dequantizes to origDtype: f32(fp8) / scale, rounded once. */
+  toOriginalPrecision(): Tensor {
+    const out = Tensor.empty(this.shape, this.origDtype, this.data.device);
+    if (out.numel > 0) {
+      check(
+        lib.fp8_cpu_dequantize(out.ptrFor("toOriginalPrecision"), DTYPE_CODE[this.origDtype], this.data.ptrFor("toOriginalPrecision"),
+          DTYPE_CODE[this.dtype], out.numel, this.scale.ptrFor("toOriginalPrecision")),
+        "toOriginalPrecision",
+      );
+    }
+    return out;
+  }
+
+  dispose(): void {
+    this.data.dispose();
+    this.scale.dispose();
+  }
+
+  toString(): string {
+    return `Float8Tensor(shape=${fmtShape(this.shape)}, dtype=${this.dtype}, scale=${this.scale.isDisposed ? "?" : this.scale.item()}, origDtype=${this.origDtype}, role=${this.role})`;
+  }
+}
+
+function checkHp(x: Tensor, op: string): void {
+  x.ptrFor(op);
+  if (!isHighPrecision(x.dtype)) throw new Float8Error(op, `expects a float32 or bfloat16 tensor, got shape ${fmtShape(x.shape)} dtype ${x.dtype}`);
+}
+
+function checkFp8Dtype(d: string, op: string): asserts d is Float8DType {
+  if (!isFloat8(d as Float8DType)) throw new Float8Error(op, `expects a float8 dtype (float8_e4m3fn or float8_e5m2), got ${d}`);
+}
+
+/**
+ * torchao's amax_to_scale: f32(fp8_max / max(f64(amax), 1e-12)), clamped to
+ * 65504 when the original dtype is float16.
+ */
+export function amaxToScale(amax: number, float8Dtype: Float8DType, origDtype: HighPrecisionDType | "float16" = "float32"): number {
+  checkFp8Dtype(float8Dtype, "amaxToScale");
+  let s = Math.fround(FP8_MAX[float8Dtype] / Math.max(amax, 1e-12));
+  if (origDtype === "float16") s = Math.min(s, 65504);
+  return Number.isNaN(amax) ? NaN : s;
+}
+
+/** max |x| as a one-element float32 tensor (NaN propagates). */
+export function tensorToAmax(x: Tensor): Tensor {
+  checkHp(x, "tensorToAmax");
+  const out = Tensor.empty([1], "float32", x.device);
+  check(lib.fp8_cpu_amax(out.ptrFor("tensorToAmax"), x.ptrFor("tensorToAmax"), DTYPE_CODE[x.dtype], x.numel), "tensorToAmax");
+  return out;
+}
+
+/** Dynamic scale of x for float8Dtype (fused amax + scale); returns [scale, amax] tensors. */
+export function tensorToScale(x: Tensor, float8Dtype: Float8DType, clampToFloat16 = false): [Tensor, Tensor] {
+  checkHp(x, "tensorToScale");
+  checkFp8Dtype(float8Dtype, "tensorToScale");
+  const scale = Tensor.empty([1], "float32", x.device);
+  const amax = Tensor.empty([1], "float32", x.device);
+  check(
+    lib.fp8_cpu_amax_to_scale(amax.ptrFor("tensorToScale"), scale.ptrFor("tensorToScale"), x.ptrFor("tensorToScale"),
+      DTYPE_CODE[x.dtype], x.numel, DTYPE_CODE[float8Dtype], clampToFloat16 ? 1 : 0),
+    "tensorToScale",
+  );
+  return [scale, amax];
+}
+
+/** A one-element float32 tensor holding `v`. */
+export function scalarTensor(v: number): Tensor {
+  const t = Tensor.empty([1], "float32");
+  new Float32Array(t.rawView())[0] = v;
+  return t;
+}
+
+/** sat_rne(f32(x) * scale) as raw fp8 storage. `scale` is a number or one-element float32 tensor. */
+export function toFloat8Saturated(x: Tensor, scale: number | Tensor, float8Dtype: Float8DType): Tensor {
+  checkHp(x, "toFloat8Saturated");
+  checkFp8Dtype(float8Dtype, "toFloat8Saturated");
+  const s = typeof scale === "number" ? scalarTensor(scale) : scale;
+  if (s.numel !== 1 || s.dtype !== "float32") throw new Float8Error("toFloat8Saturated", `scale must be a one-element float32 tensor, got ${fmtShape(s.shape)} ${s.dtype}`);
+  const out = Tensor.empty(x.shape, float8Dtype, x.device);
+  if (x.numel > 0) {
+    check(lib.fp8_cpu_quantize(out.ptrFor("toFloat8Saturated"), DTYPE_CODE[float8Dtype], x.ptrFor("toFloat8Saturated"), DTYPE_CODE[x.dtype], x.numel, s.ptrFor("toFloat8Saturated")), "toFloat8Saturated");
+  }
+  if (typeof scale === "number") s.dispose();
+  return out;
+}
+
+/** Casts x to a Float8Tensor with the given scale (the scale is copied). */
+export function hpTensorAndScaleToFloat8(x: Tensor, scale: Tensor, float8Dtype: Float8DType, role: GemmInputRole): Float8Tensor {
+  const data = toFloat8Saturated(x, scale, float8Dtype);
+  return new Float8Tensor(data, scale.detach(), x.dtype as HighPrecisionDType, role);
+}
+
+/** Dynamic cast: scale from x's own amax. */
+export function hpTensorToFloat8Dynamic(x: Tensor, float8Dtype: Float8DType, role: GemmInputRole): Float8Tensor {
+  const [scale, amax] = tensorToScale(x, float8Dtype);
+  amax.dispose();
+  const data = toFloat8Saturated(x, scale, float8Dtype);
+  return new Float8Tensor(data, scale, x.dtype as HighPrecisionDType, role);
+}
+
+/** SQNR in dB: 20 log10(||ref|| / ||ref - y||) (Infinity when equal). */
+export function computeError(ref: Tensor, y: Tensor): number {
+  if (ref.numel !== y.numel) {
+    throw new Float8Error("computeError", `shapes differ: ${fmtShape(ref.shape)} and ${fmtShape(y.shape)}`);
+  }
+  const a = ref.toArray();
+  const b = y.toArray();
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += a[i] * a[i];
+    const d = a[i] - b[i];
+    den += d * d;
+  }
+  return 20 * Math.log10(Math.sqrt(num) / Math.sqrt(den));
+}
+
+/** Counts over fp8 data: zeros (underflow) and values at +-max (saturated). */
+export function fp8TensorStatistics(t: Float8Tensor | Tensor): { zeros: number; saturated: number; nans: number; numel: number } {
+  const data = t instanceof Float8Tensor ? t.data : t;
+  checkFp8Dtype(data.dtype, "fp8TensorStatistics");
+  const z = new BigInt64Array(1), s = new BigInt64Array(1), n = new BigInt64Array(1);
+  check(lib.fp8_cpu_fp8_stats(z, s, n, data.ptrFor("fp8TensorStatistics"), DTYPE_CODE[data.dtype], data.numel), "fp8TensorStatistics");
+  return { zeros: Number(z[0]), saturated: Number(s[0]), nans: Number(n[0]), numel: data.numel };
+}
+
+/** Options of scaledMm. */
+export interface ScaledMmOptions {
+  outDtype?: HighPrecisionDType;
+  bias?: Tensor | null;
+  /** fast (reduced-precision) accumulation on Hopper; the CPU always accumulates in f32 */
+  useFastAccum?: boolean;
+  /** use a^T: a is stored (K, M) */
+  transposeA?: boolean;
+  /** use b^T: b is stored (N, K) */
+  transposeB?: boolean;
+  /** pad the inner dim to a multiple of 16 where the device needs it */
+  padInnerDim?: boolean;
+}
+
+/** Whether the fp8 GEMM of a device needs K % 16 == 0 (cuBLASLt on Hopper does). */
+export function fp8GemmNeedsInnerDimMultipleOf16(device: string): boolean {
+  return device === "cuda";
+}
+
+/** Throws the padInnerDim error where the device needs K % 16 == 0 and padding is off. */
+export function checkInnerDim(K: number, device: string, padInnerDim: boolean, op: string): void {
+  if (K % 16 !== 0 && fp8GemmNeedsInnerDimMultipleOf16(device) && !padInnerDim) {
+    throw new Float8Error(op, `inner dim K=${K} is not a multiple of 16, which the ${device} fp8 GEMM requires; set padInnerDim: true in Float8LinearConfig`);
+  }
+}
+
+/**
+ * Scaled fp8 GEMM (torch._scaled_mm): op(a) @ op(b) / (scale_a * scale_b) + bias,
+ * accumulated in f32, output in outDtype (default a.origDtype). a is (M, K)
+ * (or (K, M) with transposeA), b is (K, N) (or (N, K) with transposeB).
+ * On the CPU: exact decode to bf16, oneDNN bf16 GEMM, scale in the epilogue.
+ */
+export function scaledMm(a: Float8Tensor, b: Float8Tensor, opts: ScaledMmOptions = {}): Tensor {
+  const op = "scaledMm";
+  if (!(a instanceof Float8Tensor) || !(b instanceof Float8Tensor)) throw new Float8Error(op, "operands must be Float8Tensors");
+  if (a.data.ndim !== 2 || b.data.ndim !== 2) {
+    throw new Float8Error(op, `operands must be 2-D, got shapes ${fmtShape(a.shape)} and ${fmtShape(b.shape)} (${a.dtype}, ${b.dtype})`);
+  }
+  const [M, K] = opts.transposeA ? [a.shape[1], a.shape[0]] : [a.shape[0], a.shape[1]];
+  const [K2, N] = opts.transposeB ? [b.shape[1], b.shape[0]] : [b.shape[0], b.shape[1]];
+  if (K !== K2) {
+    throw new Float8Error(op, `inner dims differ: op(a) is [${M}, ${K}], op(b) is [${K2}, ${N}] (${a.dtype}, ${b.dtype})`);
+  }
+  checkInnerDim(K, a.data.device, !!opts.padInnerDim, op);
+  const outDtype = opts.outDtype ?? a.origDtype;
+  const bias = opts.bias ?? null;
+  if (bias && (bias.numel !== N || !isHighPrecision(bias.dtype))) {
+    throw new Float8Error(op, `bias must be a float32/bfloat16 tensor of ${N} elements, got ${fmtShape(bias.shape)} ${bias.dtype}`);
+  }
+  const out = Tensor.empty([M, N], outDtype, a.data.device);
+  if (out.numel === 0) return out;
+  check(
+    lib.fp8_cpu_scaled_mm(
+      out.ptrFor(op), DTYPE_CODE[outDtype], a.data.ptrFor(op), DTYPE_CODE[a.dtype], b.data.ptrFor(op), DTYPE_CODE[b.dtype],
+      a.scale.ptrFor(op), b.scale.ptrFor(op), bias ? bias.ptrFor(op) : null, bias ? DTYPE_CODE[bias.dtype] : 0,
+      M, K, N, opts.transposeA ? 1 : 0, opts.transposeB ? 1 : 0,
+    ),
+    op,
+  );
+  return out;
+}

@@ -1,0 +1,2 @@
+// src/optim — optimizers (torch.optim).
+export { Optimizer, SGD, AdamW } from "./optimizers.ts";

@@ -1,0 +1,147 @@
+// optimizers.ts — SGD and AdamW with torch's update rules, one fused native
+// call per parameter (libfp8/src/cpu/optim.c). Optimizer state is f32.
+import { Float8Error } from "../errors.ts";
+import { lib, check } from "../ffi/index.ts";
+import { DTYPE_CODE } from "../tensor/dtype.ts";
+import { Tensor, zeros } from "../tensor/tensor.ts";
+
+/** Shared parameter bookkeeping. */
+export abstract class Optimizer {
+  readonly params: Tensor[];
+  stepCount = 0;
+
+  constructor(params: Iterable<Tensor>, readonly name: string) {
+    this.params = [...params];
+    if (this.params.length === 0) throw new Float8Error(name, "got an empty parameter list");
+    for (const p of this.params) {
+      if (p.dtype !== "float32" && p.dtype !== "bfloat16") {
+        throw new Float8Error(name, `parameters must be float32 or bfloat16, got ${p.dtype}`);
+      }
+    }
+  }
+
+  /** Drops every parameter's gradient. */
+  zeroGrad(): void {
+    for (const p of this.params) {
+      p.grad?.dispose();
+      p.grad = null;
+    }
+  }
+
+  /** Applies one update to every parameter that has a gradient. */
+  abstract step(): void;
+
+  /** Named state tensors (for checkpoints), e.g. "3.exp_avg". */
+  abstract stateDict(): Record<string, Tensor>;
+
+  /** Restores state tensors saved by stateDict (and the step count). */
+  loadStateDict(state: Record<string, Tensor>, stepCount: number): void {
+    const own = this.stateDict();
+    for (const [k, v] of Object.entries(state)) {
+      const dst = own[k];
+      if (!dst) throw new Float8Error(`${this.name}.loadStateDict`, `unexpected state key ${k}`);
+      if (dst.numel !== v.numel) throw new Float8Error(`${this.name}.loadStateDict`, `state ${k} has ${v.numel} elements, expected ${dst.numel}`);
+    }
+    for (const [k, v] of Object.entries(state)) own[k].assign(v.to({ dtype: "float32" }).detach().keep());
+    this.stepCount = stepCount;
+  }
+
+  protected gradOf(p: Tensor): Tensor | null {
+    const g = p.grad;
+    if (!g) return null;
+    if (g.numel !== p.numel) throw new Float8Error(this.name, `grad has ${g.numel} elements, parameter has ${p.numel}`);
+    return g.dtype === p.dtype ? g : g.to({ dtype: p.dtype });
+  }
+}
+
+/** torch.optim.SGD: lr, momentum, dampening, weightDecay, nesterov. */
+export class SGD extends Optimizer {
+  readonly lr: number;
+  readonly momentum: number;
+  readonly dampening: number;
+  readonly weightDecay: number;
+  readonly nesterov: boolean;
+  private readonly buffers = new Map<number, Tensor>();
+
+  constructor(params: Iterable<Tensor>, opts: { lr: number; momentum?: number; dampening?: number; weightDecay?: number; nesterov?: boolean }) {
+    super(params, "SGD");
+    if (!(opts.lr >= 0)) throw new Float8Error("SGD", `invalid lr ${opts.lr}`);
+    this.lr = opts.lr;
+    this.momentum = opts.momentum ?? 0;
+    this.dampening = opts.dampening ?? 0;
+    this.weightDecay = opts.weightDecay ?? 0;
+    this.nesterov = opts.nesterov ?? false;
+    if (this.momentum < 0 || this.weightDecay < 0) throw new Float8Error("SGD", "momentum and weightDecay must be >= 0");
+    if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0)) {
+      throw new Float8Error("SGD", "nesterov momentum requires a momentum and zero dampening");
+    }
+  }
+
+  step(): void {
+    this.stepCount++;
+    this.params.forEach((p, i) => {
+      const g = this.gradOf(p);
+      if (!g) return;
+      let buf = this.buffers.get(i) ?? null;
+      const first = this.momentum !== 0 && !buf;
+      if (first) {
+        buf = zeros([p.numel]).keep();
+        this.buffers.set(i, buf);
+      }
+      check(
+        lib.fp8_cpu_sgd_step(p.ptrFor("SGD.step"), g.ptrFor("SGD.step"), buf ? buf.ptrFor("SGD.step") : null, DTYPE_CODE[p.dtype], p.numel,
+          this.lr, this.momentum, this.dampening, this.weightDecay, this.nesterov ? 1 : 0, first ? 1 : 0),
+        "SGD.step",
+      );
+    });
+  }
+
+  stateDict(): Record<string, Tensor> {
+    return Object.fromEntries([...this.buffers].map(([i, b]) => [`${i}.momentum_buffer`, b]));
+  }
+}
+
+/** torch.optim.AdamW: lr 1e-3, betas [0.9, 0.999], eps 1e-8, weightDecay 1e-2 by default. */
+export class AdamW extends Optimizer {
+  readonly lr: number;
+  readonly betas: [number, number];
+  readonly eps: number;
+  readonly weightDecay: number;
+  private readonly m: Tensor[];
+  private readonly v: Tensor[];
+
+  constructor(params: Iterable<Tensor>, opts: { lr?: number; betas?: [number, number]; eps?: number; weightDecay?: number } = {}) {
+    super(params, "AdamW");
+    this.lr = opts.lr ?? 1e-3;
+    this.betas = opts.betas ?? [0.9, 0.999];
+    this.eps = opts.eps ?? 1e-8;
+    this.weightDecay = opts.weightDecay ?? 1e-2;
+    if (!(this.lr >= 0) || !(this.eps >= 0) || this.betas.some((b) => !(b >= 0 && b < 1))) {
+      throw new Float8Error("AdamW", `invalid hyperparameters lr=${this.lr} betas=${this.betas} eps=${this.eps}`);
+    }
+    this.m = this.params.map((p) => zeros([p.numel]).keep());
+    this.v = this.params.map((p) => zeros([p.numel]).keep());
+  }
+
+  step(): void {
+    this.stepCount++;
+    this.params.forEach((p, i) => {
+      const g = this.gradOf(p);
+      if (!g) return;
+      check(
+        lib.fp8_cpu_adamw_step(p.ptrFor("AdamW.step"), g.ptrFor("AdamW.step"), this.m[i].ptrFor("AdamW.step"), this.v[i].ptrFor("AdamW.step"),
+          DTYPE_CODE[p.dtype], p.numel, this.lr, this.betas[0], this.betas[1], this.eps, this.weightDecay, this.stepCount),
+        "AdamW.step",
+      );
+    });
+  }
+
+  stateDict(): Record<string, Tensor> {
+    const out: Record<string, Tensor> = {};
+    this.params.forEach((_, i) => {
+      out[`${i}.exp_avg`] = this.m[i];
+      out[`${i}.exp_avg_sq`] = this.v[i];
+    });
+    return out;
+  }
+}

@@ -1,0 +1,46 @@
+// dtype.ts — tensor element types, with torch's names, and their native codes.
+
+/** Element types. fp8 types follow torch: e4m3fn (max 448, no inf), e5m2 (max 57344). */
+export type DType = "float32" | "bfloat16" | "float8_e4m3fn" | "float8_e5m2" | "int32";
+/** The float8 subset of DType. */
+export type Float8DType = "float8_e4m3fn" | "float8_e5m2";
+/** The high-precision float dtypes a model computes in. */
+export type HighPrecisionDType = "float32" | "bfloat16";
+
+/** Native enum value (fp8.h FP8_DTYPE_*) of each dtype. */
+export const DTYPE_CODE: Record<DType, number> = {
+  float32: 0,
+  bfloat16: 1,
+  float8_e4m3fn: 2,
+  float8_e5m2: 3,
+  int32: 4,
+};
+
+/** Bytes per element. */
+export const ITEM_SIZE: Record<DType, number> = {
+  float32: 4,
+  bfloat16: 2,
+  float8_e4m3fn: 1,
+  float8_e5m2: 1,
+  int32: 4,
+};
+
+/** Largest finite value of each float8 dtype. */
+export const FP8_MAX: Record<Float8DType, number> = {
+  float8_e4m3fn: 448,
+  float8_e5m2: 57344,
+};
+
+export function isFloat8(d: DType): d is Float8DType {
+  return d === "float8_e4m3fn" || d === "float8_e5m2";
+}
+
+export function isHighPrecision(d: DType): d is HighPrecisionDType {
+  return d === "float32" || d === "bfloat16";
+}
+
+export function assertDType(d: unknown, op: string): asserts d is DType {
+  if (typeof d !== "string" || !(d in DTYPE_CODE)) {
+    throw new TypeError(`${op}: unknown dtype ${String(d)}; expected one of ${Object.keys(DTYPE_CODE).join(", ")}`);
+  }
+}

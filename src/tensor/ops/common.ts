@@ -1,0 +1,38 @@
+// common.ts — argument checks and error text shared by the ops.
+import { Float8Error } from "../../errors.ts";
+import { DTYPE_CODE, isHighPrecision } from "../dtype.ts";
+import { fmtShape } from "../shape.ts";
+import type { Tensor } from "../tensor.ts";
+
+/** "shapes [2, 3] and [4], dtypes float32 and bfloat16" for error messages. */
+export function describe(...ts: Tensor[]): string {
+  const shapes = ts.map((t) => fmtShape(t.shape)).join(" and ");
+  const dtypes = ts.map((t) => t.dtype).join(" and ");
+  return ts.length === 1 ? `shape ${shapes}, dtype ${dtypes}` : `shapes ${shapes}, dtypes ${dtypes}`;
+}
+
+/** Checks the tensors are alive, float32/bfloat16, same dtype and device; returns the dtype code. */
+export function floatOperands(op: string, ...ts: Tensor[]): number {
+  for (const t of ts) {
+    t.ptrFor(op);
+    if (!isHighPrecision(t.dtype)) {
+      throw new Float8Error(op, `expects float32 or bfloat16 tensors, got ${describe(...ts)}`);
+    }
+  }
+  if (ts.some((t) => t.dtype !== ts[0].dtype)) {
+    throw new Float8Error(op, `dtype mismatch: ${describe(...ts)}`);
+  }
+  if (ts.some((t) => t.device !== ts[0].device)) {
+    throw new Float8Error(op, `device mismatch: ${ts.map((t) => t.device).join(" and ")}`);
+  }
+  return DTYPE_CODE[ts[0].dtype];
+}
+
+/** Integer index/target data as an Int32Array. */
+export function indexData(idx: Tensor | Int32Array | readonly number[], op: string): Int32Array {
+  if (idx instanceof Int32Array) return idx;
+  if (Array.isArray(idx)) return Int32Array.from(idx as number[]);
+  const t = idx as Tensor;
+  if (t.dtype !== "int32") throw new Float8Error(op, `indices must be int32, got dtype ${t.dtype}`);
+  return t.toInt32Array();
+}

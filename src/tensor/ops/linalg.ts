@@ -1,0 +1,124 @@
+// linalg.ts — matmul and linear on oneDNN (fp8_cpu_matmul), with gradients.
+// Transposed operands are passed as flags, never materialised.
+import { Float8Error } from "../../errors.ts";
+import { lib, check } from "../../ffi/index.ts";
+import { record } from "../../autograd/graph.ts";
+import { DTYPE_CODE, type HighPrecisionDType } from "../dtype.ts";
+import { numel } from "../shape.ts";
+import { Tensor } from "../tensor.ts";
+import { describe, floatOperands } from "./common.ts";
+import { reshape } from "./movement.ts";
+import { sum, sumTo } from "./reduce.ts";
+
+/** Options of the raw GEMM. */
+export interface GemmArgs {
+  batchA?: number;
+  batchB?: number;
+  M: number;
+  K: number;
+  N: number;
+  transA?: boolean;
+  transB?: boolean;
+  bias?: Tensor | null;
+  alpha?: number;
+  outDtype?: HighPrecisionDType;
+  /** accumulate into this tensor instead of allocating (beta = 1) */
+  accumulateInto?: Tensor;
+  op?: string;
+}
+
+/**
+ * Raw GEMM: out (batch, M, N) = alpha * op(a) @ op(b) + bias [+ out].
+ * a is (batchA, M, K) or (batchA, K, M) with transA; b is (batchB, K, N) or (batchB, N, K) with transB.
+ */
+export function gemm(a: Tensor, b: Tensor, g: GemmArgs): Tensor {
+  const op = g.op ?? "matmul";
+  const code = floatOperands(op, a, b);
+  const batchA = g.batchA ?? 1, batchB = g.batchB ?? 1;
+  const batch = Math.max(batchA, batchB);
+  const outDtype = g.outDtype ?? (a.dtype as HighPrecisionDType);
+  const out = g.accumulateInto ?? Tensor.empty([batch, g.M, g.N], outDtype, a.device);
+  if (g.bias) floatOperands(op, g.bias);
+  if (out.numel === 0) return out;
+  if (g.K === 0) throw new Float8Error(op, `inner dimension is 0 (${describe(a, b)})`);
+  check(
+    lib.fp8_cpu_matmul(
+      out.ptrFor(op), DTYPE_CODE[out.dtype], a.ptrFor(op), b.ptrFor(op), code,
+      g.bias ? g.bias.ptrFor(op) : null, g.bias ? DTYPE_CODE[g.bias.dtype] : 0,
+      batchA, batchB, g.M, g.K, g.N, g.transA ? 1 : 0, g.transB ? 1 : 0, g.alpha ?? 1, g.accumulateInto ? 1 : 0,
+    ),
+    op,
+  );
+  return out;
+}
+
+/**
+ * Matrix product with torch.matmul's shapes for ndim >= 2:
+ * a (..., M, K) @ b (..., K, N) -> (..., M, N). Leading batch dims must be
+ * equal, or one side has none (or all ones) and is broadcast.
+ */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  floatOperands("matmul", a, b);
+  if (a.ndim < 2 || b.ndim < 2) {
+    throw new Float8Error("matmul", `both operands need at least 2 dims, got ${describe(a, b)}`);
+  }
+  const [M, K] = a.shape.slice(-2);
+  const [K2, N] = b.shape.slice(-2);
+  const batchDimsA = a.shape.slice(0, -2), batchDimsB = b.shape.slice(0, -2);
+  const batchA = numel(batchDimsA), batchB = numel(batchDimsB);
+  const batchOk = batchA === 1 || batchB === 1 ||
+    (batchDimsA.length === batchDimsB.length && batchDimsA.every((d, i) => d === batchDimsB[i]));
+  if (K !== K2 || !batchOk) {
+    throw new Float8Error("matmul", `shapes cannot be multiplied (${describe(a, b)})`);
+  }
+  const batchShape = batchA >= batchB ? batchDimsA : batchDimsB;
+  const outShape = [...batchShape, M, N];
+  // A 2-D right operand folds a's batch into M: one big GEMM.
+  const fold = batchB === 1 && batchA > 1;
+  const raw = fold
+    ? gemm(a, b, { M: batchA * M, K, N })
+    : gemm(a, b, { batchA, batchB, M, K, N });
+  const out = reshape(raw, outShape);
+  return record(out, "matmul", [a, b], (g) => {
+    let ga: Tensor | null = null, gb: Tensor | null = null;
+    if (a.requiresGrad) {
+      // dA = g @ B^T
+      ga = fold
+        ? gemm(g, b, { M: batchA * M, K: N, N: K, transB: true, op: "matmul.backward" })
+        : gemm(g, b, { batchA: Math.max(batchA, batchB), batchB, M, K: N, N: K, transB: true, op: "matmul.backward" });
+      ga = batchA === 1 && batchB > 1 ? sum(reshape(ga, [batchB, M, K]), 0) : ga;
+      ga = reshape(ga, a.shape);
+    }
+    if (b.requiresGrad) {
+      // dB = A^T @ g
+      gb = fold
+        ? gemm(a, g, { M: K, K: batchA * M, N, transA: true, op: "matmul.backward" })
+        : gemm(a, g, { batchA, batchB: Math.max(batchA, batchB), M: K, K: M, N, transA: true, op: "matmul.backward" });
+      gb = reshape(gb, b.shape);
+    }
+    return [ga, gb];
+  });
+}
+
+/** y = x @ w^T + bias, x (..., K), w (N, K), bias (N). The bias is fused into the GEMM. */
+export function linear(x: Tensor, w: Tensor, bias?: Tensor | null): Tensor {
+  const ts = bias ? [x, w, bias] : [x, w];
+  floatOperands("linear", ...ts);
+  const K = x.shape[x.ndim - 1];
+  if (x.ndim < 1 || w.ndim !== 2 || w.shape[1] !== K || (bias && (bias.ndim !== 1 || bias.shape[0] !== w.shape[0]))) {
+    throw new Float8Error("linear", `expects x (..., K), weight (N, K), bias (N); got ${describe(...ts)}`);
+  }
+  const N = w.shape[0];
+  const M = x.numel / K;
+  const out = reshape(gemm(x, w, { M, K, N, transB: true, bias, op: "linear" }), [...x.shape.slice(0, -1), N]);
+  return record(out, "linear", [x, w, bias ?? null], (g) => linearBackward(g, x, w, bias ?? null, M, K, N));
+}
+
+/** Gradients of linear: dx = g @ w, dw = g^T @ x, db = sum of g over rows. */
+export function linearBackward(g: Tensor, x: Tensor, w: Tensor, bias: Tensor | null, M: number, K: number, N: number): (Tensor | null)[] {
+  const op = "linear.backward";
+  const gx = x.requiresGrad ? reshape(gemm(g, w, { M, K: N, N: K, op }), x.shape) : null;
+  const gw = w.requiresGrad ? reshape(gemm(g, x, { M: N, K: M, N: K, transA: true, op }), w.shape) : null;
+  const gb = bias?.requiresGrad ? sumTo(reshape(g, [M, N]), [N]) : null;
+  return [gx, gw, gb];
+}

@@ -1,0 +1,170 @@
+// nn.ts — softmax, losses, normalisation, embedding and masked fill, with gradients.
+import { Float8Error } from "../../errors.ts";
+import { lib, check } from "../../ffi/index.ts";
+import { record } from "../../autograd/graph.ts";
+import { fmtShape, normDim } from "../shape.ts";
+import { Tensor } from "../tensor.ts";
+import { describe, floatOperands, indexData } from "./common.ts";
+import { mean } from "./reduce.ts";
+import { transpose } from "./movement.ts";
+import { sub, mul } from "./elementwise.ts";
+
+function lastDimOp(x: Tensor, dim: number, op: string, fn: (x: Tensor) => Tensor): Tensor {
+  const d = normDim(dim, x.ndim, op);
+  if (d === x.ndim - 1) return fn(x);
+  return transpose(fn(transpose(x, d, -1)), d, -1);
+}
+
+function softmaxImpl(x: Tensor, log: boolean): Tensor {
+  const op = log ? "logSoftmax" : "softmax";
+  const code = floatOperands(op, x);
+  const cols = x.shape[x.ndim - 1] ?? 1;
+  const rows = cols === 0 ? 0 : x.numel / cols;
+  const out = Tensor.empty(x.shape, x.dtype, x.device);
+  if (x.numel > 0) check(lib.fp8_cpu_softmax(out.ptrFor(op), x.ptrFor(op), code, rows, cols, log ? 1 : 0), op);
+  return record(out, op, [x], (g) => {
+    const gx = Tensor.empty(x.shape, x.dtype, x.device);
+    const gg = g.dtype === x.dtype ? g : g.to({ dtype: x.dtype });
+    check(lib.fp8_cpu_softmax_backward(gx.ptrFor(op), gg.ptrFor(op), out.ptrFor(op), code, rows, cols, log ? 1 : 0), `${op}.backward`);
+    return [gx];
+  });
+}
+
+/** softmax along dim. */
+export function softmax(x: Tensor, dim = -1): Tensor {
+  return lastDimOp(x, dim, "softmax", (t) => softmaxImpl(t, false));
+}
+
+/** log(softmax(x)) along dim, computed stably. */
+export function logSoftmax(x: Tensor, dim = -1): Tensor {
+  return lastDimOp(x, dim, "logSoftmax", (t) => softmaxImpl(t, true));
+}
+
+/**
+ * Mean cross entropy of logits (N, C) against int32 class targets (N), like
+ * torch.nn.functional.cross_entropy; targets equal to ignoreIndex are skipped.
+ */
+export function crossEntropy(
+  logits: Tensor,
+  targets: Tensor | Int32Array | readonly number[],
+  opts: { ignoreIndex?: number } = {},
+): Tensor {
+  const op = "crossEntropy";
+  const code = floatOperands(op, logits);
+  const tgt = indexData(targets, op);
+  const C = logits.shape[logits.ndim - 1];
+  const rows = logits.ndim === 0 ? 0 : logits.numel / C;
+  if (logits.ndim < 1 || tgt.length !== rows) {
+    throw new Float8Error(op, `logits ${fmtShape(logits.shape)} (${logits.dtype}) need ${rows} int32 targets, got ${tgt.length}`);
+  }
+  const ignore = opts.ignoreIndex ?? -100;
+  const logp = Tensor.empty(logits.shape, logits.dtype, logits.device);
+  const loss = new Float32Array(1);
+  check(lib.fp8_cpu_cross_entropy(loss, logp.ptrFor(op), logits.ptrFor(op), tgt, code, rows, C, ignore), op);
+  const out = Tensor.empty([], "float32", logits.device);
+  new Float32Array(out.rawView())[0] = loss[0];
+  const result = logits.dtype === "float32" ? out : out.to({ dtype: logits.dtype });
+  return record(result, op, [logits], (g) => {
+    const dl = g.item();
+    const gx = Tensor.empty(logits.shape, logits.dtype, logits.device);
+    check(lib.fp8_cpu_cross_entropy_backward(gx.ptrFor(op), logp.ptrFor(op), tgt, dl, code, rows, C, ignore), `${op}.backward`);
+    return [gx];
+  });
+}
+
+/** Mean squared error (mean reduction), like torch.nn.functional.mse_loss. */
+export function mseLoss(input: Tensor, target: Tensor): Tensor {
+  if (input.numel !== target.numel || input.ndim !== target.ndim || input.shape.some((d, i) => d !== target.shape[i])) {
+    throw new Float8Error("mseLoss", `input and target shapes differ (${describe(input, target)})`);
+  }
+  const d = sub(input, target);
+  return mean(mul(d, d));
+}
+
+function normArgs(op: string, x: Tensor, weight: Tensor | null, bias: Tensor | null): { rows: number; cols: number; code: number } {
+  const ts = [x, weight, bias].filter((t): t is Tensor => !!t);
+  const code = floatOperands(op, ...ts);
+  const cols = x.shape[x.ndim - 1];
+  for (const p of [weight, bias]) {
+    if (p && (p.ndim !== 1 || p.shape[0] !== cols)) {
+      throw new Float8Error(op, `weight/bias must have shape [${cols}] for input of ${describe(x)}; got ${describe(p)}`);
+    }
+  }
+  return { rows: x.numel / cols, cols, code };
+}
+
+/** Layer norm over the last dim (oneDNN), like F.layer_norm(x, [C], weight, bias, eps). */
+export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
+  const op = "layerNorm";
+  const { rows, cols, code } = normArgs(op, x, weight, bias);
+  const out = Tensor.empty(x.shape, x.dtype, x.device);
+  const meanBuf = Tensor.empty([rows], "float32", x.device);
+  const rstd = Tensor.empty([rows], "float32", x.device);
+  check(lib.fp8_cpu_layer_norm(out.ptrFor(op), meanBuf.ptrFor(op), rstd.ptrFor(op), x.ptrFor(op), weight?.ptrFor(op) ?? null, bias?.ptrFor(op) ?? null, code, rows, cols, eps), op);
+  return record(out, op, [x, weight, bias], (g) => {
+    const gg = g.dtype === x.dtype ? g : g.to({ dtype: x.dtype });
+    const gx = Tensor.empty(x.shape, x.dtype, x.device);
+    const gw = weight ? Tensor.empty(weight.shape, weight.dtype, x.device) : null;
+    const gb = bias ? Tensor.empty(bias.shape, bias.dtype, x.device) : null;
+    check(lib.fp8_cpu_layer_norm_backward(gx.ptrFor(op), gw?.ptrFor(op) ?? null, gb?.ptrFor(op) ?? null, gg.ptrFor(op), x.ptrFor(op), meanBuf.ptrFor(op), rstd.ptrFor(op), weight?.ptrFor(op) ?? null, code, rows, cols), `${op}.backward`);
+    return [gx, gw, gb];
+  });
+}
+
+/** RMS norm over the last dim: x / sqrt(mean(x^2) + eps) * weight. */
+export function rmsNorm(x: Tensor, weight: Tensor | null = null, eps = 1e-6): Tensor {
+  const op = "rmsNorm";
+  const { rows, cols, code } = normArgs(op, x, weight, null);
+  const out = Tensor.empty(x.shape, x.dtype, x.device);
+  const rstd = Tensor.empty([rows], "float32", x.device);
+  check(lib.fp8_cpu_rms_norm(out.ptrFor(op), rstd.ptrFor(op), x.ptrFor(op), weight?.ptrFor(op) ?? null, code, rows, cols, eps), op);
+  return record(out, op, [x, weight], (g) => {
+    const gg = g.dtype === x.dtype ? g : g.to({ dtype: x.dtype });
+    const gx = Tensor.empty(x.shape, x.dtype, x.device);
+    const gw = weight ? Tensor.empty(weight.shape, weight.dtype, x.device) : null;
+    check(lib.fp8_cpu_rms_norm_backward(gx.ptrFor(op), gw?.ptrFor(op) ?? null, gg.ptrFor(op), x.ptrFor(op), rstd.ptrFor(op), weight?.ptrFor(op) ?? null, code, rows, cols), `${op}.backward`);
+    return [gx, gw];
+  });
+}
+
+/** Rows of weight (num, dim) picked by int32 indices: out (...idx.shape, dim). */
+export function embedding(indices: Tensor | Int32Array | readonly number[], weight: Tensor): Tensor {
+  const op = "embedding";
+  const code = floatOperands(op, weight);
+  if (weight.ndim !== 2) throw new Float8Error(op, `weight must be 2-D (num, dim), got ${describe(weight)}`);
+  const idx = indexData(indices, op);
+  const idxShape = indices instanceof Tensor ? indices.shape : [idx.length];
+  const [num, dim] = weight.shape;
+  const out = Tensor.empty([...idxShape, dim], weight.dtype, weight.device);
+  check(lib.fp8_cpu_embedding(out.ptrFor(op), weight.ptrFor(op), idx, code, idx.length, num, dim), op);
+  return record(out, op, [weight], (g) => {
+    const gg = g.dtype === weight.dtype ? g : g.to({ dtype: weight.dtype });
+    const gw = weight.zerosLike();
+    check(lib.fp8_cpu_embedding_backward(gw.ptrFor(op), gg.ptrFor(op), idx, code, idx.length, num, dim), `${op}.backward`);
+    return [gw];
+  });
+}
+
+/**
+ * Where mask is true, value; elsewhere x. The mask (float or int32, nonzero =
+ * true) broadcasts over x's leading dims: its shape must equal x's trailing dims.
+ */
+export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
+  const op = "maskedFill";
+  const code = floatOperands(op, x);
+  const trailing = x.shape.slice(x.ndim - mask.ndim);
+  if (mask.ndim > x.ndim || mask.shape.some((d, i) => d !== trailing[i])) {
+    throw new Float8Error(op, `mask shape ${fmtShape(mask.shape)} must match the trailing dims of ${describe(x)}`);
+  }
+  const m = mask.dtype === "int32" ? mask.toInt32Array() : mask.toArray();
+  const bytes = new Uint8Array(m.length);
+  for (let i = 0; i < m.length; i++) bytes[i] = m[i] !== 0 ? 1 : 0;
+  const fill = (src: Tensor, v: number, name: string) => {
+    const out = Tensor.empty(src.shape, src.dtype, src.device);
+    if (src.numel > 0) check(lib.fp8_cpu_masked_fill(out.ptrFor(name), src.ptrFor(name), bytes, code, src.numel, bytes.length, v), name);
+    return out;
+  };
+  const out = fill(x, value, op);
+  return record(out, op, [x], (g) => [fill(g.dtype === x.dtype ? g : g.to({ dtype: x.dtype }), 0, `${op}.backward`)]);
+}
+

@@ -1,0 +1,90 @@
+// reduce.ts — sum, mean, max over dims (oneDNN reduction), and sumTo, the
+// broadcast-undoing reduction that every broadcasting op's gradient uses.
+import { Float8Error } from "../../errors.ts";
+import { lib, check } from "../../ffi/index.ts";
+import { record } from "../../autograd/graph.ts";
+import { normDim, padShape, sameShape, type Shape } from "../shape.ts";
+import { Tensor } from "../tensor.ts";
+import { floatOperands } from "./common.ts";
+import { expand, reshape } from "./movement.ts";
+
+const SUM = 0, MEAN = 1, MAX = 2;
+
+function reduceDims(x: Tensor, dim: number | number[] | undefined, op: string): Set<number> {
+  if (dim === undefined) return new Set(x.shape.keys());
+  const dims = Array.isArray(dim) ? dim : [dim];
+  return new Set(dims.map((d) => normDim(d, x.ndim, op)));
+}
+
+/** Native reduction to keepdim shape. */
+function reduceRaw(x: Tensor, dims: Set<number>, alg: number, op: string): Tensor {
+  const code = floatOperands(op, x);
+  const keepShape = x.shape.map((s, i) => (dims.has(i) ? 1 : s));
+  const out = Tensor.empty(keepShape, x.dtype, x.device);
+  if (x.numel === 0) throw new Float8Error(op, `cannot reduce an empty tensor of shape [${x.shape.join(", ")}]`);
+  if (sameShape(keepShape, x.shape)) {
+    out.assign(x.detach());
+    return out;
+  }
+  const nd = Math.max(x.ndim, 1);
+  const src = BigInt64Array.from(padShape(x.shape, nd).map(BigInt));
+  const dst = BigInt64Array.from(padShape(keepShape, nd).map(BigInt));
+  check(lib.fp8_cpu_reduce(out.ptrFor(op), dst, x.ptrFor(op), src, code, nd, alg), op);
+  return out;
+}
+
+function finish(x: Tensor, out: Tensor, dims: Set<number>, keepdim: boolean): Tensor {
+  return keepdim ? out : reshape(out, x.shape.filter((_, i) => !dims.has(i)));
+}
+
+/** Sum over dims (all when omitted). */
+export function sum(x: Tensor, dim?: number | number[], keepdim = false): Tensor {
+  const dims = reduceDims(x, dim, "sum");
+  const out = reduceRaw(x, dims, SUM, "sum");
+  const keepShape = out.shape;
+  record(out, "sum", [x], (g) => [expand(reshape(g, keepShape), x.shape)]);
+  return finish(x, out, dims, keepdim);
+}
+
+/** Mean over dims (all when omitted). */
+export function mean(x: Tensor, dim?: number | number[], keepdim = false): Tensor {
+  const dims = reduceDims(x, dim, "mean");
+  const out = reduceRaw(x, dims, MEAN, "mean");
+  const count = x.numel / out.numel;
+  const keepShape = out.shape;
+  record(out, "mean", [x], (g) => [expand(reshape(g, keepShape), x.shape).mul(1 / count)]);
+  return finish(x, out, dims, keepdim);
+}
+
+/** Max over dims (all when omitted). The gradient is shared evenly between ties. */
+export function max(x: Tensor, dim?: number | number[], keepdim = false): Tensor {
+  const dims = reduceDims(x, dim, "max");
+  const out = reduceRaw(x, dims, MAX, "max");
+  const keepShape = out.shape;
+  record(out, "max", [x], (g) => {
+    // mask = (x == max), normalised per reduced group, computed on the host
+    const m = expand(out, x.shape).toArray();
+    const xv = x.toArray();
+    const eq = new Float32Array(x.numel);
+    for (let i = 0; i < eq.length; i++) eq[i] = xv[i] === m[i] ? 1 : 0;
+    const mask = Tensor.empty(x.shape, "float32");
+    new Float32Array(mask.rawView()).set(eq);
+    const counts = reduceRaw(mask, dims, SUM, "max.backward");
+    const ge = expand(reshape(g, keepShape), x.shape).to({ dtype: "float32" });
+    const gx = ge.mul(mask).div(expand(counts, x.shape));
+    return [gx.to({ dtype: x.dtype })];
+  });
+  return finish(x, out, dims, keepdim);
+}
+
+/** Sums g down to `shape` (undoes numpy broadcasting). */
+export function sumTo(g: Tensor, shape: Shape): Tensor {
+  if (sameShape(g.shape, shape)) return g;
+  const padded = padShape(shape, g.ndim);
+  const dims = new Set<number>();
+  padded.forEach((s, i) => {
+    if (s === 1 && g.shape[i] !== 1) dims.add(i);
+  });
+  const r = dims.size ? reduceRaw(g, dims, SUM, "sumTo") : g;
+  return reshape(r, shape);
+}

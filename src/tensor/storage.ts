@@ -1,0 +1,108 @@
+// storage.ts — native buffers behind tensors, and deterministic freeing.
+//
+// A Storage is a refcounted fp8_alloc'd block; tensors that share it (reshape
+// views) each hold one reference. Memory is released by dispose(), by `using`,
+// or when a tidy() scope ends; a FinalizationRegistry is only a safety net.
+import { nativeAlloc, nativeFree, nativeView, nativeMemoryStats, type NativePtr } from "../ffi/index.ts";
+
+const registry = new FinalizationRegistry<NativePtr>((p) => {
+  try {
+    nativeFree(p);
+  } catch {
+    // already freed: nothing to do in a finalizer
+  }
+});
+
+/** A refcounted native buffer. */
+export class Storage {
+  readonly ptr: NativePtr;
+  readonly nbytes: number;
+  private refs = 0;
+
+  constructor(nbytes: number) {
+    this.nbytes = nbytes;
+    this.ptr = nativeAlloc(nbytes);
+    registry.register(this, this.ptr, this);
+  }
+
+  retain(): void {
+    this.refs++;
+  }
+
+  release(): void {
+    if (--this.refs === 0) {
+      registry.unregister(this);
+      nativeFree(this.ptr);
+    }
+  }
+
+  get alive(): boolean {
+    return this.refs > 0;
+  }
+
+  /** The raw bytes, as a view (no copy). Valid while the storage is alive. */
+  view(): ArrayBuffer {
+    return nativeView(this.ptr, this.nbytes);
+  }
+}
+
+/** Something a scope can dispose: tensors. */
+export interface Disposable {
+  dispose(): void;
+  readonly isDisposed: boolean;
+  kept: boolean;
+}
+
+const scopes: Set<Disposable>[] = [];
+
+/** Called by every new tensor: it belongs to the innermost tidy() scope, if any. */
+export function track(t: Disposable): void {
+  scopes[scopes.length - 1]?.add(t);
+}
+
+function collect(result: unknown, out: Set<unknown>, depth = 0): void {
+  if (result === null || typeof result !== "object" || depth > 4) return;
+  if ("dispose" in result && "isDisposed" in result) {
+    out.add(result);
+    return;
+  }
+  const values = Array.isArray(result) ? result : result instanceof Map ? [...result.values()] : Object.values(result);
+  for (const v of values) collect(v, out, depth + 1);
+}
+
+/**
+ * Runs fn and disposes every tensor created inside it, except the tensors it
+ * returns (directly, or in an array/object) and those marked with keep().
+ * Returned tensors move to the enclosing scope.
+ */
+export function tidy<T>(fn: () => T): T {
+  scopes.push(new Set());
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    for (const t of scopes.pop()!) if (!t.kept && !t.isDisposed) t.dispose();
+    throw e;
+  }
+  if (result instanceof Promise) throw new Error("tidy: fn must be synchronous (got a Promise)");
+  const scope = scopes.pop()!;
+  const returned = new Set<unknown>();
+  collect(result, returned);
+  const parent = scopes[scopes.length - 1];
+  for (const t of scope) {
+    if (returned.has(t)) parent?.add(t);
+    else if (!t.kept && !t.isDisposed) t.dispose();
+  }
+  return result;
+}
+
+/** Exempts t from disposal by any tidy() scope (parameters, grads, optimizer state). */
+export function keep<T extends Disposable>(t: T): T {
+  t.kept = true;
+  return t;
+}
+
+/** Live native memory: bytes and allocation count (for leak checks). */
+export function memoryStats(): { liveBytes: number; liveAllocs: number } {
+  return nativeMemoryStats();
+}
