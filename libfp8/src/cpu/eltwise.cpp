@@ -1,0 +1,104 @@
+/*
+ * eltwise.cpp — fp8_cpu_eltwise / fp8_cpu_eltwise_backward on oneDNN's
+ * eltwise primitives. Tensors are viewed as 1-D (n); f32 or bf16 throughout
+ * (oneDNN computes in f32 and rounds once to bf16).
+ */
+#include <cstdint>
+
+#include "onednn.hpp"
+
+namespace {
+
+using namespace fp8::onednn;
+
+struct EltwiseAlg {
+    dnnl::algorithm alg;
+    float alpha, beta;
+};
+
+/* Our enum -> oneDNN algorithm and its (alpha, beta); only POW and LINEAR
+ * take the caller's alpha/beta. */
+EltwiseAlg to_onednn(int32_t alg, float alpha, float beta) {
+    using A = dnnl::algorithm;
+    switch (alg) {
+        case FP8_ELTWISE_RELU: return {A::eltwise_relu, 0.0f, 0.0f};
+        case FP8_ELTWISE_GELU_TANH: return {A::eltwise_gelu_tanh, 0.0f, 0.0f};
+        case FP8_ELTWISE_GELU_ERF: return {A::eltwise_gelu_erf, 0.0f, 0.0f};
+        case FP8_ELTWISE_SILU: return {A::eltwise_swish, 1.0f, 0.0f};
+        case FP8_ELTWISE_TANH: return {A::eltwise_tanh, 0.0f, 0.0f};
+        case FP8_ELTWISE_EXP: return {A::eltwise_exp, 0.0f, 0.0f};
+        case FP8_ELTWISE_LOG: return {A::eltwise_log, 0.0f, 0.0f};
+        case FP8_ELTWISE_SQRT: return {A::eltwise_sqrt, 0.0f, 0.0f};
+        case FP8_ELTWISE_POW: return {A::eltwise_pow, alpha, beta};
+        case FP8_ELTWISE_LINEAR: return {A::eltwise_linear, alpha, beta};
+        case FP8_ELTWISE_ABS: return {A::eltwise_abs, 0.0f, 0.0f};
+        default: return {A::eltwise_logistic, 0.0f, 0.0f}; /* FP8_ELTWISE_SIGMOID */
+    }
+}
+
+bool alg_known(int32_t alg) { return alg >= FP8_ELTWISE_RELU && alg <= FP8_ELTWISE_SIGMOID; }
+
+dnnl::eltwise_forward::primitive_desc forward_pd(const dnnl::memory::desc &md, const EltwiseAlg &e) {
+    dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_training, e.alg, md, e.alpha, e.beta);
+    return dnnl::eltwise_forward::primitive_desc(d, engine());
+}
+
+Key eltwise_key(const char *op, int64_t n, int32_t dtype, const EltwiseAlg &e) {
+    Key key(op);
+    key.add(n).add(dtype).add((int64_t)e.alg).add_float(e.alpha).add_float(e.beta);
+    return key;
+}
+
+}  // namespace
+
+extern "C" FP8_API int32_t fp8_cpu_eltwise(void *dst, const void *src, int32_t dtype, int64_t n,
+                                           int32_t alg, float alpha, float beta) {
+    static const char *fn = "fp8_cpu_eltwise";
+    FP8_ONEDNN_ENTRY {
+        FP8_REQUIRE_PTR(dst, fn);
+        FP8_REQUIRE_PTR(src, fn);
+        FP8_REQUIRE(fp8_is_float_hp(dtype), fn, "dtype %s (%d) must be float32 or bfloat16",
+                    fp8_dtype_name(dtype), dtype);
+        FP8_REQUIRE(n >= 0, fn, "n=%lld must be >= 0", (long long)n);
+        FP8_REQUIRE(alg_known(alg), fn, "unknown alg %d", alg);
+        if (n == 0) return FP8_OK;
+
+        const EltwiseAlg e = to_onednn(alg, alpha, beta);
+        const dnnl::memory::desc md({n}, hp_dt(dtype), tag::a);
+        dnnl::primitive prim = cached(eltwise_key("eltwise", n, dtype, e), [&] {
+            return dnnl::primitive(dnnl::eltwise_forward(forward_pd(md, e)));
+        });
+        execute(prim, {{DNNL_ARG_SRC, wrap(md, src)}, {DNNL_ARG_DST, wrap(md, dst)}});
+        return FP8_OK;
+    }
+    FP8_ONEDNN_EXIT(fn)
+}
+
+extern "C" FP8_API int32_t fp8_cpu_eltwise_backward(void *dsrc, const void *ddst, const void *src,
+                                                    int32_t dtype, int64_t n, int32_t alg,
+                                                    float alpha, float beta) {
+    static const char *fn = "fp8_cpu_eltwise_backward";
+    FP8_ONEDNN_ENTRY {
+        FP8_REQUIRE_PTR(dsrc, fn);
+        FP8_REQUIRE_PTR(ddst, fn);
+        FP8_REQUIRE_PTR(src, fn);
+        FP8_REQUIRE(fp8_is_float_hp(dtype), fn, "dtype %s (%d) must be float32 or bfloat16",
+                    fp8_dtype_name(dtype), dtype);
+        FP8_REQUIRE(n >= 0, fn, "n=%lld must be >= 0", (long long)n);
+        FP8_REQUIRE(alg_known(alg), fn, "unknown alg %d", alg);
+        if (n == 0) return FP8_OK;
+
+        const EltwiseAlg e = to_onednn(alg, alpha, beta);
+        const dnnl::memory::desc md({n}, hp_dt(dtype), tag::a);
+        dnnl::primitive prim = cached(eltwise_key("eltwise_bwd", n, dtype, e), [&] {
+            dnnl::eltwise_backward::desc d(e.alg, md, md, e.alpha, e.beta);
+            return dnnl::primitive(dnnl::eltwise_backward(
+                dnnl::eltwise_backward::primitive_desc(d, engine(), forward_pd(md, e))));
+        });
+        execute(prim, {{DNNL_ARG_SRC, wrap(md, src)},
+                       {DNNL_ARG_DIFF_DST, wrap(md, ddst)},
+                       {DNNL_ARG_DIFF_SRC, wrap(md, dsrc)}});
+        return FP8_OK;
+    }
+    FP8_ONEDNN_EXIT(fn)
+}
