@@ -1,0 +1,124 @@
+/*
+ * fp8_ref.h — scalar reference encode/decode for float8_e4m3fn and float8_e5m2.
+ * Header-only (static inline); compiles as C, C++ and CUDA (host and device).
+ * Every vectorised kernel (CPU AVX2/AVX-512 in libfp8/src/cpu/cast*.c, CUDA)
+ * must agree with these functions bit for bit.
+ *
+ * Numerics follow torch (c10/util/Float8_e4m3fn.h, Float8_e5m2.h) applied to a
+ * clamped input, i.e. torchao's to_fp8_saturated:
+ *   encode(x) = round_nearest_even(clamp(x, -max, +max)); NaN -> NaN with x's
+ *   sign (0x7F | sign); +-inf -> +-max; subnormals rounded, not flushed.
+ *   decode is exact; fp8 NaN decodes to the quiet NaN 0x7FC00000 with the fp8
+ *   sign, e5m2 +-inf to +-inf.
+ * The encoders use integer arithmetic only, so they do not depend on the
+ * floating-point environment (rounding mode, flush-to-zero).
+ */
+#ifndef FP8_REF_H
+#define FP8_REF_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__CUDACC__)
+#define FP8_REF_INLINE static inline __host__ __device__
+#else
+#define FP8_REF_INLINE static inline
+#endif
+
+#define FP8_E4M3FN_MAX 448.0f
+#define FP8_E5M2_MAX 57344.0f
+
+FP8_REF_INLINE uint32_t fp8_ref_f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+FP8_REF_INLINE float fp8_ref_f32_from_bits(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* Rounds the finite, non-negative f32 with bits `a` to nearest even on a grid
+ * of fp8 codes: `mant_bits` mantissa bits, exponent bias `bias`; `a` must not
+ * exceed the format's max. Returns the 7-bit magnitude code. */
+FP8_REF_INLINE uint32_t fp8_ref_round_magnitude(uint32_t a, int mant_bits, int bias) {
+    int32_t exp = (int32_t)(a >> 23);             /* biased f32 exponent, 0..254 */
+    uint32_t mant = a & 0x7FFFFFu;
+    int32_t min_normal_exp = 127 - bias + 1;      /* f32 exponent of the fp8 min normal */
+    if (exp >= min_normal_exp) {
+        /* Normal range: drop 23 - mant_bits mantissa bits with RNE; a carry
+         * into the exponent is the correct result (and stays <= max). */
+        int drop = 23 - mant_bits;
+        uint32_t v = a + ((uint32_t)(bias - 127) << 23);
+        uint32_t half = 1u << (drop - 1);
+        uint32_t rest = v & ((1u << drop) - 1u);
+        uint32_t q = v >> drop;
+        if (rest > half || (rest == half && (q & 1u))) q += 1;
+        return q;
+    }
+    /* Subnormal range: units of the smallest subnormal 2^(1 - bias - mant_bits).
+     * value = sig * 2^(exp - 150) with sig the 24-bit significand. */
+    uint32_t sig = exp == 0 ? mant : (mant | 0x800000u);
+    int32_t e_unit = exp == 0 ? 1 : exp; /* f32 subnormals share exponent 1 */
+    int32_t shift = (150 - e_unit) - (bias + mant_bits - 1);
+    if (shift > 25) return 0; /* below half the smallest subnormal */
+    uint32_t q = sig >> shift;
+    uint32_t rest = sig & ((1u << shift) - 1u);
+    uint32_t half = 1u << (shift - 1);
+    if (rest > half || (rest == half && (q & 1u))) q += 1;
+    return q;
+}
+
+/* f32 -> float8_e4m3fn byte (saturating, RNE). */
+FP8_REF_INLINE uint8_t fp8_ref_e4m3fn_from_f32(float x) {
+    uint32_t u = fp8_ref_f32_bits(x);
+    uint32_t sign = (u >> 24) & 0x80u;
+    uint32_t a = u & 0x7FFFFFFFu;
+    if (a > 0x7F800000u) return (uint8_t)(sign | 0x7Fu);
+    if (a > 0x43E00000u) a = 0x43E00000u; /* 448 */
+    return (uint8_t)(sign | fp8_ref_round_magnitude(a, 3, 7));
+}
+
+/* f32 -> float8_e5m2 byte (saturating, RNE). */
+FP8_REF_INLINE uint8_t fp8_ref_e5m2_from_f32(float x) {
+    uint32_t u = fp8_ref_f32_bits(x);
+    uint32_t sign = (u >> 24) & 0x80u;
+    uint32_t a = u & 0x7FFFFFFFu;
+    if (a > 0x7F800000u) return (uint8_t)(sign | 0x7Fu);
+    if (a > 0x47600000u) a = 0x47600000u; /* 57344 */
+    return (uint8_t)(sign | fp8_ref_round_magnitude(a, 2, 15));
+}
+
+/* float8_e4m3fn byte -> f32 (exact). */
+FP8_REF_INLINE float fp8_ref_e4m3fn_to_f32(uint8_t b) {
+    uint32_t sign = (uint32_t)(b & 0x80u) << 24;
+    uint32_t a = b & 0x7Fu;
+    uint32_t bits;
+    if (a == 0x7Fu)
+        bits = 0x7FC00000u;
+    else if (a >= 8u)
+        bits = (a << 20) + (120u << 23);
+    else
+        bits = fp8_ref_f32_bits((float)a * 0x1p-9f); /* subnormal: a * 2^-9 */
+    return fp8_ref_f32_from_bits(bits | sign);
+}
+
+/* float8_e5m2 byte -> f32 (exact). */
+FP8_REF_INLINE float fp8_ref_e5m2_to_f32(uint8_t b) {
+    uint32_t sign = (uint32_t)(b & 0x80u) << 24;
+    uint32_t a = b & 0x7Fu;
+    uint32_t bits;
+    if (a > 0x7Cu)
+        bits = 0x7FC00000u;
+    else if (a == 0x7Cu)
+        bits = 0x7F800000u;
+    else if (a >= 4u)
+        bits = (a << 21) + (112u << 23);
+    else
+        bits = fp8_ref_f32_bits((float)a * 0x1p-16f); /* subnormal: a * 2^-16 */
+    return fp8_ref_f32_from_bits(bits | sign);
+}
+
+#endif

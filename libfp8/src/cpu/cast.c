@@ -1,0 +1,407 @@
+/*
+ * cast.c — fp8 cast, amax, scale and telemetry entry points of fp8.h
+ * ("fp8 kernels"), the portable kernel table and the run-time ISA choice.
+ *
+ * Layout: each entry point validates its arguments, then splits the range into
+ * chunks run by OpenMP threads (single-threaded below FP8_PARALLEL_MIN
+ * elements) and calls the kernel table of the chosen ISA: portable C here,
+ * AVX2 in cast_avx2.c, AVX-512 in cast_avx512.c. The vector files use
+ * per-function target attributes, so the library needs no -march flag.
+ * All three tables give bit-identical results; numerics are defined by
+ * libfp8/src/core/fp8_ref.h (torch's conversions on a clamped input).
+ */
+#include <stdatomic.h>
+
+#include "cast_kernels.h"
+#include "fp8_ref.h"
+#include "internal.h"
+
+/* Below this many elements a kernel runs on the calling thread. */
+#define FP8_PARALLEL_MIN ((int64_t)1 << 16)
+/* OpenMP work unit: contiguous elements per task. */
+#define FP8_CHUNK ((int64_t)1 << 16)
+
+/* ---- portable kernels -------------------------------------------------- */
+
+static inline uint8_t encode_one(float y, int32_t fp8_dtype) {
+    return fp8_dtype == FP8_DTYPE_E5M2 ? fp8_ref_e5m2_from_f32(y) : fp8_ref_e4m3fn_from_f32(y);
+}
+
+static inline float decode_one(uint8_t b, int32_t fp8_dtype) {
+    return fp8_dtype == FP8_DTYPE_E5M2 ? fp8_ref_e5m2_to_f32(b) : fp8_ref_e4m3fn_to_f32(b);
+}
+
+static void quantize_f32_portable(uint8_t *dst, const float *src, int64_t n, float scale,
+                                  int32_t fp8_dtype) {
+    for (int64_t i = 0; i < n; i++) dst[i] = encode_one(src[i] * scale, fp8_dtype);
+}
+
+static void quantize_bf16_portable(uint8_t *dst, const uint16_t *src, int64_t n, float scale,
+                                   int32_t fp8_dtype) {
+    for (int64_t i = 0; i < n; i++) dst[i] = encode_one(fp8_bf16_to_f32(src[i]) * scale, fp8_dtype);
+}
+
+static void decode_f32_portable(float *dst, const uint8_t *src, int64_t n, int32_t fp8_dtype,
+                                float scale, int divide) {
+    for (int64_t i = 0; i < n; i++) {
+        float v = decode_one(src[i], fp8_dtype);
+        dst[i] = divide ? v / scale : v;
+    }
+}
+
+static void decode_bf16_portable(uint16_t *dst, const uint8_t *src, int64_t n, int32_t fp8_dtype,
+                                 float scale, int divide) {
+    for (int64_t i = 0; i < n; i++) {
+        float v = decode_one(src[i], fp8_dtype);
+        dst[i] = fp8_f32_to_bf16(divide ? v / scale : v);
+    }
+}
+
+static void f32_to_bf16_portable(uint16_t *dst, const float *src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = fp8_f32_to_bf16(src[i]);
+}
+
+static void bf16_to_f32_portable(float *dst, const uint16_t *src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = fp8_bf16_to_f32(src[i]);
+}
+
+static uint32_t amax_f32_bits_portable(const float *src, int64_t n) {
+    uint32_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t a = fp8_ref_f32_bits(src[i]) & 0x7FFFFFFFu;
+        m = a > m ? a : m;
+    }
+    return m;
+}
+
+static uint16_t amax_bf16_bits_portable(const uint16_t *src, int64_t n) {
+    uint16_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t a = src[i] & 0x7FFFu;
+        m = a > m ? a : m;
+    }
+    return m;
+}
+
+static void stats_portable(int64_t counts[3], const uint8_t *src, int64_t n, int32_t fp8_dtype) {
+    uint8_t sat = fp8_dtype == FP8_DTYPE_E5M2 ? 0x7B : 0x7E;
+    uint8_t nan_min = fp8_dtype == FP8_DTYPE_E5M2 ? 0x7D : 0x7F;
+    int64_t z = 0, s = 0, q = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint8_t a = src[i] & 0x7F;
+        z += a == 0;
+        s += a == sat;
+        q += a >= nan_min;
+    }
+    counts[0] += z;
+    counts[1] += s;
+    counts[2] += q;
+}
+
+const fp8_cast_kernels fp8_cast_kernels_portable = {
+    quantize_f32_portable, quantize_bf16_portable, decode_f32_portable,    decode_bf16_portable,
+    f32_to_bf16_portable,  bf16_to_f32_portable,   amax_f32_bits_portable, amax_bf16_bits_portable,
+    stats_portable,
+};
+
+/* ---- ISA choice -------------------------------------------------------- */
+
+enum { ISA_PORTABLE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
+
+static _Atomic int32_t isa_cap = ISA_AVX512;
+
+static int32_t detected_isa(void) {
+    static _Atomic int32_t detected = -1;
+    int32_t d = atomic_load(&detected);
+    if (d >= 0) return d;
+    d = ISA_PORTABLE;
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt")) d = ISA_AVX2;
+    if (d == ISA_AVX2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl"))
+        d = ISA_AVX512;
+#endif
+    atomic_store(&detected, d);
+    return d;
+}
+
+static int32_t active_isa(void) {
+    int32_t cap = atomic_load(&isa_cap), d = detected_isa();
+    return cap < d ? cap : d;
+}
+
+static const fp8_cast_kernels *kernels(void) {
+    switch (active_isa()) {
+    case ISA_AVX512: return &fp8_cast_kernels_avx512;
+    case ISA_AVX2: return &fp8_cast_kernels_avx2;
+    default: return &fp8_cast_kernels_portable;
+    }
+}
+
+int32_t fp8_cpu_get_isa(int32_t *out) {
+    FP8_REQUIRE_PTR(out, "fp8_cpu_get_isa");
+    *out = active_isa();
+    return FP8_OK;
+}
+
+int32_t fp8_cpu_set_isa(int32_t max_isa) {
+    FP8_REQUIRE(max_isa >= ISA_PORTABLE && max_isa <= ISA_AVX512, "fp8_cpu_set_isa",
+                "max_isa must be 0 (portable), 1 (AVX2) or 2 (AVX-512), got %d", max_isa);
+    atomic_store(&isa_cap, max_isa);
+    return FP8_OK;
+}
+
+/* ---- chunked parallel driver ------------------------------------------- */
+
+/* Runs `body` over [i0, i0 + len) ranges covering [0, n): inline for small n,
+ * else as contiguous chunks statically spread over the OpenMP threads. */
+#define FOR_CHUNKS(n, i0, len, body)                                                      \
+    do {                                                                                  \
+        const int64_t n_ = (n);                                                           \
+        if (n_ < FP8_PARALLEL_MIN) {                                                      \
+            const int64_t i0 = 0, len = n_;                                               \
+            body;                                                                         \
+        } else {                                                                          \
+            const int64_t chunks_ = (n_ + FP8_CHUNK - 1) / FP8_CHUNK;                     \
+            _Pragma("omp parallel for schedule(static)") for (int64_t c_ = 0; c_ < chunks_; \
+                                                              c_++) {                     \
+                const int64_t i0 = c_ * FP8_CHUNK;                                        \
+                const int64_t len = n_ - i0 < FP8_CHUNK ? n_ - i0 : FP8_CHUNK;            \
+                body;                                                                     \
+            }                                                                             \
+        }                                                                                 \
+    } while (0)
+
+/* ---- validation helpers ------------------------------------------------ */
+
+static int is_convertible(int32_t dt) { return fp8_is_float_hp(dt) || fp8_is_fp8(dt); }
+
+#define REQUIRE_N(n, fn) FP8_REQUIRE((n) >= 0, fn, "n must be >= 0, got %lld", (long long)(n))
+/* Data pointers may be NULL only when there is nothing to read or write. */
+#define REQUIRE_DATA(p, n, fn) \
+    FP8_REQUIRE((p) != NULL || (n) == 0, fn, "%s is NULL with n = %lld", #p, (long long)(n))
+#define REQUIRE_HP(dt, what, fn)                                                              \
+    FP8_REQUIRE(fp8_is_float_hp(dt), fn, "%s must be float32 or bfloat16, got %s (%d)", what, \
+                fp8_dtype_name(dt), (int)(dt))
+#define REQUIRE_FP8(dt, what, fn)                                                      \
+    FP8_REQUIRE(fp8_is_fp8(dt), fn, "%s must be float8_e4m3fn or float8_e5m2, got %s (%d)", \
+                what, fp8_dtype_name(dt), (int)(dt))
+
+/* ---- entry points ------------------------------------------------------ */
+
+/* dst (n) fp8 <- sat_rne(src (n) * scale); src F32 or BF16. Arguments valid. */
+static void quantize_range(uint8_t *dst, int32_t fp8_dtype, const void *src, int32_t src_dtype,
+                           int64_t n, float scale) {
+    const fp8_cast_kernels *k = kernels();
+    if (src_dtype == FP8_DTYPE_F32)
+        FOR_CHUNKS(n, i0, len, k->quantize_f32(dst + i0, (const float *)src + i0, len, scale, fp8_dtype));
+    else
+        FOR_CHUNKS(n, i0, len,
+                   k->quantize_bf16(dst + i0, (const uint16_t *)src + i0, len, scale, fp8_dtype));
+}
+
+/* dst (n) F32 or BF16 <- decode(src (n)) [/ scale]. Arguments valid. */
+static void decode_range(void *dst, int32_t dst_dtype, const uint8_t *src, int32_t fp8_dtype,
+                         int64_t n, float scale, int divide) {
+    const fp8_cast_kernels *k = kernels();
+    if (dst_dtype == FP8_DTYPE_F32)
+        FOR_CHUNKS(n, i0, len,
+                   k->decode_f32((float *)dst + i0, src + i0, len, fp8_dtype, scale, divide));
+    else
+        FOR_CHUNKS(n, i0, len,
+                   k->decode_bf16((uint16_t *)dst + i0, src + i0, len, fp8_dtype, scale, divide));
+}
+
+int32_t fp8_cpu_convert(void *dst, int32_t dst_dtype, const void *src, int32_t src_dtype,
+                        int64_t n) {
+    static const char fn[] = "fp8_cpu_convert";
+    FP8_REQUIRE(is_convertible(dst_dtype), fn,
+                "dst_dtype must be float32, bfloat16, float8_e4m3fn or float8_e5m2, got %s (%d)",
+                fp8_dtype_name(dst_dtype), (int)dst_dtype);
+    FP8_REQUIRE(is_convertible(src_dtype), fn,
+                "src_dtype must be float32, bfloat16, float8_e4m3fn or float8_e5m2, got %s (%d)",
+                fp8_dtype_name(src_dtype), (int)src_dtype);
+    REQUIRE_N(n, fn);
+    REQUIRE_DATA(dst, n, fn);
+    REQUIRE_DATA(src, n, fn);
+    if (n == 0) return FP8_OK;
+
+    const fp8_cast_kernels *k = kernels();
+    if (dst_dtype == src_dtype) {
+        memmove(dst, src, (size_t)n * (size_t)fp8_dtype_size(dst_dtype));
+    } else if (fp8_is_fp8(dst_dtype) && fp8_is_float_hp(src_dtype)) {
+        quantize_range(dst, dst_dtype, src, src_dtype, n, 1.0f);
+    } else if (fp8_is_float_hp(dst_dtype) && fp8_is_fp8(src_dtype)) {
+        decode_range(dst, dst_dtype, src, src_dtype, n, 1.0f, 0);
+    } else if (dst_dtype == FP8_DTYPE_BF16) { /* from F32 */
+        FOR_CHUNKS(n, i0, len,
+                   k->f32_to_bf16((uint16_t *)dst + i0, (const float *)src + i0, len));
+    } else if (dst_dtype == FP8_DTYPE_F32) { /* from BF16 */
+        FOR_CHUNKS(n, i0, len,
+                   k->bf16_to_f32((float *)dst + i0, (const uint16_t *)src + i0, len));
+    } else { /* fp8 -> other fp8: exact decode, then saturating encode */
+        FOR_CHUNKS(n, i0, len, {
+            float buf[1024];
+            for (int64_t j = 0; j < len; j += 1024) {
+                int64_t m = len - j < 1024 ? len - j : 1024;
+                k->decode_f32(buf, (const uint8_t *)src + i0 + j, m, src_dtype, 1.0f, 0);
+                k->quantize_f32((uint8_t *)dst + i0 + j, buf, m, 1.0f, dst_dtype);
+            }
+        });
+    }
+    return FP8_OK;
+}
+
+int32_t fp8_cpu_quantize(void *dst_fp8, int32_t fp8_dtype, const void *src, int32_t src_dtype,
+                         int64_t n, const float *scale) {
+    static const char fn[] = "fp8_cpu_quantize";
+    REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+    REQUIRE_HP(src_dtype, "src_dtype", fn);
+    REQUIRE_N(n, fn);
+    REQUIRE_DATA(dst_fp8, n, fn);
+    REQUIRE_DATA(src, n, fn);
+    FP8_REQUIRE_PTR(scale, fn);
+    if (n > 0) quantize_range(dst_fp8, fp8_dtype, src, src_dtype, n, *scale);
+    return FP8_OK;
+}
+
+int32_t fp8_cpu_dequantize(void *dst, int32_t dst_dtype, const void *src_fp8, int32_t fp8_dtype,
+                           int64_t n, const float *scale) {
+    static const char fn[] = "fp8_cpu_dequantize";
+    REQUIRE_HP(dst_dtype, "dst_dtype", fn);
+    REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+    REQUIRE_N(n, fn);
+    REQUIRE_DATA(dst, n, fn);
+    REQUIRE_DATA(src_fp8, n, fn);
+    FP8_REQUIRE_PTR(scale, fn);
+    if (n > 0) decode_range(dst, dst_dtype, src_fp8, fp8_dtype, n, *scale, 1);
+    return FP8_OK;
+}
+
+/* max |src| over n (F32 or BF16) as f32; NaN (canonical quiet) if any is NaN. */
+static float amax_range(const void *src, int32_t src_dtype, int64_t n) {
+    const fp8_cast_kernels *k = kernels();
+    uint32_t m = 0;
+    if (n < FP8_PARALLEL_MIN) {
+        m = src_dtype == FP8_DTYPE_F32 ? k->amax_f32_bits(src, n)
+                                       : (uint32_t)k->amax_bf16_bits(src, n) << 16;
+    } else {
+        const int64_t chunks = (n + FP8_CHUNK - 1) / FP8_CHUNK;
+#pragma omp parallel for schedule(static) reduction(max : m)
+        for (int64_t c = 0; c < chunks; c++) {
+            const int64_t i0 = c * FP8_CHUNK;
+            const int64_t len = n - i0 < FP8_CHUNK ? n - i0 : FP8_CHUNK;
+            uint32_t part = src_dtype == FP8_DTYPE_F32
+                                ? k->amax_f32_bits((const float *)src + i0, len)
+                                : (uint32_t)k->amax_bf16_bits((const uint16_t *)src + i0, len) << 16;
+            m = part > m ? part : m;
+        }
+    }
+    if (m > 0x7F800000u) m = 0x7FC00000u;
+    return fp8_ref_f32_from_bits(m);
+}
+
+/* torchao amax_to_scale: f32(fp8_max / max(f64(amax), 1e-12)), clamped to the
+ * float16 max in f64 when the original dtype is float16. NaN stays NaN. */
+static float scale_from_amax(float amax, int32_t fp8_dtype, int32_t clamp_to_f16) {
+    double fp8_max = fp8_dtype == FP8_DTYPE_E5M2 ? (double)FP8_E5M2_MAX : (double)FP8_E4M3FN_MAX;
+    double a = (double)amax;
+    if (a < 1e-12) a = 1e-12;
+    double s = fp8_max / a;
+    if (clamp_to_f16 && s > 65504.0) s = 65504.0;
+    return (float)s;
+}
+
+int32_t fp8_cpu_amax(float *out, const void *src, int32_t src_dtype, int64_t n) {
+    static const char fn[] = "fp8_cpu_amax";
+    FP8_REQUIRE_PTR(out, fn);
+    REQUIRE_HP(src_dtype, "src_dtype", fn);
+    REQUIRE_N(n, fn);
+    REQUIRE_DATA(src, n, fn);
+    *out = amax_range(src, src_dtype, n);
+    return FP8_OK;
+}
+
+int32_t fp8_cpu_amax_to_scale(float *amax_out, float *scale_out, const void *src,
+                              int32_t src_dtype, int64_t n, int32_t fp8_dtype,
+                              int32_t clamp_to_f16) {
+    static const char fn[] = "fp8_cpu_amax_to_scale";
+    FP8_REQUIRE_PTR(amax_out, fn);
+    FP8_REQUIRE_PTR(scale_out, fn);
+    REQUIRE_HP(src_dtype, "src_dtype", fn);
+    REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+    REQUIRE_N(n, fn);
+    REQUIRE_DATA(src, n, fn);
+    float amax = amax_range(src, src_dtype, n);
+    *amax_out = amax;
+    *scale_out = scale_from_amax(amax, fp8_dtype, clamp_to_f16);
+    return FP8_OK;
+}
+
+int32_t fp8_cpu_sync_amax_history(float *const *amax, float *const *history, float *const *scale,
+                                  const int32_t *fp8_dtype, const int32_t *clamp_to_f16,
+                                  int64_t count, int64_t history_len) {
+    static const char fn[] = "fp8_cpu_sync_amax_history";
+    FP8_REQUIRE(count >= 0, fn, "count must be >= 0, got %lld", (long long)count);
+    FP8_REQUIRE(history_len >= 1, fn, "history_len must be >= 1, got %lld",
+                (long long)history_len);
+    REQUIRE_DATA(amax, count, fn);
+    REQUIRE_DATA(history, count, fn);
+    REQUIRE_DATA(scale, count, fn);
+    REQUIRE_DATA(fp8_dtype, count, fn);
+    REQUIRE_DATA(clamp_to_f16, count, fn);
+    /* Validate everything before touching anything: a failed call changes nothing. */
+    for (int64_t i = 0; i < count; i++) {
+        FP8_REQUIRE(amax[i] && history[i] && scale[i], fn,
+                    "tensor %lld: amax, history and scale pointers must be non-NULL",
+                    (long long)i);
+        FP8_REQUIRE(fp8_is_fp8(fp8_dtype[i]), fn,
+                    "tensor %lld: fp8_dtype must be float8_e4m3fn or float8_e5m2, got %s (%d)",
+                    (long long)i, fp8_dtype_name(fp8_dtype[i]), (int)fp8_dtype[i]);
+    }
+    for (int64_t i = 0; i < count; i++) {
+        float *h = history[i];
+        float a = *amax[i]; /* read first: amax may alias a history slot */
+        memmove(h + 1, h, (size_t)(history_len - 1) * sizeof(float));
+        h[0] = a;
+        /* torch.max over the history: NaN propagates. */
+        float hmax = h[0];
+        for (int64_t j = 1; j < history_len && !isnan(hmax); j++)
+            hmax = isnan(h[j]) || h[j] > hmax ? h[j] : hmax;
+        *scale[i] = scale_from_amax(hmax, fp8_dtype[i], clamp_to_f16[i]);
+    }
+    return FP8_OK;
+}
+
+int32_t fp8_cpu_fp8_stats(int64_t *zeros, int64_t *saturated, int64_t *nans, const void *src_fp8,
+                          int32_t fp8_dtype, int64_t n) {
+    static const char fn[] = "fp8_cpu_fp8_stats";
+    FP8_REQUIRE_PTR(zeros, fn);
+    FP8_REQUIRE_PTR(saturated, fn);
+    FP8_REQUIRE_PTR(nans, fn);
+    REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+    REQUIRE_N(n, fn);
+    REQUIRE_DATA(src_fp8, n, fn);
+    const fp8_cast_kernels *k = kernels();
+    int64_t z = 0, s = 0, q = 0;
+    if (n < FP8_PARALLEL_MIN) {
+        int64_t c[3] = {0, 0, 0};
+        k->stats(c, src_fp8, n, fp8_dtype);
+        z = c[0], s = c[1], q = c[2];
+    } else {
+        const int64_t chunks = (n + FP8_CHUNK - 1) / FP8_CHUNK;
+#pragma omp parallel for schedule(static) reduction(+ : z, s, q)
+        for (int64_t ch = 0; ch < chunks; ch++) {
+            const int64_t i0 = ch * FP8_CHUNK;
+            const int64_t len = n - i0 < FP8_CHUNK ? n - i0 : FP8_CHUNK;
+            int64_t c[3] = {0, 0, 0};
+            k->stats(c, (const uint8_t *)src_fp8 + i0, len, fp8_dtype);
+            z += c[0], s += c[1], q += c[2];
+        }
+    }
+    *zeros = z;
+    *saturated = s;
+    *nans = q;
+    return FP8_OK;
+}

@@ -1,0 +1,305 @@
+/*
+ * cast_avx512.c — AVX-512 (F, BW, VL) fp8 kernels; see cast_kernels.h.
+ * Compiled without -march: every function carries a target attribute and
+ * cast.c calls this table only when the CPU reports the features.
+ * Results equal libfp8/src/core/fp8_ref.h bit for bit.
+ *
+ * Encode (16 f32 lanes): y = x * scale; clamp |y| to max as an integer min on
+ * the sign-cleared bits (inf clamps too, NaN is masked separately); normal
+ * range: round to nearest even by adding (half - 1 + lsb) to the bits, with the
+ * exponent rebias folded into the same add, then shift; subnormal range: add a
+ * magic float whose ulp is the smallest fp8 subnormal, so the FPU's
+ * round-to-nearest-even does the rounding (torch's trick).
+ */
+#include <immintrin.h>
+
+#include "cast_kernels.h"
+#include "fp8_ref.h"
+#include "internal.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,popcnt")))
+#define INLINE512 static inline __attribute__((always_inline)) T512
+
+/* Encodes 16 f32 lanes (already scaled) to fp8 codes in the low byte of each lane. */
+INLINE512 __m512i encode16(__m512 y, const int e5m2) {
+    const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF);
+    const int shift = e5m2 ? 21 : 20;
+    const uint32_t max_bits = e5m2 ? 0x47600000u : 0x43E00000u;   /* 57344, 448 */
+    const uint32_t normal_min = e5m2 ? 113u << 23 : 121u << 23;   /* 2^-14, 2^-6 */
+    const uint32_t magic = e5m2 ? 134u << 23 : 141u << 23;        /* ulp = 2^-16, 2^-9 */
+    const uint32_t rebias_half = e5m2 ? ((uint32_t)(15 - 127) << 23) + 0xFFFFFu
+                                      : ((uint32_t)(7 - 127) << 23) + 0x7FFFFu;
+    __m512i u = _mm512_castps_si512(y);
+    __m512i a = _mm512_and_si512(u, abs_mask);
+    __m512i sign = _mm512_srli_epi32(_mm512_andnot_si512(abs_mask, u), 24);
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(a, _mm512_set1_epi32(0x7F800000));
+    a = _mm512_min_epu32(a, _mm512_set1_epi32((int)max_bits));
+    __mmask16 sub = _mm512_cmplt_epu32_mask(a, _mm512_set1_epi32((int)normal_min));
+    __m512i odd = _mm512_and_si512(_mm512_srli_epi32(a, shift), _mm512_set1_epi32(1));
+    __m512i rn = _mm512_add_epi32(_mm512_add_epi32(a, _mm512_set1_epi32((int)rebias_half)), odd);
+    rn = _mm512_srli_epi32(rn, shift);
+    __m512 vmagic = _mm512_castsi512_ps(_mm512_set1_epi32((int)magic));
+    __m512i rs = _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(_mm512_castsi512_ps(a), vmagic)),
+                                  _mm512_castps_si512(vmagic));
+    __m512i r = _mm512_mask_blend_epi32(sub, rn, rs);
+    r = _mm512_mask_mov_epi32(r, nan, _mm512_set1_epi32(0x7F));
+    return _mm512_or_si512(r, sign);
+}
+
+/* Decodes 16 fp8 codes (one per u32 lane) to f32 bits. */
+INLINE512 __m512 decode16(__m512i b, const int e5m2) {
+    __m512i sign = _mm512_slli_epi32(_mm512_and_si512(b, _mm512_set1_epi32(0x80)), 24);
+    __m512i a = _mm512_and_si512(b, _mm512_set1_epi32(0x7F));
+    __m512i normal = e5m2 ? _mm512_add_epi32(_mm512_slli_epi32(a, 21), _mm512_set1_epi32(112 << 23))
+                          : _mm512_add_epi32(_mm512_slli_epi32(a, 20), _mm512_set1_epi32(120 << 23));
+    __m512 subf = _mm512_mul_ps(_mm512_cvtepi32_ps(a), _mm512_set1_ps(e5m2 ? 0x1p-16f : 0x1p-9f));
+    __mmask16 is_normal = _mm512_cmpge_epu32_mask(a, _mm512_set1_epi32(e5m2 ? 4 : 8));
+    __m512i r = _mm512_mask_blend_epi32(is_normal, _mm512_castps_si512(subf), normal);
+    if (e5m2) {
+        r = _mm512_mask_mov_epi32(r, _mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(0x7C)),
+                                  _mm512_set1_epi32(0x7F800000));
+        r = _mm512_mask_mov_epi32(r, _mm512_cmpgt_epu32_mask(a, _mm512_set1_epi32(0x7C)),
+                                  _mm512_set1_epi32(0x7FC00000));
+    } else {
+        r = _mm512_mask_mov_epi32(r, _mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(0x7F)),
+                                  _mm512_set1_epi32(0x7FC00000));
+    }
+    return _mm512_castsi512_ps(_mm512_or_si512(r, sign));
+}
+
+/* f32 lanes -> bf16 bits (round to nearest even, NaN quieted), one per u32 lane. */
+INLINE512 __m512i f32_to_bf16_16(__m512 x) {
+    __m512i u = _mm512_castps_si512(x);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), lsb), 16);
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7FFFFFFF)),
+                                            _mm512_set1_epi32(0x7F800000));
+    return _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+}
+
+INLINE512 __mmask16 tail_mask16(int64_t left) {
+    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+}
+
+INLINE512 __m512 load_bf16_as_f32(const uint16_t *p) {
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+}
+
+INLINE512 __m512 maskload_bf16_as_f32(__mmask16 m, const uint16_t *p) {
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+
+/* ---- quantize ---------------------------------------------------------- */
+
+/* 64 encoded lanes packed into one 64-byte store. */
+INLINE512 void store64(uint8_t *dst, __m512i r0, __m512i r1, __m512i r2, __m512i r3) {
+    __m512i v = _mm512_castsi128_si512(_mm512_cvtepi32_epi8(r0));
+    v = _mm512_inserti32x4(v, _mm512_cvtepi32_epi8(r1), 1);
+    v = _mm512_inserti32x4(v, _mm512_cvtepi32_epi8(r2), 2);
+    v = _mm512_inserti32x4(v, _mm512_cvtepi32_epi8(r3), 3);
+    _mm512_storeu_si512(dst, v);
+}
+
+INLINE512 void quantize_f32_body(uint8_t *dst, const float *src, int64_t n, float scale,
+                                 const int e5m2) {
+    const __m512 vs = _mm512_set1_ps(scale);
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512i r0 = encode16(_mm512_mul_ps(_mm512_loadu_ps(src + i), vs), e5m2);
+        __m512i r1 = encode16(_mm512_mul_ps(_mm512_loadu_ps(src + i + 16), vs), e5m2);
+        __m512i r2 = encode16(_mm512_mul_ps(_mm512_loadu_ps(src + i + 32), vs), e5m2);
+        __m512i r3 = encode16(_mm512_mul_ps(_mm512_loadu_ps(src + i + 48), vs), e5m2);
+        store64(dst + i, r0, r1, r2, r3);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 m = tail_mask16(n - i);
+        __m512i r = encode16(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + i), vs), e5m2);
+        _mm512_mask_cvtepi32_storeu_epi8(dst + i, m, r);
+    }
+}
+
+T512 static void quantize_f32_avx512(uint8_t *dst, const float *src, int64_t n, float scale,
+                                     int32_t fp8_dtype) {
+    if (fp8_dtype == FP8_DTYPE_E5M2)
+        quantize_f32_body(dst, src, n, scale, 1);
+    else
+        quantize_f32_body(dst, src, n, scale, 0);
+}
+
+INLINE512 void quantize_bf16_body(uint8_t *dst, const uint16_t *src, int64_t n, float scale,
+                                  const int e5m2) {
+    const __m512 vs = _mm512_set1_ps(scale);
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512i r0 = encode16(_mm512_mul_ps(load_bf16_as_f32(src + i), vs), e5m2);
+        __m512i r1 = encode16(_mm512_mul_ps(load_bf16_as_f32(src + i + 16), vs), e5m2);
+        __m512i r2 = encode16(_mm512_mul_ps(load_bf16_as_f32(src + i + 32), vs), e5m2);
+        __m512i r3 = encode16(_mm512_mul_ps(load_bf16_as_f32(src + i + 48), vs), e5m2);
+        store64(dst + i, r0, r1, r2, r3);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 m = tail_mask16(n - i);
+        __m512i r = encode16(_mm512_mul_ps(maskload_bf16_as_f32(m, src + i), vs), e5m2);
+        _mm512_mask_cvtepi32_storeu_epi8(dst + i, m, r);
+    }
+}
+
+T512 static void quantize_bf16_avx512(uint8_t *dst, const uint16_t *src, int64_t n, float scale,
+                                      int32_t fp8_dtype) {
+    if (fp8_dtype == FP8_DTYPE_E5M2)
+        quantize_bf16_body(dst, src, n, scale, 1);
+    else
+        quantize_bf16_body(dst, src, n, scale, 0);
+}
+
+/* ---- decode / dequantize ------------------------------------------------ */
+
+INLINE512 __m512 decode_scaled16(__m512i b, __m512 vs, const int e5m2, const int divide) {
+    __m512 v = decode16(b, e5m2);
+    return divide ? _mm512_div_ps(v, vs) : v;
+}
+
+INLINE512 void decode_f32_body(float *dst, const uint8_t *src, int64_t n, float scale,
+                               const int e5m2, const int divide) {
+    const __m512 vs = _mm512_set1_ps(scale);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(src + i)));
+        _mm512_storeu_ps(dst + i, decode_scaled16(b, vs, e5m2, divide));
+    }
+    if (i < n) {
+        __mmask16 m = tail_mask16(n - i);
+        __m512i b = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, src + i));
+        _mm512_mask_storeu_ps(dst + i, m, decode_scaled16(b, vs, e5m2, divide));
+    }
+}
+
+INLINE512 void decode_bf16_body(uint16_t *dst, const uint8_t *src, int64_t n, float scale,
+                                const int e5m2, const int divide) {
+    const __m512 vs = _mm512_set1_ps(scale);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(src + i)));
+        __m512i h = f32_to_bf16_16(decode_scaled16(b, vs, e5m2, divide));
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm512_cvtepi32_epi16(h));
+    }
+    if (i < n) {
+        __mmask16 m = tail_mask16(n - i);
+        __m512i b = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, src + i));
+        _mm512_mask_cvtepi32_storeu_epi16(dst + i, m, f32_to_bf16_16(decode_scaled16(b, vs, e5m2, divide)));
+    }
+}
+
+T512 static void decode_f32_avx512(float *dst, const uint8_t *src, int64_t n, int32_t fp8_dtype,
+                                   float scale, int divide) {
+    int e5m2 = fp8_dtype == FP8_DTYPE_E5M2;
+    if (e5m2 && divide) decode_f32_body(dst, src, n, scale, 1, 1);
+    else if (e5m2) decode_f32_body(dst, src, n, scale, 1, 0);
+    else if (divide) decode_f32_body(dst, src, n, scale, 0, 1);
+    else decode_f32_body(dst, src, n, scale, 0, 0);
+}
+
+T512 static void decode_bf16_avx512(uint16_t *dst, const uint8_t *src, int64_t n,
+                                    int32_t fp8_dtype, float scale, int divide) {
+    int e5m2 = fp8_dtype == FP8_DTYPE_E5M2;
+    if (e5m2 && divide) decode_bf16_body(dst, src, n, scale, 1, 1);
+    else if (e5m2) decode_bf16_body(dst, src, n, scale, 1, 0);
+    else if (divide) decode_bf16_body(dst, src, n, scale, 0, 1);
+    else decode_bf16_body(dst, src, n, scale, 0, 0);
+}
+
+/* ---- bf16 <-> f32 -------------------------------------------------------- */
+
+T512 static void f32_to_bf16_avx512(uint16_t *dst, const float *src, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(dst + i),
+                            _mm512_cvtepi32_epi16(f32_to_bf16_16(_mm512_loadu_ps(src + i))));
+    if (i < n) {
+        __mmask16 m = tail_mask16(n - i);
+        _mm512_mask_cvtepi32_storeu_epi16(dst + i, m, f32_to_bf16_16(_mm512_maskz_loadu_ps(m, src + i)));
+    }
+}
+
+T512 static void bf16_to_f32_avx512(float *dst, const uint16_t *src, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, load_bf16_as_f32(src + i));
+    if (i < n) {
+        __mmask16 m = tail_mask16(n - i);
+        _mm512_mask_storeu_ps(dst + i, m, maskload_bf16_as_f32(m, src + i));
+    }
+}
+
+/* ---- amax and stats ------------------------------------------------------- */
+
+T512 static uint32_t amax_f32_bits_avx512(const float *src, int64_t n) {
+    const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF);
+    __m512i m0 = _mm512_setzero_si512(), m1 = m0, m2 = m0, m3 = m0;
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        m0 = _mm512_max_epu32(m0, _mm512_and_si512(_mm512_loadu_si512(src + i), abs_mask));
+        m1 = _mm512_max_epu32(m1, _mm512_and_si512(_mm512_loadu_si512(src + i + 16), abs_mask));
+        m2 = _mm512_max_epu32(m2, _mm512_and_si512(_mm512_loadu_si512(src + i + 32), abs_mask));
+        m3 = _mm512_max_epu32(m3, _mm512_and_si512(_mm512_loadu_si512(src + i + 48), abs_mask));
+    }
+    for (; i < n; i += 16) {
+        __mmask16 m = tail_mask16(n - i);
+        m0 = _mm512_max_epu32(m0, _mm512_and_si512(_mm512_maskz_loadu_epi32(m, src + i), abs_mask));
+    }
+    m0 = _mm512_max_epu32(_mm512_max_epu32(m0, m1), _mm512_max_epu32(m2, m3));
+    return (uint32_t)_mm512_reduce_max_epu32(m0);
+}
+
+T512 static uint16_t amax_bf16_bits_avx512(const uint16_t *src, int64_t n) {
+    const __m512i abs_mask = _mm512_set1_epi16(0x7FFF);
+    __m512i m0 = _mm512_setzero_si512(), m1 = m0;
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        m0 = _mm512_max_epu16(m0, _mm512_and_si512(_mm512_loadu_si512(src + i), abs_mask));
+        m1 = _mm512_max_epu16(m1, _mm512_and_si512(_mm512_loadu_si512(src + i + 32), abs_mask));
+    }
+    for (; i < n; i += 32) {
+        int64_t left = n - i;
+        __mmask32 m = left >= 32 ? (__mmask32)0xFFFFFFFFu : (__mmask32)((1u << left) - 1u);
+        m0 = _mm512_max_epu16(m0, _mm512_and_si512(_mm512_maskz_loadu_epi16(m, src + i), abs_mask));
+    }
+    m0 = _mm512_max_epu16(m0, m1);
+    __m512i lo = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(m0));
+    __m512i hi = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(m0, 1));
+    return (uint16_t)_mm512_reduce_max_epu32(_mm512_max_epu32(lo, hi));
+}
+
+T512 static void stats_avx512(int64_t counts[3], const uint8_t *src, int64_t n, int32_t fp8_dtype) {
+    const __m512i abs_mask = _mm512_set1_epi8(0x7F);
+    const __m512i zero = _mm512_setzero_si512();
+    const __m512i sat = _mm512_set1_epi8(fp8_dtype == FP8_DTYPE_E5M2 ? 0x7B : 0x7E);
+    const __m512i nan_min = _mm512_set1_epi8(fp8_dtype == FP8_DTYPE_E5M2 ? 0x7D : 0x7F);
+    int64_t z = 0, s = 0, q = 0;
+    for (int64_t i = 0; i < n; i += 64) {
+        int64_t left = n - i;
+        __mmask64 m = left >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << left) - 1);
+        __m512i a = _mm512_and_si512(_mm512_maskz_loadu_epi8(m, src + i), abs_mask);
+        z += __builtin_popcountll(_mm512_mask_cmpeq_epi8_mask(m, a, zero));
+        s += __builtin_popcountll(_mm512_mask_cmpeq_epi8_mask(m, a, sat));
+        q += __builtin_popcountll(_mm512_mask_cmpge_epu8_mask(m, a, nan_min));
+    }
+    counts[0] += z;
+    counts[1] += s;
+    counts[2] += q;
+}
+
+const fp8_cast_kernels fp8_cast_kernels_avx512 = {
+    quantize_f32_avx512, quantize_bf16_avx512, decode_f32_avx512,    decode_bf16_avx512,
+    f32_to_bf16_avx512,  bf16_to_f32_avx512,   amax_f32_bits_avx512, amax_bf16_bits_avx512,
+    stats_avx512,
+};
+
+#else /* not x86-64 GCC/Clang: empty table, never chosen by cast.c */
+
+const fp8_cast_kernels fp8_cast_kernels_avx512 = {0};
+
+#endif

@@ -1,0 +1,37 @@
+/*
+ * cast_kernels.h — the per-ISA fp8 kernel table behind libfp8/src/cpu/cast.c.
+ * Three implementations with identical results: portable C (cast.c), AVX2
+ * (cast_avx2.c) and AVX-512 F/BW/VL (cast_avx512.c). Kernels run on one
+ * contiguous range on the calling thread; cast.c validates arguments, splits
+ * large ranges over OpenMP threads and picks the table at run time.
+ * `fp8_dtype` is FP8_DTYPE_E4M3FN or FP8_DTYPE_E5M2 (already validated).
+ */
+#ifndef FP8_CAST_KERNELS_H
+#define FP8_CAST_KERNELS_H
+
+#include <stdint.h>
+
+typedef struct {
+    /* dst (n) fp8 <- sat_rne(src (n) * scale) */
+    void (*quantize_f32)(uint8_t *dst, const float *src, int64_t n, float scale, int32_t fp8_dtype);
+    void (*quantize_bf16)(uint8_t *dst, const uint16_t *src, int64_t n, float scale,
+                          int32_t fp8_dtype);
+    /* dst (n) <- decode(src (n)), divided by scale when divide != 0 */
+    void (*decode_f32)(float *dst, const uint8_t *src, int64_t n, int32_t fp8_dtype, float scale,
+                       int divide);
+    void (*decode_bf16)(uint16_t *dst, const uint8_t *src, int64_t n, int32_t fp8_dtype,
+                        float scale, int divide);
+    void (*f32_to_bf16)(uint16_t *dst, const float *src, int64_t n);
+    void (*bf16_to_f32)(float *dst, const uint16_t *src, int64_t n);
+    /* max over |src| as bits (integer max of the sign-cleared bits: NaN wins) */
+    uint32_t (*amax_f32_bits)(const float *src, int64_t n);
+    uint16_t (*amax_bf16_bits)(const uint16_t *src, int64_t n);
+    /* counts[0..2] += zeros, saturated (+-max), NaN over src (n) */
+    void (*stats)(int64_t counts[3], const uint8_t *src, int64_t n, int32_t fp8_dtype);
+} fp8_cast_kernels;
+
+extern const fp8_cast_kernels fp8_cast_kernels_portable;
+extern const fp8_cast_kernels fp8_cast_kernels_avx2;
+extern const fp8_cast_kernels fp8_cast_kernels_avx512;
+
+#endif
