@@ -2,7 +2,7 @@
  * onednn.hpp — shared plumbing for libfp8's oneDNN-backed CPU primitives
  * (matmul.cpp, eltwise.cpp, binary_reduce.cpp, norm_softmax.cpp, copy.cpp).
  *
- *  - one CPU engine and one stream, created on first use;
+ *  - one CPU engine and a stream per calling thread, created on first use;
  *  - a process-wide cache of primitives keyed by (op, shapes, dtypes, flags),
  *    so a training loop builds each primitive once and then only executes it;
  *  - grow-only thread-local scratch buffers (freed at thread exit);
@@ -42,8 +42,10 @@ inline dnnl::engine &engine() {
     return eng;
 }
 
+/* One stream per calling thread: CPU execution is synchronous, and a stream
+ * of its own spares concurrent callers any question of sharing one. */
 inline dnnl::stream &stream() {
-    static dnnl::stream s(engine());
+    thread_local dnnl::stream s(engine());
     return s;
 }
 
