@@ -20,6 +20,9 @@
 #define FP8_PARALLEL_MIN ((int64_t)1 << 16)
 /* OpenMP work unit: contiguous elements per task. */
 #define FP8_CHUNK ((int64_t)1 << 16)
+/* From this many elements quantize writes its output with non-temporal stores:
+ * the f32 input alone is then 16 MiB, so the output would not stay in cache. */
+#define FP8_STREAM_MIN ((int64_t)1 << 22)
 
 /* ---- portable kernels -------------------------------------------------- */
 
@@ -32,12 +35,12 @@ static inline float decode_one(uint8_t b, int32_t fp8_dtype) {
 }
 
 static void quantize_f32_portable(uint8_t *dst, const float *src, int64_t n, float scale,
-                                  int32_t fp8_dtype) {
+                                  int32_t fp8_dtype, int stream) {
     for (int64_t i = 0; i < n; i++) dst[i] = encode_one(src[i] * scale, fp8_dtype);
 }
 
 static void quantize_bf16_portable(uint8_t *dst, const uint16_t *src, int64_t n, float scale,
-                                   int32_t fp8_dtype) {
+                                   int32_t fp8_dtype, int stream) {
     for (int64_t i = 0; i < n; i++) dst[i] = encode_one(fp8_bf16_to_f32(src[i]) * scale, fp8_dtype);
 }
 
@@ -155,7 +158,8 @@ int32_t fp8_cpu_set_isa(int32_t max_isa) {
 /* ---- chunked parallel driver ------------------------------------------- */
 
 /* Runs `body` over [i0, i0 + len) ranges covering [0, n): inline for small n,
- * else as contiguous chunks statically spread over the OpenMP threads. */
+ * else as chunks handed to the OpenMP threads on demand (dynamic: on a shared
+ * machine a thread that loses its core does not hold the others back). */
 #define FOR_CHUNKS(n, i0, len, body)                                                      \
     do {                                                                                  \
         const int64_t n_ = (n);                                                           \
@@ -164,7 +168,7 @@ int32_t fp8_cpu_set_isa(int32_t max_isa) {
             body;                                                                         \
         } else {                                                                          \
             const int64_t chunks_ = (n_ + FP8_CHUNK - 1) / FP8_CHUNK;                     \
-            _Pragma("omp parallel for schedule(static)") for (int64_t c_ = 0; c_ < chunks_; \
+            _Pragma("omp parallel for schedule(dynamic)") for (int64_t c_ = 0; c_ < chunks_; \
                                                               c_++) {                     \
                 const int64_t i0 = c_ * FP8_CHUNK;                                        \
                 const int64_t len = n_ - i0 < FP8_CHUNK ? n_ - i0 : FP8_CHUNK;            \
@@ -194,11 +198,13 @@ static int is_convertible(int32_t dt) { return fp8_is_float_hp(dt) || fp8_is_fp8
 static void quantize_range(uint8_t *dst, int32_t fp8_dtype, const void *src, int32_t src_dtype,
                            int64_t n, float scale) {
     const fp8_cast_kernels *k = kernels();
+    const int stream = n >= FP8_STREAM_MIN;
     if (src_dtype == FP8_DTYPE_F32)
-        FOR_CHUNKS(n, i0, len, k->quantize_f32(dst + i0, (const float *)src + i0, len, scale, fp8_dtype));
+        FOR_CHUNKS(n, i0, len,
+                   k->quantize_f32(dst + i0, (const float *)src + i0, len, scale, fp8_dtype, stream));
     else
         FOR_CHUNKS(n, i0, len,
-                   k->quantize_bf16(dst + i0, (const uint16_t *)src + i0, len, scale, fp8_dtype));
+                   k->quantize_bf16(dst + i0, (const uint16_t *)src + i0, len, scale, fp8_dtype, stream));
 }
 
 /* dst (n) F32 or BF16 <- decode(src (n)) [/ scale]. Arguments valid. */
@@ -246,7 +252,7 @@ int32_t fp8_cpu_convert(void *dst, int32_t dst_dtype, const void *src, int32_t s
             for (int64_t j = 0; j < len; j += 1024) {
                 int64_t m = len - j < 1024 ? len - j : 1024;
                 k->decode_f32(buf, (const uint8_t *)src + i0 + j, m, src_dtype, 1.0f, 0);
-                k->quantize_f32((uint8_t *)dst + i0 + j, buf, m, 1.0f, dst_dtype);
+                k->quantize_f32((uint8_t *)dst + i0 + j, buf, m, 1.0f, dst_dtype, 0);
             }
         });
     }
@@ -288,7 +294,7 @@ static float amax_range(const void *src, int32_t src_dtype, int64_t n) {
                                        : (uint32_t)k->amax_bf16_bits(src, n) << 16;
     } else {
         const int64_t chunks = (n + FP8_CHUNK - 1) / FP8_CHUNK;
-#pragma omp parallel for schedule(static) reduction(max : m)
+#pragma omp parallel for schedule(dynamic) reduction(max : m)
         for (int64_t c = 0; c < chunks; c++) {
             const int64_t i0 = c * FP8_CHUNK;
             const int64_t len = n - i0 < FP8_CHUNK ? n - i0 : FP8_CHUNK;
@@ -391,7 +397,7 @@ int32_t fp8_cpu_fp8_stats(int64_t *zeros, int64_t *saturated, int64_t *nans, con
         z = c[0], s = c[1], q = c[2];
     } else {
         const int64_t chunks = (n + FP8_CHUNK - 1) / FP8_CHUNK;
-#pragma omp parallel for schedule(static) reduction(+ : z, s, q)
+#pragma omp parallel for schedule(dynamic) reduction(+ : z, s, q)
         for (int64_t ch = 0; ch < chunks; ch++) {
             const int64_t i0 = ch * FP8_CHUNK;
             const int64_t len = n - i0 < FP8_CHUNK ? n - i0 : FP8_CHUNK;

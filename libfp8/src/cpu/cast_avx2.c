@@ -96,52 +96,68 @@ INLINE256 __m256i load8_u8(const uint8_t *p) {
 
 /* ---- quantize ---------------------------------------------------------- */
 
-INLINE256 void quantize_f32_body(uint8_t *dst, const float *src, int64_t n, float scale,
-                                 const int e5m2) {
+/* Loads 8 elements of an f32 (bf16 == 0) or bf16 buffer as f32 lanes. */
+INLINE256 __m256 load8(const void *src, int64_t i, const int bf16) {
+    return bf16 ? load_bf16_as_f32((const uint16_t *)src + i) : _mm256_loadu_ps((const float *)src + i);
+}
+
+/* dst [i, end) <- encode(src * scale) one element at a time (fp8_ref.h). */
+INLINE256 void quantize_scalar(uint8_t *dst, const void *src, int64_t i, int64_t end, float scale,
+                               const int bf16, const int e5m2) {
+    for (; i < end; i++) {
+        float x = bf16 ? fp8_bf16_to_f32(((const uint16_t *)src)[i]) : ((const float *)src)[i];
+        dst[i] = e5m2 ? fp8_ref_e5m2_from_f32(x * scale) : fp8_ref_e4m3fn_from_f32(x * scale);
+    }
+}
+
+/* dst (n) <- encode(src (n) * scale); `stream` as in cast_avx512.c. */
+INLINE256 void quantize_body(uint8_t *dst, const void *src, int64_t n, float scale,
+                             const int bf16, const int e5m2, const int stream) {
     const __m256 vs = _mm256_set1_ps(scale);
     int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        __m256i r0 = encode8(_mm256_mul_ps(_mm256_loadu_ps(src + i), vs), e5m2);
-        __m256i r1 = encode8(_mm256_mul_ps(_mm256_loadu_ps(src + i + 8), vs), e5m2);
-        __m256i r2 = encode8(_mm256_mul_ps(_mm256_loadu_ps(src + i + 16), vs), e5m2);
-        __m256i r3 = encode8(_mm256_mul_ps(_mm256_loadu_ps(src + i + 24), vs), e5m2);
-        _mm256_storeu_si256((__m256i *)(dst + i), pack32x8(r0, r1, r2, r3));
+    if (stream) { /* peel up to the first 32-byte aligned output byte */
+        int64_t head = (int64_t)((32 - ((uintptr_t)dst & 31)) & 31);
+        i = head < n ? head : n;
+        quantize_scalar(dst, src, 0, i, scale, bf16, e5m2);
     }
-    for (; i < n; i++)
-        dst[i] = e5m2 ? fp8_ref_e5m2_from_f32(src[i] * scale) : fp8_ref_e4m3fn_from_f32(src[i] * scale);
+    for (; i + 32 <= n; i += 32) {
+        __m256i r0 = encode8(_mm256_mul_ps(load8(src, i, bf16), vs), e5m2);
+        __m256i r1 = encode8(_mm256_mul_ps(load8(src, i + 8, bf16), vs), e5m2);
+        __m256i r2 = encode8(_mm256_mul_ps(load8(src, i + 16, bf16), vs), e5m2);
+        __m256i r3 = encode8(_mm256_mul_ps(load8(src, i + 24, bf16), vs), e5m2);
+        __m256i packed = pack32x8(r0, r1, r2, r3);
+        if (stream)
+            _mm256_stream_si256((__m256i *)(dst + i), packed);
+        else
+            _mm256_storeu_si256((__m256i *)(dst + i), packed);
+    }
+    quantize_scalar(dst, src, i, n, scale, bf16, e5m2);
+    if (stream) _mm_sfence();
+}
+
+/* One specialisation per (source, format, streaming) so the flags fold away. */
+T256 static void quantize_avx2(uint8_t *dst, const void *src, int64_t n, float scale, int bf16,
+                               int32_t fp8_dtype, int stream) {
+    switch ((bf16 ? 4 : 0) | (fp8_dtype == FP8_DTYPE_E5M2 ? 2 : 0) | (stream ? 1 : 0)) {
+    case 0: quantize_body(dst, src, n, scale, 0, 0, 0); break;
+    case 1: quantize_body(dst, src, n, scale, 0, 0, 1); break;
+    case 2: quantize_body(dst, src, n, scale, 0, 1, 0); break;
+    case 3: quantize_body(dst, src, n, scale, 0, 1, 1); break;
+    case 4: quantize_body(dst, src, n, scale, 1, 0, 0); break;
+    case 5: quantize_body(dst, src, n, scale, 1, 0, 1); break;
+    case 6: quantize_body(dst, src, n, scale, 1, 1, 0); break;
+    default: quantize_body(dst, src, n, scale, 1, 1, 1); break;
+    }
 }
 
 T256 static void quantize_f32_avx2(uint8_t *dst, const float *src, int64_t n, float scale,
-                                   int32_t fp8_dtype) {
-    if (fp8_dtype == FP8_DTYPE_E5M2)
-        quantize_f32_body(dst, src, n, scale, 1);
-    else
-        quantize_f32_body(dst, src, n, scale, 0);
-}
-
-INLINE256 void quantize_bf16_body(uint8_t *dst, const uint16_t *src, int64_t n, float scale,
-                                  const int e5m2) {
-    const __m256 vs = _mm256_set1_ps(scale);
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        __m256i r0 = encode8(_mm256_mul_ps(load_bf16_as_f32(src + i), vs), e5m2);
-        __m256i r1 = encode8(_mm256_mul_ps(load_bf16_as_f32(src + i + 8), vs), e5m2);
-        __m256i r2 = encode8(_mm256_mul_ps(load_bf16_as_f32(src + i + 16), vs), e5m2);
-        __m256i r3 = encode8(_mm256_mul_ps(load_bf16_as_f32(src + i + 24), vs), e5m2);
-        _mm256_storeu_si256((__m256i *)(dst + i), pack32x8(r0, r1, r2, r3));
-    }
-    for (; i < n; i++) {
-        float y = fp8_bf16_to_f32(src[i]) * scale;
-        dst[i] = e5m2 ? fp8_ref_e5m2_from_f32(y) : fp8_ref_e4m3fn_from_f32(y);
-    }
+                                   int32_t fp8_dtype, int stream) {
+    quantize_avx2(dst, src, n, scale, 0, fp8_dtype, stream);
 }
 
 T256 static void quantize_bf16_avx2(uint8_t *dst, const uint16_t *src, int64_t n, float scale,
-                                    int32_t fp8_dtype) {
-    if (fp8_dtype == FP8_DTYPE_E5M2)
-        quantize_bf16_body(dst, src, n, scale, 1);
-    else
-        quantize_bf16_body(dst, src, n, scale, 0);
+                                    int32_t fp8_dtype, int stream) {
+    quantize_avx2(dst, src, n, scale, 1, fp8_dtype, stream);
 }
 
 /* ---- decode / dequantize ------------------------------------------------ */

@@ -96,64 +96,84 @@ INLINE512 __m512 maskload_bf16_as_f32(__mmask16 m, const uint16_t *p) {
 /* ---- quantize ---------------------------------------------------------- */
 
 /* 64 encoded lanes packed into one 64-byte store. */
-INLINE512 void store64(uint8_t *dst, __m512i r0, __m512i r1, __m512i r2, __m512i r3) {
+INLINE512 void store64(uint8_t *dst, __m512i r0, __m512i r1, __m512i r2, __m512i r3,
+                       const int stream) {
     __m512i v = _mm512_castsi128_si512(_mm512_cvtepi32_epi8(r0));
     v = _mm512_inserti32x4(v, _mm512_cvtepi32_epi8(r1), 1);
     v = _mm512_inserti32x4(v, _mm512_cvtepi32_epi8(r2), 2);
     v = _mm512_inserti32x4(v, _mm512_cvtepi32_epi8(r3), 3);
-    _mm512_storeu_si512(dst, v);
+    if (stream)
+        _mm512_stream_si512((__m512i *)dst, v);
+    else
+        _mm512_storeu_si512(dst, v);
 }
 
-INLINE512 void quantize_f32_body(uint8_t *dst, const float *src, int64_t n, float scale,
-                                 const int e5m2) {
+/* Loads 16 elements of an f32 (bf16 == 0) or bf16 buffer as f32 lanes. */
+INLINE512 __m512 load16(const void *src, int64_t i, const int bf16) {
+    return bf16 ? load_bf16_as_f32((const uint16_t *)src + i) : _mm512_loadu_ps((const float *)src + i);
+}
+
+INLINE512 __m512 maskload16(__mmask16 m, const void *src, int64_t i, const int bf16) {
+    return bf16 ? maskload_bf16_as_f32(m, (const uint16_t *)src + i)
+                : _mm512_maskz_loadu_ps(m, (const float *)src + i);
+}
+
+/* dst [i, end) <- encode(src * scale), 16 lanes at a time with masked loads and stores. */
+INLINE512 void quantize_masked(uint8_t *dst, const void *src, int64_t i, int64_t end, __m512 vs,
+                               const int bf16, const int e5m2) {
+    for (; i < end; i += 16) {
+        __mmask16 m = tail_mask16(end - i);
+        __m512i r = encode16(_mm512_mul_ps(maskload16(m, src, i, bf16), vs), e5m2);
+        _mm512_mask_cvtepi32_storeu_epi8(dst + i, m, r);
+    }
+}
+
+/* dst (n) <- encode(src (n) * scale). With `stream`, the 64-byte blocks of dst
+ * go out as non-temporal stores: a large output is not read back soon, and
+ * streaming skips the read-for-ownership of each destination line. */
+INLINE512 void quantize_body(uint8_t *dst, const void *src, int64_t n, float scale,
+                             const int bf16, const int e5m2, const int stream) {
     const __m512 vs = _mm512_set1_ps(scale);
     int64_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        __m512i r0 = encode16(_mm512_mul_ps(_mm512_loadu_ps(src + i), vs), e5m2);
-        __m512i r1 = encode16(_mm512_mul_ps(_mm512_loadu_ps(src + i + 16), vs), e5m2);
-        __m512i r2 = encode16(_mm512_mul_ps(_mm512_loadu_ps(src + i + 32), vs), e5m2);
-        __m512i r3 = encode16(_mm512_mul_ps(_mm512_loadu_ps(src + i + 48), vs), e5m2);
-        store64(dst + i, r0, r1, r2, r3);
+    if (stream) { /* peel up to the first 64-byte aligned output byte */
+        int64_t head = (int64_t)((64 - ((uintptr_t)dst & 63)) & 63);
+        i = head < n ? head : n;
+        quantize_masked(dst, src, 0, i, vs, bf16, e5m2);
     }
-    for (; i < n; i += 16) {
-        __mmask16 m = tail_mask16(n - i);
-        __m512i r = encode16(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + i), vs), e5m2);
-        _mm512_mask_cvtepi32_storeu_epi8(dst + i, m, r);
+    for (; i + 64 <= n; i += 64) {
+        __m512i r0 = encode16(_mm512_mul_ps(load16(src, i, bf16), vs), e5m2);
+        __m512i r1 = encode16(_mm512_mul_ps(load16(src, i + 16, bf16), vs), e5m2);
+        __m512i r2 = encode16(_mm512_mul_ps(load16(src, i + 32, bf16), vs), e5m2);
+        __m512i r3 = encode16(_mm512_mul_ps(load16(src, i + 48, bf16), vs), e5m2);
+        store64(dst + i, r0, r1, r2, r3, stream);
+    }
+    quantize_masked(dst, src, i, n, vs, bf16, e5m2);
+    if (stream) _mm_sfence();
+}
+
+/* One specialisation per (source, format, streaming) so the flags fold away. */
+T512 static void quantize_avx512(uint8_t *dst, const void *src, int64_t n, float scale, int bf16,
+                                 int32_t fp8_dtype, int stream) {
+    switch ((bf16 ? 4 : 0) | (fp8_dtype == FP8_DTYPE_E5M2 ? 2 : 0) | (stream ? 1 : 0)) {
+    case 0: quantize_body(dst, src, n, scale, 0, 0, 0); break;
+    case 1: quantize_body(dst, src, n, scale, 0, 0, 1); break;
+    case 2: quantize_body(dst, src, n, scale, 0, 1, 0); break;
+    case 3: quantize_body(dst, src, n, scale, 0, 1, 1); break;
+    case 4: quantize_body(dst, src, n, scale, 1, 0, 0); break;
+    case 5: quantize_body(dst, src, n, scale, 1, 0, 1); break;
+    case 6: quantize_body(dst, src, n, scale, 1, 1, 0); break;
+    default: quantize_body(dst, src, n, scale, 1, 1, 1); break;
     }
 }
 
 T512 static void quantize_f32_avx512(uint8_t *dst, const float *src, int64_t n, float scale,
-                                     int32_t fp8_dtype) {
-    if (fp8_dtype == FP8_DTYPE_E5M2)
-        quantize_f32_body(dst, src, n, scale, 1);
-    else
-        quantize_f32_body(dst, src, n, scale, 0);
-}
-
-INLINE512 void quantize_bf16_body(uint8_t *dst, const uint16_t *src, int64_t n, float scale,
-                                  const int e5m2) {
-    const __m512 vs = _mm512_set1_ps(scale);
-    int64_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        __m512i r0 = encode16(_mm512_mul_ps(load_bf16_as_f32(src + i), vs), e5m2);
-        __m512i r1 = encode16(_mm512_mul_ps(load_bf16_as_f32(src + i + 16), vs), e5m2);
-        __m512i r2 = encode16(_mm512_mul_ps(load_bf16_as_f32(src + i + 32), vs), e5m2);
-        __m512i r3 = encode16(_mm512_mul_ps(load_bf16_as_f32(src + i + 48), vs), e5m2);
-        store64(dst + i, r0, r1, r2, r3);
-    }
-    for (; i < n; i += 16) {
-        __mmask16 m = tail_mask16(n - i);
-        __m512i r = encode16(_mm512_mul_ps(maskload_bf16_as_f32(m, src + i), vs), e5m2);
-        _mm512_mask_cvtepi32_storeu_epi8(dst + i, m, r);
-    }
+                                     int32_t fp8_dtype, int stream) {
+    quantize_avx512(dst, src, n, scale, 0, fp8_dtype, stream);
 }
 
 T512 static void quantize_bf16_avx512(uint8_t *dst, const uint16_t *src, int64_t n, float scale,
-                                      int32_t fp8_dtype) {
-    if (fp8_dtype == FP8_DTYPE_E5M2)
-        quantize_bf16_body(dst, src, n, scale, 1);
-    else
-        quantize_bf16_body(dst, src, n, scale, 0);
+                                      int32_t fp8_dtype, int stream) {
+    quantize_avx512(dst, src, n, scale, 1, fp8_dtype, stream);
 }
 
 /* ---- decode / dequantize ------------------------------------------------ */

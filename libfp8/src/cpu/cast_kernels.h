@@ -12,10 +12,12 @@
 #include <stdint.h>
 
 typedef struct {
-    /* dst (n) fp8 <- sat_rne(src (n) * scale) */
-    void (*quantize_f32)(uint8_t *dst, const float *src, int64_t n, float scale, int32_t fp8_dtype);
+    /* dst (n) fp8 <- sat_rne(src (n) * scale); stream != 0 asks for
+     * non-temporal stores (outputs too large to stay in cache) */
+    void (*quantize_f32)(uint8_t *dst, const float *src, int64_t n, float scale, int32_t fp8_dtype,
+                         int stream);
     void (*quantize_bf16)(uint8_t *dst, const uint16_t *src, int64_t n, float scale,
-                          int32_t fp8_dtype);
+                          int32_t fp8_dtype, int stream);
     /* dst (n) <- decode(src (n)), divided by scale when divide != 0 */
     void (*decode_f32)(float *dst, const uint8_t *src, int64_t n, int32_t fp8_dtype, float scale,
                        int divide);
