@@ -6,3 +6,4 @@ export { Float8Error } from "./errors.ts";
 export * as nn from "./nn/index.ts";
 export * as optim from "./optim/index.ts";
 export * as float8 from "./float8/index.ts";
+export * as io from "./io/safetensors.ts";
