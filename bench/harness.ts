@@ -1,0 +1,56 @@
+// harness.ts — shared bench helpers: mitata's measure() with a fixed sample
+// count (GEMM-sized work is too slow for mitata's default time budget),
+// interleaved A/B runs so that machine noise hits both sides, and CSV output.
+import { measure } from "mitata";
+import { writeFileSync } from "node:fs";
+
+/** Median and min time of fn in milliseconds over `samples` runs (after one warm-up). */
+export async function timeMs(fn: () => void, samples = 5): Promise<{ median: number; min: number }> {
+  const stats = await measure(fn, { min_samples: samples, max_samples: samples, min_cpu_time: 0, warmup_samples: 1 } as never);
+  return { median: stats.p50 / 1e6, min: stats.min / 1e6 };
+}
+
+/**
+ * Times several functions in rounds (A B C, A B C, ...) and returns each
+ * one's median of the per-round times, so slow phases of a shared machine
+ * affect all of them alike.
+ */
+export async function timeInterleaved(fns: Record<string, () => void>, rounds = 5): Promise<Record<string, number>> {
+  const names = Object.keys(fns);
+  const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  for (const n of names) fns[n](); // warm-up: primitive caches, page faults
+  for (let r = 0; r < rounds; r++) {
+    for (const n of names) {
+      const t = await timeMs(fns[n], 1);
+      times[n].push(t.median);
+    }
+  }
+  const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+  return Object.fromEntries(names.map((n) => [n, med(times[n])]));
+}
+
+/** Minimal --key value parsing. */
+export function argValue(name: string, fallback?: string): string | undefined {
+  const argv = process.argv;
+  const i = argv.findIndex((a) => a === `--${name}` || a === `-${name}`);
+  if (i >= 0 && i + 1 < argv.length) return argv[i + 1];
+  const eq = argv.find((a) => a.startsWith(`--${name}=`));
+  return eq ? eq.slice(name.length + 3) : fallback;
+}
+
+export function hasFlag(name: string): boolean {
+  return process.argv.includes(`--${name}`);
+}
+
+/** Writes rows as CSV (header from the first row's keys). */
+export function writeCsv(path: string, rows: Record<string, string | number>[]): void {
+  if (!rows.length) return;
+  const keys = Object.keys(rows[0]);
+  writeFileSync(path, [keys.join(","), ...rows.map((r) => keys.map((k) => r[k]).join(","))].join("\n") + "\n");
+}
+
+/** The machine, for result files. */
+export function machineLine(): string {
+  const os = require("node:os") as typeof import("node:os");
+  return `${os.cpus()[0]?.model ?? "cpu"} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, bun ${Bun.version}`;
+}
