@@ -234,18 +234,16 @@ async function main(argv: string[]): Promise<number> {
     shapes = shapeGen === "llama" ? llamaShapes(M) : sweepShapes();
   }
 
+  // "benchmarks" measures bf16 and fp8 gemms on this machine's CPU backend; the
+  // overhead part of the model then uses this machine's measured copy bandwidth.
+  let measureGemmTimes: MeasureGemmTimes | undefined;
+  let modelSpec = spec;
   if (strategy === "benchmarks") {
-    // Measuring needs bf16 and fp8 gemms on this device through the tensor API, which this
-    // command does not call yet. Code can already pass a timer: runRoofline(shapes, spec,
-    // { strategy: "benchmarks", measureGemmTimes }).
-    console.error(
-      "roofline: --gemm-time-strategy benchmarks is wired once the matmul API (scaledMm) lands; " +
-        "until then pass a measureGemmTimes timer to runRoofline() from code, or use --gemm-time-strategy roofline",
-    );
-    return 2;
+    const { deviceGemmTimer, measureMemcpyBandwidth } = await import("../src/float8/gemm_timer.ts");
+    measureGemmTimes = deviceGemmTimer("cpu");
+    if (spec.memBandwidthBytesPerSec === null) modelSpec = { ...spec, memBandwidthBytesPerSec: measureMemcpyBandwidth() };
   }
-
-  const rows = runRoofline(shapes, spec, { strategy, scaling });
+  const rows = runRoofline(shapes, modelSpec, { strategy, scaling, measureGemmTimes });
   console.log(`device: ${spec.name}  strategy: ${strategy}  shapes: ${shapeGen}  scaling: ${scaling}`);
   printTable(rows);
   if (values.output) {
