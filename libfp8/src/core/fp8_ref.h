@@ -101,7 +101,7 @@ FP8_REF_INLINE float fp8_ref_e4m3fn_to_f32(uint8_t b) {
     else if (a >= 8u)
         bits = (a << 20) + (120u << 23);
     else
-        bits = fp8_ref_f32_bits((float)a * 0x1p-9f); /* subnormal: a * 2^-9 */
+        bits = fp8_ref_f32_bits((float)a * 0.001953125f); /* subnormal: a * 2^-9 */
     return fp8_ref_f32_from_bits(bits | sign);
 }
 
@@ -117,7 +117,7 @@ FP8_REF_INLINE float fp8_ref_e5m2_to_f32(uint8_t b) {
     else if (a >= 4u)
         bits = (a << 21) + (112u << 23);
     else
-        bits = fp8_ref_f32_bits((float)a * 0x1p-16f); /* subnormal: a * 2^-16 */
+        bits = fp8_ref_f32_bits((float)a * 1.52587890625e-05f); /* subnormal: a * 2^-16 */
     return fp8_ref_f32_from_bits(bits | sign);
 }
 

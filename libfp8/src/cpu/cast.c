@@ -168,8 +168,8 @@ int32_t fp8_cpu_set_isa(int32_t max_isa) {
             body;                                                                         \
         } else {                                                                          \
             const int64_t chunks_ = (n_ + FP8_CHUNK - 1) / FP8_CHUNK;                     \
-            _Pragma("omp parallel for schedule(dynamic)") for (int64_t c_ = 0; c_ < chunks_; \
-                                                              c_++) {                     \
+            _Pragma("omp parallel for schedule(dynamic)")                                 \
+            for (int64_t c_ = 0; c_ < chunks_; c_++) {                                    \
                 const int64_t i0 = c_ * FP8_CHUNK;                                        \
                 const int64_t len = n_ - i0 < FP8_CHUNK ? n_ - i0 : FP8_CHUNK;            \
                 body;                                                                     \
