@@ -843,6 +843,13 @@ describe("fp8_cpu_copy_strided", () => {
     expect(Array.from(dst)).toEqual([1, 2, 3, 1, 2, 3]);
   });
 
+  test("size-1 dims may carry any stride, zero included", () => {
+    const src = Float32Array.from([1, 2, 3]);
+    const dst = new Float32Array(3);
+    expect(copy(dst, [0, 1, 99], src, [0, 1, 0], [1, 3, 1], 4)).toBe(0);
+    expect(Array.from(dst)).toEqual([1, 2, 3]);
+  });
+
   test("a zero-size region succeeds and writes nothing", () => {
     const dst = Float32Array.of(9);
     expect(copy(dst, [1], Float32Array.of(1), [1], [0], 4)).toBe(0);

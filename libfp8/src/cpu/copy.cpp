@@ -99,11 +99,16 @@ extern "C" FP8_API int32_t fp8_cpu_copy_strided(void *dst, const int64_t *dst_st
             return FP8_OK;
         }
 
+        /* A size-1 dim's stride is never used; give it 1 so that oneDNN sees
+         * no zero strides and equal copies share one cache entry. */
         const dims_t dd(dims, dims + ndim);
-        const dnnl::memory::desc src_md(dd, bits_dt(elem_size), dims_t(src_strides, src_strides + ndim));
-        const dnnl::memory::desc dst_md(dd, bits_dt(elem_size), dims_t(dst_strides, dst_strides + ndim));
+        dims_t ss(src_strides, src_strides + ndim), ds(dst_strides, dst_strides + ndim);
+        for (int d = 0; d < ndim; ++d)
+            if (dims[d] == 1) ss[d] = ds[d] = 1;
+        const dnnl::memory::desc src_md(dd, bits_dt(elem_size), ss);
+        const dnnl::memory::desc dst_md(dd, bits_dt(elem_size), ds);
         Key key("copy_strided");
-        key.add(ndim).add(dims, ndim).add(src_strides, ndim).add(dst_strides, ndim).add(elem_size);
+        key.add(ndim).add(dims, ndim).add(ss.data(), ndim).add(ds.data(), ndim).add(elem_size);
         dnnl::primitive prim = cached(key, [&] {
             return dnnl::primitive(dnnl::reorder(
                 dnnl::reorder::primitive_desc(engine(), src_md, engine(), dst_md)));
