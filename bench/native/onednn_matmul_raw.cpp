@@ -1,0 +1,112 @@
+/*
+ * onednn_matmul_raw.cpp — the baseline for bench/matmul_overhead.ts: oneDNN's
+ * own matmul, primitive created once and executed repeatedly, with nothing of
+ * libfp8 in between. Same problem as fp8_cpu_matmul gets: row-major (plain)
+ * a (M,K), b (K,N) or (N,K) stored with --trans-b, c (M,N), no post-ops.
+ *
+ * Build: part of the default CMake build (target fp8_bench_onednn_raw).
+ * Usage: fp8_bench_onednn_raw M K N f32|bf16 [--reps R] [--trans-b] [--c-dtype f32|bf16]
+ * Prints one JSON line: best-of-R time and GFLOP/s, the median, the kernel.
+ */
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+using dt = dnnl::memory::data_type;
+
+static int usage() {
+    std::fprintf(stderr,
+                 "usage: fp8_bench_onednn_raw M K N f32|bf16 [--reps R] [--trans-b] "
+                 "[--c-dtype f32|bf16]\n");
+    return 2;
+}
+
+static bool parse_dt(const char *s, dt *out) {
+    if (std::strcmp(s, "f32") && std::strcmp(s, "bf16")) return false;
+    *out = std::strcmp(s, "f32") ? dt::bf16 : dt::f32;
+    return true;
+}
+
+/* n values in [-1, 1) in the given type (bf16 as the top half of f32). */
+static std::vector<uint32_t> fill(int64_t n, dt d, unsigned seed) {
+    std::vector<uint32_t> words((size_t)(d == dt::f32 ? n : (n + 1) / 2));
+    uint32_t x = seed * 2654435761u + 1;
+    for (int64_t i = 0; i < n; ++i) {
+        x = x * 1664525u + 1013904223u;
+        float f = (float)(x >> 8) / 8388608.0f - 1.0f;
+        uint32_t u;
+        std::memcpy(&u, &f, 4);
+        if (d == dt::f32)
+            words[(size_t)i] = u;
+        else
+            reinterpret_cast<uint16_t *>(words.data())[i] = (uint16_t)(u >> 16);
+    }
+    return words;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 5) return usage();
+    const int64_t M = std::atoll(argv[1]), K = std::atoll(argv[2]), N = std::atoll(argv[3]);
+    dt ab, c_dt;
+    if (M <= 0 || K <= 0 || N <= 0 || !parse_dt(argv[4], &ab)) return usage();
+    c_dt = ab;
+    int reps = 10;
+    bool trans_b = false;
+    for (int i = 5; i < argc; ++i) {
+        if (!std::strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = std::max(1, std::atoi(argv[++i]));
+        else if (!std::strcmp(argv[i], "--trans-b"))
+            trans_b = true;
+        else if (!std::strcmp(argv[i], "--c-dtype") && i + 1 < argc && parse_dt(argv[i + 1], &c_dt))
+            ++i;
+        else
+            return usage();
+    }
+
+    try {
+        dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+        dnnl::stream s(eng);
+        using dims = dnnl::memory::dims;
+        const dnnl::memory::desc a_md({M, K}, ab, dims{K, 1});
+        const dnnl::memory::desc b_md({K, N}, ab, trans_b ? dims{1, K} : dims{N, 1});
+        const dnnl::memory::desc c_md({M, N}, c_dt, dims{N, 1});
+        dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), eng);
+        dnnl::matmul prim(pd);
+
+        std::vector<uint32_t> a = fill(M * K, ab, 1), b = fill(K * N, ab, 2);
+        std::vector<uint32_t> c((size_t)(c_dt == dt::f32 ? M * N : (M * N + 1) / 2));
+        dnnl::memory am(a_md, eng, a.data()), bm(b_md, eng, b.data()), cm(c_md, eng, c.data());
+        auto run = [&] {
+            prim.execute(s, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+            s.wait();
+        };
+        run(); /* warm-up: first touch, JIT caches */
+        run();
+        std::vector<double> ms;
+        for (int r = 0; r < reps; ++r) {
+            const auto t0 = std::chrono::steady_clock::now();
+            run();
+            const auto t1 = std::chrono::steady_clock::now();
+            ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+        }
+        std::sort(ms.begin(), ms.end());
+        const double best = ms.front(), median = ms[ms.size() / 2];
+        const double gflop = 2.0 * (double)M * (double)K * (double)N * 1e-9;
+        std::printf(
+            "{\"M\":%lld,\"K\":%lld,\"N\":%lld,\"dtype\":\"%s\",\"c_dtype\":\"%s\",\"trans_b\":%s,"
+            "\"reps\":%d,\"best_ms\":%.4f,\"median_ms\":%.4f,\"gflops\":%.2f,\"impl\":\"%s\"}\n",
+            (long long)M, (long long)K, (long long)N, argv[4], c_dt == dt::f32 ? "f32" : "bf16",
+            trans_b ? "true" : "false", reps, best, median, gflop / (best * 1e-3),
+            pd.impl_info_str());
+    } catch (dnnl::error &e) {
+        std::fprintf(stderr, "fp8_bench_onednn_raw: oneDNN: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}
