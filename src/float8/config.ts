@@ -2,6 +2,7 @@
 // config.py (October 2024): frozen objects validated on construction, with
 // torchao's defaults and short reprs ("i:dyn,w:del,go:sta").
 import { Float8Error } from "../errors.ts";
+import type { Float8DType } from "../tensor/dtype.ts";
 
 /** How a tensor's scale is chosen. */
 export const ScalingType = {
@@ -11,22 +12,47 @@ export const ScalingType = {
   DELAYED: "delayed",
   /** a fixed, user-given scale */
   STATIC: "static",
+  /** no cast: this operand stays in high precision (its GEMM then runs in high precision) */
+  DISABLED: "disabled",
 } as const;
 export type ScalingType = (typeof ScalingType)[keyof typeof ScalingType];
 
-const SHORT: Record<ScalingType, string> = { dynamic: "dyn", delayed: "del", static: "sta" };
+const SHORT: Record<ScalingType, string> = { dynamic: "dyn", delayed: "del", static: "sta", disabled: "dis" };
+
+/** How many scales a cast uses. */
+export const ScalingGranularity = {
+  /** one scale for the whole tensor */
+  TENSORWISE: "tensorwise",
+  /** one scale per row, along the GEMM's reduction dim (requires DYNAMIC) */
+  AXISWISE: "axiswise",
+} as const;
+export type ScalingGranularity = (typeof ScalingGranularity)[keyof typeof ScalingGranularity];
 
 /** How one GEMM operand (input, weight or grad_output) is cast to float8. */
 export class CastConfig {
   readonly scalingType: ScalingType;
+  readonly scalingGranularity: ScalingGranularity;
+  /** fp8 dtype of the cast; default e4m3 for input and weight, e5m2 for grad_output */
+  readonly targetDtype?: Float8DType;
   /** Required for STATIC: the scale (fp8 = x * scale). */
   readonly staticScale?: number;
 
-  constructor(opts: { scalingType?: ScalingType; staticScale?: number } = {}) {
+  constructor(opts: { scalingType?: ScalingType; scalingGranularity?: ScalingGranularity; targetDtype?: Float8DType; staticScale?: number } = {}) {
     this.scalingType = opts.scalingType ?? ScalingType.DYNAMIC;
     if (!Object.values(ScalingType).includes(this.scalingType)) {
-      throw new Float8Error("CastConfig", `unknown scalingType '${String(this.scalingType)}'; expected dynamic, delayed or static`);
+      throw new Float8Error("CastConfig", `unknown scalingType '${String(this.scalingType)}'; expected dynamic, delayed, static or disabled`);
     }
+    this.scalingGranularity = opts.scalingGranularity ?? ScalingGranularity.TENSORWISE;
+    if (!Object.values(ScalingGranularity).includes(this.scalingGranularity)) {
+      throw new Float8Error("CastConfig", `unknown scalingGranularity '${String(this.scalingGranularity)}'; expected tensorwise or axiswise`);
+    }
+    if (this.scalingGranularity === ScalingGranularity.AXISWISE && this.scalingType !== ScalingType.DYNAMIC && this.scalingType !== ScalingType.DISABLED) {
+      throw new Float8Error("CastConfig", `AXISWISE scaling requires DYNAMIC scaling, got ${this.scalingType}`);
+    }
+    if (opts.targetDtype !== undefined && opts.targetDtype !== "float8_e4m3fn" && opts.targetDtype !== "float8_e5m2") {
+      throw new Float8Error("CastConfig", `targetDtype must be float8_e4m3fn or float8_e5m2, got ${String(opts.targetDtype)}`);
+    }
+    if (opts.targetDtype !== undefined) this.targetDtype = opts.targetDtype;
     if (this.scalingType === ScalingType.STATIC) {
       if (opts.staticScale === undefined) throw new Float8Error("CastConfig", "STATIC scaling requires staticScale");
       if (!(opts.staticScale > 0) || !Number.isFinite(opts.staticScale)) {
@@ -39,9 +65,15 @@ export class CastConfig {
     Object.freeze(this);
   }
 
-  /** "dyn", "del" or "sta". */
+  /** "dyn", "del", "sta" or "dis", with "_axs" for axiswise. */
   shortStr(): string {
-    return SHORT[this.scalingType];
+    return SHORT[this.scalingType] + (this.scalingGranularity === ScalingGranularity.AXISWISE ? "_axs" : "");
+  }
+
+  /** Same scaling type, granularity and target dtype. */
+  sameAs(o: CastConfig): boolean {
+    return this.scalingType === o.scalingType && this.scalingGranularity === o.scalingGranularity &&
+      this.targetDtype === o.targetDtype && this.staticScale === o.staticScale;
   }
 }
 
@@ -99,7 +131,18 @@ export interface Float8LinearConfigOptions {
   delayedScalingConfig?: DelayedScalingConfig;
   /** do not keep the fp8 weight for backward; recast it there (saves memory, costs one cast) */
   forceRecomputeFp8WeightInBwd?: boolean;
+  /** cast of the input for the grad_weight GEMM; default castConfigInput */
+  castConfigInputForGradWeight?: CastConfig;
+  /** cast of the weight for the grad_input GEMM; default castConfigWeight */
+  castConfigWeightForGradInput?: CastConfig;
+  /** cast of the output gradient for the grad_weight GEMM; default castConfigGradOutput */
+  castConfigGradOutputForGradWeight?: CastConfig;
+  /** round every dynamic scale down to a power of two, so that scaling is exact (default false) */
+  roundScalesToPowerOf2?: boolean;
 }
+
+/** Named recipes (torchao's Float8LinearRecipeName). */
+export type Float8RecipeName = "tensorwise" | "rowwise" | "rowwise_with_gw_hp";
 
 /** Configuration of Float8Linear (torchao's Float8LinearConfig). */
 export class Float8LinearConfig {
@@ -116,12 +159,17 @@ export class Float8LinearConfig {
   readonly emulate: boolean;
   readonly delayedScalingConfig: DelayedScalingConfig;
   readonly forceRecomputeFp8WeightInBwd: boolean;
+  readonly castConfigInputForGradWeight: CastConfig;
+  readonly castConfigWeightForGradInput: CastConfig;
+  readonly castConfigGradOutputForGradWeight: CastConfig;
+  readonly roundScalesToPowerOf2: boolean;
 
   constructor(opts: Float8LinearConfigOptions = {}) {
     const known = new Set([
       "castConfigInput", "castConfigWeight", "castConfigGradOutput", "gemmConfigOutput", "gemmConfigGradInput",
       "gemmConfigGradWeight", "enableAmaxInit", "enablePreAndPostForward", "enableFsdpFloat8AllGather",
       "padInnerDim", "emulate", "delayedScalingConfig", "forceRecomputeFp8WeightInBwd",
+      "castConfigInputForGradWeight", "castConfigWeightForGradInput", "castConfigGradOutputForGradWeight", "roundScalesToPowerOf2",
     ]);
     for (const k of Object.keys(opts)) {
       if (!known.has(k)) throw new Float8Error("Float8LinearConfig", `unknown option '${k}'`);
@@ -157,6 +205,33 @@ export class Float8LinearConfig {
       throw new Float8Error("Float8LinearConfig", "delayedScalingConfig must be a DelayedScalingConfig");
     }
     this.delayedScalingConfig = opts.delayedScalingConfig ?? new DelayedScalingConfig();
+    this.castConfigInputForGradWeight = opts.castConfigInputForGradWeight === undefined ? this.castConfigInput : cast(opts.castConfigInputForGradWeight, "castConfigInputForGradWeight");
+    this.castConfigWeightForGradInput = opts.castConfigWeightForGradInput === undefined ? this.castConfigWeight : cast(opts.castConfigWeightForGradInput, "castConfigWeightForGradInput");
+    this.castConfigGradOutputForGradWeight = opts.castConfigGradOutputForGradWeight === undefined ? this.castConfigGradOutput : cast(opts.castConfigGradOutputForGradWeight, "castConfigGradOutputForGradWeight");
+    this.roundScalesToPowerOf2 = flag(opts.roundScalesToPowerOf2, "roundScalesToPowerOf2", false);
+    // each GEMM runs in float8 or in high precision: both operands cast, or neither (torchao's rule)
+    const gemms: [string, CastConfig, CastConfig][] = [
+      ["output", this.castConfigInput, this.castConfigWeight],
+      ["grad_input", this.castConfigGradOutput, this.castConfigWeightForGradInput],
+      ["grad_weight", this.castConfigGradOutputForGradWeight, this.castConfigInputForGradWeight],
+    ];
+    for (const [name, a, b] of gemms) {
+      if ((a.scalingType === ScalingType.DISABLED) !== (b.scalingType === ScalingType.DISABLED)) {
+        throw new Float8Error("Float8LinearConfig", `the ${name} GEMM has one operand DISABLED and one not: disable both or neither`);
+      }
+    }
+    // delayed scaling keeps one amax history per tensor, so a tensor cast with delayed scaling
+    // must use the same cast in every GEMM
+    const pairs: [string, CastConfig, CastConfig][] = [
+      ["input", this.castConfigInput, this.castConfigInputForGradWeight],
+      ["weight", this.castConfigWeight, this.castConfigWeightForGradInput],
+      ["grad_output", this.castConfigGradOutput, this.castConfigGradOutputForGradWeight],
+    ];
+    for (const [name, a, b] of pairs) {
+      if ((a.scalingType === ScalingType.DELAYED || b.scalingType === ScalingType.DELAYED) && !a.sameAs(b)) {
+        throw new Float8Error("Float8LinearConfig", `delayed scaling of ${name} needs the same cast config in every GEMM`);
+      }
+    }
     if (this.enableFsdpFloat8AllGather && this.castConfigWeight.scalingType === ScalingType.STATIC) {
       throw new Float8Error("Float8LinearConfig", "enableFsdpFloat8AllGather needs dynamic or delayed weight scaling, not static");
     }
@@ -170,8 +245,55 @@ export class Float8LinearConfig {
     );
   }
 
-  /** "i:dyn,w:del,go:sta" */
+  /** True when every cast is tensorwise and each tensor is cast the same way in every GEMM. */
+  get isSimpleTensorwise(): boolean {
+    const all = [this.castConfigInput, this.castConfigWeight, this.castConfigGradOutput];
+    return all.every((c) => c.scalingGranularity === ScalingGranularity.TENSORWISE && c.scalingType !== ScalingType.DISABLED && c.targetDtype === undefined) &&
+      this.castConfigInput.sameAs(this.castConfigInputForGradWeight) &&
+      this.castConfigWeight.sameAs(this.castConfigWeightForGradInput) &&
+      this.castConfigGradOutput.sameAs(this.castConfigGradOutputForGradWeight);
+  }
+
+  /** "i:dyn,w:del,go:sta" (per-GEMM overrides appended as i_gw, w_gi, go_gw where they differ) */
   scalingRepr(): string {
-    return `i:${this.castConfigInput.shortStr()},w:${this.castConfigWeight.shortStr()},go:${this.castConfigGradOutput.shortStr()}`;
+    let s = `i:${this.castConfigInput.shortStr()},w:${this.castConfigWeight.shortStr()},go:${this.castConfigGradOutput.shortStr()}`;
+    if (!this.castConfigInputForGradWeight.sameAs(this.castConfigInput)) s += `,i_gw:${this.castConfigInputForGradWeight.shortStr()}`;
+    if (!this.castConfigWeightForGradInput.sameAs(this.castConfigWeight)) s += `,w_gi:${this.castConfigWeightForGradInput.shortStr()}`;
+    if (!this.castConfigGradOutputForGradWeight.sameAs(this.castConfigGradOutput)) s += `,go_gw:${this.castConfigGradOutputForGradWeight.shortStr()}`;
+    return s;
+  }
+
+  /**
+   * torchao's named recipes:
+   * - "tensorwise": dynamic tensorwise scaling everywhere (the default config);
+   * - "rowwise": axiswise dynamic scaling of every operand, all in e4m3, power-of-2 scales;
+   * - "rowwise_with_gw_hp": rowwise output and grad_input GEMMs (the weight tensorwise for
+   *   grad_input) and the grad_weight GEMM in high precision.
+   */
+  static fromRecipeName(name: Float8RecipeName): Float8LinearConfig {
+    const AX = ScalingGranularity.AXISWISE;
+    switch (name) {
+      case "tensorwise":
+        return new Float8LinearConfig();
+      case "rowwise":
+        return new Float8LinearConfig({
+          castConfigInput: new CastConfig({ scalingGranularity: AX }),
+          castConfigWeight: new CastConfig({ scalingGranularity: AX }),
+          castConfigGradOutput: new CastConfig({ scalingGranularity: AX, targetDtype: "float8_e4m3fn" }),
+          roundScalesToPowerOf2: true,
+        });
+      case "rowwise_with_gw_hp":
+        return new Float8LinearConfig({
+          castConfigInput: new CastConfig({ scalingGranularity: AX }),
+          castConfigWeight: new CastConfig({ scalingGranularity: AX }),
+          castConfigGradOutput: new CastConfig({ scalingGranularity: AX, targetDtype: "float8_e4m3fn" }),
+          castConfigWeightForGradInput: new CastConfig(),
+          castConfigInputForGradWeight: new CastConfig({ scalingType: ScalingType.DISABLED }),
+          castConfigGradOutputForGradWeight: new CastConfig({ scalingType: ScalingType.DISABLED }),
+          roundScalesToPowerOf2: true,
+        });
+      default:
+        throw new Float8Error("Float8LinearConfig.fromRecipeName", `unknown recipe '${String(name)}'; expected tensorwise, rowwise or rowwise_with_gw_hp`);
+    }
   }
 }

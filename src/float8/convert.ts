@@ -55,7 +55,8 @@ export function syncFloat8AmaxAndScaleHistory(model: Module): void {
   const layers = float8Layers(model).filter((l) => l.config.hasAnyDelayedScaling);
   const byLen = new Map<number, RoleScaling[]>();
   for (const l of layers) {
-    for (const st of Object.values(l.scaling)) {
+    // overrides equal to a main cast share its RoleScaling: visit each state once
+    for (const st of new Set(Object.values(l.scaling))) {
       if (st.config.scalingType !== ScalingType.DELAYED) continue;
       const len = st.history!.numel;
       byLen.set(len, [...(byLen.get(len) ?? []), st]);

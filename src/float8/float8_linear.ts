@@ -14,12 +14,14 @@ import { lib, check } from "../ffi/index.ts";
 import { Function, type FunctionCtx } from "../autograd/graph.ts";
 import { DTYPE_CODE, FP8_MAX, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
 import { Tensor, full, zeros } from "../tensor/tensor.ts";
-import { reshape } from "../tensor/ops/movement.ts";
+import { collectCastStats, type CastStats } from "./stats.ts";
+import { reshape, transpose } from "../tensor/ops/movement.ts";
+import { gemm } from "../tensor/ops/linalg.ts";
 import { sumTo } from "../tensor/ops/reduce.ts";
 import { Linear } from "../nn/layers.ts";
-import { CastConfig, Float8LinearConfig, ScalingType } from "./config.ts";
+import { CastConfig, Float8LinearConfig, ScalingGranularity, ScalingType } from "./config.ts";
 import {
-  Float8Tensor, hpTensorAndScaleToFloat8, hpTensorToFloat8Dynamic, scaledMm, toFloat8Saturated, type GemmInputRole,
+  Float8Tensor, hpTensorAndScaleToFloat8, hpTensorToFloat8Axiswise, hpTensorToFloat8Dynamic, scaledMm, toFloat8Saturated, type GemmInputRole,
 } from "./float8_tensor.ts";
 
 const ROLE_DTYPE: Record<GemmInputRole, Float8DType> = {
@@ -38,80 +40,139 @@ export class RoleScaling {
   /** static: the fixed scale (1) */
   staticScale: Tensor | null = null;
 
-  constructor(readonly role: GemmInputRole, readonly config: CastConfig) {
-    this.float8Dtype = ROLE_DTYPE[role];
+  constructor(readonly role: GemmInputRole, readonly config: CastConfig, readonly roundPow2 = false) {
+    this.float8Dtype = config.targetDtype ?? ROLE_DTYPE[role];
   }
 }
 
 /** Casts x to float8 for `st.role` under its scaling type (the one helper for every role). */
 function castToFloat8(x: Tensor, st: RoleScaling, amaxInitialized: boolean): Float8Tensor {
-  switch (st.config.scalingType) {
-    case ScalingType.DYNAMIC:
-      return hpTensorToFloat8Dynamic(x, st.float8Dtype, st.role);
-    case ScalingType.STATIC:
-      return hpTensorAndScaleToFloat8(x, st.staticScale!, st.float8Dtype, st.role);
-    case ScalingType.DELAYED: {
-      const op = `Float8Linear.cast(${st.role})`;
-      if (!amaxInitialized) {
-        // torchao's _maybe_initialize_amaxes_scales_for_float8_cast: seed the
-        // history and the scale from this tensor.
-        check(lib.fp8_cpu_amax_to_scale(st.amax!.ptrFor(op), st.scale!.ptrFor(op), x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel,
-          DTYPE_CODE[st.float8Dtype], 0), op);
-        new Float32Array(st.history!.rawView())[0] = new Float32Array(st.amax!.rawView())[0];
-      }
-      // record this tensor's amax for the next sync; cast with the current scale
-      check(lib.fp8_cpu_amax(st.amax!.ptrFor(op), x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel), op);
-      return hpTensorAndScaleToFloat8(x, st.scale!, st.float8Dtype, st.role);
-    }
+  const cfg = st.config;
+  if (cfg.scalingType === ScalingType.DISABLED) throw new Float8Error("Float8Linear", `the ${st.role} cast is DISABLED`);
+  if (cfg.scalingGranularity === ScalingGranularity.AXISWISE) {
+    return hpTensorToFloat8Axiswise(x, st.float8Dtype, st.role, st.roundPow2);
   }
+  if (cfg.scalingType === ScalingType.DYNAMIC) return hpTensorToFloat8Dynamic(x, st.float8Dtype, st.role, st.roundPow2);
+  if (cfg.scalingType === ScalingType.STATIC) return hpTensorAndScaleToFloat8(x, st.staticScale!, st.float8Dtype, st.role);
+  // DELAYED
+  const op = `Float8Linear.cast(${st.role})`;
+  if (!amaxInitialized) {
+    // torchao's _maybe_initialize_amaxes_scales_for_float8_cast: seed the
+    // history and the scale from this tensor.
+    check(lib.fp8_cpu_amax_to_scale(st.amax!.ptrFor(op), st.scale!.ptrFor(op), x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel,
+      DTYPE_CODE[st.float8Dtype], 0), op);
+    new Float32Array(st.history!.rawView())[0] = new Float32Array(st.amax!.rawView())[0];
+  }
+  // record this tensor's amax for the next sync; cast with the current scale
+  check(lib.fp8_cpu_amax(st.amax!.ptrFor(op), x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel), op);
+  return hpTensorAndScaleToFloat8(x, st.scale!, st.float8Dtype, st.role);
 }
 
-/** The forward and backward of Float8Linear: three float8 GEMMs. */
+/** Casts for one GEMM, recording telemetry when the layer collects it this step. */
+function castOperand(x: Tensor, st: RoleScaling, layer: Float8Linear, amaxInitialized: boolean, collect: boolean): Float8Tensor {
+  const f = castToFloat8(x, st, amaxInitialized);
+  if (collect) layer.recordStats(st.role, x, f);
+  return f;
+}
+
+/**
+ * One GEMM in "TN" form: a (P, R) @ b (Q, R)^T -> (P, Q), both operands stored
+ * with the reduced dim last (what axiswise scaling and cuBLASLt's fp8 need).
+ * Runs in float8 with each operand's cast, or in high precision when the casts are DISABLED.
+ */
+function gemmTN(
+  a: Tensor, sa: RoleScaling, b: Tensor, sb: RoleScaling, layer: Float8Linear, amaxInit: boolean, collect: boolean,
+  outDtype: HighPrecisionDType, bias: Tensor | null, useFastAccum: boolean,
+): Tensor {
+  const [P, R] = a.shape, Q = b.shape[0];
+  if (sa.config.scalingType === ScalingType.DISABLED) {
+    return gemm(a, b, { M: P, K: R, N: Q, transB: true, bias, outDtype, op: "Float8Linear" }).reshape([P, Q]);
+  }
+  const fa = castOperand(a, sa, layer, amaxInit, collect);
+  const fb = castOperand(b, sb, layer, amaxInit, collect);
+  const out = scaledMm(fa, fb, { transposeB: true, bias, outDtype, useFastAccum, padInnerDim: layer.config.padInnerDim });
+  fa.dispose();
+  fb.dispose();
+  return out;
+}
+
+type Ctx = {
+  x2: Tensor; w: Tensor; layer: Float8Linear; M: number; N: number; xShape: readonly number[];
+  amaxInitialized: boolean; collect: boolean; outDtype: HighPrecisionDType; hasBias: boolean;
+  xf?: Float8Tensor; wf?: Float8Tensor;
+};
+
+/**
+ * The forward and backward of Float8Linear: three GEMMs in one Function.
+ * Tensorwise configs (torchao's default) cast input and weight once, keep the
+ * fp8 tensors for backward and hand transposed layouts to the GEMM as flags.
+ * Axiswise, per-GEMM and high-precision configs keep the high-precision input
+ * and weight and cast each operand for each GEMM along its reduction dim.
+ */
 class Float8LinearFunction extends Function {
   forward(ctx: FunctionCtx, x: Tensor, w: Tensor, bias: Tensor | null, layer: Float8Linear): Tensor {
     const K = x.shape[x.ndim - 1];
     const N = w.shape[0];
     const M = x.numel / K;
     const cfg = layer.config;
-    const xf = castToFloat8(reshape(x, [M, K]), layer.scaling.input, layer.isAmaxInitialized);
-    const wf = castToFloat8(w, layer.scaling.weight, layer.isAmaxInitialized);
-    const out = scaledMm(xf, wf, {
-      transposeB: true, bias, outDtype: x.dtype as HighPrecisionDType,
-      useFastAccum: cfg.gemmConfigOutput.useFastAccum, padInnerDim: cfg.padInnerDim,
-    });
-    if (cfg.forceRecomputeFp8WeightInBwd) {
-      // keep only the weight's scale; backward recasts the (live) weight with it
-      ctx.saveForBackward(xf.data, xf.scale, wf.scale);
-      wf.data.dispose();
+    const x2 = reshape(x, [M, K]);
+    const outDtype = x.dtype as HighPrecisionDType;
+    const amaxInitialized = layer.isAmaxInitialized;
+    const collect = layer.statsDue();
+    const c: Ctx = { x2, w, layer, M, N, xShape: x.shape, amaxInitialized, collect, outDtype, hasBias: !!bias };
+    let out: Tensor;
+    if (cfg.isSimpleTensorwise) {
+      const xf = castOperand(x2, layer.scaling.input, layer, amaxInitialized, collect);
+      const wf = castOperand(w, layer.scaling.weight, layer, amaxInitialized, collect);
+      out = scaledMm(xf, wf, {
+        transposeB: true, bias, outDtype, useFastAccum: cfg.gemmConfigOutput.useFastAccum, padInnerDim: cfg.padInnerDim,
+      });
+      if (cfg.forceRecomputeFp8WeightInBwd) {
+        // keep only the weight's scale; backward recasts the (live) weight with it
+        ctx.saveForBackward(xf.data, xf.scale, wf.scale);
+        wf.data.dispose();
+      } else {
+        ctx.saveForBackward(xf.data, xf.scale, wf.data, wf.scale);
+      }
+      Object.assign(c, { xf, wf });
     } else {
-      ctx.saveForBackward(xf.data, xf.scale, wf.data, wf.scale);
+      out = gemmTN(x2, layer.scaling.input, w, layer.scaling.weight, layer, amaxInitialized, collect, outDtype, bias, cfg.gemmConfigOutput.useFastAccum);
+      ctx.saveForBackward(x2);
     }
-    Object.assign(ctx.data, { xf, wf, w, layer, M, K, N, xShape: x.shape, amaxInitialized: layer.isAmaxInitialized, outDtype: x.dtype, hasBias: !!bias });
+    Object.assign(ctx.data, c);
     return reshape(out, [...x.shape.slice(0, -1), N]);
   }
 
   backward(ctx: FunctionCtx, g: Tensor): (Tensor | null)[] {
-    const { xf, w, layer, M, N, xShape, amaxInitialized, outDtype, hasBias } = ctx.data as {
-      xf: Float8Tensor; w: Tensor; layer: Float8Linear; M: number; N: number; xShape: readonly number[];
-      amaxInitialized: boolean; outDtype: HighPrecisionDType; hasBias: boolean;
-    };
-    let wf = ctx.data.wf as Float8Tensor;
+    const c = ctx.data as unknown as Ctx;
+    const { layer, M, N, outDtype, w } = c;
     const cfg = layer.config;
     const g2 = reshape(g.dtype === outDtype ? g : g.to({ dtype: outDtype }), [M, N]);
-    const gf = castToFloat8(g2, layer.scaling.grad_output, amaxInitialized);
-    if (cfg.forceRecomputeFp8WeightInBwd) {
-      wf = new Float8Tensor(toFloat8Saturated(w, wf.scale, wf.dtype), wf.scale, wf.origDtype, "weight");
-    }
     const [needX, needW, needB] = ctx.needsInputGrad;
-    const gradInput = needX
-      ? reshape(scaledMm(gf, wf, { outDtype, useFastAccum: cfg.gemmConfigGradInput.useFastAccum, padInnerDim: cfg.padInnerDim }), xShape)
-      : null;
-    const gradWeight = needW
-      ? scaledMm(gf, xf, { transposeA: true, outDtype: w.dtype as HighPrecisionDType, useFastAccum: cfg.gemmConfigGradWeight.useFastAccum, padInnerDim: cfg.padInnerDim })
-      : null;
-    const gradBias = needB && hasBias ? sumTo(g2, [N]) : null;
-    gf.dispose();
-    return [gradInput, gradWeight, gradBias, null];
+    let gradInput: Tensor | null = null, gradWeight: Tensor | null = null;
+    const wDtype = w.dtype as HighPrecisionDType;
+    if (cfg.isSimpleTensorwise) {
+      const gf = castOperand(g2, layer.scaling.grad_output, layer, c.amaxInitialized, c.collect);
+      let wf = c.wf!;
+      if (cfg.forceRecomputeFp8WeightInBwd) {
+        wf = new Float8Tensor(toFloat8Saturated(w, wf.scale, wf.dtype), wf.scale, wf.origDtype, "weight");
+      }
+      if (needX) gradInput = scaledMm(gf, wf, { outDtype, useFastAccum: cfg.gemmConfigGradInput.useFastAccum, padInnerDim: cfg.padInnerDim });
+      if (needW) {
+        gradWeight = scaledMm(gf, c.xf!, { transposeA: true, outDtype: wDtype, useFastAccum: cfg.gemmConfigGradWeight.useFastAccum, padInnerDim: cfg.padInnerDim });
+      }
+      gf.dispose();
+    } else {
+      const s = layer.scaling;
+      if (needX) {
+        gradInput = gemmTN(g2, s.grad_output, transpose(w, 0, 1), s.weight_for_grad_input, layer, c.amaxInitialized, c.collect, outDtype, null, cfg.gemmConfigGradInput.useFastAccum);
+      }
+      if (needW) {
+        gradWeight = gemmTN(transpose(g2, 0, 1), s.grad_output_for_grad_weight, transpose(c.x2, 0, 1), s.input_for_grad_weight, layer, c.amaxInitialized, c.collect, wDtype, null, cfg.gemmConfigGradWeight.useFastAccum);
+      }
+    }
+    const gradBias = needB && c.hasBias ? sumTo(g2, [N]) : null;
+    return [gradInput ? reshape(gradInput, c.xShape) : null, gradWeight, gradBias, null];
   }
 }
 
@@ -123,7 +184,13 @@ class Float8LinearFunction extends Function {
  */
 export class Float8Linear extends Linear {
   readonly config: Float8LinearConfig;
-  readonly scaling: Record<GemmInputRole, RoleScaling>;
+  /** per-operand scaling: the three main casts and the per-GEMM overrides */
+  readonly scaling: Record<GemmInputRole | "input_for_grad_weight" | "weight_for_grad_input" | "grad_output_for_grad_weight", RoleScaling>;
+  /** telemetry: collect every `statsEvery` forwards (0 = off, the default) */
+  statsEvery = 0;
+  private forwardCount = 0;
+  /** telemetry of the last collecting step, per role */
+  readonly lastStats = new Map<GemmInputRole, CastStats>();
   /** delayed scaling: false until the first forward has seeded the amax histories */
   isAmaxInitialized: boolean;
   /** delayed scaling: set by syncFloat8AmaxAndScaleHistory, cleared by each forward */
@@ -139,13 +206,20 @@ export class Float8Linear extends Linear {
     if (!(config instanceof Float8LinearConfig)) throw new Float8Error("Float8Linear", "config must be a Float8LinearConfig");
     this.config = config;
     this.isAmaxInitialized = !config.enableAmaxInit;
+    const p2 = config.roundScalesToPowerOf2;
+    const input = new RoleScaling("input", config.castConfigInput, p2);
+    const weight = new RoleScaling("weight", config.castConfigWeight, p2);
+    const gradOutput = new RoleScaling("grad_output", config.castConfigGradOutput, p2);
+    // an override equal to the main cast shares its state (delayed buffers, static scale)
+    const override = (main: RoleScaling, cfg: CastConfig) => (cfg.sameAs(main.config) ? main : new RoleScaling(main.role, cfg, p2));
     this.scaling = {
-      input: new RoleScaling("input", config.castConfigInput),
-      weight: new RoleScaling("weight", config.castConfigWeight),
-      grad_output: new RoleScaling("grad_output", config.castConfigGradOutput),
+      input, weight, grad_output: gradOutput,
+      input_for_grad_weight: override(input, config.castConfigInputForGradWeight),
+      weight_for_grad_input: override(weight, config.castConfigWeightForGradInput),
+      grad_output_for_grad_weight: override(gradOutput, config.castConfigGradOutputForGradWeight),
     };
     const historyLen = config.delayedScalingConfig.historyLen;
-    for (const st of Object.values(this.scaling)) {
+    for (const st of [input, weight, gradOutput]) {
       if (st.config.scalingType === ScalingType.DELAYED) {
         // torchao's initial values: amax = fp8 max, history zeros, scale 1
         st.amax = this.registerBuffer(`fp8_amax_${st.role}`, full([1], FP8_MAX[st.float8Dtype]));
@@ -181,6 +255,7 @@ export class Float8Linear extends Linear {
         `input of shape [${x.shape.join(", ")}] and dtype ${x.dtype} does not fit weight [${this.outFeatures}, ${this.inFeatures}] of dtype ${this.weight.dtype}`,
       );
     }
+    this.forwardCount++;
     const out = Float8LinearFunction.apply(x, this.weight, this.bias, this);
     if (delayed && this.config.enablePreAndPostForward) {
       this.isAmaxInitialized = true;
@@ -191,6 +266,16 @@ export class Float8Linear extends Linear {
 
   get name(): string {
     return "Float8Linear";
+  }
+
+  /** Whether this forward collects telemetry (statsEvery > 0 and the step is due). */
+  statsDue(): boolean {
+    return this.statsEvery > 0 && (this.forwardCount - 1) % this.statsEvery === 0;
+  }
+
+  /** Records telemetry of one cast (called by the casts when statsDue()). */
+  recordStats(role: GemmInputRole, hp: Tensor, f: Float8Tensor): void {
+    this.lastStats.set(role, collectCastStats(hp, f, this.forwardCount));
   }
 
   extraRepr(): string {

@@ -7,25 +7,32 @@ import { Float8Error } from "../errors.ts";
 import { lib, check } from "../ffi/index.ts";
 import { DTYPE_CODE, FP8_MAX, isFloat8, isHighPrecision, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
 import { fmtShape } from "../tensor/shape.ts";
-import { Tensor } from "../tensor/tensor.ts";
+import { Tensor, tensor } from "../tensor/tensor.ts";
 
 /** Which GEMM operand a Float8Tensor is. */
 export type GemmInputRole = "input" | "weight" | "grad_output";
 
-/** fp8 storage plus the f32 scale it was cast with: value ~= data / scale. */
+/**
+ * fp8 storage plus the f32 scale it was cast with: value ~= data / scale.
+ * Tensorwise: one scale. Axiswise: data is 2-D (rows, cols) and scale has one
+ * entry per row (the GEMM reduces along cols).
+ */
 export class Float8Tensor {
   constructor(
     /** raw fp8 tensor (dtype float8_e4m3fn or float8_e5m2) */
     readonly data: Tensor,
-    /** one-element float32 tensor */
+    /** float32 tensor: one element (tensorwise) or one per row (axiswise) */
     readonly scale: Tensor,
     /** dtype of the tensor this was cast from, and of results computed from it */
     readonly origDtype: HighPrecisionDType,
     readonly role: GemmInputRole,
+    readonly axiswise = false,
   ) {
     if (!isFloat8(data.dtype)) throw new Float8Error("Float8Tensor", `data must be a float8 tensor, got ${data.dtype}`);
-    if (scale.numel !== 1 || scale.dtype !== "float32") {
-      throw new Float8Error("Float8Tensor", `scale must be a one-element float32 tensor, got shape ${fmtShape(scale.shape)} ${scale.dtype}`);
+    const want = axiswise ? data.shape[0] : 1;
+    if (axiswise && data.ndim !== 2) throw new Float8Error("Float8Tensor", `axiswise data must be 2-D, got shape ${fmtShape(data.shape)}`);
+    if (scale.numel !== want || scale.dtype !== "float32") {
+      throw new Float8Error("Float8Tensor", `scale must be a float32 tensor of ${want} element(s), got shape ${fmtShape(scale.shape)} ${scale.dtype}`);
     }
   }
 
@@ -44,6 +51,12 @@ export class Float8Tensor {
 
   /** Dequantizes to origDtype: f32(fp8) / scale, rounded once. */
   toOriginalPrecision(): Tensor {
+    if (this.axiswise) {
+      const v = this.data.toArray(), sc = this.scale.toArray();
+      const cols = this.shape[1];
+      for (let i = 0; i < v.length; i++) v[i] = v[i] / sc[Math.floor(i / cols)];
+      return tensor(v, { shape: this.shape, dtype: this.origDtype });
+    }
     const out = Tensor.empty(this.shape, this.origDtype, this.data.device);
     if (out.numel > 0) {
       check(
@@ -61,7 +74,8 @@ export class Float8Tensor {
   }
 
   toString(): string {
-    return `Float8Tensor(shape=${fmtShape(this.shape)}, dtype=${this.dtype}, scale=${this.scale.isDisposed ? "?" : this.scale.item()}, origDtype=${this.origDtype}, role=${this.role})`;
+    const scale = this.scale.isDisposed ? "?" : this.axiswise ? `[${this.scale.numel} row scales]` : this.scale.item();
+    return `Float8Tensor(shape=${fmtShape(this.shape)}, dtype=${this.dtype}, scale=${scale}, origDtype=${this.origDtype}, role=${this.role})`;
   }
 }
 
@@ -134,12 +148,41 @@ export function hpTensorAndScaleToFloat8(x: Tensor, scale: Tensor, float8Dtype: 
   return new Float8Tensor(data, scale.detach(), x.dtype as HighPrecisionDType, role);
 }
 
-/** Dynamic cast: scale from x's own amax. */
-export function hpTensorToFloat8Dynamic(x: Tensor, float8Dtype: Float8DType, role: GemmInputRole): Float8Tensor {
+/** 2^floor(log2(s)) for a finite positive f32 s (exact: clears the mantissa bits). */
+export function roundScaleDownToPowerOf2(s: number): number {
+  if (!(s > 0) || !Number.isFinite(s)) return s;
+  const bits = new Uint32Array(new Float32Array([s]).buffer);
+  if ((bits[0] & 0x7f800000) === 0) return s; // subnormal: leave
+  bits[0] &= 0xff800000;
+  return new Float32Array(bits.buffer)[0];
+}
+
+/** Dynamic cast: scale from x's own amax (rounded down to a power of 2 when asked). */
+export function hpTensorToFloat8Dynamic(x: Tensor, float8Dtype: Float8DType, role: GemmInputRole, roundPow2 = false): Float8Tensor {
   const [scale, amax] = tensorToScale(x, float8Dtype);
   amax.dispose();
+  if (roundPow2) {
+    const v = new Float32Array(scale.rawView(), 0, 1);
+    v[0] = roundScaleDownToPowerOf2(v[0]);
+  }
   const data = toFloat8Saturated(x, scale, float8Dtype);
   return new Float8Tensor(data, scale, x.dtype as HighPrecisionDType, role);
+}
+
+/**
+ * Axiswise dynamic cast of a 2-D tensor: one scale per row (the GEMM reduces
+ * along the columns), optionally rounded down to powers of 2.
+ */
+export function hpTensorToFloat8Axiswise(x: Tensor, float8Dtype: Float8DType, role: GemmInputRole, roundPow2 = false): Float8Tensor {
+  const op = "hpTensorToFloat8Axiswise";
+  checkHp(x, op);
+  checkFp8Dtype(float8Dtype, op);
+  if (x.ndim !== 2) throw new Float8Error(op, `expects a 2-D tensor, got shape ${fmtShape(x.shape)} dtype ${x.dtype}`);
+  const [rows, cols] = x.shape;
+  const data = Tensor.empty(x.shape, float8Dtype, x.device);
+  const scale = Tensor.empty([rows], "float32", x.device);
+  check(lib.fp8_cpu_quantize_rowwise(data.ptrFor(op), scale.ptrFor(op), DTYPE_CODE[float8Dtype], x.ptrFor(op), DTYPE_CODE[x.dtype], rows, cols, roundPow2 ? 1 : 0), op);
+  return new Float8Tensor(data, scale, x.dtype as HighPrecisionDType, role, true);
 }
 
 /** SQNR in dB: 20 log10(||ref|| / ||ref - y||) (Infinity when equal). */
@@ -218,6 +261,25 @@ export function scaledMm(a: Float8Tensor, b: Float8Tensor, opts: ScaledMmOptions
   }
   const out = Tensor.empty([M, N], outDtype, a.data.device);
   if (out.numel === 0) return out;
+  if (a.axiswise || b.axiswise) {
+    // row-scaled GEMM: scales must run along the non-reduced dims, i.e. a stored
+    // (M, K) and b stored (N, K); a tensorwise operand's scale is broadcast.
+    if (opts.transposeA || !opts.transposeB) {
+      throw new Float8Error(op, "axiswise operands need a stored (M, K) and b stored (N, K) (transposeB: true)");
+    }
+    const vec = (f: Float8Tensor, n: number) => (f.axiswise ? f.scale : tensor(new Float32Array(n).fill(f.scale.item())));
+    const sa = vec(a, M), sb = vec(b, N);
+    check(
+      lib.fp8_cpu_scaled_mm_rowwise(
+        out.ptrFor(op), DTYPE_CODE[outDtype], a.data.ptrFor(op), DTYPE_CODE[a.dtype], b.data.ptrFor(op), DTYPE_CODE[b.dtype],
+        sa.ptrFor(op), sb.ptrFor(op), bias ? bias.ptrFor(op) : null, bias ? DTYPE_CODE[bias.dtype] : 0, M, K, N, 0, 1,
+      ),
+      op,
+    );
+    if (sa !== a.scale) sa.dispose();
+    if (sb !== b.scale) sb.dispose();
+    return out;
+  }
   check(
     lib.fp8_cpu_scaled_mm(
       out.ptrFor(op), DTYPE_CODE[outDtype], a.data.ptrFor(op), DTYPE_CODE[a.dtype], b.data.ptrFor(op), DTYPE_CODE[b.dtype],

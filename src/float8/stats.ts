@@ -1,0 +1,93 @@
+// stats.ts — fp8 telemetry (what Transformer Engine's debug tools report), built
+// in: per layer and role, the last amax, the scale, the share of elements that
+// saturated or underflowed to zero, and the SQNR of the cast. Collection is off
+// by default (statsEvery = 0 costs one integer compare per forward); when on,
+// each collecting step costs an amax pass, an fp8 count pass and a dequantize
+// per cast (bench/stats.ts measures it).
+import { Float8Error } from "../errors.ts";
+import type { Module } from "../nn/module.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import { computeError, fp8TensorStatistics, tensorToAmax, type Float8Tensor, type GemmInputRole } from "./float8_tensor.ts";
+
+/** Telemetry of one cast. */
+export interface CastStats {
+  /** forward count of the layer when collected */
+  step: number;
+  /** max |x| of the high-precision tensor */
+  amax: number;
+  /** the scale used (axiswise: the smallest row scale) */
+  scale: number;
+  /** share of elements at +-fp8 max */
+  saturated: number;
+  /** share of elements that are zero in fp8 (underflow, plus exact zeros of the input) */
+  underflow: number;
+  /** SQNR of the cast, dB */
+  sqnrDb: number;
+}
+
+/** Computes CastStats for the cast hp -> f. */
+export function collectCastStats(hp: Tensor, f: Float8Tensor, step: number): CastStats {
+  const amaxT = tensorToAmax(hp);
+  const amax = amaxT.item();
+  amaxT.dispose();
+  const counts = fp8TensorStatistics(f);
+  const deq = f.toOriginalPrecision();
+  const sqnrDb = computeError(hp, deq);
+  deq.dispose();
+  const scale = f.axiswise ? Math.min(...f.scale.toArray()) : f.scale.item();
+  const n = Math.max(counts.numel, 1);
+  return { step, amax, scale, saturated: counts.saturated / n, underflow: counts.zeros / n, sqnrDb };
+}
+
+interface StatsLayer extends Module {
+  statsEvery: number;
+  lastStats: Map<GemmInputRole, CastStats>;
+}
+
+function statsLayers(model: Module): [string, StatsLayer][] {
+  return [...model.namedModules()].filter((e): e is [string, StatsLayer] => "lastStats" in e[1] && "statsEvery" in e[1]);
+}
+
+/** Turns telemetry on for every Float8Linear: collect every `every` forwards (1 = each step). */
+export function enableStats(model: Module, opts: { every?: number } = {}): void {
+  const every = opts.every ?? 1;
+  if (!Number.isInteger(every) || every < 1) throw new Float8Error("enableStats", `every must be a positive integer, got ${every}`);
+  for (const [, l] of statsLayers(model)) l.statsEvery = every;
+}
+
+/** Turns telemetry off (the default). */
+export function disableStats(model: Module): void {
+  for (const [, l] of statsLayers(model)) l.statsEvery = 0;
+}
+
+/** One row per (layer, role) with the last collected telemetry. */
+export interface StatsRow extends CastStats {
+  layer: string;
+  role: GemmInputRole;
+}
+
+/** The last collected telemetry of every Float8Linear, per layer and role. */
+export function stats(model: Module): StatsRow[] {
+  const rows: StatsRow[] = [];
+  for (const [fqn, l] of statsLayers(model)) {
+    for (const role of ["input", "weight", "grad_output"] as const) {
+      const s = l.lastStats.get(role);
+      if (s) rows.push({ layer: fqn || "(root)", role, ...s });
+    }
+  }
+  return rows;
+}
+
+/** stats(model) rendered as a fixed-width table. */
+export function statsTable(model: Module): string {
+  const rows = stats(model);
+  if (!rows.length) return "no float8 telemetry collected (call float8.enableStats(model) before training)";
+  const head = ["layer", "role", "amax", "scale", "saturated", "underflow", "SQNR dB"];
+  const body = rows.map((r) => [
+    r.layer, r.role, r.amax.toPrecision(4), r.scale.toPrecision(4),
+    `${(100 * r.saturated).toFixed(3)}%`, `${(100 * r.underflow).toFixed(3)}%`, r.sqnrDb.toFixed(1),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
+}
