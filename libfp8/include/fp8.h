@@ -120,6 +120,27 @@ FP8_API int32_t fp8_cpu_sync_amax_history(float *const *amax, float *const *hist
 FP8_API int32_t fp8_cpu_fp8_stats(int64_t *zeros, int64_t *saturated, int64_t *nans,
                                   const void *src_fp8, int32_t fp8_dtype, int64_t n);
 
+/* ---- axiswise (row-wise) scaling (libfp8/src/cpu/rowwise.c) ----------- */
+
+/* Row-wise dynamic quantize: src (rows, cols) F32/BF16 -> dst_fp8 (rows, cols),
+ * one scale per row: scale[r] = f32(fp8_max / max(f64(amax_r), 1e-12)),
+ * rounded down to a power of two when round_pow2 != 0 (then scaling is exact);
+ * dst = sat_rne(f32(x) * scale[r]). scale (rows) f32 out. */
+FP8_API int32_t fp8_cpu_quantize_rowwise(void *dst_fp8, float *scale, int32_t fp8_dtype,
+                                         const void *src, int32_t src_dtype, int64_t rows,
+                                         int64_t cols, int32_t round_pow2);
+
+/* Row-scaled fp8 GEMM, emulated exactly: acc = decode(a) @ decode(b) in f32
+ * (oneDNN bf16 GEMM), then the epilogue c[i,j] = acc * (1/scale_a[i]) * (1/scale_b[j]) + bias[j].
+ *   a: (M, K), or (K, M) stored when trans_a; b: (K, N), or (N, K) stored when trans_b.
+ *   scale_a (M), scale_b (N) f32; c F32 or BF16; bias NULL or (N). */
+FP8_API int32_t fp8_cpu_scaled_mm_rowwise(void *c, int32_t c_dtype, const void *a,
+                                          int32_t a_dtype, const void *b, int32_t b_dtype,
+                                          const float *scale_a, const float *scale_b,
+                                          const void *bias, int32_t bias_dtype, int64_t M,
+                                          int64_t K, int64_t N, int32_t trans_a,
+                                          int32_t trans_b);
+
 /* ---- GEMM (oneDNN, libfp8/src/cpu/matmul.cpp) -------------------------- */
 
 /* c (batch, M, N) <- alpha * op(a) @ op(b) + bias + beta * c
