@@ -17,6 +17,7 @@
 // Prints a progress bar per run, then a table (held-out accuracy and loss,
 // final training loss, ms/step, and per layer the fp8 casts' clipped and
 // underflowed counts on the held-out set), and writes an SVG of the loss curves.
+// Losses are computed in float32 from the logits (as torch's autocast does).
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -227,7 +228,8 @@ export function trainRecipe(recipe: Recipe, data: Digits, opts: TrainOptions): R
     const b = gather(data.trainX, data.trainY, order[step]);
     const loss = tidy(() => {
       opt.zeroGrad();
-      const l = nn.crossEntropy(model.forward(tensor(b.x, { shape: [b.y.length, PIXELS], dtype })), b.y);
+      const logits = model.forward(tensor(b.x, { shape: [b.y.length, PIXELS], dtype }));
+      const l = nn.crossEntropy(logits.to({ dtype: "float32" }), b.y);
       l.backward();
       opt.step();
       if (delayed) float8.syncFloat8AmaxAndScaleHistory(model);
@@ -283,7 +285,7 @@ function evaluate(model: nn.Sequential, data: Digits, dtype: HighPrecisionDType,
         h = layer.forward(h);
       }
     }
-    const loss = nn.crossEntropy(h, data.testY);
+    const loss = nn.crossEntropy(h.to({ dtype: "float32" }), data.testY);
     if (seen.length) loss.mul(n / batchSize).backward();
     const logits = h.toArray();
     let correct = 0;
@@ -356,50 +358,72 @@ export function formatTable(results: RunResult[], heldOut: number): string {
   return out;
 }
 
-const COLORS: Record<Recipe, string> = { f32: "#1f77b4", bf16: "#2ca02c", dynamic: "#d62728", delayed: "#ff7f0e" };
+const STYLE: Record<Recipe, { color: string; dash: string; width: number }> = {
+  f32: { color: "#1f77b4", dash: "", width: 3.5 },
+  bf16: { color: "#2ca02c", dash: "10 4", width: 2.5 },
+  dynamic: { color: "#d62728", dash: "4 3", width: 2 },
+  delayed: { color: "#ff7f0e", dash: "1 3", width: 2.5 },
+};
 
-/** An SVG line chart of each run's training loss (raw, faint, and smoothed). */
+/** Bias-corrected exponential moving average (as Adam corrects its moments). */
+function smooth(xs: number[], beta = 0.9): number[] {
+  let e = 0;
+  return xs.map((v, i) => (e = beta * e + (1 - beta) * v) / (1 - Math.pow(beta, i + 1)));
+}
+
+/**
+ * An SVG line chart of each run's training loss on a log scale: the raw
+ * losses faint, a smoothed curve on top, dashed differently per recipe so
+ * that overlapping curves stay visible.
+ */
 export function lossChartSvg(results: RunResult[], title = "MNIST MLP training loss"): string {
-  const W = 820, H = 460, L = 64, R = 180, T = 40, B = 50;
+  const W = 820, H = 460, L = 64, R = 190, T = 40, B = 50;
   const steps = Math.max(1, ...results.map((r) => r.losses.length));
-  const smooth = (xs: number[]) => {
-    let e = xs[0] ?? 0;
-    return xs.map((v) => (e = 0.9 * e + 0.1 * v));
-  };
   const smoothed = results.map((r) => smooth(r.losses));
-  const yMax = Math.max(1e-6, ...smoothed.flatMap((s) => s.slice(Math.min(5, s.length - 1)))) * 1.1;
+  const all = smoothed.flat().filter((v) => v > 0 && Number.isFinite(v));
+  const lo = Math.log10(Math.max(1e-4, Math.min(...all, 1) * 0.8));
+  const hi = Math.log10(Math.max(...all, 1e-3) * 1.25);
   const x = (i: number) => L + ((W - L - R) * i) / Math.max(steps - 1, 1);
-  const y = (v: number) => T + (H - T - B) * (1 - Math.min(v, yMax) / yMax);
+  const y = (v: number) => {
+    const l = Math.min(Math.max(Math.log10(Math.max(v, 1e-12)), lo), hi);
+    return T + ((H - T - B) * (hi - l)) / Math.max(hi - lo, 1e-9);
+  };
   const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${L}" y="24" font-size="16" font-weight="bold">${esc(title)}</text>`,
   ];
-  for (let k = 0; k <= 5; k++) {
-    const v = (yMax * k) / 5;
-    parts.push(`<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`,
-      `<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end">${v.toFixed(2)}</text>`);
+  for (let e = Math.floor(lo); e <= Math.ceil(hi); e++) {
+    for (const m of [1, 2, 5]) {
+      const v = m * Math.pow(10, e);
+      if (Math.log10(v) < lo || Math.log10(v) > hi) continue;
+      parts.push(`<line x1="${L}" x2="${W - R}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#ddd"/>`,
+        `<text x="${L - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${+v.toPrecision(1)}</text>`);
+    }
   }
   for (let k = 0; k <= 5; k++) {
     const s = Math.round(((steps - 1) * k) / 5);
-    parts.push(`<text x="${x(s)}" y="${H - B + 18}" text-anchor="middle">${s + 1}</text>`);
+    parts.push(`<text x="${x(s).toFixed(1)}" y="${H - B + 18}" text-anchor="middle">${s + 1}</text>`);
   }
   parts.push(
     `<line x1="${L}" x2="${L}" y1="${T}" y2="${H - B}" stroke="#333"/>`,
     `<line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" stroke="#333"/>`,
     `<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">step</text>`,
-    `<text x="16" y="${(T + H - B) / 2}" transform="rotate(-90 16 ${(T + H - B) / 2})" text-anchor="middle">cross-entropy loss</text>`,
+    `<text x="16" y="${(T + H - B) / 2}" transform="rotate(-90 16 ${(T + H - B) / 2})" text-anchor="middle">training loss (log scale; smoothed, raw faint)</text>`,
   );
   const pts = (vals: number[]) => vals.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
+  results.forEach((r) => {
+    parts.push(`<polyline fill="none" stroke="${STYLE[r.recipe].color}" stroke-opacity="0.15" stroke-width="1" points="${pts(r.losses)}"/>`);
+  });
   results.forEach((r, k) => {
-    const c = COLORS[r.recipe];
-    parts.push(`<polyline fill="none" stroke="${c}" stroke-opacity="0.18" stroke-width="1" points="${pts(r.losses)}"/>`);
-    parts.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${pts(smoothed[k])}"/>`);
-    const ly = T + 10 + k * 40;
-    parts.push(`<line x1="${W - R + 14}" x2="${W - R + 38}" y1="${ly}" y2="${ly}" stroke="${c}" stroke-width="3"/>`,
-      `<text x="${W - R + 44}" y="${ly + 4}">${r.recipe} (${r.dtype})</text>`,
-      `<text x="${W - R + 44}" y="${ly + 20}" fill="#555">acc ${(100 * r.heldOutAccuracy).toFixed(2)} %</text>`);
+    const { color, dash, width } = STYLE[r.recipe];
+    const dashAttr = dash ? ` stroke-dasharray="${dash}"` : "";
+    parts.push(`<polyline fill="none" stroke="${color}" stroke-width="${width}"${dashAttr} points="${pts(smoothed[k])}"/>`);
+    const ly = T + 10 + k * 44;
+    parts.push(`<line x1="${W - R + 14}" x2="${W - R + 44}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="${width}"${dashAttr}/>`,
+      `<text x="${W - R + 50}" y="${ly + 4}">${r.recipe} (${r.dtype})</text>`,
+      `<text x="${W - R + 50}" y="${ly + 20}" fill="#555">held-out ${(100 * r.heldOutAccuracy).toFixed(2)} %</text>`);
   });
   parts.push("</svg>");
   return parts.join("\n") + "\n";

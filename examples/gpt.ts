@@ -1,0 +1,435 @@
+// gpt.ts — a small LLaMA-style character-level language model, trained in
+// bf16 and in float8 on a public-domain text (examples/data/, see its README).
+//
+// The model: token embedding -> N blocks of [RMSNorm -> causal multi-head
+// attention with rotary position embeddings -> residual, RMSNorm -> SwiGLU
+// feed-forward -> residual] -> RMSNorm -> output projection (untied).
+// The float8 run converts every Linear except the output projection with
+// convertToFloat8Training (moduleFilterFn skips "output", as torchao's README
+// suggests), dynamic scaling. Both runs start from the same weights and see
+// the same batches. The loss is computed in float32 from the bf16 logits (as
+// torch's autocast does), so the two runs' losses compare finely.
+//
+//   bun examples/gpt.ts               # default CPU config, both runs, about 4-5 minutes on 2 cores
+//   bun examples/gpt.ts --help
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import {
+  Tensor, cat, float8, manualSeed, nn, noGrad, optim, tensor, tidy, type HighPrecisionDType,
+} from "../src/index.ts";
+
+// ---------------------------------------------------------------- model
+
+export interface GptConfig {
+  vocabSize: number;
+  dim: number;
+  nLayers: number;
+  nHeads: number;
+  /** SwiGLU hidden size */
+  hiddenDim: number;
+  /** longest sequence (size of the rotary tables) */
+  maxSeqLen: number;
+  dtype: HighPrecisionDType;
+}
+
+/** cos and sin tables (T, headDim) of rotary embeddings, in the half-split layout of LLaMA's HF port. */
+function rotaryTables(maxSeqLen: number, headDim: number, dtype: HighPrecisionDType): { cos: Tensor; sin: Tensor } {
+  const half = headDim / 2;
+  const cos = new Float32Array(maxSeqLen * headDim);
+  const sin = new Float32Array(maxSeqLen * headDim);
+  for (let t = 0; t < maxSeqLen; t++) {
+    for (let i = 0; i < half; i++) {
+      const angle = t / Math.pow(10000, (2 * i) / headDim);
+      for (const j of [i, i + half]) {
+        cos[t * headDim + j] = Math.cos(angle);
+        sin[t * headDim + j] = Math.sin(angle);
+      }
+    }
+  }
+  const shape = [maxSeqLen, headDim];
+  return { cos: tensor(cos, { shape, dtype }).keep(), sin: tensor(sin, { shape, dtype }).keep() };
+}
+
+/** x * cos + rotate_half(x) * sin, x (B, H, T, D), tables (T, D). */
+function applyRotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  const D = x.size(-1);
+  const rotated = cat([x.slice(-1, D / 2).neg(), x.slice(-1, 0, D / 2)], -1);
+  return x.mul(cos).add(rotated.mul(sin));
+}
+
+/** Causal self-attention: wq, wk, wv, wo (dim, dim), no biases. */
+export class Attention extends nn.Module {
+  wq: nn.Linear;
+  wk: nn.Linear;
+  wv: nn.Linear;
+  wo: nn.Linear;
+  constructor(readonly dim: number, readonly nHeads: number, dtype: HighPrecisionDType) {
+    super();
+    this.wq = this.registerModule("wq", new nn.Linear(dim, dim, { bias: false, dtype }));
+    this.wk = this.registerModule("wk", new nn.Linear(dim, dim, { bias: false, dtype }));
+    this.wv = this.registerModule("wv", new nn.Linear(dim, dim, { bias: false, dtype }));
+    this.wo = this.registerModule("wo", new nn.Linear(dim, dim, { bias: false, dtype }));
+  }
+
+  /** x (B, T, C), mask (T, T) with 1 above the diagonal, rotary tables (T, D) -> (B, T, C). */
+  forward(x: Tensor, mask: Tensor, cos: Tensor, sin: Tensor): Tensor {
+    const [B, T, C] = x.shape;
+    const H = this.nHeads, D = C / H;
+    const heads = (t: Tensor) => t.reshape([B, T, H, D]).transpose(1, 2); // (B, H, T, D)
+    const q = applyRotary(heads(this.wq.forward(x)), cos, sin);
+    const k = applyRotary(heads(this.wk.forward(x)), cos, sin);
+    const v = heads(this.wv.forward(x));
+    const scores = q.matmul(k.transpose(-2, -1)).mul(1 / Math.sqrt(D)).maskedFill(mask, -1e9); // (B, H, T, T)
+    const y = scores.softmax(-1).matmul(v); // (B, H, T, D)
+    return this.wo.forward(y.transpose(1, 2).reshape([B, T, C]));
+  }
+}
+
+/** SwiGLU: w2(silu(w1 x) * w3 x). */
+export class FeedForward extends nn.Module {
+  w1: nn.Linear;
+  w2: nn.Linear;
+  w3: nn.Linear;
+  constructor(dim: number, hiddenDim: number, dtype: HighPrecisionDType) {
+    super();
+    this.w1 = this.registerModule("w1", new nn.Linear(dim, hiddenDim, { bias: false, dtype }));
+    this.w2 = this.registerModule("w2", new nn.Linear(hiddenDim, dim, { bias: false, dtype }));
+    this.w3 = this.registerModule("w3", new nn.Linear(dim, hiddenDim, { bias: false, dtype }));
+  }
+  forward(x: Tensor): Tensor {
+    return this.w2.forward(this.w1.forward(x).silu().mul(this.w3.forward(x)));
+  }
+}
+
+/** Pre-norm transformer block. */
+export class Block extends nn.Module {
+  attentionNorm: nn.RMSNorm;
+  attention: Attention;
+  ffnNorm: nn.RMSNorm;
+  feedForward: FeedForward;
+  constructor(cfg: GptConfig) {
+    super();
+    this.attentionNorm = this.registerModule("attention_norm", new nn.RMSNorm(cfg.dim, 1e-5, { dtype: cfg.dtype }));
+    this.attention = this.registerModule("attention", new Attention(cfg.dim, cfg.nHeads, cfg.dtype));
+    this.ffnNorm = this.registerModule("ffn_norm", new nn.RMSNorm(cfg.dim, 1e-5, { dtype: cfg.dtype }));
+    this.feedForward = this.registerModule("feed_forward", new FeedForward(cfg.dim, cfg.hiddenDim, cfg.dtype));
+  }
+  forward(x: Tensor, mask: Tensor, cos: Tensor, sin: Tensor): Tensor {
+    const h = x.add(this.attention.forward(this.attentionNorm.forward(x), mask, cos, sin));
+    return h.add(this.feedForward.forward(this.ffnNorm.forward(h)));
+  }
+}
+
+/** The language model: tokens (B, T) -> logits (B, T, vocab). Module names follow LLaMA's. */
+export class Gpt extends nn.Module {
+  tokEmbeddings: nn.Embedding;
+  layers: nn.ModuleList;
+  norm: nn.RMSNorm;
+  output: nn.Linear;
+  private readonly cos: Tensor;
+  private readonly sin: Tensor;
+  private readonly masks = new Map<number, Tensor>();
+
+  constructor(readonly cfg: GptConfig) {
+    super();
+    if (cfg.dim % cfg.nHeads !== 0 || (cfg.dim / cfg.nHeads) % 2 !== 0) {
+      throw new Error(`gpt: dim ${cfg.dim} must split into ${cfg.nHeads} heads of even size`);
+    }
+    this.tokEmbeddings = this.registerModule("tok_embeddings", new nn.Embedding(cfg.vocabSize, cfg.dim, { dtype: cfg.dtype }));
+    this.layers = this.registerModule("layers", new nn.ModuleList(Array.from({ length: cfg.nLayers }, () => new Block(cfg))));
+    this.norm = this.registerModule("norm", new nn.RMSNorm(cfg.dim, 1e-5, { dtype: cfg.dtype }));
+    this.output = this.registerModule("output", new nn.Linear(cfg.dim, cfg.vocabSize, { bias: false, dtype: cfg.dtype }));
+    ({ cos: this.cos, sin: this.sin } = rotaryTables(cfg.maxSeqLen, cfg.dim / cfg.nHeads, cfg.dtype));
+  }
+
+  /** (T, T) float mask, 1 where key position > query position. */
+  private causalMask(T: number): Tensor {
+    let m = this.masks.get(T);
+    if (!m) {
+      const v = new Float32Array(T * T);
+      for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) v[i * T + j] = 1;
+      m = tensor(v, { shape: [T, T] }).keep();
+      this.masks.set(T, m);
+    }
+    return m;
+  }
+
+  /** tokens: int32 (B * T) in row-major order. */
+  forward(tokens: Int32Array, B: number, T: number): Tensor {
+    if (T > this.cfg.maxSeqLen) throw new Error(`gpt: sequence of ${T} exceeds maxSeqLen ${this.cfg.maxSeqLen}`);
+    const cos = T === this.cfg.maxSeqLen ? this.cos : this.cos.slice(0, 0, T);
+    const sin = T === this.cfg.maxSeqLen ? this.sin : this.sin.slice(0, 0, T);
+    let h = this.tokEmbeddings.forward(tokens).reshape([B, T, this.cfg.dim]);
+    for (const layer of this.layers) h = (layer as Block).forward(h, this.causalMask(T), cos, sin);
+    return this.output.forward(this.norm.forward(h));
+  }
+
+  dispose(): void {
+    super.dispose();
+    this.cos.dispose();
+    this.sin.dispose();
+    for (const m of this.masks.values()) m.dispose();
+  }
+}
+
+// ---------------------------------------------------------------- data
+
+/** Character vocabulary and the text as token ids. */
+export interface CharData {
+  chars: string[];
+  train: Int32Array;
+  val: Int32Array;
+}
+
+/** Splits text into the first `trainFraction` for training and the rest for validation. */
+export function charData(text: string, trainFraction = 0.9): CharData {
+  const chars = [...new Set(text)].sort();
+  const index = new Map(chars.map((c, i) => [c, i]));
+  const ids = Int32Array.from(text, (c) => index.get(c)!);
+  const cut = Math.floor(ids.length * trainFraction);
+  return { chars, train: ids.slice(0, cut), val: ids.slice(cut) };
+}
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Random windows: inputs (B*T) and next-character targets (B*T). */
+function sampleBatch(ids: Int32Array, B: number, T: number, rand: () => number): { x: Int32Array; y: Int32Array } {
+  const x = new Int32Array(B * T), y = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    const start = Math.floor(rand() * (ids.length - T - 1));
+    x.set(ids.subarray(start, start + T), b * T);
+    y.set(ids.subarray(start + 1, start + T + 1), b * T);
+  }
+  return { x, y };
+}
+
+// ---------------------------------------------------------------- training
+
+export type GptRecipe = "bf16" | "float8";
+
+export interface GptOptions {
+  steps: number;
+  batchSize: number;
+  seqLen: number;
+  dim: number;
+  nLayers: number;
+  nHeads: number;
+  lr: number;
+  seed: number;
+  /** validation batches for the final loss */
+  evalBatches: number;
+  progress?: (step: number, loss: number) => void;
+}
+
+export interface GptResult {
+  recipe: GptRecipe;
+  losses: number[];
+  /** mean training loss over the last 10 % of steps */
+  finalTrainLoss: number;
+  /** mean loss over evalBatches fixed validation batches */
+  valLoss: number;
+  msPerStep: number;
+  model: Gpt;
+}
+
+/** Builds the model of a recipe (same seed, same initial weights). */
+export function buildGpt(recipe: GptRecipe, vocabSize: number, o: Pick<GptOptions, "dim" | "nLayers" | "nHeads" | "seqLen" | "seed">): Gpt {
+  manualSeed(o.seed);
+  // LLaMA's hidden size: 2/3 of 4*dim, rounded up to a multiple of 16
+  const hiddenDim = Math.ceil((2 * 4 * o.dim) / 3 / 16) * 16;
+  const model = new Gpt({ vocabSize, dim: o.dim, nLayers: o.nLayers, nHeads: o.nHeads, hiddenDim, maxSeqLen: o.seqLen, dtype: "bfloat16" });
+  if (recipe === "float8") {
+    float8.convertToFloat8Training(model, { moduleFilterFn: (_m, fqn) => fqn !== "output" });
+  }
+  return model;
+}
+
+/** Trains one recipe; both recipes see the same batches. */
+export function trainGpt(recipe: GptRecipe, data: CharData, o: GptOptions): GptResult {
+  const model = buildGpt(recipe, data.chars.length, o);
+  const opt = new optim.AdamW(model.parameters(), { lr: o.lr, weightDecay: 0.01 });
+  const rand = mulberry32(o.seed ^ 0xb00c);
+  const { batchSize: B, seqLen: T } = o;
+  const V = data.chars.length;
+  const losses: number[] = [];
+  const t0 = performance.now();
+  for (let step = 0; step < o.steps; step++) {
+    const { x, y } = sampleBatch(data.train, B, T, rand);
+    const loss = tidy(() => {
+      opt.zeroGrad();
+      const l = nn.crossEntropy(model.forward(x, B, T).reshape([B * T, V]).to({ dtype: "float32" }), y);
+      l.backward();
+      opt.step();
+      return l.item();
+    });
+    losses.push(loss);
+    o.progress?.(step + 1, loss);
+  }
+  const msPerStep = (performance.now() - t0) / Math.max(o.steps, 1);
+  opt.zeroGrad();
+  for (const t of Object.values(opt.stateDict())) t.dispose();
+  const valRand = mulberry32(o.seed ^ 0x7a1);
+  let valLoss = 0;
+  noGrad(() => {
+    for (let i = 0; i < o.evalBatches; i++) {
+      const { x, y } = sampleBatch(data.val, B, T, valRand);
+      valLoss += tidy(() => nn.crossEntropy(model.forward(x, B, T).reshape([B * T, V]).to({ dtype: "float32" }), y).item());
+    }
+  });
+  const tail = losses.slice(-Math.max(1, Math.round(losses.length / 10)));
+  return {
+    recipe, losses, msPerStep, model,
+    finalTrainLoss: tail.reduce((a, b) => a + b, 0) / tail.length,
+    valLoss: valLoss / Math.max(o.evalBatches, 1),
+  };
+}
+
+/** Samples `length` characters after `prompt` (temperature, top-k), from a seeded generator. */
+export function sample(model: Gpt, data: CharData, prompt: string, length: number, opts: { temperature?: number; topK?: number; seed?: number } = {}): string {
+  const temperature = opts.temperature ?? 0.8, topK = opts.topK ?? 10;
+  const rand = mulberry32(opts.seed ?? 1);
+  const index = new Map(data.chars.map((c, i) => [c, i]));
+  const ids = [...prompt].map((c) => index.get(c) ?? 0);
+  const T = model.cfg.maxSeqLen, V = data.chars.length;
+  return noGrad(() => {
+    for (let i = 0; i < length; i++) {
+      const ctx = Int32Array.from(ids.slice(-T));
+      const logits = tidy(() => model.forward(ctx, 1, ctx.length).slice(1, ctx.length - 1).toArray());
+      const order = [...logits.keys()].sort((a, b) => logits[b] - logits[a]).slice(0, topK);
+      const w = order.map((k) => Math.exp((logits[k] - logits[order[0]]) / temperature));
+      let r = rand() * w.reduce((a, b) => a + b, 0);
+      let pick = order[order.length - 1];
+      for (let j = 0; j < order.length; j++) if ((r -= w[j]) <= 0) { pick = order[j]; break; }
+      ids.push(pick);
+      if (logits.length !== V) throw new Error("gpt: unexpected logits size");
+    }
+    return ids.slice([...prompt].length).map((k) => data.chars[k]).join("");
+  });
+}
+
+// ---------------------------------------------------------------- CLI
+
+const USAGE = `usage: bun examples/gpt.ts [options]
+
+Trains a small LLaMA-style character model on examples/data/kjv_genesis_exodus.txt
+in bf16 and in float8 (every Linear but the output projection, dynamic scaling),
+with the same initial weights and batches; prints both losses and samples text.
+
+options:
+  --steps N        training steps per run (default 300)
+  --batch-size N   sequences per step (default 16)
+  --seq-len N      characters per sequence (default 64)
+  --dim N          model width (default 128)
+  --layers N       transformer blocks (default 3)
+  --heads N        attention heads (default 4)
+  --lr X           AdamW learning rate (default 0.003)
+  --recipe LIST    bf16,float8 (default both)
+  --sample N       characters to sample from each model (default 240)
+  --seed N         seed (default 0)
+  -h, --help       this text`;
+
+class Progress {
+  private start = performance.now();
+  private last = 0;
+  constructor(private readonly label: string, private readonly total: number, private readonly tty = !!process.stderr.isTTY) {}
+  update(step: number, loss: number): void {
+    const now = performance.now();
+    const done = step === this.total;
+    if (this.tty ? !done && now - this.last < 100 : !done && step % Math.max(1, Math.round(this.total / 10)) !== 0) return;
+    this.last = now;
+    const rate = step / ((now - this.start) / 1000);
+    const line = `${this.label.padEnd(7)} step ${String(step).padStart(String(this.total).length)}/${this.total}  loss ${loss.toFixed(4)}  ${rate.toFixed(2)} steps/s`;
+    process.stderr.write(this.tty ? `\r${line}${done ? "\n" : ""}` : `${line}\n`);
+  }
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      steps: { type: "string", default: "300" },
+      "batch-size": { type: "string", default: "16" },
+      "seq-len": { type: "string", default: "64" },
+      dim: { type: "string", default: "128" },
+      layers: { type: "string", default: "3" },
+      heads: { type: "string", default: "4" },
+      lr: { type: "string", default: "0.003" },
+      recipe: { type: "string", default: "bf16,float8" },
+      sample: { type: "string", default: "240" },
+      seed: { type: "string", default: "0" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const int = (k: keyof typeof values) => {
+    const n = Number(values[k]);
+    if (!Number.isInteger(n) || n < 0) {
+      console.error(`gpt: --${k} must be a non-negative integer, got '${values[k]}'\n\n${USAGE}`);
+      process.exit(2);
+    }
+    return n;
+  };
+  const o: GptOptions = {
+    steps: int("steps"), batchSize: int("batch-size"), seqLen: int("seq-len"), dim: int("dim"), nLayers: int("layers"),
+    nHeads: int("heads"), lr: Number(values.lr), seed: int("seed"), evalBatches: 8,
+  };
+  const recipes = values.recipe.split(",").map((s) => s.trim());
+  for (const r of recipes) {
+    if (r !== "bf16" && r !== "float8") {
+      console.error(`gpt: unknown recipe '${r}'; choose from bf16, float8`);
+      process.exit(2);
+    }
+  }
+  const t0 = performance.now();
+  const text = readFileSync(join(import.meta.dir, "data", "kjv_genesis_exodus.txt"), "utf8");
+  const data = charData(text);
+  console.log(`corpus: King James Version, Genesis and Exodus (public domain): ${text.length} characters, ` +
+    `vocabulary ${data.chars.length}; ${data.train.length} train / ${data.val.length} validation`);
+  console.log(`model: dim ${o.dim}, ${o.nLayers} layers, ${o.nHeads} heads, seq ${o.seqLen}, batch ${o.batchSize}, ` +
+    `${o.steps} steps, AdamW lr ${o.lr}, bf16 weights`);
+  const results: GptResult[] = [];
+  for (const r of recipes as GptRecipe[]) {
+    const bar = new Progress(r, o.steps);
+    const res = trainGpt(r, data, { ...o, progress: (s, l) => bar.update(s, l) });
+    if (r === "float8") {
+      const n = float8.float8Layers(res.model).length;
+      console.log(`float8: ${n} Float8Linear layers (output projection kept in bf16)`);
+    }
+    results.push(res);
+  }
+  console.log("\nrecipe  train loss (last 10%)  val loss  ms/step");
+  for (const r of results) {
+    console.log(`${r.recipe.padEnd(6)}  ${r.finalTrainLoss.toFixed(4).padStart(21)}  ${r.valLoss.toFixed(4).padStart(8)}  ${r.msPerStep.toFixed(1).padStart(7)}`);
+  }
+  const bf = results.find((r) => r.recipe === "bf16"), f8 = results.find((r) => r.recipe === "float8");
+  if (bf && f8) {
+    const rel = (100 * (f8.valLoss - bf.valLoss)) / bf.valLoss;
+    const relTrain = (100 * (f8.finalTrainLoss - bf.finalTrainLoss)) / bf.finalTrainLoss;
+    console.log(`float8 vs bf16: val loss ${rel >= 0 ? "+" : ""}${rel.toFixed(2)} %, train loss ${relTrain >= 0 ? "+" : ""}${relTrain.toFixed(2)} % ` +
+      `(target: within 3 %: ${Math.abs(rel) <= 3 ? "met" : "NOT met"})`);
+  }
+  const n = int("sample");
+  if (n > 0) {
+    for (const r of results) {
+      console.log(`\n--- ${r.recipe} sample ---\nAnd God said${sample(r.model, data, "And God said", n)}`);
+    }
+  }
+  for (const r of results) r.model.dispose();
+  console.log(`\ntotal time: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+if (import.meta.main) await main(Bun.argv.slice(2));
