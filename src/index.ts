@@ -7,3 +7,4 @@ export * as nn from "./nn/index.ts";
 export * as optim from "./optim/index.ts";
 export * as float8 from "./float8/index.ts";
 export * as io from "./io/safetensors.ts";
+export * as cuda from "./cuda/index.ts";

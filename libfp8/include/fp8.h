@@ -312,6 +312,172 @@ FP8_API int32_t fp8_cpu_adamw_step(void *param, const void *grad, float *exp_avg
                                    float beta1, float beta2, float eps, float weight_decay,
                                    int64_t step);
 
+/* ==== CUDA backend (libfp8_cuda, libfp8/src/cuda) ========================
+ * A separate shared library, built where nvcc and cuBLASLt are found and
+ * loaded by TypeScript only when a "cuda" device is asked for; libfp8 never
+ * depends on CUDA. Its errors are read with fp8_cuda_last_error() (same rules
+ * as fp8_last_error); a CUDA or cuBLAS failure names the call and the error,
+ * e.g. "fp8_cuda_malloc: cudaMallocAsync: cudaErrorMemoryAllocation (out of memory)".
+ * Built for Hopper (sm_90a, sm_90, compute_90 PTX): a context on a device
+ * below compute capability 9.0 is refused.
+ *
+ * d_* pointers are device memory of the context's device (fp8_cuda_malloc or
+ * any cudaMalloc); other pointers are host memory borrowed for the call.
+ * Kernels and GEMMs are queued on the context's stream and return without
+ * waiting for the GPU: amaxes and scales stay on the device. Only memcpy
+ * h2d/d2h, synchronize, timer_stop and ctx_destroy wait; an error inside
+ * queued GPU work surfaces at the next call that waits. A context is used by
+ * one thread at a time. Device tensors are dense, row-major; fp8 is 1 byte. */
+typedef struct fp8_cuda_ctx *fp8_cuda_ctx_t;
+typedef struct fp8_cuda_graph *fp8_cuda_graph_t;
+
+enum { /* fp8_cuda_probe states */
+    FP8_CUDA_READY = 0,          /* driver and >= 1 GPU */
+    FP8_CUDA_NO_DRIVER = 1,      /* no NVIDIA driver (libcuda.so.1) */
+    FP8_CUDA_DRIVER_TOO_OLD = 2, /* driver older than the CUDA runtime built in */
+    FP8_CUDA_NO_DEVICE = 3,      /* driver, but no visible GPU */
+    FP8_CUDA_ERROR = 4,          /* any other CUDA error (see fp8_cuda_last_error) */
+};
+enum { FP8_CUDA_CAST_REFERENCE = 0, FP8_CUDA_CAST_HARDWARE = 1 }; /* fp8 encoder */
+
+/* Thread-local message of the last failed fp8_cuda_* call ("" if none). */
+FP8_API const char *fp8_cuda_last_error(void);
+/* Never fails for lack of CUDA: *state <- FP8_CUDA_*, *device_count <- GPUs
+ * (0 unless READY), versions as 1000*major + 10*minor (0: none). When state
+ * != READY, fp8_cuda_last_error() says why. Out-params may be NULL. */
+FP8_API int32_t fp8_cuda_probe(int32_t *state, int32_t *device_count, int32_t *driver_version,
+                               int32_t *runtime_version);
+/* Compute capability, SM count, memory bytes and name (name_cap bytes with the
+ * NUL; name may be NULL) of `device`. No driver / no GPU: FP8_ERR_UNSUPPORTED. */
+FP8_API int32_t fp8_cuda_device_info(int32_t device, int32_t *cc_major, int32_t *cc_minor,
+                                     int32_t *sm_count, int64_t *total_mem, char *name,
+                                     int64_t name_cap);
+
+/* Context on `device`: non-blocking stream, cuBLASLt handle, 32 MiB GEMM
+ * workspace, reduction scratch, and a cache of matmul descriptors and chosen
+ * algorithms keyed by (shape, dtypes, layout, epilogue, fast accum, alignment). */
+FP8_API int32_t fp8_cuda_ctx_create(int32_t device, fp8_cuda_ctx_t *out);
+/* Waits for the stream, then frees the context and every buffer still
+ * allocated through it. NULL is a no-op. */
+FP8_API int32_t fp8_cuda_ctx_destroy(fp8_cuda_ctx_t ctx);
+/* The context's cudaStream_t (e.g. for fp8_dist_set_stream). */
+FP8_API int32_t fp8_cuda_ctx_stream(fp8_cuda_ctx_t ctx, void **out);
+/* Entries in the context's GEMM plan cache. */
+FP8_API int32_t fp8_cuda_gemm_plans(fp8_cuda_ctx_t ctx, int64_t *out);
+/* Encoder of every fp8 cast on ctx: REFERENCE (fp8_ref.h integer code, the
+ * default) or HARDWARE (cvt.rn.satfinite + NaN fix-up); both are meant to be
+ * bit-identical to the CPU, and bench/gpu/check.sh tests both. */
+FP8_API int32_t fp8_cuda_set_cast_kernel(fp8_cuda_ctx_t ctx, int32_t kernel);
+/* Blocks until all work queued on ctx is done; reports its errors. */
+FP8_API int32_t fp8_cuda_synchronize(fp8_cuda_ctx_t ctx);
+
+/* Stream-ordered device memory (cudaMallocAsync; 256-byte aligned, a valid
+ * unique pointer even for 0 bytes). Free with fp8_cuda_free on the same ctx. */
+FP8_API int32_t fp8_cuda_malloc(fp8_cuda_ctx_t ctx, int64_t nbytes, void **d_out);
+FP8_API int32_t fp8_cuda_free(fp8_cuda_ctx_t ctx, void *d_ptr);
+FP8_API int32_t fp8_cuda_memory_stats(fp8_cuda_ctx_t ctx, int64_t *live_bytes,
+                                      int64_t *live_allocs);
+/* h2d and d2h return when the copy is done (host memory is borrowed); d2d
+ * and memset are queued. */
+FP8_API int32_t fp8_cuda_memcpy_h2d(fp8_cuda_ctx_t ctx, void *d_dst, const void *src,
+                                    int64_t nbytes);
+FP8_API int32_t fp8_cuda_memcpy_d2h(fp8_cuda_ctx_t ctx, void *dst, const void *d_src,
+                                    int64_t nbytes);
+FP8_API int32_t fp8_cuda_memcpy_d2d(fp8_cuda_ctx_t ctx, void *d_dst, const void *d_src,
+                                    int64_t nbytes);
+FP8_API int32_t fp8_cuda_memset(fp8_cuda_ctx_t ctx, void *d_dst, int32_t byte, int64_t nbytes);
+
+/* GPU time between timer_start and timer_stop (CUDA events on the stream);
+ * timer_stop waits for the stop event. */
+FP8_API int32_t fp8_cuda_timer_start(fp8_cuda_ctx_t ctx);
+FP8_API int32_t fp8_cuda_timer_stop(fp8_cuda_ctx_t ctx, float *ms);
+/* Stream capture: calls between graph_begin and graph_end are recorded, not
+ * run; graph_launch replays them (same pointers, same shapes). No malloc,
+ * free, h2d/d2h or synchronize while capturing. */
+FP8_API int32_t fp8_cuda_graph_begin(fp8_cuda_ctx_t ctx);
+FP8_API int32_t fp8_cuda_graph_end(fp8_cuda_ctx_t ctx, fp8_cuda_graph_t *out);
+FP8_API int32_t fp8_cuda_graph_launch(fp8_cuda_ctx_t ctx, fp8_cuda_graph_t graph);
+FP8_API int32_t fp8_cuda_graph_destroy(fp8_cuda_graph_t graph);
+
+/* -- fp8 kernels (ours; numerics exactly those of the fp8_cpu_* twins) -- */
+/* d_dst (n) <- d_src (n) between F32, BF16, E4M3FN, E5M2 (as fp8_cpu_convert). */
+FP8_API int32_t fp8_cuda_convert(fp8_cuda_ctx_t ctx, void *d_dst, int32_t dst_dtype,
+                                 const void *d_src, int32_t src_dtype, int64_t n);
+/* d_dst_fp8 (n) <- sat_rne(f32(d_src) * *d_scale); src F32/BF16. */
+FP8_API int32_t fp8_cuda_quantize(fp8_cuda_ctx_t ctx, void *d_dst_fp8, int32_t fp8_dtype,
+                                  const void *d_src, int32_t src_dtype, int64_t n,
+                                  const float *d_scale);
+/* d_dst (n) F32/BF16 <- decode(d_src_fp8) / *d_scale. */
+FP8_API int32_t fp8_cuda_dequantize(fp8_cuda_ctx_t ctx, void *d_dst, int32_t dst_dtype,
+                                    const void *d_src_fp8, int32_t fp8_dtype, int64_t n,
+                                    const float *d_scale);
+/* One pass over d_src (rows, cols) F32/BF16: d_dst (rows, cols) and
+ * d_dst_t (cols, rows) <- the same quantized values, row-major and transposed
+ * (the layouts the three Float8Linear GEMMs need). Either output may be NULL. */
+FP8_API int32_t fp8_cuda_quantize_transpose(fp8_cuda_ctx_t ctx, void *d_dst, void *d_dst_t,
+                                            int32_t fp8_dtype, const void *d_src,
+                                            int32_t src_dtype, int64_t rows, int64_t cols,
+                                            const float *d_scale);
+/* *d_amax <- max|d_src (n)| (F32/BF16; NaN propagates; 0 for n == 0). */
+FP8_API int32_t fp8_cuda_amax(fp8_cuda_ctx_t ctx, float *d_amax, const void *d_src,
+                              int32_t src_dtype, int64_t n);
+/* One launch: *d_amax <- max|d_src|, *d_scale <- scale of it (as fp8_cpu_amax_to_scale). */
+FP8_API int32_t fp8_cuda_amax_to_scale(fp8_cuda_ctx_t ctx, float *d_amax, float *d_scale,
+                                       const void *d_src, int32_t src_dtype, int64_t n,
+                                       int32_t fp8_dtype, int32_t clamp_to_f16);
+/* *d_scale <- f32(fp8_max / max(f64(*d_amax), 1e-12)) [clamped to 65504]. */
+FP8_API int32_t fp8_cuda_scale_from_amax(fp8_cuda_ctx_t ctx, float *d_scale,
+                                         const float *d_amax, int32_t fp8_dtype,
+                                         int32_t clamp_to_f16);
+/* Delayed scaling for `count` tensors in one launch (as fp8_cpu_sync_amax_history).
+ * d_amax, d_history, d_scale: device arrays of `count` device pointers;
+ * d_fp8_dtype, d_clamp_to_f16: device int32 arrays (count). Upload the tables
+ * once; dtypes are not re-validated on the device (invalid ones act as E4M3FN). */
+FP8_API int32_t fp8_cuda_sync_amax_history(fp8_cuda_ctx_t ctx, float *const *d_amax,
+                                           float *const *d_history, float *const *d_scale,
+                                           const int32_t *d_fp8_dtype,
+                                           const int32_t *d_clamp_to_f16, int64_t count,
+                                           int64_t history_len);
+
+/* -- elementwise (the few a Linear's forward and backward need) -- */
+/* d_dst (n) <- value; dtype F32, BF16 or I32. */
+FP8_API int32_t fp8_cuda_fill(fp8_cuda_ctx_t ctx, void *d_dst, int32_t dtype, int64_t n,
+                              double value);
+/* d_dst (n) <- mean + std * N(0,1), F32/BF16; deterministic in (seed, index). */
+FP8_API int32_t fp8_cuda_randn(fp8_cuda_ctx_t ctx, void *d_dst, int32_t dtype, int64_t n,
+                               int64_t seed, float mean, float std);
+/* d_y (rows, cols) += d_bias (cols), in f32; y and bias F32/BF16. */
+FP8_API int32_t fp8_cuda_bias_add(fp8_cuda_ctx_t ctx, void *d_y, int32_t y_dtype,
+                                  const void *d_bias, int32_t bias_dtype, int64_t rows,
+                                  int64_t cols);
+/* d_dbias (cols) <- sum over rows of d_dy (rows, cols), f32 accumulation. */
+FP8_API int32_t fp8_cuda_bias_grad(fp8_cuda_ctx_t ctx, void *d_dbias, int32_t dbias_dtype,
+                                   const void *d_dy, int32_t dy_dtype, int64_t rows,
+                                   int64_t cols);
+
+/* -- GEMMs (cuBLASLt) -- */
+/* Scaled fp8 GEMM, torch._scaled_mm semantics with our scales (fp8 = x*scale):
+ * d_c (M,N) <- (d_a (M,K) @ d_b (N,K)^T) * (1 / *d_scale_a) * (1 / *d_scale_b) [+ d_bias (N)]
+ * Both operands K-contiguous (cuBLASLt "TN", the only fp8 layout on Hopper).
+ * a, b E4M3FN/E5M2, not both E5M2; c F32/BF16; bias NULL or (N) BF16 (fused
+ * epilogue) or F32 (separate f32 add). K and N multiples of 16, pointers
+ * 16-byte aligned. The inverse scales are computed on the device. */
+FP8_API int32_t fp8_cuda_scaled_mm(fp8_cuda_ctx_t ctx, void *d_c, int32_t c_dtype,
+                                   const void *d_a, int32_t a_dtype, const void *d_b,
+                                   int32_t b_dtype, const float *d_scale_a,
+                                   const float *d_scale_b, const void *d_bias,
+                                   int32_t bias_dtype, int64_t M, int64_t K, int64_t N,
+                                   int32_t use_fast_accum);
+/* d_c (batch, M, N) <- alpha * op(d_a) @ op(d_b) [+ d_bias (N)] + beta * d_c,
+ * shapes, batching, transposes and dtypes exactly as fp8_cpu_matmul (a, b F32
+ * or BF16, f32 accumulation). */
+FP8_API int32_t fp8_cuda_matmul(fp8_cuda_ctx_t ctx, void *d_c, int32_t c_dtype, const void *d_a,
+                                const void *d_b, int32_t ab_dtype, const void *d_bias,
+                                int32_t bias_dtype, int64_t batch_a, int64_t batch_b, int64_t M,
+                                int64_t K, int64_t N, int32_t trans_a, int32_t trans_b,
+                                float alpha, float beta);
+/* ==== end CUDA =========================================================== */
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,534 @@
+/*
+ * cast_kernels.cu — the fp8 kernels of libfp8_cuda: amax (and the scale) in
+ * one pass, scaled saturating casts, the fused cast + transpose, dequantize,
+ * unscaled conversions and the delayed-scaling history update.
+ *
+ * Numerics are those of the CPU (libfp8/src/cpu/cast.c): the encoders are
+ * fp8_ref.h itself (or the hardware cvt with the same results, see
+ * encode2 in cuda_common.cuh), the scale multiply is one IEEE f32 multiply
+ * with x86 NaN rules, and amax is an integer max over |bits| so that NaN
+ * propagates. Shapes: every buffer is dense; n elements, or (rows, cols).
+ *
+ * Memory-bound kernels read 16 bytes per thread per load, keep four loads in
+ * flight and fall back to a scalar path for misaligned pointers and tails.
+ */
+#include "cuda_common.cuh"
+
+namespace fp8cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kUnroll = 4; /* independent 16-byte loads in flight per thread */
+
+/* ---- amax -------------------------------------------------------------------- */
+
+/* max of |bits| over the 16 bytes in w: 4 f32 or 8 bf16 (kept as two halves). */
+template <int SRC>
+__device__ __forceinline__ uint32_t fold16(uint32_t m, uint4 w) {
+    if (SRC == FP8_DTYPE_F32) {
+        m = max(m, w.x & 0x7fffffffu);
+        m = max(m, w.y & 0x7fffffffu);
+        m = max(m, w.z & 0x7fffffffu);
+        return max(m, w.w & 0x7fffffffu);
+    }
+    m = __vmaxu2(m, w.x & 0x7fff7fffu);
+    m = __vmaxu2(m, w.y & 0x7fff7fffu);
+    m = __vmaxu2(m, w.z & 0x7fff7fffu);
+    return __vmaxu2(m, w.w & 0x7fff7fffu);
+}
+
+/* |bits| of element i as f32 bits (bf16 widened by << 16). */
+template <int SRC>
+__device__ __forceinline__ uint32_t abs_bits(const void *src, int64_t i) {
+    if (SRC == FP8_DTYPE_F32) return __float_as_uint(((const float *)src)[i]) & 0x7fffffffu;
+    return ((uint32_t)((const uint16_t *)src)[i] & 0x7fffu) << 16;
+}
+
+/* amax over src (n) in one launch. Each block max-reduces its share into
+ * scratch[0] (atomicMax on the bits: |x| orders like its bits, NaN above
+ * inf); the last block to finish (scratch[1] counts them) writes *amax_out
+ * (NaN made canonical, as on the CPU) and, when scale_out is given, the
+ * scale, then zeroes scratch for the next launch on the stream. */
+template <int SRC>
+__global__ void __launch_bounds__(kThreads)
+amax_kernel(float *amax_out, float *scale_out, const void *__restrict__ src, int64_t n,
+            int64_t nvec, uint32_t *scratch, int fp8_dtype, int clamp_to_f16) {
+    constexpr int EPV = SRC == FP8_DTYPE_F32 ? 4 : 8; /* elements per 16 bytes */
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const uint4 *v = (const uint4 *)src;
+    uint32_t m = 0;
+    int64_t i = tid;
+    for (; i + (kUnroll - 1) * stride < nvec; i += kUnroll * stride) {
+        uint4 w[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; u++) w[u] = v[i + u * stride];
+#pragma unroll
+        for (int u = 0; u < kUnroll; u++) m = fold16<SRC>(m, w[u]);
+    }
+    for (; i < nvec; i += stride) m = fold16<SRC>(m, v[i]);
+    if (SRC == FP8_DTYPE_BF16) m = max(m & 0xffffu, m >> 16) << 16;
+    for (int64_t j = nvec * EPV + tid; j < n; j += stride) m = max(m, abs_bits<SRC>(src, j));
+
+    __shared__ uint32_t warp_max[kThreads / 32];
+    m = __reduce_max_sync(0xffffffffu, m);
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    if (lane == 0) warp_max[warp] = m;
+    __syncthreads();
+    if (warp != 0) return;
+    m = lane < kThreads / 32 ? warp_max[lane] : 0u;
+    m = __reduce_max_sync(0xffffffffu, m);
+    if (lane != 0) return;
+    if (m) atomicMax(&scratch[0], m);
+    __threadfence();
+    if (atomicAdd(&scratch[1], 1u) != gridDim.x - 1) return;
+    uint32_t bits = atomicExch(&scratch[0], 0u);
+    atomicExch(&scratch[1], 0u);
+    if (bits > 0x7f800000u) bits = 0x7fc00000u;
+    const float amax = __uint_as_float(bits);
+    if (amax_out) *amax_out = amax;
+    if (scale_out) *scale_out = scale_from_amax(amax, fp8_dtype, clamp_to_f16);
+}
+
+__global__ void scale_from_amax_kernel(float *scale, const float *amax, int fp8_dtype, int clamp) {
+    *scale = scale_from_amax(*amax, fp8_dtype, clamp);
+}
+
+/* ---- quantize (n) ---------------------------------------------------------------- */
+
+template <int SRC>
+__device__ __forceinline__ float load_hp(const void *src, int64_t i) {
+    if (SRC == FP8_DTYPE_F32) return ((const float *)src)[i];
+    return bf16_bits_to_f32(((const uint16_t *)src)[i]);
+}
+
+/* dst (n) <- encode(src * scale). Vector part: f32 reads a float4 and writes
+ * 4 bytes, bf16 reads 8 values (16 bytes) and writes 8 bytes; consecutive
+ * threads take consecutive vectors, so loads and stores are coalesced. */
+template <int SRC, int FP8, int KERNEL>
+__global__ void __launch_bounds__(kThreads)
+quantize_kernel(uint8_t *__restrict__ dst, const void *__restrict__ src, int64_t n, int64_t nvec,
+                const float *scale_p) {
+    constexpr int EPV = SRC == FP8_DTYPE_F32 ? 4 : 8;
+    const float s = *scale_p;
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const uint4 *v = (const uint4 *)src;
+    int64_t i = tid;
+    auto emit = [&](int64_t k, uint4 w) {
+        if (SRC == FP8_DTYPE_F32) {
+            ((uint32_t *)dst)[k] = encode4<FP8, KERNEL>(
+                mul_x86(__uint_as_float(w.x), s), mul_x86(__uint_as_float(w.y), s),
+                mul_x86(__uint_as_float(w.z), s), mul_x86(__uint_as_float(w.w), s));
+        } else {
+            uint32_t lo = encode4<FP8, KERNEL>(
+                mul_x86(bf16_bits_to_f32(w.x & 0xffffu), s), mul_x86(bf16_bits_to_f32(w.x >> 16), s),
+                mul_x86(bf16_bits_to_f32(w.y & 0xffffu), s), mul_x86(bf16_bits_to_f32(w.y >> 16), s));
+            uint32_t hi = encode4<FP8, KERNEL>(
+                mul_x86(bf16_bits_to_f32(w.z & 0xffffu), s), mul_x86(bf16_bits_to_f32(w.z >> 16), s),
+                mul_x86(bf16_bits_to_f32(w.w & 0xffffu), s), mul_x86(bf16_bits_to_f32(w.w >> 16), s));
+            ((uint2 *)dst)[k] = make_uint2(lo, hi);
+        }
+    };
+    for (; i + (kUnroll - 1) * stride < nvec; i += kUnroll * stride) {
+        uint4 w[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; u++) w[u] = v[i + u * stride];
+#pragma unroll
+        for (int u = 0; u < kUnroll; u++) emit(i + u * stride, w[u]);
+    }
+    for (; i < nvec; i += stride) emit(i, v[i]);
+    for (int64_t j = nvec * EPV + tid; j < n; j += stride)
+        dst[j] = (uint8_t)encode2<FP8, KERNEL>(mul_x86(load_hp<SRC>(src, j), s), 0.0f);
+}
+
+/* ---- fused quantize + transpose (rows, cols) ------------------------------------------ */
+
+constexpr int kTile = 64; /* 64 x 64 elements per block, 4 x 4 per thread */
+
+/* Rows i of q (4 bytes each: cols c..c+3) -> words t[k] = col c+k, rows 0..3. */
+__device__ __forceinline__ void transpose4x4(const uint32_t q[4], uint32_t t[4]) {
+    const uint32_t lo01 = __byte_perm(q[0], q[1], 0x5140), lo23 = __byte_perm(q[2], q[3], 0x5140);
+    const uint32_t hi01 = __byte_perm(q[0], q[1], 0x7362), hi23 = __byte_perm(q[2], q[3], 0x7362);
+    t[0] = __byte_perm(lo01, lo23, 0x5410);
+    t[1] = __byte_perm(lo01, lo23, 0x7632);
+    t[2] = __byte_perm(hi01, hi23, 0x5410);
+    t[3] = __byte_perm(hi01, hi23, 0x7632);
+}
+
+/* One read of src (rows, cols); dst (rows, cols) and dst_t (cols, rows) get
+ * the same fp8 bytes. Thread (tx, ty) of 16 x 16 encodes the 4 x 4 block at
+ * rows 4ty.., cols 4tx.. of its tile, stores its 4 row words directly (16
+ * threads cover 64 contiguous bytes of a row), and hands the block, transposed
+ * in registers, to shared memory; the block then writes dst_t rows as words.
+ * `vec` (host-checked: aligned pointers, rows and cols multiples of 4) allows
+ * vector loads and word stores in full tiles; edge tiles go element by element. */
+template <int SRC, int FP8, int KERNEL>
+__global__ void __launch_bounds__(kThreads)
+quantize_transpose_kernel(uint8_t *__restrict__ dst, uint8_t *__restrict__ dst_t,
+                          const void *__restrict__ src, int64_t rows, int64_t cols,
+                          int64_t col_tiles, const float *scale_p, bool vec) {
+    __shared__ uint32_t tile_t[kTile][kTile / 4 + 1]; /* [col][4-row word], padded */
+    const float s = *scale_p;
+    const int64_t r0 = (int64_t)(blockIdx.x / col_tiles) * kTile;
+    const int64_t c0 = (int64_t)(blockIdx.x % col_tiles) * kTile;
+    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+    const int64_t r = r0 + 4 * ty, c = c0 + 4 * tx;
+    const bool full = vec && r0 + kTile <= rows && c0 + kTile <= cols;
+
+    uint32_t q[4];
+    if (full) {
+        float x[4][4];
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            if (SRC == FP8_DTYPE_F32) {
+                const float4 f = *(const float4 *)((const float *)src + (r + j) * cols + c);
+                x[j][0] = f.x, x[j][1] = f.y, x[j][2] = f.z, x[j][3] = f.w;
+            } else {
+                const uint2 h = *(const uint2 *)((const uint16_t *)src + (r + j) * cols + c);
+                x[j][0] = bf16_bits_to_f32(h.x & 0xffffu), x[j][1] = bf16_bits_to_f32(h.x >> 16);
+                x[j][2] = bf16_bits_to_f32(h.y & 0xffffu), x[j][3] = bf16_bits_to_f32(h.y >> 16);
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            q[j] = encode4<FP8, KERNEL>(mul_x86(x[j][0], s), mul_x86(x[j][1], s),
+                                        mul_x86(x[j][2], s), mul_x86(x[j][3], s));
+            if (dst) *(uint32_t *)(dst + (r + j) * cols + c) = q[j];
+        }
+    } else {
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            q[j] = 0;
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                if (r + j >= rows || c + k >= cols) continue;
+                const uint32_t b =
+                    encode2<FP8, KERNEL>(mul_x86(load_hp<SRC>(src, (r + j) * cols + c + k), s), 0.0f) & 0xffu;
+                q[j] |= b << (8 * k);
+                if (dst) dst[(r + j) * cols + c + k] = (uint8_t)b;
+            }
+        }
+    }
+    if (!dst_t) return;
+    uint32_t t[4];
+    transpose4x4(q, t);
+#pragma unroll
+    for (int k = 0; k < 4; k++) tile_t[4 * tx + k][ty] = t[k];
+    __syncthreads();
+    const int w = threadIdx.x % 16; /* word: dst_t columns r0 + 4w .. +3 */
+#pragma unroll
+    for (int pass = 0; pass < 4; pass++) {
+        const int cc = pass * 16 + threadIdx.x / 16; /* dst_t row c0 + cc */
+        const uint32_t word = tile_t[cc][w];
+        if (full) {
+            *(uint32_t *)(dst_t + (c0 + cc) * rows + r0 + 4 * w) = word;
+        } else if (c0 + cc < cols) {
+#pragma unroll
+            for (int b = 0; b < 4; b++)
+                if (r0 + 4 * w + b < rows) dst_t[(c0 + cc) * rows + r0 + 4 * w + b] = (uint8_t)(word >> (8 * b));
+        }
+    }
+}
+
+/* ---- dequantize and unscaled conversion (n), element by element ---------------------------- */
+
+__device__ __forceinline__ float load_any(const void *p, int dt, int64_t i) {
+    switch (dt) {
+    case FP8_DTYPE_F32: return ((const float *)p)[i];
+    case FP8_DTYPE_BF16: return bf16_bits_to_f32(((const uint16_t *)p)[i]);
+    case FP8_DTYPE_E5M2: return decode_fp8<FP8_DTYPE_E5M2>(((const uint8_t *)p)[i]);
+    default: return decode_fp8<FP8_DTYPE_E4M3FN>(((const uint8_t *)p)[i]);
+    }
+}
+
+template <int KERNEL>
+__device__ __forceinline__ void store_any(void *p, int dt, int64_t i, float v) {
+    switch (dt) {
+    case FP8_DTYPE_F32: ((float *)p)[i] = v; break;
+    case FP8_DTYPE_BF16: ((uint16_t *)p)[i] = f32_to_bf16_bits(v); break;
+    case FP8_DTYPE_E5M2: ((uint8_t *)p)[i] = (uint8_t)encode2<FP8_DTYPE_E5M2, KERNEL>(v, 0.0f); break;
+    default: ((uint8_t *)p)[i] = (uint8_t)encode2<FP8_DTYPE_E4M3FN, KERNEL>(v, 0.0f); break;
+    }
+}
+
+/* dst (n) <- src (n) [/ *scale]; the dtypes are warp-uniform run-time values.
+ * For fp8 destinations the value is encoded unscaled (fp8_cpu_convert). */
+template <int KERNEL>
+__global__ void __launch_bounds__(kThreads)
+convert_kernel(void *__restrict__ dst, int dst_dt, const void *__restrict__ src, int src_dt,
+               int64_t n, const float *scale_p) {
+    const float s = scale_p ? *scale_p : 1.0f;
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        float v = load_any(src, src_dt, i);
+        if (scale_p) v = div_x86(v, s);
+        store_any<KERNEL>(dst, dst_dt, i, v);
+    }
+}
+
+/* ---- delayed scaling ------------------------------------------------------------------------ */
+
+/* One thread per tensor: roll history by one, slot 0 <- amax, scale <- scale
+ * of the history's max (torch.max: the first NaN met wins). */
+__global__ void sync_amax_history_kernel(float *const *amax, float *const *history,
+                                         float *const *scale, const int32_t *fp8_dtype,
+                                         const int32_t *clamp_to_f16, int64_t count,
+                                         int64_t history_len) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= count) return;
+    float *h = history[i];
+    const float a = *amax[i]; /* read first: amax may alias a history slot */
+    for (int64_t j = history_len - 1; j > 0; j--) h[j] = h[j - 1];
+    h[0] = a;
+    float hmax = h[0];
+    for (int64_t j = 1; j < history_len && !isnan(hmax); j++)
+        hmax = isnan(h[j]) || h[j] > hmax ? h[j] : hmax;
+    *scale[i] = scale_from_amax(hmax, fp8_dtype[i], clamp_to_f16[i]);
+}
+
+/* ---- launch helpers ------------------------------------------------------------------------- */
+
+template <int SRC, int FP8>
+void launch_quantize(const Ctx *ctx, uint8_t *dst, const void *src, int64_t n, int64_t nvec,
+                     const float *scale, unsigned grid) {
+    if (ctx->cast_kernel == FP8_CUDA_CAST_HARDWARE)
+        quantize_kernel<SRC, FP8, FP8_CUDA_CAST_HARDWARE><<<grid, kThreads, 0, ctx->stream>>>(dst, src, n, nvec, scale);
+    else
+        quantize_kernel<SRC, FP8, FP8_CUDA_CAST_REFERENCE><<<grid, kThreads, 0, ctx->stream>>>(dst, src, n, nvec, scale);
+}
+
+template <int SRC, int FP8>
+void launch_quantize_transpose(const Ctx *ctx, uint8_t *dst, uint8_t *dst_t, const void *src,
+                               int64_t rows, int64_t cols, const float *scale, bool vec) {
+    const int64_t col_tiles = (cols + kTile - 1) / kTile;
+    const int64_t tiles = ((rows + kTile - 1) / kTile) * col_tiles;
+    if (ctx->cast_kernel == FP8_CUDA_CAST_HARDWARE)
+        quantize_transpose_kernel<SRC, FP8, FP8_CUDA_CAST_HARDWARE><<<(unsigned)tiles, kThreads, 0, ctx->stream>>>(
+            dst, dst_t, src, rows, cols, col_tiles, scale, vec);
+    else
+        quantize_transpose_kernel<SRC, FP8, FP8_CUDA_CAST_REFERENCE><<<(unsigned)tiles, kThreads, 0, ctx->stream>>>(
+            dst, dst_t, src, rows, cols, col_tiles, scale, vec);
+}
+
+/* Elements of n handled by 16-byte vectors when src (and dst, at its own
+ * vector width) are aligned; the rest go through the scalar tail. */
+int64_t vector_count(const void *src, int src_dt, const void *dst, int dst_bytes_per_vec, int64_t n) {
+    const int epv = src_dt == FP8_DTYPE_F32 ? 4 : 8;
+    if (!aligned(src, 16) || (dst && !aligned(dst, (uintptr_t)dst_bytes_per_vec))) return 0;
+    return n / epv;
+}
+
+int32_t launch_amax(const char *fn, Ctx *ctx, float *amax, float *scale, const void *src,
+                    int32_t src_dtype, int64_t n, int32_t fp8_dtype, int32_t clamp) {
+    const int64_t nvec = vector_count(src, src_dtype, nullptr, 1, n);
+    const unsigned grid = grid_for(ctx, nvec > 0 ? nvec : n, kThreads * kUnroll, 4);
+    if (src_dtype == FP8_DTYPE_F32)
+        amax_kernel<FP8_DTYPE_F32><<<grid, kThreads, 0, ctx->stream>>>(amax, scale, src, n, nvec, ctx->scratch, fp8_dtype, clamp);
+    else
+        amax_kernel<FP8_DTYPE_BF16><<<grid, kThreads, 0, ctx->stream>>>(amax, scale, src, n, nvec, ctx->scratch, fp8_dtype, clamp);
+    FP8_LAUNCH_CHECK(fn, "amax_kernel");
+    return FP8_OK;
+}
+
+}  // namespace
+}  // namespace fp8cuda
+
+using namespace fp8cuda;
+
+#define ENTER(fn, c, ctx)                 \
+    Ctx *ctx = nullptr;                   \
+    do {                                  \
+        int32_t st_ = enter(fn, c, &ctx); \
+        if (st_ != FP8_OK) return st_;    \
+    } while (0)
+
+static bool is_convertible(int32_t dt) { return fp8_is_float_hp(dt) || fp8_is_fp8(dt); }
+
+extern "C" {
+
+FP8_API int32_t fp8_cuda_amax(fp8_cuda_ctx_t c, float *d_amax, const void *d_src,
+                              int32_t src_dtype, int64_t n) {
+    static const char fn[] = "fp8_cuda_amax";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_PTR(d_amax, fn);
+        FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
+        FP8_REQUIRE_N(n, fn);
+        FP8_REQUIRE_DATA(d_src, n, fn);
+        ENTER(fn, c, ctx);
+        return launch_amax(fn, ctx, d_amax, nullptr, d_src, src_dtype, n, FP8_DTYPE_E4M3FN, 0);
+    });
+}
+
+FP8_API int32_t fp8_cuda_amax_to_scale(fp8_cuda_ctx_t c, float *d_amax, float *d_scale,
+                                       const void *d_src, int32_t src_dtype, int64_t n,
+                                       int32_t fp8_dtype, int32_t clamp_to_f16) {
+    static const char fn[] = "fp8_cuda_amax_to_scale";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_PTR(d_amax, fn);
+        FP8_REQUIRE_PTR(d_scale, fn);
+        FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
+        FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+        FP8_REQUIRE_N(n, fn);
+        FP8_REQUIRE_DATA(d_src, n, fn);
+        ENTER(fn, c, ctx);
+        return launch_amax(fn, ctx, d_amax, d_scale, d_src, src_dtype, n, fp8_dtype, clamp_to_f16 != 0);
+    });
+}
+
+FP8_API int32_t fp8_cuda_scale_from_amax(fp8_cuda_ctx_t c, float *d_scale, const float *d_amax,
+                                         int32_t fp8_dtype, int32_t clamp_to_f16) {
+    static const char fn[] = "fp8_cuda_scale_from_amax";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_PTR(d_scale, fn);
+        FP8_REQUIRE_PTR(d_amax, fn);
+        FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+        ENTER(fn, c, ctx);
+        scale_from_amax_kernel<<<1, 1, 0, ctx->stream>>>(d_scale, d_amax, fp8_dtype, clamp_to_f16 != 0);
+        FP8_LAUNCH_CHECK(fn, "scale_from_amax_kernel");
+        return FP8_OK;
+    });
+}
+
+FP8_API int32_t fp8_cuda_quantize(fp8_cuda_ctx_t c, void *d_dst_fp8, int32_t fp8_dtype,
+                                  const void *d_src, int32_t src_dtype, int64_t n,
+                                  const float *d_scale) {
+    static const char fn[] = "fp8_cuda_quantize";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+        FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
+        FP8_REQUIRE_N(n, fn);
+        FP8_REQUIRE_DATA(d_dst_fp8, n, fn);
+        FP8_REQUIRE_DATA(d_src, n, fn);
+        FP8_REQUIRE_PTR(d_scale, fn);
+        ENTER(fn, c, ctx);
+        if (n == 0) return FP8_OK;
+        uint8_t *dst = (uint8_t *)d_dst_fp8;
+        const bool f32 = src_dtype == FP8_DTYPE_F32;
+        const int64_t nvec = vector_count(d_src, src_dtype, dst, f32 ? 4 : 8, n);
+        const unsigned grid = grid_for(ctx, nvec > 0 ? nvec : n, kThreads * kUnroll, 8);
+        if (f32 && fp8_dtype == FP8_DTYPE_E4M3FN)
+            launch_quantize<FP8_DTYPE_F32, FP8_DTYPE_E4M3FN>(ctx, dst, d_src, n, nvec, d_scale, grid);
+        else if (f32)
+            launch_quantize<FP8_DTYPE_F32, FP8_DTYPE_E5M2>(ctx, dst, d_src, n, nvec, d_scale, grid);
+        else if (fp8_dtype == FP8_DTYPE_E4M3FN)
+            launch_quantize<FP8_DTYPE_BF16, FP8_DTYPE_E4M3FN>(ctx, dst, d_src, n, nvec, d_scale, grid);
+        else
+            launch_quantize<FP8_DTYPE_BF16, FP8_DTYPE_E5M2>(ctx, dst, d_src, n, nvec, d_scale, grid);
+        FP8_LAUNCH_CHECK(fn, "quantize_kernel");
+        return FP8_OK;
+    });
+}
+
+FP8_API int32_t fp8_cuda_quantize_transpose(fp8_cuda_ctx_t c, void *d_dst, void *d_dst_t,
+                                            int32_t fp8_dtype, const void *d_src,
+                                            int32_t src_dtype, int64_t rows, int64_t cols,
+                                            const float *d_scale) {
+    static const char fn[] = "fp8_cuda_quantize_transpose";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+        FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
+        FP8_REQUIRE(rows >= 0 && cols >= 0, fn, "rows and cols must be >= 0, got (%lld, %lld)",
+                    (long long)rows, (long long)cols);
+        const int64_t n = rows * cols;
+        FP8_REQUIRE_DATA(d_src, n, fn);
+        FP8_REQUIRE_PTR(d_scale, fn);
+        FP8_REQUIRE(d_dst != NULL || d_dst_t != NULL || n == 0, fn, "d_dst and d_dst_t are both NULL");
+        const int64_t tiles = ((rows + kTile - 1) / kTile) * ((cols + kTile - 1) / kTile);
+        FP8_REQUIRE(tiles < ((int64_t)1 << 31), fn, "(%lld, %lld) has too many 64x64 tiles",
+                    (long long)rows, (long long)cols);
+        ENTER(fn, c, ctx);
+        if (n == 0) return FP8_OK;
+        uint8_t *dst = (uint8_t *)d_dst, *dst_t = (uint8_t *)d_dst_t;
+        const bool f32 = src_dtype == FP8_DTYPE_F32;
+        const bool vec = rows % 4 == 0 && cols % 4 == 0 && aligned(d_src, f32 ? 16 : 8) &&
+                         aligned(dst, 4) && aligned(dst_t, 4);
+        if (f32 && fp8_dtype == FP8_DTYPE_E4M3FN)
+            launch_quantize_transpose<FP8_DTYPE_F32, FP8_DTYPE_E4M3FN>(ctx, dst, dst_t, d_src, rows, cols, d_scale, vec);
+        else if (f32)
+            launch_quantize_transpose<FP8_DTYPE_F32, FP8_DTYPE_E5M2>(ctx, dst, dst_t, d_src, rows, cols, d_scale, vec);
+        else if (fp8_dtype == FP8_DTYPE_E4M3FN)
+            launch_quantize_transpose<FP8_DTYPE_BF16, FP8_DTYPE_E4M3FN>(ctx, dst, dst_t, d_src, rows, cols, d_scale, vec);
+        else
+            launch_quantize_transpose<FP8_DTYPE_BF16, FP8_DTYPE_E5M2>(ctx, dst, dst_t, d_src, rows, cols, d_scale, vec);
+        FP8_LAUNCH_CHECK(fn, "quantize_transpose_kernel");
+        return FP8_OK;
+    });
+}
+
+FP8_API int32_t fp8_cuda_dequantize(fp8_cuda_ctx_t c, void *d_dst, int32_t dst_dtype,
+                                    const void *d_src_fp8, int32_t fp8_dtype, int64_t n,
+                                    const float *d_scale) {
+    static const char fn[] = "fp8_cuda_dequantize";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_HP(dst_dtype, "dst_dtype", fn);
+        FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+        FP8_REQUIRE_N(n, fn);
+        FP8_REQUIRE_DATA(d_dst, n, fn);
+        FP8_REQUIRE_DATA(d_src_fp8, n, fn);
+        FP8_REQUIRE_PTR(d_scale, fn);
+        ENTER(fn, c, ctx);
+        if (n == 0) return FP8_OK;
+        convert_kernel<FP8_CUDA_CAST_REFERENCE><<<grid_for(ctx, n, kThreads * 4), kThreads, 0, ctx->stream>>>(
+            d_dst, dst_dtype, d_src_fp8, fp8_dtype, n, d_scale);
+        FP8_LAUNCH_CHECK(fn, "convert_kernel");
+        return FP8_OK;
+    });
+}
+
+FP8_API int32_t fp8_cuda_convert(fp8_cuda_ctx_t c, void *d_dst, int32_t dst_dtype,
+                                 const void *d_src, int32_t src_dtype, int64_t n) {
+    static const char fn[] = "fp8_cuda_convert";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE(is_convertible(dst_dtype), fn,
+                    "dst_dtype must be float32, bfloat16, float8_e4m3fn or float8_e5m2, got %s (%d)",
+                    fp8_dtype_name(dst_dtype), (int)dst_dtype);
+        FP8_REQUIRE(is_convertible(src_dtype), fn,
+                    "src_dtype must be float32, bfloat16, float8_e4m3fn or float8_e5m2, got %s (%d)",
+                    fp8_dtype_name(src_dtype), (int)src_dtype);
+        FP8_REQUIRE_N(n, fn);
+        FP8_REQUIRE_DATA(d_dst, n, fn);
+        FP8_REQUIRE_DATA(d_src, n, fn);
+        ENTER(fn, c, ctx);
+        if (n == 0) return FP8_OK;
+        if (dst_dtype == src_dtype) {
+            FP8_CUDA_TRY(fn, "cudaMemcpyAsync",
+                         cudaMemcpyAsync(d_dst, d_src, (size_t)n * (size_t)fp8_dtype_size(dst_dtype),
+                                         cudaMemcpyDeviceToDevice, ctx->stream));
+            return FP8_OK;
+        }
+        const unsigned grid = grid_for(ctx, n, kThreads * 4);
+        if (ctx->cast_kernel == FP8_CUDA_CAST_HARDWARE)
+            convert_kernel<FP8_CUDA_CAST_HARDWARE><<<grid, kThreads, 0, ctx->stream>>>(d_dst, dst_dtype, d_src, src_dtype, n, nullptr);
+        else
+            convert_kernel<FP8_CUDA_CAST_REFERENCE><<<grid, kThreads, 0, ctx->stream>>>(d_dst, dst_dtype, d_src, src_dtype, n, nullptr);
+        FP8_LAUNCH_CHECK(fn, "convert_kernel");
+        return FP8_OK;
+    });
+}
+
+FP8_API int32_t fp8_cuda_sync_amax_history(fp8_cuda_ctx_t c, float *const *d_amax,
+                                           float *const *d_history, float *const *d_scale,
+                                           const int32_t *d_fp8_dtype,
+                                           const int32_t *d_clamp_to_f16, int64_t count,
+                                           int64_t history_len) {
+    static const char fn[] = "fp8_cuda_sync_amax_history";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE(count >= 0, fn, "count must be >= 0, got %lld", (long long)count);
+        FP8_REQUIRE(history_len >= 1, fn, "history_len must be >= 1, got %lld", (long long)history_len);
+        FP8_REQUIRE_DATA(d_amax, count, fn);
+        FP8_REQUIRE_DATA(d_history, count, fn);
+        FP8_REQUIRE_DATA(d_scale, count, fn);
+        FP8_REQUIRE_DATA(d_fp8_dtype, count, fn);
+        FP8_REQUIRE_DATA(d_clamp_to_f16, count, fn);
+        ENTER(fn, c, ctx);
+        if (count == 0) return FP8_OK;
+        const unsigned grid = (unsigned)((count + 127) / 128);
+        sync_amax_history_kernel<<<grid, 128, 0, ctx->stream>>>(d_amax, d_history, d_scale, d_fp8_dtype,
+                                                                d_clamp_to_f16, count, history_len);
+        FP8_LAUNCH_CHECK(fn, "sync_amax_history_kernel");
+        return FP8_OK;
+    });
+}
+
+}  // extern "C"

@@ -1,0 +1,221 @@
+/*
+ * cuda_common.cuh — shared by libfp8_cuda's sources: the context object,
+ * error reporting for CUDA / cuBLAS calls, the entry-point guard, and the
+ * device-side scalar helpers (bf16 and fp8 encode/decode) every kernel uses.
+ *
+ * Error rules (fp8.h): every entry point validates its arguments, runs inside
+ * fp8cuda::guard (no exception crosses the C ABI), checks each CUDA call and
+ * each kernel launch (cudaGetLastError) and returns fp8_fail(...) with the
+ * CUDA / cuBLAS error name. fp8_fail writes this library's own thread-local
+ * message (status.c compiled in), read by fp8_cuda_last_error().
+ */
+#ifndef FP8_CUDA_COMMON_CUH
+#define FP8_CUDA_COMMON_CUH
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <new>
+#include <stdexcept>
+#include <unordered_map>
+
+#include "fp8_ref.h"
+#include "internal.h"
+
+namespace fp8cuda {
+
+/* ---- the context ------------------------------------------------------- */
+
+struct GemmPlan; /* gemm.cu */
+
+/* Key of one cached cuBLASLt plan: everything the descriptors and the chosen
+ * algorithm depend on (pointer values are set per call; their alignment is
+ * part of the key because the heuristic may pick kernels that require it). */
+struct GemmKey {
+    int64_t m, n, k, batch_a, batch_b;
+    int32_t a_type, b_type, c_type, trans_a, trans_b, epilogue, bias_type, fast_accum, scaled;
+    int32_t align_a, align_b, align_c, align_bias;
+    bool operator<(const GemmKey &o) const;
+};
+
+struct Ctx {
+    int device = 0;
+    int sm_count = 0;
+    cudaStream_t stream = nullptr;
+    cublasLtHandle_t lt = nullptr;
+    void *workspace = nullptr;
+    size_t workspace_bytes = 0;
+    /* Device scratch, stream-ordered (one reduction or GEMM at a time):
+     * [0] amax bits, [1] finished-block counter (both zero between launches),
+     * [2], [3] inverse scales of the current scaled_mm (floats). */
+    uint32_t *scratch = nullptr;
+    cudaEvent_t timer_start = nullptr, timer_stop = nullptr;
+    int cast_kernel = FP8_CUDA_CAST_REFERENCE;
+    bool capturing = false;
+    std::map<GemmKey, GemmPlan *> plans;
+    std::unordered_map<void *, int64_t> allocations;
+    int64_t live_bytes = 0;
+};
+
+inline Ctx *unwrap(fp8_cuda_ctx_t c) { return reinterpret_cast<Ctx *>(c); }
+
+void destroy_plans(Ctx *ctx); /* gemm.cu */
+
+/* ---- errors -------------------------------------------------------------- */
+
+/* Status for a CUDA error: out of memory, unsupported (no driver / GPU /
+ * kernel image), or backend; message "fn: what: cudaErrorX (text)". */
+int32_t cuda_fail(const char *fn, const char *what, cudaError_t err);
+int32_t cublas_fail(const char *fn, const char *what, cublasStatus_t st);
+
+#define FP8_CUDA_TRY(fn, what, call)                                          \
+    do {                                                                      \
+        cudaError_t e_ = (call);                                              \
+        if (e_ != cudaSuccess) return ::fp8cuda::cuda_fail(fn, what, e_);     \
+    } while (0)
+
+/* After every <<<...>>>: a bad configuration or an earlier asynchronous fault
+ * shows up here and is returned, not ignored. */
+#define FP8_LAUNCH_CHECK(fn, kernel)                                                      \
+    do {                                                                                  \
+        cudaError_t e_ = cudaGetLastError();                                              \
+        if (e_ != cudaSuccess) return ::fp8cuda::cuda_fail(fn, "launch of " kernel, e_);  \
+    } while (0)
+
+#define FP8_CUBLAS_TRY(fn, what, call)                                        \
+    do {                                                                      \
+        cublasStatus_t s_ = (call);                                           \
+        if (s_ != CUBLAS_STATUS_SUCCESS) return ::fp8cuda::cublas_fail(fn, what, s_); \
+    } while (0)
+
+/* Runs body() and turns any C++ exception into a status: nothing escapes
+ * through the C ABI into Bun. */
+template <class F>
+int32_t guard(const char *fn, F &&body) noexcept {
+    try {
+        return body();
+    } catch (const std::bad_alloc &) {
+        return fp8_fail(FP8_ERR_OUT_OF_MEMORY, fn, "host allocation failed");
+    } catch (const std::exception &e) {
+        return fp8_fail(FP8_ERR_INTERNAL, fn, "unexpected exception: %s", e.what());
+    } catch (...) {
+        return fp8_fail(FP8_ERR_INTERNAL, fn, "unexpected exception");
+    }
+}
+
+/* Validates ctx and makes its device current on this thread. */
+int32_t enter(const char *fn, fp8_cuda_ctx_t c, Ctx **out);
+
+/* ---- validation helpers ---------------------------------------------------- */
+
+#define FP8_REQUIRE_N(n, fn) FP8_REQUIRE((n) >= 0, fn, "n must be >= 0, got %lld", (long long)(n))
+#define FP8_REQUIRE_DATA(p, n, fn) \
+    FP8_REQUIRE((p) != NULL || (n) == 0, fn, "%s is NULL with %lld elements", #p, (long long)(n))
+#define FP8_REQUIRE_HP(dt, what, fn)                                                            \
+    FP8_REQUIRE(fp8_is_float_hp(dt), fn, "%s must be float32 or bfloat16, got %s (%d)", what,   \
+                fp8_dtype_name(dt), (int)(dt))
+#define FP8_REQUIRE_FP8(dt, what, fn)                                                        \
+    FP8_REQUIRE(fp8_is_fp8(dt), fn, "%s must be float8_e4m3fn or float8_e5m2, got %s (%d)", \
+                what, fp8_dtype_name(dt), (int)(dt))
+
+inline bool aligned(const void *p, uintptr_t bytes) { return ((uintptr_t)p & (bytes - 1)) == 0; }
+
+/* Blocks for a grid-stride kernel over `work` items of `threads` threads:
+ * enough to fill the GPU several times, never more than the work needs. */
+inline unsigned grid_for(const Ctx *ctx, int64_t work, int threads, int blocks_per_sm = 8) {
+    int64_t need = (work + threads - 1) / threads;
+    int64_t cap = (int64_t)ctx->sm_count * blocks_per_sm;
+    if (need > cap) need = cap;
+    return (unsigned)(need < 1 ? 1 : need);
+}
+
+/* ---- device scalar helpers --------------------------------------------------- */
+
+/* f32 -> bf16 bits: the device twin of internal.h's fp8_f32_to_bf16 (RNE,
+ * NaN kept quiet with its payload's top bits). Tested bit for bit on the GPU. */
+__device__ __forceinline__ uint16_t f32_to_bf16_bits(float f) {
+    uint32_t u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x0040u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+__device__ __forceinline__ float bf16_bits_to_f32(uint32_t h) { return __uint_as_float(h << 16); }
+
+template <int FP8>
+__device__ __forceinline__ uint8_t encode_ref(float y) {
+    return FP8 == FP8_DTYPE_E5M2 ? fp8_ref_e5m2_from_f32(y) : fp8_ref_e4m3fn_from_f32(y);
+}
+template <int FP8>
+__device__ __forceinline__ float decode_fp8(uint8_t b) {
+    return FP8 == FP8_DTYPE_E5M2 ? fp8_ref_e5m2_to_f32(b) : fp8_ref_e4m3fn_to_f32(b);
+}
+
+/* Two f32 -> two fp8 bytes (lo in bits 0..7). CAST_REFERENCE runs the integer
+ * encoder of fp8_ref.h; CAST_HARDWARE one cvt.rn.satfinite (sm_89+), which
+ * clamps finite overflow and inf to +-max and rounds to nearest even like the
+ * reference, followed by a fix-up that gives NaN inputs the reference's
+ * sign-preserving 0x7F | sign. */
+template <int FP8, int KERNEL>
+__device__ __forceinline__ uint32_t encode2(float lo, float hi) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+    if (KERNEL == FP8_CUDA_CAST_HARDWARE) {
+        uint16_t packed;
+        if (FP8 == FP8_DTYPE_E5M2)
+            asm("cvt.rn.satfinite.e5m2x2.f32 %0, %1, %2;" : "=h"(packed) : "f"(hi), "f"(lo));
+        else
+            asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(packed) : "f"(hi), "f"(lo));
+        uint32_t r = packed;
+        uint32_t ul = __float_as_uint(lo), uh = __float_as_uint(hi);
+        if ((ul & 0x7fffffffu) > 0x7f800000u) r = (r & 0xff00u) | ((ul >> 24) & 0x80u) | 0x7fu;
+        if ((uh & 0x7fffffffu) > 0x7f800000u) r = (r & 0x00ffu) | (((uh >> 24) & 0x80u) << 8) | 0x7f00u;
+        return r;
+    }
+#endif
+    return (uint32_t)encode_ref<FP8>(lo) | ((uint32_t)encode_ref<FP8>(hi) << 8);
+}
+
+/* Four f32 (already multiplied by the scale) -> four fp8 bytes in a word. */
+template <int FP8, int KERNEL>
+__device__ __forceinline__ uint32_t encode4(float a, float b, float c, float d) {
+    return encode2<FP8, KERNEL>(a, b) | (encode2<FP8, KERNEL>(c, d) << 16);
+}
+
+/* NaN results as x86 SSE/AVX gives them, since the CPU reference runs there:
+ * a NaN operand comes back quieted (the first one if both are NaN) and an
+ * invalid operation (inf * 0, 0 / 0) gives the negative "indefinite" NaN
+ * 0xFFC00000. The GPU returns the canonical 0x7FFFFFFF instead, which would
+ * flip the sign bit that the fp8 encoders keep (NaN -> 0x7F | sign). */
+__device__ __forceinline__ float quiet_nan(float x) { return __uint_as_float(__float_as_uint(x) | 0x400000u); }
+__device__ __forceinline__ float x86_nan(float y, float x, float s) {
+    return isnan(x) ? quiet_nan(x) : isnan(s) ? quiet_nan(s) : __uint_as_float(0xffc00000u);
+}
+/* One IEEE f32 multiply (never contracted into an FMA), x86 NaN rules. */
+__device__ __forceinline__ float mul_x86(float x, float s) {
+    float y = __fmul_rn(x, s);
+    return isnan(y) ? x86_nan(y, x, s) : y;
+}
+/* One IEEE f32 division, x86 NaN rules. */
+__device__ __forceinline__ float div_x86(float x, float s) {
+    float y = __fdiv_rn(x, s);
+    return isnan(y) ? x86_nan(y, x, s) : y;
+}
+
+/* torchao's amax_to_scale in f64, rounded once to f32 (the CPU's
+ * scale_from_amax); a NaN amax gives that NaN back, as on x86. */
+__device__ __forceinline__ float scale_from_amax(float amax, int fp8_dtype, int clamp_to_f16) {
+    if (isnan(amax)) return quiet_nan(amax);
+    double fp8_max = fp8_dtype == FP8_DTYPE_E5M2 ? 57344.0 : 448.0;
+    double a = (double)amax;
+    if (a < 1e-12) a = 1e-12;
+    double s = fp8_max / a;
+    if (clamp_to_f16 && s > 65504.0) s = 65504.0;
+    return (float)s;
+}
+
+}  // namespace fp8cuda
+
+#endif

@@ -1,0 +1,324 @@
+/*
+ * gemm.cu — the GEMMs of libfp8_cuda, all through cuBLASLt: the scaled fp8
+ * GEMM (torch._scaled_mm semantics) and the f32/bf16 GEMM of the
+ * high-precision path.
+ *
+ * Layout: the API is row-major, cuBLASLt is column-major. A row-major (R, C)
+ * buffer is a column-major (C, R) matrix, so c = op(a) @ op(b) runs as
+ * c^T = op(b)^T @ op(a)^T with cuBLASLt's A = our b and B = our a, m = N,
+ * n = M. For fp8, c (M,N) = a (M,K) @ b (N,K)^T becomes A = b with op T and
+ * B = a with op N: "TN", the only fp8 layout Hopper's cuBLASLt accepts.
+ *
+ * Plans (descriptors, layouts, the chosen algorithm) are cached on the
+ * context per GemmKey; a call after the first only sets the bias pointer and
+ * launches. Our scales are "fp8 = x * scale"; cuBLASLt multiplies by its scale
+ * pointers, so a one-thread kernel writes 1/scale into context scratch first
+ * (stream-ordered, so no host sync), exactly like torchao passing
+ * reciprocals to torch._scaled_mm.
+ */
+#include <tuple>
+
+#include "cuda_common.cuh"
+
+namespace fp8cuda {
+
+bool GemmKey::operator<(const GemmKey &o) const {
+    auto t = [](const GemmKey &k) {
+        return std::make_tuple(k.m, k.n, k.k, k.batch_a, k.batch_b, k.a_type, k.b_type, k.c_type,
+                               k.trans_a, k.trans_b, k.epilogue, k.bias_type, k.fast_accum, k.scaled,
+                               k.align_a, k.align_b, k.align_c, k.align_bias);
+    };
+    return t(*this) < t(o);
+}
+
+struct GemmPlan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+    cublasLtMatmulAlgo_t algo{};
+    bool fused_bias = false;
+    ~GemmPlan() {
+        if (d) cublasLtMatrixLayoutDestroy(d);
+        if (b) cublasLtMatrixLayoutDestroy(b);
+        if (a) cublasLtMatrixLayoutDestroy(a);
+        if (desc) cublasLtMatmulDescDestroy(desc);
+    }
+};
+
+void destroy_plans(Ctx *ctx) {
+    for (auto &kv : ctx->plans) delete kv.second;
+    ctx->plans.clear();
+}
+
+namespace {
+
+/* One GEMM in cuBLASLt's column-major terms: D (m, n) = alpha * op(A) @ op(B) + beta * D. */
+struct LtGemm {
+    int64_t m, n, k, batch_a, batch_b; /* batch_a / batch_b: of cuBLASLt's A and B */
+    cudaDataType_t a_type, b_type, d_type;
+    cublasOperation_t op_a, op_b;
+    const void *A, *B;
+    void *D;
+    float alpha, beta;
+    bool scaled;              /* fp8: scale pointers at ctx scratch [2], [3] */
+    bool fast_accum;
+    const void *bias;         /* (m) or NULL */
+    cudaDataType_t bias_type;
+};
+
+int32_t align_of(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    int32_t al = 256;
+    while (al > 1 && (a % (uintptr_t)al) != 0) al /= 2;
+    return al;
+}
+
+cudaDataType_t lt_type(int32_t dt) {
+    switch (dt) {
+    case FP8_DTYPE_F32: return CUDA_R_32F;
+    case FP8_DTYPE_BF16: return CUDA_R_16BF;
+    case FP8_DTYPE_E4M3FN: return CUDA_R_8F_E4M3;
+    default: return CUDA_R_8F_E5M2;
+    }
+}
+
+/* Column-major layout of a (rows, cols) matrix with ld = rows, batched. */
+int32_t make_layout(const char *fn, cublasLtMatrixLayout_t *out, cudaDataType_t type, int64_t rows,
+                    int64_t cols, int64_t batch, int64_t batch_stride) {
+    FP8_CUBLAS_TRY(fn, "cublasLtMatrixLayoutCreate",
+                   cublasLtMatrixLayoutCreate(out, type, (uint64_t)rows, (uint64_t)cols, rows));
+    if (batch > 1) {
+        int32_t count = (int32_t)batch;
+        FP8_CUBLAS_TRY(fn, "cublasLtMatrixLayoutSetAttribute(BATCH_COUNT)",
+                       cublasLtMatrixLayoutSetAttribute(*out, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count));
+        FP8_CUBLAS_TRY(fn, "cublasLtMatrixLayoutSetAttribute(STRIDED_BATCH_OFFSET)",
+                       cublasLtMatrixLayoutSetAttribute(*out, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                                                        &batch_stride, sizeof batch_stride));
+    }
+    return FP8_OK;
+}
+
+/* Builds the plan for g (with or without the bias epilogue). *found = false
+ * when cuBLASLt has no algorithm for it. */
+int32_t build_plan(const char *fn, Ctx *ctx, const LtGemm &g, bool fuse_bias, GemmPlan *p, bool *found) {
+    *found = false;
+    FP8_CUBLAS_TRY(fn, "cublasLtMatmulDescCreate",
+                   cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+#define SET_DESC(attr, value)                                                                      \
+    FP8_CUBLAS_TRY(fn, "cublasLtMatmulDescSetAttribute(" #attr ")",                               \
+                   cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_##attr, &(value), \
+                                                  sizeof(value)))
+    SET_DESC(TRANSA, g.op_a);
+    SET_DESC(TRANSB, g.op_b);
+    if (g.scaled) {
+        const float *inv_a = (const float *)(ctx->scratch + 2), *inv_b = (const float *)(ctx->scratch + 3);
+        int8_t fast = g.fast_accum ? 1 : 0;
+        SET_DESC(A_SCALE_POINTER, inv_a);
+        SET_DESC(B_SCALE_POINTER, inv_b);
+        SET_DESC(FAST_ACCUM, fast);
+    }
+    if (fuse_bias) {
+        cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+        int32_t bias_type = (int32_t)g.bias_type;
+        SET_DESC(EPILOGUE, epi);
+        SET_DESC(BIAS_DATA_TYPE, bias_type);
+        SET_DESC(BIAS_POINTER, g.bias); /* the heuristic reads its alignment */
+    }
+#undef SET_DESC
+    const int64_t batch = std::max(g.batch_a, g.batch_b);
+    const bool ta = g.op_a == CUBLAS_OP_T, tb = g.op_b == CUBLAS_OP_T;
+    int32_t st;
+    if ((st = make_layout(fn, &p->a, g.a_type, ta ? g.k : g.m, ta ? g.m : g.k, batch,
+                          g.batch_a == 1 ? 0 : g.m * g.k)) != FP8_OK ||
+        (st = make_layout(fn, &p->b, g.b_type, tb ? g.n : g.k, tb ? g.k : g.n, batch,
+                          g.batch_b == 1 ? 0 : g.k * g.n)) != FP8_OK ||
+        (st = make_layout(fn, &p->d, g.d_type, g.m, g.n, batch, g.m * g.n)) != FP8_OK)
+        return st;
+
+    cublasLtMatmulPreference_t pref = nullptr;
+    FP8_CUBLAS_TRY(fn, "cublasLtMatmulPreferenceCreate", cublasLtMatmulPreferenceCreate(&pref));
+    uint64_t ws = ctx->workspace_bytes;
+    uint32_t al_a = (uint32_t)align_of(g.A), al_b = (uint32_t)align_of(g.B), al_d = (uint32_t)align_of(g.D);
+    cublasStatus_t s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof al_a);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof al_b);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_d, sizeof al_d);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_d, sizeof al_d);
+    cublasLtMatmulHeuristicResult_t result{};
+    int returned = 0;
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmulAlgoGetHeuristic(ctx->lt, p->desc, p->a, p->b, p->d, p->d, pref, 1, &result, &returned);
+    cublasLtMatmulPreferenceDestroy(pref);
+    /* NOT_SUPPORTED from the heuristic means "no algorithm", not a failure. */
+    if (s == CUBLAS_STATUS_NOT_SUPPORTED || (s == CUBLAS_STATUS_SUCCESS && returned == 0)) return FP8_OK;
+    if (s != CUBLAS_STATUS_SUCCESS) return cublas_fail(fn, "cublasLtMatmulAlgoGetHeuristic", s);
+    p->algo = result.algo;
+    p->fused_bias = fuse_bias;
+    *found = true;
+    return FP8_OK;
+}
+
+__global__ void inverse_scales_kernel(float *inv, const float *scale_lt_a, const float *scale_lt_b) {
+    inv[0] = 1.0f / *scale_lt_a; /* IEEE division (no fast math) */
+    inv[1] = 1.0f / *scale_lt_b;
+}
+
+/* Runs g: finds or builds its plan, writes the inverse scales (fp8), launches
+ * the matmul, and adds the bias separately when it could not be fused.
+ * `what` describes the GEMM for error messages. */
+int32_t run(const char *fn, fp8_cuda_ctx_t handle, Ctx *ctx, const LtGemm &g, int32_t bias_dtype,
+            const float *scale_lt_a, const float *scale_lt_b, const char *what) {
+    GemmKey key{g.m, g.n, g.k, g.batch_a, g.batch_b, (int32_t)g.a_type, (int32_t)g.b_type, (int32_t)g.d_type,
+                (int32_t)g.op_a, (int32_t)g.op_b, g.bias ? 1 : 0, g.bias ? (int32_t)g.bias_type : -1,
+                g.fast_accum ? 1 : 0, g.scaled ? 1 : 0, align_of(g.A), align_of(g.B), align_of(g.D),
+                g.bias ? align_of(g.bias) : 0};
+    GemmPlan *plan = nullptr;
+    auto it = ctx->plans.find(key);
+    if (it != ctx->plans.end()) {
+        plan = it->second;
+    } else {
+        bool found = false;
+        GemmPlan *p = new GemmPlan();
+        int32_t st = FP8_OK;
+        /* bf16 bias (or a bias in c's dtype) is fused when cuBLASLt allows it;
+         * otherwise the plan runs without it and a kernel adds it after. */
+        const bool fusable = g.bias && (g.scaled ? g.bias_type == CUDA_R_16BF : g.bias_type == g.d_type);
+        if (fusable) st = build_plan(fn, ctx, g, true, p, &found);
+        if (st == FP8_OK && !found) {
+            delete p;
+            p = new GemmPlan();
+            st = build_plan(fn, ctx, g, false, p, &found);
+        }
+        if (st != FP8_OK) {
+            delete p;
+            return st;
+        }
+        if (!found) {
+            delete p;
+            return fp8_fail(FP8_ERR_UNSUPPORTED, fn, "cuBLASLt has no algorithm for %s", what);
+        }
+        try {
+            ctx->plans.emplace(key, p);
+        } catch (...) {
+            delete p;
+            throw;
+        }
+        plan = p;
+    }
+    if (g.scaled) {
+        inverse_scales_kernel<<<1, 1, 0, ctx->stream>>>((float *)(ctx->scratch + 2), scale_lt_a, scale_lt_b);
+        FP8_LAUNCH_CHECK(fn, "inverse_scales_kernel");
+    }
+    if (plan->fused_bias)
+        FP8_CUBLAS_TRY(fn, "cublasLtMatmulDescSetAttribute(BIAS_POINTER)",
+                       cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias,
+                                                      sizeof g.bias));
+    FP8_CUBLAS_TRY(fn, "cublasLtMatmul",
+                   cublasLtMatmul(ctx->lt, plan->desc, &g.alpha, g.A, plan->a, g.B, plan->b, &g.beta, g.D,
+                                  plan->d, g.D, plan->d, &plan->algo, ctx->workspace, ctx->workspace_bytes,
+                                  ctx->stream));
+    if (g.bias && !plan->fused_bias) {
+        /* D is (m, n) column-major = row-major (n, m) with bias along m. */
+        const int64_t batch = std::max(g.batch_a, g.batch_b);
+        return fp8_cuda_bias_add(handle, g.D, g.d_type == CUDA_R_32F ? FP8_DTYPE_F32 : FP8_DTYPE_BF16, g.bias,
+                                 bias_dtype, batch * g.n, g.m);
+    }
+    return FP8_OK;
+}
+
+}  // namespace
+}  // namespace fp8cuda
+
+using namespace fp8cuda;
+
+extern "C" {
+
+FP8_API int32_t fp8_cuda_scaled_mm(fp8_cuda_ctx_t c, void *d_c, int32_t c_dtype, const void *d_a,
+                                   int32_t a_dtype, const void *d_b, int32_t b_dtype,
+                                   const float *d_scale_a, const float *d_scale_b, const void *d_bias,
+                                   int32_t bias_dtype, int64_t M, int64_t K, int64_t N,
+                                   int32_t use_fast_accum) {
+    static const char fn[] = "fp8_cuda_scaled_mm";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_HP(c_dtype, "c_dtype", fn);
+        FP8_REQUIRE_FP8(a_dtype, "a_dtype", fn);
+        FP8_REQUIRE_FP8(b_dtype, "b_dtype", fn);
+        FP8_REQUIRE(!(a_dtype == FP8_DTYPE_E5M2 && b_dtype == FP8_DTYPE_E5M2), fn,
+                    "a and b cannot both be float8_e5m2 (cuBLASLt has no e5m2 x e5m2 GEMM)");
+        FP8_REQUIRE(M >= 1 && K >= 1 && N >= 1, fn, "M, K, N must be >= 1, got %lld, %lld, %lld",
+                    (long long)M, (long long)K, (long long)N);
+        FP8_REQUIRE(K % 16 == 0 && N % 16 == 0, fn,
+                    "fp8 GEMM needs K and N multiples of 16: a (%lld, %lld) @ b (%lld, %lld)^T",
+                    (long long)M, (long long)K, (long long)N, (long long)K);
+        FP8_REQUIRE_PTR(d_c, fn);
+        FP8_REQUIRE_PTR(d_a, fn);
+        FP8_REQUIRE_PTR(d_b, fn);
+        FP8_REQUIRE_PTR(d_scale_a, fn);
+        FP8_REQUIRE_PTR(d_scale_b, fn);
+        FP8_REQUIRE(aligned(d_a, 16) && aligned(d_b, 16) && aligned(d_c, 16), fn,
+                    "a, b and c must be 16-byte aligned");
+        if (d_bias) FP8_REQUIRE_HP(bias_dtype, "bias_dtype", fn);
+        Ctx *ctx = nullptr;
+        int32_t st = enter(fn, c, &ctx);
+        if (st != FP8_OK) return st;
+        char what[256];
+        snprintf(what, sizeof what, "c (%lld, %lld) %s <- a (%lld, %lld) %s @ b (%lld, %lld)^T %s%s%s",
+                 (long long)M, (long long)N, fp8_dtype_name(c_dtype), (long long)M, (long long)K,
+                 fp8_dtype_name(a_dtype), (long long)N, (long long)K, fp8_dtype_name(b_dtype),
+                 d_bias ? " + bias " : "", d_bias ? fp8_dtype_name(bias_dtype) : "");
+        LtGemm g{};
+        g.m = N, g.n = M, g.k = K, g.batch_a = 1, g.batch_b = 1;
+        g.a_type = lt_type(b_dtype), g.b_type = lt_type(a_dtype), g.d_type = lt_type(c_dtype);
+        g.op_a = CUBLAS_OP_T, g.op_b = CUBLAS_OP_N;
+        g.A = d_b, g.B = d_a, g.D = d_c, g.alpha = 1.0f, g.beta = 0.0f;
+        g.scaled = true, g.fast_accum = use_fast_accum != 0;
+        g.bias = d_bias, g.bias_type = d_bias ? lt_type(bias_dtype) : CUDA_R_32F;
+        /* cuBLASLt's A is our b: its scale pointer gets 1/scale_b. */
+        return run(fn, c, ctx, g, bias_dtype, d_scale_b, d_scale_a, what);
+    });
+}
+
+FP8_API int32_t fp8_cuda_matmul(fp8_cuda_ctx_t c, void *d_c, int32_t c_dtype, const void *d_a,
+                                const void *d_b, int32_t ab_dtype, const void *d_bias,
+                                int32_t bias_dtype, int64_t batch_a, int64_t batch_b, int64_t M,
+                                int64_t K, int64_t N, int32_t trans_a, int32_t trans_b, float alpha,
+                                float beta) {
+    static const char fn[] = "fp8_cuda_matmul";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_HP(c_dtype, "c_dtype", fn);
+        FP8_REQUIRE_HP(ab_dtype, "ab_dtype", fn);
+        FP8_REQUIRE(!(ab_dtype == FP8_DTYPE_F32 && c_dtype == FP8_DTYPE_BF16), fn,
+                    "float32 inputs need a float32 c (cuBLASLt has no f32 x f32 -> bf16 GEMM)");
+        FP8_REQUIRE(M >= 1 && K >= 1 && N >= 1, fn, "M, K, N must be >= 1, got %lld, %lld, %lld",
+                    (long long)M, (long long)K, (long long)N);
+        FP8_REQUIRE(batch_a >= 1 && batch_b >= 1 && (batch_a == batch_b || batch_a == 1 || batch_b == 1), fn,
+                    "batch_a and batch_b must be equal or 1, got %lld and %lld", (long long)batch_a,
+                    (long long)batch_b);
+        FP8_REQUIRE(beta == 0.0f || beta == 1.0f, fn, "beta must be 0 or 1, got %g", (double)beta);
+        FP8_REQUIRE_PTR(d_c, fn);
+        FP8_REQUIRE_PTR(d_a, fn);
+        FP8_REQUIRE_PTR(d_b, fn);
+        if (d_bias) FP8_REQUIRE_HP(bias_dtype, "bias_dtype", fn);
+        Ctx *ctx = nullptr;
+        int32_t st = enter(fn, c, &ctx);
+        if (st != FP8_OK) return st;
+        char what[256];
+        snprintf(what, sizeof what, "c (%lld, %lld, %lld) %s <- a%s (%lld, %lld) @ b%s (%lld, %lld) %s",
+                 (long long)std::max(batch_a, batch_b), (long long)M, (long long)N, fp8_dtype_name(c_dtype),
+                 trans_a ? "^T" : "", (long long)M, (long long)K, trans_b ? "^T" : "", (long long)K,
+                 (long long)N, fp8_dtype_name(ab_dtype));
+        LtGemm g{};
+        g.m = N, g.n = M, g.k = K, g.batch_a = batch_b, g.batch_b = batch_a;
+        g.a_type = g.b_type = lt_type(ab_dtype), g.d_type = lt_type(c_dtype);
+        g.op_a = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, g.op_b = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+        g.A = d_b, g.B = d_a, g.D = d_c, g.alpha = alpha, g.beta = beta;
+        g.scaled = false, g.fast_accum = false;
+        g.bias = d_bias, g.bias_type = d_bias ? lt_type(bias_dtype) : CUDA_R_32F;
+        return run(fn, c, ctx, g, bias_dtype, nullptr, nullptr, what);
+    });
+}
+
+}  // extern "C"

@@ -1,0 +1,15 @@
+// src/cuda — float8 on NVIDIA GPUs (libfp8_cuda): availability, device buffers,
+// the fp8 kernels and cuBLASLt GEMMs as typed ops, and a Float8 Linear driver.
+//   import { cuda } from "float8";
+//   if (cuda.isAvailable()) { const ctx = cuda.device(0); ... }
+// libfp8_cuda is loaded on the first call that needs it, never at import.
+export { probe, isAvailable, deviceInfo, device, CudaContext, CudaGraph, DeviceBuffer } from "./device.ts";
+export type { DeviceInfo, CastKernel, HostArray } from "./device.ts";
+export {
+  amax, amaxToScale, scaleFromAmax, quantize, quantizeTranspose, dequantize, convert, fill, randn, biasAdd, biasGrad,
+  scaledMm, matmul, scalarBuffer, DelayedScalingGroup,
+} from "./ops.ts";
+export type { ScaledMmOptions, MatmulOptions, DelayedScalingEntry } from "./ops.ts";
+export { Float8LinearCuda, HighPrecisionLinearCuda } from "./linear.ts";
+export type { Float8LinearCudaOptions, LinearGrads } from "./linear.ts";
+export type { CudaProbe, CudaState } from "../ffi/index.ts";
