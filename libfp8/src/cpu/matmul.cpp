@@ -26,8 +26,11 @@ namespace {
 using namespace fp8::onednn;
 
 /* op(x) as a (batch, rows, cols) descriptor of a row-major stored matrix:
- * stored (batch, rows, cols), or (batch, cols, rows) when trans. */
-dnnl::memory::desc op_md(int64_t batch, int64_t rows, int64_t cols, dt d, bool trans) {
+ * stored (batch, rows, cols), or (batch, cols, rows) when trans. Unbatched
+ * problems get plain 2-D descriptors (rows, cols), exactly what a direct
+ * oneDNN user would write, so they get the same kernel choice. */
+dnnl::memory::desc op_md(bool batched, int64_t batch, int64_t rows, int64_t cols, dt d, bool trans) {
+    if (!batched) return dnnl::memory::desc({rows, cols}, d, trans ? dims_t{1, rows} : dims_t{cols, 1});
     const int64_t mat = rows * cols;
     return dnnl::memory::desc({batch, rows, cols}, d,
                               trans ? dims_t{mat, 1, rows} : dims_t{mat, cols, 1});
@@ -51,11 +54,13 @@ struct Gemm {
 void run_onednn(const Gemm &g) {
     const int64_t batch = g.batch_a > g.batch_b ? g.batch_a : g.batch_b;
     const bool scaled = g.alpha != 1.0f;
-    const auto a_md = op_md(g.batch_a, g.M, g.K, g.ab_dt, g.trans_a);
-    const auto b_md = op_md(g.batch_b, g.K, g.N, g.ab_dt, g.trans_b);
-    const auto c_md = op_md(batch, g.M, g.N, g.c_dt, false);
-    const dnnl::memory::desc alpha_md({1, 1, 1}, dt::f32, tag::abc);
-    const dnnl::memory::desc bias_md({1, 1, g.N}, g.bias_dt, tag::abc);
+    const bool batched = batch > 1;
+    const auto a_md = op_md(batched, g.batch_a, g.M, g.K, g.ab_dt, g.trans_a);
+    const auto b_md = op_md(batched, g.batch_b, g.K, g.N, g.ab_dt, g.trans_b);
+    const auto c_md = op_md(batched, batch, g.M, g.N, g.c_dt, false);
+    /* post-op operands: a scalar, and a row broadcast over (batch and) M */
+    const dnnl::memory::desc alpha_md = op_md(batched, 1, 1, 1, dt::f32, false);
+    const dnnl::memory::desc bias_md = op_md(batched, 1, 1, g.N, g.bias_dt, false);
 
     Key key("matmul");
     key.add(g.batch_a).add(g.batch_b).add(g.M).add(g.K).add(g.N);
