@@ -312,6 +312,81 @@ FP8_API int32_t fp8_cpu_adamw_step(void *param, const void *grad, float *exp_avg
                                    float beta1, float beta2, float eps, float weight_decay,
                                    int64_t step);
 
+/* ==== distributed (libfp8_dist, libfp8/src/dist) ========================
+ * A separate shared library, libfp8_dist, so that libfp8 never depends on MPI.
+ * Its errors are read with fp8_dist_last_error() (same rules as fp8_last_error).
+ * Host buffers go through MPI; device (CUDA) buffers through NCCL, when the
+ * NCCL plugin (libfp8_dist_nccl) was built and the group was initialised with
+ * FP8_DIST_BACKEND_NCCL. Every rank must call the same collectives in the same
+ * order. Each collective waits at most the timeout, then fails naming the op;
+ * after a timeout the process group is unusable (a peer is gone or stuck). On
+ * the first use of each (collective, tag) pair the ranks compare op, dtype,
+ * count and shape, so a mismatch is a clear error on every rank, not a hang.
+ * Buffers are borrowed for the call only (host data is staged internally).
+ * Byte counters record, per collective kind, the payload bytes this rank put
+ * in (all-reduce: count; all-gather: its block; reduce-scatter: its full input;
+ * broadcast: the buffer, on the root only). */
+enum { FP8_DIST_BACKEND_MPI = 0, FP8_DIST_BACKEND_NCCL = 1 };
+enum { FP8_DIST_SUM = 0, FP8_DIST_MAX = 1, FP8_DIST_AVG = 2 }; /* AVG = SUM / size */
+enum { FP8_DIST_HOST = 0, FP8_DIST_DEVICE = 1 };               /* where buffers live */
+enum {
+    FP8_DIST_ALL_REDUCE = 0,
+    FP8_DIST_ALL_GATHER = 1,
+    FP8_DIST_REDUCE_SCATTER = 2,
+    FP8_DIST_BROADCAST = 3,
+    FP8_DIST_BARRIER = 4,
+};
+enum { FP8_DIST_CHECK_OFF = 0, FP8_DIST_CHECK_FIRST_USE = 1, FP8_DIST_CHECK_ALWAYS = 2 };
+
+/* Thread-local message of the last failed fp8_dist_* call ("" if none). */
+FP8_API const char *fp8_dist_last_error(void);
+/* Joins the job started by mpirun (MPI_Init; a lone process is a world of 1).
+ * NCCL: rank 0 makes an ncclUniqueId, MPI broadcasts it, each rank binds GPU
+ * local_rank % device_count. timeout_ms > 0 bounds every later collective. */
+FP8_API int32_t fp8_dist_init(int32_t backend, int64_t timeout_ms);
+/* Leaves the group (MPI_Finalize). MPI allows one init per process. */
+FP8_API int32_t fp8_dist_finalize(void);
+FP8_API int32_t fp8_dist_rank(int32_t *out);
+FP8_API int32_t fp8_dist_size(int32_t *out);
+/* Rank among the processes on this node (picks the GPU). */
+FP8_API int32_t fp8_dist_local_rank(int32_t *out);
+/* 1 when libfp8_dist_nccl.so is next to this library (the NCCL backend can load). */
+FP8_API int32_t fp8_dist_has_nccl(int32_t *out);
+FP8_API int32_t fp8_dist_set_timeout(int64_t timeout_ms);
+/* FP8_DIST_CHECK_*: compare signatures across ranks never, on first use (default), or always. */
+FP8_API int32_t fp8_dist_set_shape_check(int32_t mode);
+/* cudaStream_t the NCCL collectives are ordered on (NULL: legacy default stream). */
+FP8_API int32_t fp8_dist_set_stream(void *cuda_stream);
+
+/* In every collective: `where` is FP8_DIST_HOST or FP8_DIST_DEVICE; `tag` names
+ * the call site for the first-use check (equal on all ranks, any value);
+ * shape (ndim 0..8 entries, may be NULL when ndim is 0) is the logical shape
+ * the check compares and reports; its product must equal the element count. */
+
+/* buf (count) <- op over ranks of buf (count); dtype F32 or BF16. */
+FP8_API int32_t fp8_dist_all_reduce(void *buf, int32_t dtype, int64_t count, int32_t op,
+                                    int32_t where, int64_t tag, const int64_t *shape,
+                                    int32_t ndim);
+/* recv (size * count) <- concat over ranks of send (count), rank order; any
+ * dtype, copied as raw bytes (fp8 travels as 1 byte an element). */
+FP8_API int32_t fp8_dist_all_gather(void *recv, const void *send, int32_t dtype, int64_t count,
+                                    int32_t where, int64_t tag, const int64_t *shape,
+                                    int32_t ndim);
+/* recv (recv_count) <- block `rank` of op over ranks of send (size * recv_count);
+ * dtype F32 or BF16. `shape` describes send. */
+FP8_API int32_t fp8_dist_reduce_scatter(void *recv, const void *send, int32_t dtype,
+                                        int64_t recv_count, int32_t op, int32_t where,
+                                        int64_t tag, const int64_t *shape, int32_t ndim);
+/* buf (count) <- root's buf (count); any dtype, raw bytes. */
+FP8_API int32_t fp8_dist_broadcast(void *buf, int32_t dtype, int64_t count, int32_t root,
+                                   int32_t where, int64_t tag, const int64_t *shape,
+                                   int32_t ndim);
+FP8_API int32_t fp8_dist_barrier(void);
+/* Payload bytes and calls of one FP8_DIST_* kind since init or the last reset. */
+FP8_API int32_t fp8_dist_bytes_sent(int32_t kind, int64_t *bytes, int64_t *calls);
+FP8_API int32_t fp8_dist_reset_counters(void);
+/* ==== end distributed ==================================================== */
+
 /* ==== CUDA backend (libfp8_cuda, libfp8/src/cuda) ========================
  * A separate shared library, built where nvcc and cuBLASLt are found and
  * loaded by TypeScript only when a "cuda" device is asked for; libfp8 never
