@@ -39,6 +39,10 @@ export class RoleScaling {
   scale: Tensor | null = null;
   /** static: the fixed scale (1) */
   staticScale: Tensor | null = null;
+  /** Hook for src/distributed (FSDP's float8 all-gather, float8 tensor parallel): when set, it
+   * casts this operand instead of the config: it returns fp8 bytes that were already gathered,
+   * or a cast whose scale is the MAX over ranks. Returning null casts as configured. */
+  castOverride: ((x: Tensor) => Float8Tensor | null) | null = null;
 
   constructor(readonly role: GemmInputRole, readonly config: CastConfig, readonly roundPow2 = false) {
     this.float8Dtype = config.targetDtype ?? ROLE_DTYPE[role];
@@ -47,6 +51,8 @@ export class RoleScaling {
 
 /** Casts x to float8 for `st.role` under its scaling type (the one helper for every role). */
 function castToFloat8(x: Tensor, st: RoleScaling, amaxInitialized: boolean): Float8Tensor {
+  const distributed = st.castOverride?.(x); // see RoleScaling.castOverride
+  if (distributed) return distributed;
   const cfg = st.config;
   if (cfg.scalingType === ScalingType.DISABLED) throw new Float8Error("Float8Linear", `the ${st.role} cast is DISABLED`);
   if (cfg.scalingGranularity === ScalingGranularity.AXISWISE) {
