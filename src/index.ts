@@ -7,4 +7,5 @@ export * as nn from "./nn/index.ts";
 export * as optim from "./optim/index.ts";
 export * as float8 from "./float8/index.ts";
 export * as io from "./io/safetensors.ts";
+export * as distributed from "./distributed/index.ts";
 export * as cuda from "./cuda/index.ts";
