@@ -1,18 +1,20 @@
 // process_group.ts — the process group (one per process, over every rank that
 // mpirun started) and the collectives on Tensors, torch.distributed-style.
 //
-// Collectives run in libfp8_dist: host tensors through MPI, cuda tensors
-// through NCCL (backend "nccl"). Every rank must call the same collectives in
+// Collectives run in libfp8_dist: CPU tensors through MPI; GPU buffers
+// (cuda.DeviceBuffer) through NCCL (backend "nccl"), ordered on the stream of
+// the buffer's CUDA context. Every rank must call the same collectives in
 // the same order. A collective that waits longer than `timeoutMs` fails with an
 // error naming it. The `key` option names a call site: the first time a
 // (collective, key) pair is used, the ranks compare dtype and shape and a
 // mismatch is an error on every rank instead of a hang.
 import { Float8Error } from "../errors.ts";
-import { distLib, checkDist } from "../ffi/index.ts";
-import { DTYPE_CODE } from "../tensor/dtype.ts";
+import { distLib, checkDist, checkCuda, cudaLib, type NativePtr } from "../ffi/index.ts";
+import { DTYPE_CODE, type DType } from "../tensor/dtype.ts";
 import { fmtShape } from "../tensor/shape.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { setAmaxReducer } from "../float8/convert.ts";
+import { DeviceBuffer, type CudaContext } from "../cuda/device.ts";
 
 export type Backend = "mpi" | "nccl";
 export type ReduceOp = "sum" | "max" | "avg";
@@ -102,6 +104,7 @@ export function destroyProcessGroup(): void {
   if (!mpiStarted) return;
   mpiStarted = false;
   group = null;
+  streamOf = null;
   setAmaxReducer(null);
   checkDist(distLib().fp8_dist_finalize(), "destroyProcessGroup");
 }
@@ -164,25 +167,52 @@ function shapeArgs(shape: readonly number[], numel: number): [BigInt64Array, num
   return [BigInt64Array.from(s.map(BigInt)), s.length];
 }
 
-function where(t: Tensor): number {
-  return t.device === "cuda" ? 1 : 0;
+/** What the native collectives need to know about a Tensor or a DeviceBuffer. */
+interface Operand {
+  ptr: NativePtr;
+  dtype: DType;
+  numel: number;
+  shape: readonly number[];
+  /** 0: host memory (MPI), 1: device memory (NCCL) */
+  where: number;
 }
 
-function checkReducible(t: Tensor, op: string, reduce: ReduceOp): void {
-  t.ptrFor(op);
-  if (t.dtype !== "float32" && t.dtype !== "bfloat16") {
-    throw new Float8Error(op, `reductions need float32 or bfloat16, got shape ${fmtShape(t.shape)} dtype ${t.dtype}`);
+/** A collective on GPU buffers runs on the stream of their context, after the work queued there. */
+let streamOf: CudaContext | null = null;
+
+function operand(t: Tensor | DeviceBuffer, op: string): Operand {
+  if (t instanceof DeviceBuffer) {
+    if (getBackend() !== "nccl") throw new Float8Error(op, `${t} is GPU memory: initProcessGroup({ backend: "nccl" }) first`);
+    if (streamOf !== t.ctx) {
+      const out = new BigUint64Array(1);
+      checkCuda(cudaLib().fp8_cuda_ctx_stream(t.ctx.handle, out), op);
+      checkDist(distLib().fp8_dist_set_stream(Number(out[0]) as NativePtr), op);
+      streamOf = t.ctx;
+    }
+    return { ptr: t.ptr, dtype: t.dtype, numel: t.numel, shape: t.shape, where: 1 };
+  }
+  return { ptr: t.ptrFor(op), dtype: t.dtype, numel: t.numel, shape: t.shape, where: t.device === "cuda" ? 1 : 0 };
+}
+
+/** An uninitialised buffer like t (same kind, device and dtype) of another shape. */
+function emptyLike(t: Tensor | DeviceBuffer, shape: number[]): Tensor | DeviceBuffer {
+  return t instanceof DeviceBuffer ? DeviceBuffer.empty(t.ctx, shape, t.dtype) : Tensor.empty(shape, t.dtype, t.device);
+}
+
+function checkReducible(o: Operand, op: string, reduce: ReduceOp): void {
+  if (o.dtype !== "float32" && o.dtype !== "bfloat16") {
+    throw new Float8Error(op, `reductions need float32 or bfloat16, got shape ${fmtShape(o.shape)} dtype ${o.dtype}`);
   }
   if (!(reduce in OP_CODE)) throw new Float8Error(op, `op must be "sum", "max" or "avg", got '${String(reduce)}'`);
 }
 
 /** Reduces t over all ranks, in place (every rank gets the result). Returns t. Not differentiable. */
-export function allReduce(t: Tensor, op: ReduceOp = "sum", opts: CollectiveOptions = {}): Tensor {
+export function allReduce<T extends Tensor | DeviceBuffer>(t: T, op: ReduceOp = "sum", opts: CollectiveOptions = {}): T {
   requireGroup("allReduce");
-  checkReducible(t, "allReduce", op);
-  const [shape, ndim] = shapeArgs(t.shape, t.numel);
-  run("allReduce", opts.key, (tag) =>
-    distLib().fp8_dist_all_reduce(t.ptrFor("allReduce"), DTYPE_CODE[t.dtype], t.numel, OP_CODE[op], where(t), tag, shape, ndim));
+  const o = operand(t, "allReduce");
+  checkReducible(o, "allReduce", op);
+  const [shape, ndim] = shapeArgs(o.shape, o.numel);
+  run("allReduce", opts.key, (tag) => distLib().fp8_dist_all_reduce(o.ptr, DTYPE_CODE[o.dtype], o.numel, OP_CODE[op], o.where, tag, shape, ndim));
   return t;
 }
 
@@ -200,52 +230,52 @@ export function allReduceArray(values: Float32Array, op: ReduceOp = "sum", opts:
  * [d0, ...] -> [worldSize * d0, ...] (a 0-d tensor gives [worldSize]). Any
  * dtype; the bytes travel as they are (float8 as one byte an element).
  */
-export function allGather(t: Tensor, opts: CollectiveOptions = {}): Tensor {
+export function allGather<T extends Tensor | DeviceBuffer>(t: T, opts: CollectiveOptions = {}): T {
   const { size } = requireGroup("allGather");
-  t.ptrFor("allGather");
-  const outShape = t.ndim === 0 ? [size] : [size * t.shape[0], ...t.shape.slice(1)];
-  const out = Tensor.empty(outShape, t.dtype, t.device);
-  const [shape, ndim] = shapeArgs(t.shape, t.numel);
+  const o = operand(t, "allGather");
+  const out = emptyLike(t, o.shape.length === 0 ? [size] : [size * o.shape[0], ...o.shape.slice(1)]);
+  const [shape, ndim] = shapeArgs(o.shape, o.numel);
   try {
-    run("allGather", opts.key, (tag) =>
-      distLib().fp8_dist_all_gather(out.ptrFor("allGather"), t.ptrFor("allGather"), DTYPE_CODE[t.dtype], t.numel, where(t), tag, shape, ndim));
+    const dst = operand(out, "allGather");
+    run("allGather", opts.key, (tag) => distLib().fp8_dist_all_gather(dst.ptr, o.ptr, DTYPE_CODE[o.dtype], o.numel, o.where, tag, shape, ndim));
   } catch (e) {
     out.dispose();
     throw e;
   }
-  return out;
+  return out as T;
 }
 
 /**
  * Reduces t over all ranks and keeps this rank's block of dim 0:
  * [worldSize * d, ...] -> [d, ...]. dim 0 must divide by the world size.
  */
-export function reduceScatter(t: Tensor, op: ReduceOp = "sum", opts: CollectiveOptions = {}): Tensor {
+export function reduceScatter<T extends Tensor | DeviceBuffer>(t: T, op: ReduceOp = "sum", opts: CollectiveOptions = {}): T {
   const { size } = requireGroup("reduceScatter");
-  checkReducible(t, "reduceScatter", op);
-  if (t.ndim === 0 || t.shape[0] % size !== 0) {
-    throw new Float8Error("reduceScatter", `dim 0 of shape ${fmtShape(t.shape)} (${t.dtype}) must divide by the world size ${size}`);
+  const o = operand(t, "reduceScatter");
+  checkReducible(o, "reduceScatter", op);
+  if (o.shape.length === 0 || o.shape[0] % size !== 0) {
+    throw new Float8Error("reduceScatter", `dim 0 of shape ${fmtShape(o.shape)} (${o.dtype}) must divide by the world size ${size}`);
   }
-  const out = Tensor.empty([t.shape[0] / size, ...t.shape.slice(1)], t.dtype, t.device);
-  const [shape, ndim] = shapeArgs(t.shape, t.numel);
+  const out = emptyLike(t, [o.shape[0] / size, ...o.shape.slice(1)]);
+  const [shape, ndim] = shapeArgs(o.shape, o.numel);
   try {
+    const dst = operand(out, "reduceScatter");
     run("reduceScatter", opts.key, (tag) =>
-      distLib().fp8_dist_reduce_scatter(out.ptrFor("reduceScatter"), t.ptrFor("reduceScatter"), DTYPE_CODE[t.dtype], out.numel, OP_CODE[op],
-        where(t), tag, shape, ndim));
+      distLib().fp8_dist_reduce_scatter(dst.ptr, o.ptr, DTYPE_CODE[o.dtype], dst.numel, OP_CODE[op], o.where, tag, shape, ndim));
   } catch (e) {
     out.dispose();
     throw e;
   }
-  return out;
+  return out as T;
 }
 
 /** Copies rank `src`'s t into t on every rank, in place. Returns t. */
-export function broadcast(t: Tensor, src = 0, opts: CollectiveOptions = {}): Tensor {
+export function broadcast<T extends Tensor | DeviceBuffer>(t: T, src = 0, opts: CollectiveOptions = {}): T {
   const { size } = requireGroup("broadcast");
   if (!Number.isInteger(src) || src < 0 || src >= size) throw new Float8Error("broadcast", `src ${src} is not a rank of a group of ${size}`);
-  const [shape, ndim] = shapeArgs(t.shape, t.numel);
-  run("broadcast", opts.key, (tag) =>
-    distLib().fp8_dist_broadcast(t.ptrFor("broadcast"), DTYPE_CODE[t.dtype], t.numel, src, where(t), tag, shape, ndim));
+  const o = operand(t, "broadcast");
+  const [shape, ndim] = shapeArgs(o.shape, o.numel);
+  run("broadcast", opts.key, (tag) => distLib().fp8_dist_broadcast(o.ptr, DTYPE_CODE[o.dtype], o.numel, src, o.where, tag, shape, ndim));
   return t;
 }
 
