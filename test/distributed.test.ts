@@ -1,4 +1,4 @@
-// distributed.test.ts — multi-process training on 2 ranks under mpirun. The
+// distributed.test.ts — multi-process training on 2 (and 3) ranks under mpirun. The
 // workers in test/dist/ run the distributed code and print RESULT lines; the
 // tests here check them. Skipped (visibly) without mpirun or libfp8_dist.
 import { beforeAll, describe, expect, test } from "bun:test";
@@ -17,7 +17,7 @@ if (skipReason) console.warn(`distributed.test.ts: skipping the multi-process te
 
 type Results = Map<string, any>;
 
-/** Runs a worker on 2 ranks and collects its RESULT lines. */
+/** Runs a worker on `ranks` ranks under mpirun (0: one plain process) and collects its RESULT lines. */
 function runWorker(worker: string, ranks = 2): { results: Results; output: string } {
   const script = join(import.meta.dir, "dist", worker);
   const cmd = ranks > 0
@@ -38,13 +38,23 @@ function get(r: { results: Results; output: string }, name: string): any {
   return r.results.get(name);
 }
 
-describe.skipIf(skipReason !== null)(`distributed, 2 ranks under mpirun${skipReason ? ` (skipped: ${skipReason})` : ""}`, () => {
+describe.skipIf(skipReason !== null)(`distributed, 2 and 3 ranks under mpirun${skipReason ? ` (skipped: ${skipReason})` : ""}`, () => {
   let train: { results: Results; output: string };
   let errors: { results: Results; output: string };
+  let collectives: { results: Results; output: string };
   beforeAll(() => {
+    collectives = runWorker("collectives_worker.ts", 3);
     train = runWorker("train_worker.ts");
     errors = runWorker("errors_worker.ts");
   }, 120000);
+
+  test("every collective matches local arithmetic on 3 ranks (f32/bf16 sum, avg, max; fp8 all-gather; reduce-scatter; broadcast; along a dim)", () => {
+    for (const rank of [0, 1, 2]) {
+      const checks = get(collectives, `collectives_rank${rank}`) as Record<string, boolean>;
+      expect(Object.entries(checks).filter(([, ok]) => !ok).map(([name]) => `rank ${rank}: ${name}`)).toEqual([]);
+      expect(Object.keys(checks).length).toBeGreaterThanOrEqual(13);
+    }
+  });
 
   test("DDP over 2 ranks matches one process on the global batch (weights >= 40 dB after 5 steps)", () => {
     const ddp = get(train, "ddp");
