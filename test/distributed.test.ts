@@ -78,6 +78,15 @@ describe.skipIf(skipReason !== null)(`distributed, 2 and 3 ranks under mpirun${s
     expect(fsdp.amaxAllReducesPerStepWithPrecompute).toBe(1);
   });
 
+  test("delayed scaling: syncFloat8AmaxAndScaleHistory takes the MAX over ranks in one all-reduce for all layers", () => {
+    const d = get(train, "delayed");
+    expect(d.layers).toBe(2);
+    expect(d.syncAllReduces).toBe(1);
+    expect(d.scalesEqualOnAllRanks).toBe(true);
+    expect(d.ddpVsSingle).toBeGreaterThanOrEqual(40); // DDP with delayed scaling vs one process on the global batch
+    expect(d.fsdpVsSingle).toBeGreaterThanOrEqual(25); // FSDP, weights gathered as fp8 with the delayed scale
+  });
+
   test("DDP and FSDP training loops keep live native memory flat", () => {
     const ddp = get(train, "ddp"), fsdp = get(train, "fsdp");
     expect(ddp.liveBytesStep5).toBe(ddp.liveBytesStep2);

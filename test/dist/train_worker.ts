@@ -128,6 +128,55 @@ function batch(step: number, inDim: number, outDim: number, dtype: "float32" | "
   });
 }
 
+// ---- delayed scaling: one cross-rank MAX all-reduce per sync, for all layers ----
+{
+  const delayed = new float8.CastConfig({ scalingType: float8.ScalingType.DELAYED });
+  const config = new float8.Float8LinearConfig({
+    castConfigInput: delayed, castConfigWeight: delayed, castConfigGradOutput: delayed, enableFsdpFloat8AllGather: true,
+  });
+  const build = () => {
+    manualSeed(2);
+    const m = new nn.Sequential(new nn.Linear(32, 64, { bias: false }), new nn.ReLU(), new nn.Linear(64, 32, { bias: false }));
+    return float8.convertToFloat8Training(m, { config }) as nn.Sequential;
+  };
+  const ref = build();
+  const ddp = new dist.DistributedDataParallel(build());
+  const fsdp = dist.fullyShard(build());
+  const opts = { lr: 0.05 };
+  const [optRef, optDdp, optFsdp] = [ref, ddp, fsdp].map((m) => new optim.SGD(m.parameters(), opts));
+  let syncAllReduces = 0;
+  for (let s = 0; s < 5; s++) {
+    const [x, y] = batch(s, 32, 32);
+    tidy(() => {
+      for (const [m, opt, xs, ys] of [[ref, optRef, x, y], [ddp, optDdp, localRows(x), localRows(y)], [fsdp, optFsdp, localRows(x), localRows(y)]] as const) {
+        opt.zeroGrad();
+        nn.mseLoss(m.forward(xs), ys).backward();
+        opt.step();
+        const before = dist.collectiveStats().allReduce.calls;
+        float8.syncFloat8AmaxAndScaleHistory(m);
+        if (m === ddp) syncAllReduces = dist.collectiveStats().allReduce.calls - before;
+      }
+    });
+    x.dispose();
+    y.dispose();
+  }
+  // every rank holds the same scales after the sync
+  const scales = Float32Array.from(float8.float8Layers(ddp).flatMap((l) => [l.scaling.input, l.scaling.weight, l.scaling.grad_output].map((st) => st.scale!.item())));
+  const maxScales = dist.allReduceArray(scales.slice(), "max", { key: "delayed.scales" });
+  const fsdpParams = new Map(fsdp.namedParameters());
+  let fsdpWorst = Infinity;
+  for (const [fqn, p] of ref.namedParameters()) {
+    fsdpWorst = Math.min(fsdpWorst, sqnr(p.toArray(), dist.allGather(fsdpParams.get(fqn)!).toArray().subarray(0, p.numel)));
+  }
+  log("delayed", {
+    syncAllReduces,
+    layers: float8.float8Layers(ddp).length,
+    scalesEqualOnAllRanks: scales.every((v, i) => v === maxScales[i]),
+    ddpVsSingle: minWeightSqnr(ref, ddp),
+    fsdpVsSingle: finite(fsdpWorst),
+  });
+}
+
 // ---- tensor / sequence parallel SwiGLU FeedForward vs one process ----------
 for (const recipe of ["bf16", "float8"] as const) {
   for (const sequenceParallel of [false, true]) {
