@@ -88,9 +88,15 @@ function ours(M: number, K: number, N: number, dtype: DtypeName) {
   const a = nativeAlloc(M * K * bytes);
   const b = nativeAlloc(K * N * bytes);
   const c = nativeAlloc(M * N * bytes);
+  // values in [-1, 1] like the baseline's; bf16 as the top half of the f32 bits
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
   for (const [p, n] of [[a, M * K], [b, K * N], [c, M * N]] as [NativePtr, number][]) {
     const view = dtype === "f32" ? new Float32Array(nativeView(p, n * 4)) : new Uint16Array(nativeView(p, n * 2));
-    for (let i = 0; i < n; i++) view[i] = dtype === "f32" ? Math.sin(i) : 0x3f00 + (i % 127); // any finite data
+    for (let i = 0; i < n; i++) {
+      f[0] = Math.sin(i);
+      view[i] = dtype === "f32" ? f[0]! : u[0]! >>> 16;
+    }
   }
   const call = () => check(lib.fp8_cpu_matmul(c, id, a, b, id, null, id, 1, 1, M, K, N, 0, 0, 1, 0), "matmul");
   return {
