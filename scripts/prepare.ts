@@ -38,9 +38,17 @@ const sourcesTime = Math.max(
   statSync(join(root, "CMakeLists.txt")).mtimeMs,
 );
 const stale = !existsSync(lib) || statSync(lib).mtimeMs < sourcesTime;
-if (args.has("--force") || stale) {
+// (Re)configure when there is no cache or a CMakeLists.txt changed since (new backends appear so).
+const cache = join(buildDir, "CMakeCache.txt");
+const cmakeListsTime = Math.max(
+  ...[join(root, "CMakeLists.txt"), ...["cuda", "dist"].map((d) => join(root, "libfp8", "src", d, "CMakeLists.txt"))]
+    .filter((f) => existsSync(f))
+    .map((f) => statSync(f).mtimeMs),
+);
+const needConfigure = !existsSync(cache) || statSync(cache).mtimeMs < cmakeListsTime;
+if (args.has("--force") || stale || needConfigure) {
   console.log("prepare: building libfp8 (cmake)");
-  if (!existsSync(join(buildDir, "CMakeCache.txt")) || args.has("--force")) {
+  if (needConfigure || args.has("--force")) {
     run(["cmake", "-S", ".", "-B", "build", "-DCMAKE_BUILD_TYPE=Release"]);
   }
   const jobs = String(Math.max(1, navigator.hardwareConcurrency ?? 2));
