@@ -6,7 +6,7 @@
 export { probe, isAvailable, deviceInfo, device, CudaContext, CudaGraph, DeviceBuffer } from "./device.ts";
 export type { DeviceInfo, CastKernel, HostArray } from "./device.ts";
 export {
-  amax, amaxToScale, scaleFromAmax, quantize, quantizeTranspose, dequantize, convert, fill, randn, biasAdd, biasGrad,
+  amax, amaxToScale, scaleFromAmax, quantize, quantizeTranspose, dequantize, convert, copy, fill, randn, biasAdd, biasGrad,
   scaledMm, matmul, scalarBuffer, DelayedScalingGroup,
 } from "./ops.ts";
 export type { ScaledMmOptions, MatmulOptions, DelayedScalingEntry } from "./ops.ts";

@@ -138,6 +138,15 @@ export function convert(x: DeviceBuffer, dtype: DType, out?: DeviceBuffer): Devi
   return o;
 }
 
+/** dst <- src, device to device (same dtype and element count), queued on the stream. */
+export function copy(dst: DeviceBuffer, src: DeviceBuffer): DeviceBuffer {
+  const op = "cuda.copy";
+  sameContext(op, dst.ctx, dst, src);
+  if (dst.dtype !== src.dtype || dst.numel !== src.numel) throw new Float8Error(op, `cannot copy ${desc(src)} into ${desc(dst)}`);
+  checkCuda(cudaLib().fp8_cuda_memcpy_d2d(dst.ctx.handle, dst.ptr, src.ptr, src.nbytes), op);
+  return dst;
+}
+
 /** x <- value everywhere (float32, bfloat16 or int32). */
 export function fill(x: DeviceBuffer, value: number): DeviceBuffer {
   const op = "cuda.fill";

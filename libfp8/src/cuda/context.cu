@@ -37,6 +37,10 @@ const char *hint(cudaError_t e) {
 }  // namespace
 
 int32_t cuda_fail(const char *fn, const char *what, cudaError_t err) {
+    /* The runtime also keeps a failed call's error as its "last error"; clear
+     * it so the next launch check does not report it again. (A sticky error,
+     * a fault inside a kernel, stays: the context is then unusable anyway.) */
+    cudaGetLastError();
     int32_t status = err == cudaErrorMemoryAllocation ? FP8_ERR_OUT_OF_MEMORY
                      : is_unsupported(err)             ? FP8_ERR_UNSUPPORTED
                                                        : FP8_ERR_BACKEND;

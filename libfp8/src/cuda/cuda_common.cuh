@@ -185,23 +185,26 @@ __device__ __forceinline__ uint32_t encode4(float a, float b, float c, float d) 
 }
 
 /* NaN results as x86 SSE/AVX gives them, since the CPU reference runs there:
- * a NaN operand comes back quieted (the first one if both are NaN) and an
+ * a NaN operand comes back quieted (the first source if both are NaN) and an
  * invalid operation (inf * 0, 0 / 0) gives the negative "indefinite" NaN
  * 0xFFC00000. The GPU returns the canonical 0x7FFFFFFF instead, which would
  * flip the sign bit that the fp8 encoders keep (NaN -> 0x7F | sign). */
 __device__ __forceinline__ float quiet_nan(float x) { return __uint_as_float(__float_as_uint(x) | 0x400000u); }
-__device__ __forceinline__ float x86_nan(float y, float x, float s) {
-    return isnan(x) ? quiet_nan(x) : isnan(s) ? quiet_nan(s) : __uint_as_float(0xffc00000u);
+__device__ __forceinline__ float x86_nan(float first, float second) {
+    return isnan(first) ? quiet_nan(first) : isnan(second) ? quiet_nan(second) : __uint_as_float(0xffc00000u);
 }
-/* One IEEE f32 multiply (never contracted into an FMA), x86 NaN rules. */
-__device__ __forceinline__ float mul_x86(float x, float s) {
-    float y = __fmul_rn(x, s);
-    return isnan(y) ? x86_nan(y, x, s) : y;
+/* x * scale: one IEEE f32 multiply (never contracted into an FMA). The CPU's
+ * AVX2 / AVX-512 kernels (the default paths) issue vmulps with the broadcast
+ * scale as first source, so a NaN scale wins over a NaN x. (Its portable C
+ * path lets x win; the two CPU paths differ only when both are NaN.) */
+__device__ __forceinline__ float mul_x86(float x, float scale) {
+    float y = __fmul_rn(x, scale);
+    return isnan(y) ? x86_nan(scale, x) : y;
 }
-/* One IEEE f32 division, x86 NaN rules. */
-__device__ __forceinline__ float div_x86(float x, float s) {
-    float y = __fdiv_rn(x, s);
-    return isnan(y) ? x86_nan(y, x, s) : y;
+/* x / scale: one IEEE f32 division (x is the first source). */
+__device__ __forceinline__ float div_x86(float x, float scale) {
+    float y = __fdiv_rn(x, scale);
+    return isnan(y) ? x86_nan(x, scale) : y;
 }
 
 /* torchao's amax_to_scale in f64, rounded once to f32 (the CPU's

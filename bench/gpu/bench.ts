@@ -1,0 +1,177 @@
+// bench/gpu/bench.ts — GPU benchmarks of the CUDA backend (issue 4), each
+// quoted against a baseline measured in the same run:
+//   1. cast and amax bandwidth vs a device-to-device copy (target >= 85 %);
+//   2. the fp8 GEMM vs the bf16 GEMM at 8192^3 (target >= 1.8x);
+//   3. Float8 Linear fwd+bwd vs the bf16 Linear at M,K,N = 4096,8192,16384
+//      (target >= 1.45x) and 1024,2048,1024 (target >= 1.0x, bf16 fallback allowed).
+// Times are GPU time from CUDA events around `iters` back-to-back calls, after
+// a warm-up; each number is the median of `repeats` such runs. Inputs are
+// random normals (never zeros) and each bandwidth buffer is far larger than L2.
+//   bun bench/gpu/bench.ts [--quick]      (writes $OUT/gpu_bench.json and gpu_bench.txt when OUT is set)
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { cuda } from "../../src/index.ts";
+import type { CudaContext, DeviceBuffer } from "../../src/cuda/index.ts";
+
+const quick = process.argv.includes("--quick");
+if (!cuda.isAvailable()) {
+  console.log(`bench/gpu/bench.ts: no usable GPU (${cuda.probe().reason})`);
+  process.exit(2);
+}
+const ctx: CudaContext = cuda.device(0);
+const owned: DeviceBuffer[] = [];
+const keep = (b: DeviceBuffer) => (owned.push(b), b);
+
+interface Row {
+  section: string;
+  name: string;
+  ms: number;
+  value: number;
+  unit: string;
+  ratio?: number;
+  ratioOf?: string;
+  target?: string;
+  note?: string;
+}
+const rows: Row[] = [];
+
+/** Median GPU milliseconds of one call of fn. */
+function timeMs(fn: () => void, iters: number, repeats = quick ? 3 : 5, warmup = 2): number {
+  for (let i = 0; i < warmup; i++) fn();
+  ctx.synchronize();
+  const runs: number[] = [];
+  for (let r = 0; r < repeats; r++) runs.push(ctx.timeMs(() => { for (let i = 0; i < iters; i++) fn(); }) / iters);
+  runs.sort((a, b) => a - b);
+  return runs[Math.floor(runs.length / 2)];
+}
+
+const GB = 1e9;
+const info = ctx.info;
+console.log(`device: ${info.name}, cc ${info.computeCapability.join(".")}, ${info.smCount} SMs, ${(info.totalMemoryBytes / 2 ** 30).toFixed(0)} GiB`);
+
+// ---- 1. bandwidth -----------------------------------------------------------------
+{
+  const rowsN = 16384, colsN = quick ? 8192 : 16384; // 2^28 elements: 1 GiB of f32
+  const n = rowsN * colsN;
+  const xf = keep(cuda.randn(ctx, [rowsN, colsN], "float32", 1, 3));
+  const xb = keep(cuda.convert(xf, "bfloat16"));
+  const dst = keep(cuda.DeviceBuffer.empty(ctx, [rowsN, colsN], "float32"));
+  const q = keep(cuda.DeviceBuffer.empty(ctx, [rowsN, colsN], "float8_e4m3fn"));
+  const qt = keep(cuda.DeviceBuffer.empty(ctx, [colsN, rowsN], "float8_e4m3fn"));
+  const amax = keep(cuda.scalarBuffer(ctx)), scale = keep(cuda.scalarBuffer(ctx));
+  const iters = quick ? 5 : 10;
+
+  const copyMs = timeMs(() => cuda.copy(dst, xf), iters);
+  const copyBw = (2 * 4 * n) / (copyMs * 1e-3) / GB;
+  rows.push({ section: "bandwidth", name: "device-to-device copy (f32, read+write)", ms: copyMs, value: copyBw, unit: "GB/s", note: "baseline" });
+  const bw = (name: string, bytes: number, fn: () => void, note?: string) => {
+    const ms = timeMs(fn, iters);
+    const v = bytes / (ms * 1e-3) / GB;
+    rows.push({ section: "bandwidth", name, ms, value: v, unit: "GB/s", ratio: v / copyBw, ratioOf: "copy", target: ">= 0.85", note });
+  };
+  bw("amax f32", 4 * n, () => cuda.amax(xf, amax));
+  bw("amax bf16", 2 * n, () => cuda.amax(xb, amax));
+  cuda.amaxToScale(xf, "float8_e4m3fn", { amax, scale });
+  for (const kernel of ["reference", "hardware"] as const) {
+    ctx.castKernel = kernel;
+    bw(`cast f32 -> e4m3 (${kernel})`, 5 * n, () => cuda.quantize(xf, scale, "float8_e4m3fn", q));
+    bw(`cast bf16 -> e4m3 (${kernel})`, 3 * n, () => cuda.quantize(xb, scale, "float8_e4m3fn", q));
+    bw(`cast+transpose bf16 -> e4m3 x2 (${kernel})`, 4 * n, () => cuda.quantizeTranspose(xb, scale, "float8_e4m3fn", { rowMajor: q, transposed: qt }));
+    bw(`cast+transpose f32 -> e4m3 x2 (${kernel})`, 6 * n, () => cuda.quantizeTranspose(xf, scale, "float8_e4m3fn", { rowMajor: q, transposed: qt }));
+    bw(`dynamic cast bf16: amax+scale, cast+transpose (${kernel})`, 6 * n, () => {
+      cuda.amaxToScale(xb, "float8_e4m3fn", { amax, scale });
+      cuda.quantizeTranspose(xb, scale, "float8_e4m3fn", { rowMajor: q, transposed: qt });
+    }, "two passes over the input");
+  }
+  ctx.castKernel = "reference";
+  for (const b of [xf, xb, dst, q, qt]) b.dispose();
+}
+
+// ---- 2. GEMM 8192^3 ------------------------------------------------------------------
+{
+  const S = quick ? 4096 : 8192;
+  const flops = 2 * S * S * S;
+  const a = keep(cuda.randn(ctx, [S, S], "bfloat16", 11)), b = keep(cuda.randn(ctx, [S, S], "bfloat16", 12));
+  const c = keep(cuda.DeviceBuffer.empty(ctx, [S, S], "bfloat16"));
+  const sa = keep(cuda.scalarBuffer(ctx)), sb = keep(cuda.scalarBuffer(ctx)), am = keep(cuda.scalarBuffer(ctx));
+  const a8 = keep(cuda.DeviceBuffer.empty(ctx, [S, S], "float8_e4m3fn")), b8 = keep(cuda.DeviceBuffer.empty(ctx, [S, S], "float8_e4m3fn"));
+  cuda.amaxToScale(a, "float8_e4m3fn", { amax: am, scale: sa });
+  cuda.quantize(a, sa, "float8_e4m3fn", a8);
+  cuda.amaxToScale(b, "float8_e4m3fn", { amax: am, scale: sb });
+  cuda.quantize(b, sb, "float8_e4m3fn", b8);
+  const iters = quick ? 5 : 10;
+  const bfMs = timeMs(() => cuda.matmul(a, b, { transB: true, out: c }), iters);
+  const bfT = flops / (bfMs * 1e-3) / 1e12;
+  rows.push({ section: "gemm", name: `bf16 GEMM ${S}^3 (cuBLASLt)`, ms: bfMs, value: bfT, unit: "TFLOP/s", note: "baseline" });
+  for (const fast of [true, false]) {
+    const ms = timeMs(() => cuda.scaledMm(a8, b8, sa, sb, { outDtype: "bfloat16", useFastAccum: fast, out: c }), iters);
+    rows.push({
+      section: "gemm", name: `fp8 e4m3 GEMM ${S}^3 -> bf16, fast accum ${fast ? "on" : "off"}`, ms, value: flops / (ms * 1e-3) / 1e12,
+      unit: "TFLOP/s", ratio: bfMs / ms, ratioOf: "bf16", target: ">= 1.8",
+    });
+  }
+  for (const buf of [a, b, c, a8, b8]) buf.dispose();
+}
+
+// ---- 3. Linear fwd+bwd ------------------------------------------------------------------
+for (const [M, K, N] of quick ? [[1024, 2048, 1024]] : [[4096, 8192, 16384], [1024, 2048, 1024]]) {
+  const x = keep(cuda.randn(ctx, [M, K], "bfloat16", 21)), w = keep(cuda.randn(ctx, [N, K], "bfloat16", 22, 0.02));
+  const dy = keep(cuda.randn(ctx, [M, N], "bfloat16", 23, 0.1));
+  const y = keep(cuda.DeviceBuffer.empty(ctx, [M, N], "bfloat16"));
+  const dx = keep(cuda.DeviceBuffer.empty(ctx, [M, K], "bfloat16")), dw = keep(cuda.DeviceBuffer.empty(ctx, [N, K], "bfloat16"));
+  const shape = `${M},${K},${N}`;
+  const big = M * K * N >= 2 ** 36;
+  const iters = big ? (quick ? 3 : 10) : 50;
+  const stepOf = (layer: cuda.HighPrecisionLinearCuda | cuda.Float8LinearCuda) => () => {
+    layer.forward(x, w, { out: y });
+    layer.backward(dy, { dx, dw });
+  };
+  const measure = (layer: cuda.HighPrecisionLinearCuda | cuda.Float8LinearCuda) => {
+    const step = stepOf(layer);
+    const eager = timeMs(step, iters);
+    step();
+    const graph = ctx.capture(step);
+    const replay = timeMs(() => graph.launch(), iters);
+    graph.dispose();
+    return { eager, replay };
+  };
+  const base = new cuda.HighPrecisionLinearCuda(ctx, M, K, N, "bfloat16");
+  const tb = measure(base);
+  rows.push({ section: "linear", name: `bf16 Linear fwd+bwd ${shape} (eager | graph)`, ms: tb.eager, value: tb.replay, unit: "ms graph", note: "baseline" });
+  const variants: [string, cuda.Float8LinearCuda, "reference" | "hardware"][] = [
+    ["float8, dynamic", new cuda.Float8LinearCuda(ctx, M, K, N, { fallback: "never" }), "reference"],
+    ["float8, dynamic, hardware cast", new cuda.Float8LinearCuda(ctx, M, K, N, { fallback: "never" }), "hardware"],
+    ["Float8LinearCuda auto", new cuda.Float8LinearCuda(ctx, M, K, N), "reference"],
+  ];
+  const target = big ? ">= 1.45" : ">= 1.0";
+  for (const [label, layer, kernel] of variants) {
+    ctx.castKernel = kernel;
+    const t = measure(layer);
+    rows.push({ section: "linear", name: `${label} ${shape} eager`, ms: t.eager, value: tb.eager / t.eager, unit: "x", ratio: tb.eager / t.eager, ratioOf: "bf16 eager", target, note: layer.toString() });
+    rows.push({ section: "linear", name: `${label} ${shape} graph`, ms: t.replay, value: tb.replay / t.replay, unit: "x", ratio: tb.replay / t.replay, ratioOf: "bf16 graph", target });
+    layer.dispose();
+  }
+  ctx.castKernel = "reference";
+  base.dispose();
+  for (const b of [x, w, dy, y, dx, dw]) b.dispose();
+}
+
+for (const b of owned) b.dispose();
+ctx.synchronize();
+
+// ---- report ------------------------------------------------------------------------------
+const fmt = (v: number, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : String(v));
+const lines = rows.map((r) => {
+  const ratio = r.ratio === undefined ? "" : `${fmt(r.ratio)} of ${r.ratioOf}${r.target ? ` (target ${r.target})` : ""}`;
+  return `${r.name.padEnd(62)} ${fmt(r.ms, 3).padStart(9)} ms ${fmt(r.value, 1).padStart(9)} ${r.unit.padEnd(9)} ${ratio}`;
+});
+const notes = rows.filter((r) => r.note && r.note !== "baseline").map((r) => `  ${r.name}: ${r.note}`);
+const table = [
+  `GPU benchmarks on ${info.name} (${new Date().toISOString().slice(0, 10)})${quick ? " [--quick]" : ""}`,
+  ...lines, "notes:", ...notes,
+].join("\n");
+if (process.env.OUT) {
+  writeFileSync(join(process.env.OUT, "gpu_bench.json"), JSON.stringify({ device: info, date: new Date().toISOString(), quick, rows }, null, 2));
+  writeFileSync(join(process.env.OUT, "gpu_bench.txt"), table + "\n");
+}
+console.log(table);

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# bench/gpu/check.sh — the one-call GPU check of the CUDA backend (issue 4).
+# On a machine with an NVIDIA GPU, no network and no bun, from the repo root:
+#   bench/gpu/check.sh /path/to/bun            (or an .xz of it; or BUN=/path/to/bun)
+# it (1) builds libfp8_cuda (and libfp8, the CPU oracle, where oneDNN is
+# installed), (2) runs the GPU tests (test/cuda_gpu.test.ts: casts bit-identical
+# to the CPU, scaledMm vs the CPU emulation, Float8 Linear SQNR; test/cuda.test.ts),
+# (3) runs the GPU benchmarks (bench/gpu/bench.ts), and (4) prints a short table
+# last. With $OUT set, logs and full results are written there. Budget: < 8 min.
+#
+# What must travel with the working tree (prepare it with bench/gpu/pack.sh,
+# then carry .deps/gpu; see bench/gpu/README.md):
+#   .deps/gpu/bun.xz                  bun, when no path is given
+#   .deps/gpu/libfp8.so, .deps/gpu/lib/*   the CPU library and oneDNN, used when
+#                                     this machine has no oneDNN to build with
+# cuBLASLt is taken from $FP8_CUBLASLT_ROOT, else .deps/cuda (the pip wheels;
+# too large to carry through a 64 MiB tree), else python3's site-packages
+# (nvidia-cublas, installed with PyTorch), else the CUDA toolkit.
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 2
+ROOT=$PWD
+T0=$SECONDS
+WORK=${TMPDIR:-/tmp}/float8-gpu-check
+OUTDIR=${OUT:-$WORK/out}
+mkdir -p "$WORK" "$OUTDIR"
+say() { echo "[check.sh +$((SECONDS - T0))s] $*"; }
+die() { say "FAILED: $*"; exit 2; }
+
+# ---- bun -----------------------------------------------------------------------
+BUN_IN=${1:-${BUN:-}}
+[[ -z $BUN_IN && -f .deps/gpu/bun.xz ]] && BUN_IN=.deps/gpu/bun.xz
+[[ -z $BUN_IN ]] && BUN_IN=$(command -v bun || true)
+[[ -n $BUN_IN && -f $BUN_IN ]] || die "no bun binary: pass its path (or an .xz) as the first argument or in \$BUN"
+if [[ $BUN_IN == *.xz ]]; then
+  xz -dc "$BUN_IN" >"$WORK/bun" && chmod +x "$WORK/bun" || die "could not decompress $BUN_IN"
+  BUN_BIN=$WORK/bun
+else
+  BUN_BIN=$BUN_IN
+fi
+say "bun $("$BUN_BIN" --version)"
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv || true
+  command -v nvcc && nvcc --version | tail -2
+  uname -a
+} >"$OUTDIR/env.txt" 2>&1
+say "$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || echo 'nvidia-smi failed')"
+
+# ---- cuBLASLt ----------------------------------------------------------------------
+has_cublaslt() { [[ -f $1/include/cublasLt.h ]] && compgen -G "$1/lib*/libcublasLt.so*" >/dev/null; }
+CUBLAS=""
+CANDIDATES=("${FP8_CUBLASLT_ROOT:-}" "$ROOT/.deps/cuda/nvidia/cu13" "$ROOT/.deps/cuda/nvidia/cublas")
+if command -v python3 >/dev/null; then
+  while read -r sp; do
+    CANDIDATES+=("$sp/nvidia/cu13" "$sp/nvidia/cu12" "$sp/nvidia/cublas")
+  done < <(python3 -c 'import site, sysconfig; print("\n".join(dict.fromkeys(site.getsitepackages() + [sysconfig.get_paths()["purelib"]])))' 2>/dev/null)
+fi
+for d in "${CANDIDATES[@]}"; do
+  if [[ -n $d ]] && has_cublaslt "$d"; then CUBLAS=$d; break; fi
+done
+say "cuBLASLt: ${CUBLAS:-not in wheels; CMake will look in the CUDA toolkit}"
+
+# ---- build ----------------------------------------------------------------------------
+BUILD=$ROOT/build-gpu
+JOBS=$(nproc 2>/dev/null || echo 4)
+CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=Release ${CUBLAS:+-DFP8_CUBLASLT_ROOT=$CUBLAS})
+TB=$SECONDS
+# FLOAT8_CHECK_PREBUILT=1 skips the top-level build and uses the carried libfp8.
+if [[ ${FLOAT8_CHECK_PREBUILT:-0} != 1 ]] && cmake -S . -B "$BUILD" "${CMAKE_ARGS[@]}" >"$OUTDIR/cmake.log" 2>&1; then
+  grep -q "libfp8_cuda: not built" "$OUTDIR/cmake.log" && { grep "libfp8_cuda" "$OUTDIR/cmake.log"; die "libfp8_cuda was not configured"; }
+  cmake --build "$BUILD" -j "$JOBS" --target fp8 fp8_cuda >"$OUTDIR/build.log" 2>&1 || { tail -30 "$OUTDIR/build.log"; die "build failed"; }
+  export FLOAT8_LIB=$BUILD/libfp8.so
+  export FLOAT8_CUDA_LIB=$BUILD/libfp8_cuda.so
+else
+  [[ -f $OUTDIR/cmake.log ]] && say "top-level configure failed (no oneDNN here?): $(grep -m1 -i 'error' "$OUTDIR/cmake.log")"
+  [[ -f .deps/gpu/libfp8.so ]] || die "no oneDNN to build libfp8 and no carried .deps/gpu/libfp8.so (run bench/gpu/pack.sh)"
+  mkdir -p "$WORK/lib"
+  cp .deps/gpu/libfp8.so "$WORK/lib/"
+  for f in .deps/gpu/lib/*; do
+    [[ -e $f ]] || continue
+    case $f in
+      *.xz) xz -dc "$f" >"$WORK/lib/$(basename "${f%.xz}")" ;;
+      *) cp "$f" "$WORK/lib/" ;;
+    esac
+  done
+  export LD_LIBRARY_PATH=$WORK/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  export FLOAT8_LIB=$WORK/lib/libfp8.so
+  cmake -S libfp8/src/cuda -B "$BUILD-cuda" "${CMAKE_ARGS[@]}" >>"$OUTDIR/cmake.log" 2>&1 || { tail -20 "$OUTDIR/cmake.log"; die "configure of libfp8_cuda failed"; }
+  grep -q "libfp8_cuda: not built" "$OUTDIR/cmake.log" && { grep "libfp8_cuda" "$OUTDIR/cmake.log"; die "libfp8_cuda was not configured"; }
+  cmake --build "$BUILD-cuda" -j "$JOBS" >"$OUTDIR/build.log" 2>&1 || { tail -30 "$OUTDIR/build.log"; die "build of libfp8_cuda failed"; }
+  export FLOAT8_CUDA_LIB=$BUILD-cuda/libfp8_cuda.so
+fi
+say "built in $((SECONDS - TB))s: $FLOAT8_LIB, $FLOAT8_CUDA_LIB"
+grep "libfp8_cuda:" "$OUTDIR/cmake.log" | tail -1
+ldd "$FLOAT8_CUDA_LIB" | grep -E "cublas|not found" || true
+
+# ---- GPU tests -----------------------------------------------------------------------------
+say "GPU tests"
+timeout 180 "$BUN_BIN" test ./test/cuda.test.ts ./test/cuda_gpu.test.ts 2>&1 | tee "$OUTDIR/tests.log"
+TESTS_RC=${PIPESTATUS[0]}
+TEST_SUMMARY=$(grep -E "^ *[0-9]+ (pass|fail|skip)" "$OUTDIR/tests.log" | tr -s ' \n' ' ')
+
+# ---- GPU benchmarks --------------------------------------------------------------------------
+say "GPU benchmarks"
+BENCH_ARGS=()
+(( SECONDS - T0 > 240 )) && BENCH_ARGS+=(--quick) && say "over 4 minutes used: benchmarks run --quick"
+OUT=$OUTDIR timeout 180 "$BUN_BIN" bench/gpu/bench.ts "${BENCH_ARGS[@]}" >"$OUTDIR/bench.log" 2>&1
+BENCH_RC=$?
+[[ $BENCH_RC -eq 0 ]] || tail -30 "$OUTDIR/bench.log"
+
+# ---- summary (last) ------------------------------------------------------------------------------
+echo
+echo "==== float8 GPU check: $(head -2 "$OUTDIR/env.txt" | tail -1) ===="
+echo "build: ok ($FLOAT8_CUDA_LIB)"
+echo "tests: $([[ $TESTS_RC -eq 0 ]] && echo PASS || echo "FAIL (rc $TESTS_RC)") — $TEST_SUMMARY"
+grep -E "^\(fail\)" "$OUTDIR/tests.log" | head -10
+grep -E "^Float8LinearCuda \(|^cuda_gpu.test.ts: " "$OUTDIR/tests.log" | head -3
+if [[ -f $OUTDIR/gpu_bench.txt ]]; then cat "$OUTDIR/gpu_bench.txt"; else echo "bench: FAIL (rc $BENCH_RC), see bench.log"; fi
+echo "total $((SECONDS - T0))s; full results in $OUTDIR"
+[[ $TESTS_RC -eq 0 && $BENCH_RC -eq 0 ]]
