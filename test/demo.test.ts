@@ -3,7 +3,7 @@
 import { beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import {
-  Progress, RECIPES, batchOrder, formatTable, loadDigits, lossChartSvg, trainRecipe, type Digits, type RunResult,
+  Progress, RECIPES, batchOrder, formatTable, gather, loadDigits, lossChartSvg, trainRecipe, type Digits, type RunResult,
 } from "../examples/demo.ts";
 
 let data: Digits;
@@ -27,6 +27,18 @@ test("the data order is the same for a seed and covers each epoch once", () => {
   expect(batchOrder(100, 10, 12, 3)).toEqual(a);
   expect(new Set(a.slice(0, 10).flatMap((b) => [...b])).size).toBe(100);
   expect(batchOrder(100, 10, 12, 4)).not.toEqual(a);
+});
+
+test("the shift augmentation moves a digit by whole pixels and fills in background", () => {
+  const bg = Math.fround(-0.1307 / 0.3081);
+  const x = new Float32Array(2 * 784).fill(bg);
+  x[784 + 10 * 28 + 10] = 3; // sample 1: one bright pixel at row 10, column 10
+  const draws = [0.99, 0.0]; // dx = +2, dy = -2
+  const b = gather(x, Int32Array.from([0, 7]), Int32Array.from([1]), 2, () => draws.shift()!);
+  expect(b.y).toEqual(Int32Array.from([7]));
+  expect(b.x.indexOf(3)).toBe(8 * 28 + 12);
+  expect(b.x.filter((v) => v !== bg).length).toBe(1);
+  expect(gather(x, Int32Array.from([0, 7]), Int32Array.from([1])).x).toEqual(x.subarray(784));
 });
 
 for (const recipe of RECIPES) {
