@@ -5,8 +5,12 @@
  * a (M,K), b (K,N) or (N,K) stored with --trans-b, c (M,N), no post-ops.
  *
  * Build: part of the default CMake build (target fp8_bench_onednn_raw).
- * Usage: fp8_bench_onednn_raw M K N f32|bf16 [--reps R] [--trans-b] [--c-dtype f32|bf16]
+ * Usage: fp8_bench_onednn_raw M K N f32|bf16 [--reps R] [--trans-b] [--c-dtype f32|bf16] [--serve]
  * Prints one JSON line: best-of-R time and GFLOP/s, the median, the kernel.
+ * --serve: print the JSON line (no timings) once ready, then for each "run"
+ * line on stdin execute once and print the milliseconds; stop at "quit" or
+ * EOF. This lets a caller alternate single runs with its own, so that both
+ * see the same machine load.
  */
 #include <algorithm>
 #include <chrono>
@@ -23,7 +27,7 @@ using dt = dnnl::memory::data_type;
 static int usage() {
     std::fprintf(stderr,
                  "usage: fp8_bench_onednn_raw M K N f32|bf16 [--reps R] [--trans-b] "
-                 "[--c-dtype f32|bf16]\n");
+                 "[--c-dtype f32|bf16] [--serve]\n");
     return 2;
 }
 
@@ -57,12 +61,14 @@ int main(int argc, char **argv) {
     if (M <= 0 || K <= 0 || N <= 0 || !parse_dt(argv[4], &ab)) return usage();
     c_dt = ab;
     int reps = 10;
-    bool trans_b = false;
+    bool trans_b = false, serve = false;
     for (int i = 5; i < argc; ++i) {
         if (!std::strcmp(argv[i], "--reps") && i + 1 < argc)
             reps = std::max(1, std::atoi(argv[++i]));
         else if (!std::strcmp(argv[i], "--trans-b"))
             trans_b = true;
+        else if (!std::strcmp(argv[i], "--serve"))
+            serve = true;
         else if (!std::strcmp(argv[i], "--c-dtype") && i + 1 < argc && parse_dt(argv[i + 1], &c_dt))
             ++i;
         else
@@ -86,18 +92,30 @@ int main(int argc, char **argv) {
             prim.execute(s, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
             s.wait();
         };
-        run(); /* warm-up: first touch, JIT caches */
-        run();
-        std::vector<double> ms;
-        for (int r = 0; r < reps; ++r) {
+        auto timed_ms = [&] {
             const auto t0 = std::chrono::steady_clock::now();
             run();
             const auto t1 = std::chrono::steady_clock::now();
-            ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+            return std::chrono::duration<double, std::milli>(t1 - t0).count();
+        };
+        run(); /* warm-up: first touch, JIT caches */
+        run();
+        const double gflop = 2.0 * (double)M * (double)K * (double)N * 1e-9;
+        if (serve) {
+            std::printf("{\"M\":%lld,\"K\":%lld,\"N\":%lld,\"dtype\":\"%s\",\"impl\":\"%s\"}\n",
+                        (long long)M, (long long)K, (long long)N, argv[4], pd.impl_info_str());
+            std::fflush(stdout);
+            char line[64];
+            while (std::fgets(line, sizeof line, stdin) && std::strncmp(line, "quit", 4)) {
+                std::printf("%.4f\n", timed_ms());
+                std::fflush(stdout);
+            }
+            return 0;
         }
+        std::vector<double> ms;
+        for (int r = 0; r < reps; ++r) ms.push_back(timed_ms());
         std::sort(ms.begin(), ms.end());
         const double best = ms.front(), median = ms[ms.size() / 2];
-        const double gflop = 2.0 * (double)M * (double)K * (double)N * 1e-9;
         std::printf(
             "{\"M\":%lld,\"K\":%lld,\"N\":%lld,\"dtype\":\"%s\",\"c_dtype\":\"%s\",\"trans_b\":%s,"
             "\"reps\":%d,\"best_ms\":%.4f,\"median_ms\":%.4f,\"gflops\":%.2f,\"impl\":\"%s\"}\n",
