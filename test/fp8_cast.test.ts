@@ -122,7 +122,7 @@ const scaleRef = (amaxValue: number, max: number, clampToF16 = false): number =>
   if (clampToF16) s = Math.min(s, 65504);
   return Math.fround(s);
 };
-const lastError = (): string => lib.fp8_last_error().toString();
+const lastError = (): string => String(lib.fp8_last_error() ?? "");
 
 // ---- exhaustive agreement with torch ---------------------------------------------------
 
