@@ -121,6 +121,46 @@ describe("optimizers", () => {
     expect(Math.abs(v[1])).toBeLessThan(0.5);
   });
 
+  test("SGD momentum state loads into a fresh optimizer and the next step matches", () => {
+    const run = (reload: boolean) => {
+      manualSeed(3);
+      const m = new nn.Linear(4, 2);
+      let opt = new optim.SGD(m.parameters(), { lr: 0.1, momentum: 0.9 });
+      const x = randn([3, 4]);
+      for (let i = 0; i < 2; i++) {
+        opt.zeroGrad();
+        m.forward(x).sum().backward();
+        opt.step();
+      }
+      if (reload) {
+        const fresh = new optim.SGD(m.parameters(), { lr: 0.1, momentum: 0.9 });
+        fresh.loadStateDict(opt.stateDict(), opt.stepCount);
+        opt = fresh;
+      }
+      opt.zeroGrad();
+      m.forward(x).sum().backward();
+      opt.step();
+      return [...m.weight.toArray()];
+    };
+    expect(run(true)).toEqual(run(false));
+  });
+
+  test("loadStateDict rejects unknown keys and wrong sizes before writing", () => {
+    const p = tensor([1, 2], { requiresGrad: true });
+    const opt = new optim.AdamW([p]);
+    expect(() => opt.loadStateDict({ "0.exp_avg": tensor([1, 2, 3]) }, 1)).toThrow(/state 0.exp_avg has 3 elements, expected 2/);
+    expect(() => opt.loadStateDict({ "5.exp_avg": tensor([1, 2]) }, 1)).toThrow(/unexpected state key 5.exp_avg/);
+  });
+
+  test("the learning rate can be changed between steps", () => {
+    const p = tensor([1], { requiresGrad: true });
+    const opt = new optim.SGD([p], { lr: 0.1 });
+    opt.lr = 0.5;
+    p.mul(p).sum().backward(); // grad 2
+    opt.step();
+    expect(p.item()).toBeCloseTo(0, 6);
+  });
+
   test("optimizers reject bad hyperparameters", () => {
     const p = tensor([1], { requiresGrad: true });
     expect(() => new optim.SGD([p], { lr: -1 })).toThrow(/SGD: invalid lr -1/);

@@ -34,16 +34,40 @@ export abstract class Optimizer {
   /** Named state tensors (for checkpoints), e.g. "3.exp_avg". */
   abstract stateDict(): Record<string, Tensor>;
 
-  /** Restores state tensors saved by stateDict (and the step count). */
+  /**
+   * Restores state tensors saved by stateDict (and the step count). Every key
+   * and size is checked before anything is written. State that an optimizer
+   * creates lazily (SGD's momentum buffers) is created here.
+   */
   loadStateDict(state: Record<string, Tensor>, stepCount: number): void {
-    const own = this.stateDict();
+    const op = `${this.name}.loadStateDict`;
     for (const [k, v] of Object.entries(state)) {
-      const dst = own[k];
-      if (!dst) throw new Float8Error(`${this.name}.loadStateDict`, `unexpected state key ${k}`);
-      if (dst.numel !== v.numel) throw new Float8Error(`${this.name}.loadStateDict`, `state ${k} has ${v.numel} elements, expected ${dst.numel}`);
+      const n = this.stateSize(k);
+      if (n === null) throw new Float8Error(op, `unexpected state key ${k}`);
+      if (n !== v.numel) throw new Float8Error(op, `state ${k} has ${v.numel} elements, expected ${n}`);
+      v.ptrFor(op);
     }
-    for (const [k, v] of Object.entries(state)) own[k].assign(v.to({ dtype: "float32" }).detach().keep());
+    for (const [k, v] of Object.entries(state)) {
+      const f32 = v.to({ dtype: "float32" });
+      const copy = f32.detach();
+      if (f32 !== v) f32.dispose();
+      this.stateTensor(k).assign(copy);
+      copy.dispose();
+    }
     this.stepCount = stepCount;
+  }
+
+  /** Element count of state key k, or null when k is not a state key of this optimizer. */
+  protected abstract stateSize(k: string): number | null;
+  /** The state tensor for key k, created if lazily allocated. */
+  protected abstract stateTensor(k: string): Tensor;
+
+  /** Parameter index of a "<i>.<name>" state key with one of the given names, or -1. */
+  protected paramIndex(k: string, names: readonly string[]): number {
+    const m = /^(\d+)\.(.+)$/.exec(k);
+    if (!m || !names.includes(m[2])) return -1;
+    const i = Number(m[1]);
+    return i < this.params.length ? i : -1;
   }
 
   protected gradOf(p: Tensor): Tensor | null {
@@ -56,7 +80,8 @@ export abstract class Optimizer {
 
 /** torch.optim.SGD: lr, momentum, dampening, weightDecay, nesterov. */
 export class SGD extends Optimizer {
-  readonly lr: number;
+  /** learning rate; may be changed between steps (schedules) */
+  lr: number;
   readonly momentum: number;
   readonly dampening: number;
   readonly weightDecay: number;
@@ -99,11 +124,27 @@ export class SGD extends Optimizer {
   stateDict(): Record<string, Tensor> {
     return Object.fromEntries([...this.buffers].map(([i, b]) => [`${i}.momentum_buffer`, b]));
   }
+
+  protected stateSize(k: string): number | null {
+    const i = this.paramIndex(k, ["momentum_buffer"]);
+    return i < 0 ? null : this.params[i].numel;
+  }
+
+  protected stateTensor(k: string): Tensor {
+    const i = this.paramIndex(k, ["momentum_buffer"]);
+    let b = this.buffers.get(i);
+    if (!b) {
+      b = zeros([this.params[i].numel]).keep();
+      this.buffers.set(i, b);
+    }
+    return b;
+  }
 }
 
 /** torch.optim.AdamW: lr 1e-3, betas [0.9, 0.999], eps 1e-8, weightDecay 1e-2 by default. */
 export class AdamW extends Optimizer {
-  readonly lr: number;
+  /** learning rate; may be changed between steps (schedules) */
+  lr: number;
   readonly betas: [number, number];
   readonly eps: number;
   readonly weightDecay: number;
@@ -143,5 +184,15 @@ export class AdamW extends Optimizer {
       out[`${i}.exp_avg_sq`] = this.v[i];
     });
     return out;
+  }
+
+  protected stateSize(k: string): number | null {
+    const i = this.paramIndex(k, ["exp_avg", "exp_avg_sq"]);
+    return i < 0 ? null : this.params[i].numel;
+  }
+
+  protected stateTensor(k: string): Tensor {
+    const i = this.paramIndex(k, ["exp_avg", "exp_avg_sq"]);
+    return k.endsWith("_sq") ? this.v[i] : this.m[i];
   }
 }
