@@ -222,6 +222,8 @@ export interface RunResult {
   msPerStep: number;
   /** per Float8Linear; empty for f32 and bf16 */
   fp8: LayerStats[];
+  /** float8.statsTable of the last telemetry step (float8 recipes; collected every 100 steps) */
+  telemetry?: string;
 }
 
 export interface TrainOptions {
@@ -243,6 +245,9 @@ export function trainRecipe(recipe: Recipe, data: Digits, opts: TrainOptions): R
   const order = batchOrder(data.trainY.length, opts.batchSize, opts.steps, opts.seed);
   const shiftRand = mulberry32(opts.seed ^ 0x5417);
   const delayed = recipe === "delayed";
+  const isFloat8 = recipe === "dynamic" || recipe === "delayed";
+  // built-in fp8 telemetry, collected every 100 steps as a real run would
+  if (isFloat8) float8.enableStats(model, { every: Math.max(1, Math.min(100, opts.steps)) });
   const losses: number[] = [];
   const t0 = performance.now();
   for (let step = 0; step < opts.steps; step++) {
@@ -263,6 +268,8 @@ export function trainRecipe(recipe: Recipe, data: Digits, opts: TrainOptions): R
   }
   const msPerStep = (performance.now() - t0) / Math.max(opts.steps, 1);
   const tail = losses.slice(-Math.max(1, Math.round(losses.length / 10)));
+  const telemetry = isFloat8 ? float8.statsTable(model) : undefined;
+  if (isFloat8) float8.disableStats(model);
   const evalResult = evaluate(model, data, dtype, opts.batchSize);
   opt.zeroGrad();
   model.dispose();
@@ -271,6 +278,7 @@ export function trainRecipe(recipe: Recipe, data: Digits, opts: TrainOptions): R
     recipe, dtype, losses, msPerStep,
     finalLoss: tail.reduce((a, b) => a + b, 0) / tail.length,
     ...evalResult,
+    telemetry,
   };
 }
 
@@ -555,6 +563,9 @@ export async function main(argv: string[]): Promise<void> {
     const gap = 100 * (dyn.heldOutAccuracy - base.heldOutAccuracy);
     console.log(`\nfloat8 dynamic vs f32 held-out accuracy: ${gap >= 0 ? "+" : ""}${gap.toFixed(2)} pp ` +
       `(target: within 0.5 pp: ${Math.abs(gap) <= 0.5 ? "met" : "NOT met"})`);
+  }
+  for (const r of results) {
+    if (r.telemetry) console.log(`\nfloat8.statsTable, ${r.recipe} (last collecting step of training):\n${r.telemetry}`);
   }
   mkdirSync(values.out, { recursive: true });
   const svgPath = join(values.out, "demo-loss.svg");

@@ -152,9 +152,20 @@ describe("telemetry", () => {
     const r0 = rows[0];
     expect(r0.amax).toBe(float8.tensorToAmax(x).item());
     expect(r0.scale).toBe(float8.amaxToScale(r0.amax, "float8_e4m3fn"));
-    expect(r0.saturated).toBeGreaterThan(0); // the amax element itself lands on 448
+    expect(r0.saturated).toBe(0); // dynamic scaling maps the amax to 448 exactly: nothing clamped
     expect(r0.sqnrDb).toBeGreaterThan(25);
     expect(float8.statsTable(m)).toContain("grad_output");
+  });
+
+  test("saturation counts clamped values and underflow counts nonzeros flushed to zero", () => {
+    // static scale 1: 1000 and -500 exceed 448 (clamped); 1e-4 is below e4m3's smallest subnormal (2^-9)
+    const st = new CastConfig({ scalingType: ScalingType.STATIC, staticScale: 1 });
+    const m = Float8Linear.fromFloat(new nn.Linear(8, 4, { bias: false }), new Float8LinearConfig({ castConfigInput: st, castConfigWeight: st, castConfigGradOutput: st }));
+    float8.enableStats(m);
+    m.forward(tensor([[1000, -500, 1e-4, 0, 1, 2, 3, 4]]));
+    const input = float8.stats(m).find((r) => r.role === "input")!;
+    expect(input.saturated).toBe(2 / 8);
+    expect(input.underflow).toBe(1 / 8);
   });
 
   test("with every = N, stats are collected on every Nth step only", () => {
