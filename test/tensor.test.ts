@@ -1,7 +1,7 @@
 // Tensor creation, interop (values, raw bytes, dtype conversion) and op values.
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { Tensor, tensor, zeros, ones, full, randn, manualSeed, cat, tidy, memoryStats } from "../src/index.ts";
+import { Tensor, tensor, zeros, ones, full, randn, manualSeed, cat, tidy, memoryStats, emptyCache } from "../src/index.ts";
 
 describe("creation and interop", () => {
   test("tensor() infers the shape of nested arrays", () => {
@@ -160,6 +160,22 @@ describe("memory", () => {
     expect(memoryStats().liveBytes - before).toBe(1024);
     out.dispose();
     expect(memoryStats().liveBytes - before).toBe(0);
+  });
+
+  test("freed large blocks are cached for reuse and emptyCache releases them", () => {
+    emptyCache();
+    const before = memoryStats();
+    const t = zeros([1 << 20]); // 4 MiB: large enough to be cached
+    const ptr = t.ptrFor("test");
+    t.dispose();
+    const mid = memoryStats();
+    expect(mid.liveBytes).toBe(before.liveBytes);
+    expect(mid.cachedBytes).toBeGreaterThanOrEqual(4 << 20);
+    const u = zeros([1 << 20]);
+    expect(u.ptrFor("test")).toBe(ptr); // the same block, without new page faults
+    u.dispose();
+    emptyCache();
+    expect(memoryStats().cachedBytes).toBe(0);
   });
 
   test("using disposes at the end of the block", () => {

@@ -65,8 +65,13 @@ FP8_API int32_t fp8_version(int32_t *out);
 FP8_API int32_t fp8_alloc(int64_t nbytes, void **out);
 /* Free memory from fp8_alloc. NULL is a no-op. */
 FP8_API int32_t fp8_free(void *p);
-/* Live bytes and live allocation count of fp8_alloc'd memory. */
+/* Live bytes and live allocation count of fp8_alloc'd memory (blocks in use). */
 FP8_API int32_t fp8_memory_stats(int64_t *live_bytes, int64_t *live_allocs);
+/* Bytes held in the allocator's cache of freed large blocks (reused by later
+ * fp8_alloc calls of the same size class; see libfp8/src/core/alloc.c). */
+FP8_API int32_t fp8_memory_cached(int64_t *cached_bytes);
+/* Returns every cached block to the system. */
+FP8_API int32_t fp8_empty_cache(void);
 
 /* OpenMP threads used by CPU kernels (n >= 1). */
 FP8_API int32_t fp8_set_num_threads(int32_t n);

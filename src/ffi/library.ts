@@ -17,6 +17,8 @@ const symbols = {
   fp8_alloc: { args: [I64, P], returns: i32 },
   fp8_free: { args: [P], returns: i32 },
   fp8_memory_stats: { args: [P, P], returns: i32 },
+  fp8_memory_cached: { args: [P], returns: i32 },
+  fp8_empty_cache: { args: [], returns: i32 },
   fp8_set_num_threads: { args: [i32], returns: i32 },
   fp8_get_num_threads: { args: [P], returns: i32 },
   fp8_cpu_get_isa: { args: [P], returns: i32 },
@@ -122,10 +124,17 @@ export function nativeView(p: NativePtr, nbytes: number): ArrayBuffer {
   return toArrayBuffer(p, 0, nbytes);
 }
 
-/** Live bytes and allocations of native memory. */
-export function nativeMemoryStats(): { liveBytes: number; liveAllocs: number } {
+/** Live bytes and allocations of native memory, and bytes held by the allocator's cache. */
+export function nativeMemoryStats(): { liveBytes: number; liveAllocs: number; cachedBytes: number } {
   const b = new BigInt64Array(1);
   const a = new BigInt64Array(1);
+  const c = new BigInt64Array(1);
   check(lib.fp8_memory_stats(b, a), "memoryStats");
-  return { liveBytes: Number(b[0]), liveAllocs: Number(a[0]) };
+  check(lib.fp8_memory_cached(c), "memoryStats");
+  return { liveBytes: Number(b[0]), liveAllocs: Number(a[0]), cachedBytes: Number(c[0]) };
+}
+
+/** Returns the allocator's cached blocks to the system. */
+export function nativeEmptyCache(): void {
+  check(lib.fp8_empty_cache(), "emptyCache");
 }

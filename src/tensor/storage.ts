@@ -3,7 +3,7 @@
 // A Storage is a refcounted fp8_alloc'd block; tensors that share it (reshape
 // views) each hold one reference. Memory is released by dispose(), by `using`,
 // or when a tidy() scope ends; a FinalizationRegistry is only a safety net.
-import { nativeAlloc, nativeFree, nativeView, nativeMemoryStats, type NativePtr } from "../ffi/index.ts";
+import { nativeAlloc, nativeEmptyCache, nativeFree, nativeView, nativeMemoryStats, type NativePtr } from "../ffi/index.ts";
 
 const registry = new FinalizationRegistry<NativePtr>((p) => {
   try {
@@ -102,7 +102,15 @@ export function keep<T extends Disposable>(t: T): T {
   return t;
 }
 
-/** Live native memory: bytes and allocation count (for leak checks). */
-export function memoryStats(): { liveBytes: number; liveAllocs: number } {
+/**
+ * Native memory: bytes and allocations held by live tensors (for leak checks),
+ * and bytes the allocator keeps cached for reuse (freed large blocks).
+ */
+export function memoryStats(): { liveBytes: number; liveAllocs: number; cachedBytes: number } {
   return nativeMemoryStats();
+}
+
+/** Returns the allocator's cached blocks to the system (like torch.cuda.empty_cache). */
+export function emptyCache(): void {
+  nativeEmptyCache();
 }
