@@ -74,7 +74,7 @@ static block_header *fresh_block(size_t capacity) {
     if (posix_memalign(&base, align, total) != 0) return NULL;
     if (align == HUGE_ALIGN) madvise(base, total, MADV_HUGEPAGE); /* a hint: failure is harmless */
     block_header *h = base;
-    h->capacity = total - FP8_ALIGN;
+    h->capacity = capacity; /* the size class: what fp8_free files it under */
     return h;
 }
 
