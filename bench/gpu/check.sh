@@ -99,6 +99,14 @@ timeout 180 "$BUN_BIN" test ./test/cuda.test.ts ./test/cuda_gpu.test.ts 2>&1 | t
 TESTS_RC=${PIPESTATUS[0]}
 TEST_SUMMARY=$(grep -E "^ *[0-9]+ (pass|fail|skip)" "$OUTDIR/tests.log" | tr -s ' \n' ' ')
 
+# ---- NCCL smoke test (world size 1; issue 6) -------------------------------------------------
+# Needs MPI and the NCCL wheel on this machine; where either is missing it is reported as skipped.
+NCCL_RESULT="skipped (no MPI/NCCL build here)"
+if [[ -d $BUILD ]] && cmake --build "$BUILD" -j "$JOBS" --target fp8_dist_nccl_smoke >"$OUTDIR/nccl_build.log" 2>&1 && [[ -x $BUILD/fp8_dist_nccl_smoke ]]; then
+  if timeout 60 "$BUILD/fp8_dist_nccl_smoke" >"$OUTDIR/nccl_smoke.log" 2>&1; then NCCL_RESULT="PASS"; else NCCL_RESULT="FAIL (see nccl_smoke.log)"; fi
+fi
+say "NCCL smoke: $NCCL_RESULT"
+
 # ---- GPU benchmarks --------------------------------------------------------------------------
 say "GPU benchmarks"
 BENCH_ARGS=()
@@ -114,6 +122,7 @@ echo "build: ok ($FLOAT8_CUDA_LIB)"
 echo "tests: $([[ $TESTS_RC -eq 0 ]] && echo PASS || echo "FAIL (rc $TESTS_RC)") — $TEST_SUMMARY"
 grep -E "^\(fail\)" "$OUTDIR/tests.log" | head -10
 grep -E "^Float8LinearCuda \(|^cuda_gpu.test.ts: " "$OUTDIR/tests.log" | head -3
+echo "nccl smoke (world size 1): $NCCL_RESULT"
 if [[ -f $OUTDIR/gpu_bench.txt ]]; then cat "$OUTDIR/gpu_bench.txt"; else echo "bench: FAIL (rc $BENCH_RC), see bench.log"; fi
 echo "total $((SECONDS - T0))s; full results in $OUTDIR"
 [[ $TESTS_RC -eq 0 && $BENCH_RC -eq 0 ]]
