@@ -22,7 +22,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import {
-  Float8Error, Function, Tensor, float8, manualSeed, nn, optim, tensor, tidy, zeros,
+  Float8Error, Function, Tensor, float8, manualSeed, nn, optim, tensor, tidy, uniformStream, zeros,
   type FunctionCtx, type HighPrecisionDType,
 } from "../src/index.ts";
 import { lrFactor, withLr } from "./schedule.ts";
@@ -74,21 +74,9 @@ export async function loadDigits(opts: { trainFraction?: number; limit?: number 
   return { trainX: a.x, trainY: a.y, testX: b.x, testY: b.y };
 }
 
-/** mulberry32: the data order's own generator, so it does not depend on model init. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Sample indices of every step: reshuffled each epoch, identical for a given seed. */
 export function batchOrder(n: number, batchSize: number, steps: number, seed: number): Int32Array[] {
-  const rand = mulberry32(seed ^ 0x5eed);
+  const rand = uniformStream(seed ^ 0x5eed);
   const perm = Int32Array.from({ length: n }, (_, i) => i);
   const shuffle = () => {
     for (let i = n - 1; i > 0; i--) {
@@ -243,7 +231,7 @@ export function trainRecipe(recipe: Recipe, data: Digits, opts: TrainOptions): R
   const dtype = recipeDtype(recipe, opts.dtype);
   let opt = new optim.AdamW(model.parameters(), { lr: opts.lr, weightDecay: 0 });
   const order = batchOrder(data.trainY.length, opts.batchSize, opts.steps, opts.seed);
-  const shiftRand = mulberry32(opts.seed ^ 0x5417);
+  const shiftRand = uniformStream(opts.seed ^ 0x5417);
   const delayed = recipe === "delayed";
   const isFloat8 = recipe === "dynamic" || recipe === "delayed";
   // built-in fp8 telemetry, collected every 100 steps as a real run would

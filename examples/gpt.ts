@@ -16,7 +16,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import {
-  Tensor, cat, float8, manualSeed, nn, noGrad, optim, tensor, tidy, type HighPrecisionDType,
+  Tensor, cat, float8, manualSeed, nn, noGrad, optim, tensor, tidy, uniformStream, type HighPrecisionDType,
 } from "../src/index.ts";
 import { lrFactor, withLr } from "./schedule.ts";
 
@@ -192,17 +192,6 @@ export function charData(text: string, trainFraction = 0.9): CharData {
   return { chars, train: ids.slice(0, cut), val: ids.slice(cut) };
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Random windows: inputs (B*T) and next-character targets (B*T). */
 function sampleBatch(ids: Int32Array, B: number, T: number, rand: () => number): { x: Int32Array; y: Int32Array } {
   const x = new Int32Array(B * T), y = new Int32Array(B * T);
@@ -259,7 +248,7 @@ export function buildGpt(recipe: GptRecipe, vocabSize: number, o: Pick<GptOption
 export function trainGpt(recipe: GptRecipe, data: CharData, o: GptOptions): GptResult {
   const model = buildGpt(recipe, data.chars.length, o);
   let opt = new optim.AdamW(model.parameters(), { lr: o.lr, weightDecay: 0.01 });
-  const rand = mulberry32(o.seed ^ 0xb00c);
+  const rand = uniformStream(o.seed ^ 0xb00c);
   const { batchSize: B, seqLen: T } = o;
   const V = data.chars.length;
   const losses: number[] = [];
@@ -281,7 +270,7 @@ export function trainGpt(recipe: GptRecipe, data: CharData, o: GptOptions): GptR
   const msPerStep = (performance.now() - t0) / Math.max(o.steps, 1);
   opt.zeroGrad();
   for (const t of Object.values(opt.stateDict())) t.dispose();
-  const valRand = mulberry32(o.seed ^ 0x7a1);
+  const valRand = uniformStream(o.seed ^ 0x7a1);
   let valLoss = 0;
   noGrad(() => {
     for (let i = 0; i < o.evalBatches; i++) {
@@ -300,7 +289,7 @@ export function trainGpt(recipe: GptRecipe, data: CharData, o: GptOptions): GptR
 /** Samples `length` characters after `prompt` (temperature, top-k), from a seeded generator. */
 export function sample(model: Gpt, data: CharData, prompt: string, length: number, opts: { temperature?: number; topK?: number; seed?: number } = {}): string {
   const temperature = opts.temperature ?? 0.8, topK = opts.topK ?? 10;
-  const rand = mulberry32(opts.seed ?? 1);
+  const rand = uniformStream(opts.seed ?? 1);
   const index = new Map(data.chars.map((c, i) => [c, i]));
   const ids = [...prompt].map((c) => index.get(c) ?? 0);
   const T = model.cfg.maxSeqLen, V = data.chars.length;

@@ -74,6 +74,17 @@ describe("casts and scaled GEMM", () => {
     expect(scale.item()).toBe(float8.amaxToScale(3, "float8_e4m3fn"));
   });
 
+  test("the fused cast writes the same fp8 bytes as toFloat8Saturated and their exact bf16 values", () => {
+    manualSeed(8);
+    for (const dtype of ["float32", "bfloat16"] as const) {
+      const x = randn([257, 129], { dtype }).mul(40); // odd sizes, values past e4m3's max once scaled
+      const scale = float8.tensorToScale(x, "float8_e4m3fn")[0].mul(2); // 2x: some values clamp
+      const [data, decoded] = float8.toFloat8SaturatedWithDecoded(x, scale, "float8_e4m3fn");
+      expect([...data.bytes()]).toEqual([...float8.toFloat8Saturated(x, scale, "float8_e4m3fn").bytes()]);
+      expect([...decoded.bytes()]).toEqual([...data.to({ dtype: "bfloat16" }).bytes()]);
+    }
+  });
+
   test("toFloat8Saturated saturates to +-max", () => {
     const y = float8.toFloat8Saturated(tensor([1, -1, 0.001]), 1000, "float8_e4m3fn");
     expect([...y.toArray()]).toEqual([448, -448, 1]);
@@ -307,6 +318,7 @@ test("forceRecomputeFp8WeightInBwd drops the saved fp8 weight and keeps the grad
   };
   const kept = run(false);
   const recomputed = run(true);
-  expect(kept.bytes - recomputed.bytes).toBe(512 * 256); // one fp8 byte per weight element
+  // per weight element: its fp8 byte and the exact bf16 decode the CPU GEMM consumes
+  expect(kept.bytes - recomputed.bytes).toBe(512 * 256 * (1 + 2));
   expect([...recomputed.grad]).toEqual([...kept.grad]);
 });

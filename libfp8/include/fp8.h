@@ -120,6 +120,22 @@ FP8_API int32_t fp8_cpu_sync_amax_history(float *const *amax, float *const *hist
                                           const int32_t *clamp_to_f16, int64_t count,
                                           int64_t history_len);
 
+/* Quantize and decode in one pass: dst_fp8 (n) <- sat_rne(f32(src) * scale) as
+ * fp8_quantize does, and dst_decoded (n) BF16 <- the exact value of each fp8
+ * byte (unscaled), which is what the CPU's bf16 GEMM consumes. */
+FP8_API int32_t fp8_cpu_quantize_decode(void *dst_fp8, void *dst_decoded, int32_t fp8_dtype,
+                                        const void *src, int32_t src_dtype, int64_t n,
+                                        const float *scale);
+
+/* Telemetry of a cast src (rows, cols) F32/BF16 -> src_fp8 with scale[0]
+ * (per_row == 0) or scale[r] per row: *clipped <- elements the cast clamped
+ * (|x*scale| past max + half an ulp), *underflow <- nonzero x that became 0,
+ * *ref_sq <- sum x^2, *err_sq <- sum (x - fp8/scale)^2 (the SQNR's terms). */
+FP8_API int32_t fp8_cpu_cast_stats(int64_t *clipped, int64_t *underflow, double *ref_sq,
+                                   double *err_sq, const void *src, int32_t src_dtype,
+                                   const void *src_fp8, int32_t fp8_dtype, const float *scale,
+                                   int32_t per_row, int64_t rows, int64_t cols);
+
 /* Counts for fp8 telemetry over src_fp8 (n): zeros (+-0), saturated (+-max),
  * nan. Out-params are int64. */
 FP8_API int32_t fp8_cpu_fp8_stats(int64_t *zeros, int64_t *saturated, int64_t *nans,

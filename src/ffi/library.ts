@@ -31,6 +31,8 @@ const symbols = {
   fp8_cpu_amax_to_scale: { args: [P, P, P, i32, I64, i32, i32], returns: i32 },
   fp8_cpu_sync_amax_history: { args: [P, P, P, P, P, I64, I64], returns: i32 },
   fp8_cpu_fp8_stats: { args: [P, P, P, P, i32, I64], returns: i32 },
+  fp8_cpu_quantize_decode: { args: [P, P, i32, P, i32, I64, P], returns: i32 },
+  fp8_cpu_cast_stats: { args: [P, P, P, P, P, i32, P, i32, P, i32, I64, I64], returns: i32 },
 
   fp8_cpu_quantize_rowwise: { args: [P, P, i32, P, i32, I64, I64, i32], returns: i32 },
   fp8_cpu_scaled_mm_rowwise: {

@@ -21,7 +21,7 @@ import { sumTo } from "../tensor/ops/reduce.ts";
 import { Linear } from "../nn/layers.ts";
 import { CastConfig, Float8LinearConfig, ScalingGranularity, ScalingType } from "./config.ts";
 import {
-  Float8Tensor, hpTensorAndScaleToFloat8, hpTensorToFloat8Axiswise, hpTensorToFloat8Dynamic, scaledMm, toFloat8Saturated, type GemmInputRole,
+  Float8Tensor, hpTensorAndScaleToFloat8, hpTensorToFloat8Axiswise, hpTensorToFloat8Dynamic, scaledMm, toFloat8SaturatedWithDecoded, type GemmInputRole,
 } from "./float8_tensor.ts";
 
 const ROLE_DTYPE: Record<GemmInputRole, Float8DType> = {
@@ -49,8 +49,11 @@ export class RoleScaling {
   }
 }
 
-/** Casts x to float8 for `st.role` under its scaling type (the one helper for every role). */
-function castToFloat8(x: Tensor, st: RoleScaling, amaxInitialized: boolean): Float8Tensor {
+/**
+ * Casts x to float8 for `st.role` under its scaling type (the one helper for
+ * every role). withDecoded keeps the exact bf16 decode for the CPU GEMM (tensorwise).
+ */
+function castToFloat8(x: Tensor, st: RoleScaling, amaxInitialized: boolean, withDecoded = false): Float8Tensor {
   const distributed = st.castOverride?.(x); // see RoleScaling.castOverride
   if (distributed) return distributed;
   const cfg = st.config;
@@ -58,8 +61,8 @@ function castToFloat8(x: Tensor, st: RoleScaling, amaxInitialized: boolean): Flo
   if (cfg.scalingGranularity === ScalingGranularity.AXISWISE) {
     return hpTensorToFloat8Axiswise(x, st.float8Dtype, st.role, st.roundPow2);
   }
-  if (cfg.scalingType === ScalingType.DYNAMIC) return hpTensorToFloat8Dynamic(x, st.float8Dtype, st.role, st.roundPow2);
-  if (cfg.scalingType === ScalingType.STATIC) return hpTensorAndScaleToFloat8(x, st.staticScale!, st.float8Dtype, st.role);
+  if (cfg.scalingType === ScalingType.DYNAMIC) return hpTensorToFloat8Dynamic(x, st.float8Dtype, st.role, st.roundPow2, withDecoded);
+  if (cfg.scalingType === ScalingType.STATIC) return hpTensorAndScaleToFloat8(x, st.staticScale!, st.float8Dtype, st.role, withDecoded);
   // DELAYED
   const op = `Float8Linear.cast(${st.role})`;
   if (!amaxInitialized) {
@@ -71,12 +74,12 @@ function castToFloat8(x: Tensor, st: RoleScaling, amaxInitialized: boolean): Flo
   }
   // record this tensor's amax for the next sync; cast with the current scale
   check(lib.fp8_cpu_amax(st.amax!.ptrFor(op), x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel), op);
-  return hpTensorAndScaleToFloat8(x, st.scale!, st.float8Dtype, st.role);
+  return hpTensorAndScaleToFloat8(x, st.scale!, st.float8Dtype, st.role, withDecoded);
 }
 
 /** Casts for one GEMM, recording telemetry when the layer collects it this step. */
-function castOperand(x: Tensor, st: RoleScaling, layer: Float8Linear, amaxInitialized: boolean, collect: boolean): Float8Tensor {
-  const f = castToFloat8(x, st, amaxInitialized);
+function castOperand(x: Tensor, st: RoleScaling, layer: Float8Linear, amaxInitialized: boolean, collect: boolean, withDecoded = false): Float8Tensor {
+  const f = castToFloat8(x, st, amaxInitialized, withDecoded);
   if (collect) layer.recordStats(st.role, x, f);
   return f;
 }
@@ -128,17 +131,22 @@ class Float8LinearFunction extends Function {
     const c: Ctx = { x2, w, layer, M, N, xShape: x.shape, amaxInitialized, collect, outDtype, hasBias: !!bias };
     let out: Tensor;
     if (cfg.isSimpleTensorwise) {
-      const xf = castOperand(x2, layer.scaling.input, layer, amaxInitialized, collect);
-      const wf = castOperand(w, layer.scaling.weight, layer, amaxInitialized, collect);
+      // The casts also write the exact bf16 decode that the CPU GEMM consumes.
+      // The input's decode is dropped after the forward GEMM (saved activations
+      // stay 1 byte per element); the weight's is kept for the grad_input GEMM.
+      const xf = castOperand(x2, layer.scaling.input, layer, amaxInitialized, collect, true);
+      const wf = castOperand(w, layer.scaling.weight, layer, amaxInitialized, collect, true);
       out = scaledMm(xf, wf, {
         transposeB: true, bias, outDtype, useFastAccum: cfg.gemmConfigOutput.useFastAccum, padInnerDim: cfg.padInnerDim,
       });
+      xf.dropDecoded();
       if (cfg.forceRecomputeFp8WeightInBwd) {
         // keep only the weight's scale; backward recasts the (live) weight with it
         ctx.saveForBackward(xf.data, xf.scale, wf.scale);
         wf.data.dispose();
+        wf.dropDecoded();
       } else {
-        ctx.saveForBackward(xf.data, xf.scale, wf.data, wf.scale);
+        ctx.saveForBackward(xf.data, xf.scale, wf.data, wf.decoded!, wf.scale);
       }
       Object.assign(c, { xf, wf });
     } else {
@@ -158,16 +166,21 @@ class Float8LinearFunction extends Function {
     let gradInput: Tensor | null = null, gradWeight: Tensor | null = null;
     const wDtype = w.dtype as HighPrecisionDType;
     if (cfg.isSimpleTensorwise) {
-      const gf = castOperand(g2, layer.scaling.grad_output, layer, c.amaxInitialized, c.collect);
+      const gf = castOperand(g2, layer.scaling.grad_output, layer, c.amaxInitialized, c.collect, true);
       let wf = c.wf!;
       if (cfg.forceRecomputeFp8WeightInBwd) {
-        wf = new Float8Tensor(toFloat8Saturated(w, wf.scale, wf.dtype), wf.scale, wf.origDtype, "weight");
+        const [data, decoded] = toFloat8SaturatedWithDecoded(w, wf.scale, wf.dtype);
+        wf = new Float8Tensor(data, wf.scale, wf.origDtype, "weight", false, decoded);
       }
       if (needX) gradInput = scaledMm(gf, wf, { outDtype, useFastAccum: cfg.gemmConfigGradInput.useFastAccum, padInnerDim: cfg.padInnerDim });
       if (needW) {
         gradWeight = scaledMm(gf, c.xf!, { transposeA: true, outDtype: wDtype, useFastAccum: cfg.gemmConfigGradWeight.useFastAccum, padInnerDim: cfg.padInnerDim });
       }
       gf.dispose();
+      if (cfg.forceRecomputeFp8WeightInBwd) {
+        wf.data.dispose();
+        wf.dropDecoded();
+      }
     } else {
       const s = layer.scaling;
       if (needX) {

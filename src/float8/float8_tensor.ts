@@ -8,6 +8,7 @@ import { lib, check } from "../ffi/index.ts";
 import { DTYPE_CODE, FP8_MAX, isFloat8, isHighPrecision, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
 import { fmtShape } from "../tensor/shape.ts";
 import { Tensor, tensor } from "../tensor/tensor.ts";
+import { gemm } from "../tensor/ops/linalg.ts";
 
 /** Which GEMM operand a Float8Tensor is. */
 export type GemmInputRole = "input" | "weight" | "grad_output";
@@ -27,6 +28,12 @@ export class Float8Tensor {
     readonly origDtype: HighPrecisionDType,
     readonly role: GemmInputRole,
     readonly axiswise = false,
+    /**
+     * CPU: the exact bf16 value of each fp8 element (unscaled), written by the
+     * cast in the same pass; the emulated GEMM consumes it instead of decoding
+     * again. null when not kept.
+     */
+    public decoded: Tensor | null = null,
   ) {
     if (!isFloat8(data.dtype)) throw new Float8Error("Float8Tensor", `data must be a float8 tensor, got ${data.dtype}`);
     const want = axiswise ? data.shape[0] : 1;
@@ -68,9 +75,22 @@ export class Float8Tensor {
     return out;
   }
 
+  /** Frees the cached bf16 decode (the fp8 bytes stay). */
+  dropDecoded(): void {
+    this.decoded?.dispose();
+    this.decoded = null;
+  }
+
+  /** The bf16 decode: the cached one, or a new one the caller must dispose (second value true). */
+  decodedOrTemporary(): [Tensor, boolean] {
+    if (this.decoded) return [this.decoded, false];
+    return [this.data.to({ dtype: "bfloat16" }), true];
+  }
+
   dispose(): void {
     this.data.dispose();
     this.scale.dispose();
+    this.dropDecoded();
   }
 
   toString(): string {
@@ -142,10 +162,31 @@ export function toFloat8Saturated(x: Tensor, scale: number | Tensor, float8Dtype
   return out;
 }
 
-/** Casts x to a Float8Tensor with the given scale (the scale is copied). */
-export function hpTensorAndScaleToFloat8(x: Tensor, scale: Tensor, float8Dtype: Float8DType, role: GemmInputRole): Float8Tensor {
-  const data = toFloat8Saturated(x, scale, float8Dtype);
-  return new Float8Tensor(data, scale.detach(), x.dtype as HighPrecisionDType, role);
+/**
+ * sat_rne(f32(x) * scale) as fp8 bytes plus, in the same pass, their exact
+ * bf16 values (unscaled), which the CPU's emulated GEMM consumes.
+ */
+export function toFloat8SaturatedWithDecoded(x: Tensor, scale: Tensor, float8Dtype: Float8DType): [Tensor, Tensor] {
+  const op = "toFloat8Saturated";
+  checkHp(x, op);
+  checkFp8Dtype(float8Dtype, op);
+  const data = Tensor.empty(x.shape, float8Dtype, x.device);
+  const decoded = Tensor.empty(x.shape, "bfloat16", x.device);
+  check(lib.fp8_cpu_quantize_decode(data.ptrFor(op), decoded.ptrFor(op), DTYPE_CODE[float8Dtype], x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel, scale.ptrFor(op)), op);
+  return [data, decoded];
+}
+
+function castWithScale(x: Tensor, scale: Tensor, float8Dtype: Float8DType, role: GemmInputRole, withDecoded: boolean): Float8Tensor {
+  if (withDecoded) {
+    const [data, decoded] = toFloat8SaturatedWithDecoded(x, scale, float8Dtype);
+    return new Float8Tensor(data, scale, x.dtype as HighPrecisionDType, role, false, decoded);
+  }
+  return new Float8Tensor(toFloat8Saturated(x, scale, float8Dtype), scale, x.dtype as HighPrecisionDType, role);
+}
+
+/** Casts x to a Float8Tensor with the given scale (the scale is copied); withDecoded keeps the bf16 decode. */
+export function hpTensorAndScaleToFloat8(x: Tensor, scale: Tensor, float8Dtype: Float8DType, role: GemmInputRole, withDecoded = false): Float8Tensor {
+  return castWithScale(x, scale.detach(), float8Dtype, role, withDecoded);
 }
 
 /** 2^floor(log2(s)) for a finite positive f32 s (exact: clears the mantissa bits). */
@@ -157,16 +198,15 @@ export function roundScaleDownToPowerOf2(s: number): number {
   return new Float32Array(bits.buffer)[0];
 }
 
-/** Dynamic cast: scale from x's own amax (rounded down to a power of 2 when asked). */
-export function hpTensorToFloat8Dynamic(x: Tensor, float8Dtype: Float8DType, role: GemmInputRole, roundPow2 = false): Float8Tensor {
+/** Dynamic cast: scale from x's own amax (rounded down to a power of 2 when asked); withDecoded keeps the bf16 decode. */
+export function hpTensorToFloat8Dynamic(x: Tensor, float8Dtype: Float8DType, role: GemmInputRole, roundPow2 = false, withDecoded = false): Float8Tensor {
   const [scale, amax] = tensorToScale(x, float8Dtype);
   amax.dispose();
   if (roundPow2) {
     const v = new Float32Array(scale.rawView(), 0, 1);
     v[0] = roundScaleDownToPowerOf2(v[0]);
   }
-  const data = toFloat8Saturated(x, scale, float8Dtype);
-  return new Float8Tensor(data, scale, x.dtype as HighPrecisionDType, role);
+  return castWithScale(x, scale, float8Dtype, role, withDecoded);
 }
 
 /**
@@ -259,9 +299,9 @@ export function scaledMm(a: Float8Tensor, b: Float8Tensor, opts: ScaledMmOptions
   if (bias && (bias.numel !== N || !isHighPrecision(bias.dtype))) {
     throw new Float8Error(op, `bias must be a float32/bfloat16 tensor of ${N} elements, got ${fmtShape(bias.shape)} ${bias.dtype}`);
   }
-  const out = Tensor.empty([M, N], outDtype, a.data.device);
-  if (out.numel === 0) return out;
+  if (M * N === 0) return Tensor.empty([M, N], outDtype, a.data.device);
   if (a.axiswise || b.axiswise) {
+    const out = Tensor.empty([M, N], outDtype, a.data.device);
     // row-scaled GEMM: scales must run along the non-reduced dims, i.e. a stored
     // (M, K) and b stored (N, K); a tensorwise operand's scale is broadcast.
     if (opts.transposeA || !opts.transposeB) {
@@ -280,13 +320,17 @@ export function scaledMm(a: Float8Tensor, b: Float8Tensor, opts: ScaledMmOptions
     if (sb !== b.scale) sb.dispose();
     return out;
   }
-  check(
-    lib.fp8_cpu_scaled_mm(
-      out.ptrFor(op), DTYPE_CODE[outDtype], a.data.ptrFor(op), DTYPE_CODE[a.dtype], b.data.ptrFor(op), DTYPE_CODE[b.dtype],
-      a.scale.ptrFor(op), b.scale.ptrFor(op), bias ? bias.ptrFor(op) : null, bias ? DTYPE_CODE[bias.dtype] : 0,
-      M, K, N, opts.transposeA ? 1 : 0, opts.transposeB ? 1 : 0,
-    ),
-    op,
-  );
-  return out;
+  // Tensorwise on the CPU: exact bf16 decodes (cached by the cast, or made
+  // now), oneDNN's bf16 GEMM with f32 accumulation, and alpha = f32(1/scale_a) *
+  // f32(1/scale_b) in the epilogue: what fp8_cpu_scaled_mm computes, without
+  // decoding an operand twice. (f64 then f32 rounding of 1/s and of the product
+  // equals the f32 operations: binary64 has more than 2 * 24 + 2 bits.)
+  const alpha = Math.fround(Math.fround(1 / a.scale.item()) * Math.fround(1 / b.scale.item()));
+  const [ad, aTemp] = a.decodedOrTemporary();
+  const [bd, bTemp] = b.decodedOrTemporary();
+  const c = gemm(ad, bd, { M, K, N, transA: !!opts.transposeA, transB: !!opts.transposeB, alpha, bias, outDtype, op });
+  if (aTemp) ad.dispose();
+  if (bTemp) bd.dispose();
+  return c.reshape([M, N]);
 }
+

@@ -2,7 +2,7 @@
 export { ScalingType, ScalingGranularity, CastConfig, DelayedScalingConfig, Float8GemmConfig, Float8LinearConfig, type Float8LinearConfigOptions, type Float8RecipeName } from "./config.ts";
 export {
   Float8Tensor, amaxToScale, tensorToAmax, tensorToScale, toFloat8Saturated, hpTensorToFloat8Dynamic, hpTensorAndScaleToFloat8,
-  computeError, fp8TensorStatistics, scaledMm, checkInnerDim, hpTensorToFloat8Axiswise, roundScaleDownToPowerOf2, type GemmInputRole, type ScaledMmOptions,
+  computeError, fp8TensorStatistics, toFloat8SaturatedWithDecoded, scaledMm, checkInnerDim, hpTensorToFloat8Axiswise, roundScaleDownToPowerOf2, type GemmInputRole, type ScaledMmOptions,
 } from "./float8_tensor.ts";
 export { Float8Linear, RoleScaling } from "./float8_linear.ts";
 export { convertToFloat8Training, syncFloat8AmaxAndScaleHistory, float8Layers, type ModuleFilterFn } from "./convert.ts";

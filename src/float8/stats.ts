@@ -2,12 +2,14 @@
 // in: per layer and role, the last amax, the scale, the share of elements that
 // saturated or underflowed to zero, and the SQNR of the cast. Collection is off
 // by default (statsEvery = 0 costs one integer compare per forward); when on,
-// each collecting step costs an amax pass, a dequantize and a host-side count
-// per cast (bench/stats.ts measures it).
+// each collecting step costs an amax pass and one fused native pass per cast
+// (bench/stats.ts measures it).
 import { Float8Error } from "../errors.ts";
 import type { Module } from "../nn/module.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import { computeError, tensorToAmax, type Float8Tensor, type GemmInputRole } from "./float8_tensor.ts";
+import { lib, check } from "../ffi/index.ts";
+import { DTYPE_CODE } from "../tensor/dtype.ts";
+import { tensorToAmax, type Float8Tensor, type GemmInputRole } from "./float8_tensor.ts";
 
 /** Telemetry of one cast. */
 export interface CastStats {
@@ -25,28 +27,25 @@ export interface CastStats {
   sqnrDb: number;
 }
 
-/** Computes CastStats for the cast hp -> f. */
+/** Computes CastStats for the cast hp -> f: one native pass (fp8_cpu_cast_stats) plus an amax. */
 export function collectCastStats(hp: Tensor, f: Float8Tensor, step: number): CastStats {
+  const op = "float8.stats";
   const amaxT = tensorToAmax(hp);
   const amax = amaxT.item();
   amaxT.dispose();
-  const deq = f.toOriginalPrecision();
-  const sqnrDb = computeError(hp, deq);
-  deq.dispose();
-  const x = hp.toArray(), q = f.data.toArray(), scales = f.scale.toArray();
-  // past max + half an ulp, rounding alone would leave the format: e4m3fn 448 + 16
-  // (a tie at 464 rounds to even 448), e5m2 57344 + 4096 (a tie there rounds up to inf)
-  const clipped = f.dtype === "float8_e4m3fn" ? (v: number) => v > 464 : (v: number) => v >= 61440;
-  const cols = f.axiswise ? f.shape[1] : x.length;
-  let saturated = 0, underflow = 0;
-  for (let i = 0; i < x.length; i++) {
-    const s = scales[f.axiswise ? Math.floor(i / cols) : 0];
-    if (clipped(Math.abs(Math.fround(x[i] * s)))) saturated++;
-    else if (q[i] === 0 && x[i] !== 0) underflow++;
-  }
-  const n = Math.max(x.length, 1);
-  const scale = f.axiswise ? Math.min(...scales) : scales[0];
-  return { step, amax, scale, saturated: saturated / n, underflow: underflow / n, sqnrDb };
+  const clipped = new BigInt64Array(1), underflow = new BigInt64Array(1);
+  const refSq = new Float64Array(1), errSq = new Float64Array(1);
+  const rows = f.axiswise ? f.shape[0] : 1;
+  const cols = hp.numel / rows;
+  check(
+    lib.fp8_cpu_cast_stats(clipped, underflow, refSq, errSq, hp.ptrFor(op), DTYPE_CODE[hp.dtype], f.data.ptrFor(op),
+      DTYPE_CODE[f.dtype], f.scale.ptrFor(op), f.axiswise ? 1 : 0, rows, cols),
+    op,
+  );
+  const n = Math.max(hp.numel, 1);
+  const sqnrDb = 10 * Math.log10(refSq[0] / errSq[0]);
+  const scale = f.axiswise ? Math.min(...f.scale.toArray()) : f.scale.item();
+  return { step, amax, scale, saturated: Number(clipped[0]) / n, underflow: Number(underflow[0]) / n, sqnrDb };
 }
 
 interface StatsLayer extends Module {

@@ -1,6 +1,6 @@
 // src/tensor — Tensor, factories, memory scopes.
 export { Tensor, tensor, full, zeros, ones, randn, rand, cat, type Device, type TensorOptions } from "./tensor.ts";
 export { tidy, keep, memoryStats, emptyCache } from "./storage.ts";
-export { manualSeed, randperm } from "./random.ts";
+export { manualSeed, randperm, uniformStream } from "./random.ts";
 export { FP8_MAX, isFloat8, type DType, type Float8DType, type HighPrecisionDType } from "./dtype.ts";
 export { expand, permute, transpose, reshape, slice } from "./ops/movement.ts";

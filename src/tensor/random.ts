@@ -56,3 +56,18 @@ export function randperm(n: number): Int32Array {
   }
   return p;
 }
+
+/**
+ * An independent seeded stream of uniform numbers in [0, 1) (mulberry32), for
+ * data order and augmentation that must not depend on the global generator.
+ */
+export function uniformStream(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

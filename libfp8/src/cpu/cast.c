@@ -411,3 +411,84 @@ int32_t fp8_cpu_fp8_stats(int64_t *zeros, int64_t *saturated, int64_t *nans, con
     *nans = q;
     return FP8_OK;
 }
+
+/* ---- fused kernels: quantize + decode, cast statistics ------------------ */
+
+int32_t fp8_cpu_quantize_decode(void *dst_fp8, void *dst_decoded, int32_t fp8_dtype,
+                                const void *src, int32_t src_dtype, int64_t n,
+                                const float *scale) {
+    static const char fn[] = "fp8_cpu_quantize_decode";
+    REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+    REQUIRE_HP(src_dtype, "src_dtype", fn);
+    REQUIRE_N(n, fn);
+    REQUIRE_DATA(dst_fp8, n, fn);
+    REQUIRE_DATA(dst_decoded, n, fn);
+    REQUIRE_DATA(src, n, fn);
+    FP8_REQUIRE_PTR(scale, fn);
+    if (n == 0) return FP8_OK;
+    const fp8_cast_kernels *k = kernels();
+    const float s = *scale;
+    uint8_t *q = dst_fp8;
+    uint16_t *d = dst_decoded;
+    /* Each block is decoded while its fp8 bytes are still in L1. */
+    enum { BLOCK = 4096 };
+    FOR_CHUNKS(n, i0, len, {
+        for (int64_t j = 0; j < len; j += BLOCK) {
+            const int64_t m = len - j < BLOCK ? len - j : BLOCK;
+            const int64_t at = i0 + j;
+            if (src_dtype == FP8_DTYPE_F32)
+                k->quantize_f32(q + at, (const float *)src + at, m, s, fp8_dtype, 0);
+            else
+                k->quantize_bf16(q + at, (const uint16_t *)src + at, m, s, fp8_dtype, 0);
+            k->decode_bf16(d + at, q + at, m, fp8_dtype, 1.0f, 0);
+        }
+    });
+    return FP8_OK;
+}
+
+int32_t fp8_cpu_cast_stats(int64_t *clipped, int64_t *underflow, double *ref_sq, double *err_sq,
+                           const void *src, int32_t src_dtype, const void *src_fp8,
+                           int32_t fp8_dtype, const float *scale, int32_t per_row, int64_t rows,
+                           int64_t cols) {
+    static const char fn[] = "fp8_cpu_cast_stats";
+    FP8_REQUIRE_PTR(clipped, fn);
+    FP8_REQUIRE_PTR(underflow, fn);
+    FP8_REQUIRE_PTR(ref_sq, fn);
+    FP8_REQUIRE_PTR(err_sq, fn);
+    FP8_REQUIRE_PTR(scale, fn);
+    REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+    REQUIRE_HP(src_dtype, "src_dtype", fn);
+    FP8_REQUIRE(rows >= 0 && cols >= 0, fn, "rows %lld and cols %lld must be >= 0", (long long)rows,
+                (long long)cols);
+    const int64_t n = rows * cols;
+    REQUIRE_DATA(src, n, fn);
+    REQUIRE_DATA(src_fp8, n, fn);
+    /* Past max + half an ulp, rounding alone would leave the format: e4m3fn
+     * 448 + 16 (a tie at 464 rounds to even 448); e5m2 57344 + 4096 (a tie
+     * there rounds up to inf). Those elements were clamped by the cast. */
+    const int e4 = fp8_dtype == FP8_DTYPE_E4M3FN;
+    int64_t c = 0, u = 0;
+    double rs = 0, es = 0;
+#pragma omp parallel for schedule(static) reduction(+ : c, u, rs, es) if (n >= FP8_PARALLEL_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        const float s = scale[per_row ? r : 0];
+        for (int64_t j = 0; j < cols; j++) {
+            const int64_t i = r * cols + j;
+            const float x = fp8_load_hp(src, src_dtype, i);
+            const float v = decode_one(((const uint8_t *)src_fp8)[i], fp8_dtype);
+            const float a = fabsf(x * s);
+            if (e4 ? a > 464.0f : a >= 61440.0f)
+                c++;
+            else if (v == 0.0f && x != 0.0f)
+                u++;
+            const double d = (double)x - (double)(v / s);
+            rs += (double)x * (double)x;
+            es += d * d;
+        }
+    }
+    *clipped = c;
+    *underflow = u;
+    *ref_sq = rs;
+    *err_sq = es;
+    return FP8_OK;
+}
