@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { cuda } from "../src/index.ts";
 import { check, cudaLib, lib, nativeAlloc, nativeFree, nativeView, type NativePtr } from "../src/ffi/index.ts";
 import type { CudaContext, DeviceBuffer, HostArray } from "../src/cuda/index.ts";
+import { uniformStream } from "../src/tensor/random.ts";
 
 const gpu = cuda.isAvailable();
 if (!gpu) console.log(`cuda_gpu.test.ts: SKIPPED: no usable GPU (${cuda.probe().reason})`);
@@ -19,17 +20,8 @@ const KERNELS = ["reference", "hardware"] as const;
 
 // ---- host helpers ----------------------------------------------------------------
 
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic uniform numbers in [0, 1) (the library's mulberry32 stream). */
+const rng = uniformStream;
 
 function normals(n: number, seed: number, std = 1): Float32Array {
   const r = rng(seed), out = new Float32Array(n);

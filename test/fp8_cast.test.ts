@@ -7,6 +7,7 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { lib, nativeAlloc, nativeFree, nativeView } from "../src/ffi/index.ts";
 import tables from "./fixtures/fp8_tables.json";
+import { uniformStream } from "../src/tensor/random.ts";
 
 const F32 = 0;
 const BF16 = 1;
@@ -91,17 +92,8 @@ function amax(src: Float32Array | Uint16Array): number {
   return out[0]!;
 }
 
-/** Deterministic uniform numbers in [0, 1) (mulberry32). */
-function uniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic uniform numbers in [0, 1) (the library's mulberry32 stream). */
+const uniform = uniformStream;
 function randn(n: number, seed: number, std = 1): Float32Array {
   const u = uniform(seed);
   return Float32Array.from({ length: n }, () => std * Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u()));
