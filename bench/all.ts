@@ -6,6 +6,7 @@ const runs: string[][] = [
   ["bench/cast.ts", ...(full ? [] : ["--mib", "16"])],
   ["bench/matmul.ts", ...(full ? [] : ["--quick"])],
   ["bench/linear_float8.ts", ...(full ? [] : ["--quick"])],
+  ["bench/stats.ts", ...(full ? [] : ["--quick"])],
   ["bench/roofline.ts", "--shape-gen", "llama"],
 ];
 let failed = 0;

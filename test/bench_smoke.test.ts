@@ -1,0 +1,13 @@
+// Smoke test: every benchmark runs in its quick size and prints its result
+// lines (bench:all). It checks that they work, never how fast they are.
+import { expect, test } from "bun:test";
+import { join } from "node:path";
+
+test("bench:all runs every benchmark in its quick size", () => {
+  const p = Bun.spawnSync(["bun", join(import.meta.dir, "..", "bench", "all.ts")], { stdout: "pipe", stderr: "pipe" });
+  const out = p.stdout.toString();
+  expect(p.exitCode).toBe(0);
+  for (const line of [/cast f32->e4m3 \(scaled\) .*x memcpy/, /fp8 speedup vs bf16 [\d.]+x/, /Float8Linear dynamic .* speed vs bfloat16 Linear [\d.]+x/, /stats every 10 .* ms\/step/, /w13 +16384 +8192 +7168/]) {
+    expect(out).toMatch(line);
+  }
+});
