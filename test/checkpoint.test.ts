@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Float8Error, Tensor, float8, io, manualSeed, memoryStats, nn, optim, randn, tensor, tidy, type DType } from "../src/index.ts";
+import { Tensor, float8, io, manualSeed, memoryStats, nn, optim, randn, tensor, tidy, type DType } from "../src/index.ts";
+import { expectThrowsFloat8 } from "./helpers/host.ts";
 
 let dir = "";
 beforeAll(() => {
@@ -46,16 +47,6 @@ function snapshot(m: nn.Module): Record<string, string> {
   return Object.fromEntries(Object.entries(m.stateDict()).map(([k, t]) => [k, Buffer.from(t.bytes()).toString("hex")]));
 }
 
-function expectThrowsFloat8(fn: () => unknown, ...fragments: string[]): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(Float8Error);
-  for (const f of fragments) expect((err as Error).message).toContain(f);
-}
 
 describe("round trip", () => {
   const cases: [DType, number[]][] = [

@@ -4,6 +4,7 @@
 // shapes, in float32 and bfloat16, plus their argument checks.
 import { describe, expect, test } from "bun:test";
 import { lib } from "../src/ffi/index.ts";
+import { bf16, buffer, f32, fromBf16Bits, random, roundTo, toBf16Bits, values, type HostBuffer } from "./helpers/host.ts";
 
 const F32 = 0;
 const BF16 = 1;
@@ -18,50 +19,8 @@ const dtypeName = (d: number): string => (d === F32 ? "float32" : "bfloat16");
 
 // ---- helpers ------------------------------------------------------------------
 
-const f32 = Math.fround;
-const bitsF32 = new Float32Array(1);
-const bitsU32 = new Uint32Array(bitsF32.buffer);
-
-/** float -> bf16 bits, round to nearest even (NaN stays NaN). */
-function toBf16Bits(x: number): number {
-  bitsF32[0] = x;
-  const u = bitsU32[0]!;
-  if ((u & 0x7fffffff) > 0x7f800000) return ((u >>> 16) | 0x40) & 0xffff;
-  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
-}
-function fromBf16Bits(h: number): number {
-  bitsU32[0] = h << 16;
-  return bitsF32[0]!;
-}
-const bf16 = (x: number): number => fromBf16Bits(toBf16Bits(x));
-/** x rounded to what a buffer of `dtype` stores. */
-const roundTo = (dtype: number, x: number): number => (dtype === BF16 ? bf16(x) : f32(x));
-
-type HostBuffer = Float32Array | Uint16Array;
-
-/** A host buffer of `dtype` holding `values` (rounded to the dtype). */
-function buffer(dtype: number, values: ArrayLike<number>): HostBuffer {
-  if (dtype === F32) return Float32Array.from(values);
-  return Uint16Array.from(Array.from(values, toBf16Bits));
-}
 const zeros = (dtype: number, n: number): HostBuffer => buffer(dtype, new Array(n).fill(0));
-/** The values of a host buffer as numbers. */
-function values(buf: HostBuffer): number[] {
-  return buf instanceof Float32Array ? Array.from(buf) : Array.from(buf, fromBf16Bits);
-}
 const dims = (d: number[]): BigInt64Array => BigInt64Array.from(d.map(BigInt));
-
-/** Deterministic uniform numbers in [lo, hi) (mulberry32). */
-function random(seed: number): (lo?: number, hi?: number) => number {
-  let a = seed >>> 0;
-  return (lo = -1, hi = 1) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
-  };
-}
 /** n random values already representable in `dtype`. */
 function randomValues(dtype: number, n: number, seed: number, lo = -1, hi = 1): number[] {
   const rnd = random(seed);
