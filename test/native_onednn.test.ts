@@ -4,7 +4,7 @@
 // shapes, in float32 and bfloat16, plus their argument checks.
 import { describe, expect, test } from "bun:test";
 import { lib } from "../src/ffi/index.ts";
-import { bf16, buffer, f32, fromBf16Bits, random, roundTo, toBf16Bits, values, type HostBuffer } from "./helpers/host.ts";
+import { bf16, buffer, f32, random, roundTo, values, type HostBuffer } from "./helpers/host.ts";
 
 const F32 = 0;
 const BF16 = 1;
