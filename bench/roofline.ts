@@ -51,6 +51,8 @@ export interface RooflineRow {
   readonly shape: NamedShape;
   readonly roofline: LinearSpeedupPrediction | null;
   readonly measured: LinearSpeedupPrediction | null;
+  /** measured Float8Linear fwd+bwd speedup over a bf16 Linear (--measure-actual), when run */
+  actual?: number;
 }
 
 /** Options for `runRoofline`. */
@@ -100,12 +102,14 @@ export function rooflineCsv(rows: readonly RooflineRow[]): string {
   const group = (prefix: string) => [`${prefix}_bf16_gemm_s`, `${prefix}_fp8_gemm_s`, `${prefix}_fp8_overhead_s`, `${prefix}_fp8_total_s`, `${prefix}_speedup`];
   const values = (p: LinearSpeedupPrediction | null) =>
     p === null ? [undefined, undefined, undefined, undefined, undefined] : [p.bf16Time, p.fp8Time, p.overheadTime, p.fp8Time + p.overheadTime, p.speedup];
-  const header = ["name", "M", "K", "N", ...(withRoofline ? group("r") : []), ...(withMeasured ? group("b") : [])];
+  const withActual = rows.some((r) => r.actual !== undefined);
+  const header = ["name", "M", "K", "N", ...(withRoofline ? group("r") : []), ...(withMeasured ? group("b") : []), ...(withActual ? ["actual_speedup"] : [])];
   const lines = [header.join(",")];
   for (const r of rows) {
     const fields: (string | number | undefined)[] = [r.shape.name, r.shape.M, r.shape.K, r.shape.N];
     if (withRoofline) fields.push(...values(r.roofline));
     if (withMeasured) fields.push(...values(r.measured));
+    if (withActual) fields.push(r.actual);
     lines.push(fields.map(csvField).join(","));
   }
   return lines.join("\n") + "\n";
@@ -129,6 +133,7 @@ export function rooflineHeatmap(rows: readonly RooflineRow[], layout: HeatmapLay
   const cellOf = (r: RooflineRow) => {
     const predicted = r.roofline ?? r.measured;
     if (predicted === null) return null;
+    if (r.actual !== undefined) return { predicted: predicted.speedup, actual: r.actual };
     return r.roofline !== null && r.measured !== null ? { predicted: r.roofline.speedup, actual: r.measured.speedup } : { predicted: predicted.speedup };
   };
   if (layout === "k-by-n") {
@@ -169,6 +174,8 @@ per shape, with torchao's roofline model (src/float8/roofline.ts).
   -o, --output FILE               write CSV, one row per shape, times in seconds
   --svg FILE                      write the speedup heatmap
   --svg-layout m-by-kn|k-by-n     heatmap rows x columns (default m-by-kn; k-by-n uses --M)
+  --measure-actual                also time Float8Linear vs bf16 Linear fwd+bwd on this CPU
+                                  per shape (the "actual" half of "pred / actual" cells)
   -h, --help                      this text
 `;
 
@@ -186,10 +193,11 @@ function positiveInt(flag: string, value: string | undefined): number | undefine
 
 function printTable(rows: readonly RooflineRow[]): void {
   const us = (s: number) => (s * 1e6).toFixed(1);
-  const head = ["name", "M", "K", "N", "bf16_us", "fp8_us", "ovhd_us", "speedup", "measured"];
+  const head = ["name", "M", "K", "N", "bf16_us", "fp8_us", "ovhd_us", "speedup", "measured", "actual"];
   const body = rows.map((r) => {
     const p = r.roofline ?? r.measured!;
-    return [r.shape.name, r.shape.M, r.shape.K, r.shape.N, us(p.bf16Time), us(p.fp8Time), us(p.overheadTime), p.speedup.toFixed(3), r.measured ? r.measured.speedup.toFixed(3) : "-"].map(String);
+    return [r.shape.name, r.shape.M, r.shape.K, r.shape.N, us(p.bf16Time), us(p.fp8Time), us(p.overheadTime), p.speedup.toFixed(3),
+      r.measured ? r.measured.speedup.toFixed(3) : "-", r.actual !== undefined ? r.actual.toFixed(3) : "-"].map(String);
   });
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   for (const line of [head, ...body]) console.log(line.map((c, i) => c.padStart(widths[i]!)).join("  "));
@@ -210,6 +218,7 @@ async function main(argv: string[]): Promise<number> {
       output: { type: "string", short: "o" },
       svg: { type: "string" },
       "svg-layout": { type: "string", default: "m-by-kn" },
+      "measure-actual": { type: "boolean" },
     },
     strict: true,
   });
@@ -244,6 +253,11 @@ async function main(argv: string[]): Promise<number> {
     if (spec.memBandwidthBytesPerSec === null) modelSpec = { ...spec, memBandwidthBytesPerSec: measureMemcpyBandwidth() };
   }
   const rows = runRoofline(shapes, modelSpec, { strategy, scaling, measureGemmTimes });
+  if (values["measure-actual"]) {
+    // the real layers on this CPU: the "actual" half of each heatmap cell
+    const { measureLinearSpeedup } = await import("../src/float8/gemm_timer.ts");
+    for (const r of rows) r.actual = measureLinearSpeedup(r.shape.M, r.shape.K, r.shape.N);
+  }
   console.log(`device: ${spec.name}  strategy: ${strategy}  shapes: ${shapeGen}  scaling: ${scaling}`);
   printTable(rows);
   if (values.output) {

@@ -297,6 +297,19 @@ describe("bench/roofline.ts command", () => {
     expect(readFileSync(join(dir, "out.svg"), "utf8").match(/<rect class="cell"/g)?.length).toBe(1);
   });
 
+  test("--measure-actual times the real layers and the heatmap shows predicted / actual", () => {
+    const dir = mkdtempSync(join(tmpdir(), "roofline-"));
+    const result = cli(["--device", "cpu", "--gemm-time-strategy", "benchmarks", "--shape-gen", "custom", "--M", "64", "--K", "128", "--N", "64",
+      "--measure-actual", "-o", join(dir, "out.csv"), "--svg", join(dir, "out.svg")]);
+    expect(result.exitCode).toBe(0);
+    const [row] = parseCsv(readFileSync(join(dir, "out.csv"), "utf8"));
+    const actual = Number(row!.actual_speedup);
+    expect(Number.isFinite(actual) && actual > 0).toBe(true);
+    const svg = readFileSync(join(dir, "out.svg"), "utf8");
+    expect(svg).toContain(`/ ${actual.toFixed(2)}`);
+    expect(svg).toContain("predicted / actual");
+  });
+
   test("the benchmarks strategy measures the GEMMs on this CPU", () => {
     const dir = mkdtempSync(join(tmpdir(), "roofline-"));
     const result = cli(["--device", "cpu", "--gemm-time-strategy", "benchmarks", "--shape-gen", "custom", "--M", "128", "--K", "256", "--N", "128", "-o", join(dir, "out.csv")]);

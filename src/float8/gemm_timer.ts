@@ -4,6 +4,9 @@ import { Float8Error } from "../errors.ts";
 import { tidy } from "../tensor/storage.ts";
 import { Tensor, randn } from "../tensor/tensor.ts";
 import { gemm } from "../tensor/ops/linalg.ts";
+import { Linear } from "../nn/layers.ts";
+import { Float8LinearConfig } from "./config.ts";
+import { Float8Linear } from "./float8_linear.ts";
 import { hpTensorToFloat8Dynamic, scaledMm } from "./float8_tensor.ts";
 import type { GemmShape, GemmTimes, MeasureGemmTimes } from "./roofline.ts";
 
@@ -56,4 +59,37 @@ export function measureMemcpyBandwidth(bytes = 64 << 20): number {
   src.dispose();
   dst.dispose();
   return (2 * bytes) / sec;
+}
+
+/**
+ * The actual forward+backward speedup of Float8Linear (given config, default
+ * dynamic tensorwise) over a bf16 Linear of shape M,K,N on this CPU: median of
+ * `rounds` interleaved timings of each.
+ */
+export function measureLinearSpeedup(M: number, K: number, N: number, opts: { rounds?: number; config?: Float8LinearConfig } = {}): number {
+  const rounds = opts.rounds ?? 3;
+  return tidy(() => {
+    const base = new Linear(K, N, { dtype: "bfloat16", bias: false });
+    const f8 = Float8Linear.fromFloat(new Linear(K, N, { dtype: "bfloat16", bias: false }), opts.config ?? new Float8LinearConfig());
+    const x = randn([M, K], { dtype: "bfloat16", requiresGrad: true });
+    const g = randn([M, N], { dtype: "bfloat16" });
+    const step = (m: Linear) => () => {
+      m.zeroGrad();
+      x.grad?.dispose();
+      x.grad = null;
+      m.forward(x).backward(g);
+    };
+    const tb: number[] = [], tf: number[] = [];
+    for (let r = 0; r <= rounds; r++) {
+      const b = medianSec(step(base), 1), f = medianSec(step(f8), 1);
+      if (r > 0) {
+        tb.push(b);
+        tf.push(f);
+      }
+    }
+    base.dispose();
+    f8.dispose();
+    const med = (a: number[]) => a.sort((p, q) => p - q)[Math.floor(a.length / 2)];
+    return med(tb) / med(tf);
+  });
 }
