@@ -10,6 +10,10 @@ import { Float8Linear } from "./float8_linear.ts";
 import { hpTensorToFloat8Dynamic, scaledMm } from "./float8_tensor.ts";
 import type { GemmShape, GemmTimes, MeasureGemmTimes } from "./roofline.ts";
 
+function median(a: number[]): number {
+  return [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)];
+}
+
 function medianSec(fn: () => void, samples: number): number {
   tidy(fn); // warm-up: primitive cache, page faults
   const t: number[] = [];
@@ -18,7 +22,7 @@ function medianSec(fn: () => void, samples: number): number {
     tidy(fn);
     t.push((Bun.nanoseconds() - t0) / 1e9);
   }
-  return t.sort((a, b) => a - b)[Math.floor(samples / 2)];
+  return median(t);
 }
 
 /**
@@ -26,7 +30,7 @@ function medianSec(fn: () => void, samples: number): number {
  * (A (M,K) @ B^T with B stored (N,K)) in bf16 and as a scaled e4m3 GEMM on
  * `device`, median of `samples` runs. Results are cached per shape.
  */
-export function deviceGemmTimer(device = "cpu", samples = 3): MeasureGemmTimes {
+export function deviceGemmTimer(device = "cpu", samples = 5): MeasureGemmTimes {
   if (device !== "cpu") throw new Float8Error("deviceGemmTimer", `device '${device}' is not available for measurement in this build`);
   const cache = new Map<string, GemmTimes>();
   return (g: GemmShape) => {
@@ -38,10 +42,18 @@ export function deviceGemmTimer(device = "cpu", samples = 3): MeasureGemmTimes {
       const b = randn([g.N, g.K], { dtype: "bfloat16" });
       const af = hpTensorToFloat8Dynamic(a, "float8_e4m3fn", "input");
       const bf = hpTensorToFloat8Dynamic(b, "float8_e4m3fn", "weight");
-      return {
-        bf16Sec: medianSec(() => void gemm(a, b, { M: g.M, K: g.K, N: g.N, transB: true }), samples),
-        fp8Sec: medianSec(() => void scaledMm(af, bf, { transposeB: true, outDtype: "bfloat16" }), samples),
-      };
+      // alternate the two so that a noisy phase of a shared machine hits both alike
+      const bf16 = () => void gemm(a, b, { M: g.M, K: g.K, N: g.N, transB: true });
+      const fp8 = () => void scaledMm(af, bf, { transposeB: true, outDtype: "bfloat16" });
+      const tb: number[] = [], tf: number[] = [];
+      for (let i = 0; i <= samples; i++) {
+        const x = medianSec(bf16, 1), y = medianSec(fp8, 1);
+        if (i > 0) {
+          tb.push(x);
+          tf.push(y);
+        }
+      }
+      return { bf16Sec: median(tb), fp8Sec: median(tf) };
     });
     cache.set(key, times);
     return times;
@@ -89,7 +101,6 @@ export function measureLinearSpeedup(M: number, K: number, N: number, opts: { ro
     }
     base.dispose();
     f8.dispose();
-    const med = (a: number[]) => a.sort((p, q) => p - q)[Math.floor(a.length / 2)];
-    return med(tb) / med(tf);
+    return median(tb) / median(tf);
   });
 }
