@@ -146,7 +146,8 @@ class Float8LinearFunction extends Function {
         wf.data.dispose();
         wf.dropDecoded();
       } else {
-        ctx.saveForBackward(xf.data, xf.scale, wf.data, wf.decoded!, wf.scale);
+        // (a cast supplied by src/distributed may come without a decode)
+        ctx.saveForBackward(...[xf.data, xf.scale, wf.data, wf.decoded, wf.scale].filter((t): t is Tensor => t !== null));
       }
       Object.assign(c, { xf, wf });
     } else {
