@@ -572,6 +572,34 @@ FP8_API int32_t fp8_cuda_matmul(fp8_cuda_ctx_t ctx, void *d_c, int32_t c_dtype, 
                                 int32_t bias_dtype, int64_t batch_a, int64_t batch_b, int64_t M,
                                 int64_t K, int64_t N, int32_t trans_a, int32_t trans_b,
                                 float alpha, float beta);
+/* -- axiswise (row-wise) scaling: the twins of fp8_cpu_quantize_rowwise and
+ *    fp8_cpu_scaled_mm_rowwise (libfp8/src/cuda/cast_kernels.cu, gemm.cu) -- */
+/* d_src (rows, cols) F32/BF16 -> d_dst_fp8 (rows, cols) and d_scale (rows) f32,
+ * one scale per row: scale[r] = f32(fp8_max / max(f64(amax_r), 1e-12)), rounded
+ * down to a power of two when round_pow2 != 0; dst = sat_rne(f32(x) * scale[r]).
+ * Bytes and scales bit-identical to the CPU; one launch, scales stay on the device. */
+FP8_API int32_t fp8_cuda_quantize_rowwise(fp8_cuda_ctx_t ctx, void *d_dst_fp8, float *d_scale,
+                                          int32_t fp8_dtype, const void *d_src,
+                                          int32_t src_dtype, int64_t rows, int64_t cols,
+                                          int32_t round_pow2);
+/* Row-scaled fp8 GEMM (fp8_cpu_scaled_mm_rowwise with trans_a = 0, trans_b = 1):
+ * d_c (M,N) <- (d_a (M,K) @ d_b (N,K)^T) * (1 / d_scale_a[i]) * (1 / d_scale_b[j]) [+ d_bias (N)]
+ * d_scale_a (M), d_scale_b (N) f32 on the device; operands, dtypes and
+ * alignment as fp8_cuda_scaled_mm; bias NULL or (N) F32/BF16. Temporaries
+ * come from the stream-ordered pool and are released on the stream. */
+FP8_API int32_t fp8_cuda_scaled_mm_rowwise(fp8_cuda_ctx_t ctx, void *d_c, int32_t c_dtype,
+                                           const void *d_a, int32_t a_dtype, const void *d_b,
+                                           int32_t b_dtype, const float *d_scale_a,
+                                           const float *d_scale_b, const void *d_bias,
+                                           int32_t bias_dtype, int64_t M, int64_t K, int64_t N,
+                                           int32_t use_fast_accum);
+enum { /* how fp8_cuda_scaled_mm_rowwise applies the row scales */
+    FP8_CUDA_ROWWISE_AUTO = 0,      /* OUTER_VEC where cuBLASLt takes it, else EPILOGUE (default) */
+    FP8_CUDA_ROWWISE_OUTER_VEC = 1, /* cuBLASLt's outer-vector scale mode; FP8_ERR_UNSUPPORTED if refused */
+    FP8_CUDA_ROWWISE_EPILOGUE = 2,  /* unit-scale f32 GEMM, then our epilogue kernel */
+};
+/* Path of every row-scaled GEMM on ctx (bench/gpu/check.sh tests each). */
+FP8_API int32_t fp8_cuda_set_rowwise_gemm(fp8_cuda_ctx_t ctx, int32_t path);
 /* ==== end CUDA =========================================================== */
 
 #ifdef __cplusplus

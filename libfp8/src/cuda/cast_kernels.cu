@@ -1,7 +1,8 @@
 /*
  * cast_kernels.cu — the fp8 kernels of libfp8_cuda: amax (and the scale) in
- * one pass, scaled saturating casts, the fused cast + transpose, dequantize,
- * unscaled conversions and the delayed-scaling history update.
+ * one pass, scaled saturating casts, the fused cast + transpose, the row-wise
+ * (axiswise) dynamic cast, dequantize, unscaled conversions and the
+ * delayed-scaling history update.
  *
  * Numerics are those of the CPU (libfp8/src/cpu/cast.c): the encoders are
  * fp8_ref.h itself (or the hardware cvt with the same results, see
@@ -102,6 +103,25 @@ __device__ __forceinline__ float load_hp(const void *src, int64_t i) {
     return bf16_bits_to_f32(((const uint16_t *)src)[i]);
 }
 
+/* The 16 source bytes w (4 f32 or 8 bf16), times s and encoded, into vector
+ * slot k of dst: 4 bytes (f32) or 8 bytes (bf16). */
+template <int SRC, int FP8, int KERNEL>
+__device__ __forceinline__ void encode16(uint8_t *dst, int64_t k, uint4 w, float s) {
+    if (SRC == FP8_DTYPE_F32) {
+        ((uint32_t *)dst)[k] = encode4<FP8, KERNEL>(
+            mul_x86(__uint_as_float(w.x), s), mul_x86(__uint_as_float(w.y), s),
+            mul_x86(__uint_as_float(w.z), s), mul_x86(__uint_as_float(w.w), s));
+    } else {
+        uint32_t lo = encode4<FP8, KERNEL>(
+            mul_x86(bf16_bits_to_f32(w.x & 0xffffu), s), mul_x86(bf16_bits_to_f32(w.x >> 16), s),
+            mul_x86(bf16_bits_to_f32(w.y & 0xffffu), s), mul_x86(bf16_bits_to_f32(w.y >> 16), s));
+        uint32_t hi = encode4<FP8, KERNEL>(
+            mul_x86(bf16_bits_to_f32(w.z & 0xffffu), s), mul_x86(bf16_bits_to_f32(w.z >> 16), s),
+            mul_x86(bf16_bits_to_f32(w.w & 0xffffu), s), mul_x86(bf16_bits_to_f32(w.w >> 16), s));
+        ((uint2 *)dst)[k] = make_uint2(lo, hi);
+    }
+}
+
 /* dst (n) <- encode(src * scale). Vector part: f32 reads a float4 and writes
  * 4 bytes, bf16 reads 8 values (16 bytes) and writes 8 bytes; consecutive
  * threads take consecutive vectors, so loads and stores are coalesced. */
@@ -115,21 +135,7 @@ quantize_kernel(uint8_t *__restrict__ dst, const void *__restrict__ src, int64_t
     const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     const uint4 *v = (const uint4 *)src;
     int64_t i = tid;
-    auto emit = [&](int64_t k, uint4 w) {
-        if (SRC == FP8_DTYPE_F32) {
-            ((uint32_t *)dst)[k] = encode4<FP8, KERNEL>(
-                mul_x86(__uint_as_float(w.x), s), mul_x86(__uint_as_float(w.y), s),
-                mul_x86(__uint_as_float(w.z), s), mul_x86(__uint_as_float(w.w), s));
-        } else {
-            uint32_t lo = encode4<FP8, KERNEL>(
-                mul_x86(bf16_bits_to_f32(w.x & 0xffffu), s), mul_x86(bf16_bits_to_f32(w.x >> 16), s),
-                mul_x86(bf16_bits_to_f32(w.y & 0xffffu), s), mul_x86(bf16_bits_to_f32(w.y >> 16), s));
-            uint32_t hi = encode4<FP8, KERNEL>(
-                mul_x86(bf16_bits_to_f32(w.z & 0xffffu), s), mul_x86(bf16_bits_to_f32(w.z >> 16), s),
-                mul_x86(bf16_bits_to_f32(w.w & 0xffffu), s), mul_x86(bf16_bits_to_f32(w.w >> 16), s));
-            ((uint2 *)dst)[k] = make_uint2(lo, hi);
-        }
-    };
+    auto emit = [&](int64_t k, uint4 w) { encode16<SRC, FP8, KERNEL>(dst, k, w, s); };
     for (; i + (kUnroll - 1) * stride < nvec; i += kUnroll * stride) {
         uint4 w[kUnroll];
 #pragma unroll
@@ -231,6 +237,63 @@ quantize_transpose_kernel(uint8_t *__restrict__ dst, uint8_t *__restrict__ dst_t
     }
 }
 
+/* ---- row-wise (axiswise) quantize (rows, cols) ------------------------------------------ */
+
+/* 2^floor(log2(s)) for a finite normal s > 0 (clears the mantissa: exact);
+ * inf, NaN, 0 and subnormal scales are left alone, as rowwise.c does. */
+__device__ __forceinline__ float round_down_pow2(float s) {
+    const uint32_t u = __float_as_uint(s), e = u & 0x7f800000u;
+    if (e == 0x7f800000u || e == 0 || s <= 0.0f) return s;
+    return __uint_as_float(u & 0xff800000u);
+}
+
+constexpr int64_t kWarpRowCols = 1024; /* rows up to this long get a warp, longer ones a block */
+
+/* One row per group of G threads: G = 32 (a warp per row, kThreads / 32 rows
+ * per block) for short rows, G = kThreads (the block per row) for long ones.
+ * Pass 1 max-reduces |bits| over the row (NaN above inf, as amax_kernel) and
+ * every thread of the group derives the same scale from it, as
+ * fp8_cpu_quantize_rowwise does (scale_from_amax without the f16 clamp, then
+ * the optional power-of-2 rounding); pass 2 reads the row again (from L2 for
+ * all but huge rows) and encodes it. `vec` (host-checked: src 16-byte aligned,
+ * cols a multiple of the vector width, dst aligned to it) allows 16-byte loads. */
+template <int SRC, int FP8, int KERNEL, int G>
+__global__ void __launch_bounds__(kThreads)
+quantize_rowwise_kernel(uint8_t *__restrict__ dst, float *__restrict__ scale_out,
+                        const void *__restrict__ src, int64_t rows, int64_t cols, int round_pow2,
+                        bool vec) {
+    constexpr int EPV = SRC == FP8_DTYPE_F32 ? 4 : 8;
+    constexpr int64_t ES = SRC == FP8_DTYPE_F32 ? 4 : 2;
+    const int64_t r = (int64_t)blockIdx.x * (kThreads / G) + threadIdx.x / G;
+    const int lane = threadIdx.x % G;
+    if (r >= rows) return; /* only when G == 32: the whole warp leaves */
+    const void *row = (const uint8_t *)src + r * cols * ES;
+    uint8_t *out = dst + r * cols;
+    const uint4 *v = (const uint4 *)row;
+    const int64_t nvec = vec ? cols / EPV : 0;
+
+    uint32_t m = 0;
+    for (int64_t i = lane; i < nvec; i += G) m = fold16<SRC>(m, v[i]);
+    if (SRC == FP8_DTYPE_BF16) m = max(m & 0xffffu, m >> 16) << 16;
+    for (int64_t j = nvec * EPV + lane; j < cols; j += G) m = max(m, abs_bits<SRC>(row, j));
+    m = __reduce_max_sync(0xffffffffu, m);
+    if (G > 32) {
+        __shared__ uint32_t warp_max[kThreads / 32];
+        if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = m;
+        __syncthreads();
+#pragma unroll
+        for (int w = 0; w < G / 32; w++) m = max(m, warp_max[w]);
+    }
+    if (m > 0x7f800000u) m = 0x7fc00000u; /* NaN made canonical, as the CPU's amax */
+    float s = scale_from_amax(__uint_as_float(m), FP8, 0);
+    if (round_pow2) s = round_down_pow2(s);
+    if (lane == 0) scale_out[r] = s;
+
+    for (int64_t i = lane; i < nvec; i += G) encode16<SRC, FP8, KERNEL>(out, i, v[i], s);
+    for (int64_t j = nvec * EPV + lane; j < cols; j += G)
+        out[j] = (uint8_t)encode2<FP8, KERNEL>(mul_x86(load_hp<SRC>(row, j), s), 0.0f);
+}
+
 /* ---- dequantize and unscaled conversion (n), element by element ---------------------------- */
 
 __device__ __forceinline__ float load_any(const void *p, int dt, int64_t i) {
@@ -309,6 +372,28 @@ void launch_quantize_transpose(const Ctx *ctx, uint8_t *dst, uint8_t *dst_t, con
     else
         quantize_transpose_kernel<SRC, FP8, FP8_CUDA_CAST_REFERENCE><<<(unsigned)tiles, kThreads, 0, ctx->stream>>>(
             dst, dst_t, src, rows, cols, col_tiles, scale, vec);
+}
+
+template <int SRC, int FP8, int KERNEL>
+void launch_quantize_rowwise_kernel(const Ctx *ctx, uint8_t *dst, float *scale, const void *src,
+                                    int64_t rows, int64_t cols, int round_pow2, bool vec) {
+    if (cols <= kWarpRowCols) {
+        const unsigned grid = (unsigned)((rows + kThreads / 32 - 1) / (kThreads / 32));
+        quantize_rowwise_kernel<SRC, FP8, KERNEL, 32><<<grid, kThreads, 0, ctx->stream>>>(
+            dst, scale, src, rows, cols, round_pow2, vec);
+    } else {
+        quantize_rowwise_kernel<SRC, FP8, KERNEL, kThreads><<<(unsigned)rows, kThreads, 0, ctx->stream>>>(
+            dst, scale, src, rows, cols, round_pow2, vec);
+    }
+}
+
+template <int SRC, int FP8>
+void launch_quantize_rowwise(const Ctx *ctx, uint8_t *dst, float *scale, const void *src, int64_t rows,
+                             int64_t cols, int round_pow2, bool vec) {
+    if (ctx->cast_kernel == FP8_CUDA_CAST_HARDWARE)
+        launch_quantize_rowwise_kernel<SRC, FP8, FP8_CUDA_CAST_HARDWARE>(ctx, dst, scale, src, rows, cols, round_pow2, vec);
+    else
+        launch_quantize_rowwise_kernel<SRC, FP8, FP8_CUDA_CAST_REFERENCE>(ctx, dst, scale, src, rows, cols, round_pow2, vec);
 }
 
 /* Elements of n handled by 16-byte vectors when src (and dst, at its own
@@ -452,6 +537,41 @@ FP8_API int32_t fp8_cuda_quantize_transpose(fp8_cuda_ctx_t c, void *d_dst, void 
         else
             launch_quantize_transpose<FP8_DTYPE_BF16, FP8_DTYPE_E5M2>(ctx, dst, dst_t, d_src, rows, cols, d_scale, vec);
         FP8_LAUNCH_CHECK(fn, "quantize_transpose_kernel");
+        return FP8_OK;
+    });
+}
+
+FP8_API int32_t fp8_cuda_quantize_rowwise(fp8_cuda_ctx_t c, void *d_dst_fp8, float *d_scale,
+                                          int32_t fp8_dtype, const void *d_src, int32_t src_dtype,
+                                          int64_t rows, int64_t cols, int32_t round_pow2) {
+    static const char fn[] = "fp8_cuda_quantize_rowwise";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+        FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
+        FP8_REQUIRE(rows >= 0 && cols >= 0, fn, "rows and cols must be >= 0, got (%lld, %lld)",
+                    (long long)rows, (long long)cols);
+        FP8_REQUIRE(rows <= INT32_MAX, fn, "rows %lld exceeds one block per row (at most %d)",
+                    (long long)rows, INT32_MAX);
+        const int64_t n = rows * cols;
+        FP8_REQUIRE_PTR(d_scale, fn);
+        FP8_REQUIRE_DATA(d_dst_fp8, n, fn);
+        FP8_REQUIRE_DATA(d_src, n, fn);
+        ENTER(fn, c, ctx);
+        if (rows == 0) return FP8_OK; /* cols == 0 still writes each row's scale (amax 0) */
+        uint8_t *dst = (uint8_t *)d_dst_fp8;
+        const bool f32 = src_dtype == FP8_DTYPE_F32;
+        const int epv = f32 ? 4 : 8;
+        const bool vec = aligned(d_src, 16) && cols % epv == 0 && aligned(dst, (uintptr_t)epv);
+        const int pow2 = round_pow2 != 0;
+        if (f32 && fp8_dtype == FP8_DTYPE_E4M3FN)
+            launch_quantize_rowwise<FP8_DTYPE_F32, FP8_DTYPE_E4M3FN>(ctx, dst, d_scale, d_src, rows, cols, pow2, vec);
+        else if (f32)
+            launch_quantize_rowwise<FP8_DTYPE_F32, FP8_DTYPE_E5M2>(ctx, dst, d_scale, d_src, rows, cols, pow2, vec);
+        else if (fp8_dtype == FP8_DTYPE_E4M3FN)
+            launch_quantize_rowwise<FP8_DTYPE_BF16, FP8_DTYPE_E4M3FN>(ctx, dst, d_scale, d_src, rows, cols, pow2, vec);
+        else
+            launch_quantize_rowwise<FP8_DTYPE_BF16, FP8_DTYPE_E5M2>(ctx, dst, d_scale, d_src, rows, cols, pow2, vec);
+        FP8_LAUNCH_CHECK(fn, "quantize_rowwise_kernel");
         return FP8_OK;
     });
 }

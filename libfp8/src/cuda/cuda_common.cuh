@@ -55,6 +55,7 @@ struct Ctx {
     uint32_t *scratch = nullptr;
     cudaEvent_t timer_start = nullptr, timer_stop = nullptr;
     int cast_kernel = FP8_CUDA_CAST_REFERENCE;
+    int rowwise_gemm = FP8_CUDA_ROWWISE_AUTO; /* fp8_cuda_set_rowwise_gemm */
     bool capturing = false;
     std::map<GemmKey, GemmPlan *> plans;
     std::unordered_map<void *, int64_t> allocations;

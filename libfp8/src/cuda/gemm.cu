@@ -1,7 +1,7 @@
 /*
  * gemm.cu — the GEMMs of libfp8_cuda, all through cuBLASLt: the scaled fp8
- * GEMM (torch._scaled_mm semantics) and the f32/bf16 GEMM of the
- * high-precision path.
+ * GEMM (torch._scaled_mm semantics), the row-scaled fp8 GEMM of axiswise
+ * scaling, and the f32/bf16 GEMM of the high-precision path.
  *
  * Layout: the API is row-major, cuBLASLt is column-major. A row-major (R, C)
  * buffer is a column-major (C, R) matrix, so c = op(a) @ op(b) runs as
@@ -36,6 +36,9 @@ struct GemmPlan {
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
     cublasLtMatmulAlgo_t algo{};
     bool fused_bias = false;
+    /* Outer-vector plans only: cuBLASLt refused this GEMM (no algorithm, or
+     * an error at launch); cached so that AUTO falls back without asking again. */
+    bool refused = false;
     ~GemmPlan() {
         if (d) cublasLtMatrixLayoutDestroy(d);
         if (b) cublasLtMatrixLayoutDestroy(b);
@@ -51,6 +54,14 @@ void destroy_plans(Ctx *ctx) {
 
 namespace {
 
+/* How a GEMM's operands are scaled (GemmKey::scaled). */
+enum Scaling : int32_t {
+    kNoScale = 0,    /* f32 / bf16 GEMM */
+    kTensorwise = 1, /* fp8; 1/scale scalars written to ctx scratch [2], [3] */
+    kOuterVec = 2,   /* fp8; CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F vectors, set per call */
+    kUnitScale = 3,  /* fp8 without scales: the raw f32 accumulator of the rowwise epilogue path */
+};
+
 /* One GEMM in cuBLASLt's column-major terms: D (m, n) = alpha * op(A) @ op(B) + beta * D. */
 struct LtGemm {
     int64_t m, n, k, batch_a, batch_b; /* batch_a / batch_b: of cuBLASLt's A and B */
@@ -59,11 +70,19 @@ struct LtGemm {
     const void *A, *B;
     void *D;
     float alpha, beta;
-    bool scaled;              /* fp8: scale pointers at ctx scratch [2], [3] */
-    bool fast_accum;
-    const void *bias;         /* (m) or NULL */
+    Scaling scaling;
+    const float *vec_a, *vec_b; /* kOuterVec: A's (m) and B's (n) scale vectors */
+    bool fast_accum;            /* fp8 only */
+    const void *bias;           /* (m) or NULL */
     cudaDataType_t bias_type;
 };
+
+/* cuBLAS 12.9 added the outer-vector scale mode (cublasLtMatmulMatrixScale_t). */
+#if CUBLAS_VERSION >= 120900
+#define FP8_HAVE_OUTER_VEC 1
+#else
+#define FP8_HAVE_OUTER_VEC 0
+#endif
 
 int32_t align_of(const void *p) {
     uintptr_t a = (uintptr_t)p;
@@ -109,12 +128,29 @@ int32_t build_plan(const char *fn, Ctx *ctx, const LtGemm &g, bool fuse_bias, Ge
                                                   sizeof(value)))
     SET_DESC(TRANSA, g.op_a);
     SET_DESC(TRANSB, g.op_b);
-    if (g.scaled) {
-        const float *inv_a = (const float *)(ctx->scratch + 2), *inv_b = (const float *)(ctx->scratch + 3);
+    if (g.scaling != kNoScale) {
         int8_t fast = g.fast_accum ? 1 : 0;
+        SET_DESC(FAST_ACCUM, fast);
+    }
+    if (g.scaling == kTensorwise) {
+        const float *inv_a = (const float *)(ctx->scratch + 2), *inv_b = (const float *)(ctx->scratch + 3);
         SET_DESC(A_SCALE_POINTER, inv_a);
         SET_DESC(B_SCALE_POINTER, inv_b);
-        SET_DESC(FAST_ACCUM, fast);
+    }
+    if (g.scaling == kOuterVec) {
+#if FP8_HAVE_OUTER_VEC
+        /* A libcublasLt older than the headers rejects the attribute: no algorithm. */
+        int32_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+        if (cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode) !=
+                CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode) !=
+                CUBLAS_STATUS_SUCCESS)
+            return FP8_OK;
+        SET_DESC(A_SCALE_POINTER, g.vec_a);
+        SET_DESC(B_SCALE_POINTER, g.vec_b);
+#else
+        return FP8_OK;
+#endif
     }
     if (fuse_bias) {
         cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
@@ -152,8 +188,12 @@ int32_t build_plan(const char *fn, Ctx *ctx, const LtGemm &g, bool fuse_bias, Ge
     if (s == CUBLAS_STATUS_SUCCESS)
         s = cublasLtMatmulAlgoGetHeuristic(ctx->lt, p->desc, p->a, p->b, p->d, p->d, pref, 1, &result, &returned);
     cublasLtMatmulPreferenceDestroy(pref);
-    /* NOT_SUPPORTED from the heuristic means "no algorithm", not a failure. */
-    if (s == CUBLAS_STATUS_NOT_SUPPORTED || (s == CUBLAS_STATUS_SUCCESS && returned == 0)) return FP8_OK;
+    /* NOT_SUPPORTED from the heuristic means "no algorithm", not a failure;
+     * so does INVALID_VALUE for an outer-vector plan (a scale mode this
+     * cuBLASLt does not take for these types). */
+    if (s == CUBLAS_STATUS_NOT_SUPPORTED || (s == CUBLAS_STATUS_SUCCESS && returned == 0) ||
+        (g.scaling == kOuterVec && s == CUBLAS_STATUS_INVALID_VALUE))
+        return FP8_OK;
     if (s != CUBLAS_STATUS_SUCCESS) return cublas_fail(fn, "cublasLtMatmulAlgoGetHeuristic", s);
     p->algo = result.algo;
     p->fused_bias = fuse_bias;
@@ -166,14 +206,13 @@ __global__ void inverse_scales_kernel(float *inv, const float *scale_lt_a, const
     inv[1] = 1.0f / *scale_lt_b;
 }
 
-/* Runs g: finds or builds its plan, writes the inverse scales (fp8), launches
- * the matmul, and adds the bias separately when it could not be fused.
- * `what` describes the GEMM for error messages. */
-int32_t run(const char *fn, fp8_cuda_ctx_t handle, Ctx *ctx, const LtGemm &g, int32_t bias_dtype,
-            const float *scale_lt_a, const float *scale_lt_b, const char *what) {
+/* The cached plan of g, built on first use. FP8_ERR_UNSUPPORTED when
+ * cuBLASLt has no algorithm for it (for outer-vector plans: also when it
+ * refused one at launch before). `what` describes the GEMM for messages. */
+int32_t find_plan(const char *fn, Ctx *ctx, const LtGemm &g, const char *what, GemmPlan **out) {
     GemmKey key{g.m, g.n, g.k, g.batch_a, g.batch_b, (int32_t)g.a_type, (int32_t)g.b_type, (int32_t)g.d_type,
                 (int32_t)g.op_a, (int32_t)g.op_b, g.bias ? 1 : 0, g.bias ? (int32_t)g.bias_type : -1,
-                g.fast_accum ? 1 : 0, g.scaled ? 1 : 0, align_of(g.A), align_of(g.B), align_of(g.D),
+                g.fast_accum ? 1 : 0, (int32_t)g.scaling, align_of(g.A), align_of(g.B), align_of(g.D),
                 g.bias ? align_of(g.bias) : 0};
     GemmPlan *plan = nullptr;
     auto it = ctx->plans.find(key);
@@ -185,7 +224,7 @@ int32_t run(const char *fn, fp8_cuda_ctx_t handle, Ctx *ctx, const LtGemm &g, in
         int32_t st = FP8_OK;
         /* bf16 bias (or a bias in c's dtype) is fused when cuBLASLt allows it;
          * otherwise the plan runs without it and a kernel adds it after. */
-        const bool fusable = g.bias && (g.scaled ? g.bias_type == CUDA_R_16BF : g.bias_type == g.d_type);
+        const bool fusable = g.bias && (g.scaling != kNoScale ? g.bias_type == CUDA_R_16BF : g.bias_type == g.d_type);
         if (fusable) st = build_plan(fn, ctx, g, true, p, &found);
         if (st == FP8_OK && !found) {
             delete p;
@@ -196,10 +235,11 @@ int32_t run(const char *fn, fp8_cuda_ctx_t handle, Ctx *ctx, const LtGemm &g, in
             delete p;
             return st;
         }
-        if (!found) {
+        if (!found && g.scaling != kOuterVec) {
             delete p;
             return fp8_fail(FP8_ERR_UNSUPPORTED, fn, "cuBLASLt has no algorithm for %s", what);
         }
+        p->refused = !found;
         try {
             ctx->plans.emplace(key, p);
         } catch (...) {
@@ -208,18 +248,53 @@ int32_t run(const char *fn, fp8_cuda_ctx_t handle, Ctx *ctx, const LtGemm &g, in
         }
         plan = p;
     }
-    if (g.scaled) {
+    if (plan->refused)
+        return fp8_fail(FP8_ERR_UNSUPPORTED, fn,
+                        "cuBLASLt does not take outer-vector (row-wise) scaling for %s (no algorithm, or "
+                        "refused at launch)", what);
+    *out = plan;
+    return FP8_OK;
+}
+
+/* Runs g: finds or builds its plan, writes the inverse scales (tensorwise)
+ * or sets the scale vectors (outer vector), launches the matmul, and adds the
+ * bias separately when it could not be fused. FP8_ERR_UNSUPPORTED as
+ * find_plan, or an outer-vector GEMM that cublasLtMatmul refused (nothing of
+ * the GEMM was queued then). */
+int32_t run(const char *fn, fp8_cuda_ctx_t handle, Ctx *ctx, const LtGemm &g, int32_t bias_dtype,
+            const float *scale_lt_a, const float *scale_lt_b, const char *what) {
+    GemmPlan *plan = nullptr;
+    int32_t st = find_plan(fn, ctx, g, what, &plan);
+    if (st != FP8_OK) return st;
+    if (g.scaling == kTensorwise) {
         inverse_scales_kernel<<<1, 1, 0, ctx->stream>>>((float *)(ctx->scratch + 2), scale_lt_a, scale_lt_b);
         FP8_LAUNCH_CHECK(fn, "inverse_scales_kernel");
+    }
+    if (g.scaling == kOuterVec) {
+        FP8_CUBLAS_TRY(fn, "cublasLtMatmulDescSetAttribute(A_SCALE_POINTER)",
+                       cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &g.vec_a,
+                                                      sizeof g.vec_a));
+        FP8_CUBLAS_TRY(fn, "cublasLtMatmulDescSetAttribute(B_SCALE_POINTER)",
+                       cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &g.vec_b,
+                                                      sizeof g.vec_b));
     }
     if (plan->fused_bias)
         FP8_CUBLAS_TRY(fn, "cublasLtMatmulDescSetAttribute(BIAS_POINTER)",
                        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias,
                                                       sizeof g.bias));
-    FP8_CUBLAS_TRY(fn, "cublasLtMatmul",
-                   cublasLtMatmul(ctx->lt, plan->desc, &g.alpha, g.A, plan->a, g.B, plan->b, &g.beta, g.D,
-                                  plan->d, g.D, plan->d, &plan->algo, ctx->workspace, ctx->workspace_bytes,
-                                  ctx->stream));
+    const cublasStatus_t ls =
+        cublasLtMatmul(ctx->lt, plan->desc, &g.alpha, g.A, plan->a, g.B, plan->b, &g.beta, g.D, plan->d, g.D,
+                       plan->d, &plan->algo, ctx->workspace, ctx->workspace_bytes, ctx->stream);
+    if (ls != CUBLAS_STATUS_SUCCESS && g.scaling == kOuterVec &&
+        (ls == CUBLAS_STATUS_NOT_SUPPORTED || ls == CUBLAS_STATUS_INVALID_VALUE)) {
+        /* cublasLt.h (A_SCALE_POINTER): "If set for an unsupported matrix
+         * data, scale, and compute type combination, calling cublasLtMatmul()
+         * will return CUBLAS_INVALID_VALUE" - a refusal, not a fault. */
+        plan->refused = true;
+        return fp8_fail(FP8_ERR_UNSUPPORTED, fn, "cuBLASLt refused outer-vector (row-wise) scaling for %s: cublasLtMatmul: %s (%s)",
+                        what, cublasLtGetStatusName(ls), cublasLtGetStatusString(ls));
+    }
+    if (ls != CUBLAS_STATUS_SUCCESS) return cublas_fail(fn, "cublasLtMatmul", ls);
     if (g.bias && !plan->fused_bias) {
         /* D is (m, n) column-major = row-major (n, m) with bias along m. */
         const int64_t batch = std::max(g.batch_a, g.batch_b);
@@ -227,6 +302,140 @@ int32_t run(const char *fn, fp8_cuda_ctx_t handle, Ctx *ctx, const LtGemm &g, in
                                  bias_dtype, batch * g.n, g.m);
     }
     return FP8_OK;
+}
+
+/* ---- row-scaled GEMM (axiswise scaling) ---------------------------------------------------------
+ * fp8_cuda_scaled_mm_rowwise has two paths (fp8_cuda_set_rowwise_gemm picks; AUTO is the default):
+ *
+ * OUTER_VEC: cuBLASLt applies the row scales itself. cublasLt.h (cuBLAS 12.9+,
+ *   cublasLtMatmulMatrixScale_t): CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F "Scaling factors are
+ *   vectors of CUDA_R_32F values ... expected to have M and N elements respectively, and each
+ *   (i, j)-th element of product of A and B is multiplied by i-th element of A scale and j-th
+ *   element of B scale". The cuBLAS guide (cublasLtMatmul, "Outer Vector Scaling for FP8 Data
+ *   Types") requires both A_SCALE_MODE and B_SCALE_MODE set to it, no D scale, and D in
+ *   16F/16BF/32F. It is not Blackwell-only: NVIDIA's cuBLAS 12.9 post ("Previous cuBLAS versions
+ *   enabled FP8 tensor-wide scaling ... on NVIDIA Hopper and NVIDIA Ada GPUs. Now, cuBLAS 12.9
+ *   enables ... several new scaling schemes on Hopper", developer.nvidia.com/blog/boosting-
+ *   matrix-multiplication-speed-and-flexibility-with-nvidia-cublas-12-9) lists channel-wise
+ *   (outer-vector) and 128-block FP8 scaling for Hopper. So on Hopper, with the cuBLAS 13 we
+ *   build against, this is the path AUTO is expected to take.
+ *   Our scales are "fp8 = x * scale", cuBLASLt multiplies, so one small kernel writes 1/scale
+ *   vectors into a stream-ordered temporary first (no host sync), as torchao passes reciprocals.
+ *   cuBLASLt's A is our b (m = N) and its B our a (n = M): A's vector is 1/scale_b.
+ * EPILOGUE: our own epilogue. The fp8 GEMM runs with unit scales into an f32 accumulator (d_c
+ *   itself when c is f32, else a stream-ordered temporary), then rowwise_epilogue_kernel
+ *   computes c = acc * (1/scale_a[i]) * (1/scale_b[j]) + bias[j] with rowwise.c's operations,
+ *   in its order, rounded once to c's dtype.
+ * AUTO falls back to EPILOGUE where cuBLASLt does not take OUTER_VEC: headers older than 12.9,
+ * an older libcublasLt at run time (the attribute is rejected), no algorithm for the shape and
+ * dtypes, or a refusal from cublasLtMatmul. The refusal is cached in the plan, so afterwards
+ * the fallback costs a plan look-up and a pooled temporary per call. bench/gpu/check.sh tests
+ * both paths against the CPU and prints whether OUTER_VEC is taken on its GPU. */
+
+/* inv_a (M) <- 1 / scale_a, inv_b (N) <- 1 / scale_b (IEEE divisions). */
+__global__ void inverse_vectors_kernel(float *inv_a, const float *scale_a, int64_t M, float *inv_b,
+                                       const float *scale_b, int64_t N) {
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < M + N; i += stride) {
+        if (i < M)
+            inv_a[i] = __fdiv_rn(1.0f, scale_a[i]);
+        else
+            inv_b[i - M] = __fdiv_rn(1.0f, scale_b[i - M]);
+    }
+}
+
+/* c (M, N) <- acc (M, N) * (1 / scale_a[i]) * (1 / scale_b[j]) [+ bias[j]], the epilogue of
+ * fp8_cpu_scaled_mm_rowwise: the same IEEE f32 operations in the same order (the _rn
+ * intrinsics keep nvcc from contracting them into FMAs), rounded once to c's dtype. Four
+ * columns per thread: N is a multiple of 16 and acc and c are 16-byte aligned. acc may be c. */
+__global__ void __launch_bounds__(256)
+rowwise_epilogue_kernel(void *c, int c_dtype, const float *acc, const float *scale_a,
+                        const float *scale_b, const void *bias, int bias_dtype, int64_t M, int64_t N) {
+    const int64_t quads = M * N / 4;
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t q = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; q < quads; q += stride) {
+        const int64_t i = (4 * q) / N, j = (4 * q) % N;
+        const float4 a4 = ((const float4 *)acc)[q];
+        const float ia = __fdiv_rn(1.0f, scale_a[i]);
+        float v[4] = {a4.x, a4.y, a4.z, a4.w};
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            v[k] = __fmul_rn(__fmul_rn(v[k], ia), __fdiv_rn(1.0f, scale_b[j + k]));
+            if (bias) {
+                const float b = bias_dtype == FP8_DTYPE_F32 ? ((const float *)bias)[j + k]
+                                                            : bf16_bits_to_f32(((const uint16_t *)bias)[j + k]);
+                v[k] = __fadd_rn(v[k], b);
+            }
+        }
+        if (c_dtype == FP8_DTYPE_F32)
+            ((float4 *)c)[q] = make_float4(v[0], v[1], v[2], v[3]);
+        else
+            ((uint2 *)c)[q] = make_uint2((uint32_t)f32_to_bf16_bits(v[0]) | ((uint32_t)f32_to_bf16_bits(v[1]) << 16),
+                                         (uint32_t)f32_to_bf16_bits(v[2]) | ((uint32_t)f32_to_bf16_bits(v[3]) << 16));
+    }
+}
+
+/* Device memory for the length of one call: cudaMallocAsync from the context's pool (kept
+ * warm, see fp8_cuda_ctx_create) and cudaFreeAsync queued after the work that reads it, so
+ * nothing waits; legal inside graph capture. Freed on every return path. */
+struct StreamTemp {
+    cudaStream_t stream;
+    void *p = nullptr;
+    explicit StreamTemp(cudaStream_t s) : stream(s) {}
+    StreamTemp(const StreamTemp &) = delete;
+    StreamTemp &operator=(const StreamTemp &) = delete;
+    ~StreamTemp() {
+        if (p) cudaFreeAsync(p, stream);
+    }
+    int32_t alloc(const char *fn, size_t bytes) {
+        FP8_CUDA_TRY(fn, "cudaMallocAsync", cudaMallocAsync(&p, bytes, stream));
+        return FP8_OK;
+    }
+    int32_t release(const char *fn) {
+        void *q = p;
+        p = nullptr;
+        FP8_CUDA_TRY(fn, "cudaFreeAsync", cudaFreeAsync(q, stream));
+        return FP8_OK;
+    }
+};
+
+/* The OUTER_VEC path of c = a @ b^T with row scales; g is the unscaled TN GEMM. */
+int32_t rowwise_outer_vec(const char *fn, fp8_cuda_ctx_t handle, Ctx *ctx, LtGemm g,
+                          const float *scale_a, const float *scale_b, int64_t M, int64_t N,
+                          int32_t bias_dtype, const char *what) {
+#if !FP8_HAVE_OUTER_VEC
+    return fp8_fail(FP8_ERR_UNSUPPORTED, fn, "built against cuBLAS %d.%d, which has no outer-vector scale mode "
+                    "(12.9+); %s", CUBLAS_VER_MAJOR, CUBLAS_VER_MINOR, what);
+#endif
+    StreamTemp inv(ctx->stream);
+    const size_t off_b = ((size_t)M * 4 + 255) / 256 * 256;
+    int32_t st = inv.alloc(fn, off_b + (size_t)N * 4);
+    if (st != FP8_OK) return st;
+    float *inv_a = (float *)inv.p, *inv_b = (float *)((char *)inv.p + off_b);
+    g.scaling = kOuterVec, g.vec_a = inv_b, g.vec_b = inv_a;
+    GemmPlan *plan = nullptr;
+    if ((st = find_plan(fn, ctx, g, what, &plan)) != FP8_OK) return st; /* refused: nothing queued */
+    inverse_vectors_kernel<<<grid_for(ctx, M + N, 256), 256, 0, ctx->stream>>>(inv_a, scale_a, M, inv_b, scale_b, N);
+    FP8_LAUNCH_CHECK(fn, "inverse_vectors_kernel");
+    if ((st = run(fn, handle, ctx, g, bias_dtype, nullptr, nullptr, what)) != FP8_OK) return st;
+    return inv.release(fn);
+}
+
+/* The EPILOGUE path: unit-scale GEMM into an f32 accumulator, then rowwise_epilogue_kernel. */
+int32_t rowwise_epilogue(const char *fn, fp8_cuda_ctx_t handle, Ctx *ctx, LtGemm g, void *d_c,
+                         int32_t c_dtype, const float *scale_a, const float *scale_b, const void *bias,
+                         int32_t bias_dtype, int64_t M, int64_t N, const char *what) {
+    StreamTemp acc(ctx->stream);
+    int32_t st;
+    if (c_dtype != FP8_DTYPE_F32 && (st = acc.alloc(fn, (size_t)M * (size_t)N * 4)) != FP8_OK) return st;
+    float *accp = acc.p ? (float *)acc.p : (float *)d_c;
+    g.scaling = kUnitScale, g.D = accp, g.d_type = CUDA_R_32F;
+    g.bias = nullptr, g.bias_type = CUDA_R_32F; /* added by our epilogue, in f32, before rounding */
+    if ((st = run(fn, handle, ctx, g, bias_dtype, nullptr, nullptr, what)) != FP8_OK) return st;
+    rowwise_epilogue_kernel<<<grid_for(ctx, M * N / 4, 256), 256, 0, ctx->stream>>>(
+        d_c, c_dtype, accp, scale_a, scale_b, bias, bias_dtype, M, N);
+    FP8_LAUNCH_CHECK(fn, "rowwise_epilogue_kernel");
+    return acc.p ? acc.release(fn) : FP8_OK;
 }
 
 }  // namespace
@@ -274,11 +483,72 @@ FP8_API int32_t fp8_cuda_scaled_mm(fp8_cuda_ctx_t c, void *d_c, int32_t c_dtype,
         g.a_type = lt_type(b_dtype), g.b_type = lt_type(a_dtype), g.d_type = lt_type(c_dtype);
         g.op_a = CUBLAS_OP_T, g.op_b = CUBLAS_OP_N;
         g.A = d_b, g.B = d_a, g.D = d_c, g.alpha = 1.0f, g.beta = 0.0f;
-        g.scaled = true, g.fast_accum = use_fast_accum != 0;
+        g.scaling = kTensorwise, g.fast_accum = use_fast_accum != 0;
         g.bias = d_bias, g.bias_type = d_bias ? lt_type(bias_dtype) : CUDA_R_32F;
         /* cuBLASLt's A is our b: its scale pointer gets 1/scale_b. */
         return run(fn, c, ctx, g, bias_dtype, d_scale_b, d_scale_a, what);
     });
+}
+
+FP8_API int32_t fp8_cuda_scaled_mm_rowwise(fp8_cuda_ctx_t c, void *d_c, int32_t c_dtype,
+                                           const void *d_a, int32_t a_dtype, const void *d_b,
+                                           int32_t b_dtype, const float *d_scale_a,
+                                           const float *d_scale_b, const void *d_bias,
+                                           int32_t bias_dtype, int64_t M, int64_t K, int64_t N,
+                                           int32_t use_fast_accum) {
+    static const char fn[] = "fp8_cuda_scaled_mm_rowwise";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_HP(c_dtype, "c_dtype", fn);
+        FP8_REQUIRE_FP8(a_dtype, "a_dtype", fn);
+        FP8_REQUIRE_FP8(b_dtype, "b_dtype", fn);
+        FP8_REQUIRE(!(a_dtype == FP8_DTYPE_E5M2 && b_dtype == FP8_DTYPE_E5M2), fn,
+                    "a and b cannot both be float8_e5m2 (cuBLASLt has no e5m2 x e5m2 GEMM)");
+        FP8_REQUIRE(M >= 1 && K >= 1 && N >= 1, fn, "M, K, N must be >= 1, got %lld, %lld, %lld",
+                    (long long)M, (long long)K, (long long)N);
+        FP8_REQUIRE(K % 16 == 0 && N % 16 == 0, fn,
+                    "fp8 GEMM needs K and N multiples of 16: a (%lld, %lld) @ b (%lld, %lld)^T",
+                    (long long)M, (long long)K, (long long)N, (long long)K);
+        FP8_REQUIRE_PTR(d_c, fn);
+        FP8_REQUIRE_PTR(d_a, fn);
+        FP8_REQUIRE_PTR(d_b, fn);
+        FP8_REQUIRE_PTR(d_scale_a, fn);
+        FP8_REQUIRE_PTR(d_scale_b, fn);
+        FP8_REQUIRE(aligned(d_a, 16) && aligned(d_b, 16) && aligned(d_c, 16), fn,
+                    "a, b and c must be 16-byte aligned");
+        if (d_bias) FP8_REQUIRE_HP(bias_dtype, "bias_dtype", fn);
+        Ctx *ctx = nullptr;
+        int32_t st = enter(fn, c, &ctx);
+        if (st != FP8_OK) return st;
+        char what[256];
+        snprintf(what, sizeof what,
+                 "c (%lld, %lld) %s <- a (%lld, %lld) %s @ b (%lld, %lld)^T %s with row scales%s%s",
+                 (long long)M, (long long)N, fp8_dtype_name(c_dtype), (long long)M, (long long)K,
+                 fp8_dtype_name(a_dtype), (long long)N, (long long)K, fp8_dtype_name(b_dtype),
+                 d_bias ? " + bias " : "", d_bias ? fp8_dtype_name(bias_dtype) : "");
+        LtGemm g{};
+        g.m = N, g.n = M, g.k = K, g.batch_a = 1, g.batch_b = 1;
+        g.a_type = lt_type(b_dtype), g.b_type = lt_type(a_dtype), g.d_type = lt_type(c_dtype);
+        g.op_a = CUBLAS_OP_T, g.op_b = CUBLAS_OP_N;
+        g.A = d_b, g.B = d_a, g.D = d_c, g.alpha = 1.0f, g.beta = 0.0f;
+        g.fast_accum = use_fast_accum != 0;
+        g.bias = d_bias, g.bias_type = d_bias ? lt_type(bias_dtype) : CUDA_R_32F;
+        const int32_t path = ctx->rowwise_gemm;
+        if (path != FP8_CUDA_ROWWISE_EPILOGUE) {
+            st = rowwise_outer_vec(fn, c, ctx, g, d_scale_a, d_scale_b, M, N, bias_dtype, what);
+            if (st == FP8_OK || path == FP8_CUDA_ROWWISE_OUTER_VEC || st != FP8_ERR_UNSUPPORTED) return st;
+        }
+        return rowwise_epilogue(fn, c, ctx, g, d_c, c_dtype, d_scale_a, d_scale_b, d_bias, bias_dtype, M, N, what);
+    });
+}
+
+FP8_API int32_t fp8_cuda_set_rowwise_gemm(fp8_cuda_ctx_t c, int32_t path) {
+    static const char fn[] = "fp8_cuda_set_rowwise_gemm";
+    FP8_REQUIRE(c != NULL, fn, "ctx is NULL");
+    FP8_REQUIRE(path == FP8_CUDA_ROWWISE_AUTO || path == FP8_CUDA_ROWWISE_OUTER_VEC ||
+                    path == FP8_CUDA_ROWWISE_EPILOGUE,
+                fn, "path must be 0 (auto), 1 (outer vector) or 2 (epilogue), got %d", (int)path);
+    unwrap(c)->rowwise_gemm = path;
+    return FP8_OK;
 }
 
 FP8_API int32_t fp8_cuda_matmul(fp8_cuda_ctx_t c, void *d_c, int32_t c_dtype, const void *d_a,
@@ -315,7 +585,7 @@ FP8_API int32_t fp8_cuda_matmul(fp8_cuda_ctx_t c, void *d_c, int32_t c_dtype, co
         g.a_type = g.b_type = lt_type(ab_dtype), g.d_type = lt_type(c_dtype);
         g.op_a = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, g.op_b = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
         g.A = d_b, g.B = d_a, g.D = d_c, g.alpha = alpha, g.beta = beta;
-        g.scaled = false, g.fast_accum = false;
+        g.scaling = kNoScale, g.fast_accum = false;
         g.bias = d_bias, g.bias_type = d_bias ? lt_type(bias_dtype) : CUDA_R_32F;
         return run(fn, c, ctx, g, bias_dtype, nullptr, nullptr, what);
     });
