@@ -80,11 +80,17 @@ export class CudaGraph {
 /** The fp8 encoder variant of a context's casts (see fp8_cuda_set_cast_kernel). */
 export type CastKernel = "reference" | "hardware";
 
+/** How a context's row-scaled GEMMs apply the row scales (see fp8_cuda_set_rowwise_gemm):
+ * "auto" takes cuBLASLt's outer-vector scale mode where it is available, else "epilogue". */
+export type RowwiseGemmPath = "auto" | "outer-vector" | "epilogue";
+const ROWWISE_PATHS: readonly RowwiseGemmPath[] = ["auto", "outer-vector", "epilogue"];
+
 /** One GPU's context: stream, cuBLASLt handle, workspace and GEMM plan cache. */
 export class CudaContext {
   readonly info: DeviceInfo;
   #handle: NativePtr | null;
   #castKernel: CastKernel = "reference";
+  #rowwiseGemm: RowwiseGemmPath = "auto";
 
   /** Prefer `cuda.device(index)`, which shares one context per GPU. */
   constructor(index = 0) {
@@ -134,6 +140,16 @@ export class CudaContext {
     if (k !== "reference" && k !== "hardware") throw new TypeError(`cuda.castKernel: expected "reference" or "hardware", got ${String(k)}`);
     checkCuda(cudaLib().fp8_cuda_set_cast_kernel(this.handle, k === "hardware" ? 1 : 0), "cuda.castKernel");
     this.#castKernel = k;
+  }
+
+  get rowwiseGemm(): RowwiseGemmPath {
+    return this.#rowwiseGemm;
+  }
+  set rowwiseGemm(p: RowwiseGemmPath) {
+    const code = ROWWISE_PATHS.indexOf(p);
+    if (code < 0) throw new TypeError(`cuda.rowwiseGemm: expected "auto", "outer-vector" or "epilogue", got ${String(p)}`);
+    checkCuda(cudaLib().fp8_cuda_set_rowwise_gemm(this.handle, code), "cuda.rowwiseGemm");
+    this.#rowwiseGemm = p;
   }
 
   /** GPU milliseconds of the work `fn` queues (CUDA events around it; waits at the end). */

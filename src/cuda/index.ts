@@ -4,12 +4,12 @@
 //   if (cuda.isAvailable()) { const ctx = cuda.device(0); ... }
 // libfp8_cuda is loaded on the first call that needs it, never at import.
 export { probe, isAvailable, deviceInfo, device, CudaContext, CudaGraph, DeviceBuffer } from "./device.ts";
-export type { DeviceInfo, CastKernel, HostArray } from "./device.ts";
+export type { DeviceInfo, CastKernel, RowwiseGemmPath, HostArray } from "./device.ts";
 export {
-  amax, amaxToScale, scaleFromAmax, quantize, quantizeTranspose, dequantize, convert, copy, fill, randn, biasAdd, biasGrad,
-  scaledMm, matmul, scalarBuffer, DelayedScalingGroup,
+  amax, amaxToScale, scaleFromAmax, quantize, quantizeTranspose, quantizeRowwise, dequantize, convert, copy, fill, randn, biasAdd,
+  biasGrad, scaledMm, scaledMmRowwise, matmul, scalarBuffer, DelayedScalingGroup,
 } from "./ops.ts";
-export type { ScaledMmOptions, MatmulOptions, DelayedScalingEntry } from "./ops.ts";
+export type { ScaledMmOptions, QuantizeRowwiseOptions, MatmulOptions, DelayedScalingEntry } from "./ops.ts";
 export { Float8LinearCuda, HighPrecisionLinearCuda } from "./linear.ts";
 export type { Float8LinearCudaOptions, LinearGrads } from "./linear.ts";
 export type { CudaProbe, CudaState } from "../ffi/index.ts";

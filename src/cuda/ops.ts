@@ -30,6 +30,13 @@ function requireScalar(op: string, b: DeviceBuffer, what: string): void {
   if (b.dtype !== "float32" || b.numel !== 1) throw new Float8Error(op, `${what} must be one float32, got ${desc(b)}`);
 }
 
+/** One float32 per row: (n). */
+function requireScaleVector(op: string, b: DeviceBuffer, n: number, what: string): void {
+  if (b.dtype !== "float32" || b.shape.length !== 1 || b.shape[0] !== n) {
+    throw new Float8Error(op, `${what} must be (${n}) float32, one scale per row, got ${desc(b)}`);
+  }
+}
+
 function requireShape(op: string, b: DeviceBuffer, shape: readonly number[], what: string): void {
   if (b.shape.length !== shape.length || b.shape.some((d, i) => d !== shape[i])) {
     throw new Float8Error(op, `${what} must be (${shape.join(", ")}), got ${desc(b)}`);
@@ -117,6 +124,29 @@ export function quantizeTranspose(
   return { rowMajor: rm, transposed: tr };
 }
 
+export interface QuantizeRowwiseOptions {
+  /** Round each scale down to a power of 2 (then scaling is exact); default false. */
+  readonly roundScalesToPowerOf2?: boolean;
+  readonly out?: DeviceBuffer;
+  readonly scale?: DeviceBuffer;
+}
+
+/** Axiswise dynamic cast of x (rows, cols): data (rows, cols) in fp8Dtype and scale (rows) float32,
+ * one scale per row (the GEMM reduces along the columns). Bytes and scales bit-identical to
+ * fp8_cpu_quantize_rowwise; one launch, the scales stay on the device. */
+export function quantizeRowwise(x: DeviceBuffer, fp8Dtype: Float8DType, opts: QuantizeRowwiseOptions = {}): { data: DeviceBuffer; scale: DeviceBuffer } {
+  const op = "cuda.quantizeRowwise";
+  sameContext(op, x.ctx, x);
+  requireHp(op, x, "x");
+  if (!isFloat8(fp8Dtype)) throw new Float8Error(op, `fp8Dtype must be float8_e4m3fn or float8_e5m2, got ${String(fp8Dtype)}`);
+  const [rows, cols] = matrix(op, x, "x");
+  const data = outOr(x.ctx, opts.out, [rows, cols], fp8Dtype, op, "out");
+  const scale = outOr(x.ctx, opts.scale, [rows], "float32", op, "scale");
+  checkCuda(cudaLib().fp8_cuda_quantize_rowwise(x.ctx.handle, data.ptr, scale.ptr, DTYPE_CODE[fp8Dtype], x.ptr, code(x), rows, cols,
+    opts.roundScalesToPowerOf2 ? 1 : 0), op);
+  return { data, scale };
+}
+
 /** x ~= decode(q) / scale in `dtype`. */
 export function dequantize(q: DeviceBuffer, scale: DeviceBuffer, dtype: HighPrecisionDType, out?: DeviceBuffer): DeviceBuffer {
   const op = "cuda.dequantize";
@@ -196,17 +226,11 @@ export interface ScaledMmOptions {
   readonly out?: DeviceBuffer;
 }
 
-/** c (M,N) <- (a (M,K) @ b (N,K)^T) / (scaleA * scaleB) [+ bias], the fp8 GEMM
- * on the tensor cores. Both operands K-contiguous; K and N multiples of 16. */
-export function scaledMm(a: DeviceBuffer, b: DeviceBuffer, scaleA: DeviceBuffer, scaleB: DeviceBuffer, opts: ScaledMmOptions = {}): DeviceBuffer {
-  const op = "cuda.scaledMm";
-  const ctx = a.ctx;
-  const bias = opts.bias ?? null;
-  sameContext(op, ctx, a, b, scaleA, scaleB, bias);
+/** The operand checks every fp8 GEMM shares: a (M,K) and b (N,K) fp8, not both e5m2, K and N
+ * multiples of 16, bias (N) float32/bfloat16. Returns [M, K, N]. */
+function fp8GemmShape(op: string, a: DeviceBuffer, b: DeviceBuffer, bias: DeviceBuffer | null): [number, number, number] {
   requireFp8(op, a, "a");
   requireFp8(op, b, "b");
-  requireScalar(op, scaleA, "scaleA");
-  requireScalar(op, scaleB, "scaleB");
   const [M, K] = matrix(op, a, "a");
   const [N, Kb] = matrix(op, b, "b");
   if (K !== Kb) throw new Float8Error(op, `inner dims differ: a ${desc(a)} @ b ${desc(b)}^T`);
@@ -216,10 +240,42 @@ export function scaledMm(a: DeviceBuffer, b: DeviceBuffer, scaleA: DeviceBuffer,
     requireHp(op, bias, "bias");
     requireShape(op, bias, [N], "bias");
   }
+  return [M, K, N];
+}
+
+/** c (M,N) <- (a (M,K) @ b (N,K)^T) / (scaleA * scaleB) [+ bias], the fp8 GEMM
+ * on the tensor cores. Both operands K-contiguous; K and N multiples of 16. */
+export function scaledMm(a: DeviceBuffer, b: DeviceBuffer, scaleA: DeviceBuffer, scaleB: DeviceBuffer, opts: ScaledMmOptions = {}): DeviceBuffer {
+  const op = "cuda.scaledMm";
+  const ctx = a.ctx;
+  const bias = opts.bias ?? null;
+  sameContext(op, ctx, a, b, scaleA, scaleB, bias);
+  requireScalar(op, scaleA, "scaleA");
+  requireScalar(op, scaleB, "scaleB");
+  const [M, K, N] = fp8GemmShape(op, a, b, bias);
   const outDtype = opts.outDtype ?? "bfloat16";
   const c = outOr(ctx, opts.out, [M, N], outDtype, op, "out");
   checkCuda(cudaLib().fp8_cuda_scaled_mm(ctx.handle, c.ptr, DTYPE_CODE[outDtype], a.ptr, code(a), b.ptr, code(b), scaleA.ptr, scaleB.ptr,
     bias ? bias.ptr : NULL, bias ? code(bias) : 0, M, K, N, opts.useFastAccum ? 1 : 0), op);
+  return c;
+}
+
+/** c (M,N) <- (a (M,K) @ b (N,K)^T) * (1 / scaleA[i]) * (1 / scaleB[j]) [+ bias[j]], the row-scaled
+ * fp8 GEMM of axiswise scaling (fp8_cpu_scaled_mm_rowwise with b stored (N, K)): scaleA (M) and
+ * scaleB (N) float32, one per row of each operand. Operands as scaledMm; bias (N) float32 or
+ * bfloat16. The context's rowwiseGemm says how the scales are applied. */
+export function scaledMmRowwise(a: DeviceBuffer, b: DeviceBuffer, scaleA: DeviceBuffer, scaleB: DeviceBuffer, opts: ScaledMmOptions = {}): DeviceBuffer {
+  const op = "cuda.scaledMmRowwise";
+  const ctx = a.ctx;
+  const bias = opts.bias ?? null;
+  sameContext(op, ctx, a, b, scaleA, scaleB, bias);
+  const [M, K, N] = fp8GemmShape(op, a, b, bias);
+  requireScaleVector(op, scaleA, M, "scaleA");
+  requireScaleVector(op, scaleB, N, "scaleB");
+  const outDtype = opts.outDtype ?? "bfloat16";
+  const c = outOr(ctx, opts.out, [M, N], outDtype, op, "out");
+  checkCuda(cudaLib().fp8_cuda_scaled_mm_rowwise(ctx.handle, c.ptr, DTYPE_CODE[outDtype], a.ptr, code(a), b.ptr, code(b), scaleA.ptr,
+    scaleB.ptr, bias ? bias.ptr : NULL, bias ? code(bias) : 0, M, K, N, opts.useFastAccum ? 1 : 0), op);
   return c;
 }
 

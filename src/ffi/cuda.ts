@@ -59,6 +59,13 @@ const symbols = {
     args: [P, P, i32, P, P, i32, P, i32, I64, I64, I64, I64, I64, i32, i32, f32, f32],
     returns: i32,
   },
+
+  fp8_cuda_quantize_rowwise: { args: [P, P, P, i32, P, i32, I64, I64, i32], returns: i32 },
+  fp8_cuda_scaled_mm_rowwise: {
+    args: [P, P, i32, P, i32, P, i32, P, P, P, i32, I64, I64, I64, i32],
+    returns: i32,
+  },
+  fp8_cuda_set_rowwise_gemm: { args: [P, i32], returns: i32 },
 } as const;
 
 /** Path of libfp8_cuda this process loads (or would load). */
