@@ -86,6 +86,35 @@ describe("libfp8_cuda symbols (when built)", () => {
     expect(L.fp8_cuda_graph_destroy(null)).toBe(0);
   });
 
+  test.skipIf(!built)("the row-wise quantize and GEMM check their arguments before touching CUDA", () => {
+    const L = cudaLib();
+    const err = () => String(L.fp8_cuda_last_error());
+    const scale = new Float32Array(4);
+    expect(L.fp8_cuda_quantize_rowwise(null, null, scale, 7, null, 0, 4, 4, 0)).toBe(-1);
+    expect(err()).toMatch(/^fp8_cuda_quantize_rowwise: fp8_dtype must be float8_e4m3fn or float8_e5m2, got unknown \(7\)/);
+    expect(L.fp8_cuda_quantize_rowwise(null, null, scale, 2, null, 2, 4, 4, 0)).toBe(-1);
+    expect(err()).toMatch(/^fp8_cuda_quantize_rowwise: src_dtype must be float32 or bfloat16, got float8_e4m3fn/);
+    expect(L.fp8_cuda_quantize_rowwise(null, null, scale, 2, null, 0, -1, 4, 0)).toBe(-1);
+    expect(err()).toBe("fp8_cuda_quantize_rowwise: rows and cols must be >= 0, got (-1, 4)");
+    expect(L.fp8_cuda_quantize_rowwise(null, null, null, 2, null, 0, 4, 4, 0)).toBe(-1);
+    expect(err()).toBe("fp8_cuda_quantize_rowwise: d_scale is NULL");
+    expect(L.fp8_cuda_quantize_rowwise(null, null, scale, 2, null, 0, 4, 4, 0)).toBe(-1);
+    expect(err()).toBe("fp8_cuda_quantize_rowwise: d_dst_fp8 is NULL with 16 elements");
+    expect(L.fp8_cuda_quantize_rowwise(null, scale, scale, 2, scale, 0, 4, 4, 0)).toBe(-1);
+    expect(err()).toBe("fp8_cuda_quantize_rowwise: ctx is NULL");
+
+    expect(L.fp8_cuda_scaled_mm_rowwise(null, null, 1, null, 3, null, 3, null, null, null, 0, 16, 16, 16, 0)).toBe(-1);
+    expect(err()).toMatch(/^fp8_cuda_scaled_mm_rowwise: a and b cannot both be float8_e5m2/);
+    expect(L.fp8_cuda_scaled_mm_rowwise(null, null, 1, null, 2, null, 2, null, null, null, 0, 32, 24, 32, 0)).toBe(-1);
+    expect(err()).toBe("fp8_cuda_scaled_mm_rowwise: fp8 GEMM needs K and N multiples of 16: a (32, 24) @ b (32, 24)^T");
+    expect(L.fp8_cuda_scaled_mm_rowwise(null, scale, 1, scale, 2, scale, 2, scale, null, null, 0, 16, 16, 16, 0)).toBe(-1);
+    expect(err()).toBe("fp8_cuda_scaled_mm_rowwise: d_scale_b is NULL");
+    expect(L.fp8_cuda_scaled_mm_rowwise(null, scale, 2, scale, 2, scale, 2, scale, scale, null, 0, 16, 16, 16, 0)).toBe(-1);
+    expect(err()).toMatch(/^fp8_cuda_scaled_mm_rowwise: c_dtype must be float32 or bfloat16/);
+    expect(L.fp8_cuda_set_rowwise_gemm(null, 0)).toBe(-1);
+    expect(err()).toBe("fp8_cuda_set_rowwise_gemm: ctx is NULL");
+  });
+
   test.skipIf(!built || gpu)("creating a context without a driver fails as unsupported, naming the missing piece", () => {
     const out = new BigUint64Array(1);
     expect(cudaLib().fp8_cuda_ctx_create(0, out)).toBe(-3); // FP8_ERR_UNSUPPORTED

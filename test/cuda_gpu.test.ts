@@ -1,6 +1,7 @@
 // cuda_gpu.test.ts — libfp8_cuda on a real GPU, with libfp8's CPU kernels as
 // the oracle: casts bit for bit (both fp8 encoders, edge and random inputs,
-// every bf16 value), amax/scale/history bit for bit, GEMMs against the CPU's
+// every bf16 value), amax/scale/history bit for bit, row-wise casts bit for
+// bit and row-scaled GEMMs (both paths), GEMMs against the CPU's
 // emulation, Float8 Linear SQNR against high precision, graphs, memory and
 // errors. Without a usable GPU every test is skipped, with the reason printed.
 // bench/gpu/check.sh runs this file on a GPU machine.
@@ -117,6 +118,32 @@ function cpuQuantize(src: Float32Array | Uint16Array, srcCode: number, fp8Code: 
   const out = new Uint8Array(src.length);
   check(lib.fp8_cpu_quantize(out, fp8Code, src, srcCode, src.length, new Float32Array([scale])), "cpu quantize");
   return out;
+}
+
+/** Rows of normals whose magnitudes span std * 2^-octaves .. std * 2^octaves (times 1 to 5/3),
+ * so every row gets its own scale. */
+function rowScaledNormals(rows: number, cols: number, seed: number, std = 1, octaves = 6): Float32Array {
+  const x = normals(rows * cols, seed);
+  for (let r = 0; r < rows; r++) {
+    const mag = std * 2 ** ((r % (2 * octaves + 1)) - octaves) * (1 + (r % 3) / 3);
+    for (let c = 0; c < cols; c++) x[r * cols + c] *= mag;
+  }
+  return x;
+}
+
+function cpuQuantizeRowwise(src: Float32Array | Uint16Array, srcCode: number, fp8Code: number, rows: number, cols: number, pow2: boolean) {
+  const q = new Uint8Array(rows * cols), scale = new Float32Array(rows);
+  check(lib.fp8_cpu_quantize_rowwise(q, scale, fp8Code, src, srcCode, rows, cols, pow2 ? 1 : 0), "cpu quantize_rowwise");
+  return { q, scale };
+}
+
+/** NaN -> positive quiet NaN (f32 bits). A row holding a NaN gets a NaN scale, and for a
+ * negative NaN times a NaN scale the CPU's vector and scalar paths keep different NaNs (see
+ * mul_x86 in cuda_common.cuh); every other input is compared exactly. */
+function positiveNaNs(x: Float32Array): Float32Array {
+  const y = x.slice();
+  for (let i = 0; i < y.length; i++) if (Number.isNaN(y[i])) y[i] = NaN;
+  return y;
 }
 
 // ---- the tests ------------------------------------------------------------------------
@@ -381,6 +408,184 @@ gpuDescribe("cuda on a GPU", () => {
         check(lib.fp8_cpu_matmul(want, F32, a, b, code, bias, code, 1, 1, M, K, N, ta ? 1 : 0, tb ? 1 : 0, 0.5, 1), "cpu matmul");
         expect(closeness(toF32(dc), want, tol, tol, `${dt} transA ${ta} transB ${tb}`)).toBe("");
       }
+    }
+  });
+
+  // ---- axiswise (row-wise) scaling ----
+
+  for (const kernel of KERNELS) {
+    test(`quantizeRowwise bytes and scales are bit-identical to fp8_cpu_quantize_rowwise, any shape, pow2 or not (${kernel})`, () => {
+      ctx.castKernel = kernel;
+      // warp-per-row (cols <= 1024) and block-per-row kernels, vector and scalar paths, empty shapes
+      const shapes = [[1, 1], [7, 33], [64, 1024], [5, 1025], [3, 4100], [300, 96], [129, 8], [2, 0], [0, 5]];
+      let seed = 900;
+      for (const [rows, cols] of shapes) {
+        const x = rowScaledNormals(rows, cols, seed++);
+        if (rows * cols > 3) x[1] = Infinity, x[x.length - 1] = -Infinity; // inf rows get scale 0 (inf * 0 is NaN)
+        if (rows > 2 && cols > 0) x[2 * cols] = NaN, x.fill(0, cols, 2 * cols); // a NaN row, an all-zero row
+        const h = new Uint16Array(x.length);
+        check(lib.fp8_cpu_convert(h, BF16, x, F32, x.length), "to bf16");
+        for (const [src, srcCode, dt] of [[x, F32, "float32"], [h, BF16, "bfloat16"]] as const) {
+          const dx = up(src, [rows, cols], dt);
+          for (const [name, code] of FP8) {
+            for (const pow2 of [false, true]) {
+              const { data, scale } = cuda.quantizeRowwise(dx, name, { roundScalesToPowerOf2: pow2 });
+              keep(data), keep(scale);
+              const want = cpuQuantizeRowwise(src, srcCode, code, rows, cols, pow2);
+              const what = `(${rows}, ${cols}) ${dt} -> ${name} pow2 ${pow2}`;
+              expectBits(scale.toHost(), want.scale, `${what} scales`);
+              expectBits(data.toHost(), want.q, `${what} bytes`);
+            }
+          }
+        }
+      }
+    });
+
+    test(`quantizeRowwise is bit-identical to the CPU on edge and random-bit rows and on all bf16 values (${kernel})`, () => {
+      ctx.castKernel = kernel;
+      const e = positiveNaNs(edgeInputs());
+      const cols = 61, rows = Math.floor(e.length / cols); // odd: scalar path; rows of every kind of value
+      const x = e.slice(0, rows * cols);
+      const b = allBf16().map((v) => ((v & 0x7fff) > 0x7f80 ? 0x7fc0 : v)); // bf16 NaNs made positive, as above
+      for (const [src, srcCode, dt, r, c] of [[x, F32, "float32", rows, cols], [b, BF16, "bfloat16", 512, 128]] as const) {
+        const dx = up(src, [r, c], dt);
+        for (const [name, code] of FP8) {
+          for (const pow2 of [false, true]) {
+            const { data, scale } = cuda.quantizeRowwise(dx, name, { roundScalesToPowerOf2: pow2 });
+            keep(data), keep(scale);
+            const want = cpuQuantizeRowwise(src, srcCode, code, r, c, pow2);
+            expectBits(scale.toHost(), want.scale, `${dt} (${r}, ${c}) -> ${name} pow2 ${pow2} scales`);
+            expectBits(data.toHost(), want.q, `${dt} (${r}, ${c}) -> ${name} pow2 ${pow2} bytes`);
+          }
+        }
+      }
+    });
+  }
+
+  test("quantizeRowwise power-of-2 scales are exact powers of two, at most the plain scale", () => {
+    const [rows, cols] = [200, 160];
+    const dx = up(rowScaledNormals(rows, cols, 31), [rows, cols], "float32");
+    const plain = keep(cuda.quantizeRowwise(dx, "float8_e4m3fn").scale).toHost() as Float32Array;
+    const pow2 = keep(cuda.quantizeRowwise(dx, "float8_e4m3fn", { roundScalesToPowerOf2: true }).scale).toHost() as Float32Array;
+    for (let r = 0; r < rows; r++) {
+      expect(Math.log2(pow2[r]) % 1).toBe(0);
+      expect(pow2[r]).toBeLessThanOrEqual(plain[r]);
+      expect(pow2[r] * 2).toBeGreaterThan(plain[r]);
+    }
+  });
+
+  /** Row-quantized fp8 operand (rows, cols) of `name` from the CPU, its row magnitudes up to
+   * 2^octaves apart around std. */
+  function rowwiseOperand(rows: number, cols: number, name: "float8_e4m3fn" | "float8_e5m2", seed: number, pow2: boolean, std = 1, octaves = 2) {
+    const x = rowScaledNormals(rows, cols, seed, std, octaves);
+    const { q, scale } = cpuQuantizeRowwise(x, F32, name === "float8_e4m3fn" ? E4M3 : E5M2, rows, cols, pow2);
+    return { q, scale, code: name === "float8_e4m3fn" ? E4M3 : E5M2, d: up(q, [rows, cols], name), ds: up(scale, [rows], "float32") };
+  }
+
+  /** Runs `fn` with ctx.rowwiseGemm = path; for "outer-vector", null when this cuBLASLt does not take it. */
+  function withRowwisePath<T>(path: "auto" | "outer-vector" | "epilogue", fn: () => T): T | null {
+    ctx.rowwiseGemm = path;
+    try {
+      return fn();
+    } catch (e) {
+      if (path === "outer-vector" && /outer-vector/.test((e as Error).message)) {
+        console.log(`cuda_gpu.test.ts: cuBLASLt does not take outer-vector scaling here, "auto" uses the epilogue kernel: ${(e as Error).message}`);
+        return null;
+      }
+      throw e;
+    } finally {
+      ctx.rowwiseGemm = "auto";
+    }
+  }
+
+  for (const path of ["auto", "outer-vector", "epilogue"] as const) {
+    test(`scaledMmRowwise (${path}) matches fp8_cpu_scaled_mm_rowwise (bf16 out 7e-2, f32 out 3e-3), with bias`, () => {
+      const combos = [["float8_e4m3fn", "float8_e4m3fn"], ["float8_e5m2", "float8_e4m3fn"], ["float8_e4m3fn", "float8_e5m2"]] as const;
+      const shapes = [[64, 128, 256], [256, 512, 128], [16, 64, 48], [333, 256, 512], [1, 32, 16]];
+      let seed = 700, announced = false;
+      for (const [M, K, N] of shapes) {
+        for (const [an, bn] of combos) {
+          // outputs of order 0.1 .. 5 (as the tensorwise test's), so that the absolute tolerance
+          // means something; the row and column scales still differ by up to 2^5
+          const a = rowwiseOperand(M, K, an, seed++, false), b = rowwiseOperand(N, K, bn, seed++, true, 0.25 / Math.sqrt(K), 1);
+          const biasF32 = normals(N, seed++, 0.5);
+          const biasBf16 = new Uint16Array(N);
+          check(lib.fp8_cpu_convert(biasBf16, BF16, biasF32, F32, N), "bias bf16");
+          for (const [outName, outCode, tol, fast] of [["bfloat16", BF16, 7e-2, true], ["float32", F32, 3e-3, false]] as const) {
+            for (const bias of [null, "bfloat16", "float32"] as const) {
+              const hb = bias === "bfloat16" ? biasBf16 : biasF32;
+              const db = bias === null ? null : up(hb, [N], bias);
+              const c = withRowwisePath(path, () => cuda.scaledMmRowwise(a.d, b.d, a.ds, b.ds, { outDtype: outName, bias: db, useFastAccum: fast }));
+              if (c === null) return;
+              if (path === "outer-vector" && !announced) console.log("cuda_gpu.test.ts: row-scaled GEMMs: cuBLASLt takes outer-vector scaling here (\"auto\" uses it)");
+              announced = true;
+              const got = toF32(keep(c));
+              const want = outCode === F32 ? new Float32Array(M * N) : new Uint16Array(M * N);
+              check(lib.fp8_cpu_scaled_mm_rowwise(want, outCode, a.q, a.code, b.q, b.code, a.scale, b.scale, bias === null ? null : hb,
+                bias === "bfloat16" ? BF16 : F32, M, K, N, 0, 1), "cpu scaled_mm_rowwise");
+              const wantF = outCode === F32 ? (want as Float32Array) : bf16ToF32(want as Uint16Array);
+              expect(closeness(got, wantF, tol, tol, `${path} (${M},${K},${N}) ${an} x ${bn} -> ${outName} bias ${bias} fast ${fast}`)).toBe("");
+            }
+          }
+        }
+      }
+    });
+  }
+
+  test("row-wise cast then scaledMmRowwise reaches SQNR >= 25 dB against the f32 product", () => {
+    const [M, K, N] = [256, 512, 192];
+    const x = rowScaledNormals(M, K, 41), w = rowScaledNormals(N, K, 42);
+    const ref = new Float32Array(M * N);
+    check(lib.fp8_cpu_matmul(ref, F32, x, w, F32, null, 0, 1, 1, M, K, N, 0, 1, 1, 0), "cpu f32 matmul");
+    const qx = cuda.quantizeRowwise(up(x, [M, K], "float32"), "float8_e4m3fn");
+    const qw = cuda.quantizeRowwise(up(w, [N, K], "float32"), "float8_e4m3fn");
+    [qx.data, qx.scale, qw.data, qw.scale].forEach(keep);
+    for (const path of ["auto", "epilogue"] as const) {
+      const y = withRowwisePath(path, () => keep(cuda.scaledMmRowwise(qx.data, qw.data, qx.scale, qw.scale, { outDtype: "float32" })))!;
+      const s = sqnr(ref, toF32(y));
+      console.log(`scaledMmRowwise (${path}) (${M},${K},${N}) e4m3 x e4m3 SQNR ${s.toFixed(1)} dB`);
+      expect(s).toBeGreaterThanOrEqual(25);
+    }
+  });
+
+  test("scaledMmRowwise and quantizeRowwise reject bad shapes and dtypes, naming them", () => {
+    const a = rowwiseOperand(32, 32, "float8_e4m3fn", 1, false), b = rowwiseOperand(48, 32, "float8_e4m3fn", 2, false);
+    expect(() => cuda.scaledMmRowwise(a.d, b.d, b.ds, b.ds)).toThrow(/cuda.scaledMmRowwise: scaleA must be \(32\) float32, one scale per row, got \(48\) float32/);
+    expect(() => cuda.scaledMmRowwise(a.d, b.d, a.ds, scalar(1))).toThrow(/scaleB must be \(48\) float32/);
+    const odd = rowwiseOperand(32, 24, "float8_e4m3fn", 3, false);
+    expect(() => cuda.scaledMmRowwise(odd.d, odd.d, odd.ds, odd.ds)).toThrow(/multiples of 16: a \(32, 24\) float8_e4m3fn @ b \(32, 24\) float8_e4m3fn/);
+    const e5 = rowwiseOperand(32, 32, "float8_e5m2", 4, false);
+    expect(() => cuda.scaledMmRowwise(e5.d, e5.d, e5.ds, e5.ds)).toThrow(/both be float8_e5m2/);
+    expect(() => cuda.quantizeRowwise(up(new Float32Array(8), [8], "float32"), "float8_e4m3fn")).toThrow(/cuda.quantizeRowwise: x must be 2-D/);
+    expect(() => cuda.quantizeRowwise(a.d, "float8_e4m3fn")).toThrow(/x must be float32 or bfloat16/);
+    expect(() => (ctx.rowwiseGemm = "fast" as "auto")).toThrow(/expected "auto", "outer-vector" or "epilogue"/);
+  });
+
+  test("a captured row-wise cast + GEMM replays to the eager result on both paths (temporaries inside the graph)", () => {
+    const [M, K, N] = [128, 256, 64];
+    const x = up(rowScaledNormals(M, K, 51), [M, K], "float32");
+    const w = up(rowScaledNormals(N, K, 52), [N, K], "float32");
+    const bias = up(normals(N, 53), [N], "float32");
+    const qx = keep(cuda.DeviceBuffer.empty(ctx, [M, K], "float8_e4m3fn")), sx = keep(cuda.DeviceBuffer.empty(ctx, [M], "float32"));
+    const qw = keep(cuda.DeviceBuffer.empty(ctx, [N, K], "float8_e4m3fn")), sw = keep(cuda.DeviceBuffer.empty(ctx, [N], "float32"));
+    const y = keep(cuda.DeviceBuffer.empty(ctx, [M, N], "bfloat16"));
+    for (const path of ["auto", "epilogue"] as const) {
+      const step = () => {
+        cuda.quantizeRowwise(x, "float8_e4m3fn", { out: qx, scale: sx, roundScalesToPowerOf2: true });
+        cuda.quantizeRowwise(w, "float8_e4m3fn", { out: qw, scale: sw, roundScalesToPowerOf2: true });
+        cuda.scaledMmRowwise(qx, qw, sx, sw, { bias, out: y });
+      };
+      withRowwisePath(path, step);
+      const y0 = y.toHost();
+      cuda.fill(y, 0);
+      ctx.rowwiseGemm = path;
+      const graph = ctx.capture(step);
+      ctx.rowwiseGemm = "auto";
+      graph.launch();
+      graph.launch();
+      ctx.synchronize();
+      expectBits(y.toHost(), y0, `graph y (${path})`);
+      graph.dispose();
     }
   });
 
