@@ -1,7 +1,9 @@
 // bench/gpu/bench.ts — GPU benchmarks of the CUDA backend (issue 4), each
 // quoted against a baseline measured in the same run:
-//   1. cast and amax bandwidth vs a device-to-device copy (target >= 85 %);
-//   2. the fp8 GEMM vs the bf16 GEMM at 8192^3 (target >= 1.8x);
+//   1. cast and amax bandwidth vs a device-to-device copy (target >= 85 %),
+//      row-wise (axiswise) cast included;
+//   2. the fp8 GEMM vs the bf16 GEMM at 8192^3 (target >= 1.8x), and the
+//      row-scaled fp8 GEMM on both of its paths (no target: a ratio to quote);
 //   3. Float8 Linear fwd+bwd vs the bf16 Linear at M,K,N = 4096,8192,16384
 //      (target >= 1.45x) and 1024,2048,1024 (target >= 1.0x, bf16 fallback allowed).
 // Times are GPU time from CUDA events around `iters` back-to-back calls, after
@@ -59,6 +61,7 @@ console.log(`device: ${info.name}, cc ${info.computeCapability.join(".")}, ${inf
   const q = keep(cuda.DeviceBuffer.empty(ctx, [rowsN, colsN], "float8_e4m3fn"));
   const qt = keep(cuda.DeviceBuffer.empty(ctx, [colsN, rowsN], "float8_e4m3fn"));
   const amax = keep(cuda.scalarBuffer(ctx)), scale = keep(cuda.scalarBuffer(ctx));
+  const rowScale = keep(cuda.DeviceBuffer.empty(ctx, [rowsN], "float32"));
   const iters = quick ? 5 : 10;
 
   const copyMs = timeMs(() => cuda.copy(dst, xf), iters);
@@ -82,6 +85,8 @@ console.log(`device: ${info.name}, cc ${info.computeCapability.join(".")}, ${inf
       cuda.amaxToScale(xb, "float8_e4m3fn", { amax, scale });
       cuda.quantizeTranspose(xb, scale, "float8_e4m3fn", { rowMajor: q, transposed: qt });
     }, "two passes over the input");
+    bw(`row-wise cast bf16 -> e4m3, a scale per row (${kernel})`, 3 * n, () => cuda.quantizeRowwise(xb, "float8_e4m3fn", { out: q, scale: rowScale }),
+      "one launch; each row read twice (the second time mostly from L2)");
   }
   ctx.castKernel = "reference";
   for (const b of [xf, xb, dst, q, qt]) b.dispose();
@@ -110,6 +115,24 @@ console.log(`device: ${info.name}, cc ${info.computeCapability.join(".")}, ${inf
       unit: "TFLOP/s", ratio: bfMs / ms, ratioOf: "bf16", target: ">= 1.8",
     });
   }
+  // row-scaled: the same operands cast with a scale per row
+  const rsa = keep(cuda.quantizeRowwise(a, "float8_e4m3fn", { out: a8 }).scale), rsb = keep(cuda.quantizeRowwise(b, "float8_e4m3fn", { out: b8 }).scale);
+  let outerVector = "taken";
+  try {
+    ctx.rowwiseGemm = "outer-vector";
+    cuda.scaledMmRowwise(a8, b8, rsa, rsb, { out: c, useFastAccum: true });
+  } catch (e) {
+    outerVector = `not taken (${(e as Error).message})`;
+  }
+  for (const path of ["auto", "epilogue"] as const) {
+    ctx.rowwiseGemm = path;
+    const ms = timeMs(() => cuda.scaledMmRowwise(a8, b8, rsa, rsb, { outDtype: "bfloat16", useFastAccum: true, out: c }), iters);
+    rows.push({
+      section: "gemm", name: `fp8 e4m3 row-scaled GEMM ${S}^3 -> bf16, fast accum on (${path})`, ms, value: flops / (ms * 1e-3) / 1e12,
+      unit: "TFLOP/s", ratio: bfMs / ms, ratioOf: "bf16", note: path === "auto" ? `cuBLASLt outer-vector scaling ${outerVector}` : undefined,
+    });
+  }
+  ctx.rowwiseGemm = "auto";
   for (const buf of [a, b, c, a8, b8]) buf.dispose();
 }
 

@@ -121,7 +121,7 @@ echo "==== float8 GPU check: $(head -2 "$OUTDIR/env.txt" | tail -1) ===="
 echo "build: ok ($FLOAT8_CUDA_LIB)"
 echo "tests: $([[ $TESTS_RC -eq 0 ]] && echo PASS || echo "FAIL (rc $TESTS_RC)") — $TEST_SUMMARY"
 grep -E "^\(fail\)" "$OUTDIR/tests.log" | head -10
-grep -E "^Float8LinearCuda \(|^cuda_gpu.test.ts: " "$OUTDIR/tests.log" | head -3
+grep -E "^Float8LinearCuda \(|^scaledMmRowwise \(|^cuda_gpu.test.ts: " "$OUTDIR/tests.log" | head -6
 echo "nccl smoke (world size 1): $NCCL_RESULT"
 if [[ -f $OUTDIR/gpu_bench.txt ]]; then cat "$OUTDIR/gpu_bench.txt"; else echo "bench: FAIL (rc $BENCH_RC), see bench.log"; fi
 echo "total $((SECONDS - T0))s; full results in $OUTDIR"
