@@ -443,6 +443,55 @@ int32_t rowwise_epilogue(const char *fn, fp8_cuda_ctx_t handle, Ctx *ctx, LtGemm
 
 using namespace fp8cuda;
 
+namespace {
+
+/* Arguments of a scaled fp8 GEMM c (M,N) <- a (M,K) @ b (N,K)^T, shared by the
+ * tensorwise and row-wise entry points: checks them, and fills the cuBLASLt TN
+ * problem (cuBLASLt is column-major: its A is our b, its B our a) and the text
+ * that names the problem in errors. */
+struct ScaledProblem {
+    LtGemm g{};
+    char what[256];
+};
+
+int32_t scaled_problem(const char *fn, ScaledProblem *p, void *d_c, int32_t c_dtype, const void *d_a,
+                       int32_t a_dtype, const void *d_b, int32_t b_dtype, const float *d_scale_a,
+                       const float *d_scale_b, const void *d_bias, int32_t bias_dtype, int64_t M,
+                       int64_t K, int64_t N, int32_t use_fast_accum, const char *scales) {
+    FP8_REQUIRE_HP(c_dtype, "c_dtype", fn);
+    FP8_REQUIRE_FP8(a_dtype, "a_dtype", fn);
+    FP8_REQUIRE_FP8(b_dtype, "b_dtype", fn);
+    FP8_REQUIRE(!(a_dtype == FP8_DTYPE_E5M2 && b_dtype == FP8_DTYPE_E5M2), fn,
+                "a and b cannot both be float8_e5m2 (cuBLASLt has no e5m2 x e5m2 GEMM)");
+    FP8_REQUIRE(M >= 1 && K >= 1 && N >= 1, fn, "M, K, N must be >= 1, got %lld, %lld, %lld",
+                (long long)M, (long long)K, (long long)N);
+    FP8_REQUIRE(K % 16 == 0 && N % 16 == 0, fn,
+                "fp8 GEMM needs K and N multiples of 16: a (%lld, %lld) @ b (%lld, %lld)^T",
+                (long long)M, (long long)K, (long long)N, (long long)K);
+    FP8_REQUIRE_PTR(d_c, fn);
+    FP8_REQUIRE_PTR(d_a, fn);
+    FP8_REQUIRE_PTR(d_b, fn);
+    FP8_REQUIRE_PTR(d_scale_a, fn);
+    FP8_REQUIRE_PTR(d_scale_b, fn);
+    FP8_REQUIRE(aligned(d_a, 16) && aligned(d_b, 16) && aligned(d_c, 16), fn,
+                "a, b and c must be 16-byte aligned");
+    if (d_bias) FP8_REQUIRE_HP(bias_dtype, "bias_dtype", fn);
+    snprintf(p->what, sizeof p->what, "c (%lld, %lld) %s <- a (%lld, %lld) %s @ b (%lld, %lld)^T %s%s%s%s",
+             (long long)M, (long long)N, fp8_dtype_name(c_dtype), (long long)M, (long long)K,
+             fp8_dtype_name(a_dtype), (long long)N, (long long)K, fp8_dtype_name(b_dtype), scales,
+             d_bias ? " + bias " : "", d_bias ? fp8_dtype_name(bias_dtype) : "");
+    LtGemm &g = p->g;
+    g.m = N, g.n = M, g.k = K, g.batch_a = 1, g.batch_b = 1;
+    g.a_type = lt_type(b_dtype), g.b_type = lt_type(a_dtype), g.d_type = lt_type(c_dtype);
+    g.op_a = CUBLAS_OP_T, g.op_b = CUBLAS_OP_N;
+    g.A = d_b, g.B = d_a, g.D = d_c, g.alpha = 1.0f, g.beta = 0.0f;
+    g.fast_accum = use_fast_accum != 0;
+    g.bias = d_bias, g.bias_type = d_bias ? lt_type(bias_dtype) : CUDA_R_32F;
+    return FP8_OK;
+}
+
+}  // namespace
+
 extern "C" {
 
 FP8_API int32_t fp8_cuda_scaled_mm(fp8_cuda_ctx_t c, void *d_c, int32_t c_dtype, const void *d_a,
@@ -452,41 +501,16 @@ FP8_API int32_t fp8_cuda_scaled_mm(fp8_cuda_ctx_t c, void *d_c, int32_t c_dtype,
                                    int32_t use_fast_accum) {
     static const char fn[] = "fp8_cuda_scaled_mm";
     return guard(fn, [&]() -> int32_t {
-        FP8_REQUIRE_HP(c_dtype, "c_dtype", fn);
-        FP8_REQUIRE_FP8(a_dtype, "a_dtype", fn);
-        FP8_REQUIRE_FP8(b_dtype, "b_dtype", fn);
-        FP8_REQUIRE(!(a_dtype == FP8_DTYPE_E5M2 && b_dtype == FP8_DTYPE_E5M2), fn,
-                    "a and b cannot both be float8_e5m2 (cuBLASLt has no e5m2 x e5m2 GEMM)");
-        FP8_REQUIRE(M >= 1 && K >= 1 && N >= 1, fn, "M, K, N must be >= 1, got %lld, %lld, %lld",
-                    (long long)M, (long long)K, (long long)N);
-        FP8_REQUIRE(K % 16 == 0 && N % 16 == 0, fn,
-                    "fp8 GEMM needs K and N multiples of 16: a (%lld, %lld) @ b (%lld, %lld)^T",
-                    (long long)M, (long long)K, (long long)N, (long long)K);
-        FP8_REQUIRE_PTR(d_c, fn);
-        FP8_REQUIRE_PTR(d_a, fn);
-        FP8_REQUIRE_PTR(d_b, fn);
-        FP8_REQUIRE_PTR(d_scale_a, fn);
-        FP8_REQUIRE_PTR(d_scale_b, fn);
-        FP8_REQUIRE(aligned(d_a, 16) && aligned(d_b, 16) && aligned(d_c, 16), fn,
-                    "a, b and c must be 16-byte aligned");
-        if (d_bias) FP8_REQUIRE_HP(bias_dtype, "bias_dtype", fn);
-        Ctx *ctx = nullptr;
-        int32_t st = enter(fn, c, &ctx);
+        ScaledProblem p;
+        int32_t st = scaled_problem(fn, &p, d_c, c_dtype, d_a, a_dtype, d_b, b_dtype, d_scale_a, d_scale_b,
+                                    d_bias, bias_dtype, M, K, N, use_fast_accum, "");
         if (st != FP8_OK) return st;
-        char what[256];
-        snprintf(what, sizeof what, "c (%lld, %lld) %s <- a (%lld, %lld) %s @ b (%lld, %lld)^T %s%s%s",
-                 (long long)M, (long long)N, fp8_dtype_name(c_dtype), (long long)M, (long long)K,
-                 fp8_dtype_name(a_dtype), (long long)N, (long long)K, fp8_dtype_name(b_dtype),
-                 d_bias ? " + bias " : "", d_bias ? fp8_dtype_name(bias_dtype) : "");
-        LtGemm g{};
-        g.m = N, g.n = M, g.k = K, g.batch_a = 1, g.batch_b = 1;
-        g.a_type = lt_type(b_dtype), g.b_type = lt_type(a_dtype), g.d_type = lt_type(c_dtype);
-        g.op_a = CUBLAS_OP_T, g.op_b = CUBLAS_OP_N;
-        g.A = d_b, g.B = d_a, g.D = d_c, g.alpha = 1.0f, g.beta = 0.0f;
-        g.scaling = kTensorwise, g.fast_accum = use_fast_accum != 0;
-        g.bias = d_bias, g.bias_type = d_bias ? lt_type(bias_dtype) : CUDA_R_32F;
+        Ctx *ctx = nullptr;
+        st = enter(fn, c, &ctx);
+        if (st != FP8_OK) return st;
+        p.g.scaling = kTensorwise;
         /* cuBLASLt's A is our b: its scale pointer gets 1/scale_b. */
-        return run(fn, c, ctx, g, bias_dtype, d_scale_b, d_scale_a, what);
+        return run(fn, c, ctx, p.g, bias_dtype, d_scale_b, d_scale_a, p.what);
     });
 }
 
@@ -498,46 +522,19 @@ FP8_API int32_t fp8_cuda_scaled_mm_rowwise(fp8_cuda_ctx_t c, void *d_c, int32_t 
                                            int32_t use_fast_accum) {
     static const char fn[] = "fp8_cuda_scaled_mm_rowwise";
     return guard(fn, [&]() -> int32_t {
-        FP8_REQUIRE_HP(c_dtype, "c_dtype", fn);
-        FP8_REQUIRE_FP8(a_dtype, "a_dtype", fn);
-        FP8_REQUIRE_FP8(b_dtype, "b_dtype", fn);
-        FP8_REQUIRE(!(a_dtype == FP8_DTYPE_E5M2 && b_dtype == FP8_DTYPE_E5M2), fn,
-                    "a and b cannot both be float8_e5m2 (cuBLASLt has no e5m2 x e5m2 GEMM)");
-        FP8_REQUIRE(M >= 1 && K >= 1 && N >= 1, fn, "M, K, N must be >= 1, got %lld, %lld, %lld",
-                    (long long)M, (long long)K, (long long)N);
-        FP8_REQUIRE(K % 16 == 0 && N % 16 == 0, fn,
-                    "fp8 GEMM needs K and N multiples of 16: a (%lld, %lld) @ b (%lld, %lld)^T",
-                    (long long)M, (long long)K, (long long)N, (long long)K);
-        FP8_REQUIRE_PTR(d_c, fn);
-        FP8_REQUIRE_PTR(d_a, fn);
-        FP8_REQUIRE_PTR(d_b, fn);
-        FP8_REQUIRE_PTR(d_scale_a, fn);
-        FP8_REQUIRE_PTR(d_scale_b, fn);
-        FP8_REQUIRE(aligned(d_a, 16) && aligned(d_b, 16) && aligned(d_c, 16), fn,
-                    "a, b and c must be 16-byte aligned");
-        if (d_bias) FP8_REQUIRE_HP(bias_dtype, "bias_dtype", fn);
-        Ctx *ctx = nullptr;
-        int32_t st = enter(fn, c, &ctx);
+        ScaledProblem p;
+        int32_t st = scaled_problem(fn, &p, d_c, c_dtype, d_a, a_dtype, d_b, b_dtype, d_scale_a, d_scale_b,
+                                    d_bias, bias_dtype, M, K, N, use_fast_accum, " with row scales");
         if (st != FP8_OK) return st;
-        char what[256];
-        snprintf(what, sizeof what,
-                 "c (%lld, %lld) %s <- a (%lld, %lld) %s @ b (%lld, %lld)^T %s with row scales%s%s",
-                 (long long)M, (long long)N, fp8_dtype_name(c_dtype), (long long)M, (long long)K,
-                 fp8_dtype_name(a_dtype), (long long)N, (long long)K, fp8_dtype_name(b_dtype),
-                 d_bias ? " + bias " : "", d_bias ? fp8_dtype_name(bias_dtype) : "");
-        LtGemm g{};
-        g.m = N, g.n = M, g.k = K, g.batch_a = 1, g.batch_b = 1;
-        g.a_type = lt_type(b_dtype), g.b_type = lt_type(a_dtype), g.d_type = lt_type(c_dtype);
-        g.op_a = CUBLAS_OP_T, g.op_b = CUBLAS_OP_N;
-        g.A = d_b, g.B = d_a, g.D = d_c, g.alpha = 1.0f, g.beta = 0.0f;
-        g.fast_accum = use_fast_accum != 0;
-        g.bias = d_bias, g.bias_type = d_bias ? lt_type(bias_dtype) : CUDA_R_32F;
+        Ctx *ctx = nullptr;
+        st = enter(fn, c, &ctx);
+        if (st != FP8_OK) return st;
         const int32_t path = ctx->rowwise_gemm;
         if (path != FP8_CUDA_ROWWISE_EPILOGUE) {
-            st = rowwise_outer_vec(fn, c, ctx, g, d_scale_a, d_scale_b, M, N, bias_dtype, what);
+            st = rowwise_outer_vec(fn, c, ctx, p.g, d_scale_a, d_scale_b, M, N, bias_dtype, p.what);
             if (st == FP8_OK || path == FP8_CUDA_ROWWISE_OUTER_VEC || st != FP8_ERR_UNSUPPORTED) return st;
         }
-        return rowwise_epilogue(fn, c, ctx, g, d_c, c_dtype, d_scale_a, d_scale_b, d_bias, bias_dtype, M, N, what);
+        return rowwise_epilogue(fn, c, ctx, p.g, d_c, c_dtype, d_scale_a, d_scale_b, d_bias, bias_dtype, M, N, p.what);
     });
 }
 
