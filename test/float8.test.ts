@@ -306,6 +306,18 @@ describe("convertToFloat8Training", () => {
   });
 });
 
+test("emulate: true and false give bit-identical results on the CPU (which always emulates)", () => {
+  const run = (emulate: boolean) => {
+    manualSeed(13);
+    const m = Float8Linear.fromFloat(new nn.Linear(64, 32, { dtype: "bfloat16" }), new Float8LinearConfig({ emulate }));
+    const x = randn([8, 64], { dtype: "bfloat16", requiresGrad: true });
+    const y = m.forward(x);
+    y.backward(randn([8, 32], { dtype: "bfloat16" }));
+    return [y.bytes(), x.grad!.bytes(), m.weight.grad!.bytes()].map((b) => [...b]);
+  };
+  expect(run(true)).toEqual(run(false));
+});
+
 test("forceRecomputeFp8WeightInBwd drops the saved fp8 weight and keeps the gradients", () => {
   manualSeed(12);
   const run = (force: boolean) => {
