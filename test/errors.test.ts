@@ -1,7 +1,7 @@
 // Bad input gets a thrown Float8Error naming the op, shapes and dtypes; the process survives.
 import { describe, expect, test } from "bun:test";
 import { Float8Error, nn, tensor, zeros, randn, Tensor } from "../src/index.ts";
-import { lib } from "../src/ffi/index.ts";
+import { cudaProbe, lib } from "../src/ffi/index.ts";
 import { expectThrowsFloat8 } from "./helpers/host.ts";
 
 
@@ -51,8 +51,13 @@ describe("bad input", () => {
     expectThrowsFloat8(() => tensor([1, 2, 3], { shape: [2, 2] }), /shape \[2, 2\] needs 4 values, got 3/);
   });
 
-  test("device cuda without the CUDA backend gives a clear error", () => {
-    expectThrowsFloat8(() => zeros([2], { device: "cuda" }), /device 'cuda' is not available/);
+  test("device cuda gives a clear error naming the missing piece", () => {
+    const probe = cudaProbe();
+    // without a GPU the reason is the probe's (library not built, no driver, no GPU); with one,
+    // that Tensor ops do not dispatch to CUDA yet
+    const why = probe.available ? "Tensor ops have no CUDA implementation yet" : probe.reason;
+    expectThrowsFloat8(() => zeros([2], { device: "cuda" }), "device 'cuda' is not available", why);
+    expectThrowsFloat8(() => zeros([2]).to({ device: "cuda" }), "to: device 'cuda' is not available");
   });
 
   test("native entry points reject null pointers and negative sizes with a status", () => {

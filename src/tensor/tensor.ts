@@ -4,7 +4,7 @@
 // else makes a new buffer. Ops live in src/tensor/ops/*; the methods here
 // forward to them so that user code reads like torch (`x.matmul(w).relu()`).
 import { Float8Error } from "../errors.ts";
-import { lib, check, type NativePtr } from "../ffi/index.ts";
+import { lib, check, cudaProbe, type NativePtr } from "../ffi/index.ts";
 import { record, runBackward, type Node } from "../autograd/graph.ts";
 import { DTYPE_CODE, ITEM_SIZE, assertDType, isFloat8, type DType } from "./dtype.ts";
 import { Storage, track, type Disposable } from "./storage.ts";
@@ -29,7 +29,13 @@ export interface TensorOptions {
 function checkDevice(device: Device | undefined, op: string): Device {
   const d = device ?? "cpu";
   if (d === "cuda") {
-    throw new Float8Error(op, "device 'cuda' is not available: this build has no CUDA backend loaded (libfp8_cuda)");
+    // name the missing piece: library not built, no driver, no GPU; or, with a GPU, that Tensor
+    // ops do not dispatch to CUDA yet (the cuda module drives libfp8_cuda on device buffers)
+    const probe = cudaProbe();
+    const why = probe.available
+      ? `${probe.reason} found, but Tensor ops have no CUDA implementation yet; use the cuda module (cuda.Float8LinearCuda on device buffers)`
+      : probe.reason;
+    throw new Float8Error(op, `device 'cuda' is not available: ${why}`);
   }
   if (d !== "cpu") throw new Float8Error(op, `unknown device '${String(d)}'`);
   return d;
