@@ -187,3 +187,14 @@ describe("memory", () => {
     expect(memoryStats().liveBytes - before).toBe(0);
   });
 });
+
+test("disposing a Linear's output frees its memory at once (no hidden intermediate keeps it)", async () => {
+  const { nn } = await import("../src/index.ts");
+  const lin = new nn.Linear(64, 256);
+  const x = zeros([32, 64]);
+  const before = memoryStats().liveBytes;
+  const y = lin.forward(x);
+  expect(memoryStats().liveBytes - before).toBe(32 * 256 * 4);
+  y.dispose();
+  expect(memoryStats().liveBytes).toBe(before);
+});

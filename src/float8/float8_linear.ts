@@ -15,7 +15,7 @@ import { Function, type FunctionCtx } from "../autograd/graph.ts";
 import { DTYPE_CODE, FP8_MAX, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
 import { Tensor, full, zeros } from "../tensor/tensor.ts";
 import { collectCastStats, type CastStats } from "./stats.ts";
-import { reshape, transpose } from "../tensor/ops/movement.ts";
+import { reshape, reshapeOwned, transpose } from "../tensor/ops/movement.ts";
 import { gemm } from "../tensor/ops/linalg.ts";
 import { sumTo } from "../tensor/ops/reduce.ts";
 import { Linear } from "../nn/layers.ts";
@@ -95,7 +95,7 @@ function gemmTN(
 ): Tensor {
   const [P, R] = a.shape, Q = b.shape[0];
   if (sa.config.scalingType === ScalingType.DISABLED) {
-    return gemm(a, b, { M: P, K: R, N: Q, transB: true, bias, outDtype, op: "Float8Linear" }).reshape([P, Q]);
+    return reshapeOwned(gemm(a, b, { M: P, K: R, N: Q, transB: true, bias, outDtype, op: "Float8Linear" }), [P, Q]);
   }
   const fa = castOperand(a, sa, layer, amaxInit, collect);
   const fb = castOperand(b, sb, layer, amaxInit, collect);
@@ -155,7 +155,7 @@ class Float8LinearFunction extends Function {
       ctx.saveForBackward(x2);
     }
     Object.assign(ctx.data, c);
-    return reshape(out, [...x.shape.slice(0, -1), N]);
+    return reshapeOwned(out, [...x.shape.slice(0, -1), N]);
   }
 
   backward(ctx: FunctionCtx, g: Tensor): (Tensor | null)[] {
@@ -192,7 +192,7 @@ class Float8LinearFunction extends Function {
       }
     }
     const gradBias = needB && c.hasBias ? sumTo(g2, [N]) : null;
-    return [gradInput ? reshape(gradInput, c.xShape) : null, gradWeight, gradBias, null];
+    return [gradInput ? reshapeOwned(gradInput, c.xShape) : null, gradWeight, gradBias, null];
   }
 }
 

@@ -9,6 +9,7 @@ import { DTYPE_CODE, FP8_MAX, isFloat8, isHighPrecision, type Float8DType, type 
 import { fmtShape } from "../tensor/shape.ts";
 import { Tensor, tensor } from "../tensor/tensor.ts";
 import { gemm } from "../tensor/ops/linalg.ts";
+import { reshapeOwned } from "../tensor/ops/movement.ts";
 
 /** Which GEMM operand a Float8Tensor is. */
 export type GemmInputRole = "input" | "weight" | "grad_output";
@@ -331,6 +332,6 @@ export function scaledMm(a: Float8Tensor, b: Float8Tensor, opts: ScaledMmOptions
   const c = gemm(ad, bd, { M, K, N, transA: !!opts.transposeA, transB: !!opts.transposeB, alpha, bias, outDtype, op });
   if (aTemp) ad.dispose();
   if (bTemp) bd.dispose();
-  return c.reshape([M, N]);
+  return reshapeOwned(c, [M, N]);
 }
 

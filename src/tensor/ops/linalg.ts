@@ -7,7 +7,7 @@ import { DTYPE_CODE, type HighPrecisionDType } from "../dtype.ts";
 import { numel } from "../shape.ts";
 import { Tensor } from "../tensor.ts";
 import { describe, floatOperands } from "./common.ts";
-import { reshape } from "./movement.ts";
+import { reshape, reshapeOwned } from "./movement.ts";
 import { sum, sumTo } from "./reduce.ts";
 
 /** Options of the raw GEMM. */
@@ -78,7 +78,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const raw = fold
     ? gemm(a, b, { M: batchA * M, K, N })
     : gemm(a, b, { batchA, batchB, M, K, N });
-  const out = reshape(raw, outShape);
+  const out = reshapeOwned(raw, outShape);
   return record(out, "matmul", [a, b], (g) => {
     let ga: Tensor | null = null, gb: Tensor | null = null;
     if (a.requiresGrad) {
@@ -87,14 +87,14 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
         ? gemm(g, b, { M: batchA * M, K: N, N: K, transB: true, op: "matmul.backward" })
         : gemm(g, b, { batchA: Math.max(batchA, batchB), batchB, M, K: N, N: K, transB: true, op: "matmul.backward" });
       ga = batchA === 1 && batchB > 1 ? sum(reshape(ga, [batchB, M, K]), 0) : ga;
-      ga = reshape(ga, a.shape);
+      ga = reshapeOwned(ga, a.shape);
     }
     if (b.requiresGrad) {
       // dB = A^T @ g
       gb = fold
         ? gemm(a, g, { M: K, K: batchA * M, N, transA: true, op: "matmul.backward" })
         : gemm(a, g, { batchA, batchB: Math.max(batchA, batchB), M: K, K: M, N, transA: true, op: "matmul.backward" });
-      gb = reshape(gb, b.shape);
+      gb = reshapeOwned(gb, b.shape);
     }
     return [ga, gb];
   });
@@ -110,15 +110,15 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null): Tensor {
   }
   const N = w.shape[0];
   const M = x.numel / K;
-  const out = reshape(gemm(x, w, { M, K, N, transB: true, bias, op: "linear" }), [...x.shape.slice(0, -1), N]);
+  const out = reshapeOwned(gemm(x, w, { M, K, N, transB: true, bias, op: "linear" }), [...x.shape.slice(0, -1), N]);
   return record(out, "linear", [x, w, bias ?? null], (g) => linearBackward(g, x, w, bias ?? null, M, K, N));
 }
 
 /** Gradients of linear: dx = g @ w, dw = g^T @ x, db = sum of g over rows. */
 export function linearBackward(g: Tensor, x: Tensor, w: Tensor, bias: Tensor | null, M: number, K: number, N: number): (Tensor | null)[] {
   const op = "linear.backward";
-  const gx = x.requiresGrad ? reshape(gemm(g, w, { M, K: N, N: K, op }), x.shape) : null;
-  const gw = w.requiresGrad ? reshape(gemm(g, x, { M: N, K: M, N: K, transA: true, op }), w.shape) : null;
+  const gx = x.requiresGrad ? reshapeOwned(gemm(g, w, { M, K: N, N: K, op }), x.shape) : null;
+  const gw = w.requiresGrad ? reshapeOwned(gemm(g, x, { M: N, K: M, N: K, transA: true, op }), w.shape) : null;
   const gb = bias?.requiresGrad ? sumTo(reshape(g, [M, N]), [N]) : null;
   return [gx, gw, gb];
 }

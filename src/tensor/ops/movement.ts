@@ -47,6 +47,17 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   return record(out, "reshape", [x], (g) => [reshape(g, x.shape)]);
 }
 
+/**
+ * reshape for a tensor the caller has just created and does not keep (a raw
+ * GEMM output, say): the view takes over its storage, so disposing the view
+ * frees the memory at once instead of at the next garbage collection.
+ */
+export function reshapeOwned(t: Tensor, shape: readonly number[]): Tensor {
+  const v = reshape(t, shape);
+  t.dispose();
+  return v;
+}
+
 /** Collapses dims startDim..endDim into one. */
 export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
   if (x.ndim === 0) return reshape(x, [1]);
