@@ -101,6 +101,7 @@ export class HighPrecisionLinearCuda extends LinearCudaBase {
   }
 }
 
+/** Options of Float8LinearCuda. */
 export interface Float8LinearCudaOptions {
   /** "auto" (default): keep the high-precision GEMMs where the roofline predicts no float8
    * speedup, or where a dim is not a multiple of 16; the choice shows in toString().

@@ -124,6 +124,7 @@ export function quantizeTranspose(
   return { rowMajor: rm, transposed: tr };
 }
 
+/** Options of quantizeRowwise. */
 export interface QuantizeRowwiseOptions {
   /** Round each scale down to a power of 2 (then scaling is exact); default false. */
   readonly roundScalesToPowerOf2?: boolean;
@@ -217,6 +218,7 @@ export function biasGrad(dy: DeviceBuffer, dtype: HighPrecisionDType = "float32"
   return o;
 }
 
+/** Options of the device scaledMm. */
 export interface ScaledMmOptions {
   /** Output dtype; default bfloat16. */
   readonly outDtype?: HighPrecisionDType;
@@ -279,6 +281,7 @@ export function scaledMmRowwise(a: DeviceBuffer, b: DeviceBuffer, scaleA: Device
   return c;
 }
 
+/** Options of the device matmul. */
 export interface MatmulOptions {
   /** a is stored (K, M) and read transposed. */
   readonly transA?: boolean;

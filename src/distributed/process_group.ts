@@ -16,8 +16,11 @@ import { Tensor } from "../tensor/tensor.ts";
 import { setAmaxReducer } from "../float8/convert.ts";
 import { DeviceBuffer, type CudaContext } from "../cuda/device.ts";
 
+/** Collective engine: MPI for host tensors, NCCL for device buffers. */
 export type Backend = "mpi" | "nccl";
+/** Reduction of allReduce / reduceScatter. */
 export type ReduceOp = "sum" | "max" | "avg";
+/** The collectives counted by the byte counters. */
 export type CollectiveKind = "allReduce" | "allGather" | "reduceScatter" | "broadcast" | "barrier";
 
 /** Options of initProcessGroup. */
@@ -109,6 +112,7 @@ export function destroyProcessGroup(): void {
   checkDist(distLib().fp8_dist_finalize(), "destroyProcessGroup");
 }
 
+/** Whether initProcessGroup has run (and destroyProcessGroup has not). */
 export function isInitialized(): boolean {
   return group !== null;
 }

@@ -15,6 +15,7 @@ export const ScalingType = {
   /** no cast: this operand stays in high precision (its GEMM then runs in high precision) */
   DISABLED: "disabled",
 } as const;
+/** "dynamic" | "delayed" | "static" | "disabled". */
 export type ScalingType = (typeof ScalingType)[keyof typeof ScalingType];
 
 const SHORT: Record<ScalingType, string> = { dynamic: "dyn", delayed: "del", static: "sta", disabled: "dis" };
@@ -26,6 +27,7 @@ export const ScalingGranularity = {
   /** one scale per row, along the GEMM's reduction dim (requires DYNAMIC) */
   AXISWISE: "axiswise",
 } as const;
+/** "tensorwise" | "axiswise". */
 export type ScalingGranularity = (typeof ScalingGranularity)[keyof typeof ScalingGranularity];
 
 /** How one GEMM operand (input, weight or grad_output) is cast to float8. */

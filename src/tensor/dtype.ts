@@ -31,14 +31,17 @@ export const FP8_MAX: Record<Float8DType, number> = {
   float8_e5m2: 57344,
 };
 
+/** True for the two float8 dtypes. */
 export function isFloat8(d: DType): d is Float8DType {
   return d === "float8_e4m3fn" || d === "float8_e5m2";
 }
 
+/** True for float32 and bfloat16. */
 export function isHighPrecision(d: DType): d is HighPrecisionDType {
   return d === "float32" || d === "bfloat16";
 }
 
+/** Throws a TypeError naming `op` when d is not a known dtype. */
 export function assertDType(d: unknown, op: string): asserts d is DType {
   if (typeof d !== "string" || !(d in DTYPE_CODE)) {
     throw new TypeError(`${op}: unknown dtype ${String(d)}; expected one of ${Object.keys(DTYPE_CODE).join(", ")}`);

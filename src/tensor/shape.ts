@@ -1,8 +1,10 @@
 // shape.ts — shape arithmetic shared by the ops: numel, strides, broadcasting, dims.
 import { Float8Error } from "../errors.ts";
 
+/** A tensor shape: one non-negative size per dim. */
 export type Shape = readonly number[];
 
+/** Number of elements of a shape (1 for a scalar). */
 export function numel(shape: Shape): number {
   let n = 1;
   for (const d of shape) n *= d;
@@ -20,10 +22,12 @@ export function stridesOf(shape: Shape): number[] {
   return s;
 }
 
+/** "[2, 3]": a shape as error messages print it. */
 export function fmtShape(shape: Shape): string {
   return `[${shape.join(", ")}]`;
 }
 
+/** Whether two shapes are equal. */
 export function sameShape(a: Shape, b: Shape): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
