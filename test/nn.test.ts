@@ -90,6 +90,31 @@ describe("Module", () => {
   });
 });
 
+describe("Dropout", () => {
+  test("in training it zeroes about p of the elements and scales the rest by 1/(1-p)", () => {
+    manualSeed(4);
+    const d = new nn.Dropout(0.25);
+    const y = d.forward(tensor(new Float32Array(20000).fill(1))).toArray();
+    const zeros = y.filter((v) => v === 0).length;
+    expect(Math.abs(zeros / y.length - 0.25)).toBeLessThan(0.02);
+    expect(y.every((v) => v === 0 || Math.abs(v - 1 / 0.75) < 1e-6)).toBe(true);
+  });
+
+  test("in eval mode it is the identity, and its gradient uses the same mask", () => {
+    const d = new nn.Dropout(0.5);
+    const x = tensor([1, 2, 3, 4], { requiresGrad: true });
+    d.eval();
+    expect(d.forward(x)).toBe(x);
+    d.train();
+    manualSeed(9);
+    const y = d.forward(x);
+    y.sum().backward();
+    const yv = y.toArray(), g = x.grad!.toArray();
+    for (let i = 0; i < 4; i++) expect(g[i]).toBe(yv[i] === 0 ? 0 : 2);
+    expect(() => new nn.Dropout(1.5)).toThrow(/p must be in \[0, 1\], got 1.5/);
+  });
+});
+
 describe("optimizers", () => {
   test("SGD with momentum follows torch's update", () => {
     const p = tensor([1, -2], { requiresGrad: true });

@@ -135,6 +135,22 @@ describe("op values", () => {
     expect(p.toArray()[1 * 6 + 1 * 3 + 2]).toBe(y.toArray()[1 * 12 + 2 * 4 + 1]);
   });
 
+  test("argmax picks the first largest value along a dim", () => {
+    const x = tensor([[1, 5, 5], [7, 2, 0]]);
+    expect([...x.argmax(1).toInt32Array()]).toEqual([1, 0]);
+    expect([...x.argmax(0).toInt32Array()]).toEqual([1, 0, 0]);
+    expect(x.argmax(1).dtype).toBe("int32");
+  });
+
+  test("unsqueeze and squeeze add and remove size-1 dims", () => {
+    const x = zeros([2, 3]);
+    expect(x.unsqueeze(0).shape).toEqual([1, 2, 3]);
+    expect(x.unsqueeze(-1).shape).toEqual([2, 3, 1]);
+    expect(zeros([1, 2, 1]).squeeze().shape).toEqual([2]);
+    expect(zeros([1, 2, 1]).squeeze(0).shape).toEqual([2, 1]);
+    expect(zeros([1, 2, 1]).squeeze(1).shape).toEqual([1, 2, 1]);
+  });
+
   test("maskedFill fills where the mask is set, broadcasting over leading dims", () => {
     const x = tensor([1, 2, 3, 4, 5, 6, 7, 8], { shape: [2, 2, 2] });
     const m = tensor([0, 1, 0, 0], { shape: [2, 2] });

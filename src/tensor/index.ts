@@ -3,4 +3,5 @@ export { Tensor, tensor, full, zeros, ones, randn, rand, cat, type Device, type 
 export { tidy, keep, memoryStats, emptyCache } from "./storage.ts";
 export { manualSeed, randperm, uniformStream } from "./random.ts";
 export { FP8_MAX, isFloat8, type DType, type Float8DType, type HighPrecisionDType } from "./dtype.ts";
-export { expand, permute, transpose, reshape, slice } from "./ops/movement.ts";
+export { expand, permute, transpose, reshape, slice, squeeze, unsqueeze } from "./ops/movement.ts";
+export { argmax } from "./ops/reduce.ts";

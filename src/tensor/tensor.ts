@@ -262,6 +262,9 @@ export class Tensor implements Disposable {
   reshape(shape: readonly number[]): Tensor { return mv.reshape(this, shape); }
   view(shape: readonly number[]): Tensor { return mv.reshape(this, shape); }
   flatten(startDim = 0, endDim = -1): Tensor { return mv.flatten(this, startDim, endDim); }
+  unsqueeze(dim: number): Tensor { return mv.unsqueeze(this, dim); }
+  squeeze(dim?: number): Tensor { return mv.squeeze(this, dim); }
+  argmax(dim = -1): Tensor { return red.argmax(this, dim); }
   transpose(d0: number, d1: number): Tensor { return mv.transpose(this, d0, d1); }
   get T(): Tensor { return mv.transpose(this, -2, -1); }
   permute(dims: readonly number[]): Tensor { return mv.permute(this, dims); }

@@ -58,6 +58,19 @@ export function reshapeOwned(t: Tensor, shape: readonly number[]): Tensor {
   return v;
 }
 
+/** Inserts a size-1 dim at `dim` (torch.unsqueeze; -1 appends). */
+export function unsqueeze(x: Tensor, dim: number): Tensor {
+  const d = normDim(dim, x.ndim + 1, "unsqueeze");
+  return reshape(x, [...x.shape.slice(0, d), 1, ...x.shape.slice(d)]);
+}
+
+/** Removes size-1 dims: all of them, or only `dim` (torch.squeeze; a dim whose size is not 1 is kept). */
+export function squeeze(x: Tensor, dim?: number): Tensor {
+  if (dim === undefined) return reshape(x, x.shape.filter((s) => s !== 1));
+  const d = normDim(dim, x.ndim, "squeeze");
+  return x.shape[d] === 1 ? reshape(x, x.shape.filter((_, i) => i !== d)) : reshape(x, x.shape);
+}
+
 /** Collapses dims startDim..endDim into one. */
 export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
   if (x.ndim === 0) return reshape(x, [1]);

@@ -88,3 +88,33 @@ export function sumTo(g: Tensor, shape: Shape): Tensor {
   const r = dims.size ? reduceRaw(g, dims, SUM, "sumTo") : g;
   return reshape(r, shape);
 }
+
+/**
+ * Index of the largest value along dim (first one on ties; NaN counts as
+ * largest, as in torch), as an int32 tensor without that dim. Not differentiable.
+ */
+export function argmax(x: Tensor, dim = -1): Tensor {
+  const op = "argmax";
+  x.ptrFor(op);
+  if (x.dtype === "int32") throw new Float8Error(op, `expects a float tensor, got dtype int32`);
+  const d = normDim(dim, x.ndim, op);
+  const size = x.shape[d] ?? 1;
+  if (size === 0) throw new Float8Error(op, `cannot take argmax over an empty dim of shape [${x.shape.join(", ")}]`);
+  const inner = x.shape.slice(d + 1).reduce((a, b) => a * b, 1);
+  const outer = x.numel / (size * inner);
+  const v = x.toArray();
+  const out = new Int32Array(outer * inner);
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      let best = 0, bv = v[o * size * inner + i];
+      for (let k = 1; k < size && !Number.isNaN(bv); k++) {
+        const c = v[(o * size + k) * inner + i];
+        if (c > bv || Number.isNaN(c)) { best = k; bv = c; }
+      }
+      out[o * inner + i] = best;
+    }
+  }
+  const t = Tensor.empty(x.shape.filter((_, i) => i !== d), "int32", x.device);
+  if (out.length) new Int32Array(t.rawView(), 0, out.length).set(out);
+  return t;
+}
