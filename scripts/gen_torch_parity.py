@@ -61,11 +61,60 @@ def case(seed, M, K, N, dtype):
     }
 
 
+def delayed_case(seed, M, K, N, steps, history_len):
+    """torchao's delayed scaling for input, weight and grad_output over `steps`
+    forward/backward/sync steps with fixed weights: the first forward seeds each
+    history from the live tensor (enable_amax_init), each cast uses the current
+    scale and records the amax, and each sync rolls the history and sets
+    scale = amax_to_scale(max(history))."""
+    g = torch.Generator().manual_seed(seed)
+    w = (torch.rand(N, K, generator=g) * 2 - 1).div(K ** 0.5)
+    state = {r: {"amax": None, "hist": torch.zeros(history_len), "scale": torch.tensor(1.0)} for r in ("x", "w", "go")}
+    fp8 = {"x": E4M3, "w": E4M3, "go": E5M2}
+
+    def delayed_cast(t, role, initialized):
+        st = state[role]
+        d = fp8[role]
+        if not initialized:
+            a = torch.max(torch.abs(t))
+            st["hist"][0] = a
+            st["scale"] = amax_to_scale(torch.max(st["hist"]), d)
+        st["amax"] = torch.max(torch.abs(t))
+        m = torch.finfo(d).max
+        return (t * st["scale"]).clamp(-m, m).to(d), st["scale"]
+
+    out = {"M": M, "K": K, "N": N, "history_len": history_len, "w": w.flatten().tolist(), "steps": []}
+    initialized = False
+    for _ in range(steps):
+        x = torch.randn(M, K, generator=g)
+        go = torch.randn(M, N, generator=g).mul(1e-2)
+        x8, sx = delayed_cast(x, "x", initialized)
+        w8, sw = delayed_cast(w, "w", initialized)
+        y = emulated_mm(x8, sx, w8.t(), sw, torch.float32)
+        g8, sg = delayed_cast(go, "go", initialized)
+        gx = emulated_mm(g8, sg, w8, sw, torch.float32)
+        gw = emulated_mm(g8.t(), sg, x8, sx, torch.float32)
+        initialized = True
+        for st in state.values():  # sync_float8_amax_and_scale_history
+            st["hist"] = torch.roll(st["hist"], 1)
+            st["hist"][0] = st["amax"]
+        for role, st in state.items():
+            st["scale"] = amax_to_scale(torch.max(st["hist"]), fp8[role])
+        out["steps"].append({
+            "x": x.flatten().tolist(), "grad_output": go.flatten().tolist(),
+            "y": y.flatten().tolist(), "grad_x": gx.flatten().tolist(), "grad_w": gw.flatten().tolist(),
+            "scales_after_sync": [state[r]["scale"].item() for r in ("x", "w", "go")],
+            "history_x": state["x"]["hist"].tolist(),
+        })
+    return out
+
+
 if __name__ == "__main__":
     out = {
         "about": "torchao.float8 (Oct 2024) emulate-mode Float8Linear, dynamic tensorwise scaling, "
                  f"computed by scripts/gen_torch_parity.py with torch {torch.__version__}",
         "cases": [case(1, 16, 48, 24, torch.float32), case(2, 16, 32, 16, torch.bfloat16)],
+        "delayed": delayed_case(3, 8, 32, 16, steps=4, history_len=3),
     }
     path = os.path.join(os.path.dirname(__file__), "..", "test", "fixtures", "torch_float8_linear.json")
     with open(path, "w") as fh:

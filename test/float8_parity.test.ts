@@ -16,7 +16,11 @@ interface Case {
   scale_x: number; scale_w: number; scale_grad_output: number;
   y: number[]; grad_x: number[]; grad_w: number[]; grad_b: number[];
 }
-const fixture = JSON.parse(readFileSync(join(import.meta.dir, "fixtures", "torch_float8_linear.json"), "utf8")) as { cases: Case[] };
+interface DelayedCase {
+  M: number; K: number; N: number; history_len: number; w: number[];
+  steps: { x: number[]; grad_output: number[]; y: number[]; grad_x: number[]; grad_w: number[]; scales_after_sync: number[]; history_x: number[] }[];
+}
+const fixture = JSON.parse(readFileSync(join(import.meta.dir, "fixtures", "torch_float8_linear.json"), "utf8")) as { cases: Case[]; delayed: DelayedCase };
 
 /** |got - ref| <= tol * max|ref| elementwise (tol: f32 rounding, or one bf16 rounding of the output). */
 function expectClose(got: Float32Array, ref: number[], tol: number): void {
@@ -62,3 +66,29 @@ for (const c of fixture.cases) {
     });
   });
 }
+
+describe("delayed scaling vs torch over several steps (float32)", () => {
+  const d = fixture.delayed;
+  test("outputs and gradients match every step; scales and the amax history match bit for bit after every sync", () => {
+    const cast = new float8.CastConfig({ scalingType: float8.ScalingType.DELAYED });
+    const cfg = new float8.Float8LinearConfig({
+      castConfigInput: cast, castConfigWeight: cast, castConfigGradOutput: cast,
+      delayedScalingConfig: new float8.DelayedScalingConfig({ historyLen: d.history_len }),
+    });
+    const lin = new nn.Linear(d.K, d.N, { bias: false, weight: tensor(d.w, { shape: [d.N, d.K] }) });
+    const f8 = float8.Float8Linear.fromFloat(lin, cfg);
+    for (const s of d.steps) {
+      f8.zeroGrad();
+      const x = tensor(s.x, { shape: [d.M, d.K], requiresGrad: true });
+      const y = f8.forward(x);
+      y.backward(tensor(s.grad_output, { shape: [d.M, d.N] }));
+      expectClose(y.toArray(), s.y, 1e-5);
+      expectClose(x.grad!.toArray(), s.grad_x, 1e-5);
+      expectClose(f8.weight.grad!.toArray(), s.grad_w, 1e-5);
+      float8.syncFloat8AmaxAndScaleHistory(f8);
+      const scales = [f8.scaling.input, f8.scaling.weight, f8.scaling.grad_output].map((st) => st.scale!.item());
+      expect(scales).toEqual(s.scales_after_sync);
+      expect([...f8.scaling.input.history!.toArray()]).toEqual(s.history_x.map(Math.fround));
+    }
+  });
+});
