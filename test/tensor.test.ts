@@ -117,6 +117,14 @@ describe("op values", () => {
     expect(x.sum(1, true).shape).toEqual([2, 1]);
   });
 
+  test("reductions of empty tensors follow torch: sum 0, mean NaN, max an error", () => {
+    const e = zeros([0, 3]);
+    expect([...e.sum(0).toArray()]).toEqual([0, 0, 0]);
+    expect(Number.isNaN(e.mean().item())).toBe(true);
+    expect(() => e.max()).toThrow(/cannot take the max of an empty tensor of shape \[0, 3\]/);
+    expect(e.sum(1).shape).toEqual([0]);
+  });
+
   test("softmax rows sum to one", () => {
     const s = tensor([[1, 2, 3], [0, 0, 0]]).softmax(-1).toArray();
     expect(s[0] + s[1] + s[2]).toBeCloseTo(1, 6);

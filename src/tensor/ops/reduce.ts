@@ -4,7 +4,7 @@ import { Float8Error } from "../../errors.ts";
 import { lib, check } from "../../ffi/index.ts";
 import { record } from "../../autograd/graph.ts";
 import { normDim, padShape, sameShape, type Shape } from "../shape.ts";
-import { Tensor } from "../tensor.ts";
+import { Tensor, full } from "../tensor.ts";
 import { floatOperands } from "./common.ts";
 import { expand, reshape } from "./movement.ts";
 
@@ -20,8 +20,12 @@ function reduceDims(x: Tensor, dim: number | number[] | undefined, op: string): 
 function reduceRaw(x: Tensor, dims: Set<number>, alg: number, op: string): Tensor {
   const code = floatOperands(op, x);
   const keepShape = x.shape.map((s, i) => (dims.has(i) ? 1 : s));
+  if (x.numel === 0) {
+    // torch: the sum of nothing is 0 and the mean NaN; a max has no identity
+    if (alg === MAX) throw new Float8Error(op, `cannot take the max of an empty tensor of shape [${x.shape.join(", ")}]`);
+    return full(keepShape, alg === SUM ? 0 : NaN, { dtype: x.dtype, device: x.device });
+  }
   const out = Tensor.empty(keepShape, x.dtype, x.device);
-  if (x.numel === 0) throw new Float8Error(op, `cannot reduce an empty tensor of shape [${x.shape.join(", ")}]`);
   if (sameShape(keepShape, x.shape)) {
     out.assign(x.detach());
     return out;
