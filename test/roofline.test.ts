@@ -320,3 +320,13 @@ describe("bench/roofline.ts command", () => {
     expect(row!.r_speedup ?? "").toBe(""); // no peak rates for the CPU: nothing invented
   });
 });
+
+test("the CPU emulation's overhead counts this library's kernels: 10 bytes per input element, 7 per weight and grad_output element", () => {
+  const [M, K, N] = [64, 32, 16];
+  const kernels = float8OverheadKernels(M, K, N, { implementation: "cpu-emulation" });
+  const bytes = (role: string) => kernels.filter((k) => k.tensor === role).reduce((a, k) => a + k.readBytes + k.writeBytes, 0);
+  expect(bytes("input")).toBe(10 * M * K);
+  expect(bytes("weight")).toBe(7 * K * N);
+  expect(bytes("grad_output")).toBe(7 * M * N);
+  expect(kernels.every((k) => k.standalone)).toBe(true);
+});

@@ -176,7 +176,7 @@ export type TensorRole = "input" | "weight" | "grad_output";
 /** One kernel of the fp8 overhead, with the bytes it moves. */
 export interface OverheadKernel {
   readonly tensor: TensorRole;
-  readonly kernel: "amax_stage1" | "amax_stage2" | "cast" | "amax_and_cast" | "scale_reciprocal";
+  readonly kernel: "amax_stage1" | "amax_stage2" | "cast" | "amax_and_cast" | "scale_reciprocal" | "amax" | "cast_and_decode" | "decode";
   readonly readBytes: number;
   readonly writeBytes: number;
   /** False where the work is fused into the op that produced the tensor: no launch of its own. */
@@ -192,6 +192,11 @@ export interface OverheadOptions {
    * them (torchao assumed torch.compile does this; default true). The weight is never fused.
    */
   readonly fuseWithPreviousOp?: boolean;
+  /**
+   * Whose kernels to count: "cuda" (torchao's kernels on a GPU, the default) or
+   * "cpu-emulation" (this library's CPU path; the default for the "cpu" spec).
+   */
+  readonly implementation?: "cuda" | "cpu-emulation";
 }
 
 // Byte counts per kernel for one tensor of numel elements, bf16 in, fp8 out
@@ -224,9 +229,28 @@ function tensorKernels(tensor: TensorRole, numel: number, scaling: ScalingType, 
   ];
 }
 
+// This library's CPU emulation (src/float8/float8_linear.ts), per tensor of numel n, bf16 in:
+//   amax             read 2n (its own pass, dynamic and delayed alike)
+//   cast_and_decode  read 2n, write 1n fp8 + 2n exact bf16 decode (fp8_cpu_quantize_decode),
+//                    which the bf16 GEMMs consume
+//   decode           input only: read 1n, write 2n; its decode is dropped after the forward
+//                    (saved activations stay 1 byte) and made again for grad_weight
+// The weight's and grad_output's decodes serve both of their GEMMs.
+function cpuEmulationKernels(tensor: TensorRole, numel: number): OverheadKernel[] {
+  const k: OverheadKernel[] = [
+    { tensor, kernel: "amax", readBytes: BF16_BYTES * numel, writeBytes: 0, standalone: true },
+    { tensor, kernel: "cast_and_decode", readBytes: BF16_BYTES * numel, writeBytes: (FP8_BYTES + BF16_BYTES) * numel, standalone: true },
+  ];
+  if (tensor === "input") k.push({ tensor, kernel: "decode", readBytes: FP8_BYTES * numel, writeBytes: BF16_BYTES * numel, standalone: true });
+  return k;
+}
+
 /** Every amax and cast kernel a Float8Linear's forward+backward adds, with its bytes. */
 export function float8OverheadKernels(M: number, K: number, N: number, options: OverheadOptions = {}): OverheadKernel[] {
   checkDims("float8OverheadKernels", [M, K, N]);
+  if (options.implementation === "cpu-emulation") {
+    return [...cpuEmulationKernels("input", M * K), ...cpuEmulationKernels("weight", K * N), ...cpuEmulationKernels("grad_output", M * N)];
+  }
   const fused = options.fuseWithPreviousOp ?? true;
   return [
     ...tensorKernels("input", M * K, options.scaling?.input ?? "dynamic", fused),
@@ -242,7 +266,8 @@ export function float8OverheadKernels(M: number, K: number, N: number, options: 
  * into the previous op adds its bytes only.
  */
 export function float8OverheadTime(M: number, K: number, N: number, spec: DeviceSpec, options: OverheadOptions = {}): number {
-  const kernels = float8OverheadKernels(M, K, N, options);
+  const implementation = options.implementation ?? (spec.name === "cpu" ? "cpu-emulation" : "cuda");
+  const kernels = float8OverheadKernels(M, K, N, { ...options, implementation });
   const bandwidth = requireRate(spec, "memBandwidthBytesPerSec", "float8OverheadTime") * spec.achievableMemBandwidthFraction;
   let total = 0;
   for (const k of kernels) {
