@@ -421,13 +421,6 @@ int32_t launch_amax(const char *fn, Ctx *ctx, float *amax, float *scale, const v
 
 using namespace fp8cuda;
 
-#define ENTER(fn, c, ctx)                 \
-    Ctx *ctx = nullptr;                   \
-    do {                                  \
-        int32_t st_ = enter(fn, c, &ctx); \
-        if (st_ != FP8_OK) return st_;    \
-    } while (0)
-
 static bool is_convertible(int32_t dt) { return fp8_is_float_hp(dt) || fp8_is_fp8(dt); }
 
 extern "C" {

@@ -70,13 +70,6 @@ int32_t enter(const char *fn, fp8_cuda_ctx_t c, Ctx **out) {
 
 using namespace fp8cuda;
 
-#define ENTER(fn, c, ctx)                            \
-    Ctx *ctx = nullptr;                              \
-    do {                                             \
-        int32_t st_ = enter(fn, c, &ctx);            \
-        if (st_ != FP8_OK) return st_;               \
-    } while (0)
-
 extern "C" {
 
 FP8_API const char *fp8_cuda_last_error(void) { return fp8_last_error(); }

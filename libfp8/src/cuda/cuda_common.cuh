@@ -111,6 +111,14 @@ int32_t guard(const char *fn, F &&body) noexcept {
 /* Validates ctx and makes its device current on this thread. */
 int32_t enter(const char *fn, fp8_cuda_ctx_t c, Ctx **out);
 
+/* In an entry point: declares `ctx` from the handle c, returning enter's error status. */
+#define ENTER(fn, c, ctx)                             \
+    fp8cuda::Ctx *ctx = nullptr;                      \
+    do {                                              \
+        int32_t st_ = fp8cuda::enter(fn, c, &ctx);    \
+        if (st_ != FP8_OK) return st_;                \
+    } while (0)
+
 /* ---- validation helpers ---------------------------------------------------- */
 
 #define FP8_REQUIRE_N(n, fn) FP8_REQUIRE((n) >= 0, fn, "n must be >= 0, got %lld", (long long)(n))

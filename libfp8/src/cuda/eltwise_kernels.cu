@@ -101,13 +101,6 @@ __global__ void sum_slices_kernel(void *out, int out_dt, const float *partial, i
 
 using namespace fp8cuda;
 
-#define ENTER(fn, c, ctx)                 \
-    Ctx *ctx = nullptr;                   \
-    do {                                  \
-        int32_t st_ = enter(fn, c, &ctx); \
-        if (st_ != FP8_OK) return st_;    \
-    } while (0)
-
 extern "C" {
 
 FP8_API int32_t fp8_cuda_fill(fp8_cuda_ctx_t c, void *d_dst, int32_t dtype, int64_t n, double value) {
