@@ -600,6 +600,14 @@ enum { /* how fp8_cuda_scaled_mm_rowwise applies the row scales */
 };
 /* Path of every row-scaled GEMM on ctx (bench/gpu/check.sh tests each). */
 FP8_API int32_t fp8_cuda_set_rowwise_gemm(fp8_cuda_ctx_t ctx, int32_t path);
+/* -- Tensor ops on the device: the twins of the CPU ops above, same
+ *    arguments after ctx, same semantics, F32/BF16 with f32 arithmetic.
+ *    Host-side metadata (dims, strides) is read on the host; every data
+ *    pointer is device memory. -- */
+/* [tensor-kernels: libfp8/src/cuda/tensor_kernels.cu] */
+/* [end tensor-kernels] */
+/* [nn-kernels: libfp8/src/cuda/nn_kernels.cu, optim_kernels.cu] */
+/* [end nn-kernels] */
 /* ==== end CUDA =========================================================== */
 
 #ifdef __cplusplus

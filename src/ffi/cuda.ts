@@ -66,6 +66,11 @@ const symbols = {
     returns: i32,
   },
   fp8_cuda_set_rowwise_gemm: { args: [P, i32], returns: i32 },
+
+  // [tensor-kernels]
+  // [end tensor-kernels]
+  // [nn-kernels]
+  // [end nn-kernels]
 } as const;
 
 /** Path of libfp8_cuda this process loads (or would load). */
