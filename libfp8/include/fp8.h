@@ -607,6 +607,77 @@ FP8_API int32_t fp8_cuda_set_rowwise_gemm(fp8_cuda_ctx_t ctx, int32_t path);
 /* [tensor-kernels: libfp8/src/cuda/tensor_kernels.cu] */
 /* [end tensor-kernels] */
 /* [nn-kernels: libfp8/src/cuda/nn_kernels.cu, optim_kernels.cu] */
+/* Row ops along the last axis of (rows, cols), one warp or block per row.
+ * Integer inputs live on the device and are not validated: the caller checks
+ * them on the host (an out-of-range value never reads or writes out of bounds;
+ * each function says what it does instead). Sums across rows are deterministic. */
+/* d_dst (rows, cols) <- softmax (log != 0: log-softmax) of d_src along each row. */
+FP8_API int32_t fp8_cuda_softmax(fp8_cuda_ctx_t ctx, void *d_dst, const void *d_src, int32_t dtype,
+                                 int64_t rows, int64_t cols, int32_t log);
+/* d_dsrc (rows, cols) from d_ddst and the forward output d_dst. */
+FP8_API int32_t fp8_cuda_softmax_backward(fp8_cuda_ctx_t ctx, void *d_dsrc, const void *d_ddst,
+                                          const void *d_dst, int32_t dtype, int64_t rows,
+                                          int64_t cols, int32_t log);
+/* Layer norm: d_src (rows, cols) -> d_dst; d_gamma, d_beta (cols) or NULL;
+ * d_mean, d_rstd (rows) f32 out, rstd = 1/sqrt(var + eps); cols >= 1. */
+FP8_API int32_t fp8_cuda_layer_norm(fp8_cuda_ctx_t ctx, void *d_dst, float *d_mean, float *d_rstd,
+                                    const void *d_src, const void *d_gamma, const void *d_beta,
+                                    int32_t dtype, int64_t rows, int64_t cols, float eps);
+/* d_dsrc (rows, cols); d_dgamma, d_dbeta (cols) or NULL, overwritten (zeros
+ * when rows == 0); d_gamma NULL means ones. */
+FP8_API int32_t fp8_cuda_layer_norm_backward(fp8_cuda_ctx_t ctx, void *d_dsrc, void *d_dgamma,
+                                             void *d_dbeta, const void *d_ddst, const void *d_src,
+                                             const float *d_mean, const float *d_rstd,
+                                             const void *d_gamma, int32_t dtype, int64_t rows,
+                                             int64_t cols);
+/* RMS norm: d_dst (rows, cols) <- d_src * rstd [* d_gamma (cols)]; d_rstd (rows)
+ * f32 out. Sums in double, as the CPU. */
+FP8_API int32_t fp8_cuda_rms_norm(fp8_cuda_ctx_t ctx, void *d_dst, float *d_rstd, const void *d_src,
+                                  const void *d_gamma, int32_t dtype, int64_t rows, int64_t cols,
+                                  float eps);
+/* d_dsrc (rows, cols); d_dgamma (cols) overwritten, or NULL (must be NULL when d_gamma is). */
+FP8_API int32_t fp8_cuda_rms_norm_backward(fp8_cuda_ctx_t ctx, void *d_dsrc, void *d_dgamma,
+                                           const void *d_ddst, const void *d_src,
+                                           const float *d_rstd, const void *d_gamma, int32_t dtype,
+                                           int64_t rows, int64_t cols);
+/* Embedding: d_dst (n_idx, dim) <- d_weight (num, dim) rows picked by d_idx
+ * (int32, n_idx), copied bit for bit; an index outside [0, num) gives a zero row. */
+FP8_API int32_t fp8_cuda_embedding(fp8_cuda_ctx_t ctx, void *d_dst, const void *d_weight,
+                                   const int32_t *d_idx, int32_t dtype, int64_t n_idx, int64_t num,
+                                   int64_t dim);
+/* d_dweight (num, dim) += d_ddst (n_idx, dim) scattered by d_idx; an index
+ * outside [0, num) adds nothing. Deterministic, no atomics: a stable sort
+ * (CUB) groups the positions of each row, summed in f32 in position order as
+ * the CPU does. n_idx < 2^31; a temporary of ~16 bytes per index. */
+FP8_API int32_t fp8_cuda_embedding_backward(fp8_cuda_ctx_t ctx, void *d_dweight, const void *d_ddst,
+                                            const int32_t *d_idx, int32_t dtype, int64_t n_idx,
+                                            int64_t num, int64_t dim);
+/* Cross entropy, mean over rows whose target != ignore_index: d_logits (rows,
+ * cols >= 1), d_targets int32 (rows); d_logp (rows, cols) <- log_softmax, kept
+ * for backward; *d_loss (one f32 on the device) <- mean NLL, NaN when every
+ * row is ignored. A target outside [0, cols) that is not ignore_index (the CPU
+ * refuses it) makes the loss NaN. */
+FP8_API int32_t fp8_cuda_cross_entropy(fp8_cuda_ctx_t ctx, float *d_loss, void *d_logp,
+                                       const void *d_logits, const int32_t *d_targets,
+                                       int32_t dtype, int64_t rows, int64_t cols,
+                                       int32_t ignore_index);
+/* d_dlogits (rows, cols) <- *d_dloss * (softmax - onehot) / count, count = rows
+ * not ignored (found on the device); 0 on ignored rows, NaN on rows whose
+ * target is outside [0, cols). d_dloss: one f32 on the device. */
+FP8_API int32_t fp8_cuda_cross_entropy_backward(fp8_cuda_ctx_t ctx, void *d_dlogits,
+                                                const void *d_logp, const int32_t *d_targets,
+                                                const float *d_dloss, int32_t dtype, int64_t rows,
+                                                int64_t cols, int32_t ignore_index);
+/* Optimizer steps, as fp8_cpu_sgd_step / fp8_cpu_adamw_step (same f32 operations
+ * in the same order): d_param, d_grad (n) F32/BF16; state f32 (n) on the device. */
+FP8_API int32_t fp8_cuda_sgd_step(fp8_cuda_ctx_t ctx, void *d_param, const void *d_grad, float *d_buf,
+                                  int32_t dtype, int64_t n, float lr, float momentum,
+                                  float dampening, float weight_decay, int32_t nesterov,
+                                  int32_t first_step);
+FP8_API int32_t fp8_cuda_adamw_step(fp8_cuda_ctx_t ctx, void *d_param, const void *d_grad,
+                                    float *d_exp_avg, float *d_exp_avg_sq, int32_t dtype, int64_t n,
+                                    float lr, float beta1, float beta2, float eps,
+                                    float weight_decay, int64_t step);
 /* [end nn-kernels] */
 /* ==== end CUDA =========================================================== */
 

@@ -70,6 +70,18 @@ const symbols = {
   // [tensor-kernels]
   // [end tensor-kernels]
   // [nn-kernels]
+  fp8_cuda_softmax: { args: [P, P, P, i32, I64, I64, i32], returns: i32 },
+  fp8_cuda_softmax_backward: { args: [P, P, P, P, i32, I64, I64, i32], returns: i32 },
+  fp8_cuda_layer_norm: { args: [P, P, P, P, P, P, P, i32, I64, I64, f32], returns: i32 },
+  fp8_cuda_layer_norm_backward: { args: [P, P, P, P, P, P, P, P, P, i32, I64, I64], returns: i32 },
+  fp8_cuda_rms_norm: { args: [P, P, P, P, P, i32, I64, I64, f32], returns: i32 },
+  fp8_cuda_rms_norm_backward: { args: [P, P, P, P, P, P, P, i32, I64, I64], returns: i32 },
+  fp8_cuda_embedding: { args: [P, P, P, P, i32, I64, I64, I64], returns: i32 },
+  fp8_cuda_embedding_backward: { args: [P, P, P, P, i32, I64, I64, I64], returns: i32 },
+  fp8_cuda_cross_entropy: { args: [P, P, P, P, P, i32, I64, I64, i32], returns: i32 },
+  fp8_cuda_cross_entropy_backward: { args: [P, P, P, P, P, i32, I64, I64, i32], returns: i32 },
+  fp8_cuda_sgd_step: { args: [P, P, P, P, i32, I64, f32, f32, f32, f32, i32, i32], returns: i32 },
+  fp8_cuda_adamw_step: { args: [P, P, P, P, P, i32, I64, f32, f32, f32, f32, f32, I64], returns: i32 },
   // [end nn-kernels]
 } as const;
 

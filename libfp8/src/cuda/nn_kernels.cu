@@ -1,0 +1,851 @@
+/*
+ * nn_kernels.cu — the device twins of the CPU nn ops: softmax / log-softmax
+ * and layer norm (fp8_cpu_softmax*, fp8_cpu_layer_norm* in
+ * cpu/norm_softmax.cpp), RMS norm, embedding and cross entropy
+ * (cpu/nn_kernels.c), each with its backward. Same arguments after ctx, every
+ * data pointer device memory, F32 or BF16 data, each result rounded once to
+ * the destination dtype (bf16 RNE). Built into libfp8_cuda (see CMakeLists.txt).
+ *
+ * Row ops give each row of a (rows, cols) matrix a warp (cols <= 1024) or a
+ * block (longer rows), reduce with shuffles and read the row again from L2
+ * rather than keeping it in registers, so any cols works. Arithmetic is f32
+ * with accurate expf/logf, except where the CPU twin accumulates in double
+ * (RMS norm, cross entropy): there the device does too, in the same order of
+ * operations per element, so that it matches the CPU to the last bit in all
+ * but rare rounding ties. Sums across rows (dgamma, dbeta, the loss, the
+ * embedding gradient) are deterministic: fixed slices and a second pass, or a
+ * stable sort; no float atomics anywhere.
+ *
+ * Integer inputs (embedding indices, cross-entropy targets) live on the device,
+ * so they are not validated here: the caller checks them on the host. An
+ * out-of-range value never reads or writes out of bounds; what it does
+ * instead is stated at each function in fp8.h.
+ */
+#include <cub/device/device_radix_sort.cuh>
+
+#include "cuda_common.cuh"
+
+namespace fp8cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kReduceThreads = 1024;   /* the one-block reductions over rows */
+constexpr int64_t kWarpRowCols = 1024; /* rows up to this long get a warp, longer ones a block */
+
+__device__ __forceinline__ float load_hp(const void *p, int dt, int64_t i) {
+    return dt == FP8_DTYPE_F32 ? ((const float *)p)[i] : bf16_bits_to_f32(((const uint16_t *)p)[i]);
+}
+__device__ __forceinline__ void store_hp(void *p, int dt, int64_t i, float v) {
+    if (dt == FP8_DTYPE_F32)
+        ((float *)p)[i] = v;
+    else
+        ((uint16_t *)p)[i] = f32_to_bf16_bits(v);
+}
+/* v as store_hp would store it, read back. */
+__device__ __forceinline__ float round_hp(float v, int dt) {
+    return dt == FP8_DTYPE_F32 ? v : bf16_bits_to_f32(f32_to_bf16_bits(v));
+}
+
+/* ---- one row per group of G threads ------------------------------------------ */
+
+/* G = 32: a warp per row, kThreads / 32 rows per block; G = kThreads (or
+ * kReduceThreads for the one-block kernels): the block per row. The loops
+ * over rows are uniform across a group, so every thread of a group takes
+ * part in every reduction. */
+template <int G>
+__device__ __forceinline__ int64_t first_row() {
+    return (int64_t)blockIdx.x * (blockDim.x / G) + threadIdx.x / G;
+}
+template <int G>
+__device__ __forceinline__ int64_t row_step() {
+    return (int64_t)gridDim.x * (blockDim.x / G);
+}
+
+/* Sum over the group; every thread gets the same value (the butterfly adds
+ * the same pairs in every lane), in the same order on every run. */
+template <int G, class T>
+__device__ __forceinline__ T group_sum(T v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if constexpr (G > 32) {
+        __shared__ T part[G / 32];
+        __syncthreads(); /* the previous reduction's reads of part are done */
+        if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = v;
+        __syncthreads();
+        v = part[0];
+#pragma unroll
+        for (int w = 1; w < G / 32; w++) v += part[w];
+    }
+    return v;
+}
+
+/* Max over the group (fmaxf: a NaN loses to a number, as the CPU's fmaxf). */
+template <int G>
+__device__ __forceinline__ float group_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    if constexpr (G > 32) {
+        __shared__ float part[G / 32];
+        __syncthreads();
+        if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = v;
+        __syncthreads();
+        v = part[0];
+#pragma unroll
+        for (int w = 1; w < G / 32; w++) v = fmaxf(v, part[w]);
+    }
+    return v;
+}
+
+/* ---- softmax ------------------------------------------------------------------- */
+
+/* dst (rows, cols) <- softmax of src along each row, oneDNN's "accurate"
+ * algorithm as on the CPU: exp(x - max) / sum; log: (x - max) - log(sum). */
+template <int G>
+__global__ void __launch_bounds__(kThreads)
+softmax_kernel(void *dst, const void *src, int dt, int64_t rows, int64_t cols, int use_log) {
+    const int lane = threadIdx.x % G;
+    for (int64_t r = first_row<G>(); r < rows; r += row_step<G>()) {
+        const int64_t base = r * cols;
+        float mx = -INFINITY;
+        for (int64_t c = lane; c < cols; c += G) mx = fmaxf(mx, load_hp(src, dt, base + c));
+        mx = group_max<G>(mx);
+        float sum = 0.0f;
+        for (int64_t c = lane; c < cols; c += G) sum += expf(load_hp(src, dt, base + c) - mx);
+        sum = group_sum<G>(sum);
+        if (use_log) {
+            const float log_sum = logf(sum);
+            for (int64_t c = lane; c < cols; c += G)
+                store_hp(dst, dt, base + c, (load_hp(src, dt, base + c) - mx) - log_sum);
+        } else {
+            for (int64_t c = lane; c < cols; c += G)
+                store_hp(dst, dt, base + c, expf(load_hp(src, dt, base + c) - mx) / sum);
+        }
+    }
+}
+
+/* dsrc (rows, cols) from ddst and the forward output y = dst:
+ * softmax: y * (dy - sum(dy * y)); log-softmax: dy - exp(y) * sum(dy). */
+template <int G>
+__global__ void __launch_bounds__(kThreads)
+softmax_backward_kernel(void *dsrc, const void *ddst, const void *dst, int dt, int64_t rows,
+                        int64_t cols, int use_log) {
+    const int lane = threadIdx.x % G;
+    for (int64_t r = first_row<G>(); r < rows; r += row_step<G>()) {
+        const int64_t base = r * cols;
+        float s = 0.0f;
+        for (int64_t c = lane; c < cols; c += G) {
+            const float dy = load_hp(ddst, dt, base + c);
+            s += use_log ? dy : dy * load_hp(dst, dt, base + c);
+        }
+        s = group_sum<G>(s);
+        for (int64_t c = lane; c < cols; c += G) {
+            const float dy = load_hp(ddst, dt, base + c), y = load_hp(dst, dt, base + c);
+            store_hp(dsrc, dt, base + c, use_log ? dy - expf(y) * s : y * (dy - s));
+        }
+    }
+}
+
+/* ---- layer norm --------------------------------------------------------------------- */
+
+/* dst (rows, cols) <- (x - mean) * rstd [* gamma] [+ beta]; mean, rstd (rows)
+ * f32 with a two-pass variance and rstd = 1 / sqrt(var + eps), as the CPU. */
+template <int G>
+__global__ void __launch_bounds__(kThreads)
+layer_norm_kernel(void *dst, float *mean_out, float *rstd_out, const void *src, const void *gamma,
+                  const void *beta, int dt, int64_t rows, int64_t cols, float eps) {
+    const int lane = threadIdx.x % G;
+    for (int64_t r = first_row<G>(); r < rows; r += row_step<G>()) {
+        const int64_t base = r * cols;
+        float s = 0.0f;
+        for (int64_t c = lane; c < cols; c += G) s += load_hp(src, dt, base + c);
+        const float mean = group_sum<G>(s) / (float)cols;
+        float q = 0.0f;
+        for (int64_t c = lane; c < cols; c += G) {
+            const float d = load_hp(src, dt, base + c) - mean;
+            q += d * d;
+        }
+        const float var = group_sum<G>(q) / (float)cols;
+        const float rs = 1.0f / sqrtf(var + eps);
+        if (lane == 0) {
+            mean_out[r] = mean;
+            rstd_out[r] = rs;
+        }
+        for (int64_t c = lane; c < cols; c += G) {
+            float y = (load_hp(src, dt, base + c) - mean) * rs;
+            if (gamma) y *= load_hp(gamma, dt, c);
+            if (beta) y += load_hp(beta, dt, c);
+            store_hp(dst, dt, base + c, y);
+        }
+    }
+}
+
+/* dsrc (rows, cols) with xhat = (x - mean) * rstd, dxhat = dy * gamma (1 without):
+ * rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)). */
+template <int G>
+__global__ void __launch_bounds__(kThreads)
+layer_norm_backward_kernel(void *dsrc, const void *ddst, const void *src, const float *mean,
+                           const float *rstd, const void *gamma, int dt, int64_t rows,
+                           int64_t cols) {
+    const int lane = threadIdx.x % G;
+    for (int64_t r = first_row<G>(); r < rows; r += row_step<G>()) {
+        const int64_t base = r * cols;
+        const float mu = mean[r], rs = rstd[r];
+        float s1 = 0.0f, s2 = 0.0f;
+        for (int64_t c = lane; c < cols; c += G) {
+            const float xhat = (load_hp(src, dt, base + c) - mu) * rs;
+            const float dxhat = load_hp(ddst, dt, base + c) * (gamma ? load_hp(gamma, dt, c) : 1.0f);
+            s1 += dxhat;
+            s2 += dxhat * xhat;
+        }
+        const float mean_dxhat = group_sum<G>(s1) / (float)cols;
+        const float mean_dxhat_xhat = group_sum<G>(s2) / (float)cols;
+        for (int64_t c = lane; c < cols; c += G) {
+            const float xhat = (load_hp(src, dt, base + c) - mu) * rs;
+            const float dxhat = load_hp(ddst, dt, base + c) * (gamma ? load_hp(gamma, dt, c) : 1.0f);
+            store_hp(dsrc, dt, base + c, rs * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat));
+        }
+    }
+}
+
+/* ---- the norms' parameter gradients: column sums over rows ----------------------- */
+
+enum { kLayerNorm = 0, kRmsNorm = 1 };
+
+/* In double: layer norm dgamma = sum dy * xhat, dbeta = sum dy; RMS norm
+ * dgamma = sum (dy * x) * rstd (the CPU's order). Block (32, 8) takes 32
+ * columns and one of gridDim.y row slices; its 8 row lanes are summed in
+ * shared memory. With one slice the sums go straight to the outputs (either
+ * may be NULL), else to partial (slices, 2, cols). */
+template <int MODE>
+__global__ void norm_param_grad_kernel(void *dgamma, void *dbeta, double *partial, const void *ddst,
+                                       const void *src, const float *mean, const float *rstd,
+                                       int dt, int64_t rows, int64_t cols, int64_t rows_per_slice) {
+    __shared__ double acc[2][8][33];
+    const int64_t c = (int64_t)blockIdx.x * 32 + threadIdx.x;
+    const int64_t r_begin = (int64_t)blockIdx.y * rows_per_slice;
+    const int64_t r_end = min(rows, r_begin + rows_per_slice);
+    double g = 0.0, b = 0.0;
+    if (c < cols)
+        for (int64_t r = r_begin + threadIdx.y; r < r_end; r += 8) {
+            const float dy = load_hp(ddst, dt, r * cols + c), x = load_hp(src, dt, r * cols + c);
+            if (MODE == kLayerNorm) {
+                g += (double)dy * (double)((x - mean[r]) * rstd[r]);
+                b += (double)dy;
+            } else {
+                g = __dadd_rn(g, __dmul_rn(__dmul_rn((double)dy, (double)x), (double)rstd[r]));
+            }
+        }
+    acc[0][threadIdx.y][threadIdx.x] = g;
+    acc[1][threadIdx.y][threadIdx.x] = b;
+    __syncthreads();
+    if (threadIdx.y != 0 || c >= cols) return;
+    double tg = 0.0, tb = 0.0;
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+        tg += acc[0][k][threadIdx.x];
+        tb += acc[1][k][threadIdx.x];
+    }
+    if (gridDim.y == 1) {
+        if (dgamma) store_hp(dgamma, dt, c, (float)tg);
+        if (dbeta) store_hp(dbeta, dt, c, (float)tb);
+    } else {
+        partial[((int64_t)blockIdx.y * 2) * cols + c] = tg;
+        partial[((int64_t)blockIdx.y * 2 + 1) * cols + c] = tb;
+    }
+}
+
+__global__ void norm_param_grad_sum_kernel(void *dgamma, void *dbeta, const double *partial, int dt,
+                                           int64_t slices, int64_t cols) {
+    const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) return;
+    double tg = 0.0, tb = 0.0;
+    for (int64_t k = 0; k < slices; k++) {
+        tg += partial[(k * 2) * cols + c];
+        tb += partial[(k * 2 + 1) * cols + c];
+    }
+    if (dgamma) store_hp(dgamma, dt, c, (float)tg);
+    if (dbeta) store_hp(dbeta, dt, c, (float)tb);
+}
+
+/* ---- RMS norm ------------------------------------------------------------------------ */
+
+/* dst (rows, cols) <- round(x * rstd) * gamma, rstd = f32(1 / sqrt(sum(x^2) / cols + eps))
+ * with the sum in double, exactly fp8_cpu_rms_norm's operations (cols == 0 gives
+ * a NaN rstd, as there). */
+template <int G>
+__global__ void __launch_bounds__(kThreads)
+rms_norm_kernel(void *dst, float *rstd_out, const void *src, const void *gamma, int dt, int64_t rows,
+                int64_t cols, float eps) {
+    const int lane = threadIdx.x % G;
+    for (int64_t r = first_row<G>(); r < rows; r += row_step<G>()) {
+        const int64_t base = r * cols;
+        double sumsq = 0.0;
+        for (int64_t c = lane; c < cols; c += G) {
+            const double x = load_hp(src, dt, base + c);
+            sumsq += x * x; /* exact product: an FMA gives the same sum */
+        }
+        sumsq = group_sum<G>(sumsq);
+        const float rs = (float)(1.0 / sqrt(sumsq / (double)cols + (double)eps));
+        if (lane == 0) rstd_out[r] = rs;
+        for (int64_t c = lane; c < cols; c += G) {
+            float y = load_hp(src, dt, base + c) * rs;
+            if (gamma) y = round_hp(y, dt) * load_hp(gamma, dt, c);
+            store_hp(dst, dt, base + c, y);
+        }
+    }
+}
+
+/* dsrc (rows, cols) <- r * g * dy - x * r^3 / cols * sum(dy * g * x), in double
+ * with fp8_cpu_rms_norm_backward's operation order (no contraction into FMAs). */
+template <int G>
+__global__ void __launch_bounds__(kThreads)
+rms_norm_backward_kernel(void *dsrc, const void *ddst, const void *src, const float *rstd,
+                         const void *gamma, int dt, int64_t rows, int64_t cols) {
+    const int lane = threadIdx.x % G;
+    for (int64_t r = first_row<G>(); r < rows; r += row_step<G>()) {
+        const int64_t base = r * cols;
+        const double rs = rstd[r];
+        double dot = 0.0;
+        for (int64_t c = lane; c < cols; c += G) {
+            const double g = gamma ? (double)load_hp(gamma, dt, c) : 1.0;
+            const double dy = load_hp(ddst, dt, base + c), x = load_hp(src, dt, base + c);
+            dot = __dadd_rn(dot, __dmul_rn(__dmul_rn(dy, g), x));
+        }
+        dot = group_sum<G>(dot);
+        const double coef = __ddiv_rn(__dmul_rn(__dmul_rn(__dmul_rn(dot, rs), rs), rs), (double)cols);
+        for (int64_t c = lane; c < cols; c += G) {
+            const double g = gamma ? (double)load_hp(gamma, dt, c) : 1.0;
+            const double dy = load_hp(ddst, dt, base + c), x = load_hp(src, dt, base + c);
+            const double dx = __dsub_rn(__dmul_rn(__dmul_rn(rs, g), dy), __dmul_rn(coef, x));
+            store_hp(dsrc, dt, base + c, (float)dx);
+        }
+    }
+}
+
+/* ---- embedding ---------------------------------------------------------------------- */
+
+/* dst (n_idx, dim) <- weight (num, dim) rows picked by idx, copied bit for bit
+ * (E: the element's bits); an index outside [0, num) gives a row of zeros.
+ * blockIdx.x walks the indices; blockIdx.y and the threads cover dim. */
+template <class E>
+__global__ void embedding_kernel(E *dst, const E *weight, const int32_t *idx, int64_t n_idx,
+                                 int64_t num, int64_t dim) {
+    for (int64_t i = blockIdx.x; i < n_idx; i += gridDim.x) {
+        const int32_t k = idx[i];
+        const bool ok = k >= 0 && k < num;
+        for (int64_t c = (int64_t)blockIdx.y * blockDim.x + threadIdx.x; c < dim;
+             c += (int64_t)gridDim.y * blockDim.x)
+            dst[i * dim + c] = ok ? weight[(int64_t)k * dim + c] : (E)0;
+    }
+}
+
+/* Sort input for the embedding gradient: keys[i] <- idx[i], or `invalid`
+ * (above every row of weight) when idx[i] is outside [0, num); pos[i] <- i. */
+__global__ void embedding_keys_kernel(uint32_t *keys, int32_t *pos, const int32_t *idx, int64_t n_idx,
+                                      int64_t num, uint32_t invalid) {
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n_idx; i += stride) {
+        const int32_t k = idx[i];
+        keys[i] = k >= 0 && k < num ? (uint32_t)k : invalid;
+        pos[i] = (int32_t)i;
+    }
+}
+
+/* dweight (num, dim) += ddst (n, dim) grouped by row. keys (n) ascending and
+ * pos (n) come from a stable sort, so each key's run lists its positions in
+ * increasing order. The block at the first position of a run sums the run
+ * into that weight row, one thread per column, in f32 from dweight's value
+ * and in position order: the additions fp8_cpu_embedding_backward makes. */
+__global__ void embedding_backward_kernel(void *dweight, const void *ddst, const uint32_t *keys,
+                                          const int32_t *pos, int dt, int64_t n, uint32_t invalid,
+                                          int64_t dim) {
+    for (int64_t k = blockIdx.x; k < n; k += gridDim.x) {
+        const uint32_t key = keys[k];
+        if (key >= invalid || (k > 0 && keys[k - 1] == key)) continue; /* uniform in the block */
+        const int64_t row = (int64_t)key * dim;
+        for (int64_t c = (int64_t)blockIdx.y * blockDim.x + threadIdx.x; c < dim;
+             c += (int64_t)gridDim.y * blockDim.x) {
+            float acc = load_hp(dweight, dt, row + c);
+            for (int64_t j = k; j < n && keys[j] == key; j++) acc += load_hp(ddst, dt, (int64_t)pos[j] * dim + c);
+            store_hp(dweight, dt, row + c, acc);
+        }
+    }
+}
+
+/* ---- cross entropy ------------------------------------------------------------------- */
+
+/* logp (rows, cols) <- log_softmax(logits) with fp8_cpu_cross_entropy's
+ * operations: f32 row max, sum of exp(x - max) in double, log_sum = f32(log(sum)),
+ * logp = (x - max) - log_sum rounded to dtype. row_logp[r] <- the stored logp
+ * at the row's target; NaN for a target outside [0, cols) that is not
+ * ignore_index; unwritten for an ignored row. */
+template <int G>
+__global__ void __launch_bounds__(kThreads)
+cross_entropy_kernel(void *logp, float *row_logp, const void *logits, const int32_t *targets, int dt,
+                     int64_t rows, int64_t cols, int32_t ignore_index) {
+    const int lane = threadIdx.x % G;
+    for (int64_t r = first_row<G>(); r < rows; r += row_step<G>()) {
+        const int64_t base = r * cols;
+        float mx = -INFINITY;
+        for (int64_t c = lane; c < cols; c += G) mx = fmaxf(mx, load_hp(logits, dt, base + c));
+        mx = group_max<G>(mx);
+        double sum = 0.0;
+        for (int64_t c = lane; c < cols; c += G) sum += exp((double)(load_hp(logits, dt, base + c) - mx));
+        sum = group_sum<G>(sum);
+        const float log_sum = (float)log(sum);
+        const int32_t t = targets[r];
+        for (int64_t c = lane; c < cols; c += G) {
+            const float v = (load_hp(logits, dt, base + c) - mx) - log_sum;
+            store_hp(logp, dt, base + c, v);
+            if (c == t) row_logp[r] = round_hp(v, dt);
+        }
+        if (lane == 0 && t != ignore_index && (t < 0 || t >= cols)) row_logp[r] = NAN;
+    }
+}
+
+/* *loss <- -(sum of row_logp over the rows not ignored) / their count, in
+ * double as the CPU (0 / 0 = NaN when every row is ignored). One block. */
+__global__ void __launch_bounds__(kReduceThreads)
+cross_entropy_loss_kernel(float *loss, const float *row_logp, const int32_t *targets, int64_t rows,
+                          int32_t ignore_index) {
+    double nll = 0.0;
+    long long count = 0;
+    for (int64_t r = threadIdx.x; r < rows; r += kReduceThreads)
+        if (targets[r] != ignore_index) {
+            nll -= row_logp[r];
+            count++;
+        }
+    nll = group_sum<kReduceThreads>(nll);
+    count = group_sum<kReduceThreads>(count);
+    if (threadIdx.x == 0) *loss = (float)(nll / (double)count);
+}
+
+/* *w <- f32(dloss / count) over the rows not ignored (0 when there are none),
+ * as fp8_cpu_cross_entropy_backward computes it. One block. */
+__global__ void __launch_bounds__(kReduceThreads)
+cross_entropy_weight_kernel(float *w, const float *dloss, const int32_t *targets, int64_t rows,
+                            int32_t ignore_index) {
+    long long count = 0;
+    for (int64_t r = threadIdx.x; r < rows; r += kReduceThreads) count += targets[r] != ignore_index;
+    count = group_sum<kReduceThreads>(count);
+    if (threadIdx.x == 0) *w = count > 0 ? (float)((double)*dloss / (double)count) : 0.0f;
+}
+
+/* dlogits (rows, cols) <- w * (exp(logp) - onehot(target)); 0 on ignored rows,
+ * NaN on rows whose target is outside [0, cols). exp in double rounded to f32:
+ * the correctly rounded expf in all but ties, as glibc's expf on the CPU. */
+template <int G>
+__global__ void __launch_bounds__(kThreads)
+cross_entropy_backward_kernel(void *dlogits, const void *logp, const int32_t *targets, const float *w_ptr,
+                              int dt, int64_t rows, int64_t cols, int32_t ignore_index) {
+    const int lane = threadIdx.x % G;
+    const float w = *w_ptr;
+    for (int64_t r = first_row<G>(); r < rows; r += row_step<G>()) {
+        const int64_t base = r * cols;
+        const int32_t t = targets[r];
+        const bool ignored = t == ignore_index, bad = !ignored && (t < 0 || t >= cols);
+        for (int64_t c = lane; c < cols; c += G) {
+            float v = 0.0f;
+            if (bad) {
+                v = NAN;
+            } else if (!ignored) {
+                const float p = (float)exp((double)load_hp(logp, dt, base + c));
+                v = w * (p - (c == t ? 1.0f : 0.0f));
+            }
+            store_hp(dlogits, dt, base + c, v);
+        }
+    }
+}
+
+/* ---- host helpers ------------------------------------------------------------------------ */
+
+/* a >= 0, b >= b_min and a * b fits in int64, as the CPU twins check. */
+int32_t check_dims(const char *fn, const char *a_name, int64_t a, const char *b_name, int64_t b,
+                   int64_t b_min) {
+    FP8_REQUIRE(a >= 0 && b >= b_min, fn, "%s=%lld must be >= 0 and %s=%lld >= %lld", a_name, (long long)a,
+                b_name, (long long)b, (long long)b_min);
+    FP8_REQUIRE(b == 0 || a <= INT64_MAX / b, fn, "%s=%lld * %s=%lld overflows int64", a_name, (long long)a,
+                b_name, (long long)b);
+    return FP8_OK;
+}
+
+/* Blocks for a row kernel: a warp per row packs kThreads / 32 rows in a block. */
+inline unsigned row_grid(const Ctx *ctx, int64_t rows, bool warp_per_row) {
+    return grid_for(ctx, rows, warp_per_row ? kThreads / 32 : 1);
+}
+
+/* Device memory for the length of one call: the context's workspace when it
+ * is big enough (stream-ordered and idle between calls), else cudaMallocAsync,
+ * freed on the stream after the work this call queues. */
+struct CallTemp {
+    cudaStream_t stream = nullptr;
+    void *p = nullptr;
+    bool owned = false;
+    CallTemp() = default;
+    CallTemp(const CallTemp &) = delete;
+    CallTemp &operator=(const CallTemp &) = delete;
+    ~CallTemp() {
+        if (owned) cudaFreeAsync(p, stream);
+    }
+    int32_t get(const char *fn, Ctx *ctx, size_t bytes) {
+        stream = ctx->stream;
+        if (bytes <= ctx->workspace_bytes) {
+            p = ctx->workspace;
+            return FP8_OK;
+        }
+        FP8_CUDA_TRY(fn, "cudaMallocAsync", cudaMallocAsync(&p, bytes, stream));
+        owned = true;
+        return FP8_OK;
+    }
+    int32_t release(const char *fn) {
+        if (!owned) return FP8_OK;
+        owned = false;
+        FP8_CUDA_TRY(fn, "cudaFreeAsync", cudaFreeAsync(p, stream));
+        return FP8_OK;
+    }
+};
+
+/* dgamma / dbeta (cols, either NULL) of a norm's backward: column sums over
+ * rows, zeros when rows == 0. Row slices fill the GPU about 4 times over,
+ * each >= 64 rows, their partial sums in the workspace; one slice when they
+ * do not fit. */
+int32_t norm_param_grads(const char *fn, Ctx *ctx, int mode, void *dgamma, void *dbeta, const void *ddst,
+                         const void *src, const float *mean, const float *rstd, int32_t dtype, int64_t rows,
+                         int64_t cols) {
+    if ((!dgamma && !dbeta) || cols == 0) return FP8_OK;
+    const int64_t col_blocks = (cols + 31) / 32;
+    const int64_t slice_bytes = 2 * cols * (int64_t)sizeof(double);
+    int64_t slices = ((int64_t)ctx->sm_count * 4 + col_blocks - 1) / col_blocks;
+    slices = std::min<int64_t>(slices, (rows + 63) / 64);
+    slices = std::min<int64_t>(slices, (int64_t)ctx->workspace_bytes / slice_bytes);
+    slices = std::max<int64_t>(std::min<int64_t>(slices, 65535), 1);
+    const int64_t rows_per_slice = rows == 0 ? 1 : (rows + slices - 1) / slices;
+    double *partial = (double *)ctx->workspace;
+    const dim3 grid((unsigned)col_blocks, (unsigned)slices), block(32, 8);
+    if (mode == kLayerNorm)
+        norm_param_grad_kernel<kLayerNorm><<<grid, block, 0, ctx->stream>>>(
+            dgamma, dbeta, partial, ddst, src, mean, rstd, dtype, rows, cols, rows_per_slice);
+    else
+        norm_param_grad_kernel<kRmsNorm><<<grid, block, 0, ctx->stream>>>(
+            dgamma, dbeta, partial, ddst, src, mean, rstd, dtype, rows, cols, rows_per_slice);
+    FP8_LAUNCH_CHECK(fn, "norm_param_grad_kernel");
+    if (slices > 1) {
+        norm_param_grad_sum_kernel<<<(unsigned)((cols + kThreads - 1) / kThreads), kThreads, 0, ctx->stream>>>(
+            dgamma, dbeta, partial, dtype, slices, cols);
+        FP8_LAUNCH_CHECK(fn, "norm_param_grad_sum_kernel");
+    }
+    return FP8_OK;
+}
+
+/* Threads per block and blocks along y for kernels whose threads cover dim columns. */
+inline void column_layout(int64_t dim, int *threads, unsigned *gy) {
+    *threads = dim >= kThreads ? kThreads : (int)((dim + 31) / 32 * 32);
+    *gy = (unsigned)std::min<int64_t>((dim + *threads - 1) / *threads, 65535);
+}
+
+inline size_t align256(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+}  // namespace
+}  // namespace fp8cuda
+
+using namespace fp8cuda;
+
+extern "C" {
+
+FP8_API int32_t fp8_cuda_softmax(fp8_cuda_ctx_t c, void *d_dst, const void *d_src, int32_t dtype,
+                                 int64_t rows, int64_t cols, int32_t log) {
+    static const char fn[] = "fp8_cuda_softmax";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_HP(dtype, "dtype", fn);
+        int32_t st = check_dims(fn, "rows", rows, "cols", cols, 0);
+        if (st != FP8_OK) return st;
+        FP8_REQUIRE_DATA(d_dst, rows * cols, fn);
+        FP8_REQUIRE_DATA(d_src, rows * cols, fn);
+        ENTER(fn, c, ctx);
+        if (rows == 0 || cols == 0) return FP8_OK;
+        if (cols <= kWarpRowCols)
+            softmax_kernel<32><<<row_grid(ctx, rows, true), kThreads, 0, ctx->stream>>>(d_dst, d_src, dtype, rows,
+                                                                                        cols, log != 0);
+        else
+            softmax_kernel<kThreads><<<row_grid(ctx, rows, false), kThreads, 0, ctx->stream>>>(
+                d_dst, d_src, dtype, rows, cols, log != 0);
+        FP8_LAUNCH_CHECK(fn, "softmax_kernel");
+        return FP8_OK;
+    });
+}
+
+FP8_API int32_t fp8_cuda_softmax_backward(fp8_cuda_ctx_t c, void *d_dsrc, const void *d_ddst,
+                                          const void *d_dst, int32_t dtype, int64_t rows, int64_t cols,
+                                          int32_t log) {
+    static const char fn[] = "fp8_cuda_softmax_backward";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_HP(dtype, "dtype", fn);
+        int32_t st = check_dims(fn, "rows", rows, "cols", cols, 0);
+        if (st != FP8_OK) return st;
+        FP8_REQUIRE_DATA(d_dsrc, rows * cols, fn);
+        FP8_REQUIRE_DATA(d_ddst, rows * cols, fn);
+        FP8_REQUIRE_DATA(d_dst, rows * cols, fn);
+        ENTER(fn, c, ctx);
+        if (rows == 0 || cols == 0) return FP8_OK;
+        if (cols <= kWarpRowCols)
+            softmax_backward_kernel<32><<<row_grid(ctx, rows, true), kThreads, 0, ctx->stream>>>(
+                d_dsrc, d_ddst, d_dst, dtype, rows, cols, log != 0);
+        else
+            softmax_backward_kernel<kThreads><<<row_grid(ctx, rows, false), kThreads, 0, ctx->stream>>>(
+                d_dsrc, d_ddst, d_dst, dtype, rows, cols, log != 0);
+        FP8_LAUNCH_CHECK(fn, "softmax_backward_kernel");
+        return FP8_OK;
+    });
+}
+
+FP8_API int32_t fp8_cuda_layer_norm(fp8_cuda_ctx_t c, void *d_dst, float *d_mean, float *d_rstd,
+                                    const void *d_src, const void *d_gamma, const void *d_beta,
+                                    int32_t dtype, int64_t rows, int64_t cols, float eps) {
+    static const char fn[] = "fp8_cuda_layer_norm";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_HP(dtype, "dtype", fn);
+        FP8_REQUIRE(eps >= 0.0f && isfinite(eps), fn, "eps=%g must be finite and >= 0", (double)eps);
+        int32_t st = check_dims(fn, "rows", rows, "cols", cols, 1);
+        if (st != FP8_OK) return st;
+        FP8_REQUIRE_DATA(d_dst, rows * cols, fn);
+        FP8_REQUIRE_DATA(d_src, rows * cols, fn);
+        FP8_REQUIRE_DATA(d_mean, rows, fn);
+        FP8_REQUIRE_DATA(d_rstd, rows, fn);
+        ENTER(fn, c, ctx);
+        if (rows == 0) return FP8_OK;
+        if (cols <= kWarpRowCols)
+            layer_norm_kernel<32><<<row_grid(ctx, rows, true), kThreads, 0, ctx->stream>>>(
+                d_dst, d_mean, d_rstd, d_src, d_gamma, d_beta, dtype, rows, cols, eps);
+        else
+            layer_norm_kernel<kThreads><<<row_grid(ctx, rows, false), kThreads, 0, ctx->stream>>>(
+                d_dst, d_mean, d_rstd, d_src, d_gamma, d_beta, dtype, rows, cols, eps);
+        FP8_LAUNCH_CHECK(fn, "layer_norm_kernel");
+        return FP8_OK;
+    });
+}
+
+FP8_API int32_t fp8_cuda_layer_norm_backward(fp8_cuda_ctx_t c, void *d_dsrc, void *d_dgamma, void *d_dbeta,
+                                             const void *d_ddst, const void *d_src, const float *d_mean,
+                                             const float *d_rstd, const void *d_gamma, int32_t dtype,
+                                             int64_t rows, int64_t cols) {
+    static const char fn[] = "fp8_cuda_layer_norm_backward";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_HP(dtype, "dtype", fn);
+        int32_t st = check_dims(fn, "rows", rows, "cols", cols, 1);
+        if (st != FP8_OK) return st;
+        FP8_REQUIRE_DATA(d_dsrc, rows * cols, fn);
+        FP8_REQUIRE_DATA(d_ddst, rows * cols, fn);
+        FP8_REQUIRE_DATA(d_src, rows * cols, fn);
+        FP8_REQUIRE_DATA(d_mean, rows, fn);
+        FP8_REQUIRE_DATA(d_rstd, rows, fn);
+        ENTER(fn, c, ctx);
+        if (rows > 0) {
+            if (cols <= kWarpRowCols)
+                layer_norm_backward_kernel<32><<<row_grid(ctx, rows, true), kThreads, 0, ctx->stream>>>(
+                    d_dsrc, d_ddst, d_src, d_mean, d_rstd, d_gamma, dtype, rows, cols);
+            else
+                layer_norm_backward_kernel<kThreads><<<row_grid(ctx, rows, false), kThreads, 0, ctx->stream>>>(
+                    d_dsrc, d_ddst, d_src, d_mean, d_rstd, d_gamma, dtype, rows, cols);
+            FP8_LAUNCH_CHECK(fn, "layer_norm_backward_kernel");
+        }
+        return norm_param_grads(fn, ctx, kLayerNorm, d_dgamma, d_dbeta, d_ddst, d_src, d_mean, d_rstd, dtype,
+                                rows, cols);
+    });
+}
+
+FP8_API int32_t fp8_cuda_rms_norm(fp8_cuda_ctx_t c, void *d_dst, float *d_rstd, const void *d_src,
+                                  const void *d_gamma, int32_t dtype, int64_t rows, int64_t cols, float eps) {
+    static const char fn[] = "fp8_cuda_rms_norm";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_HP(dtype, "dtype", fn);
+        int32_t st = check_dims(fn, "rows", rows, "cols", cols, 0);
+        if (st != FP8_OK) return st;
+        FP8_REQUIRE(eps >= 0.0f, fn, "eps must be >= 0, got %g", (double)eps);
+        FP8_REQUIRE_DATA(d_dst, rows * cols, fn);
+        FP8_REQUIRE_DATA(d_src, rows * cols, fn);
+        FP8_REQUIRE_DATA(d_rstd, rows, fn);
+        ENTER(fn, c, ctx);
+        if (rows == 0) return FP8_OK;
+        if (cols <= kWarpRowCols)
+            rms_norm_kernel<32><<<row_grid(ctx, rows, true), kThreads, 0, ctx->stream>>>(
+                d_dst, d_rstd, d_src, d_gamma, dtype, rows, cols, eps);
+        else
+            rms_norm_kernel<kThreads><<<row_grid(ctx, rows, false), kThreads, 0, ctx->stream>>>(
+                d_dst, d_rstd, d_src, d_gamma, dtype, rows, cols, eps);
+        FP8_LAUNCH_CHECK(fn, "rms_norm_kernel");
+        return FP8_OK;
+    });
+}
+
+FP8_API int32_t fp8_cuda_rms_norm_backward(fp8_cuda_ctx_t c, void *d_dsrc, void *d_dgamma, const void *d_ddst,
+                                           const void *d_src, const float *d_rstd, const void *d_gamma,
+                                           int32_t dtype, int64_t rows, int64_t cols) {
+    static const char fn[] = "fp8_cuda_rms_norm_backward";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE(d_gamma || !d_dgamma, fn, "d_dgamma is given but d_gamma is NULL");
+        FP8_REQUIRE_HP(dtype, "dtype", fn);
+        int32_t st = check_dims(fn, "rows", rows, "cols", cols, 0);
+        if (st != FP8_OK) return st;
+        FP8_REQUIRE_DATA(d_dsrc, rows * cols, fn);
+        FP8_REQUIRE_DATA(d_ddst, rows * cols, fn);
+        FP8_REQUIRE_DATA(d_src, rows * cols, fn);
+        FP8_REQUIRE_DATA(d_rstd, rows, fn);
+        ENTER(fn, c, ctx);
+        if (rows > 0 && cols > 0) {
+            if (cols <= kWarpRowCols)
+                rms_norm_backward_kernel<32><<<row_grid(ctx, rows, true), kThreads, 0, ctx->stream>>>(
+                    d_dsrc, d_ddst, d_src, d_rstd, d_gamma, dtype, rows, cols);
+            else
+                rms_norm_backward_kernel<kThreads><<<row_grid(ctx, rows, false), kThreads, 0, ctx->stream>>>(
+                    d_dsrc, d_ddst, d_src, d_rstd, d_gamma, dtype, rows, cols);
+            FP8_LAUNCH_CHECK(fn, "rms_norm_backward_kernel");
+        }
+        return norm_param_grads(fn, ctx, kRmsNorm, d_dgamma, nullptr, d_ddst, d_src, nullptr, d_rstd, dtype, rows,
+                                cols);
+    });
+}
+
+FP8_API int32_t fp8_cuda_embedding(fp8_cuda_ctx_t c, void *d_dst, const void *d_weight, const int32_t *d_idx,
+                                   int32_t dtype, int64_t n_idx, int64_t num, int64_t dim) {
+    static const char fn[] = "fp8_cuda_embedding";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_HP(dtype, "dtype", fn);
+        int32_t st = check_dims(fn, "n_idx", n_idx, "dim", dim, 0);
+        if (st == FP8_OK) st = check_dims(fn, "num", num, "dim", dim, 0);
+        if (st != FP8_OK) return st;
+        FP8_REQUIRE_DATA(d_dst, n_idx * dim, fn);
+        FP8_REQUIRE_DATA(d_weight, num * dim, fn);
+        FP8_REQUIRE_DATA(d_idx, n_idx, fn);
+        ENTER(fn, c, ctx);
+        if (n_idx == 0 || dim == 0) return FP8_OK;
+        int threads;
+        unsigned gy;
+        column_layout(dim, &threads, &gy);
+        const dim3 grid(grid_for(ctx, n_idx, 1, 32), gy);
+        if (dtype == FP8_DTYPE_F32)
+            embedding_kernel<uint32_t><<<grid, threads, 0, ctx->stream>>>(
+                (uint32_t *)d_dst, (const uint32_t *)d_weight, d_idx, n_idx, num, dim);
+        else
+            embedding_kernel<uint16_t><<<grid, threads, 0, ctx->stream>>>(
+                (uint16_t *)d_dst, (const uint16_t *)d_weight, d_idx, n_idx, num, dim);
+        FP8_LAUNCH_CHECK(fn, "embedding_kernel");
+        return FP8_OK;
+    });
+}
+
+FP8_API int32_t fp8_cuda_embedding_backward(fp8_cuda_ctx_t c, void *d_dweight, const void *d_ddst,
+                                            const int32_t *d_idx, int32_t dtype, int64_t n_idx, int64_t num,
+                                            int64_t dim) {
+    static const char fn[] = "fp8_cuda_embedding_backward";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_HP(dtype, "dtype", fn);
+        int32_t st = check_dims(fn, "n_idx", n_idx, "dim", dim, 0);
+        if (st == FP8_OK) st = check_dims(fn, "num", num, "dim", dim, 0);
+        if (st != FP8_OK) return st;
+        FP8_REQUIRE(n_idx <= INT32_MAX, fn, "n_idx=%lld must be < 2^31 (device positions are int32)",
+                    (long long)n_idx);
+        FP8_REQUIRE_DATA(d_dweight, num * dim, fn);
+        FP8_REQUIRE_DATA(d_ddst, n_idx * dim, fn);
+        FP8_REQUIRE_DATA(d_idx, n_idx, fn);
+        ENTER(fn, c, ctx);
+        if (n_idx == 0 || dim == 0 || num == 0) return FP8_OK;
+
+        /* Stable sort of (row, position) pairs on the row's bits only; an
+         * invalid index gets the key `invalid`, sorted last and skipped. */
+        const uint32_t invalid = (uint32_t)std::min<int64_t>(num, (int64_t)1 << 31);
+        const int end_bit = 32 - __builtin_clz(invalid);
+        const int n = (int)n_idx;
+        size_t sort_bytes = 0;
+        FP8_CUDA_TRY(fn, "cub::DeviceRadixSort::SortPairs (size query)",
+                     cub::DeviceRadixSort::SortPairs(nullptr, sort_bytes, (const uint32_t *)nullptr,
+                                                     (uint32_t *)nullptr, (const int32_t *)nullptr,
+                                                     (int32_t *)nullptr, n, 0, end_bit, ctx->stream));
+        const size_t vec = align256((size_t)n * 4);
+        CallTemp temp;
+        if ((st = temp.get(fn, ctx, 4 * vec + sort_bytes)) != FP8_OK) return st;
+        char *base = (char *)temp.p;
+        uint32_t *keys_in = (uint32_t *)base, *keys = (uint32_t *)(base + vec);
+        int32_t *pos_in = (int32_t *)(base + 2 * vec), *pos = (int32_t *)(base + 3 * vec);
+        void *sort_temp = base + 4 * vec;
+
+        embedding_keys_kernel<<<grid_for(ctx, n_idx, kThreads), kThreads, 0, ctx->stream>>>(keys_in, pos_in, d_idx,
+                                                                                            n_idx, num, invalid);
+        FP8_LAUNCH_CHECK(fn, "embedding_keys_kernel");
+        FP8_CUDA_TRY(fn, "cub::DeviceRadixSort::SortPairs",
+                     cub::DeviceRadixSort::SortPairs(sort_temp, sort_bytes, keys_in, keys, pos_in, pos, n, 0, end_bit,
+                                                     ctx->stream));
+        int threads;
+        unsigned gy;
+        column_layout(dim, &threads, &gy);
+        const dim3 grid(grid_for(ctx, n_idx, 1, 16), gy);
+        embedding_backward_kernel<<<grid, threads, 0, ctx->stream>>>(d_dweight, d_ddst, keys, pos, dtype, n_idx,
+                                                                     invalid, dim);
+        FP8_LAUNCH_CHECK(fn, "embedding_backward_kernel");
+        return temp.release(fn);
+    });
+}
+
+FP8_API int32_t fp8_cuda_cross_entropy(fp8_cuda_ctx_t c, float *d_loss, void *d_logp, const void *d_logits,
+                                       const int32_t *d_targets, int32_t dtype, int64_t rows, int64_t cols,
+                                       int32_t ignore_index) {
+    static const char fn[] = "fp8_cuda_cross_entropy";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_PTR(d_loss, fn);
+        FP8_REQUIRE_HP(dtype, "dtype", fn);
+        int32_t st = check_dims(fn, "rows", rows, "cols", cols, 1);
+        if (st != FP8_OK) return st;
+        FP8_REQUIRE_DATA(d_logp, rows * cols, fn);
+        FP8_REQUIRE_DATA(d_logits, rows * cols, fn);
+        FP8_REQUIRE_DATA(d_targets, rows, fn);
+        ENTER(fn, c, ctx);
+        CallTemp temp;
+        if ((st = temp.get(fn, ctx, (size_t)rows * sizeof(float))) != FP8_OK) return st;
+        float *row_logp = (float *)temp.p;
+        if (rows > 0) {
+            if (cols <= kWarpRowCols)
+                cross_entropy_kernel<32><<<row_grid(ctx, rows, true), kThreads, 0, ctx->stream>>>(
+                    d_logp, row_logp, d_logits, d_targets, dtype, rows, cols, ignore_index);
+            else
+                cross_entropy_kernel<kThreads><<<row_grid(ctx, rows, false), kThreads, 0, ctx->stream>>>(
+                    d_logp, row_logp, d_logits, d_targets, dtype, rows, cols, ignore_index);
+            FP8_LAUNCH_CHECK(fn, "cross_entropy_kernel");
+        }
+        cross_entropy_loss_kernel<<<1, kReduceThreads, 0, ctx->stream>>>(d_loss, row_logp, d_targets, rows,
+                                                                         ignore_index);
+        FP8_LAUNCH_CHECK(fn, "cross_entropy_loss_kernel");
+        return temp.release(fn);
+    });
+}
+
+FP8_API int32_t fp8_cuda_cross_entropy_backward(fp8_cuda_ctx_t c, void *d_dlogits, const void *d_logp,
+                                                const int32_t *d_targets, const float *d_dloss, int32_t dtype,
+                                                int64_t rows, int64_t cols, int32_t ignore_index) {
+    static const char fn[] = "fp8_cuda_cross_entropy_backward";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_PTR(d_dloss, fn);
+        FP8_REQUIRE_HP(dtype, "dtype", fn);
+        int32_t st = check_dims(fn, "rows", rows, "cols", cols, 1);
+        if (st != FP8_OK) return st;
+        FP8_REQUIRE_DATA(d_dlogits, rows * cols, fn);
+        FP8_REQUIRE_DATA(d_logp, rows * cols, fn);
+        FP8_REQUIRE_DATA(d_targets, rows, fn);
+        ENTER(fn, c, ctx);
+        if (rows == 0) return FP8_OK;
+        CallTemp temp; /* 4 bytes: the workspace */
+        if ((st = temp.get(fn, ctx, sizeof(float))) != FP8_OK) return st;
+        float *w = (float *)temp.p;
+        cross_entropy_weight_kernel<<<1, kReduceThreads, 0, ctx->stream>>>(w, d_dloss, d_targets, rows,
+                                                                           ignore_index);
+        FP8_LAUNCH_CHECK(fn, "cross_entropy_weight_kernel");
+        if (cols <= kWarpRowCols)
+            cross_entropy_backward_kernel<32><<<row_grid(ctx, rows, true), kThreads, 0, ctx->stream>>>(
+                d_dlogits, d_logp, d_targets, w, dtype, rows, cols, ignore_index);
+        else
+            cross_entropy_backward_kernel<kThreads><<<row_grid(ctx, rows, false), kThreads, 0, ctx->stream>>>(
+                d_dlogits, d_logp, d_targets, w, dtype, rows, cols, ignore_index);
+        FP8_LAUNCH_CHECK(fn, "cross_entropy_backward_kernel");
+        return temp.release(fn);
+    });
+}
+
+}  // extern "C"

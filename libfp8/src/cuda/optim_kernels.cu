@@ -1,0 +1,147 @@
+/*
+ * optim_kernels.cu — the device twins of cpu/optim.c: fused SGD and AdamW
+ * steps over one parameter (torch's single-tensor formulas). Built into
+ * libfp8_cuda (see CMakeLists.txt).
+ *
+ * The f32 operations and their order are those of the CPU, each written as a
+ * rounded intrinsic (__fmul_rn, __fadd_rn, ...) so that nvcc cannot contract
+ * a multiply and an add into an FMA (the CPU build has no FMA), and the
+ * per-step constants are computed on the host by the CPU's own expressions:
+ * a step gives the CPU's bits (NaN payloads aside). param and grad are F32
+ * or BF16 (a bf16 parameter is rounded once per step); state is f32.
+ */
+#include <cmath>
+
+#include "cuda_common.cuh"
+
+namespace fp8cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+__device__ __forceinline__ float load_hp(const void *p, int dt, int64_t i) {
+    return dt == FP8_DTYPE_F32 ? ((const float *)p)[i] : bf16_bits_to_f32(((const uint16_t *)p)[i]);
+}
+__device__ __forceinline__ void store_hp(void *p, int dt, int64_t i, float v) {
+    if (dt == FP8_DTYPE_F32)
+        ((float *)p)[i] = v;
+    else
+        ((uint16_t *)p)[i] = f32_to_bf16_bits(v);
+}
+
+/* param, grad (n) of dt; buf (n) f32, unused when momentum == 0.
+ *   g = grad + wd * param
+ *   buf = first_step ? g : buf * momentum + keep * g      (keep = 1 - dampening)
+ *   g = nesterov ? g + momentum * buf : buf
+ *   param = param + (-lr) * g */
+__global__ void sgd_kernel(void *param, const void *grad, float *buf, int dt, int64_t n, float lr,
+                           float momentum, float keep, float weight_decay, int nesterov, int first_step) {
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        const float p = load_hp(param, dt, i);
+        float g = load_hp(grad, dt, i);
+        if (weight_decay != 0.0f) g = __fadd_rn(g, __fmul_rn(weight_decay, p));
+        if (momentum != 0.0f) {
+            const float b = first_step ? g : __fadd_rn(__fmul_rn(buf[i], momentum), __fmul_rn(keep, g));
+            buf[i] = b;
+            g = nesterov ? __fadd_rn(g, __fmul_rn(momentum, b)) : b;
+        }
+        store_hp(param, dt, i, __fadd_rn(p, __fmul_rn(-lr, g)));
+    }
+}
+
+/* param, grad (n) of dt; exp_avg m, exp_avg_sq v (n) f32.
+ *   p = param * decay                                      (decay = 1 - lr * wd)
+ *   m = lerp(m, g, w1)   (torch: w1 < 0.5 ? m + w1 * (g - m) : g - (g - m) * (1 - w1))
+ *   v = v * beta2 + w2 * (g * g)                          (w2 = 1 - beta2)
+ *   param = p + neg_step_size * (m / (sqrt(v) / bias_correction2_sqrt + eps)) */
+__global__ void adamw_kernel(void *param, const void *grad, float *exp_avg, float *exp_avg_sq, int dt,
+                             int64_t n, float decay, float w1, float beta2, float w2, float eps,
+                             float neg_step_size, float bias_correction2_sqrt) {
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    const float one_minus_w1 = __fsub_rn(1.0f, w1);
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        const float g = load_hp(grad, dt, i);
+        const float p = __fmul_rn(load_hp(param, dt, i), decay);
+        float m = exp_avg[i];
+        const float d = __fsub_rn(g, m);
+        m = w1 < 0.5f ? __fadd_rn(m, __fmul_rn(w1, d)) : __fsub_rn(g, __fmul_rn(d, one_minus_w1));
+        const float v = __fadd_rn(__fmul_rn(exp_avg_sq[i], beta2), __fmul_rn(w2, __fmul_rn(g, g)));
+        exp_avg[i] = m;
+        exp_avg_sq[i] = v;
+        const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(v), bias_correction2_sqrt), eps);
+        store_hp(param, dt, i, __fadd_rn(p, __fmul_rn(neg_step_size, __fdiv_rn(m, denom))));
+    }
+}
+
+}  // namespace
+}  // namespace fp8cuda
+
+using namespace fp8cuda;
+
+extern "C" {
+
+FP8_API int32_t fp8_cuda_sgd_step(fp8_cuda_ctx_t c, void *d_param, const void *d_grad, float *d_buf,
+                                  int32_t dtype, int64_t n, float lr, float momentum, float dampening,
+                                  float weight_decay, int32_t nesterov, int32_t first_step) {
+    static const char fn[] = "fp8_cuda_sgd_step";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_HP(dtype, "dtype", fn);
+        FP8_REQUIRE_N(n, fn);
+        FP8_REQUIRE_DATA(d_param, n, fn);
+        FP8_REQUIRE_DATA(d_grad, n, fn);
+        FP8_REQUIRE(momentum == 0.0f || d_buf != NULL || n == 0, fn, "d_buf is NULL but momentum is %g",
+                    (double)momentum);
+        FP8_REQUIRE(lr >= 0.0f, fn, "lr must be >= 0, got %g", (double)lr);
+        FP8_REQUIRE(momentum >= 0.0f, fn, "momentum must be >= 0, got %g", (double)momentum);
+        FP8_REQUIRE(weight_decay >= 0.0f, fn, "weight_decay must be >= 0, got %g", (double)weight_decay);
+        FP8_REQUIRE(!std::isnan(dampening), fn, "dampening is NaN");
+        FP8_REQUIRE(!nesterov || (momentum > 0.0f && dampening == 0.0f), fn,
+                    "nesterov needs momentum > 0 and dampening == 0, got momentum %g, dampening %g",
+                    (double)momentum, (double)dampening);
+        ENTER(fn, c, ctx);
+        if (n == 0) return FP8_OK;
+        const float keep = 1.0f - dampening;
+        sgd_kernel<<<grid_for(ctx, n, kThreads * 4), kThreads, 0, ctx->stream>>>(
+            d_param, d_grad, d_buf, dtype, n, lr, momentum, keep, weight_decay, nesterov != 0, first_step != 0);
+        FP8_LAUNCH_CHECK(fn, "sgd_kernel");
+        return FP8_OK;
+    });
+}
+
+FP8_API int32_t fp8_cuda_adamw_step(fp8_cuda_ctx_t c, void *d_param, const void *d_grad, float *d_exp_avg,
+                                    float *d_exp_avg_sq, int32_t dtype, int64_t n, float lr, float beta1,
+                                    float beta2, float eps, float weight_decay, int64_t step) {
+    static const char fn[] = "fp8_cuda_adamw_step";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_HP(dtype, "dtype", fn);
+        FP8_REQUIRE_N(n, fn);
+        FP8_REQUIRE_DATA(d_param, n, fn);
+        FP8_REQUIRE_DATA(d_grad, n, fn);
+        FP8_REQUIRE_DATA(d_exp_avg, n, fn);
+        FP8_REQUIRE_DATA(d_exp_avg_sq, n, fn);
+        FP8_REQUIRE(step >= 1, fn, "step must be >= 1, got %lld", (long long)step);
+        FP8_REQUIRE(lr >= 0.0f, fn, "lr must be >= 0, got %g", (double)lr);
+        FP8_REQUIRE(beta1 >= 0.0f && beta1 < 1.0f, fn, "beta1 must be in [0, 1), got %g", (double)beta1);
+        FP8_REQUIRE(beta2 >= 0.0f && beta2 < 1.0f, fn, "beta2 must be in [0, 1), got %g", (double)beta2);
+        FP8_REQUIRE(eps >= 0.0f, fn, "eps must be >= 0, got %g", (double)eps);
+        FP8_REQUIRE(weight_decay >= 0.0f, fn, "weight_decay must be >= 0, got %g", (double)weight_decay);
+        ENTER(fn, c, ctx);
+        if (n == 0) return FP8_OK;
+        /* fp8_cpu_adamw_step's constants, by the same expressions (bias corrections in double). */
+        const float decay = (float)(1.0 - (double)lr * (double)weight_decay);
+        const float w1 = (float)(1.0 - (double)beta1);
+        const float w2 = (float)(1.0 - (double)beta2);
+        const double bias_correction1 = 1.0 - std::pow((double)beta1, (double)step);
+        const double bias_correction2 = 1.0 - std::pow((double)beta2, (double)step);
+        const float neg_step_size = (float)(-(double)lr / bias_correction1);
+        const float bias_correction2_sqrt = (float)std::sqrt(bias_correction2);
+        adamw_kernel<<<grid_for(ctx, n, kThreads * 4), kThreads, 0, ctx->stream>>>(
+            d_param, d_grad, d_exp_avg, d_exp_avg_sq, dtype, n, decay, w1, beta2, w2, eps, neg_step_size,
+            bias_correction2_sqrt);
+        FP8_LAUNCH_CHECK(fn, "adamw_kernel");
+        return FP8_OK;
+    });
+}
+
+}  // extern "C"
