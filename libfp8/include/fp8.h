@@ -605,6 +605,38 @@ FP8_API int32_t fp8_cuda_set_rowwise_gemm(fp8_cuda_ctx_t ctx, int32_t path);
  *    Host-side metadata (dims, strides) is read on the host; every data
  *    pointer is device memory. -- */
 /* [tensor-kernels: libfp8/src/cuda/tensor_kernels.cu] */
+/* d_dst <- d_a (op) d_b with numpy broadcasting (fp8_cpu_binary): dst_dims, a_dims,
+ * b_dims are host arrays of ndim (1..8) entries, each a/b dim dst's or 1. */
+FP8_API int32_t fp8_cuda_binary(fp8_cuda_ctx_t ctx, void *d_dst, const int64_t *dst_dims,
+                                const void *d_a, const int64_t *a_dims, const void *d_b,
+                                const int64_t *b_dims, int32_t dtype, int32_t ndim, int32_t alg);
+/* d_dst (n) <- f(d_src (n)) (fp8_cpu_eltwise: oneDNN's formulas, alpha/beta for
+ * POW and LINEAR only). d_dst may equal d_src. */
+FP8_API int32_t fp8_cuda_eltwise(fp8_cuda_ctx_t ctx, void *d_dst, const void *d_src,
+                                 int32_t dtype, int64_t n, int32_t alg, float alpha, float beta);
+/* d_dsrc (n) <- d_ddst * f'(d_src) from the forward input d_src (fp8_cpu_eltwise_backward). */
+FP8_API int32_t fp8_cuda_eltwise_backward(fp8_cuda_ctx_t ctx, void *d_dsrc, const void *d_ddst,
+                                          const void *d_src, int32_t dtype, int64_t n,
+                                          int32_t alg, float alpha, float beta);
+/* d_dst <- reduce(d_src) over the dims where dst_dims[d] == 1 (fp8_cpu_reduce; host
+ * dims, f32 accumulation; max/min give NaN when any element is NaN). */
+FP8_API int32_t fp8_cuda_reduce(fp8_cuda_ctx_t ctx, void *d_dst, const int64_t *dst_dims,
+                                const void *d_src, const int64_t *src_dims, int32_t dtype,
+                                int32_t ndim, int32_t alg);
+/* Strided copy of a (dims) region of elem_size-byte elements (fp8_cpu_copy_strided);
+ * strides and dims are host arrays of ndim (1..8) entries, strides in elements. */
+FP8_API int32_t fp8_cuda_copy_strided(fp8_cuda_ctx_t ctx, void *d_dst, const int64_t *dst_strides,
+                                      const void *d_src, const int64_t *src_strides,
+                                      const int64_t *dims, int32_t ndim, int32_t elem_size);
+/* d_dst (n) <- d_mask[i % mask_n] ? value : d_src[i] (fp8_cpu_masked_fill); d_mask u8
+ * (mask_n) on the device, n % mask_n == 0. d_dst may equal d_src. */
+FP8_API int32_t fp8_cuda_masked_fill(fp8_cuda_ctx_t ctx, void *d_dst, const void *d_src,
+                                     const uint8_t *d_mask, int32_t dtype, int64_t n,
+                                     int64_t mask_n, float value);
+/* d_dst (rows) int32 <- index of the max of each row of d_src (rows, cols), cols >= 1:
+ * the first index on ties, the first NaN when a row has one (as Tensor.argmax). */
+FP8_API int32_t fp8_cuda_argmax(fp8_cuda_ctx_t ctx, int32_t *d_dst, const void *d_src,
+                                int32_t dtype, int64_t rows, int64_t cols);
 /* [end tensor-kernels] */
 /* [nn-kernels: libfp8/src/cuda/nn_kernels.cu, optim_kernels.cu] */
 /* Row ops along the last axis of (rows, cols), one warp or block per row.

@@ -68,6 +68,13 @@ const symbols = {
   fp8_cuda_set_rowwise_gemm: { args: [P, i32], returns: i32 },
 
   // [tensor-kernels]
+  fp8_cuda_binary: { args: [P, P, P, P, P, P, P, i32, i32, i32], returns: i32 },
+  fp8_cuda_eltwise: { args: [P, P, P, i32, I64, i32, f32, f32], returns: i32 },
+  fp8_cuda_eltwise_backward: { args: [P, P, P, P, i32, I64, i32, f32, f32], returns: i32 },
+  fp8_cuda_reduce: { args: [P, P, P, P, P, i32, i32, i32], returns: i32 },
+  fp8_cuda_copy_strided: { args: [P, P, P, P, P, P, i32, i32], returns: i32 },
+  fp8_cuda_masked_fill: { args: [P, P, P, P, i32, I64, I64, f32], returns: i32 },
+  fp8_cuda_argmax: { args: [P, P, P, i32, I64, I64], returns: i32 },
   // [end tensor-kernels]
   // [nn-kernels]
   fp8_cuda_softmax: { args: [P, P, P, i32, I64, I64, i32], returns: i32 },
