@@ -525,6 +525,9 @@ FP8_API int32_t fp8_cuda_amax_to_scale(fp8_cuda_ctx_t ctx, float *d_amax, float 
 FP8_API int32_t fp8_cuda_scale_from_amax(fp8_cuda_ctx_t ctx, float *d_scale,
                                          const float *d_amax, int32_t fp8_dtype,
                                          int32_t clamp_to_f16);
+/* d_scale[i] (n) <- 2^floor(log2(d_scale[i])) for finite positive normals (exact;
+ * others unchanged): roundScalesToPowerOf2 for tensorwise scales on the device. */
+FP8_API int32_t fp8_cuda_round_scales_pow2(fp8_cuda_ctx_t ctx, float *d_scale, int64_t n);
 /* Delayed scaling for `count` tensors in one launch (as fp8_cpu_sync_amax_history).
  * d_amax, d_history, d_scale: device arrays of `count` device pointers;
  * d_fp8_dtype, d_clamp_to_f16: device int32 arrays (count). Upload the tables

@@ -45,6 +45,7 @@ const symbols = {
   fp8_cuda_amax_to_scale: { args: [P, P, P, P, i32, I64, i32, i32], returns: i32 },
   fp8_cuda_scale_from_amax: { args: [P, P, P, i32, i32], returns: i32 },
   fp8_cuda_sync_amax_history: { args: [P, P, P, P, P, P, I64, I64], returns: i32 },
+  fp8_cuda_round_scales_pow2: { args: [P, P, I64], returns: i32 },
 
   fp8_cuda_fill: { args: [P, P, i32, I64, f64], returns: i32 },
   fp8_cuda_randn: { args: [P, P, i32, I64, I64, f32, f32], returns: i32 },

@@ -91,6 +91,17 @@ amax_kernel(float *amax_out, float *scale_out, const void *__restrict__ src, int
     if (scale_out) *scale_out = scale_from_amax(amax, fp8_dtype, clamp_to_f16);
 }
 
+/* scale[i] <- 2^floor(log2(scale[i])) for finite positive normals (clears the
+ * mantissa bits: exact); zero, subnormals, inf, NaN and negatives unchanged. */
+__global__ void round_scales_pow2_kernel(float *scale, int64_t n) {
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        const uint32_t u = __float_as_uint(scale[i]);
+        const uint32_t e = u & 0x7f800000u;
+        if ((u & 0x80000000u) == 0 && e != 0 && e != 0x7f800000u) scale[i] = __uint_as_float(u & 0xff800000u);
+    }
+}
+
 __global__ void scale_from_amax_kernel(float *scale, const float *amax, int fp8_dtype, int clamp) {
     *scale = scale_from_amax(*amax, fp8_dtype, clamp);
 }
@@ -464,6 +475,19 @@ FP8_API int32_t fp8_cuda_scale_from_amax(fp8_cuda_ctx_t c, float *d_scale, const
         ENTER(fn, c, ctx);
         scale_from_amax_kernel<<<1, 1, 0, ctx->stream>>>(d_scale, d_amax, fp8_dtype, clamp_to_f16 != 0);
         FP8_LAUNCH_CHECK(fn, "scale_from_amax_kernel");
+        return FP8_OK;
+    });
+}
+
+FP8_API int32_t fp8_cuda_round_scales_pow2(fp8_cuda_ctx_t c, float *d_scale, int64_t n) {
+    static const char fn[] = "fp8_cuda_round_scales_pow2";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_N(n, fn);
+        FP8_REQUIRE_DATA(d_scale, n, fn);
+        ENTER(fn, c, ctx);
+        if (n == 0) return FP8_OK;
+        round_scales_pow2_kernel<<<grid_for(ctx, n, kThreads), kThreads, 0, ctx->stream>>>(d_scale, n);
+        FP8_LAUNCH_CHECK(fn, "round_scales_pow2_kernel");
         return FP8_OK;
     });
 }
