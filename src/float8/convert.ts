@@ -2,7 +2,6 @@
 // syncFloat8AmaxAndScaleHistory (delayed scaling's per-step update, one
 // batched native call for every layer).
 import { Float8Error } from "../errors.ts";
-import { lib, check } from "../ffi/index.ts";
 import { DTYPE_CODE } from "../tensor/dtype.ts";
 import { Linear } from "../nn/layers.ts";
 import type { Module } from "../nn/module.ts";
@@ -65,20 +64,20 @@ export function syncFloat8AmaxAndScaleHistory(model: Module): void {
   if (amaxReducer) {
     const all = [...byLen.values()].flat();
     const buf = new Float32Array(all.length);
-    all.forEach((st, i) => (buf[i] = new Float32Array(st.amax!.rawView())[0]));
+    all.forEach((st, i) => (buf[i] = st.amax!.item()));
     amaxReducer(buf);
-    all.forEach((st, i) => (new Float32Array(st.amax!.rawView())[0] = buf[i]));
+    all.forEach((st, i) => st.amax!.backend.upload(st.amax!.ptrFor("syncFloat8AmaxAndScaleHistory"), buf.subarray(i, i + 1), 4));
   }
   for (const [len, states] of byLen) {
-    const ptrs = (pick: (s: RoleScaling) => number) => BigUint64Array.from(states.map((s) => BigInt(pick(s))));
     const op = "syncFloat8AmaxAndScaleHistory";
-    check(
-      lib.fp8_cpu_sync_amax_history(
-        ptrs((s) => s.amax!.ptrFor(op)), ptrs((s) => s.history!.ptrFor(op)), ptrs((s) => s.scale!.ptrFor(op)),
-        Int32Array.from(states.map((s) => DTYPE_CODE[s.float8Dtype])), new Int32Array(states.length), states.length, len,
-      ),
-      op,
-    );
+    // one call per device (a model normally lives on one)
+    for (const device of new Set(states.map((s) => s.amax!.device))) {
+      const on = states.filter((s) => s.amax!.device === device);
+      on[0].amax!.backend.syncAmaxHistory(
+        on.map((s) => s.amax!.ptrFor(op)), on.map((s) => s.history!.ptrFor(op)), on.map((s) => s.scale!.ptrFor(op)),
+        Int32Array.from(on.map((s) => DTYPE_CODE[s.float8Dtype])), new Int32Array(on.length), len, op,
+      );
+    }
   }
   for (const l of layers) l.amaxAndScaleSynced = true;
 }

@@ -10,7 +10,6 @@
 // Each operand's cast is configured by a CastConfig (dynamic, delayed or
 // static); one helper, `castToFloat8`, serves every role.
 import { Float8Error } from "../errors.ts";
-import { lib, check } from "../ffi/index.ts";
 import { Function, type FunctionCtx } from "../autograd/graph.ts";
 import { DTYPE_CODE, FP8_MAX, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
 import { Tensor, full, zeros } from "../tensor/tensor.ts";
@@ -21,7 +20,8 @@ import { sumTo } from "../tensor/ops/reduce.ts";
 import { Linear } from "../nn/layers.ts";
 import { CastConfig, Float8LinearConfig, ScalingGranularity, ScalingType } from "./config.ts";
 import {
-  Float8Tensor, hpTensorAndScaleToFloat8, hpTensorToFloat8Axiswise, hpTensorToFloat8Dynamic, scaledMm, toFloat8SaturatedWithDecoded, type GemmInputRole,
+  Float8Tensor, hpTensorAndScaleToFloat8, hpTensorToFloat8Axiswise, hpTensorToFloat8Dynamic, scaledMm, toFloat8SaturatedWithDecoded,
+  toFloat8SaturatedWithTranspose, type GemmInputRole,
 } from "./float8_tensor.ts";
 
 const ROLE_DTYPE: Record<GemmInputRole, Float8DType> = {
@@ -68,12 +68,11 @@ function castToFloat8(x: Tensor, st: RoleScaling, amaxInitialized: boolean, with
   if (!amaxInitialized) {
     // torchao's _maybe_initialize_amaxes_scales_for_float8_cast: seed the
     // history and the scale from this tensor.
-    check(lib.fp8_cpu_amax_to_scale(st.amax!.ptrFor(op), st.scale!.ptrFor(op), x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel,
-      DTYPE_CODE[st.float8Dtype], 0), op);
-    new Float32Array(st.history!.rawView())[0] = new Float32Array(st.amax!.rawView())[0];
+    x.backend.amaxToScale(st.amax!.ptrFor(op), st.scale!.ptrFor(op), x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel, DTYPE_CODE[st.float8Dtype], 0, op);
+    x.backend.copy(st.history!.ptrFor(op), st.amax!.ptrFor(op), 4); // history[0] <- amax
   }
   // record this tensor's amax for the next sync; cast with the current scale
-  check(lib.fp8_cpu_amax(st.amax!.ptrFor(op), x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel), op);
+  x.backend.amax(st.amax!.ptrFor(op), x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel, op);
   return hpTensorAndScaleToFloat8(x, st.scale!, st.float8Dtype, st.role, withDecoded);
 }
 
@@ -122,7 +121,7 @@ class Float8LinearFunction extends Function {
   forward(ctx: FunctionCtx, x: Tensor, w: Tensor, bias: Tensor | null, layer: Float8Linear): Tensor {
     const K = x.shape[x.ndim - 1];
     const N = w.shape[0];
-    const M = x.numel / K;
+    const M = x.shape.slice(0, -1).reduce((p, d) => p * d, 1);
     const cfg = layer.config;
     const x2 = reshape(x, [M, K]);
     const outDtype = x.dtype as HighPrecisionDType;
@@ -134,6 +133,8 @@ class Float8LinearFunction extends Function {
       // The casts also write the exact bf16 decode that the CPU GEMM consumes.
       // The input's decode is dropped after the forward GEMM (saved activations
       // stay 1 byte per element); the weight's is kept for the grad_input GEMM.
+      // On a device they write the transposed fp8 layout instead, which the two
+      // backward GEMMs read (both are kept: x^T for grad_weight, w^T for grad_input).
       const xf = castOperand(x2, layer.scaling.input, layer, amaxInitialized, collect, true);
       const wf = castOperand(w, layer.scaling.weight, layer, amaxInitialized, collect, true);
       out = scaledMm(xf, wf, {
@@ -142,12 +143,13 @@ class Float8LinearFunction extends Function {
       xf.dropDecoded();
       if (cfg.forceRecomputeFp8WeightInBwd) {
         // keep only the weight's scale; backward recasts the (live) weight with it
-        ctx.saveForBackward(xf.data, xf.scale, wf.scale);
+        ctx.saveForBackward(...[xf.data, xf.transposed, xf.scale, wf.scale].filter((t): t is Tensor => t !== null));
         wf.data.dispose();
         wf.dropDecoded();
+        wf.dropTransposed();
       } else {
         // (a cast supplied by src/distributed may come without a decode)
-        ctx.saveForBackward(...[xf.data, xf.scale, wf.data, wf.decoded, wf.scale].filter((t): t is Tensor => t !== null));
+        ctx.saveForBackward(...[xf.data, xf.transposed, xf.scale, wf.data, wf.decoded, wf.transposed, wf.scale].filter((t): t is Tensor => t !== null));
       }
       Object.assign(c, { xf, wf });
     } else {
@@ -170,8 +172,13 @@ class Float8LinearFunction extends Function {
       const gf = castOperand(g2, layer.scaling.grad_output, layer, c.amaxInitialized, c.collect, true);
       let wf = c.wf!;
       if (cfg.forceRecomputeFp8WeightInBwd) {
-        const [data, decoded] = toFloat8SaturatedWithDecoded(w, wf.scale, wf.dtype);
-        wf = new Float8Tensor(data, wf.scale, wf.origDtype, "weight", false, decoded);
+        if (w.backend.hostAccessible) {
+          const [data, decoded] = toFloat8SaturatedWithDecoded(w, wf.scale, wf.dtype);
+          wf = new Float8Tensor(data, wf.scale, wf.origDtype, "weight", false, decoded);
+        } else {
+          const [data, dataT] = toFloat8SaturatedWithTranspose(w, wf.scale, wf.dtype);
+          wf = new Float8Tensor(data, wf.scale, wf.origDtype, "weight", false, null, dataT);
+        }
       }
       if (needX) gradInput = scaledMm(gf, wf, { outDtype, useFastAccum: cfg.gemmConfigGradInput.useFastAccum, padInnerDim: cfg.padInnerDim });
       if (needW) {
@@ -181,6 +188,7 @@ class Float8LinearFunction extends Function {
       if (cfg.forceRecomputeFp8WeightInBwd) {
         wf.data.dispose();
         wf.dropDecoded();
+        wf.dropTransposed();
       }
     } else {
       const s = layer.scaling;

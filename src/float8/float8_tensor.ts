@@ -8,8 +8,10 @@ import { lib, check } from "../ffi/index.ts";
 import { DTYPE_CODE, FP8_MAX, isFloat8, isHighPrecision, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
 import { fmtShape } from "../tensor/shape.ts";
 import { Tensor, tensor } from "../tensor/tensor.ts";
+import type { Device } from "../tensor/backend/index.ts";
 import { gemm } from "../tensor/ops/linalg.ts";
-import { reshapeOwned } from "../tensor/ops/movement.ts";
+import { expand, reshapeOwned, transpose } from "../tensor/ops/movement.ts";
+import { add, convert, div, mul } from "../tensor/ops/elementwise.ts";
 
 /** Which GEMM operand a Float8Tensor is. */
 export type GemmInputRole = "input" | "weight" | "grad_output";
@@ -35,6 +37,12 @@ export class Float8Tensor {
      * again. null when not kept.
      */
     public decoded: Tensor | null = null,
+    /**
+     * Devices: the same fp8 values stored transposed (cols, rows), written by
+     * the cast in the same pass (cuBLASLt's fp8 GEMM takes only K-contiguous
+     * operands, so the backward GEMMs need this layout). null when not kept.
+     */
+    public transposed: Tensor | null = null,
   ) {
     if (!isFloat8(data.dtype)) throw new Float8Error("Float8Tensor", `data must be a float8 tensor, got ${data.dtype}`);
     const want = axiswise ? data.shape[0] : 1;
@@ -63,15 +71,12 @@ export class Float8Tensor {
       const v = this.data.toArray(), sc = this.scale.toArray();
       const cols = this.shape[1];
       for (let i = 0; i < v.length; i++) v[i] = v[i] / sc[Math.floor(i / cols)];
-      return tensor(v, { shape: this.shape, dtype: this.origDtype });
+      return tensor(v, { shape: this.shape, dtype: this.origDtype, device: this.data.device });
     }
+    const op = "toOriginalPrecision";
     const out = Tensor.empty(this.shape, this.origDtype, this.data.device);
     if (out.numel > 0) {
-      check(
-        lib.fp8_cpu_dequantize(out.ptrFor("toOriginalPrecision"), DTYPE_CODE[this.origDtype], this.data.ptrFor("toOriginalPrecision"),
-          DTYPE_CODE[this.dtype], out.numel, this.scale.ptrFor("toOriginalPrecision")),
-        "toOriginalPrecision",
-      );
+      this.data.backend.dequantize(out.ptrFor(op), DTYPE_CODE[this.origDtype], this.data.ptrFor(op), DTYPE_CODE[this.dtype], out.numel, this.scale.ptrFor(op), op);
     }
     return out;
   }
@@ -80,6 +85,12 @@ export class Float8Tensor {
   dropDecoded(): void {
     this.decoded?.dispose();
     this.decoded = null;
+  }
+
+  /** Frees the cached transposed copy (the fp8 bytes stay). */
+  dropTransposed(): void {
+    this.transposed?.dispose();
+    this.transposed = null;
   }
 
   /** The bf16 decode: the cached one, or a new one the caller must dispose (second value true). */
@@ -92,6 +103,7 @@ export class Float8Tensor {
     this.data.dispose();
     this.scale.dispose();
     this.dropDecoded();
+    this.dropTransposed();
   }
 
   toString(): string {
@@ -124,7 +136,7 @@ export function amaxToScale(amax: number, float8Dtype: Float8DType, origDtype: H
 export function tensorToAmax(x: Tensor): Tensor {
   checkHp(x, "tensorToAmax");
   const out = Tensor.empty([1], "float32", x.device);
-  check(lib.fp8_cpu_amax(out.ptrFor("tensorToAmax"), x.ptrFor("tensorToAmax"), DTYPE_CODE[x.dtype], x.numel), "tensorToAmax");
+  x.backend.amax(out.ptrFor("tensorToAmax"), x.ptrFor("tensorToAmax"), DTYPE_CODE[x.dtype], x.numel, "tensorToAmax");
   return out;
 }
 
@@ -134,30 +146,26 @@ export function tensorToScale(x: Tensor, float8Dtype: Float8DType, clampToFloat1
   checkFp8Dtype(float8Dtype, "tensorToScale");
   const scale = Tensor.empty([1], "float32", x.device);
   const amax = Tensor.empty([1], "float32", x.device);
-  check(
-    lib.fp8_cpu_amax_to_scale(amax.ptrFor("tensorToScale"), scale.ptrFor("tensorToScale"), x.ptrFor("tensorToScale"),
-      DTYPE_CODE[x.dtype], x.numel, DTYPE_CODE[float8Dtype], clampToFloat16 ? 1 : 0),
-    "tensorToScale",
-  );
+  x.backend.amaxToScale(amax.ptrFor("tensorToScale"), scale.ptrFor("tensorToScale"), x.ptrFor("tensorToScale"),
+    DTYPE_CODE[x.dtype], x.numel, DTYPE_CODE[float8Dtype], clampToFloat16 ? 1 : 0, "tensorToScale");
   return [scale, amax];
 }
 
-/** A one-element float32 tensor holding `v`. */
-export function scalarTensor(v: number): Tensor {
-  const t = Tensor.empty([1], "float32");
-  new Float32Array(t.rawView())[0] = v;
-  return t;
+/** A one-element float32 tensor holding `v` (on `device`, default cpu). */
+export function scalarTensor(v: number, device: Device = "cpu"): Tensor {
+  return tensor([v], { device });
 }
 
 /** sat_rne(f32(x) * scale) as raw fp8 storage. `scale` is a number or one-element float32 tensor. */
 export function toFloat8Saturated(x: Tensor, scale: number | Tensor, float8Dtype: Float8DType): Tensor {
   checkHp(x, "toFloat8Saturated");
   checkFp8Dtype(float8Dtype, "toFloat8Saturated");
-  const s = typeof scale === "number" ? scalarTensor(scale) : scale;
+  const s = typeof scale === "number" ? scalarTensor(scale, x.device) : scale;
   if (s.numel !== 1 || s.dtype !== "float32") throw new Float8Error("toFloat8Saturated", `scale must be a one-element float32 tensor, got ${fmtShape(s.shape)} ${s.dtype}`);
+  if (s.device !== x.device) throw new Float8Error("toFloat8Saturated", `scale is on ${s.device}, x on ${x.device}`);
   const out = Tensor.empty(x.shape, float8Dtype, x.device);
   if (x.numel > 0) {
-    check(lib.fp8_cpu_quantize(out.ptrFor("toFloat8Saturated"), DTYPE_CODE[float8Dtype], x.ptrFor("toFloat8Saturated"), DTYPE_CODE[x.dtype], x.numel, s.ptrFor("toFloat8Saturated")), "toFloat8Saturated");
+    x.backend.quantize(out.ptrFor("toFloat8Saturated"), DTYPE_CODE[float8Dtype], x.ptrFor("toFloat8Saturated"), DTYPE_CODE[x.dtype], x.numel, s.ptrFor("toFloat8Saturated"), "toFloat8Saturated");
   }
   if (typeof scale === "number") s.dispose();
   return out;
@@ -177,8 +185,34 @@ export function toFloat8SaturatedWithDecoded(x: Tensor, scale: Tensor, float8Dty
   return [data, decoded];
 }
 
+/**
+ * sat_rne(f32(x) * scale) of a 2-D x as fp8 bytes in both layouts, (rows, cols)
+ * and (cols, rows), in one pass: what a device's fp8 GEMMs consume.
+ */
+export function toFloat8SaturatedWithTranspose(x: Tensor, scale: Tensor, float8Dtype: Float8DType): [Tensor, Tensor] {
+  const op = "toFloat8Saturated";
+  checkHp(x, op);
+  checkFp8Dtype(float8Dtype, op);
+  if (x.ndim !== 2) throw new Float8Error(op, `a transposed cast needs a 2-D tensor, got shape ${fmtShape(x.shape)} dtype ${x.dtype}`);
+  const [rows, cols] = x.shape;
+  const data = Tensor.empty([rows, cols], float8Dtype, x.device);
+  const dataT = Tensor.empty([cols, rows], float8Dtype, x.device);
+  if (x.numel > 0) {
+    x.backend.quantizeTranspose(data.ptrFor(op), dataT.ptrFor(op), DTYPE_CODE[float8Dtype], x.ptrFor(op), DTYPE_CODE[x.dtype], rows, cols, scale.ptrFor(op), op);
+  }
+  return [data, dataT];
+}
+
+/**
+ * withDecoded asks the cast to prepare the operand for the GEMM in the same
+ * pass: on the CPU the exact bf16 decode, on a device the transposed layout.
+ */
 function castWithScale(x: Tensor, scale: Tensor, float8Dtype: Float8DType, role: GemmInputRole, withDecoded: boolean): Float8Tensor {
-  if (withDecoded) {
+  if (withDecoded && !x.backend.hostAccessible && x.ndim === 2) {
+    const [data, dataT] = toFloat8SaturatedWithTranspose(x, scale, float8Dtype);
+    return new Float8Tensor(data, scale, x.dtype as HighPrecisionDType, role, false, null, dataT);
+  }
+  if (withDecoded && x.backend.hostAccessible) {
     const [data, decoded] = toFloat8SaturatedWithDecoded(x, scale, float8Dtype);
     return new Float8Tensor(data, scale, x.dtype as HighPrecisionDType, role, false, decoded);
   }
@@ -203,10 +237,7 @@ export function roundScaleDownToPowerOf2(s: number): number {
 export function hpTensorToFloat8Dynamic(x: Tensor, float8Dtype: Float8DType, role: GemmInputRole, roundPow2 = false, withDecoded = false): Float8Tensor {
   const [scale, amax] = tensorToScale(x, float8Dtype);
   amax.dispose();
-  if (roundPow2) {
-    const v = new Float32Array(scale.rawView(), 0, 1);
-    v[0] = roundScaleDownToPowerOf2(v[0]);
-  }
+  if (roundPow2) x.backend.roundScalesToPowerOf2(scale.ptrFor("hpTensorToFloat8Dynamic"), 1, "hpTensorToFloat8Dynamic");
   return castWithScale(x, scale, float8Dtype, role, withDecoded);
 }
 
@@ -222,7 +253,7 @@ export function hpTensorToFloat8Axiswise(x: Tensor, float8Dtype: Float8DType, ro
   const [rows, cols] = x.shape;
   const data = Tensor.empty(x.shape, float8Dtype, x.device);
   const scale = Tensor.empty([rows], "float32", x.device);
-  check(lib.fp8_cpu_quantize_rowwise(data.ptrFor(op), scale.ptrFor(op), DTYPE_CODE[float8Dtype], x.ptrFor(op), DTYPE_CODE[x.dtype], rows, cols, roundPow2 ? 1 : 0), op);
+  x.backend.quantizeRowwise(data.ptrFor(op), scale.ptrFor(op), DTYPE_CODE[float8Dtype], x.ptrFor(op), DTYPE_CODE[x.dtype], rows, cols, roundPow2 ? 1 : 0, op);
   return new Float8Tensor(data, scale, x.dtype as HighPrecisionDType, role, true);
 }
 
@@ -246,6 +277,14 @@ export function computeError(ref: Tensor, y: Tensor): number {
 export function fp8TensorStatistics(t: Float8Tensor | Tensor): { zeros: number; saturated: number; nans: number; numel: number } {
   const data = t instanceof Float8Tensor ? t.data : t;
   checkFp8Dtype(data.dtype, "fp8TensorStatistics");
+  if (!data.backend.hostAccessible) {
+    const host = data.to({ device: "cpu" });
+    try {
+      return fp8TensorStatistics(host);
+    } finally {
+      host.dispose();
+    }
+  }
   const z = new BigInt64Array(1), s = new BigInt64Array(1), n = new BigInt64Array(1);
   check(lib.fp8_cpu_fp8_stats(z, s, n, data.ptrFor("fp8TensorStatistics"), DTYPE_CODE[data.dtype], data.numel), "fp8TensorStatistics");
   return { zeros: Number(z[0]), saturated: Number(s[0]), nans: Number(n[0]), numel: data.numel };
@@ -308,19 +347,18 @@ export function scaledMm(a: Float8Tensor, b: Float8Tensor, opts: ScaledMmOptions
     if (opts.transposeA || !opts.transposeB) {
       throw new Float8Error(op, "axiswise operands need a stored (M, K) and b stored (N, K) (transposeB: true)");
     }
-    const vec = (f: Float8Tensor, n: number) => (f.axiswise ? f.scale : tensor(new Float32Array(n).fill(f.scale.item())));
+    // a tensorwise operand's one scale, repeated on its device (no host round trip)
+    const vec = (f: Float8Tensor, n: number) => (f.axiswise ? f.scale : expand(f.scale, [n]));
     const sa = vec(a, M), sb = vec(b, N);
-    check(
-      lib.fp8_cpu_scaled_mm_rowwise(
-        out.ptrFor(op), DTYPE_CODE[outDtype], a.data.ptrFor(op), DTYPE_CODE[a.dtype], b.data.ptrFor(op), DTYPE_CODE[b.dtype],
-        sa.ptrFor(op), sb.ptrFor(op), bias ? bias.ptrFor(op) : null, bias ? DTYPE_CODE[bias.dtype] : 0, M, K, N, 0, 1,
-      ),
-      op,
+    a.data.backend.scaledMmRowwise(
+      out.ptrFor(op), DTYPE_CODE[outDtype], a.data.ptrFor(op), DTYPE_CODE[a.dtype], b.data.ptrFor(op), DTYPE_CODE[b.dtype],
+      sa.ptrFor(op), sb.ptrFor(op), bias ? bias.ptrFor(op) : null, bias ? DTYPE_CODE[bias.dtype] : 0, M, K, N, !!opts.useFastAccum, op,
     );
     if (sa !== a.scale) sa.dispose();
     if (sb !== b.scale) sb.dispose();
     return out;
   }
+  if (!a.data.backend.hostAccessible) return scaledMmOnDevice(a, b, M, K, N, opts, outDtype, bias);
   // Tensorwise on the CPU: exact bf16 decodes (cached by the cast, or made
   // now), oneDNN's bf16 GEMM with f32 accumulation, and alpha = f32(1/scale_a) *
   // f32(1/scale_b) in the epilogue: what fp8_cpu_scaled_mm computes, without
@@ -335,3 +373,45 @@ export function scaledMm(a: Float8Tensor, b: Float8Tensor, opts: ScaledMmOptions
   return reshapeOwned(c, [M, N]);
 }
 
+
+/** An operand in the K-contiguous layout the device GEMM takes: stored as is, its cached transpose, or a new transpose (temporary). */
+function kContiguous(f: Float8Tensor, storedKContiguous: boolean): [Tensor, boolean] {
+  if (storedKContiguous) return [f.data, false];
+  if (f.transposed) return [f.transposed, false];
+  return [transpose(f.data, 0, 1), true];
+}
+
+/**
+ * Tensorwise scaled GEMM on a device: cuBLASLt's fp8 GEMM in TN form, scales
+ * read on the device (no host sync). Where a dim is not a multiple of 16 (the
+ * fp8 GEMM's rule), the operands are decoded to f32 on the device and the
+ * product is scaled afterwards: same values up to f32 summation order.
+ */
+function scaledMmOnDevice(a: Float8Tensor, b: Float8Tensor, M: number, K: number, N: number, opts: ScaledMmOptions, outDtype: HighPrecisionDType, bias: Tensor | null): Tensor {
+  const op = "scaledMm";
+  for (const t of [b.data, a.scale, b.scale, ...(bias ? [bias] : [])]) {
+    if (t.device !== a.data.device) throw new Float8Error(op, `all operands must be on ${a.data.device}; one is on ${t.device}`);
+  }
+  const [at, aTemp] = kContiguous(a, !opts.transposeA); // (M, K)
+  const [bt, bTemp] = kContiguous(b, !!opts.transposeB); // (N, K)
+  try {
+    if (K % 16 === 0 && N % 16 === 0) {
+      const out = Tensor.empty([M, N], outDtype, a.data.device);
+      a.data.backend.scaledMm(
+        out.ptrFor(op), DTYPE_CODE[outDtype], at.ptrFor(op), DTYPE_CODE[a.dtype], bt.ptrFor(op), DTYPE_CODE[b.dtype],
+        a.scale.ptrFor(op), b.scale.ptrFor(op), bias ? bias.ptrFor(op) : null, bias ? DTYPE_CODE[bias.dtype] : 0, M, K, N, !!opts.useFastAccum, op,
+      );
+      return out;
+    }
+    const af = convert(at, "float32"), bf = convert(bt, "float32");
+    const raw = reshapeOwned(gemm(af, bf, { M, K, N, transB: true, op }), [M, N]);
+    const scaled = div(raw, mul(a.scale, b.scale));
+    const withBias = bias ? add(scaled, bias.dtype === "float32" ? bias : convert(bias, "float32")) : scaled;
+    const out = outDtype === "float32" ? withBias : convert(withBias, outDtype);
+    for (const t of new Set([af, bf, raw, scaled, withBias])) if (t !== out) t.dispose();
+    return out;
+  } finally {
+    if (aTemp) at.dispose();
+    if (bTemp) bt.dispose();
+  }
+}

@@ -9,7 +9,7 @@ import type { Module } from "../nn/module.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { lib, check } from "../ffi/index.ts";
 import { DTYPE_CODE } from "../tensor/dtype.ts";
-import { tensorToAmax, type Float8Tensor, type GemmInputRole } from "./float8_tensor.ts";
+import { Float8Tensor, tensorToAmax, type GemmInputRole } from "./float8_tensor.ts";
 
 /** Telemetry of one cast. */
 export interface CastStats {
@@ -27,9 +27,21 @@ export interface CastStats {
   sqnrDb: number;
 }
 
-/** Computes CastStats for the cast hp -> f: one native pass (fp8_cpu_cast_stats) plus an amax. */
+/**
+ * Computes CastStats for the cast hp -> f: one native pass (fp8_cpu_cast_stats)
+ * plus an amax. On a device the tensors are copied to the host first (the
+ * counts are a host-side kernel; collection is occasional).
+ */
 export function collectCastStats(hp: Tensor, f: Float8Tensor, step: number): CastStats {
   const op = "float8.stats";
+  if (!hp.backend.hostAccessible) {
+    const h = hp.to({ device: "cpu" }), d = f.data.to({ device: "cpu" }), s = f.scale.to({ device: "cpu" });
+    try {
+      return collectCastStats(h, new Float8Tensor(d, s, f.origDtype, f.role, f.axiswise), step);
+    } finally {
+      for (const t of [h, d, s]) t.dispose();
+    }
+  }
   const amaxT = tensorToAmax(hp);
   const amax = amaxT.item();
   amaxT.dispose();

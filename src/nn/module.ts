@@ -3,6 +3,7 @@
 import { Float8Error } from "../errors.ts";
 import { noGrad } from "../autograd/graph.ts";
 import type { DType } from "../tensor/dtype.ts";
+import type { Device } from "../tensor/backend/index.ts";
 import { fmtShape, sameShape } from "../tensor/shape.ts";
 import { Tensor } from "../tensor/tensor.ts";
 
@@ -100,7 +101,8 @@ export abstract class Module {
       for (const [k, src] of Object.entries(state)) {
         const dst = own[k];
         if (!dst) continue;
-        const v = src.dtype === dst.dtype ? src.detach() : src.to({ dtype: dst.dtype }).detach();
+        const moved = src.to({ dtype: dst.dtype, device: dst.device });
+        const v = moved === src ? src.detach() : moved;
         dst.assign(v.keep());
         v.dispose();
       }
@@ -118,15 +120,26 @@ export abstract class Module {
     return this.train(false);
   }
 
-  /** Converts every float parameter and buffer to dtype, in place (tensors keep identity). */
-  to(opts: { dtype?: DType }): this {
-    if (!opts.dtype) return this;
+  /**
+   * In place (tensors keep identity, so optimizers and shared weights follow):
+   * converts every float parameter to `dtype`, and moves every parameter and
+   * buffer to `device`. Create optimizers after moving a model to a device.
+   */
+  to(opts: { dtype?: DType; device?: Device }): this {
     noGrad(() => {
       for (const [, m] of this.namedModules()) {
         for (const p of m._parameters.values()) {
-          if (p.dtype !== opts.dtype && (p.dtype === "float32" || p.dtype === "bfloat16")) {
-            const c = p.to({ dtype: opts.dtype });
+          const dtype = opts.dtype && (p.dtype === "float32" || p.dtype === "bfloat16") ? opts.dtype : p.dtype;
+          const c = p.to({ dtype, device: opts.device ?? p.device });
+          if (c !== p) {
             p.assign(c);
+            c.dispose();
+          }
+        }
+        for (const b of m._buffers.values()) {
+          const c = b.to({ device: opts.device ?? b.device });
+          if (c !== b) {
+            b.assign(c);
             c.dispose();
           }
         }

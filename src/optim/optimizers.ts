@@ -1,7 +1,6 @@
 // optimizers.ts — SGD and AdamW with torch's update rules, one fused native
 // call per parameter (libfp8/src/cpu/optim.c). Optimizer state is f32.
 import { Float8Error } from "../errors.ts";
-import { lib, check } from "../ffi/index.ts";
 import { DTYPE_CODE } from "../tensor/dtype.ts";
 import { Tensor, zeros } from "../tensor/tensor.ts";
 
@@ -110,14 +109,11 @@ export class SGD extends Optimizer {
       let buf = this.buffers.get(i) ?? null;
       const first = this.momentum !== 0 && !buf;
       if (first) {
-        buf = zeros([p.numel]).keep();
+        buf = zeros([p.numel], { device: p.device }).keep();
         this.buffers.set(i, buf);
       }
-      check(
-        lib.fp8_cpu_sgd_step(p.ptrFor("SGD.step"), g.ptrFor("SGD.step"), buf ? buf.ptrFor("SGD.step") : null, DTYPE_CODE[p.dtype], p.numel,
-          this.lr, this.momentum, this.dampening, this.weightDecay, this.nesterov ? 1 : 0, first ? 1 : 0),
-        "SGD.step",
-      );
+      p.backend.sgdStep(p.ptrFor("SGD.step"), g.ptrFor("SGD.step"), buf ? buf.ptrFor("SGD.step") : null, DTYPE_CODE[p.dtype], p.numel,
+        this.lr, this.momentum, this.dampening, this.weightDecay, this.nesterov ? 1 : 0, first ? 1 : 0, "SGD.step");
     });
   }
 
@@ -160,8 +156,8 @@ export class AdamW extends Optimizer {
     if (!(this.lr >= 0) || !(this.eps >= 0) || this.betas.some((b) => !(b >= 0 && b < 1))) {
       throw new Float8Error("AdamW", `invalid hyperparameters lr=${this.lr} betas=${this.betas} eps=${this.eps}`);
     }
-    this.m = this.params.map((p) => zeros([p.numel]).keep());
-    this.v = this.params.map((p) => zeros([p.numel]).keep());
+    this.m = this.params.map((p) => zeros([p.numel], { device: p.device }).keep());
+    this.v = this.params.map((p) => zeros([p.numel], { device: p.device }).keep());
   }
 
   step(): void {
@@ -169,11 +165,11 @@ export class AdamW extends Optimizer {
     this.params.forEach((p, i) => {
       const g = this.gradOf(p);
       if (!g) return;
-      check(
-        lib.fp8_cpu_adamw_step(p.ptrFor("AdamW.step"), g.ptrFor("AdamW.step"), this.m[i].ptrFor("AdamW.step"), this.v[i].ptrFor("AdamW.step"),
-          DTYPE_CODE[p.dtype], p.numel, this.lr, this.betas[0], this.betas[1], this.eps, this.weightDecay, this.stepCount),
-        "AdamW.step",
-      );
+      if (this.m[i].device !== p.device) {
+        throw new Float8Error("AdamW.step", `parameter ${i} is on ${p.device} but its state on ${this.m[i].device}: create the optimizer after moving the model`);
+      }
+      p.backend.adamwStep(p.ptrFor("AdamW.step"), g.ptrFor("AdamW.step"), this.m[i].ptrFor("AdamW.step"), this.v[i].ptrFor("AdamW.step"),
+        DTYPE_CODE[p.dtype], p.numel, this.lr, this.betas[0], this.betas[1], this.eps, this.weightDecay, this.stepCount, "AdamW.step");
     });
   }
 

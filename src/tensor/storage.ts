@@ -3,26 +3,29 @@
 // A Storage is a refcounted fp8_alloc'd block; tensors that share it (reshape
 // views) each hold one reference. Memory is released by dispose(), by `using`,
 // or when a tidy() scope ends; a FinalizationRegistry is only a safety net.
-import { nativeAlloc, nativeEmptyCache, nativeFree, nativeView, nativeMemoryStats, type NativePtr } from "../ffi/index.ts";
+import { nativeView, type NativePtr } from "../ffi/index.ts";
+import { backendFor, type Backend, type Device } from "./backend/index.ts";
 
-const registry = new FinalizationRegistry<NativePtr>((p) => {
+const registry = new FinalizationRegistry<{ backend: Backend; ptr: NativePtr }>(({ backend, ptr }) => {
   try {
-    nativeFree(p);
+    backend.free(ptr);
   } catch {
-    // already freed: nothing to do in a finalizer
+    // already freed, or the device is gone: nothing to do in a finalizer
   }
 });
 
-/** A refcounted native buffer. */
+/** A refcounted buffer in one device's memory. */
 export class Storage {
   readonly ptr: NativePtr;
   readonly nbytes: number;
+  readonly backend: Backend;
   private refs = 0;
 
-  constructor(nbytes: number) {
+  constructor(nbytes: number, device: Device = "cpu") {
     this.nbytes = nbytes;
-    this.ptr = nativeAlloc(nbytes);
-    registry.register(this, this.ptr, this);
+    this.backend = backendFor(device, "alloc");
+    this.ptr = this.backend.alloc(nbytes);
+    registry.register(this, { backend: this.backend, ptr: this.ptr }, this);
   }
 
   retain(): void {
@@ -32,7 +35,7 @@ export class Storage {
   release(): void {
     if (--this.refs === 0) {
       registry.unregister(this);
-      nativeFree(this.ptr);
+      this.backend.free(this.ptr);
     }
   }
 
@@ -40,7 +43,7 @@ export class Storage {
     return this.refs > 0;
   }
 
-  /** The raw bytes, as a view (no copy). Valid while the storage is alive. */
+  /** The raw bytes, as a view (no copy); host memory only. Valid while the storage is alive. */
   view(): ArrayBuffer {
     return nativeView(this.ptr, this.nbytes);
   }
@@ -106,11 +109,11 @@ export function keep<T extends Disposable>(t: T): T {
  * Native memory: bytes and allocations held by live tensors (for leak checks),
  * and bytes the allocator keeps cached for reuse (freed large blocks).
  */
-export function memoryStats(): { liveBytes: number; liveAllocs: number; cachedBytes: number } {
-  return nativeMemoryStats();
+export function memoryStats(device: Device = "cpu"): { liveBytes: number; liveAllocs: number; cachedBytes: number } {
+  return backendFor(device, "memoryStats").memoryStats();
 }
 
-/** Returns the allocator's cached blocks to the system (like torch.cuda.empty_cache). */
-export function emptyCache(): void {
-  nativeEmptyCache();
+/** Returns the allocator's cached blocks of `device` (default cpu) to the system (like torch.cuda.empty_cache). */
+export function emptyCache(device: Device = "cpu"): void {
+  backendFor(device, "emptyCache").emptyCache();
 }

@@ -4,10 +4,11 @@
 // else makes a new buffer. Ops live in src/tensor/ops/*; the methods here
 // forward to them so that user code reads like torch (`x.matmul(w).relu()`).
 import { Float8Error } from "../errors.ts";
-import { lib, check, cudaProbe, type NativePtr } from "../ffi/index.ts";
+import { lib, check, type NativePtr } from "../ffi/index.ts";
 import { record, runBackward, type Node } from "../autograd/graph.ts";
 import { DTYPE_CODE, ITEM_SIZE, assertDType, isFloat8, type DType } from "./dtype.ts";
 import { Storage, track, type Disposable } from "./storage.ts";
+import { backendFor, type Backend, type Device } from "./backend/index.ts";
 import { checkShape, fmtShape, numel, sameShape, type Shape } from "./shape.ts";
 import { fillNormal, fillUniform } from "./random.ts";
 import * as ew from "./ops/elementwise.ts";
@@ -16,8 +17,7 @@ import * as mv from "./ops/movement.ts";
 import * as la from "./ops/linalg.ts";
 import * as nnf from "./ops/nn.ts";
 
-/** Where a tensor's storage lives. "cuda" needs libfp8_cuda (see src/cuda). */
-export type Device = "cpu" | "cuda";
+export type { Device } from "./backend/index.ts";
 
 /** Options accepted by tensor factories. */
 export interface TensorOptions {
@@ -27,18 +27,7 @@ export interface TensorOptions {
 }
 
 function checkDevice(device: Device | undefined, op: string): Device {
-  const d = device ?? "cpu";
-  if (d === "cuda") {
-    // name the missing piece: library not built, no driver, no GPU; or, with a GPU, that Tensor
-    // ops do not dispatch to CUDA yet (the cuda module drives libfp8_cuda on device buffers)
-    const probe = cudaProbe();
-    const why = probe.available
-      ? `${probe.reason} found, but Tensor ops have no CUDA implementation yet; use the cuda module (cuda.Float8LinearCuda on device buffers)`
-      : probe.reason;
-    throw new Float8Error(op, `device 'cuda' is not available: ${why}`);
-  }
-  if (d !== "cpu") throw new Float8Error(op, `unknown device '${String(d)}'`);
-  return d;
+  return backendFor(device, op).device;
 }
 
 /** A dense n-dimensional array in native memory, with autograd. */
@@ -69,7 +58,7 @@ export class Tensor implements Disposable {
     const s = checkShape(shape as number[], "empty");
     assertDType(dtype, "empty");
     checkDevice(device, "empty");
-    return new Tensor(new Storage(numel(s) * ITEM_SIZE[dtype]), s, dtype, device);
+    return new Tensor(new Storage(numel(s) * ITEM_SIZE[dtype], device), s, dtype, device);
   }
 
   /** A tensor over a copy of raw storage bytes (e.g. fp8 bytes, bf16 bits). */
@@ -84,7 +73,7 @@ export class Tensor implements Disposable {
       );
     }
     const t = Tensor.empty(shape, opts.dtype, opts.device);
-    new Uint8Array(t.rawView()).set(bytes);
+    t.backend.upload(t.ptrFor("fromBytes"), bytes, need);
     return t;
   }
 
@@ -106,6 +95,11 @@ export class Tensor implements Disposable {
     return this.shape[d < 0 ? d + this.ndim : d];
   }
 
+  /** The backend of this tensor's device (its memory and kernels). */
+  get backend(): Backend {
+    return backendFor(this.device, "backend");
+  }
+
   /** Native pointer; throws if disposed. `op` names the caller for the error. */
   ptrFor(op: string): NativePtr {
     if (!this.storage) {
@@ -122,6 +116,9 @@ export class Tensor implements Disposable {
   /** A live view of the raw storage (no copy). Internal; prefer bytes(). */
   rawView(): ArrayBuffer {
     this.ptrFor("rawView");
+    if (!this.backend.hostAccessible) {
+      throw new Float8Error("rawView", `tensor of shape ${fmtShape(this.shape)} and dtype ${this.dtype} is in ${this.device} memory; copy it with .to({ device: "cpu" }) first`);
+    }
     return this.storage!.view();
   }
 
@@ -169,6 +166,7 @@ export class Tensor implements Disposable {
   toArray(): Float32Array {
     const out = new Float32Array(this.numel);
     if (this.numel === 0) return out;
+    if (!this.backend.hostAccessible) return this.onHost((h) => h.toArray());
     if (this.dtype === "int32") {
       out.set(new Int32Array(this.rawView(), 0, this.numel));
       return out;
@@ -180,12 +178,18 @@ export class Tensor implements Disposable {
   /** Values of an int32 tensor. */
   toInt32Array(): Int32Array {
     if (this.dtype !== "int32") throw new Float8Error("toInt32Array", `dtype is ${this.dtype}, expected int32`);
+    if (!this.backend.hostAccessible) return this.onHost((h) => h.toInt32Array());
     return new Int32Array(this.rawView(), 0, this.numel).slice();
   }
 
   /** A copy of the raw storage bytes. */
   bytes(): Uint8Array {
     if (this.numel === 0) return new Uint8Array(0);
+    if (!this.backend.hostAccessible) {
+      const out = new Uint8Array(this.nbytes);
+      this.backend.download(out, this.ptrFor("bytes"), this.nbytes);
+      return out;
+    }
     return new Uint8Array(this.rawView(), 0, this.nbytes).slice();
   }
 
@@ -195,19 +199,36 @@ export class Tensor implements Disposable {
     return this.toArray()[0];
   }
 
-  /** Converts dtype (round to nearest even; fp8 saturates) or device. Differentiable. */
+  /** fn of a host copy of this tensor (disposed afterwards). */
+  private onHost<T>(fn: (h: Tensor) => T): T {
+    const h = transfer(this, "cpu");
+    try {
+      return fn(h);
+    } finally {
+      h.dispose();
+    }
+  }
+
+  /**
+   * Converts dtype (round to nearest even; fp8 saturates) and/or moves to a
+   * device ("cpu" or "cuda"). Returns this tensor when nothing changes.
+   * Differentiable between float dtypes and across devices.
+   */
   to(opts: { dtype?: DType; device?: Device }): Tensor {
-    checkDevice(opts.device ?? this.device, "to");
+    const device = checkDevice(opts.device ?? this.device, "to");
     const dtype = opts.dtype ?? this.dtype;
     assertDType(dtype, "to");
-    if (dtype === this.dtype) return this;
-    return ew.convert(this, dtype);
+    const converted = dtype === this.dtype ? this : ew.convert(this, dtype);
+    if (device === this.device) return converted;
+    const moved = transfer(converted, device);
+    const from = this.device;
+    return record(moved, "to", [converted], (g) => [transfer(g, from)]);
   }
 
   /** A new tensor with the same values, detached from the graph. */
   detach(): Tensor {
     const out = Tensor.empty(this.shape, this.dtype, this.device);
-    new Uint8Array(out.rawView()).set(new Uint8Array(this.rawView(), 0, this.nbytes));
+    if (this.nbytes > 0) this.backend.copy(out.ptrFor("detach"), this.ptrFor("detach"), this.nbytes);
     return out;
   }
 
@@ -272,6 +293,22 @@ export class Tensor implements Disposable {
   maskedFill(mask: Tensor, value: number): Tensor { return nnf.maskedFill(this, mask, value); }
 }
 
+/** A copy of x in `device` memory (not recorded for autograd). */
+function transfer(x: Tensor, device: Device): Tensor {
+  const out = Tensor.empty(x.shape, x.dtype, device);
+  const n = x.nbytes;
+  if (n === 0) return out;
+  const src = x.backend, dst = out.backend;
+  if (src.hostAccessible) dst.upload(out.ptrFor("to"), x.ptrFor("to"), n);
+  else if (dst.hostAccessible) src.download(out.ptrFor("to"), x.ptrFor("to"), n);
+  else {
+    const staged = new Uint8Array(n); // between two devices: through the host
+    src.download(staged, x.ptrFor("to"), n);
+    dst.upload(out.ptrFor("to"), staged, n);
+  }
+  return out;
+}
+
 function toFloat32(data: ArrayLike<number>, op: string): Float32Array {
   if (data instanceof Float32Array) return data;
   const out = new Float32Array(data.length);
@@ -323,7 +360,15 @@ export function tensor(
   if (numel(shape) !== values.length) {
     throw new Float8Error("tensor", `shape ${fmtShape(shape)} needs ${numel(shape)} values, got ${values.length}`);
   }
-  const t = Tensor.empty(shape, dtype, checkDevice(opts.device, "tensor"));
+  const device = checkDevice(opts.device, "tensor");
+  if (device !== "cpu") {
+    const host = tensor(values, { dtype, shape });
+    const t = transfer(host, device);
+    host.dispose();
+    t.requiresGrad = !!opts.requiresGrad;
+    return t;
+  }
+  const t = Tensor.empty(shape, dtype, device);
   if (t.numel > 0) {
     if (dtype === "int32") {
       const view = new Int32Array(t.rawView(), 0, t.numel);
@@ -346,10 +391,10 @@ export function full(shape: readonly number[], value: number, opts: TensorOption
   const t = Tensor.empty(checkShape(shape, "full"), dtype, checkDevice(opts.device, "full"));
   if (isFloat8(dtype)) {
     const tmp = tensor(new Float32Array(t.numel).fill(value), { shape, dtype });
-    new Uint8Array(t.rawView()).set(new Uint8Array(tmp.rawView(), 0, t.nbytes));
+    t.backend.upload(t.ptrFor("full"), tmp.ptrFor("full"), t.nbytes);
     tmp.dispose();
   } else if (t.numel > 0) {
-    check(lib.fp8_cpu_fill(t.ptrFor("full"), DTYPE_CODE[dtype], t.numel, value), "full");
+    t.backend.fill(t.ptrFor("full"), DTYPE_CODE[dtype], t.numel, value, "full");
   }
   t.requiresGrad = !!opts.requiresGrad;
   return t;

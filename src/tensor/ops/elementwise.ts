@@ -1,7 +1,6 @@
 // elementwise.ts — broadcasting binary ops (add/sub/mul/div) and unary ops
 // (oneDNN eltwise), each with its gradient rule; dtype conversion.
 import { Float8Error } from "../../errors.ts";
-import { lib, check } from "../../ffi/index.ts";
 import { record } from "../../autograd/graph.ts";
 import { DTYPE_CODE, isHighPrecision, type DType } from "../dtype.ts";
 import { broadcastShapes, padShape } from "../shape.ts";
@@ -21,7 +20,7 @@ function binaryRaw(a: Tensor, b: Tensor, alg: number): Tensor {
   if (out.numel === 0) return out;
   const nd = Math.max(shape.length, 1);
   const dims = (s: readonly number[]) => BigInt64Array.from(padShape(s, nd).map(BigInt));
-  check(lib.fp8_cpu_binary(out.ptrFor(op), dims(shape), a.ptrFor(op), dims(a.shape), b.ptrFor(op), dims(b.shape), code, nd, alg), op);
+  out.backend.binary(out.ptrFor(op), dims(shape), a.ptrFor(op), dims(a.shape), b.ptrFor(op), dims(b.shape), code, nd, alg, op);
   return out;
 }
 
@@ -33,7 +32,7 @@ function linear(x: Tensor, alpha: number, beta: number, op: string): Tensor {
 function eltwiseRaw(x: Tensor, alg: number, alpha: number, beta: number, op: string): Tensor {
   const code = floatOperands(op, x);
   const out = Tensor.empty(x.shape, x.dtype, x.device);
-  if (x.numel > 0) check(lib.fp8_cpu_eltwise(out.ptrFor(op), x.ptrFor(op), code, x.numel, alg, alpha, beta), op);
+  if (x.numel > 0) x.backend.eltwise(out.ptrFor(op), x.ptrFor(op), code, x.numel, alg, alpha, beta, op);
   return out;
 }
 
@@ -41,7 +40,7 @@ function eltwiseBackward(g: Tensor, x: Tensor, alg: number, alpha: number, beta:
   const gg = g.dtype === x.dtype ? g : g.to({ dtype: x.dtype });
   const code = floatOperands(op, gg, x);
   const out = Tensor.empty(x.shape, x.dtype, x.device);
-  if (x.numel > 0) check(lib.fp8_cpu_eltwise_backward(out.ptrFor(op), gg.ptrFor(op), x.ptrFor(op), code, x.numel, alg, alpha, beta), op);
+  if (x.numel > 0) x.backend.eltwiseBackward(out.ptrFor(op), gg.ptrFor(op), x.ptrFor(op), code, x.numel, alg, alpha, beta, op);
   return out;
 }
 
@@ -117,7 +116,7 @@ export function convert(x: Tensor, dtype: DType): Tensor {
     throw new Float8Error("to", `conversion between ${x.dtype} and ${dtype} is not supported`);
   }
   const out = Tensor.empty(x.shape, dtype, x.device);
-  if (x.numel > 0) check(lib.fp8_cpu_convert(out.ptrFor("to"), DTYPE_CODE[dtype], x.ptrFor("to"), DTYPE_CODE[x.dtype], x.numel), "to");
+  if (x.numel > 0) x.backend.convert(out.ptrFor("to"), DTYPE_CODE[dtype], x.ptrFor("to"), DTYPE_CODE[x.dtype], x.numel, "to");
   if (!isHighPrecision(x.dtype) || !isHighPrecision(dtype)) return out;
   return record(out, "to", [x], (g) => [g.dtype === x.dtype ? g : convert(g, x.dtype)]);
 }

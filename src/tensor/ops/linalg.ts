@@ -1,13 +1,12 @@
 // linalg.ts — matmul and linear on oneDNN (fp8_cpu_matmul), with gradients.
 // Transposed operands are passed as flags, never materialised.
 import { Float8Error } from "../../errors.ts";
-import { lib, check } from "../../ffi/index.ts";
 import { record } from "../../autograd/graph.ts";
 import { DTYPE_CODE, type HighPrecisionDType } from "../dtype.ts";
 import { numel } from "../shape.ts";
 import { Tensor } from "../tensor.ts";
 import { describe, floatOperands } from "./common.ts";
-import { reshape, reshapeOwned } from "./movement.ts";
+import { copyRegion, reshape, reshapeOwned } from "./movement.ts";
 import { sum, sumTo } from "./reduce.ts";
 
 /** Options of the raw GEMM. */
@@ -38,16 +37,28 @@ export function gemm(a: Tensor, b: Tensor, g: GemmArgs): Tensor {
   const batch = Math.max(batchA, batchB);
   const outDtype = g.outDtype ?? (a.dtype as HighPrecisionDType);
   const out = g.accumulateInto ?? Tensor.empty([batch, g.M, g.N], outDtype, a.device);
-  if (g.bias) floatOperands(op, g.bias);
+  if (g.bias) {
+    floatOperands(op, g.bias);
+    if (g.bias.device !== a.device) throw new Float8Error(op, `bias is on ${g.bias.device}, operands on ${a.device}`);
+  }
+  if (out.device !== a.device) throw new Float8Error(op, `output is on ${out.device}, operands on ${a.device}`);
   if (out.numel === 0) return out;
-  if (g.K === 0) throw new Float8Error(op, `inner dimension is 0 (${describe(a, b)})`);
-  check(
-    lib.fp8_cpu_matmul(
-      out.ptrFor(op), DTYPE_CODE[out.dtype], a.ptrFor(op), b.ptrFor(op), code,
-      g.bias ? g.bias.ptrFor(op) : null, g.bias ? DTYPE_CODE[g.bias.dtype] : 0,
-      batchA, batchB, g.M, g.K, g.N, g.transA ? 1 : 0, g.transB ? 1 : 0, g.alpha ?? 1, g.accumulateInto ? 1 : 0,
-    ),
-    op,
+  if (g.K === 0) {
+    // a sum over nothing: zeros (plus the bias), as torch.mm gives
+    if (g.accumulateInto) return out;
+    if (!g.bias) {
+      out.backend.fill(out.ptrFor(op), DTYPE_CODE[out.dtype], out.numel, 0, op);
+      return out;
+    }
+    const b = g.bias.to({ dtype: out.dtype });
+    copyRegion(out, 0, [g.M * g.N, g.N, 1], b, 0, [0, 0, 1], [batch, g.M, g.N], op);
+    if (b !== g.bias) b.dispose();
+    return out;
+  }
+  a.backend.matmul(
+    out.ptrFor(op), DTYPE_CODE[out.dtype], a.ptrFor(op), b.ptrFor(op), code,
+    g.bias ? g.bias.ptrFor(op) : null, g.bias ? DTYPE_CODE[g.bias.dtype] : 0,
+    batchA, batchB, g.M, g.K, g.N, g.transA ? 1 : 0, g.transB ? 1 : 0, g.alpha ?? 1, g.accumulateInto ? 1 : 0, op,
   );
   return out;
 }
@@ -109,7 +120,7 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null): Tensor {
     throw new Float8Error("linear", `expects x (..., K), weight (N, K), bias (N); got ${describe(...ts)}`);
   }
   const N = w.shape[0];
-  const M = x.numel / K;
+  const M = numel(x.shape.slice(0, -1));
   const out = reshapeOwned(gemm(x, w, { M, K, N, transB: true, bias, op: "linear" }), [...x.shape.slice(0, -1), N]);
   return record(out, "linear", [x, w, bias ?? null], (g) => linearBackward(g, x, w, bias ?? null, M, K, N));
 }

@@ -1,7 +1,7 @@
 // movement.ts — reshape, permute/transpose, slice, cat, expand: data movement
 // through fp8_cpu_copy_strided (oneDNN reorder), each with its gradient rule.
 import { Float8Error } from "../../errors.ts";
-import { lib, check, offsetPtr } from "../../ffi/index.ts";
+import { offsetPtr } from "../../ffi/index.ts";
 import { record } from "../../autograd/graph.ts";
 import { ITEM_SIZE } from "../dtype.ts";
 import { fmtShape, normDim, numel, padShape, stridesOf, type Shape } from "../shape.ts";
@@ -19,13 +19,11 @@ export function copyRegion(
   const d = dims.length ? dims : [1];
   const ds = dims.length ? dstStrides : [1];
   const ss = dims.length ? srcStrides : [1];
-  check(
-    lib.fp8_cpu_copy_strided(
-      offsetPtr(dst.ptrFor(op), dstOffset * item), BigInt64Array.from(ds.map(BigInt)),
-      offsetPtr(src.ptrFor(op), srcOffset * item), BigInt64Array.from(ss.map(BigInt)),
-      BigInt64Array.from(d.map(BigInt)), d.length, item,
-    ),
-    op,
+  if (dst.device !== src.device) throw new Float8Error(op, `device mismatch: ${dst.device} and ${src.device}`);
+  dst.backend.copyStrided(
+    offsetPtr(dst.ptrFor(op), dstOffset * item), BigInt64Array.from(ds.map(BigInt)),
+    offsetPtr(src.ptrFor(op), srcOffset * item), BigInt64Array.from(ss.map(BigInt)),
+    BigInt64Array.from(d.map(BigInt)), d.length, item, op,
   );
 }
 

@@ -1,6 +1,5 @@
 // nn.ts — softmax, losses, normalisation, embedding and masked fill, with gradients.
 import { Float8Error } from "../../errors.ts";
-import { lib, check } from "../../ffi/index.ts";
 import { record } from "../../autograd/graph.ts";
 import { fmtShape, normDim } from "../shape.ts";
 import { Tensor } from "../tensor.ts";
@@ -8,6 +7,11 @@ import { describe, floatOperands, indexData } from "./common.ts";
 import { mean } from "./reduce.ts";
 import { transpose } from "./movement.ts";
 import { sub, mul } from "./elementwise.ts";
+
+/** int32 indices as a tensor in `device` memory (what the embedding and loss kernels read). */
+function indicesOn(idx: Int32Array, device: Tensor["device"]): Tensor {
+  return Tensor.fromBytes(new Uint8Array(idx.buffer, idx.byteOffset, idx.byteLength), { shape: [idx.length], dtype: "int32", device });
+}
 
 function lastDimOp(x: Tensor, dim: number, op: string, fn: (x: Tensor) => Tensor): Tensor {
   const d = normDim(dim, x.ndim, op);
@@ -21,11 +25,11 @@ function softmaxImpl(x: Tensor, log: boolean): Tensor {
   const cols = x.shape[x.ndim - 1] ?? 1;
   const rows = cols === 0 ? 0 : x.numel / cols;
   const out = Tensor.empty(x.shape, x.dtype, x.device);
-  if (x.numel > 0) check(lib.fp8_cpu_softmax(out.ptrFor(op), x.ptrFor(op), code, rows, cols, log ? 1 : 0), op);
+  if (x.numel > 0) x.backend.softmax(out.ptrFor(op), x.ptrFor(op), code, rows, cols, log ? 1 : 0, op);
   return record(out, op, [x], (g) => {
     const gx = Tensor.empty(x.shape, x.dtype, x.device);
     const gg = g.dtype === x.dtype ? g : g.to({ dtype: x.dtype });
-    check(lib.fp8_cpu_softmax_backward(gx.ptrFor(op), gg.ptrFor(op), out.ptrFor(op), code, rows, cols, log ? 1 : 0), `${op}.backward`);
+    if (x.numel > 0) x.backend.softmaxBackward(gx.ptrFor(op), gg.ptrFor(op), out.ptrFor(op), code, rows, cols, log ? 1 : 0, `${op}.backward`);
     return [gx];
   });
 }
@@ -58,16 +62,26 @@ export function crossEntropy(
     throw new Float8Error(op, `logits ${fmtShape(logits.shape)} (${logits.dtype}) need ${rows} int32 targets, got ${tgt.length}`);
   }
   const ignore = opts.ignoreIndex ?? -100;
+  const be = logits.backend;
+  if (!be.hostAccessible) {
+    // the device kernels skip bad targets silently: refuse them here (the CPU's own check says the same)
+    for (let r = 0; r < rows; r++) {
+      const t = tgt[r];
+      if (t !== ignore && !(t >= 0 && t < C)) {
+        throw new Float8Error(op, `target ${t} at row ${r} is out of range [0, ${C}) and is not ignoreIndex (${ignore}); logits ${describe(logits)}`);
+      }
+    }
+  }
+  const targetsOnDevice = indicesOn(tgt, logits.device);
   const logp = Tensor.empty(logits.shape, logits.dtype, logits.device);
-  const loss = new Float32Array(1);
-  check(lib.fp8_cpu_cross_entropy(loss, logp.ptrFor(op), logits.ptrFor(op), tgt, code, rows, C, ignore), op);
   const out = Tensor.empty([], "float32", logits.device);
-  new Float32Array(out.rawView())[0] = loss[0];
+  be.crossEntropy(out.ptrFor(op), logp.ptrFor(op), logits.ptrFor(op), targetsOnDevice.ptrFor(op), code, rows, C, ignore, op);
   const result = logits.dtype === "float32" ? out : out.to({ dtype: logits.dtype });
   return record(result, op, [logits], (g) => {
-    const dl = g.item();
+    // the upstream gradient stays on the device: the kernel reads it there
+    const dl = g.dtype === "float32" ? g : g.to({ dtype: "float32" });
     const gx = Tensor.empty(logits.shape, logits.dtype, logits.device);
-    check(lib.fp8_cpu_cross_entropy_backward(gx.ptrFor(op), logp.ptrFor(op), tgt, dl, code, rows, C, ignore), `${op}.backward`);
+    be.crossEntropyBackward(gx.ptrFor(op), logp.ptrFor(op), targetsOnDevice.ptrFor(op), dl.ptrFor(op), code, rows, C, ignore, `${op}.backward`);
     return [gx];
   });
 }
@@ -100,13 +114,13 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
   const out = Tensor.empty(x.shape, x.dtype, x.device);
   const meanBuf = Tensor.empty([rows], "float32", x.device);
   const rstd = Tensor.empty([rows], "float32", x.device);
-  check(lib.fp8_cpu_layer_norm(out.ptrFor(op), meanBuf.ptrFor(op), rstd.ptrFor(op), x.ptrFor(op), weight?.ptrFor(op) ?? null, bias?.ptrFor(op) ?? null, code, rows, cols, eps), op);
+  x.backend.layerNorm(out.ptrFor(op), meanBuf.ptrFor(op), rstd.ptrFor(op), x.ptrFor(op), weight?.ptrFor(op) ?? null, bias?.ptrFor(op) ?? null, code, rows, cols, eps, op);
   return record(out, op, [x, weight, bias], (g) => {
     const gg = g.dtype === x.dtype ? g : g.to({ dtype: x.dtype });
     const gx = Tensor.empty(x.shape, x.dtype, x.device);
     const gw = weight ? Tensor.empty(weight.shape, weight.dtype, x.device) : null;
     const gb = bias ? Tensor.empty(bias.shape, bias.dtype, x.device) : null;
-    check(lib.fp8_cpu_layer_norm_backward(gx.ptrFor(op), gw?.ptrFor(op) ?? null, gb?.ptrFor(op) ?? null, gg.ptrFor(op), x.ptrFor(op), meanBuf.ptrFor(op), rstd.ptrFor(op), weight?.ptrFor(op) ?? null, code, rows, cols), `${op}.backward`);
+    x.backend.layerNormBackward(gx.ptrFor(op), gw?.ptrFor(op) ?? null, gb?.ptrFor(op) ?? null, gg.ptrFor(op), x.ptrFor(op), meanBuf.ptrFor(op), rstd.ptrFor(op), weight?.ptrFor(op) ?? null, code, rows, cols, `${op}.backward`);
     return [gx, gw, gb];
   });
 }
@@ -117,12 +131,12 @@ export function rmsNorm(x: Tensor, weight: Tensor | null = null, eps = 1e-6): Te
   const { rows, cols, code } = normArgs(op, x, weight, null);
   const out = Tensor.empty(x.shape, x.dtype, x.device);
   const rstd = Tensor.empty([rows], "float32", x.device);
-  check(lib.fp8_cpu_rms_norm(out.ptrFor(op), rstd.ptrFor(op), x.ptrFor(op), weight?.ptrFor(op) ?? null, code, rows, cols, eps), op);
+  x.backend.rmsNorm(out.ptrFor(op), rstd.ptrFor(op), x.ptrFor(op), weight?.ptrFor(op) ?? null, code, rows, cols, eps, op);
   return record(out, op, [x, weight], (g) => {
     const gg = g.dtype === x.dtype ? g : g.to({ dtype: x.dtype });
     const gx = Tensor.empty(x.shape, x.dtype, x.device);
     const gw = weight ? Tensor.empty(weight.shape, weight.dtype, x.device) : null;
-    check(lib.fp8_cpu_rms_norm_backward(gx.ptrFor(op), gw?.ptrFor(op) ?? null, gg.ptrFor(op), x.ptrFor(op), rstd.ptrFor(op), weight?.ptrFor(op) ?? null, code, rows, cols), `${op}.backward`);
+    x.backend.rmsNormBackward(gx.ptrFor(op), gw?.ptrFor(op) ?? null, gg.ptrFor(op), x.ptrFor(op), rstd.ptrFor(op), weight?.ptrFor(op) ?? null, code, rows, cols, `${op}.backward`);
     return [gx, gw];
   });
 }
@@ -135,12 +149,16 @@ export function embedding(indices: Tensor | Int32Array | readonly number[], weig
   const idx = indexData(indices, op);
   const idxShape = indices instanceof Tensor ? indices.shape : [idx.length];
   const [num, dim] = weight.shape;
+  for (let i = 0; i < idx.length; i++) {
+    if (!(idx[i] >= 0 && idx[i] < num)) throw new Float8Error(op, `index ${idx[i]} at position ${i} is out of range for weight ${describe(weight)}`);
+  }
+  const idxOnDevice = indicesOn(idx, weight.device);
   const out = Tensor.empty([...idxShape, dim], weight.dtype, weight.device);
-  check(lib.fp8_cpu_embedding(out.ptrFor(op), weight.ptrFor(op), idx, code, idx.length, num, dim), op);
+  weight.backend.embedding(out.ptrFor(op), weight.ptrFor(op), idxOnDevice.ptrFor(op), code, idx.length, num, dim, op);
   return record(out, op, [weight], (g) => {
     const gg = g.dtype === weight.dtype ? g : g.to({ dtype: weight.dtype });
     const gw = weight.zerosLike();
-    check(lib.fp8_cpu_embedding_backward(gw.ptrFor(op), gg.ptrFor(op), idx, code, idx.length, num, dim), `${op}.backward`);
+    weight.backend.embeddingBackward(gw.ptrFor(op), gg.ptrFor(op), idxOnDevice.ptrFor(op), code, idx.length, num, dim, `${op}.backward`);
     return [gw];
   });
 }
@@ -159,9 +177,11 @@ export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
   const m = mask.dtype === "int32" ? mask.toInt32Array() : mask.toArray();
   const bytes = new Uint8Array(m.length);
   for (let i = 0; i < m.length; i++) bytes[i] = m[i] !== 0 ? 1 : 0;
+  // the 0/1 bytes in the device's memory, as a 1-byte-per-element tensor
+  const maskOnDevice = Tensor.fromBytes(bytes, { shape: [bytes.length], dtype: "float8_e4m3fn", device: x.device });
   const fill = (src: Tensor, v: number, name: string) => {
     const out = Tensor.empty(src.shape, src.dtype, src.device);
-    if (src.numel > 0) check(lib.fp8_cpu_masked_fill(out.ptrFor(name), src.ptrFor(name), bytes, code, src.numel, bytes.length, v), name);
+    if (src.numel > 0) src.backend.maskedFill(out.ptrFor(name), src.ptrFor(name), maskOnDevice.ptrFor(name), code, src.numel, bytes.length, v, name);
     return out;
   };
   const out = fill(x, value, op);

@@ -1,12 +1,12 @@
 // reduce.ts — sum, mean, max over dims (oneDNN reduction), and sumTo, the
 // broadcast-undoing reduction that every broadcasting op's gradient uses.
 import { Float8Error } from "../../errors.ts";
-import { lib, check } from "../../ffi/index.ts";
 import { record } from "../../autograd/graph.ts";
 import { normDim, padShape, sameShape, type Shape } from "../shape.ts";
-import { Tensor, full } from "../tensor.ts";
+import { Tensor, full, tensor } from "../tensor.ts";
 import { floatOperands } from "./common.ts";
-import { expand, reshape } from "./movement.ts";
+import { expand, permute, reshape } from "./movement.ts";
+import { DTYPE_CODE } from "../dtype.ts";
 
 const SUM = 0, MEAN = 1, MAX = 2;
 
@@ -33,7 +33,7 @@ function reduceRaw(x: Tensor, dims: Set<number>, alg: number, op: string): Tenso
   const nd = Math.max(x.ndim, 1);
   const src = BigInt64Array.from(padShape(x.shape, nd).map(BigInt));
   const dst = BigInt64Array.from(padShape(keepShape, nd).map(BigInt));
-  check(lib.fp8_cpu_reduce(out.ptrFor(op), dst, x.ptrFor(op), src, code, nd, alg), op);
+  x.backend.reduce(out.ptrFor(op), dst, x.ptrFor(op), src, code, nd, alg, op);
   return out;
 }
 
@@ -71,8 +71,7 @@ export function max(x: Tensor, dim?: number | number[], keepdim = false): Tensor
     const xv = x.toArray();
     const eq = new Float32Array(x.numel);
     for (let i = 0; i < eq.length; i++) eq[i] = xv[i] === m[i] ? 1 : 0;
-    const mask = Tensor.empty(x.shape, "float32");
-    new Float32Array(mask.rawView()).set(eq);
+    const mask = tensor(eq, { shape: x.shape, device: x.device });
     const counts = reduceRaw(mask, dims, SUM, "max.backward");
     const ge = expand(reshape(g, keepShape), x.shape).to({ dtype: "float32" });
     const gx = ge.mul(mask).div(expand(counts, x.shape));
@@ -104,21 +103,10 @@ export function argmax(x: Tensor, dim = -1): Tensor {
   const d = normDim(dim, x.ndim, op);
   const size = x.shape[d] ?? 1;
   if (size === 0) throw new Float8Error(op, `cannot take argmax over an empty dim of shape [${x.shape.join(", ")}]`);
-  const inner = x.shape.slice(d + 1).reduce((a, b) => a * b, 1);
-  const outer = x.numel / (size * inner);
-  const v = x.toArray();
-  const out = new Int32Array(outer * inner);
-  for (let o = 0; o < outer; o++) {
-    for (let i = 0; i < inner; i++) {
-      let best = 0, bv = v[o * size * inner + i];
-      for (let k = 1; k < size && !Number.isNaN(bv); k++) {
-        const c = v[(o * size + k) * inner + i];
-        if (c > bv || Number.isNaN(c)) { best = k; bv = c; }
-      }
-      out[o * inner + i] = best;
-    }
-  }
+  // argmax along the last dim of a (rows, size) view: move dim d last first
+  const last = d === x.ndim - 1 || x.ndim === 0 ? x : permute(x, [...x.shape.keys()].filter((i) => i !== d).concat([d]));
   const t = Tensor.empty(x.shape.filter((_, i) => i !== d), "int32", x.device);
-  if (out.length) new Int32Array(t.rawView(), 0, out.length).set(out);
+  if (t.numel > 0) x.backend.argmax(t.ptrFor(op), last.ptrFor(op), DTYPE_CODE[x.dtype], t.numel, size, op);
+  if (last !== x) last.dispose();
   return t;
 }

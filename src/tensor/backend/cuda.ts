@@ -1,0 +1,134 @@
+// cuda.ts — the CUDA backend: libfp8_cuda's kernels (ours) and cuBLASLt's
+// GEMMs on the current GPU's context (stream, handle, plan cache). Every call
+// queues work on the context's stream and returns; only download() and
+// synchronize() wait. Scales, amaxes and losses stay in device memory.
+//
+// libfp8_cuda is opened on first use, so a CPU-only program never loads it.
+import { Float8Error } from "../../errors.ts";
+import { checkCuda, cudaLib, type NativePtr } from "../../ffi/index.ts";
+import { device as cudaDevice, type CudaContext } from "../../cuda/device.ts";
+import type { Backend, HostMemory } from "./types.ts";
+
+let currentIndex = 0;
+
+/** Makes GPU `index` the one that new "cuda" tensors live on (torch.cuda.set_device). */
+export function setCudaDevice(index: number): void {
+  if (!Number.isInteger(index) || index < 0) throw new Float8Error("cuda.setDevice", `device index must be a non-negative integer, got ${index}`);
+  currentIndex = index;
+}
+
+/** Index of the GPU that new "cuda" tensors live on. */
+export function currentCudaDevice(): number {
+  return currentIndex;
+}
+
+function ctx(): CudaContext {
+  return cudaDevice(currentIndex);
+}
+
+const h = (): NativePtr => ctx().handle;
+
+/** bun:ffi takes a typed array or a numeric pointer for a host `ptr` argument. */
+const hostArg = (m: HostMemory) => m as NativePtr;
+
+/** A temporary device copy of a host array, freed (stream-ordered) by the caller. */
+function uploadTemp(data: ArrayBufferView): NativePtr {
+  const out = new BigUint64Array(1);
+  checkCuda(cudaLib().fp8_cuda_malloc(h(), data.byteLength, out), "cuda.upload");
+  const p = Number(out[0]) as NativePtr;
+  if (data.byteLength > 0) {
+    const st = cudaLib().fp8_cuda_memcpy_h2d(h(), p, hostArg(data), data.byteLength);
+    if (st !== 0) {
+      cudaLib().fp8_cuda_free(h(), p);
+      checkCuda(st, "cuda.upload");
+    }
+  }
+  return p;
+}
+
+
+/** The CUDA backend (device "cuda"). */
+export const cudaBackend: Backend = {
+  device: "cuda",
+  hostAccessible: false,
+
+  alloc: (nbytes) => {
+    const out = new BigUint64Array(1);
+    checkCuda(cudaLib().fp8_cuda_malloc(h(), nbytes, out), `cuda alloc of ${nbytes} bytes`);
+    return Number(out[0]) as NativePtr;
+  },
+  // cudaFreeAsync on the stream: work already queued on the buffer finishes first
+  free: (p) => checkCuda(cudaLib().fp8_cuda_free(h(), p), "cuda free"),
+  memoryStats: () => ({ ...ctx().memoryStats(), cachedBytes: 0 }),
+  emptyCache: () => {},
+  upload: (dst, src, nbytes) => checkCuda(cudaLib().fp8_cuda_memcpy_h2d(h(), dst, hostArg(src), nbytes), "to(cuda)"),
+  download: (dst, src, nbytes) => checkCuda(cudaLib().fp8_cuda_memcpy_d2h(h(), hostArg(dst), src, nbytes), "to(cpu)"),
+  copy: (dst, src, nbytes) => checkCuda(cudaLib().fp8_cuda_memcpy_d2d(h(), dst, src, nbytes), "copy"),
+  synchronize: () => ctx().synchronize(),
+
+  convert: (dst, dd, src, sd, n, op) => checkCuda(cudaLib().fp8_cuda_convert(h(), dst, dd, src, sd, n), op),
+  fill: (dst, dtype, n, value, op) => checkCuda(cudaLib().fp8_cuda_fill(h(), dst, dtype, n, value), op),
+  binary: (dst, dd, a, ad, b, bd, dtype, nd, alg, op) => checkCuda(cudaLib().fp8_cuda_binary(h(), dst, dd, a, ad, b, bd, dtype, nd, alg), op),
+  eltwise: (dst, src, dtype, n, alg, alpha, beta, op) => checkCuda(cudaLib().fp8_cuda_eltwise(h(), dst, src, dtype, n, alg, alpha, beta), op),
+  eltwiseBackward: (dsrc, ddst, src, dtype, n, alg, alpha, beta, op) =>
+    checkCuda(cudaLib().fp8_cuda_eltwise_backward(h(), dsrc, ddst, src, dtype, n, alg, alpha, beta), op),
+  reduce: (dst, dd, src, sd, dtype, nd, alg, op) => checkCuda(cudaLib().fp8_cuda_reduce(h(), dst, dd, src, sd, dtype, nd, alg), op),
+  copyStrided: (dst, ds, src, ss, dims, nd, item, op) => checkCuda(cudaLib().fp8_cuda_copy_strided(h(), dst, ds, src, ss, dims, nd, item), op),
+  maskedFill: (dst, src, mask, dtype, n, maskN, value, op) =>
+    checkCuda(cudaLib().fp8_cuda_masked_fill(h(), dst, src, mask, dtype, n, maskN, value), op),
+  argmax: (dst, src, dtype, rows, cols, op) => checkCuda(cudaLib().fp8_cuda_argmax(h(), dst, src, dtype, rows, cols), op),
+
+  softmax: (dst, src, dtype, rows, cols, log, op) => checkCuda(cudaLib().fp8_cuda_softmax(h(), dst, src, dtype, rows, cols, log), op),
+  softmaxBackward: (dsrc, ddst, dst, dtype, rows, cols, log, op) =>
+    checkCuda(cudaLib().fp8_cuda_softmax_backward(h(), dsrc, ddst, dst, dtype, rows, cols, log), op),
+  layerNorm: (dst, mean, rstd, src, gamma, beta, dtype, rows, cols, eps, op) =>
+    checkCuda(cudaLib().fp8_cuda_layer_norm(h(), dst, mean, rstd, src, gamma, beta, dtype, rows, cols, eps), op),
+  layerNormBackward: (dsrc, dgamma, dbeta, ddst, src, mean, rstd, gamma, dtype, rows, cols, op) =>
+    checkCuda(cudaLib().fp8_cuda_layer_norm_backward(h(), dsrc, dgamma, dbeta, ddst, src, mean, rstd, gamma, dtype, rows, cols), op),
+  rmsNorm: (dst, rstd, src, gamma, dtype, rows, cols, eps, op) =>
+    checkCuda(cudaLib().fp8_cuda_rms_norm(h(), dst, rstd, src, gamma, dtype, rows, cols, eps), op),
+  rmsNormBackward: (dsrc, dgamma, ddst, src, rstd, gamma, dtype, rows, cols, op) =>
+    checkCuda(cudaLib().fp8_cuda_rms_norm_backward(h(), dsrc, dgamma, ddst, src, rstd, gamma, dtype, rows, cols), op),
+  embedding: (dst, weight, idx, dtype, nIdx, num, dim, op) =>
+    checkCuda(cudaLib().fp8_cuda_embedding(h(), dst, weight, idx, dtype, nIdx, num, dim), op),
+  embeddingBackward: (dw, ddst, idx, dtype, nIdx, num, dim, op) =>
+    checkCuda(cudaLib().fp8_cuda_embedding_backward(h(), dw, ddst, idx, dtype, nIdx, num, dim), op),
+  crossEntropy: (loss, logp, logits, targets, dtype, rows, cols, ignore, op) =>
+    checkCuda(cudaLib().fp8_cuda_cross_entropy(h(), loss, logp, logits, targets, dtype, rows, cols, ignore), op),
+  crossEntropyBackward: (dlogits, logp, targets, dloss, dtype, rows, cols, ignore, op) =>
+    checkCuda(cudaLib().fp8_cuda_cross_entropy_backward(h(), dlogits, logp, targets, dloss, dtype, rows, cols, ignore), op),
+
+  matmul: (c, cd, a, b, abd, bias, biasd, batchA, batchB, M, K, N, ta, tb, alpha, beta, op) =>
+    checkCuda(cudaLib().fp8_cuda_matmul(h(), c, cd, a, b, abd, bias, biasd, batchA, batchB, M, K, N, ta, tb, alpha, beta), op),
+  scaledMm: (c, cd, a, ad, b, bd, sa, sb, bias, biasd, M, K, N, fast, op) =>
+    checkCuda(cudaLib().fp8_cuda_scaled_mm(h(), c, cd, a, ad, b, bd, sa, sb, bias, biasd, M, K, N, fast ? 1 : 0), op),
+  scaledMmRowwise: (c, cd, a, ad, b, bd, sa, sb, bias, biasd, M, K, N, fast, op) =>
+    checkCuda(cudaLib().fp8_cuda_scaled_mm_rowwise(h(), c, cd, a, ad, b, bd, sa, sb, bias, biasd, M, K, N, fast ? 1 : 0), op),
+
+  amax: (out, src, dtype, n, op) => checkCuda(cudaLib().fp8_cuda_amax(h(), out, src, dtype, n), op),
+  amaxToScale: (amax, scale, src, dtype, n, fp8, clamp, op) =>
+    checkCuda(cudaLib().fp8_cuda_amax_to_scale(h(), amax, scale, src, dtype, n, fp8, clamp), op),
+  quantize: (dst, fp8, src, sd, n, scale, op) => checkCuda(cudaLib().fp8_cuda_quantize(h(), dst, fp8, src, sd, n, scale), op),
+  quantizeTranspose: (dst, dstT, fp8, src, sd, rows, cols, scale, op) =>
+    checkCuda(cudaLib().fp8_cuda_quantize_transpose(h(), dst, dstT, fp8, src, sd, rows, cols, scale), op),
+  dequantize: (dst, dd, src, fp8, n, scale, op) => checkCuda(cudaLib().fp8_cuda_dequantize(h(), dst, dd, src, fp8, n, scale), op),
+  quantizeRowwise: (dst, scale, fp8, src, sd, rows, cols, p2, op) =>
+    checkCuda(cudaLib().fp8_cuda_quantize_rowwise(h(), dst, scale, fp8, src, sd, rows, cols, p2), op),
+  roundScalesToPowerOf2: (scale, n, op) => checkCuda(cudaLib().fp8_cuda_round_scales_pow2(h(), scale, n), op),
+  syncAmaxHistory: (amax, history, scale, fp8, clamp, historyLen, op) => {
+    // the kernel reads its pointer and dtype tables from device memory
+    const table = (ps: readonly NativePtr[]) => BigUint64Array.from(ps.map((p) => BigInt(p)));
+    const temps: NativePtr[] = [];
+    try {
+      for (const t of [table(amax), table(history), table(scale), fp8, clamp]) temps.push(uploadTemp(t));
+      checkCuda(cudaLib().fp8_cuda_sync_amax_history(h(), temps[0], temps[1], temps[2], temps[3], temps[4], amax.length, historyLen), op);
+    } finally {
+      for (const p of temps) cudaLib().fp8_cuda_free(h(), p);
+    }
+  },
+
+  sgdStep: (p, g, buf, dtype, n, lr, mom, damp, wd, nesterov, first, op) =>
+    checkCuda(cudaLib().fp8_cuda_sgd_step(h(), p, g, buf, dtype, n, lr, mom, damp, wd, nesterov, first), op),
+  adamwStep: (p, g, m, v, dtype, n, lr, b1, b2, eps, wd, step, op) =>
+    checkCuda(cudaLib().fp8_cuda_adamw_step(h(), p, g, m, v, dtype, n, lr, b1, b2, eps, wd, step), op),
+};

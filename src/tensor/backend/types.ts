@@ -1,0 +1,90 @@
+// types.ts — Backend: what a device must provide for Tensor, autograd, nn,
+// optim and float8 to run on it. One implementation per device: cpu.ts
+// (libfp8's CPU kernels and oneDNN) and cuda.ts (libfp8_cuda's kernels and
+// cuBLASLt). The ops in src/tensor/ops check shapes and dtypes once, then call
+// these with raw pointers; every method throws Float8Error(op, why) on failure.
+//
+// Every method mirrors one fp8_cpu_* function of fp8.h, with the same
+// arguments (the CUDA twins take the context first; the backend supplies it).
+// Data pointers are memory of the backend's device; dims/strides arrays and
+// the pointer tables of syncAmaxHistory are host arrays.
+import type { NativePtr } from "../../ffi/index.ts";
+
+/** Where a tensor's storage lives. "cuda" needs libfp8_cuda (see src/cuda). */
+export type Device = "cpu" | "cuda";
+
+/** Host memory a transfer reads or writes: a native host pointer or a typed array. */
+export type HostMemory = NativePtr | ArrayBufferView;
+
+/** A device's memory, transfers and kernels. */
+export interface Backend {
+  readonly device: Device;
+  /** True when the device's memory is host memory that JS may view directly (the CPU). */
+  readonly hostAccessible: boolean;
+
+  // ---- memory ----
+  alloc(nbytes: number): NativePtr;
+  free(p: NativePtr): void;
+  memoryStats(): { liveBytes: number; liveAllocs: number; cachedBytes: number };
+  emptyCache(): void;
+  /** host -> device, nbytes */
+  upload(dst: NativePtr, src: HostMemory, nbytes: number): void;
+  /** device -> host, nbytes (waits for the device's queued work) */
+  download(dst: HostMemory, src: NativePtr, nbytes: number): void;
+  /** device -> same device, nbytes */
+  copy(dst: NativePtr, src: NativePtr, nbytes: number): void;
+  /** Waits for all queued work (a no-op on the CPU). */
+  synchronize(): void;
+
+  // ---- elementwise, reductions, movement ----
+  convert(dst: NativePtr, dstDtype: number, src: NativePtr, srcDtype: number, n: number, op: string): void;
+  fill(dst: NativePtr, dtype: number, n: number, value: number, op: string): void;
+  binary(dst: NativePtr, dstDims: BigInt64Array, a: NativePtr, aDims: BigInt64Array, b: NativePtr, bDims: BigInt64Array, dtype: number, ndim: number, alg: number, op: string): void;
+  eltwise(dst: NativePtr, src: NativePtr, dtype: number, n: number, alg: number, alpha: number, beta: number, op: string): void;
+  eltwiseBackward(dsrc: NativePtr, ddst: NativePtr, src: NativePtr, dtype: number, n: number, alg: number, alpha: number, beta: number, op: string): void;
+  reduce(dst: NativePtr, dstDims: BigInt64Array, src: NativePtr, srcDims: BigInt64Array, dtype: number, ndim: number, alg: number, op: string): void;
+  copyStrided(dst: NativePtr, dstStrides: BigInt64Array, src: NativePtr, srcStrides: BigInt64Array, dims: BigInt64Array, ndim: number, elemSize: number, op: string): void;
+  /** mask: u8 (maskN) in device memory */
+  maskedFill(dst: NativePtr, src: NativePtr, mask: NativePtr, dtype: number, n: number, maskN: number, value: number, op: string): void;
+  /** dst int32 (rows) <- index of the max of each row of src (rows, cols); NaN wins, first on ties */
+  argmax(dst: NativePtr, src: NativePtr, dtype: number, rows: number, cols: number, op: string): void;
+
+  // ---- nn ----
+  softmax(dst: NativePtr, src: NativePtr, dtype: number, rows: number, cols: number, log: number, op: string): void;
+  softmaxBackward(dsrc: NativePtr, ddst: NativePtr, dst: NativePtr, dtype: number, rows: number, cols: number, log: number, op: string): void;
+  layerNorm(dst: NativePtr, mean: NativePtr, rstd: NativePtr, src: NativePtr, gamma: NativePtr | null, beta: NativePtr | null, dtype: number, rows: number, cols: number, eps: number, op: string): void;
+  layerNormBackward(dsrc: NativePtr, dgamma: NativePtr | null, dbeta: NativePtr | null, ddst: NativePtr, src: NativePtr, mean: NativePtr, rstd: NativePtr, gamma: NativePtr | null, dtype: number, rows: number, cols: number, op: string): void;
+  rmsNorm(dst: NativePtr, rstd: NativePtr, src: NativePtr, gamma: NativePtr | null, dtype: number, rows: number, cols: number, eps: number, op: string): void;
+  rmsNormBackward(dsrc: NativePtr, dgamma: NativePtr | null, ddst: NativePtr, src: NativePtr, rstd: NativePtr, gamma: NativePtr | null, dtype: number, rows: number, cols: number, op: string): void;
+  /** idx: int32 (nIdx) in device memory, validated by the caller */
+  embedding(dst: NativePtr, weight: NativePtr, idx: NativePtr, dtype: number, nIdx: number, num: number, dim: number, op: string): void;
+  embeddingBackward(dweight: NativePtr, ddst: NativePtr, idx: NativePtr, dtype: number, nIdx: number, num: number, dim: number, op: string): void;
+  /** loss: one f32 in device memory; targets: int32 (rows) in device memory */
+  crossEntropy(loss: NativePtr, logp: NativePtr, logits: NativePtr, targets: NativePtr, dtype: number, rows: number, cols: number, ignoreIndex: number, op: string): void;
+  /** dloss: one f32 in device memory */
+  crossEntropyBackward(dlogits: NativePtr, logp: NativePtr, targets: NativePtr, dloss: NativePtr, dtype: number, rows: number, cols: number, ignoreIndex: number, op: string): void;
+
+  // ---- GEMMs ----
+  matmul(c: NativePtr, cDtype: number, a: NativePtr, b: NativePtr, abDtype: number, bias: NativePtr | null, biasDtype: number, batchA: number, batchB: number, M: number, K: number, N: number, transA: number, transB: number, alpha: number, beta: number, op: string): void;
+  /** Tensorwise scaled fp8 GEMM in TN form: c (M,N) <- a (M,K) @ b (N,K)^T / (scaleA * scaleB) [+ bias]; scales are one f32 each in device memory. */
+  scaledMm(c: NativePtr, cDtype: number, a: NativePtr, aDtype: number, b: NativePtr, bDtype: number, scaleA: NativePtr, scaleB: NativePtr, bias: NativePtr | null, biasDtype: number, M: number, K: number, N: number, useFastAccum: boolean, op: string): void;
+  /** Row-scaled fp8 GEMM in TN form; scaleA (M), scaleB (N) f32 in device memory. */
+  scaledMmRowwise(c: NativePtr, cDtype: number, a: NativePtr, aDtype: number, b: NativePtr, bDtype: number, scaleA: NativePtr, scaleB: NativePtr, bias: NativePtr | null, biasDtype: number, M: number, K: number, N: number, useFastAccum: boolean, op: string): void;
+
+  // ---- fp8 casts and scaling ----
+  amax(out: NativePtr, src: NativePtr, dtype: number, n: number, op: string): void;
+  amaxToScale(amax: NativePtr, scale: NativePtr, src: NativePtr, dtype: number, n: number, fp8Dtype: number, clampToF16: number, op: string): void;
+  quantize(dst: NativePtr, fp8Dtype: number, src: NativePtr, srcDtype: number, n: number, scale: NativePtr, op: string): void;
+  /** One pass: dst (rows, cols) and/or dstT (cols, rows) fp8 with one scale (either may be null). */
+  quantizeTranspose(dst: NativePtr | null, dstT: NativePtr | null, fp8Dtype: number, src: NativePtr, srcDtype: number, rows: number, cols: number, scale: NativePtr, op: string): void;
+  dequantize(dst: NativePtr, dstDtype: number, src: NativePtr, fp8Dtype: number, n: number, scale: NativePtr, op: string): void;
+  quantizeRowwise(dst: NativePtr, scale: NativePtr, fp8Dtype: number, src: NativePtr, srcDtype: number, rows: number, cols: number, roundPow2: number, op: string): void;
+  /** scale <- 2^floor(log2(scale)) for n f32 scales in place (finite positive normals only). */
+  roundScalesToPowerOf2(scale: NativePtr, n: number, op: string): void;
+  /** Delayed scaling for every tensor in one call (host tables of device pointers). */
+  syncAmaxHistory(amax: readonly NativePtr[], history: readonly NativePtr[], scale: readonly NativePtr[], fp8Dtype: Int32Array, clampToF16: Int32Array, historyLen: number, op: string): void;
+
+  // ---- optimizers ----
+  sgdStep(param: NativePtr, grad: NativePtr, buf: NativePtr | null, dtype: number, n: number, lr: number, momentum: number, dampening: number, weightDecay: number, nesterov: number, firstStep: number, op: string): void;
+  adamwStep(param: NativePtr, grad: NativePtr, expAvg: NativePtr, expAvgSq: NativePtr, dtype: number, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, op: string): void;
+}
