@@ -95,7 +95,7 @@ ldd "$FLOAT8_CUDA_LIB" | grep -E "cublas|not found" || true
 
 # ---- GPU tests -----------------------------------------------------------------------------
 say "GPU tests"
-timeout 180 "$BUN_BIN" test ./test/cuda.test.ts ./test/cuda_gpu.test.ts 2>&1 | tee "$OUTDIR/tests.log"
+timeout 240 "$BUN_BIN" test ./test/cuda.test.ts ./test/cuda_gpu.test.ts ./test/cuda_tensor_gpu.test.ts 2>&1 | tee "$OUTDIR/tests.log"
 TESTS_RC=${PIPESTATUS[0]}
 TEST_SUMMARY=$(grep -E "^ *[0-9]+ (pass|fail|skip)" "$OUTDIR/tests.log" | tr -s ' \n' ' ')
 

@@ -1,0 +1,101 @@
+// device_emulated.test.ts — every device code path of Tensor, autograd, nn,
+// optim and float8 on this machine, without a GPU: the "cuda" backend is
+// replaced by an emulated device (src/tensor/backend/emulated.ts) whose memory
+// JS cannot view and whose kernels refuse any pointer that is not device
+// memory. Each case of test/helpers/device_cases.ts runs on the CPU and on the
+// emulated device, and the results must agree (the same tolerances that
+// cuda_tensor_gpu.test.ts applies to a real GPU).
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Float8Error, memoryStats, nn, optim, tensor, zeros, type Tensor } from "../src/index.ts";
+import { emulatedDeviceBackend, setBackend } from "../src/tensor/backend/index.ts";
+import { DEVICE_CASES, expectMatch } from "./helpers/device_cases.ts";
+
+const emulated = emulatedDeviceBackend("cuda");
+beforeAll(() => setBackend("cuda", emulated));
+afterAll(() => setBackend("cuda", null));
+
+describe("device parity on the emulated device", () => {
+  for (const c of DEVICE_CASES) {
+    test(c.name, () => {
+      const cpu = c.run("cpu");
+      const dev = c.run("cuda");
+      expect(dev.map((x) => x.name)).toEqual(cpu.map((x) => x.name));
+      cpu.forEach((res, i) => expectMatch(c.name, res, dev[i]));
+    });
+  }
+});
+
+describe("device tensors", () => {
+  test("device memory is not viewable from JS; values come back through toArray, bytes and item", () => {
+    const x = tensor([1, 2, 3], { device: "cuda" });
+    expect(x.device).toBe("cuda");
+    expect(() => x.rawView()).toThrow(Float8Error);
+    expect(() => x.rawView()).toThrow(/rawView: .* is in cuda memory; copy it with \.to\(\{ device: "cpu" \}\) first/);
+    expect([...x.toArray()]).toEqual([1, 2, 3]);
+    expect(x.sum().item()).toBe(6);
+    expect([...x.to({ dtype: "bfloat16" }).bytes()]).toEqual([0x80, 0x3f, 0x00, 0x40, 0x40, 0x40]);
+  });
+
+  test("to({device}) moves both ways and is differentiable across devices", () => {
+    const x = tensor([1, -2, 3], { requiresGrad: true });
+    const y = x.to({ device: "cuda" }).mul(2).relu().to({ device: "cpu" });
+    expect(y.device).toBe("cpu");
+    y.sum().backward();
+    expect(x.grad!.device).toBe("cpu");
+    expect([...x.grad!.toArray()]).toEqual([2, 0, 2]);
+  });
+
+  test("ops refuse operands on different devices, naming the op and the devices", () => {
+    const a = zeros([2, 2]), b = zeros([2, 2], { device: "cuda" });
+    expect(() => a.add(b)).toThrow(/add: device mismatch: cpu and cuda/);
+    expect(() => a.matmul(b)).toThrow(/matmul: device mismatch: cpu and cuda/);
+  });
+
+  test("the emulated device refuses host memory where a kernel expects device memory", () => {
+    const host = zeros([4]);
+    const dev = zeros([4], { device: "cuda" });
+    expect(() => emulated.eltwise(dev.ptrFor("t"), host.ptrFor("t"), 0, 4, 0, 0, 0, "relu")).toThrow(/relu: eltwise: argument 1 must be cuda memory/);
+    expect(() => emulated.embedding(dev.ptrFor("t"), dev.ptrFor("t"), new Int32Array(4) as unknown as never, 0, 1, 1, 4, "embedding"))
+      .toThrow(/embedding: embedding: argument 2 must be cuda memory, got a host Int32Array/);
+  });
+
+  test("device memory is freed by dispose and by a training loop's tidy scopes", () => {
+    const before = memoryStats("cuda").liveBytes;
+    const t = zeros([1000], { device: "cuda" });
+    expect(memoryStats("cuda").liveBytes).toBe(before + 4000);
+    t.dispose();
+    expect(memoryStats("cuda").liveBytes).toBe(before);
+  });
+
+  test("optimizers keep their state on the parameters' device and refuse a model moved after they were made", () => {
+    const lin = new nn.Linear(4, 3).to({ device: "cuda" });
+    const opt = new optim.AdamW(lin.parameters());
+    for (const t of Object.values(opt.stateDict()) as Tensor[]) expect(t.device).toBe("cuda");
+    const lin2 = new nn.Linear(4, 3);
+    const opt2 = new optim.AdamW(lin2.parameters());
+    lin2.to({ device: "cuda" });
+    lin2.forward(zeros([2, 4], { device: "cuda" })).sum().backward();
+    expect(() => opt2.step()).toThrow(/AdamW.step: parameter 0 is on cuda but its state on cpu/);
+  });
+
+  test("bad indices and targets are refused on the host before they reach a device kernel", () => {
+    const w = zeros([5, 2], { device: "cuda" });
+    expect(() => nn.embedding([0, 5], w)).toThrow(/embedding: index 5 at position 1 is out of range/);
+    expect(() => nn.crossEntropy(zeros([2, 3], { device: "cuda" }), [0, 3])).toThrow(/crossEntropy: target 3 at row 1 is out of range \[0, 3\)/);
+  });
+});
+
+describe("the demo on a device", () => {
+  test("trainRecipe on the device gives the CPU's losses, accuracy and fp8 counts (float8 dynamic and delayed)", async () => {
+    const { loadDigits, trainRecipe } = await import("../examples/demo.ts");
+    const data = await loadDigits({ limit: 40 });
+    for (const recipe of ["dynamic", "delayed"] as const) {
+      const opts = { steps: 4, batchSize: 32, lr: 1e-3, dtype: "bfloat16" as const, seed: 3 };
+      const cpu = trainRecipe(recipe, data, opts);
+      const dev = trainRecipe(recipe, data, { ...opts, device: "cuda" });
+      expect(dev.losses).toEqual(cpu.losses);
+      expect(dev.heldOutAccuracy).toBe(cpu.heldOutAccuracy);
+      expect(dev.fp8).toEqual(cpu.fp8);
+    }
+  });
+});
