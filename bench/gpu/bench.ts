@@ -5,14 +5,16 @@
 //   2. the fp8 GEMM vs the bf16 GEMM at 8192^3 (target >= 1.8x), and the
 //      row-scaled fp8 GEMM on both of its paths (no target: a ratio to quote);
 //   3. Float8 Linear fwd+bwd vs the bf16 Linear at M,K,N = 4096,8192,16384
-//      (target >= 1.45x) and 1024,2048,1024 (target >= 1.0x, bf16 fallback allowed).
+//      (target >= 1.45x) and 1024,2048,1024 (target >= 1.0x, bf16 fallback allowed);
+//   4. the same through the Tensor API on device "cuda": Float8Linear (and
+//      autoFilterForRecipe's choice) vs nn.Linear in bf16, autograd included.
 // Times are GPU time from CUDA events around `iters` back-to-back calls, after
 // a warm-up; each number is the median of `repeats` such runs. Inputs are
 // random normals (never zeros) and each bandwidth buffer is far larger than L2.
 //   bun bench/gpu/bench.ts [--quick]      (writes $OUT/gpu_bench.json and gpu_bench.txt when OUT is set)
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cuda } from "../../src/index.ts";
+import { cuda, float8, manualSeed, nn, randn, tidy } from "../../src/index.ts";
 import type { CudaContext, DeviceBuffer } from "../../src/cuda/index.ts";
 
 const quick = process.argv.includes("--quick");
@@ -177,6 +179,45 @@ for (const [M, K, N] of quick ? [[1024, 2048, 1024]] : [[4096, 8192, 16384], [10
   ctx.castKernel = "reference";
   base.dispose();
   for (const b of [x, w, dy, y, dx, dw]) b.dispose();
+}
+
+// ---- 4. the user's path: Tensor API on device "cuda" ---------------------------------------
+// nn.Linear (bf16, cuBLASLt) vs Float8Linear from convertToFloat8Training, fwd+bwd through
+// autograd, as a training step runs it (each step's temporaries freed by tidy).
+for (const [M, K, N] of quick ? [[1024, 2048, 1024]] : [[4096, 8192, 16384], [1024, 2048, 1024]]) {
+  const shape = `${M},${K},${N}`;
+  const big = M * K * N >= 2 ** 36;
+  const iters = big ? (quick ? 3 : 10) : 30;
+  manualSeed(31);
+  const x = randn([M, K], { dtype: "bfloat16", device: "cuda" });
+  const dy = randn([M, N], { dtype: "bfloat16", std: 0.1, device: "cuda" });
+  const stepOf = (model: nn.Module) => () => tidy(() => {
+    model.zeroGrad();
+    const xi = x.detach();
+    xi.requiresGrad = true;
+    model.forward(xi).backward(dy);
+  });
+  const make = (convert: "none" | "always" | "auto") => {
+    manualSeed(32);
+    const m: nn.Module = new nn.Sequential(new nn.Linear(K, N, { dtype: "bfloat16", bias: false }));
+    if (convert === "always") float8.convertToFloat8Training(m);
+    if (convert === "auto") float8.convertToFloat8Training(m, { moduleFilterFn: float8.autoFilterForRecipe("tensorwise", { M, device: /H200/i.test(info.name) ? "h200" : "h100" }) });
+    return m.to({ device: "cuda" });
+  };
+  const base = make("none");
+  const tb = timeMs(stepOf(base), iters);
+  rows.push({ section: "tensor", name: `nn.Linear bf16 fwd+bwd ${shape} (Tensor API)`, ms: tb, value: 1, unit: "x", note: "baseline" });
+  const target = big ? ">= 1.45" : ">= 1.0";
+  for (const [label, mode] of [["Float8Linear, dynamic", "always"], ["autoFilterForRecipe", "auto"]] as const) {
+    const m = make(mode);
+    const t = timeMs(stepOf(m), iters);
+    const layer = [...m.namedModules()].map(([, mm]) => mm).find((mm) => mm instanceof nn.Linear);
+    rows.push({ section: "tensor", name: `${label} ${shape} (Tensor API)`, ms: t, value: tb / t, unit: "x", ratio: tb / t, ratioOf: "nn.Linear bf16", target, note: String(layer) });
+    m.dispose();
+  }
+  base.dispose();
+  x.dispose();
+  dy.dispose();
 }
 
 for (const b of owned) b.dispose();
