@@ -42,11 +42,13 @@ describe.skipIf(skipReason !== null)(`distributed, 2 and 3 ranks under mpirun${s
   let train: { results: Results; output: string };
   let errors: { results: Results; output: string };
   let collectives: { results: Results; output: string };
+  let devices: { results: Results; output: string };
   beforeAll(() => {
     collectives = runWorker("collectives_worker.ts", 3);
     train = runWorker("train_worker.ts");
     errors = runWorker("errors_worker.ts");
-  }, 120000);
+    devices = runWorker("device_worker.ts");
+  }, 180000);
 
   test("every collective matches local arithmetic on 3 ranks (f32/bf16 sum, avg, max; fp8 all-gather; reduce-scatter; broadcast; along a dim)", () => {
     for (const rank of [0, 1, 2]) {
@@ -54,6 +56,10 @@ describe.skipIf(skipReason !== null)(`distributed, 2 and 3 ranks under mpirun${s
       expect(Object.entries(checks).filter(([, ok]) => !ok).map(([name]) => `rank ${rank}: ${name}`)).toEqual([]);
       expect(Object.keys(checks).length).toBeGreaterThanOrEqual(13);
     }
+  });
+
+  test("DDP, FSDP (float8 all-gather) and float8 TP/SP on device tensors give the CPU's results bit for bit (emulated device)", () => {
+    expect(get(devices, "device")).toEqual({ ddp: true, fsdp: true, tp_float8: true, tp_float8_sp: true });
   });
 
   test("DDP over 2 ranks matches one process on the global batch (weights >= 40 dB after 5 steps)", () => {

@@ -11,8 +11,11 @@
 // using the storage of the ones it handed over.
 import { Float8Error } from "../errors.ts";
 import { Module } from "../nn/module.ts";
-import { ITEM_SIZE, type DType } from "../tensor/dtype.ts";
+import { offsetPtr } from "../ffi/index.ts";
+import { DTYPE_CODE, ITEM_SIZE, type DType } from "../tensor/dtype.ts";
 import { Tensor } from "../tensor/tensor.ts";
+import type { Device } from "../tensor/backend/index.ts";
+import { copyRegion } from "../tensor/ops/movement.ts";
 import { allReduce, broadcast, getWorldSize } from "./process_group.ts";
 
 /** Options of DistributedDataParallel. */
@@ -23,23 +26,25 @@ export interface DistributedDataParallelOptions {
   broadcastBuffers?: boolean;
 }
 
-/** A run of same-dtype tensors laid out back to back in one flat buffer. */
+/** A run of same-dtype, same-device tensors laid out back to back in one flat buffer. */
 interface Bucket {
   dtype: DType;
+  device: Device;
   members: { t: Tensor; offset: number }[];
   numel: number;
 }
 
-/** Groups tensors (in the given order) into same-dtype buckets of at most capBytes. */
+/** Groups tensors (in the given order) into same-dtype, same-device buckets of at most capBytes. */
 function makeBuckets(tensors: Tensor[], capBytes: number): Bucket[] {
   const buckets: Bucket[] = [];
-  const open = new Map<DType, Bucket>();
+  const open = new Map<string, Bucket>();
   for (const t of tensors) {
-    let b = open.get(t.dtype);
+    const key = `${t.device}/${t.dtype}`;
+    let b = open.get(key);
     if (!b || (b.numel > 0 && (b.numel + t.numel) * ITEM_SIZE[t.dtype] > capBytes)) {
-      b = { dtype: t.dtype, members: [], numel: 0 };
+      b = { dtype: t.dtype, device: t.device, members: [], numel: 0 };
       buckets.push(b);
-      open.set(t.dtype, b);
+      open.set(key, b);
     }
     b.members.push({ t, offset: b.numel });
     b.numel += t.numel;
@@ -47,19 +52,19 @@ function makeBuckets(tensors: Tensor[], capBytes: number): Bucket[] {
   return buckets;
 }
 
-function bytesOf(t: Tensor): Uint8Array {
-  return new Uint8Array(t.rawView(), 0, t.nbytes);
+/** Copies `count` elements from src[srcOffset..] to dst[dstOffset..] on their device. */
+function copyElements(dst: Tensor, dstOffset: number, src: Tensor, srcOffset: number, count: number, op: string): void {
+  copyRegion(dst, dstOffset, [1], src, srcOffset, [1], [count], op);
 }
 
 /** Broadcasts rank 0's values of `tensors` to every rank, coalesced into buckets. */
 export function broadcastCoalesced(tensors: Tensor[], capBytes: number, key: string): void {
+  const op = "DistributedDataParallel";
   makeBuckets(tensors, capBytes).forEach((b, i) => {
-    const flat = Tensor.empty([b.numel], b.dtype);
-    const view = new Uint8Array(flat.rawView());
-    const item = ITEM_SIZE[b.dtype];
-    for (const m of b.members) view.set(bytesOf(m.t), m.offset * item);
+    const flat = Tensor.empty([b.numel], b.dtype, b.device);
+    for (const m of b.members) copyElements(flat, m.offset, m.t, 0, m.t.numel, op);
     broadcast(flat, 0, { key: `${key}.${i}` });
-    for (const m of b.members) bytesOf(m.t).set(view.subarray(m.offset * item, (m.offset + m.t.numel) * item));
+    for (const m of b.members) copyElements(m.t, 0, flat, m.offset, m.t.numel, op);
     flat.dispose();
   });
 }
@@ -82,7 +87,7 @@ interface GradSlot {
  */
 export class DistributedDataParallel<M extends Module = Module> extends Module {
   readonly module: M;
-  private readonly buckets: { dtype: DType; slots: GradSlot[]; numel: number; pending: number; flat: Tensor | null }[];
+  private readonly buckets: { dtype: DType; device: Device; slots: GradSlot[]; numel: number; pending: number; flat: Tensor | null }[];
   private nextBucket = 0;
   private readyCount = 0;
   private syncEnabled = true;
@@ -100,6 +105,7 @@ export class DistributedDataParallel<M extends Module = Module> extends Module {
     const plan = makeBuckets([...params].reverse(), capMB * 2 ** 20);
     this.buckets = plan.map((b, i) => ({
       dtype: b.dtype,
+      device: b.device,
       numel: b.numel,
       pending: b.members.length,
       flat: null,
@@ -141,23 +147,22 @@ export class DistributedDataParallel<M extends Module = Module> extends Module {
   /** All-reduces (avg) one bucket's gradients as a flat buffer; missing gradients count as zeros. */
   private reduceBucket(i: number): void {
     const b = this.buckets[i];
-    b.flat ??= Tensor.empty([b.numel], b.dtype).keep();
-    const item = ITEM_SIZE[b.dtype];
-    const flat = new Uint8Array(b.flat.rawView());
+    const op = "DistributedDataParallel";
+    b.flat ??= Tensor.empty([b.numel], b.dtype, b.device).keep();
+    const flat = b.flat;
     for (const s of b.slots) {
-      const at = s.offset * item, n = s.param.numel * item;
       if (!s.value) {
-        flat.fill(0, at, at + n);
+        flat.backend.fill(offsetPtr(flat.ptrFor(op), s.offset * ITEM_SIZE[b.dtype]), DTYPE_CODE[b.dtype], s.param.numel, 0, op);
         continue;
       }
       const g = s.value.dtype === b.dtype ? s.value : s.value.to({ dtype: b.dtype });
-      flat.set(bytesOf(g), at);
+      copyElements(flat, s.offset, g, 0, s.param.numel, op);
       if (g !== s.value) g.dispose();
     }
-    allReduce(b.flat, "avg", { key: `ddp.bucket.${i}` });
+    allReduce(flat, "avg", { key: `ddp.bucket.${i}` });
     for (const s of b.slots) {
-      const avg = Tensor.empty(s.param.shape, b.dtype).keep();
-      bytesOf(avg).set(flat.subarray(s.offset * item, (s.offset + s.param.numel) * item));
+      const avg = Tensor.empty(s.param.shape, b.dtype, b.device).keep();
+      copyElements(avg, 0, flat, s.offset, s.param.numel, op);
       s.value?.dispose();
       s.value = avg;
     }

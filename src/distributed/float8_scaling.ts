@@ -3,11 +3,10 @@
 // weight or activation) must be cast with the scale of the whole tensor, or
 // every rank would quantize its piece differently from a single process.
 import { Float8Error } from "../errors.ts";
-import { lib, check } from "../ffi/index.ts";
-import { DTYPE_CODE, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
+import type { Float8DType, HighPrecisionDType } from "../tensor/dtype.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import {
-  Float8Tensor, amaxToScale, roundScaleDownToPowerOf2, scalarTensor, toFloat8Saturated, type GemmInputRole,
+  Float8Tensor, amaxToScale, roundScaleDownToPowerOf2, scalarTensor, tensorToAmax, toFloat8Saturated, type GemmInputRole,
 } from "../float8/float8_tensor.ts";
 import type { RoleScaling } from "../float8/float8_linear.ts";
 import { ScalingGranularity, ScalingType } from "../float8/config.ts";
@@ -15,9 +14,10 @@ import { allReduceArray } from "./process_group.ts";
 
 /** max |x| of a float32/bfloat16 tensor (local, no communication). */
 export function localAmax(x: Tensor): number {
-  const out = new Float32Array(1);
-  if (x.numel > 0) check(lib.fp8_cpu_amax(out, x.ptrFor("localAmax"), DTYPE_CODE[x.dtype], x.numel), "localAmax");
-  return out[0];
+  const t = tensorToAmax(x);
+  const v = t.item(); // (on a device: one read back, for the cross-rank MAX that follows)
+  t.dispose();
+  return v;
 }
 
 /** The tensorwise scale of `st` for an amax (rounded down to a power of 2 when the recipe asks). */
@@ -28,7 +28,7 @@ export function scaleForAmax(amax: number, st: RoleScaling): number {
 
 /** Casts x (this rank's piece) with a given scale into a Float8Tensor. */
 export function castWithScale(x: Tensor, scale: number, float8Dtype: Float8DType, role: GemmInputRole, origDtype?: HighPrecisionDType): Float8Tensor {
-  const scaleT = scalarTensor(scale);
+  const scaleT = scalarTensor(scale, x.device);
   return new Float8Tensor(toFloat8Saturated(x, scaleT, float8Dtype), scaleT, origDtype ?? (x.dtype as HighPrecisionDType), role);
 }
 

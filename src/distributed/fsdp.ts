@@ -24,9 +24,10 @@
 import { Float8Error } from "../errors.ts";
 import { Function, isGradEnabled, noGrad, type FunctionCtx } from "../autograd/graph.ts";
 import { Module } from "../nn/module.ts";
-import { ITEM_SIZE, type HighPrecisionDType } from "../tensor/dtype.ts";
+import { offsetPtr } from "../ffi/index.ts";
+import { DTYPE_CODE, ITEM_SIZE, type HighPrecisionDType } from "../tensor/dtype.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import { reshape } from "../tensor/ops/movement.ts";
+import { copyRegion, reshape } from "../tensor/ops/movement.ts";
 import { Float8Tensor, scalarTensor } from "../float8/float8_tensor.ts";
 import { Float8Linear } from "../float8/float8_linear.ts";
 import { ScalingType } from "../float8/config.ts";
@@ -93,9 +94,21 @@ function unpad(flat: Tensor, numel: number, shape: readonly number[]): Tensor {
     return out;
   }
   const out = Tensor.empty(shape, flat.dtype, flat.device);
-  new Uint8Array(out.rawView()).set(new Uint8Array(flat.rawView(), 0, out.nbytes));
+  copyRegion(out, 0, [1], flat, 0, [1], [numel], "fullyShard");
   flat.dispose();
   return out;
+}
+
+/** Zeros elements [from, to) of a float tensor t in place, on its device. */
+function zeroRange(t: Tensor, from: number, to: number): void {
+  if (to > from) t.backend.fill(offsetPtr(t.ptrFor("fullyShard"), from * ITEM_SIZE[t.dtype]), DTYPE_CODE[t.dtype], to - from, 0, "fullyShard");
+}
+
+/** The value of a one-element float32 state tensor (on any device). */
+const readScalar = (t: Tensor): number => t.item();
+/** Writes v into a one-element float32 state tensor (on any device). */
+function writeScalar(t: Tensor, v: number): void {
+  t.backend.upload(t.ptrFor("fullyShard"), Float32Array.of(v), 4);
 }
 
 /** Gathers the high-precision parameter (in paramDtype). */
@@ -121,14 +134,13 @@ function float8WeightScale(sp: ShardedParam): number {
   if (st.config.scalingType === ScalingType.DELAYED) {
     // what castToFloat8 does for a delayed weight, with the amax of the whole weight
     const local = localAmax(sp.shard);
-    const view = (t: Tensor) => new Float32Array(t.rawView());
     if (!layer.isAmaxInitialized) {
       const amax = allReduceArray(Float32Array.of(local), "max", { key: `fsdp.${sp.fqn}.amaxInit` })[0];
-      view(st.history!)[0] = amax;
-      view(st.scale!)[0] = scaleForAmax(amax, st);
+      writeScalar(st.history!, amax); // history[0]
+      writeScalar(st.scale!, scaleForAmax(amax, st));
     }
-    view(st.amax!)[0] = local; // syncFloat8AmaxAndScaleHistory takes the MAX over ranks
-    return view(st.scale!)[0];
+    writeScalar(st.amax!, local); // syncFloat8AmaxAndScaleHistory takes the MAX over ranks
+    return readScalar(st.scale!);
   }
   if (sp.precomputedScale !== null) {
     const s = sp.precomputedScale;
@@ -149,7 +161,7 @@ function gather(u: Unsharded, forBackward: boolean): void {
       u.fp8.data.assign(data);
       data.dispose();
     } else {
-      u.fp8 = new Float8Tensor(data, scalarTensor(u.scale), sp.paramDtype, "weight");
+      u.fp8 = new Float8Tensor(data, scalarTensor(u.scale, data.device), sp.paramDtype, "weight");
     }
     return;
   }
@@ -176,7 +188,7 @@ class AllGatherParam extends Function {
     if (u.sp.float8) {
       // Float8Linear reads only the shape and dtype of its weight argument: the
       // cast comes from castOverride. Untouched pages of this allocation cost nothing.
-      u.full = Tensor.empty(u.sp.shape, u.sp.paramDtype);
+      u.full = Tensor.empty(u.sp.shape, u.sp.paramDtype, u.sp.shard.device);
     }
     return u.full!;
   }
@@ -185,11 +197,10 @@ class AllGatherParam extends Function {
     const u = ctx.data.u as Unsharded;
     const sp = u.sp;
     const ws = getWorldSize();
-    const padded = Tensor.empty([ws * sp.shardNumel], sp.reduceDtype);
-    const bytes = new Uint8Array(padded.rawView());
+    const padded = Tensor.empty([ws * sp.shardNumel], sp.reduceDtype, g.device);
     const gg = g.dtype === sp.reduceDtype ? g : g.to({ dtype: sp.reduceDtype });
-    bytes.set(new Uint8Array(gg.rawView(), 0, gg.nbytes));
-    bytes.fill(0, gg.nbytes);
+    copyRegion(padded, 0, [1], gg, 0, [1], [gg.numel], "fullyShard.backward");
+    zeroRange(padded, gg.numel, padded.numel);
     if (gg !== g) gg.dispose();
     const flat = reshape(padded, [ws, sp.shardNumel]);
     padded.dispose();
@@ -230,13 +241,10 @@ function parametersOf(m: Module): Map<string, Tensor> {
 
 /** Makes rank r's piece of p: flat elements [r * n, (r + 1) * n), zero-padded. */
 function cutShard(p: Tensor, shardNumel: number, rank: number): Tensor {
-  const item = ITEM_SIZE[p.dtype];
-  const shard = Tensor.empty([shardNumel], p.dtype);
-  const dst = new Uint8Array(shard.rawView());
-  const src = new Uint8Array(p.rawView(), 0, p.nbytes);
+  const shard = Tensor.empty([shardNumel], p.dtype, p.device);
   const from = Math.min(rank * shardNumel, p.numel), to = Math.min((rank + 1) * shardNumel, p.numel);
-  dst.fill(0);
-  dst.set(src.subarray(from * item, to * item));
+  copyRegion(shard, 0, [1], p, from, [1], [to - from], "fullyShard");
+  zeroRange(shard, to - from, shardNumel);
   return shard;
 }
 

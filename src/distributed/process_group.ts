@@ -14,7 +14,8 @@ import { DTYPE_CODE, type DType } from "../tensor/dtype.ts";
 import { fmtShape } from "../tensor/shape.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { setAmaxReducer } from "../float8/convert.ts";
-import { DeviceBuffer, type CudaContext } from "../cuda/device.ts";
+import { DeviceBuffer, device as cudaDevice, type CudaContext } from "../cuda/device.ts";
+import { currentCudaDevice } from "../tensor/backend/index.ts";
 
 /** Collective engine: MPI for host tensors, NCCL for device buffers. */
 export type Backend = "mpi" | "nccl";
@@ -184,18 +185,28 @@ interface Operand {
 /** A collective on GPU buffers runs on the stream of their context, after the work queued there. */
 let streamOf: CudaContext | null = null;
 
+/** NCCL collectives on ctx's buffers run on ctx's stream, after the work queued there. */
+function useStreamOf(ctx: CudaContext, what: string, op: string): void {
+  if (getBackend() !== "nccl") throw new Float8Error(op, `${what} is GPU memory: initProcessGroup({ backend: "nccl" }) first`);
+  if (streamOf !== ctx) {
+    const out = new BigUint64Array(1);
+    checkCuda(cudaLib().fp8_cuda_ctx_stream(ctx.handle, out), op);
+    checkDist(distLib().fp8_dist_set_stream(Number(out[0]) as NativePtr), op);
+    streamOf = ctx;
+  }
+}
+
 function operand(t: Tensor | DeviceBuffer, op: string): Operand {
   if (t instanceof DeviceBuffer) {
-    if (getBackend() !== "nccl") throw new Float8Error(op, `${t} is GPU memory: initProcessGroup({ backend: "nccl" }) first`);
-    if (streamOf !== t.ctx) {
-      const out = new BigUint64Array(1);
-      checkCuda(cudaLib().fp8_cuda_ctx_stream(t.ctx.handle, out), op);
-      checkDist(distLib().fp8_dist_set_stream(Number(out[0]) as NativePtr), op);
-      streamOf = t.ctx;
-    }
+    useStreamOf(t.ctx, String(t), op);
     return { ptr: t.ptr, dtype: t.dtype, numel: t.numel, shape: t.shape, where: 1 };
   }
-  return { ptr: t.ptrFor(op), dtype: t.dtype, numel: t.numel, shape: t.shape, where: t.device === "cuda" ? 1 : 0 };
+  const ptr = t.ptrFor(op);
+  if (t.backend.nativeMemory === "device") {
+    useStreamOf(cudaDevice(currentCudaDevice()), `a ${t.device} tensor of shape ${fmtShape(t.shape)}`, op);
+    return { ptr, dtype: t.dtype, numel: t.numel, shape: t.shape, where: 1 };
+  }
+  return { ptr, dtype: t.dtype, numel: t.numel, shape: t.shape, where: 0 };
 }
 
 /** An uninitialised buffer like t (same kind, device and dtype) of another shape. */

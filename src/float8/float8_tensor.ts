@@ -405,7 +405,12 @@ function scaledMmOnDevice(a: Float8Tensor, b: Float8Tensor, M: number, K: number
     }
     const af = convert(at, "float32"), bf = convert(bt, "float32");
     const raw = reshapeOwned(gemm(af, bf, { M, K, N, transB: true, op }), [M, N]);
-    const scaled = div(raw, mul(a.scale, b.scale));
+    // alpha = f32(1/scale_a) * f32(1/scale_b), as the CPU path and the fp8 GEMM apply it
+    const one = scalarTensor(1, a.data.device);
+    const invA = div(one, a.scale), invB = div(one, b.scale);
+    const alpha = mul(invA, invB);
+    const scaled = mul(raw, alpha);
+    for (const t of [one, invA, invB, alpha]) t.dispose();
     const withBias = bias ? add(scaled, bias.dtype === "float32" ? bias : convert(bias, "float32")) : scaled;
     const out = outDtype === "float32" ? withBias : convert(withBias, outDtype);
     for (const t of new Set([af, bf, raw, scaled, withBias])) if (t !== out) t.dispose();

@@ -19,6 +19,7 @@ function memcpy(dst: HostMemory, src: HostMemory, nbytes: number): void {
 export const cpuBackend: Backend = {
   device: "cpu",
   hostAccessible: true,
+  nativeMemory: "host",
 
   alloc: (nbytes) => nativeAlloc(nbytes),
   free: (p) => nativeFree(p),

@@ -51,6 +51,7 @@ function uploadTemp(data: ArrayBufferView): NativePtr {
 export const cudaBackend: Backend = {
   device: "cuda",
   hostAccessible: false,
+  nativeMemory: "device",
 
   alloc: (nbytes) => {
     const out = new BigUint64Array(1);

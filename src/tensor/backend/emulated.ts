@@ -48,6 +48,7 @@ export function emulatedDeviceBackend(device: Device = "cuda"): Backend & { live
     ...cpuBackend,
     device,
     hostAccessible: false,
+    nativeMemory: "host", // host memory underneath: MPI moves it, as NCCL would move GPU memory
     alloc: (nbytes) => {
       const p = nativeAlloc(nbytes);
       allocs.set(p, nbytes);

@@ -21,6 +21,8 @@ export interface Backend {
   readonly device: Device;
   /** True when the device's memory is host memory that JS may view directly (the CPU). */
   readonly hostAccessible: boolean;
+  /** Where native code finds the memory: "host" (MPI collectives take it) or "device" (GPU: NCCL). */
+  readonly nativeMemory: "host" | "device";
 
   // ---- memory ----
   alloc(nbytes: number): NativePtr;
