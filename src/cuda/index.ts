@@ -11,5 +11,6 @@ export {
 } from "./ops.ts";
 export type { ScaledMmOptions, QuantizeRowwiseOptions, MatmulOptions, DelayedScalingEntry } from "./ops.ts";
 export { Float8LinearCuda, HighPrecisionLinearCuda } from "./linear.ts";
+export { setCudaDevice as setDevice, currentCudaDevice as currentDevice } from "../tensor/backend/cuda.ts";
 export type { Float8LinearCudaOptions, LinearGrads } from "./linear.ts";
 export type { CudaProbe, CudaState } from "../ffi/index.ts";

@@ -9,13 +9,13 @@
 // (collective, key) pair is used, the ranks compare dtype and shape and a
 // mismatch is an error on every rank instead of a hang.
 import { Float8Error } from "../errors.ts";
-import { distLib, checkDist, checkCuda, cudaLib, type NativePtr } from "../ffi/index.ts";
+import { distLib, checkDist, checkCuda, cudaLib, cudaProbe, type NativePtr } from "../ffi/index.ts";
 import { DTYPE_CODE, type DType } from "../tensor/dtype.ts";
 import { fmtShape } from "../tensor/shape.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { setAmaxReducer } from "../float8/convert.ts";
 import { DeviceBuffer, device as cudaDevice, type CudaContext } from "../cuda/device.ts";
-import { currentCudaDevice } from "../tensor/backend/index.ts";
+import { currentCudaDevice, setCudaDevice } from "../tensor/backend/index.ts";
 
 /** Collective engine: MPI for host tensors, NCCL for device buffers. */
 export type Backend = "mpi" | "nccl";
@@ -87,6 +87,8 @@ export function initProcessGroup(opts: ProcessGroupOptions = {}): { rank: number
     backend,
   };
   setAmaxReducer((amaxes) => allReduceArray(amaxes, "max", { key: "float8.syncAmaxAndScaleHistory" }));
+  // NCCL binds this rank to GPU local_rank % count: "cuda" tensors live there too
+  if (backend === "nccl") setCudaDevice(group.localRank % Math.max(1, cudaProbe().deviceCount));
   return { rank: group.rank, worldSize: group.size };
 }
 
