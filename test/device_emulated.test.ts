@@ -99,3 +99,37 @@ describe("the demo on a device", () => {
     }
   });
 });
+
+describe("checkpoints of device models", () => {
+  test("io.save of a model on the device and io.load into another keep values, dtypes and the device", async () => {
+    const { io, float8: f8 } = await import("../src/index.ts");
+    const { mkdtempSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const dir = mkdtempSync(join(tmpdir(), "float8-device-ckpt-"));
+    try {
+      const config = new f8.Float8LinearConfig({ padInnerDim: true }); // 2 rows: the grad_weight GEMM's inner dim
+      const make = () => f8.convertToFloat8Training(new nn.Sequential(new nn.Linear(32, 16, { dtype: "bfloat16" })), { config }).to({ device: "cuda" });
+      const a = make();
+      const opt = new optim.AdamW(a.parameters());
+      a.forward(tensor(new Float32Array(64).fill(0.5), { shape: [2, 32], dtype: "bfloat16", device: "cuda" })).sum().backward();
+      opt.step();
+      const path = join(dir, "m.safetensors");
+      io.save(a, path, { optimizer: opt });
+      const b = make();
+      const optB = new optim.AdamW(b.parameters());
+      io.load(b, path, { optimizer: optB });
+      const pa = [...a.namedParameters()], pb = new Map(b.namedParameters());
+      for (const [n, p] of pa) {
+        expect(pb.get(n)!.device).toBe("cuda");
+        expect([...pb.get(n)!.bytes()]).toEqual([...p.bytes()]);
+      }
+      for (const [k, t] of Object.entries(optB.stateDict()) as [string, Tensor][]) {
+        expect(t.device, k).toBe("cuda");
+        expect([...t.bytes()]).toEqual([...(opt.stateDict() as Record<string, Tensor>)[k].bytes()]);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -360,7 +360,7 @@ function checkAgainst(parsed: ParsedSafetensors, own: Record<string, Tensor>, so
 function assignFrom(parsed: ParsedSafetensors, name: string, dst: Tensor): void {
   const src = entryToTensor(parsed, name);
   const shaped = sameShape(src.shape, dst.shape) ? src : src.reshape(dst.shape);
-  const converted = shaped.dtype === dst.dtype ? shaped : shaped.to({ dtype: dst.dtype });
+  const converted = shaped.to({ dtype: dst.dtype, device: dst.device });
   dst.assign(converted);
   for (const t of new Set([src, shaped, converted])) t.dispose();
 }
