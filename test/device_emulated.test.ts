@@ -6,7 +6,7 @@
 // emulated device, and the results must agree (the same tolerances that
 // cuda_tensor_gpu.test.ts applies to a real GPU).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Float8Error, memoryStats, nn, optim, tensor, zeros, type Tensor } from "../src/index.ts";
+import { Float8Error, float8, memoryStats, nn, optim, tensor, zeros, type Tensor } from "../src/index.ts";
 import { emulatedDeviceBackend, setBackend } from "../src/tensor/backend/index.ts";
 import { DEVICE_CASES, expectMatch } from "./helpers/device_cases.ts";
 
@@ -76,6 +76,31 @@ describe("device tensors", () => {
     lin2.to({ device: "cuda" });
     lin2.forward(zeros([2, 4], { device: "cuda" })).sum().backward();
     expect(() => opt2.step()).toThrow(/AdamW.step: parameter 0 is on cuda but its state on cpu/);
+  });
+
+  test("a float8 training step moves no data between host and device beyond its batch; a device mask is converted once", () => {
+    const model = new nn.Sequential(new nn.Linear(32, 32), new nn.ReLU(), new nn.Linear(32, 16));
+    float8.convertToFloat8Training(model).to({ device: "cuda" });
+    const opt = new optim.AdamW(model.parameters());
+    const x = tensor(new Float32Array(32 * 32).map((_, i) => Math.sin(i)), { shape: [32, 32], device: "cuda" });
+    const y = zeros([32, 16], { device: "cuda" });
+    const step = () => {
+      opt.zeroGrad();
+      nn.mseLoss(model.forward(x), y).backward();
+      opt.step();
+    };
+    step();
+    const before = emulated.transfers();
+    for (let i = 0; i < 3; i++) step();
+    expect(emulated.transfers()).toEqual(before);
+
+    const mask = tensor([1, 0, 0, 1], { device: "cuda" });
+    const z = zeros([3, 4], { device: "cuda" });
+    nn.maskedFill(z, mask, 5);
+    const afterFirst = emulated.transfers();
+    const filled = nn.maskedFill(z, mask, 5);
+    expect(emulated.transfers()).toEqual(afterFirst);
+    expect([...filled.toArray()]).toEqual([5, 0, 0, 5, 5, 0, 0, 5, 5, 0, 0, 5]);
   });
 
   test("bad indices and targets are refused on the host before they reach a device kernel", () => {

@@ -47,6 +47,38 @@ function uploadTemp(data: ArrayBufferView): NativePtr {
 }
 
 
+/**
+ * The device copies of delayed scaling's pointer and dtype tables, which the
+ * sync kernel reads. A model's state buffers keep their addresses from step to
+ * step, so the tables are uploaded once (an upload from pageable memory waits
+ * for the stream) and reused; the key is the tables' content, so it stays right
+ * even if a freed address is reused.
+ */
+const tableCache = new Map<string, { ctx: CudaContext; ptrs: NativePtr[] }>();
+const TABLE_CACHE_ENTRIES = 16;
+
+function amaxTables(amax: readonly NativePtr[], history: readonly NativePtr[], scale: readonly NativePtr[], fp8: Int32Array, clamp: Int32Array): NativePtr[] {
+  const c = ctx();
+  const key = `${c.index}|${amax.join(",")}|${history.join(",")}|${scale.join(",")}|${fp8.join(",")}|${clamp.join(",")}`;
+  const hit = tableCache.get(key);
+  if (hit && !hit.ctx.isDisposed) return hit.ptrs;
+  const table = (ps: readonly NativePtr[]) => BigUint64Array.from(ps.map((p) => BigInt(p)));
+  const ptrs: NativePtr[] = [];
+  try {
+    for (const t of [table(amax), table(history), table(scale), fp8, clamp]) ptrs.push(uploadTemp(t));
+  } catch (e) {
+    for (const p of ptrs) cudaLib().fp8_cuda_free(c.handle, p);
+    throw e;
+  }
+  if (tableCache.size >= TABLE_CACHE_ENTRIES) {
+    const [oldKey, old] = tableCache.entries().next().value!;
+    tableCache.delete(oldKey);
+    if (!old.ctx.isDisposed) for (const p of old.ptrs) cudaLib().fp8_cuda_free(old.ctx.handle, p);
+  }
+  tableCache.set(key, { ctx: c, ptrs });
+  return ptrs;
+}
+
 /** The CUDA backend (device "cuda"). */
 export const cudaBackend: Backend = {
   device: "cuda",
@@ -117,15 +149,8 @@ export const cudaBackend: Backend = {
     checkCuda(cudaLib().fp8_cuda_quantize_rowwise(h(), dst, scale, fp8, src, sd, rows, cols, p2), op),
   roundScalesToPowerOf2: (scale, n, op) => checkCuda(cudaLib().fp8_cuda_round_scales_pow2(h(), scale, n), op),
   syncAmaxHistory: (amax, history, scale, fp8, clamp, historyLen, op) => {
-    // the kernel reads its pointer and dtype tables from device memory
-    const table = (ps: readonly NativePtr[]) => BigUint64Array.from(ps.map((p) => BigInt(p)));
-    const temps: NativePtr[] = [];
-    try {
-      for (const t of [table(amax), table(history), table(scale), fp8, clamp]) temps.push(uploadTemp(t));
-      checkCuda(cudaLib().fp8_cuda_sync_amax_history(h(), temps[0], temps[1], temps[2], temps[3], temps[4], amax.length, historyLen), op);
-    } finally {
-      for (const p of temps) cudaLib().fp8_cuda_free(h(), p);
-    }
+    const t = amaxTables(amax, history, scale, fp8, clamp);
+    checkCuda(cudaLib().fp8_cuda_sync_amax_history(h(), t[0], t[1], t[2], t[3], t[4], amax.length, historyLen), op);
   },
 
   sgdStep: (p, g, buf, dtype, n, lr, mom, damp, wd, nesterov, first, op) =>

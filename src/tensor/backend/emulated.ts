@@ -27,9 +27,10 @@ const DEVICE_ARGS: Partial<Record<keyof Backend, readonly number[]>> = {
  * A backend for `device` whose memory is host memory hidden from JS and whose
  * kernels are the CPU's, checking that every pointer it is given is its own.
  */
-export function emulatedDeviceBackend(device: Device = "cuda"): Backend & { liveAllocations(): number } {
+export function emulatedDeviceBackend(device: Device = "cuda"): Backend & { liveAllocations(): number; transfers(): { uploads: number; downloads: number } } {
   const allocs = new Map<number, number>(); // start -> nbytes
   let liveBytes = 0;
+  let uploads = 0, downloads = 0;
 
   const owns = (p: unknown): boolean => {
     if (typeof p !== "number") return false;
@@ -66,10 +67,12 @@ export function emulatedDeviceBackend(device: Device = "cuda"): Backend & { live
     emptyCache: () => {},
     upload: (dst, src, nbytes) => {
       requireDevice("upload", 0, dst, "upload");
+      uploads++;
       cpuBackend.upload(dst, src, nbytes);
     },
     download: (dst, src, nbytes) => {
       requireDevice("download", 1, src, "download");
+      downloads++;
       cpuBackend.download(dst, src, nbytes);
     },
     syncAmaxHistory: (amax, history, scale, fp8, clamp, historyLen, op) => {
@@ -86,5 +89,9 @@ export function emulatedDeviceBackend(device: Device = "cuda"): Backend & { live
       return fn(...args);
     };
   }
-  return Object.assign(checked as unknown as Backend, { liveAllocations: () => allocs.size });
+  return Object.assign(checked as unknown as Backend, {
+    liveAllocations: () => allocs.size,
+    /** host <-> device copies so far (a training step should make none beyond its data) */
+    transfers: () => ({ uploads, downloads }),
+  });
 }

@@ -164,6 +164,27 @@ export function embedding(indices: Tensor | Int32Array | readonly number[], weig
 }
 
 /**
+ * A mask's 0/1 bytes in `device` memory, as a 1-byte-per-element tensor. A
+ * mask that already lives on a device (a causal mask reused every forward) is
+ * converted once and cached with it, so later calls move no data.
+ */
+const maskCache = new WeakMap<Tensor, { ptr: number; device: string; bytes: Tensor }>();
+function maskBytes(mask: Tensor, device: Tensor["device"]): Tensor {
+  const cacheable = !mask.backend.hostAccessible;
+  const hit = cacheable ? maskCache.get(mask) : undefined;
+  if (hit && hit.ptr === mask.ptrFor("maskedFill") && hit.device === device && !hit.bytes.isDisposed) return hit.bytes;
+  const m = mask.dtype === "int32" ? mask.toInt32Array() : mask.toArray();
+  const bytes = new Uint8Array(m.length);
+  for (let i = 0; i < m.length; i++) bytes[i] = m[i] !== 0 ? 1 : 0;
+  const t = Tensor.fromBytes(bytes, { shape: [bytes.length], dtype: "float8_e4m3fn", device });
+  if (cacheable) {
+    t.keep();
+    maskCache.set(mask, { ptr: mask.ptrFor("maskedFill"), device, bytes: t });
+  }
+  return t;
+}
+
+/**
  * Where mask is true, value; elsewhere x. The mask (float or int32, nonzero =
  * true) broadcasts over x's leading dims: its shape must equal x's trailing dims.
  */
@@ -174,14 +195,10 @@ export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
   if (mask.ndim > x.ndim || mask.shape.some((d, i) => d !== trailing[i])) {
     throw new Float8Error(op, `mask shape ${fmtShape(mask.shape)} must match the trailing dims of ${describe(x)}`);
   }
-  const m = mask.dtype === "int32" ? mask.toInt32Array() : mask.toArray();
-  const bytes = new Uint8Array(m.length);
-  for (let i = 0; i < m.length; i++) bytes[i] = m[i] !== 0 ? 1 : 0;
-  // the 0/1 bytes in the device's memory, as a 1-byte-per-element tensor
-  const maskOnDevice = Tensor.fromBytes(bytes, { shape: [bytes.length], dtype: "float8_e4m3fn", device: x.device });
+  const maskOnDevice = maskBytes(mask, x.device);
   const fill = (src: Tensor, v: number, name: string) => {
     const out = Tensor.empty(src.shape, src.dtype, src.device);
-    if (src.numel > 0) src.backend.maskedFill(out.ptrFor(name), src.ptrFor(name), maskOnDevice.ptrFor(name), code, src.numel, bytes.length, v, name);
+    if (src.numel > 0) src.backend.maskedFill(out.ptrFor(name), src.ptrFor(name), maskOnDevice.ptrFor(name), code, src.numel, maskOnDevice.numel, v, name);
     return out;
   };
   const out = fill(x, value, op);
