@@ -8,15 +8,18 @@
 // convertToFloat8Training (moduleFilterFn skips "output", as torchao's README
 // suggests), dynamic scaling. Both runs start from the same weights and see
 // the same batches. The loss is computed in float32 from the bf16 logits (as
-// torch's autocast does), so the two runs' losses compare finely.
+// torch's autocast does), so the two runs' losses compare finely. --device cuda
+// trains, evaluates and samples on the GPU.
 //
 //   bun examples/gpt.ts               # default CPU config, both runs: about 3 minutes on 2 idle cores
+//   bun examples/gpt.ts --device cuda
 //   bun examples/gpt.ts --help
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import {
-  Tensor, cat, float8, manualSeed, nn, noGrad, optim, tensor, tidy, uniformStream, type HighPrecisionDType,
+  Float8Error, Tensor, cat, float8, manualSeed, nn, noGrad, optim, tensor, tidy, uniformStream, zeros,
+  type Device, type HighPrecisionDType,
 } from "../src/index.ts";
 import { lrFactor, withLr } from "./schedule.ts";
 
@@ -34,8 +37,8 @@ export interface GptConfig {
   dtype: HighPrecisionDType;
 }
 
-/** cos and sin tables (T, headDim) of rotary embeddings, in the half-split layout of LLaMA's HF port. */
-function rotaryTables(maxSeqLen: number, headDim: number, dtype: HighPrecisionDType): { cos: Tensor; sin: Tensor } {
+/** cos and sin tables (maxSeqLen, headDim) of rotary embeddings, in the half-split layout of LLaMA's HF port. */
+function rotaryTables(maxSeqLen: number, headDim: number): { cos: Float32Array; sin: Float32Array } {
   const half = headDim / 2;
   const cos = new Float32Array(maxSeqLen * headDim);
   const sin = new Float32Array(maxSeqLen * headDim);
@@ -48,8 +51,21 @@ function rotaryTables(maxSeqLen: number, headDim: number, dtype: HighPrecisionDT
       }
     }
   }
-  const shape = [maxSeqLen, headDim];
-  return { cos: tensor(cos, { shape, dtype }).keep(), sin: tensor(sin, { shape, dtype }).keep() };
+  return { cos, sin };
+}
+
+/** (T, T) float mask, 1 where key position > query position. */
+function causalMask(T: number): Float32Array {
+  const v = new Float32Array(T * T);
+  for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) v[i * T + j] = 1;
+  return v;
+}
+
+/** The constants of a forward of length T on one device: rotary tables (T, headDim) and the causal mask (T, T). */
+interface SequenceConstants {
+  cos: Tensor;
+  sin: Tensor;
+  mask: Tensor;
 }
 
 /** x * cos + rotate_half(x) * sin, x (B, H, T, D), tables (T, D). */
@@ -128,9 +144,13 @@ export class Gpt extends nn.Module {
   layers: nn.ModuleList;
   norm: nn.RMSNorm;
   output: nn.Linear;
-  private readonly cos: Tensor;
-  private readonly sin: Tensor;
-  private readonly masks = new Map<number, Tensor>();
+  /** rotary tables on the host, (maxSeqLen, headDim) */
+  private readonly rotary: { cos: Float32Array; sin: Float32Array };
+  /**
+   * Constants by device and length, made on first use (not buffers: they
+   * would enter stateDict and checkpoints), so a step uploads none of them.
+   */
+  private readonly constants = new Map<`${Device}/${number}`, SequenceConstants>();
 
   constructor(readonly cfg: GptConfig) {
     super();
@@ -141,36 +161,36 @@ export class Gpt extends nn.Module {
     this.layers = this.registerModule("layers", new nn.ModuleList(Array.from({ length: cfg.nLayers }, () => new Block(cfg))));
     this.norm = this.registerModule("norm", new nn.RMSNorm(cfg.dim, 1e-5, { dtype: cfg.dtype }));
     this.output = this.registerModule("output", new nn.Linear(cfg.dim, cfg.vocabSize, { bias: false, dtype: cfg.dtype }));
-    ({ cos: this.cos, sin: this.sin } = rotaryTables(cfg.maxSeqLen, cfg.dim / cfg.nHeads, cfg.dtype));
+    this.rotary = rotaryTables(cfg.maxSeqLen, cfg.dim / cfg.nHeads);
   }
 
-  /** (T, T) float mask, 1 where key position > query position. */
-  private causalMask(T: number): Tensor {
-    let m = this.masks.get(T);
-    if (!m) {
-      const v = new Float32Array(T * T);
-      for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) v[i * T + j] = 1;
-      m = tensor(v, { shape: [T, T] }).keep();
-      this.masks.set(T, m);
+  private constantsFor(device: Device, T: number): SequenceConstants {
+    let c = this.constants.get(`${device}/${T}`);
+    if (!c) {
+      const D = this.cfg.dim / this.cfg.nHeads, shape = [T, D], dtype = this.cfg.dtype;
+      c = {
+        cos: tensor(this.rotary.cos.subarray(0, T * D), { shape, dtype, device }).keep(),
+        sin: tensor(this.rotary.sin.subarray(0, T * D), { shape, dtype, device }).keep(),
+        mask: tensor(causalMask(T), { shape: [T, T], device }).keep(),
+      };
+      this.constants.set(`${device}/${T}`, c);
     }
-    return m;
+    return c;
   }
 
-  /** tokens: int32 (B * T) in row-major order. */
+  /** tokens: int32 (B * T) in row-major order; runs on the model's device. */
   forward(tokens: Int32Array, B: number, T: number): Tensor {
     if (T > this.cfg.maxSeqLen) throw new Error(`gpt: sequence of ${T} exceeds maxSeqLen ${this.cfg.maxSeqLen}`);
-    const cos = T === this.cfg.maxSeqLen ? this.cos : this.cos.slice(0, 0, T);
-    const sin = T === this.cfg.maxSeqLen ? this.sin : this.sin.slice(0, 0, T);
     let h = this.tokEmbeddings.forward(tokens).reshape([B, T, this.cfg.dim]);
-    for (const layer of this.layers) h = (layer as Block).forward(h, this.causalMask(T), cos, sin);
+    const { cos, sin, mask } = this.constantsFor(h.device, T);
+    for (const layer of this.layers) h = (layer as Block).forward(h, mask, cos, sin);
     return this.output.forward(this.norm.forward(h));
   }
 
   dispose(): void {
     super.dispose();
-    this.cos.dispose();
-    this.sin.dispose();
-    for (const m of this.masks.values()) m.dispose();
+    for (const c of this.constants.values()) for (const t of [c.cos, c.sin, c.mask]) t.dispose();
+    this.constants.clear();
   }
 }
 
@@ -218,6 +238,8 @@ export interface GptOptions {
   seed: number;
   /** validation batches for the final loss */
   evalBatches: number;
+  /** where the model trains, evaluates and samples (default cpu); token ids go there with each batch */
+  device?: Device;
   progress?: (step: number, loss: number) => void;
 }
 
@@ -232,16 +254,20 @@ export interface GptResult {
   model: Gpt;
 }
 
-/** Builds the model of a recipe (same seed, same initial weights). */
-export function buildGpt(recipe: GptRecipe, vocabSize: number, o: Pick<GptOptions, "dim" | "nLayers" | "nHeads" | "seqLen" | "seed">): Gpt {
+/** Builds the model of a recipe on o.device (same seed, same initial weights). */
+export function buildGpt(recipe: GptRecipe, vocabSize: number, o: Pick<GptOptions, "dim" | "nLayers" | "nHeads" | "seqLen" | "seed" | "device">): Gpt {
   manualSeed(o.seed);
   // LLaMA's hidden size: 2/3 of 4*dim, rounded up to a multiple of 16
   const hiddenDim = Math.ceil((2 * 4 * o.dim) / 3 / 16) * 16;
   const model = new Gpt({ vocabSize, dim: o.dim, nLayers: o.nLayers, nHeads: o.nHeads, hiddenDim, maxSeqLen: o.seqLen, dtype: "bfloat16" });
   if (recipe === "float8") {
-    float8.convertToFloat8Training(model, { moduleFilterFn: (_m, fqn) => fqn !== "output" });
+    float8.convertToFloat8Training(model, {
+      moduleFilterFn: (_m, fqn) => fqn !== "output",
+      // padInnerDim: batch x seq and dim come from flags; cuBLASLt's fp8 GEMM needs inner dims % 16 (no effect on the CPU)
+      config: new float8.Float8LinearConfig({ padInnerDim: true }),
+    });
   }
-  return model;
+  return model.to({ device: o.device ?? "cpu" });
 }
 
 /** Trains one recipe; both recipes see the same batches. */
@@ -329,6 +355,7 @@ options:
   --recipe LIST    bf16,float8 (default both)
   --sample N       characters to sample from each model (default 240)
   --seed N         seed (default 0)
+  --device D       cpu (default) or cuda
   -h, --help       this text`;
 
 class Progress {
@@ -360,6 +387,7 @@ export async function main(argv: string[]): Promise<void> {
       recipe: { type: "string", default: "bf16,float8" },
       sample: { type: "string", default: "240" },
       seed: { type: "string", default: "0" },
+      device: { type: "string", default: "cpu" },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -376,9 +404,22 @@ export async function main(argv: string[]): Promise<void> {
     }
     return n;
   };
+  if (values.device !== "cpu" && values.device !== "cuda") {
+    console.error(`gpt: --device must be cpu or cuda, got '${values.device}'\n\n${USAGE}`);
+    process.exit(2);
+  }
+  const device = values.device as Device;
+  if (device !== "cpu") {
+    try {
+      zeros([1], { device }).dispose();
+    } catch (e) {
+      console.error(`gpt: --device ${device} is not usable here: ${e instanceof Float8Error ? e.message : String(e)}`);
+      process.exit(1);
+    }
+  }
   const o: GptOptions = {
     steps: int("steps"), batchSize: int("batch-size"), seqLen: int("seq-len"), dim: int("dim"), nLayers: int("layers"),
-    nHeads: int("heads"), lr: Number(values.lr), seed: int("seed"), evalBatches: 8,
+    nHeads: int("heads"), lr: Number(values.lr), seed: int("seed"), evalBatches: 8, device,
   };
   const recipes = values.recipe.split(",").map((s) => s.trim());
   for (const r of recipes) {
@@ -393,7 +434,7 @@ export async function main(argv: string[]): Promise<void> {
   console.log(`corpus: King James Version, Genesis and Exodus (public domain): ${text.length} characters, ` +
     `vocabulary ${data.chars.length}; ${data.train.length} train / ${data.val.length} validation`);
   console.log(`model: dim ${o.dim}, ${o.nLayers} layers, ${o.nHeads} heads, seq ${o.seqLen}, batch ${o.batchSize}, ` +
-    `${o.steps} steps, AdamW lr ${o.lr} with step decay, bf16 weights`);
+    `${o.steps} steps, AdamW lr ${o.lr} with step decay, bf16 weights, on ${device}`);
   const results: GptResult[] = [];
   for (const r of recipes as GptRecipe[]) {
     const bar = new Progress(r, o.steps);

@@ -1,7 +1,9 @@
 // The GPT example in miniature: causal attention, float8 conversion that skips
-// the output projection, and a few steps of training that lower the loss.
-import { expect, test } from "bun:test";
+// the output projection, a few steps of training that lower the loss, and the
+// same run on a device (the emulated one of device_emulated.test.ts).
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { float8, noGrad, tidy } from "../src/index.ts";
+import { emulatedDeviceBackend, setBackend } from "../src/tensor/backend/index.ts";
 import { buildGpt, charData, sample, trainGpt } from "../examples/gpt.ts";
 
 const text = "In the beginning God created the heaven and the earth. And the earth was without form, and void. ".repeat(20);
@@ -49,3 +51,35 @@ for (const recipe of ["bf16", "float8"] as const) {
     r.model.dispose();
   }, 60_000);
 }
+
+describe("on the emulated device", () => {
+  const emulated = emulatedDeviceBackend("cuda");
+  beforeAll(() => setBackend("cuda", emulated));
+  afterAll(() => setBackend("cuda", null));
+
+  for (const recipe of ["bf16", "float8"] as const) {
+    test(`${recipe}: trainGpt and sample on the device give the CPU's losses and text`, () => {
+      // batch 3 x seq 10: grad_weight's inner dim 30 takes the padInnerDim path of the device's fp8 GEMM
+      const o = { ...tiny, seqLen: 10, steps: 3, batchSize: 3, lr: 1e-2, evalBatches: 1 };
+      const cpu = trainGpt(recipe, data, o);
+      const dev = trainGpt(recipe, data, { ...o, device: "cuda" });
+      expect(dev.model.parameters().every((p) => p.device === "cuda")).toBe(true);
+      expect(dev.losses).toEqual(cpu.losses);
+      expect(dev.valLoss).toBe(cpu.valLoss);
+      expect(sample(dev.model, data, "And ", 12)).toBe(sample(cpu.model, data, "And ", 12));
+      cpu.model.dispose();
+      dev.model.dispose();
+    }, 60_000);
+  }
+
+  test("after the first step, a training step uploads only its token ids and targets and reads back only its loss", () => {
+    for (const recipe of ["bf16", "float8"] as const) {
+      const seen: { uploads: number; downloads: number }[] = [];
+      const r = trainGpt(recipe, data, { ...tiny, steps: 4, batchSize: 4, lr: 1e-2, evalBatches: 0, device: "cuda", progress: () => seen.push(emulated.transfers()) });
+      for (let i = 1; i < seen.length; i++) {
+        expect({ uploads: seen[i].uploads - seen[i - 1].uploads, downloads: seen[i].downloads - seen[i - 1].downloads }).toEqual({ uploads: 2, downloads: 1 });
+      }
+      r.model.dispose();
+    }
+  }, 60_000);
+});
