@@ -49,6 +49,7 @@ describe("device tensors", () => {
     const a = zeros([2, 2]), b = zeros([2, 2], { device: "cuda" });
     expect(() => a.add(b)).toThrow(/add: device mismatch: cpu and cuda/);
     expect(() => a.matmul(b)).toThrow(/matmul: device mismatch: cpu and cuda/);
+    expect(() => nn.maskedFill(b, tensor([1, 0]), 0)).toThrow(/maskedFill: device mismatch: mask on cpu, x on cuda/);
   });
 
   test("the emulated device refuses host memory where a kernel expects device memory", () => {

@@ -8,7 +8,7 @@ import { lib, check } from "../ffi/index.ts";
 import { DTYPE_CODE, FP8_MAX, isFloat8, isHighPrecision, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
 import { fmtShape } from "../tensor/shape.ts";
 import { Tensor, tensor } from "../tensor/tensor.ts";
-import type { Device } from "../tensor/backend/index.ts";
+import { backendFor, type Device } from "../tensor/backend/index.ts";
 import { gemm } from "../tensor/ops/linalg.ts";
 import { expand, reshapeOwned, transpose } from "../tensor/ops/movement.ts";
 import { add, convert, div, mul } from "../tensor/ops/elementwise.ts";
@@ -374,6 +374,16 @@ export function scaledMm(a: Float8Tensor, b: Float8Tensor, opts: ScaledMmOptions
 }
 
 
+/** A kept one-element 1.0 per device backend (made once: no upload per GEMM). */
+const ones = new Map<Device, { backend: object; t: Tensor }>();
+function oneOn(device: Device): Tensor {
+  const hit = ones.get(device);
+  if (hit && !hit.t.isDisposed && hit.backend === backendFor(device, "scaledMm")) return hit.t;
+  const t = scalarTensor(1, device).keep();
+  ones.set(device, { backend: t.backend, t });
+  return t;
+}
+
 /** An operand in the K-contiguous layout the device GEMM takes: stored as is, its cached transpose, or a new transpose (temporary). */
 function kContiguous(f: Float8Tensor, storedKContiguous: boolean): [Tensor, boolean] {
   if (storedKContiguous) return [f.data, false];
@@ -406,11 +416,11 @@ function scaledMmOnDevice(a: Float8Tensor, b: Float8Tensor, M: number, K: number
     const af = convert(at, "float32"), bf = convert(bt, "float32");
     const raw = reshapeOwned(gemm(af, bf, { M, K, N, transB: true, op }), [M, N]);
     // alpha = f32(1/scale_a) * f32(1/scale_b), as the CPU path and the fp8 GEMM apply it
-    const one = scalarTensor(1, a.data.device);
+    const one = oneOn(a.data.device);
     const invA = div(one, a.scale), invB = div(one, b.scale);
     const alpha = mul(invA, invB);
     const scaled = mul(raw, alpha);
-    for (const t of [one, invA, invB, alpha]) t.dispose();
+    for (const t of [invA, invB, alpha]) t.dispose();
     const withBias = bias ? add(scaled, bias.dtype === "float32" ? bias : convert(bias, "float32")) : scaled;
     const out = outDtype === "float32" ? withBias : convert(withBias, outDtype);
     for (const t of new Set([af, bf, raw, scaled, withBias])) if (t !== out) t.dispose();

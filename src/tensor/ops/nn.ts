@@ -195,6 +195,7 @@ export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
   if (mask.ndim > x.ndim || mask.shape.some((d, i) => d !== trailing[i])) {
     throw new Float8Error(op, `mask shape ${fmtShape(mask.shape)} must match the trailing dims of ${describe(x)}`);
   }
+  if (mask.device !== x.device) throw new Float8Error(op, `device mismatch: mask on ${mask.device}, x on ${x.device}`);
   const maskOnDevice = maskBytes(mask, x.device);
   const fill = (src: Tensor, v: number, name: string) => {
     const out = Tensor.empty(src.shape, src.dtype, src.device);
