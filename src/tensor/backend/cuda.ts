@@ -10,10 +10,20 @@ import { device as cudaDevice, type CudaContext } from "../../cuda/device.ts";
 import type { Backend, HostMemory } from "./types.ts";
 
 let currentIndex = 0;
+/** The context each live allocation was made on (frees go back to it). */
+const owners = new Map<number, CudaContext>();
 
-/** Makes GPU `index` the one that new "cuda" tensors live on (torch.cuda.set_device). */
+/**
+ * Makes GPU `index` the one that "cuda" tensors live on (torch.cuda.set_device).
+ * A process drives one GPU at a time: choose it before making cuda tensors.
+ */
 export function setCudaDevice(index: number): void {
   if (!Number.isInteger(index) || index < 0) throw new Float8Error("cuda.setDevice", `device index must be a non-negative integer, got ${index}`);
+  if (index === currentIndex) return;
+  const live = [...owners.values()].filter((c) => !c.isDisposed).length;
+  if (live > 0) {
+    throw new Float8Error("cuda.setDevice", `${live} cuda allocation(s) still live on device ${currentIndex}: choose the GPU before making cuda tensors (or dispose them first)`);
+  }
   currentIndex = index;
 }
 
@@ -86,12 +96,20 @@ export const cudaBackend: Backend = {
   nativeMemory: "device",
 
   alloc: (nbytes) => {
+    const c = ctx();
     const out = new BigUint64Array(1);
-    checkCuda(cudaLib().fp8_cuda_malloc(h(), nbytes, out), `cuda alloc of ${nbytes} bytes`);
-    return Number(out[0]) as NativePtr;
+    checkCuda(cudaLib().fp8_cuda_malloc(c.handle, nbytes, out), `cuda alloc of ${nbytes} bytes`);
+    const p = Number(out[0]) as NativePtr;
+    owners.set(p, c);
+    return p;
   },
-  // cudaFreeAsync on the stream: work already queued on the buffer finishes first
-  free: (p) => checkCuda(cudaLib().fp8_cuda_free(h(), p), "cuda free"),
+  // cudaFreeAsync on the stream: work already queued on the buffer finishes first.
+  // Memory of a context that was disposed went with it.
+  free: (p) => {
+    const c = owners.get(p);
+    owners.delete(p);
+    if (c && !c.isDisposed) checkCuda(cudaLib().fp8_cuda_free(c.handle, p), "cuda free");
+  },
   memoryStats: () => ({ ...ctx().memoryStats(), cachedBytes: 0 }),
   emptyCache: () => {},
   upload: (dst, src, nbytes) => checkCuda(cudaLib().fp8_cuda_memcpy_h2d(h(), dst, hostArg(src), nbytes), "to(cuda)"),
