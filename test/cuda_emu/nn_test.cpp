@@ -1,0 +1,298 @@
+/*
+ * nn_test.cpp — nn_kernels.cu against libfp8/src/cpu (norm_softmax.cpp,
+ * nn_kernels.c): softmax and layer norm (oneDNN on the CPU) within f32 / bf16
+ * rounding; RMS norm and cross entropy, which repeat the CPU's double
+ * arithmetic, to an ulp; embedding and its backward bit for bit, including
+ * repeated and out-of-range indices. Rows go to a warp (cols <= 1024) or a
+ * block; parameter gradients and the loss are summed in one slice, in
+ * several, or with no workspace at all.
+ */
+#include "harness.h"
+
+namespace harness {
+
+namespace {
+
+const int64_t kRowShapes[][2] = {{1, 1}, {33, 7}, {5, 1024}, {4, 1025}, {2, 3000}, {300, 40}, {0, 5}, {64, 96}};
+
+void softmax() {
+    section("nn: softmax");
+    for (int32_t dt : {FP8_DTYPE_F32, FP8_DTYPE_BF16})
+        for (int log : {0, 1})
+            for (const auto &sh : kRowShapes) {
+                const int64_t rows = sh[0], cols = sh[1], n = rows * cols;
+                Buf x(dt, n), y(dt, n), ref(dt, n), dy(dt, n), dx(dt, n), dx_ref(dt, n);
+                fill_random(x, 3.0f);
+                for (int64_t i = 0; i < n; i += 5) x.set(i, -INFINITY); /* masked entries */
+                if (n) x.set(0, 0.5f);
+                fill_random(dy);
+                CUDA_OK(fp8_cuda_softmax(ctx, y.p(), x.p(), dt, rows, cols, log));
+                CPU_OK(fp8_cpu_softmax(ref.p(), x.p(), dt, rows, cols, log));
+                char what[96];
+                snprintf(what, sizeof what, "%s (%lld, %lld) %s", log ? "log_softmax" : "softmax", (long long)rows,
+                         (long long)cols, dt_name(dt));
+                close(what, y, ref, rtol_for(dt), log ? 1e-5 : 1e-7);
+                /* backward from the same forward output on both sides */
+                CUDA_OK(fp8_cuda_softmax_backward(ctx, dx.p(), dy.p(), ref.p(), dt, rows, cols, log));
+                CPU_OK(fp8_cpu_softmax_backward(dx_ref.p(), dy.p(), ref.p(), dt, rows, cols, log));
+                snprintf(what, sizeof what, "%s backward (%lld, %lld) %s", log ? "log_softmax" : "softmax",
+                         (long long)rows, (long long)cols, dt_name(dt));
+                /* log-softmax: dy - exp(y) * sum(dy), the sum of cols terms in another order */
+                const double sum_err = 1e-7 * std::sqrt((double)cols) * 8;
+                close(what, dx, dx_ref, dt == FP8_DTYPE_F32 ? 1e-5 : 1.6e-2,
+                      dt == FP8_DTYPE_F32 ? 1e-6 + (log ? sum_err : 0) : 1e-3);
+            }
+    float f;
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "must be >= 0", fp8_cuda_softmax(ctx, &f, &f, FP8_DTYPE_F32, -1, 1, 0));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "overflows", fp8_cuda_softmax(ctx, &f, &f, FP8_DTYPE_F32, (int64_t)1 << 40, (int64_t)1 << 40, 0));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "dtype", fp8_cuda_softmax(ctx, &f, &f, FP8_DTYPE_E4M3FN, 1, 1, 0));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "d_dst is NULL", fp8_cuda_softmax_backward(ctx, &f, &f, nullptr, FP8_DTYPE_F32, 1, 1, 0));
+}
+
+void layer_norm() {
+    section("nn: layer_norm");
+    for (int32_t dt : {FP8_DTYPE_F32, FP8_DTYPE_BF16})
+        for (int params = 0; params < 4; params++) /* bit 0: gamma, bit 1: beta */
+            for (const auto &sh : kRowShapes) {
+                const int64_t rows = sh[0], cols = sh[1], n = rows * cols;
+                Buf x(dt, n), y(dt, n), ref(dt, n), g(dt, cols), b(dt, cols);
+                Buf mean(FP8_DTYPE_F32, rows), rstd(FP8_DTYPE_F32, rows), mean_ref(FP8_DTYPE_F32, rows), rstd_ref(FP8_DTYPE_F32, rows);
+                fill_random(x, 2.0f);
+                for (int64_t i = 0; i < n; i++) x.set(i, x.get(i) + 1.5f);
+                fill_random(g);
+                fill_random(b);
+                const void *gp = params & 1 ? g.p() : nullptr, *bp = params & 2 ? b.p() : nullptr;
+                CUDA_OK(fp8_cuda_layer_norm(ctx, y.p(), mean.as<float>(), rstd.as<float>(), x.p(), gp, bp, dt, rows, cols, 1e-5f));
+                CPU_OK(fp8_cpu_layer_norm(ref.p(), mean_ref.as<float>(), rstd_ref.as<float>(), x.p(), gp, bp, dt, rows, cols, 1e-5f));
+                char what[96];
+                snprintf(what, sizeof what, "layer_norm (%lld, %lld) %s params %d", (long long)rows, (long long)cols,
+                         dt_name(dt), params);
+                close(what, y, ref, rtol_for(dt), dt == FP8_DTYPE_F32 ? 1e-5 : 1.6e-2);
+                close("layer_norm mean", mean, mean_ref, 1e-5, 1e-6);
+                close("layer_norm rstd", rstd, rstd_ref, 1e-5, 0);
+            }
+
+    section("nn: layer_norm_backward");
+    const int64_t bshapes[][2] = {{1, 1}, {33, 7}, {4, 1025}, {1000, 40}, {0, 5}, {129, 300}};
+    for (int32_t dt : {FP8_DTYPE_F32, FP8_DTYPE_BF16})
+        for (int grads = 0; grads < 4; grads++) /* bit 0: dgamma, bit 1: dbeta */
+            for (const auto &sh : bshapes)
+                for (size_t ws : {(size_t)-1, (size_t)64}) {
+                    const int64_t rows = sh[0], cols = sh[1], n = rows * cols;
+                    Buf x(dt, n), dy(dt, n), y(dt, n), g(dt, cols), dx(dt, n), dx_ref(dt, n);
+                    Buf dg(dt, cols), db(dt, cols), dg_ref(dt, cols), db_ref(dt, cols);
+                    Buf mean(FP8_DTYPE_F32, rows), rstd(FP8_DTYPE_F32, rows);
+                    fill_random(x, 2.0f);
+                    fill_random(dy);
+                    fill_random(g);
+                    const void *gp = grads == 3 ? nullptr : g.p(); /* ones when NULL */
+                    CPU_OK(fp8_cpu_layer_norm(y.p(), mean.as<float>(), rstd.as<float>(), x.p(), gp, nullptr, dt, rows, cols, 1e-5f));
+                    void *dgp = grads & 1 ? dg.p() : nullptr, *dbp = grads & 2 ? db.p() : nullptr;
+                    void *dgr = grads & 1 ? dg_ref.p() : nullptr, *dbr = grads & 2 ? db_ref.p() : nullptr;
+                    with_device_shape(4, ws, [&] {
+                        CUDA_OK(fp8_cuda_layer_norm_backward(ctx, dx.p(), dgp, dbp, dy.p(), x.p(), mean.as<float>(),
+                                                             rstd.as<float>(), gp, dt, rows, cols));
+                    });
+                    CPU_OK(fp8_cpu_layer_norm_backward(dx_ref.p(), dgr, dbr, dy.p(), x.p(), mean.as<float>(), rstd.as<float>(),
+                                                       gp, dt, rows, cols));
+                    char what[96];
+                    snprintf(what, sizeof what, "layer_norm_backward dx (%lld, %lld) %s", (long long)rows, (long long)cols,
+                             dt_name(dt));
+                    close(what, dx, dx_ref, dt == FP8_DTYPE_F32 ? 1e-4 : 1.6e-2, dt == FP8_DTYPE_F32 ? 1e-5 : 2e-2);
+                    const double atol = (dt == FP8_DTYPE_F32 ? 1e-5 : 1e-2) * std::sqrt((double)rows + 1);
+                    if (grads & 1) close("layer_norm_backward dgamma", dg, dg_ref, rtol_for(dt), atol);
+                    if (grads & 2) close("layer_norm_backward dbeta", db, db_ref, rtol_for(dt), atol);
+                }
+    float f;
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "eps", fp8_cuda_layer_norm(ctx, &f, &f, &f, &f, nullptr, nullptr, FP8_DTYPE_F32, 1, 1, -1.0f));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "eps", fp8_cuda_layer_norm(ctx, &f, &f, &f, &f, nullptr, nullptr, FP8_DTYPE_F32, 1, 1, INFINITY));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, ">= 1", fp8_cuda_layer_norm(ctx, &f, &f, &f, &f, nullptr, nullptr, FP8_DTYPE_F32, 1, 0, 1e-5f));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "d_mean is NULL", fp8_cuda_layer_norm(ctx, &f, nullptr, &f, &f, nullptr, nullptr, FP8_DTYPE_F32, 1, 1, 1e-5f));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "d_rstd is NULL",
+               fp8_cuda_layer_norm_backward(ctx, &f, nullptr, nullptr, &f, &f, &f, nullptr, nullptr, FP8_DTYPE_F32, 1, 1));
+}
+
+void rms_norm() {
+    section("nn: rms_norm");
+    const int64_t shapes[][2] = {{1, 1}, {33, 7}, {5, 1024}, {4, 1025}, {2, 3000}, {300, 40}, {0, 5}, {6, 0}, {1000, 40}};
+    for (int32_t dt : {FP8_DTYPE_F32, FP8_DTYPE_BF16})
+        for (int with_gamma : {0, 1})
+            for (const auto &sh : shapes) {
+                const int64_t rows = sh[0], cols = sh[1], n = rows * cols;
+                Buf x(dt, n), y(dt, n), ref(dt, n), g(dt, cols), rstd(FP8_DTYPE_F32, rows), rstd_ref(FP8_DTYPE_F32, rows);
+                fill_random(x, 2.0f);
+                fill_random(g);
+                const void *gp = with_gamma ? g.p() : nullptr;
+                CUDA_OK(fp8_cuda_rms_norm(ctx, y.p(), rstd.as<float>(), x.p(), gp, dt, rows, cols, 1e-6f));
+                CPU_OK(fp8_cpu_rms_norm(ref.p(), rstd_ref.as<float>(), x.p(), gp, dt, rows, cols, 1e-6f));
+                char what[96];
+                snprintf(what, sizeof what, "rms_norm (%lld, %lld) %s gamma %d", (long long)rows, (long long)cols, dt_name(dt),
+                         with_gamma);
+                /* the same double arithmetic; only the order of the row sum differs */
+                close(what, rstd, rstd_ref, 2.4e-7, 0);
+                close(what, y, ref, dt == FP8_DTYPE_F32 ? 4.8e-7 : 8e-3, 0);
+
+                Buf dy(dt, n), dx(dt, n), dx_ref(dt, n), dg(dt, cols), dg_ref(dt, cols);
+                fill_random(dy);
+                for (size_t ws : {(size_t)-1, (size_t)64}) {
+                    with_device_shape(4, ws, [&] {
+                        CUDA_OK(fp8_cuda_rms_norm_backward(ctx, dx.p(), with_gamma ? dg.p() : nullptr, dy.p(), x.p(),
+                                                           rstd_ref.as<float>(), gp, dt, rows, cols));
+                    });
+                    CPU_OK(fp8_cpu_rms_norm_backward(dx_ref.p(), with_gamma ? dg_ref.p() : nullptr, dy.p(), x.p(),
+                                                     rstd_ref.as<float>(), gp, dt, rows, cols));
+                    snprintf(what, sizeof what, "rms_norm_backward (%lld, %lld) %s gamma %d", (long long)rows,
+                             (long long)cols, dt_name(dt), with_gamma);
+                    close(what, dx, dx_ref, dt == FP8_DTYPE_F32 ? 1e-6 : 8e-3, dt == FP8_DTYPE_F32 ? 1e-7 : 1e-4);
+                    if (with_gamma) close("rms_norm_backward dgamma", dg, dg_ref, dt == FP8_DTYPE_F32 ? 1e-6 : 8e-3, 1e-7);
+                }
+            }
+    float f;
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "eps", fp8_cuda_rms_norm(ctx, &f, &f, &f, nullptr, FP8_DTYPE_F32, 1, 1, -1.0f));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "d_rstd is NULL", fp8_cuda_rms_norm(ctx, &f, nullptr, &f, nullptr, FP8_DTYPE_F32, 1, 1, 0.0f));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "d_gamma is NULL",
+               fp8_cuda_rms_norm_backward(ctx, &f, &f, &f, &f, &f, nullptr, FP8_DTYPE_F32, 1, 1));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "must be >= 0", fp8_cuda_rms_norm_backward(ctx, &f, nullptr, &f, &f, &f, nullptr, FP8_DTYPE_F32, -1, 1));
+}
+
+void embedding() {
+    section("nn: embedding");
+    const int64_t shapes[][3] = {/* n_idx, num, dim */ {0, 10, 7}, {1, 1, 1}, {50, 10, 7}, {3000, 1000, 8},
+                                 {40, 5, 256},   {20, 30, 300}, {17, 3, 1000}, {9, 4, 0}, {6, 0, 3}};
+    for (int32_t dt : {FP8_DTYPE_F32, FP8_DTYPE_BF16})
+        for (const auto &sh : shapes)
+            for (int invalid : {0, 1}) {
+                const int64_t n_idx = sh[0], num = sh[1], dim = sh[2];
+                if (invalid && num == 0) continue;
+                std::vector<int32_t> idx((size_t)n_idx + 1), valid_idx(1); /* never empty: the CPU refuses NULL */
+                valid_idx.clear();
+                std::vector<int64_t> valid_pos;
+                for (int64_t i = 0; i < n_idx; i++) {
+                    int32_t k = num ? (int32_t)(rng() % (uint64_t)num) : 0;
+                    if (invalid && i % 7 == 3) k = i % 2 ? -1 - (int32_t)i : (int32_t)(num + i);
+                    idx[(size_t)i] = k;
+                    if (k >= 0 && k < num) valid_idx.push_back(k), valid_pos.push_back(i);
+                }
+                Buf w(dt, num * dim), y(dt, n_idx * dim), ref(dt, n_idx * dim);
+                fill_random(w, 1.0f, true);
+                y.fill_bytes(0x77);
+                CUDA_OK(fp8_cuda_embedding(ctx, y.p(), w.p(), idx.data(), dt, n_idx, num, dim));
+                /* rows of valid indices are the weight's bits; an invalid index gives zeros */
+                const int32_t es = dtype_size(dt);
+                memset(ref.p(), 0, ref.nbytes());
+                for (int64_t i = 0; i < n_idx; i++)
+                    if (idx[(size_t)i] >= 0 && idx[(size_t)i] < num)
+                        memcpy((char *)ref.p() + i * dim * es, (char *)w.p() + idx[(size_t)i] * dim * es, (size_t)(dim * es));
+                if ((int64_t)valid_idx.size() == n_idx) {
+                    Buf cpu(dt, n_idx * dim);
+                    CPU_OK(fp8_cpu_embedding(cpu.p(), w.p(), idx.data(), dt, n_idx, num, dim));
+                    same_bytes("embedding: reference", ref, cpu);
+                }
+                same_bytes("embedding", y, ref);
+
+                /* backward: positions of invalid indices add nothing; the rest as the CPU */
+                Buf dy(dt, n_idx * dim), dw(dt, num * dim), dw_ref(dt, num * dim), dy_valid(dt, (int64_t)valid_pos.size() * dim);
+                fill_random(dy);
+                fill_random(dw);
+                dw_ref.copy_from(dw);
+                for (size_t k = 0; k < valid_pos.size(); k++)
+                    memcpy((char *)dy_valid.p() + k * dim * es, (char *)dy.p() + valid_pos[k] * dim * es, (size_t)(dim * es));
+                for (size_t ws : {(size_t)-1, (size_t)0}) { /* no workspace: the sort's temporary is allocated */
+                    Buf dw_run(dt, num * dim);
+                    dw_run.copy_from(dw);
+                    MemoryWatch watch;
+                    with_device_shape(4, ws, [&] {
+                        CUDA_OK(fp8_cuda_embedding_backward(ctx, dw_run.p(), dy.p(), idx.data(), dt, n_idx, num, dim));
+                    });
+                    watch.check("embedding_backward temporaries");
+                    if (ws == (size_t)-1) {
+                        CPU_OK(fp8_cpu_embedding_backward(dw_ref.p(), dy_valid.p(), valid_idx.data(), dt,
+                                                          (int64_t)valid_idx.size(), num, dim));
+                    }
+                    char what[96];
+                    snprintf(what, sizeof what, "embedding_backward (%lld idx, %lld x %lld) %s", (long long)n_idx,
+                             (long long)num, (long long)dim, dt_name(dt));
+                    same_bytes(what, dw_run, dw_ref);
+                }
+            }
+    float f;
+    int32_t i0 = 0;
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "must be >= 0", fp8_cuda_embedding(ctx, &f, &f, &i0, FP8_DTYPE_F32, -1, 1, 1));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "d_idx is NULL", fp8_cuda_embedding(ctx, &f, &f, nullptr, FP8_DTYPE_F32, 1, 1, 1));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "dtype", fp8_cuda_embedding_backward(ctx, &f, &f, &i0, FP8_DTYPE_I32, 1, 1, 1));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "2^31", fp8_cuda_embedding_backward(ctx, &f, &f, &i0, FP8_DTYPE_F32, (int64_t)1 << 31, 1, 1));
+}
+
+void cross_entropy() {
+    section("nn: cross_entropy");
+    const int64_t shapes[][2] = {{1, 1}, {64, 10}, {7, 1024}, {3, 1500}, {2000, 5}, {0, 5}};
+    for (int32_t dt : {FP8_DTYPE_F32, FP8_DTYPE_BF16})
+        for (const auto &sh : shapes)
+            for (int32_t ignore : {-100, 3})
+                for (int mode = 0; mode < 3; mode++) { /* 0: some rows ignored, 1: all ignored, 2: out-of-range targets */
+                    const int64_t rows = sh[0], cols = sh[1], n = rows * cols;
+                    if (mode == 1 && ignore == 3 && cols <= 3) continue;
+                    std::vector<int32_t> t((size_t)rows + 1); /* never empty: the CPU refuses a NULL array */
+                    for (int64_t r = 0; r < rows; r++) {
+                        t[(size_t)r] = (int32_t)(rng() % (uint64_t)cols);
+                        if (mode == 1 || r % 5 == 2) t[(size_t)r] = ignore;
+                    }
+                    int64_t bad_row = -1;
+                    if (mode == 2 && rows > 0) bad_row = rows / 2, t[(size_t)bad_row] = (int32_t)cols + 4;
+                    Buf x(dt, n), logp(dt, n), logp_ref(dt, n), loss(FP8_DTYPE_F32, 1), dloss(FP8_DTYPE_F32, 1);
+                    Buf dx(dt, n), dx_ref(dt, n);
+                    fill_random(x, 4.0f);
+                    dloss.set(0, 0.75f);
+                    for (size_t ws : {(size_t)-1, (size_t)0}) { /* no workspace: temporaries are allocated */
+                        MemoryWatch watch;
+                        with_device_shape(4, ws, [&] {
+                            CUDA_OK(fp8_cuda_cross_entropy(ctx, loss.as<float>(), logp.p(), x.p(), t.data(), dt, rows, cols, ignore));
+                            CUDA_OK(fp8_cuda_cross_entropy_backward(ctx, dx.p(), logp.p(), t.data(), dloss.as<float>(), dt, rows,
+                                                                    cols, ignore));
+                        });
+                        watch.check("cross_entropy temporaries");
+                        char what[128];
+                        snprintf(what, sizeof what, "cross_entropy (%lld, %lld) %s ignore %d mode %d", (long long)rows,
+                                 (long long)cols, dt_name(dt), ignore, mode);
+                        if (mode == 2 && rows > 0) {
+                            /* the CPU refuses such a target; the device makes the loss and that row NaN */
+                            CHECK(std::isnan(loss.get(0)), "%s: loss %g, expected NaN", what, loss.get(0));
+                            bool row_nan = true, others_finite = true;
+                            for (int64_t r = 0; r < rows; r++)
+                                for (int64_t c = 0; c < cols; c++) {
+                                    const float v = dx.get(r * cols + c);
+                                    if (r == bad_row) row_nan &= std::isnan(v);
+                                    else others_finite &= std::isfinite(v);
+                                }
+                            CHECK(row_nan && others_finite, "%s: dlogits not NaN exactly on the bad row", what);
+                            continue;
+                        }
+                        float cpu_loss;
+                        CPU_OK(fp8_cpu_cross_entropy(&cpu_loss, logp_ref.p(), x.p(), t.data(), dt, rows, cols, ignore));
+                        CPU_OK(fp8_cpu_cross_entropy_backward(dx_ref.p(), logp_ref.p(), t.data(), 0.75f, dt, rows, cols, ignore));
+                        close(what, logp, logp_ref, dt == FP8_DTYPE_F32 ? 2.4e-7 : 8e-3, dt == FP8_DTYPE_F32 ? 5e-7 : 0);
+                        const float lg = loss.get(0);
+                        close_values(what, &lg, &cpu_loss, 1, 1e-6, 0);
+                        close(what, dx, dx_ref, dt == FP8_DTYPE_F32 ? 2.4e-7 : 8e-3, 1e-9);
+                    }
+                }
+    float f;
+    int32_t t0 = 0;
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "d_loss", fp8_cuda_cross_entropy(ctx, nullptr, &f, &f, &t0, FP8_DTYPE_F32, 1, 1, -100));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, ">= 1", fp8_cuda_cross_entropy(ctx, &f, &f, &f, &t0, FP8_DTYPE_F32, 1, 0, -100));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "d_dloss", fp8_cuda_cross_entropy_backward(ctx, &f, &f, &t0, nullptr, FP8_DTYPE_F32, 1, 1, -100));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "d_targets is NULL",
+               fp8_cuda_cross_entropy_backward(ctx, &f, &f, nullptr, &f, FP8_DTYPE_F32, 1, 1, -100));
+}
+
+}  // namespace
+
+void test_nn() {
+    softmax();
+    layer_norm();
+    rms_norm();
+    embedding();
+    cross_entropy();
+}
+
+}  // namespace harness
