@@ -41,7 +41,11 @@ const stale = !existsSync(lib) || statSync(lib).mtimeMs < sourcesTime;
 // (Re)configure when there is no cache or a CMakeLists.txt changed since (new backends appear so).
 const cache = join(buildDir, "CMakeCache.txt");
 const cmakeListsTime = Math.max(
-  ...[join(root, "CMakeLists.txt"), ...["cuda", "dist"].map((d) => join(root, "libfp8", "src", d, "CMakeLists.txt"))]
+  ...[
+    join(root, "CMakeLists.txt"),
+    ...["cuda", "cuda/emu", "dist"].map((d) => join(root, "libfp8", "src", d, "CMakeLists.txt")),
+    join(root, "test", "cuda_emu", "CMakeLists.txt"),
+  ]
     .filter((f) => existsSync(f))
     .map((f) => statSync(f).mtimeMs),
 );

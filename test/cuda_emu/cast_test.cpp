@@ -49,7 +49,9 @@ void amax_and_scales() {
                     Buf amax(FP8_DTYPE_F32, 1), cpu(FP8_DTYPE_F32, 1);
                     CUDA_OK(fp8_cuda_amax(ctx, amax.as<float>(), x.p(), dt, n));
                     CPU_OK(fp8_cpu_amax(cpu.as<float>(), x.p(), dt, n));
-                    same_bytes("amax", amax, cpu);
+                    char what[96];
+                    snprintf(what, sizeof what, "amax %s n %lld misalign %d launch %d", dt_name(dt), (long long)n, misalign, rep);
+                    same_bytes(what, amax, cpu);
                 }
                 for (int32_t f8 : kFp8)
                     for (int clamp : {0, 1}) {
@@ -188,8 +190,11 @@ void quantize_transpose() {
                         CPU_OK(fp8_cpu_quantize(ref.p(), f8, x.p(), dt, n, s.as<float>()));
                         for (int64_t r = 0; r < rows; r++)
                             for (int64_t c = 0; c < cols; c++) ref_t.as<uint8_t>()[c * rows + r] = ref.as<uint8_t>()[r * cols + c];
-                        if (variant != 2) same_bytes("quantize_transpose dst", q, ref);
-                        if (variant != 1) same_bytes("quantize_transpose dst_t", qt, ref_t);
+                        char what[128];
+                        snprintf(what, sizeof what, "quantize_transpose (%lld, %lld) %s -> %s variant %d", (long long)rows,
+                                 (long long)cols, dt_name(dt), dt_name(f8), variant);
+                        if (variant != 2) same_bytes(what, q, ref);
+                        if (variant != 1) same_bytes(what, qt, ref_t);
                     }
     });
     float f = 1;
@@ -227,8 +232,11 @@ void quantize_rowwise() {
                             }
                             CUDA_OK(fp8_cuda_quantize_rowwise(ctx, q.p(), s.as<float>(), f8, x.p(), dt, rows, cols, pow2));
                             CPU_OK(fp8_cpu_quantize_rowwise(ref.p(), rs.as<float>(), f8, x.p(), dt, rows, cols, pow2));
-                            same_bytes("quantize_rowwise scales", s, rs);
-                            same_bytes("quantize_rowwise bytes", q, ref);
+                            char what[128];
+                            snprintf(what, sizeof what, "quantize_rowwise (%lld, %lld) %s -> %s pow2 %d%s", (long long)rows,
+                                     (long long)cols, dt_name(dt), dt_name(f8), pow2, mis ? " misaligned" : "");
+                            same_bytes(what, s, rs);
+                            same_bytes(what, q, ref);
                         }
     });
     float f = 1;
@@ -252,7 +260,9 @@ void dequantize_and_convert() {
                 s.set(0, sc);
                 CUDA_OK(fp8_cuda_dequantize(ctx, y.p(), dt, q.p(), f8, n, s.as<float>()));
                 CPU_OK(fp8_cpu_dequantize(ref.p(), dt, q.p(), f8, n, s.as<float>()));
-                same_bytes("dequantize", y, ref);
+                char what[96];
+                snprintf(what, sizeof what, "dequantize %s -> %s scale %g", dt_name(f8), dt_name(dt), sc);
+                same_bytes(what, y, ref);
             }
     float f = 1;
     uint8_t b[4];
@@ -319,7 +329,9 @@ void delayed_scaling() {
             tables(cpu, ca, ch, cs);
             CUDA_OK(fp8_cuda_sync_amax_history(ctx, da.data(), dh.data(), ds.data(), dtypes.data(), clamps.data(), count, len));
             CPU_OK(fp8_cpu_sync_amax_history(ca.data(), ch.data(), cs.data(), dtypes.data(), clamps.data(), count, len));
-            same_bytes("sync_amax_history", dev.data(), cpu.data(), dev.size() * 4, FP8_DTYPE_F32);
+            char what[96];
+            snprintf(what, sizeof what, "sync_amax_history count %lld history_len %lld", (long long)count, (long long)len);
+            same_bytes(what, dev.data(), cpu.data(), dev.size() * 4, FP8_DTYPE_F32);
         }
     float *p = nullptr;
     int32_t i = 0;

@@ -21,7 +21,9 @@ void fill() {
                 Buf y(dt, n), ref(dt, n);
                 CUDA_OK(fp8_cuda_fill(ctx, y.p(), dt, n, v));
                 CPU_OK(fp8_cpu_fill(ref.p(), dt, n, v));
-                same_bytes("fill", y, ref);
+                char what[64];
+                snprintf(what, sizeof what, "fill %s n %lld value %g", dt_name(dt), (long long)n, v);
+                same_bytes(what, y, ref);
             }
     float f;
     CUDA_FAILS(FP8_ERR_INVALID_ARG, "dtype", fp8_cuda_fill(ctx, &f, FP8_DTYPE_E4M3FN, 1, 0.0));
@@ -75,7 +77,10 @@ void bias() {
                 for (int64_t r = 0; r < rows; r++)
                     for (int64_t c = 0; c < cols; c++) ref.set(r * cols + c, ref.get(r * cols + c) + b.get(c));
                 CUDA_OK(fp8_cuda_bias_add(ctx, y.p(), ydt, b.p(), bdt, rows, cols));
-                same_bytes("bias_add", y, ref);
+                char what[96];
+                snprintf(what, sizeof what, "bias_add (%lld, %lld) %s + %s", (long long)rows, (long long)cols, dt_name(ydt),
+                         dt_name(bdt));
+                same_bytes(what, y, ref);
             }
     float f;
     CUDA_FAILS(FP8_ERR_INVALID_ARG, "y_dtype", fp8_cuda_bias_add(ctx, &f, FP8_DTYPE_I32, &f, FP8_DTYPE_F32, 1, 1));
@@ -98,7 +103,10 @@ void bias() {
                         ref.set(c, (float)s);
                     }
                     with_device_shape(4, ws, [&] { CUDA_OK(fp8_cuda_bias_grad(ctx, db.p(), ddt, dy.p(), ydt, rows, cols)); });
-                    close("bias_grad", db, ref, rtol_for(ddt), 2e-6 * (double)rows + 1e-6);
+                    char what[96];
+                    snprintf(what, sizeof what, "bias_grad (%lld, %lld) %s -> %s workspace %s", (long long)rows,
+                             (long long)cols, dt_name(ydt), dt_name(ddt), ws == 64 ? "64 bytes" : "full");
+                    close(what, db, ref, rtol_for(ddt), 2e-6 * (double)rows + 1e-6);
                 }
     CUDA_FAILS(FP8_ERR_INVALID_ARG, "dbias_dtype", fp8_cuda_bias_grad(ctx, &f, FP8_DTYPE_U8, &f, FP8_DTYPE_F32, 1, 1));
     CUDA_FAILS(FP8_ERR_INVALID_ARG, "dy_dtype", fp8_cuda_bias_grad(ctx, &f, FP8_DTYPE_F32, &f, FP8_DTYPE_I32, 1, 1));

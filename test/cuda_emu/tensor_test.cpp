@@ -250,7 +250,9 @@ void masked_fill() {
             fill_random(s, 1.0f, true);
             CUDA_OK(fp8_cuda_masked_fill(ctx, y.p(), s.p(), m.as<uint8_t>(), dt, n, mask_n, -1e9f));
             CPU_OK(fp8_cpu_masked_fill(ref.p(), s.p(), m.as<uint8_t>(), dt, n, mask_n, -1e9f));
-            same_bytes("masked_fill", y, ref);
+            char what[64];
+            snprintf(what, sizeof what, "masked_fill %s mask_n %lld", dt_name(dt), (long long)mask_n);
+            same_bytes(what, y, ref);
             CUDA_OK(fp8_cuda_masked_fill(ctx, s.p(), s.p(), m.as<uint8_t>(), dt, n, mask_n, -1e9f));
             same_bytes("masked_fill in place", s, ref);
         }

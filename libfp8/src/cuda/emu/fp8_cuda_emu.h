@@ -3,6 +3,8 @@
  * files of libfp8/src/cuda for the host CPU (see CMakeLists.txt in this folder).
  * The library exports the whole fp8_cuda_* ABI of fp8.h on one emulated
  * device; these extra functions exist only in it, for tests.
+ * FP8_CUDA_EMU_TRACE=1 in the environment prints every launch (source line,
+ * kernel, grid, block) to stderr.
  */
 #ifndef FP8_CUDA_EMU_H
 #define FP8_CUDA_EMU_H

@@ -373,7 +373,11 @@ cudaError_t run_grid(const Site &site, dim3 grid, dim3 block, const std::functio
     Scheduler &s = sched();
     count_site(site);
     const bool reverse = (grids_run++ & 1) != 0;
-    if (getenv("FP8_CUDA_EMU_TRACE"))
+    static const bool trace = [] {
+        const char *t = getenv("FP8_CUDA_EMU_TRACE");
+        return t && *t && strcmp(t, "0") != 0;
+    }();
+    if (trace)
         fprintf(stderr, "[emu] %s:%d %s grid (%u,%u,%u) block (%u,%u,%u)%s\n", site.file, site.line, site.kernel, grid.x,
                 grid.y, grid.z, block.x, block.y, block.z, reverse ? " reverse" : "");
     gridDim = grid;

@@ -1,0 +1,98 @@
+// cuda_emu.test.ts — libfp8_cuda's kernels executed without a GPU: the CUDA
+// sources (libfp8/src/cuda) built by the host compiler as libfp8_cuda_emu and
+// run on its CPU emulator by build/fp8_cuda_emu_test, which compares every
+// fp8_cuda_* entry point with libfp8's CPU functions (test/cuda_emu/main.cpp
+// says how). One test per kernel family reads that run's verdict; a failure
+// shows the harness's own report. The target is (re)built first when CMake
+// has configured build/; without that (or with -DFP8_CUDA_EMU=OFF) every test
+// is skipped with the reason printed.
+import { describe, expect, test } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+
+const root = join(import.meta.dir, "..");
+const buildDir = join(root, "build");
+const harness = join(buildDir, "fp8_cuda_emu_test");
+
+/** Builds the harness when it can; returns why it cannot run, or null. */
+function prepareHarness(): string | null {
+  const cache = join(buildDir, "CMakeCache.txt");
+  if (!existsSync(cache)) return `build/ is not configured (run: bun scripts/prepare.ts)`;
+  if (/^FP8_CUDA_EMU:BOOL=OFF$/m.test(readFileSync(cache, "utf8"))) return "configured with -DFP8_CUDA_EMU=OFF";
+  if (!Bun.which("cmake")) return existsSync(harness) ? null : "cmake is not on PATH and the harness is not built";
+  const jobs = String(Math.max(1, navigator.hardwareConcurrency ?? 2));
+  const build = Bun.spawnSync(["cmake", "--build", buildDir, "--target", "fp8_cuda_emu_test", "-j", jobs], { cwd: root });
+  const out = build.stdout.toString() + build.stderr.toString();
+  if (build.exitCode !== 0) {
+    // The target exists only where the emulator is built (Linux); a compile error is a failure, not a skip.
+    if (/No rule to make target|unknown target/i.test(out)) return "this build has no fp8_cuda_emu_test target";
+    buildError = out.slice(-6000);
+  }
+  return null;
+}
+
+let buildError = "";
+const skipReason = prepareHarness();
+if (skipReason) console.log(`cuda_emu.test.ts: SKIPPED: ${skipReason}`);
+
+/** The harness's whole run: its output, split into the sections of each group. */
+const run = (() => {
+  if (skipReason || buildError) return { code: -1, out: "", took: 0 };
+  const t0 = performance.now();
+  const env: Record<string, string | undefined> = { ...process.env };
+  delete env.FP8_CUDA_EMU_TRACE; /* a trace of every launch would bury the report */
+  const proc = Bun.spawnSync([harness], { cwd: root, env });
+  const out = proc.stdout.toString() + proc.stderr.toString();
+  const took = (performance.now() - t0) / 1000;
+  return { code: proc.exitCode ?? (proc.signalCode ? 128 : -1), out, took };
+})();
+const verdict = run.out.split("\n").find((l) => /^(OK|FAILED): \d+ checks/.test(l));
+if (run.out) console.log(`cuda_emu.test.ts: ${verdict ?? `no verdict (exit ${run.code})`}, ${run.took.toFixed(1)} s in all`);
+
+/** Group `name`'s summary line and everything the harness printed while it ran. */
+function groupReport(name: string): { summary: string | undefined; lines: string[] } {
+  const lines = run.out.split("\n");
+  const end = lines.findIndex((l) => l.startsWith(`== ${name} `));
+  if (end < 0) return { summary: undefined, lines: [] };
+  let start = end;
+  while (start > 0 && !lines[start - 1]!.startsWith("== ")) start--;
+  return { summary: lines[end], lines: lines.slice(start, end) };
+}
+
+function expectGroupPassed(name: string): void {
+  if (buildError) throw new Error(`fp8_cuda_emu_test did not build:\n${buildError}`);
+  const { summary, lines } = groupReport(name);
+  if (!summary) throw new Error(`the harness did not finish group '${name}' (exit ${run.code}):\n${run.out.slice(-6000)}`);
+  if (!summary.includes(" ok:")) throw new Error(`${summary}\n${lines.slice(0, 60).join("\n")}`);
+  expect(summary).toContain(" ok:");
+}
+
+const GROUPS: [string, string][] = [
+  ["context", "context.cu: probe, contexts, device memory, copies, timers and graph capture"],
+  ["cast", "cast_kernels.cu: amax, scales, quantize (with transpose, row-wise), dequantize, convert and delayed scaling match the CPU bit for bit"],
+  ["eltwise", "eltwise_kernels.cu: fill, randn, bias add and bias gradient"],
+  ["tensor", "tensor_kernels.cu: binary ops, copies, masked fill and argmax bit for bit; eltwise and reductions within rounding"],
+  ["nn", "nn_kernels.cu: softmax, layer norm, RMS norm, embedding and cross entropy with their backwards"],
+  ["optim", "optim_kernels.cu: SGD and AdamW steps match the CPU bit for bit"],
+  ["gemm", "gemm.cu on the emulated cuBLASLt: scaled, row-wise scaled and plain GEMMs match the CPU"],
+  ["faults", "failing CUDA, cuBLASLt and CUB calls give the mapped status, name the call and leak nothing"],
+];
+
+describe.skipIf(skipReason !== null)("libfp8_cuda's kernels on the CPU emulator (fp8_cuda_emu_test)", () => {
+  for (const [name, title] of GROUPS) test(title, () => expectGroupPassed(name));
+
+  test("every kernel launch site in libfp8/src/cuda ran (except the two that need 2^31 elements)", () => {
+    if (buildError) throw new Error(`fp8_cuda_emu_test did not build:\n${buildError}`);
+    const lines = run.out.split("\n");
+    const report = lines.find((l) => l.startsWith("launch sites:"));
+    const missing = lines.filter((l) => l.startsWith("FAIL [launch-site coverage]"));
+    if (!report || missing.length) throw new Error(`${report ?? "no launch-site report"}\n${missing.join("\n")}`);
+    expect(report).toMatch(/^launch sites: \d+ of \d+ ran/);
+  });
+
+  test("the harness exits 0 and leaves no device memory behind", () => {
+    if (buildError) throw new Error(`fp8_cuda_emu_test did not build:\n${buildError}`);
+    if (run.code !== 0) throw new Error(`exit ${run.code}:\n${run.out.slice(-6000)}`);
+    expect(run.out).toMatch(/^OK: \d+ checks, 0 failures/m);
+  });
+});
