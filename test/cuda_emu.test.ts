@@ -3,9 +3,11 @@
 // run on its CPU emulator by build/fp8_cuda_emu_test, which compares every
 // fp8_cuda_* entry point with libfp8's CPU functions (test/cuda_emu/main.cpp
 // says how). One test per kernel family reads that run's verdict; a failure
-// shows the harness's own report. The target is (re)built first when CMake
-// has configured build/; without that (or with -DFP8_CUDA_EMU=OFF) every test
-// is skipped with the reason printed.
+// shows the harness's own report. Then the GPU test files run with
+// FLOAT8_CUDA_LIB=build/libfp8_cuda_emu.so: the TypeScript cuda backend end to
+// end on the emulated device. The target is (re)built first when CMake has
+// configured build/; without that (or with -DFP8_CUDA_EMU=OFF) every test is
+// skipped with the reason printed.
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -95,4 +97,24 @@ describe.skipIf(skipReason !== null)("libfp8_cuda's kernels on the CPU emulator 
     if (run.code !== 0) throw new Error(`exit ${run.code}:\n${run.out.slice(-6000)}`);
     expect(run.out).toMatch(/^OK: \d+ checks, 0 failures/m);
   });
+});
+
+/** The GPU test files, run in a child bun with libfp8_cuda_emu as the CUDA library. */
+const GPU_TESTS = ["test/cuda_gpu.test.ts", "test/cuda_tensor_gpu.test.ts"];
+
+describe.skipIf(skipReason !== null)("the TypeScript cuda backend on libfp8_cuda_emu", () => {
+  test(`${GPU_TESTS.join(" and ")} pass on the emulated device`, () => {
+    if (buildError) throw new Error(`fp8_cuda_emu_test did not build:\n${buildError}`);
+    const lib = join(buildDir, "libfp8_cuda_emu.so");
+    expect(existsSync(lib)).toBe(true);
+    const env: Record<string, string | undefined> = { ...process.env, FLOAT8_CUDA_LIB: lib };
+    delete env.FP8_CUDA_EMU_TRACE;
+    const proc = Bun.spawnSync([process.execPath, "test", "--timeout", "120000", ...GPU_TESTS], { cwd: root, env });
+    const out = proc.stdout.toString() + proc.stderr.toString();
+    const passed = Number(/^\s*(\d+) pass/m.exec(out)?.[1] ?? 0);
+    const failed = Number(/^\s*(\d+) fail/m.exec(out)?.[1] ?? 0);
+    /* a skipped file would mean the library did not load as a usable device */
+    if (proc.exitCode !== 0 || failed > 0 || passed === 0 || /SKIPPED/.test(out)) throw new Error(out.slice(-8000));
+    console.log(`cuda_emu.test.ts: ${GPU_TESTS.join(", ")} on libfp8_cuda_emu: ${passed} pass`);
+  }, 120_000);
 });

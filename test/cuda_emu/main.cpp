@@ -155,6 +155,7 @@ int main(int argc, char **argv) {
         const int before = failures, checks_before = checks;
         const auto t = std::chrono::steady_clock::now();
         g.run();
+        section(g.name); /* reports a slow last part before the group's summary */
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
         printf("== %-8s %s: %d checks, %d failures, %.1f s\n", g.name, failures == before ? "ok" : "FAILED",
                checks - checks_before, failures - before, s);

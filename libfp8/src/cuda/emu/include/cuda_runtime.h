@@ -15,7 +15,8 @@
  * or warp reaches (reported as a launch failure, never a hang), and stray
  * frees. What it cannot: the GPU's own libm (expf, erff, ... here are glibc's),
  * the hardware fp8 encoder (cvt.rn.satfinite, sm_89+ asm: the reference encoder
- * runs instead), nvcc's FMA contraction (the host build contracts nothing), the
+ * runs instead), which a*b+c nvcc contracts into FMAs (the host compiler
+ * contracts where it likes, see FP8_CUDA_EMU_FMA in ../CMakeLists.txt), the
  * GPU's canonical NaN (host arithmetic keeps x86's NaN payloads), and memory
  * races between blocks (blocks never overlap here).
  */
