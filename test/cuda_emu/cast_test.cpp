@@ -340,6 +340,32 @@ void delayed_scaling() {
     CUDA_FAILS(FP8_ERR_INVALID_ARG, "d_scale is NULL", fp8_cuda_sync_amax_history(ctx, &p, &p, nullptr, &i, &i, 1, 1));
 }
 
+/* The grids an H200 (132 SMs) gets: more blocks meeting in amax's scratch,
+ * shorter grid-stride loops. */
+void on_a_full_size_device() {
+    section("cast: 132 SMs");
+    with_device_shape(132, (size_t)-1, [] {
+        for (int32_t dt : kHp) {
+            Buf x(dt, 300001), q(FP8_DTYPE_E5M2, 300001), ref(FP8_DTYPE_E5M2, 300001);
+            fill_cast_inputs(x, 1.0f);
+            Buf amax(FP8_DTYPE_F32, 1), scale(FP8_DTYPE_F32, 1), ca(FP8_DTYPE_F32, 1), cs(FP8_DTYPE_F32, 1);
+            CUDA_OK(fp8_cuda_amax_to_scale(ctx, amax.as<float>(), scale.as<float>(), x.p(), dt, x.n(), FP8_DTYPE_E5M2, 0));
+            CPU_OK(fp8_cpu_amax_to_scale(ca.as<float>(), cs.as<float>(), x.p(), dt, x.n(), FP8_DTYPE_E5M2, 0));
+            same_bytes("amax_to_scale on 132 SMs", amax, ca);
+            same_bytes("amax_to_scale on 132 SMs", scale, cs);
+            CUDA_OK(fp8_cuda_quantize(ctx, q.p(), FP8_DTYPE_E5M2, x.p(), dt, x.n(), scale.as<float>()));
+            CPU_OK(fp8_cpu_quantize(ref.p(), FP8_DTYPE_E5M2, x.p(), dt, x.n(), cs.as<float>()));
+            same_bytes("quantize on 132 SMs", q, ref);
+            const int64_t rows = 150, cols = 2000;
+            Buf r(FP8_DTYPE_E4M3FN, rows * cols), rref(FP8_DTYPE_E4M3FN, rows * cols), s(FP8_DTYPE_F32, rows), sref(FP8_DTYPE_F32, rows);
+            CUDA_OK(fp8_cuda_quantize_rowwise(ctx, r.p(), s.as<float>(), FP8_DTYPE_E4M3FN, x.p(), dt, rows, cols, 1));
+            CPU_OK(fp8_cpu_quantize_rowwise(rref.p(), sref.as<float>(), FP8_DTYPE_E4M3FN, x.p(), dt, rows, cols, 1));
+            same_bytes("quantize_rowwise on 132 SMs", s, sref);
+            same_bytes("quantize_rowwise on 132 SMs", r, rref);
+        }
+    });
+}
+
 }  // namespace
 
 void test_cast() {
@@ -349,6 +375,7 @@ void test_cast() {
     quantize_rowwise();
     dequantize_and_convert();
     delayed_scaling();
+    on_a_full_size_device();
 }
 
 }  // namespace harness

@@ -285,6 +285,36 @@ void cross_entropy() {
                fp8_cuda_cross_entropy_backward(ctx, &f, &f, nullptr, &f, FP8_DTYPE_F32, 1, 1, -100));
 }
 
+/* An H200's 132 SMs: dgamma / dbeta in many slices, the loss over many rows. */
+void on_a_full_size_device() {
+    section("nn: 132 SMs");
+    with_device_shape(132, (size_t)-1, [] {
+        const int64_t rows = 4000, cols = 64, n = rows * cols;
+        Buf x(FP8_DTYPE_F32, n), dy(FP8_DTYPE_F32, n), y(FP8_DTYPE_F32, n), g(FP8_DTYPE_F32, cols), dx(FP8_DTYPE_F32, n),
+            dx_ref(FP8_DTYPE_F32, n), dg(FP8_DTYPE_F32, cols), db(FP8_DTYPE_F32, cols), dg_ref(FP8_DTYPE_F32, cols),
+            db_ref(FP8_DTYPE_F32, cols), mean(FP8_DTYPE_F32, rows), rstd(FP8_DTYPE_F32, rows);
+        fill_random(x);
+        fill_random(dy);
+        fill_random(g);
+        CPU_OK(fp8_cpu_layer_norm(y.p(), mean.as<float>(), rstd.as<float>(), x.p(), g.p(), nullptr, FP8_DTYPE_F32, rows, cols, 1e-5f));
+        CUDA_OK(fp8_cuda_layer_norm_backward(ctx, dx.p(), dg.p(), db.p(), dy.p(), x.p(), mean.as<float>(), rstd.as<float>(), g.p(),
+                                             FP8_DTYPE_F32, rows, cols));
+        CPU_OK(fp8_cpu_layer_norm_backward(dx_ref.p(), dg_ref.p(), db_ref.p(), dy.p(), x.p(), mean.as<float>(), rstd.as<float>(),
+                                           g.p(), FP8_DTYPE_F32, rows, cols));
+        close("layer_norm_backward dx on 132 SMs", dx, dx_ref, 1e-4, 1e-5);
+        close("layer_norm_backward dgamma on 132 SMs", dg, dg_ref, 2e-5, 1e-3);
+        close("layer_norm_backward dbeta on 132 SMs", db, db_ref, 2e-5, 1e-3);
+        std::vector<int32_t> t((size_t)rows);
+        for (int64_t r = 0; r < rows; r++) t[(size_t)r] = r % 9 == 0 ? -100 : (int32_t)(rng() % (uint64_t)cols);
+        Buf logp(FP8_DTYPE_F32, n), logp_ref(FP8_DTYPE_F32, n), loss(FP8_DTYPE_F32, 1);
+        float cpu_loss;
+        CUDA_OK(fp8_cuda_cross_entropy(ctx, loss.as<float>(), logp.p(), x.p(), t.data(), FP8_DTYPE_F32, rows, cols, -100));
+        CPU_OK(fp8_cpu_cross_entropy(&cpu_loss, logp_ref.p(), x.p(), t.data(), FP8_DTYPE_F32, rows, cols, -100));
+        const float lg = loss.get(0);
+        close_values("cross_entropy loss on 132 SMs", &lg, &cpu_loss, 1, 1e-6, 0);
+    });
+}
+
 }  // namespace
 
 void test_nn() {
@@ -293,6 +323,7 @@ void test_nn() {
     rms_norm();
     embedding();
     cross_entropy();
+    on_a_full_size_device();
 }
 
 }  // namespace harness

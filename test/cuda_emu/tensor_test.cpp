@@ -68,8 +68,8 @@ void eltwise() {
 void binary() {
     section("tensor: binary");
     for (int t = 0; t < 300; t++) {
-        const int ndim = 1 + (int)(rng() % 5);
-        auto dd = rand_dims(ndim, t % 10 == 0 ? 40 : 6);
+        const int ndim = t % 25 == 0 ? 8 : 1 + (int)(rng() % 5); /* 8: the most dims the ops take */
+        auto dd = rand_dims(ndim, t % 10 == 0 ? 40 : ndim == 8 ? 3 : 6);
         while (prod(dd) > 60000) *std::max_element(dd.begin(), dd.end()) /= 2; /* keep the run short */
         auto ad = dd, bd = dd;
         for (int d = 0; d < ndim; d++) {
@@ -142,14 +142,20 @@ void reduce() {
             reduce_case({2, 3, 4}, {2, 3, 4}, dt, alg, "nothing (a copy)");
             reduce_case({20000, 2, 3}, {1, 2, 1}, dt, alg, "generic by a block");
         }
+    /* An H200's 132 SMs: more chunks and slices, each shorter. */
+    with_device_shape(132, (size_t)-1, [] {
+        reduce_case({2, 100000}, {2, 1}, FP8_DTYPE_F32, FP8_REDUCE_SUM, "rows in chunks, 132 SMs");
+        reduce_case({3, 2000, 40}, {3, 1, 40}, FP8_DTYPE_BF16, FP8_REDUCE_MAX, "middle axis in slices, 132 SMs");
+        reduce_case({20000, 2, 3}, {1, 2, 1}, FP8_DTYPE_F32, FP8_REDUCE_MEAN, "generic, 132 SMs");
+    });
     /* A workspace too small for partial sums: one chunk, one slice. */
     with_device_shape(4, 64, [] {
         reduce_case({2, 70000}, {2, 1}, FP8_DTYPE_F32, FP8_REDUCE_SUM, "rows, no workspace");
         reduce_case({700, 45}, {1, 45}, FP8_DTYPE_F32, FP8_REDUCE_MEAN, "columns, no workspace");
     });
     for (int t = 0; t < 150; t++) {
-        const int ndim = 1 + (int)(rng() % 5);
-        auto sd = rand_dims(ndim, 7);
+        const int ndim = t % 25 == 0 ? 8 : 1 + (int)(rng() % 5);
+        auto sd = rand_dims(ndim, ndim == 8 ? 3 : 7);
         auto dd = sd;
         for (int d = 0; d < ndim; d++)
             if (rng() % 2) dd[(size_t)d] = 1;
@@ -187,8 +193,8 @@ void reduce() {
 void copy_strided() {
     section("tensor: copy_strided");
     for (int t = 0; t < 200; t++) {
-        const int ndim = 1 + (int)(rng() % 5);
-        auto dims = rand_dims(ndim, 6);
+        const int ndim = t % 25 == 0 ? 8 : 1 + (int)(rng() % 5);
+        auto dims = rand_dims(ndim, ndim == 8 ? 3 : 6);
         const int es = t % 3 == 0 ? 1 : t % 3 == 1 ? 2 : 4;
         /* src: a permuted view inside a larger buffer (a slice), sometimes a broadcast (stride 0) */
         std::vector<int> perm((size_t)ndim);
@@ -218,14 +224,18 @@ void copy_strided() {
         snprintf(what, sizeof what, "copy_strided %s of %d-byte elements", dims_str(dims).c_str(), es);
         same_bytes(what, y, ref);
     }
-    /* Offsets past 2^31 take the 64-bit kernel: a 5 GiB reservation, three bytes touched. */
+    /* Offsets past 2^31 take the 64-bit kernel: 5 GiB of address space reserved
+     * inaccessible (no memory committed), the three pages read made readable. */
     const size_t big = ((size_t)5 << 30);
-    void *m = mmap(nullptr, big, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *m = mmap(nullptr, big, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     CHECK(m != MAP_FAILED, "cannot reserve 5 GiB of address space for the 64-bit copy");
     if (m != MAP_FAILED) {
         uint8_t *src = (uint8_t *)m;
         const int64_t stride = (int64_t)1 << 31, dims[1] = {3}, ss[1] = {stride}, ds[1] = {1};
-        for (int k = 0; k < 3; k++) src[k * stride] = (uint8_t)(10 + k);
+        for (int k = 0; k < 3; k++) {
+            CHECK(mprotect(src + k * stride, 4096, PROT_READ | PROT_WRITE) == 0, "mprotect");
+            src[k * stride] = (uint8_t)(10 + k);
+        }
         uint8_t y[3] = {0, 0, 0};
         CUDA_OK(fp8_cuda_copy_strided(ctx, y, ds, src, ss, dims, 1, 1));
         CHECK(y[0] == 10 && y[1] == 11 && y[2] == 12, "64-bit strided copy: %d %d %d", y[0], y[1], y[2]);
