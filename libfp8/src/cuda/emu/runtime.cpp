@@ -33,7 +33,10 @@
 
 #include "fp8_cuda_emu.h"
 
-#if !defined(__x86_64__)
+/* FP8_EMU_UCONTEXT forces the portable (slow) fiber switch on x86-64 too. */
+#if defined(__x86_64__) && !defined(FP8_EMU_UCONTEXT)
+#define FP8_EMU_ASM_SWITCH 1
+#else
 #include <ucontext.h>
 #endif
 
@@ -87,7 +90,7 @@ std::map<std::string, Injection> &injections() {
 constexpr int kMaxThreads = 1024;
 constexpr size_t kStackBytes = 64 << 10;
 
-#if defined(__x86_64__)
+#if FP8_EMU_ASM_SWITCH
 /* fp8emu_switch(&from_sp, to_sp): saves the callee-saved registers, the SSE
  * and x87 control words on the current stack, stores its stack pointer in
  * *from_sp, and restores the same from to_sp. A new fiber's stack is laid out
