@@ -154,6 +154,17 @@ __device__ __forceinline__ uint16_t f32_to_bf16_bits(float f) {
 }
 __device__ __forceinline__ float bf16_bits_to_f32(uint32_t h) { return __uint_as_float(h << 16); }
 
+/* Element i of an F32 or BF16 array (dt), as f32; and a store rounding once to dt. */
+__device__ __forceinline__ float load_hp(const void *p, int dt, int64_t i) {
+    return dt == FP8_DTYPE_F32 ? ((const float *)p)[i] : bf16_bits_to_f32(((const uint16_t *)p)[i]);
+}
+__device__ __forceinline__ void store_hp(void *p, int dt, int64_t i, float v) {
+    if (dt == FP8_DTYPE_F32)
+        ((float *)p)[i] = v;
+    else
+        ((uint16_t *)p)[i] = f32_to_bf16_bits(v);
+}
+
 template <int FP8>
 __device__ __forceinline__ uint8_t encode_ref(float y) {
     return FP8 == FP8_DTYPE_E5M2 ? fp8_ref_e5m2_from_f32(y) : fp8_ref_e4m3fn_from_f32(y);

@@ -10,16 +10,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__device__ __forceinline__ float load_hp(const void *p, int dt, int64_t i) {
-    return dt == FP8_DTYPE_F32 ? ((const float *)p)[i] : bf16_bits_to_f32(((const uint16_t *)p)[i]);
-}
-__device__ __forceinline__ void store_hp(void *p, int dt, int64_t i, float v) {
-    if (dt == FP8_DTYPE_F32)
-        ((float *)p)[i] = v;
-    else
-        ((uint16_t *)p)[i] = f32_to_bf16_bits(v);
-}
-
 __global__ void fill_kernel(void *dst, int dt, int64_t n, uint32_t bits) {
     const int64_t stride = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {

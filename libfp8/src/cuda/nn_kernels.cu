@@ -32,15 +32,6 @@ constexpr int kThreads = 256;
 constexpr int kReduceThreads = 1024;   /* the one-block reductions over rows */
 constexpr int64_t kWarpRowCols = 1024; /* rows up to this long get a warp, longer ones a block */
 
-__device__ __forceinline__ float load_hp(const void *p, int dt, int64_t i) {
-    return dt == FP8_DTYPE_F32 ? ((const float *)p)[i] : bf16_bits_to_f32(((const uint16_t *)p)[i]);
-}
-__device__ __forceinline__ void store_hp(void *p, int dt, int64_t i, float v) {
-    if (dt == FP8_DTYPE_F32)
-        ((float *)p)[i] = v;
-    else
-        ((uint16_t *)p)[i] = f32_to_bf16_bits(v);
-}
 /* v as store_hp would store it, read back. */
 __device__ __forceinline__ float round_hp(float v, int dt) {
     return dt == FP8_DTYPE_F32 ? v : bf16_bits_to_f32(f32_to_bf16_bits(v));

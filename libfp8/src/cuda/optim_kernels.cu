@@ -19,16 +19,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__device__ __forceinline__ float load_hp(const void *p, int dt, int64_t i) {
-    return dt == FP8_DTYPE_F32 ? ((const float *)p)[i] : bf16_bits_to_f32(((const uint16_t *)p)[i]);
-}
-__device__ __forceinline__ void store_hp(void *p, int dt, int64_t i, float v) {
-    if (dt == FP8_DTYPE_F32)
-        ((float *)p)[i] = v;
-    else
-        ((uint16_t *)p)[i] = f32_to_bf16_bits(v);
-}
-
 /* param, grad (n) of dt; buf (n) f32, unused when momentum == 0.
  *   g = grad + wd * param
  *   buf = first_step ? g : buf * momentum + keep * g      (keep = 1 - dampening)

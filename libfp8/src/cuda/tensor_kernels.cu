@@ -23,16 +23,6 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kMaxDims = 8; /* the CPU ops' limit */
 
-__device__ __forceinline__ float load_hp(const void *p, int dt, int64_t i) {
-    return dt == FP8_DTYPE_F32 ? ((const float *)p)[i] : bf16_bits_to_f32(((const uint16_t *)p)[i]);
-}
-__device__ __forceinline__ void store_hp(void *p, int dt, int64_t i, float v) {
-    if (dt == FP8_DTYPE_F32)
-        ((float *)p)[i] = v;
-    else
-        ((uint16_t *)p)[i] = f32_to_bf16_bits(v);
-}
-
 /* An index space of ndim dims walked in row-major order, with the strides (in
  * elements) of two operands along it: (a, b) for binary, (dst, src) for copy. */
 struct Strided2 {
