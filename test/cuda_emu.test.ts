@@ -118,3 +118,18 @@ describe.skipIf(skipReason !== null)("the TypeScript cuda backend on libfp8_cuda
     console.log(`cuda_emu.test.ts: ${GPU_TESTS.join(", ")} on libfp8_cuda_emu: ${passed} pass`);
   }, 120_000);
 });
+
+describe.skipIf(skipReason !== null)("the GPU benchmark script on libfp8_cuda_emu", () => {
+  test("bench/gpu/bench.ts --smoke runs every section end to end (tiny shapes; not a measurement)", () => {
+    if (buildError) throw new Error(`fp8_cuda_emu_test did not build:\n${buildError}`);
+    const env: Record<string, string | undefined> = { ...process.env, FLOAT8_CUDA_LIB: join(buildDir, "libfp8_cuda_emu.so") };
+    delete env.OUT;
+    delete env.FP8_CUDA_EMU_TRACE;
+    const proc = Bun.spawnSync([process.execPath, "bench/gpu/bench.ts", "--smoke"], { cwd: root, env });
+    const out = proc.stdout.toString() + proc.stderr.toString();
+    if (proc.exitCode !== 0) throw new Error(out.slice(-6000));
+    for (const row of ["device-to-device copy", "fp8 e4m3 GEMM", "row-scaled GEMM", "Float8LinearCuda auto", "Float8Linear, dynamic 32,64,48 (Tensor API)", "autoFilterForRecipe"]) {
+      expect(out).toContain(row);
+    }
+  }, 60_000);
+});

@@ -12,12 +12,15 @@
 // a warm-up; each number is the median of `repeats` such runs. Inputs are
 // random normals (never zeros) and each bandwidth buffer is far larger than L2.
 //   bun bench/gpu/bench.ts [--quick]      (writes $OUT/gpu_bench.json and gpu_bench.txt when OUT is set)
+//   --smoke: tiny shapes, one timed call each: checks the script end to end (CI runs it on
+//            libfp8_cuda_emu, so a GPU session never loses its minutes to a broken benchmark)
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cuda, float8, manualSeed, nn, randn, tidy } from "../../src/index.ts";
 import type { CudaContext, DeviceBuffer } from "../../src/cuda/index.ts";
 
-const quick = process.argv.includes("--quick");
+const smoke = process.argv.includes("--smoke");
+const quick = smoke || process.argv.includes("--quick");
 if (!cuda.isAvailable()) {
   console.log(`bench/gpu/bench.ts: no usable GPU (${cuda.probe().reason})`);
   process.exit(2);
@@ -40,7 +43,8 @@ interface Row {
 const rows: Row[] = [];
 
 /** Median GPU milliseconds of one call of fn. */
-function timeMs(fn: () => void, iters: number, repeats = quick ? 3 : 5, warmup = 2): number {
+function timeMs(fn: () => void, iters: number, repeats = smoke ? 1 : quick ? 3 : 5, warmup = smoke ? 1 : 2): number {
+  if (smoke) iters = 1;
   for (let i = 0; i < warmup; i++) fn();
   ctx.synchronize();
   const runs: number[] = [];
@@ -55,7 +59,7 @@ console.log(`device: ${info.name}, cc ${info.computeCapability.join(".")}, ${inf
 
 // ---- 1. bandwidth -----------------------------------------------------------------
 {
-  const rowsN = 16384, colsN = quick ? 8192 : 16384; // 2^28 elements: 1 GiB of f32
+  const rowsN = smoke ? 64 : 16384, colsN = smoke ? 96 : quick ? 8192 : 16384; // 2^28 elements: 1 GiB of f32
   const n = rowsN * colsN;
   const xf = keep(cuda.randn(ctx, [rowsN, colsN], "float32", 1, 3));
   const xb = keep(cuda.convert(xf, "bfloat16"));
@@ -96,7 +100,7 @@ console.log(`device: ${info.name}, cc ${info.computeCapability.join(".")}, ${inf
 
 // ---- 2. GEMM 8192^3 ------------------------------------------------------------------
 {
-  const S = quick ? 4096 : 8192;
+  const S = smoke ? 64 : quick ? 4096 : 8192;
   const flops = 2 * S * S * S;
   const a = keep(cuda.randn(ctx, [S, S], "bfloat16", 11)), b = keep(cuda.randn(ctx, [S, S], "bfloat16", 12));
   const c = keep(cuda.DeviceBuffer.empty(ctx, [S, S], "bfloat16"));
@@ -139,7 +143,7 @@ console.log(`device: ${info.name}, cc ${info.computeCapability.join(".")}, ${inf
 }
 
 // ---- 3. Linear fwd+bwd ------------------------------------------------------------------
-for (const [M, K, N] of quick ? [[1024, 2048, 1024]] : [[4096, 8192, 16384], [1024, 2048, 1024]]) {
+for (const [M, K, N] of smoke ? [[32, 64, 48]] : quick ? [[1024, 2048, 1024]] : [[4096, 8192, 16384], [1024, 2048, 1024]]) {
   const x = keep(cuda.randn(ctx, [M, K], "bfloat16", 21)), w = keep(cuda.randn(ctx, [N, K], "bfloat16", 22, 0.02));
   const dy = keep(cuda.randn(ctx, [M, N], "bfloat16", 23, 0.1));
   const y = keep(cuda.DeviceBuffer.empty(ctx, [M, N], "bfloat16"));
@@ -184,7 +188,7 @@ for (const [M, K, N] of quick ? [[1024, 2048, 1024]] : [[4096, 8192, 16384], [10
 // ---- 4. the user's path: Tensor API on device "cuda" ---------------------------------------
 // nn.Linear (bf16, cuBLASLt) vs Float8Linear from convertToFloat8Training, fwd+bwd through
 // autograd, as a training step runs it (each step's temporaries freed by tidy).
-for (const [M, K, N] of quick ? [[1024, 2048, 1024]] : [[4096, 8192, 16384], [1024, 2048, 1024]]) {
+for (const [M, K, N] of smoke ? [[32, 64, 48]] : quick ? [[1024, 2048, 1024]] : [[4096, 8192, 16384], [1024, 2048, 1024]]) {
   const shape = `${M},${K},${N}`;
   const big = M * K * N >= 2 ** 36;
   const iters = big ? (quick ? 3 : 10) : 30;
@@ -231,7 +235,7 @@ const lines = rows.map((r) => {
 });
 const notes = rows.filter((r) => r.note && r.note !== "baseline").map((r) => `  ${r.name}: ${r.note}`);
 const table = [
-  `GPU benchmarks on ${info.name} (${new Date().toISOString().slice(0, 10)})${quick ? " [--quick]" : ""}`,
+  `GPU benchmarks on ${info.name} (${new Date().toISOString().slice(0, 10)})${smoke ? " [--smoke: not a measurement]" : quick ? " [--quick]" : ""}`,
   ...lines, "notes:", ...notes,
 ].join("\n");
 if (process.env.OUT) {
