@@ -133,3 +133,20 @@ describe.skipIf(skipReason !== null)("the GPU benchmark script on libfp8_cuda_em
     }
   }, 60_000);
 });
+
+describe.skipIf(skipReason !== null)("the demo on libfp8_cuda_emu", () => {
+  test("bun examples/demo.ts --device cuda gives the CPU's accuracies and losses (20 steps, f32 and float8 dynamic and delayed)", () => {
+    if (buildError) throw new Error(`fp8_cuda_emu_test did not build:\n${buildError}`);
+    const args = ["examples/demo.ts", "--steps", "20", "--recipe", "f32,dynamic,delayed", "--out", join(buildDir, "demo-emu")];
+    const rows = (out: string) => out.split("\n").filter((l) => /^(f32|dynamic|delayed) +(float32|bfloat16) /.test(l))
+      .map((l) => l.trim().split(/ +/).slice(0, -1).join(" ")); // all columns but ms/step
+    const env: Record<string, string | undefined> = { ...process.env };
+    delete env.FP8_CUDA_EMU_TRACE;
+    const cpu = Bun.spawnSync([process.execPath, ...args], { cwd: root, env });
+    const dev = Bun.spawnSync([process.execPath, ...args, "--device", "cuda"], { cwd: root, env: { ...env, FLOAT8_CUDA_LIB: join(buildDir, "libfp8_cuda_emu.so") } });
+    const cpuOut = cpu.stdout.toString() + cpu.stderr.toString(), devOut = dev.stdout.toString() + dev.stderr.toString();
+    if (cpu.exitCode !== 0 || dev.exitCode !== 0) throw new Error(`cpu exit ${cpu.exitCode}, cuda exit ${dev.exitCode}:\n${devOut.slice(-4000)}`);
+    expect(rows(cpuOut).length).toBe(3);
+    expect(rows(devOut)).toEqual(rows(cpuOut));
+  }, 120_000);
+});
