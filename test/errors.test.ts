@@ -1,6 +1,6 @@
 // Bad input gets a thrown Float8Error naming the op, shapes and dtypes; the process survives.
 import { describe, expect, test } from "bun:test";
-import { Float8Error, nn, tensor, zeros, randn, Tensor } from "../src/index.ts";
+import { Float8Error, cuda, nn, tensor, zeros, randn, Tensor } from "../src/index.ts";
 import { cudaProbe, lib } from "../src/ffi/index.ts";
 import { expectThrowsFloat8 } from "./helpers/host.ts";
 
@@ -51,13 +51,16 @@ describe("bad input", () => {
     expectThrowsFloat8(() => tensor([1, 2, 3], { shape: [2, 2] }), /shape \[2, 2\] needs 4 values, got 3/);
   });
 
-  test("device cuda gives a clear error naming the missing piece", () => {
-    const probe = cudaProbe();
-    // without a GPU the reason is the probe's (library not built, no driver, no GPU); with one,
-    // that Tensor ops do not dispatch to CUDA yet
-    const why = probe.available ? "Tensor ops have no CUDA implementation yet" : probe.reason;
-    expectThrowsFloat8(() => zeros([2], { device: "cuda" }), "device 'cuda' is not available", why);
+  test.skipIf(cudaProbe().available)("device cuda without a usable GPU gives a clear error naming the missing piece", () => {
+    // the reason is the probe's: library not built, no driver, no GPU
+    expectThrowsFloat8(() => zeros([2], { device: "cuda" }), "device 'cuda' is not available", cudaProbe().reason);
     expectThrowsFloat8(() => zeros([2]).to({ device: "cuda" }), "to: device 'cuda' is not available");
+  });
+
+  test("an unknown device and a bad GPU index are errors that say what is expected", () => {
+    expectThrowsFloat8(() => zeros([2], { device: "gpu" as never }), "unknown device 'gpu' (expected 'cpu' or 'cuda')");
+    expectThrowsFloat8(() => zeros([2]).to({ device: "tpu" as never }), "to: unknown device 'tpu'");
+    expectThrowsFloat8(() => cuda.setDevice(-1), "cuda.setDevice: device index must be a non-negative integer, got -1");
   });
 
   test("native entry points reject null pointers and negative sizes with a status", () => {
