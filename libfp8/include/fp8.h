@@ -477,6 +477,12 @@ FP8_API int32_t fp8_cuda_memory_stats(fp8_cuda_ctx_t ctx, int64_t *live_bytes,
  * and memset are queued. */
 FP8_API int32_t fp8_cuda_memcpy_h2d(fp8_cuda_ctx_t ctx, void *d_dst, const void *src,
                                     int64_t nbytes);
+/* Host -> device without waiting for the stream: src is copied into a pinned
+ * staging buffer (a ring of 4 per context), which the device copy reads later
+ * in stream order; src may be reused as soon as this returns. Copies over
+ * 64 MiB go directly and wait. Not allowed while capturing. */
+FP8_API int32_t fp8_cuda_memcpy_h2d_async(fp8_cuda_ctx_t ctx, void *d_dst, const void *src,
+                                          int64_t nbytes);
 FP8_API int32_t fp8_cuda_memcpy_d2h(fp8_cuda_ctx_t ctx, void *dst, const void *d_src,
                                     int64_t nbytes);
 FP8_API int32_t fp8_cuda_memcpy_d2d(fp8_cuda_ctx_t ctx, void *d_dst, const void *d_src,

@@ -27,6 +27,7 @@ const symbols = {
   fp8_cuda_free: { args: [P, P], returns: i32 },
   fp8_cuda_memory_stats: { args: [P, P, P], returns: i32 },
   fp8_cuda_memcpy_h2d: { args: [P, P, P, I64], returns: i32 },
+  fp8_cuda_memcpy_h2d_async: { args: [P, P, P, I64], returns: i32 },
   fp8_cuda_memcpy_d2h: { args: [P, P, P, I64], returns: i32 },
   fp8_cuda_memcpy_d2d: { args: [P, P, P, I64], returns: i32 },
   fp8_cuda_memset: { args: [P, P, i32, I64], returns: i32 },

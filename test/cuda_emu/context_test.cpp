@@ -96,6 +96,36 @@ void memory_and_copies() {
     for (size_t i = 0; i < 4096; i++) ok &= back[i] == (i < 100 ? 0x11 : host[i]);
     CHECK(ok, "h2d, d2d, memset, d2h do not round-trip");
     CUDA_OK(fp8_cuda_memcpy_h2d(ctx, nullptr, nullptr, 0));
+
+    /* asynchronous uploads through the staging ring: more uploads than slots, growing sizes,
+     * and the host buffer overwritten right after each call (the copy must not read it later) */
+    {
+        std::vector<void *> dsts;
+        std::vector<std::vector<uint8_t>> want;
+        std::vector<uint8_t> src;
+        for (int k = 0; k < 9; k++) {
+            const size_t n = 1000 + (size_t)k * 300000; /* past 1 MiB: slots grow */
+            void *d = nullptr;
+            CUDA_OK(fp8_cuda_malloc(ctx, (int64_t)n, &d));
+            src.assign(n, 0);
+            for (size_t i = 0; i < n; i++) src[i] = (uint8_t)(i * 13 + k * 7);
+            CUDA_OK(fp8_cuda_memcpy_h2d_async(ctx, d, src.data(), (int64_t)n));
+            want.push_back(src);
+            std::fill(src.begin(), src.end(), 0xEE);
+            dsts.push_back(d);
+        }
+        bool same = true;
+        for (size_t k = 0; k < dsts.size(); k++) {
+            std::vector<uint8_t> got(want[k].size());
+            CUDA_OK(fp8_cuda_memcpy_d2h(ctx, got.data(), dsts[k], (int64_t)got.size()));
+            same &= got == want[k];
+            CUDA_OK(fp8_cuda_free(ctx, dsts[k]));
+        }
+        CHECK(same, "h2d_async: uploads through the staging ring do not round-trip");
+        CUDA_OK(fp8_cuda_memcpy_h2d_async(ctx, nullptr, nullptr, 0));
+        CUDA_FAILS(FP8_ERR_INVALID_ARG, "nbytes must be >= 0", fp8_cuda_memcpy_h2d_async(ctx, a, host.data(), -1));
+        CUDA_FAILS(FP8_ERR_INVALID_ARG, "is NULL", fp8_cuda_memcpy_h2d_async(ctx, a, nullptr, 4));
+    }
     CUDA_FAILS(FP8_ERR_INVALID_ARG, "nbytes must be >= 0", fp8_cuda_memcpy_d2h(ctx, back.data(), a, -1));
     CUDA_FAILS(FP8_ERR_INVALID_ARG, "is NULL", fp8_cuda_memcpy_d2d(ctx, nullptr, a, 4));
     CUDA_FAILS(FP8_ERR_INVALID_ARG, "byte must be", fp8_cuda_memset(ctx, a, 256, 4));
@@ -149,6 +179,7 @@ void graphs() {
     CUDA_FAILS(FP8_ERR_INVALID_ARG, "capturing", fp8_cuda_malloc(ctx, 16, &p));
     CUDA_FAILS(FP8_ERR_INVALID_ARG, "capturing", fp8_cuda_synchronize(ctx));
     CUDA_FAILS(FP8_ERR_INVALID_ARG, "capturing", fp8_cuda_memcpy_h2d(ctx, q.p(), x.p(), 4));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "capturing", fp8_cuda_memcpy_h2d_async(ctx, q.p(), x.p(), 4));
     q.fill_bytes(0);
     CUDA_OK(fp8_cuda_graph_end(ctx, &g));
     CHECK(q.as<uint8_t>()[0] == 0 && q.as<uint8_t>()[n - 1] == 0, "a captured quantize ran while capturing");

@@ -217,6 +217,10 @@ FP8_API int32_t fp8_cuda_ctx_destroy(fp8_cuda_ctx_t c) {
         if (first == cudaSuccess) first = e;
         cudaEventDestroy(ctx->timer_start);
         cudaEventDestroy(ctx->timer_stop);
+        for (auto &s : ctx->staging) { /* the stream is idle: no copy reads them */
+            if (s.done) cudaEventDestroy(s.done);
+            if (s.host) cudaFreeHost(s.host);
+        }
         cudaFree(ctx->scratch);
         cudaFree(ctx->workspace);
         cublasLtDestroy(ctx->lt);
@@ -331,6 +335,46 @@ static int32_t copy(const char *fn, fp8_cuda_ctx_t c, void *dst, const void *src
 
 FP8_API int32_t fp8_cuda_memcpy_h2d(fp8_cuda_ctx_t c, void *d_dst, const void *src, int64_t nbytes) {
     return copy("fp8_cuda_memcpy_h2d", c, d_dst, src, nbytes, cudaMemcpyHostToDevice, true);
+}
+/* Uploads larger than this go straight from pageable memory (and wait): staging
+ * them would pin that much host memory per slot. */
+static constexpr int64_t kStagingMaxBytes = 64ll << 20;
+
+FP8_API int32_t fp8_cuda_memcpy_h2d_async(fp8_cuda_ctx_t c, void *d_dst, const void *src, int64_t nbytes) {
+    static const char fn[] = "fp8_cuda_memcpy_h2d_async";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE(nbytes >= 0, fn, "nbytes must be >= 0, got %lld", (long long)nbytes);
+        FP8_REQUIRE_DATA(d_dst, nbytes, fn);
+        FP8_REQUIRE_DATA(src, nbytes, fn);
+        ENTER(fn, c, ctx);
+        FP8_REQUIRE(!ctx->capturing, fn, "host copies are not allowed while capturing");
+        if (nbytes == 0) return FP8_OK;
+        if (nbytes > kStagingMaxBytes) {
+            FP8_CUDA_TRY(fn, "cudaMemcpyAsync", cudaMemcpyAsync(d_dst, src, (size_t)nbytes, cudaMemcpyHostToDevice, ctx->stream));
+            FP8_CUDA_TRY(fn, "cudaStreamSynchronize", cudaStreamSynchronize(ctx->stream));
+            return FP8_OK;
+        }
+        Ctx::Staging &s = ctx->staging[ctx->staging_next];
+        ctx->staging_next = (ctx->staging_next + 1) % Ctx::kStagingSlots;
+        if (s.done) {
+            /* waits only while the copy that used this slot kStagingSlots uploads ago is still queued */
+            FP8_CUDA_TRY(fn, "cudaEventSynchronize", cudaEventSynchronize(s.done));
+        } else {
+            FP8_CUDA_TRY(fn, "cudaEventCreate", cudaEventCreate(&s.done));
+        }
+        if (s.bytes < (size_t)nbytes) {
+            if (s.host) cudaFreeHost(s.host);
+            s.host = nullptr;
+            s.bytes = 0;
+            const size_t cap = ((size_t)nbytes + (1u << 20) - 1) & ~(size_t)((1u << 20) - 1); /* whole MiB */
+            FP8_CUDA_TRY(fn, "cudaHostAlloc", cudaHostAlloc(&s.host, cap, cudaHostAllocDefault));
+            s.bytes = cap;
+        }
+        memcpy(s.host, src, (size_t)nbytes);
+        FP8_CUDA_TRY(fn, "cudaMemcpyAsync", cudaMemcpyAsync(d_dst, s.host, (size_t)nbytes, cudaMemcpyHostToDevice, ctx->stream));
+        FP8_CUDA_TRY(fn, "cudaEventRecord", cudaEventRecord(s.done, ctx->stream));
+        return FP8_OK;
+    });
 }
 FP8_API int32_t fp8_cuda_memcpy_d2h(fp8_cuda_ctx_t c, void *dst, const void *d_src, int64_t nbytes) {
     return copy("fp8_cuda_memcpy_d2h", c, dst, d_src, nbytes, cudaMemcpyDeviceToHost, true);

@@ -57,6 +57,16 @@ struct Ctx {
     int cast_kernel = FP8_CUDA_CAST_REFERENCE;
     int rowwise_gemm = FP8_CUDA_ROWWISE_AUTO; /* fp8_cuda_set_rowwise_gemm */
     bool capturing = false;
+    /* Pinned staging for fp8_cuda_memcpy_h2d_async: a ring of buffers, each
+     * with the event of the copy that last read it. */
+    struct Staging {
+        void *host = nullptr;
+        size_t bytes = 0;
+        cudaEvent_t done = nullptr;
+    };
+    static constexpr int kStagingSlots = 4;
+    Staging staging[kStagingSlots];
+    int staging_next = 0;
     std::map<GemmKey, GemmPlan *> plans;
     std::unordered_map<void *, int64_t> allocations;
     int64_t live_bytes = 0;

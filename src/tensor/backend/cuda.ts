@@ -1,7 +1,7 @@
 // cuda.ts — the CUDA backend: libfp8_cuda's kernels (ours) and cuBLASLt's
 // GEMMs on the current GPU's context (stream, handle, plan cache). Every call
 // queues work on the context's stream and returns; only download() and
-// synchronize() wait. Scales, amaxes and losses stay in device memory.
+// synchronize() wait (uploads are staged through pinned memory). Scales, amaxes and losses stay in device memory.
 //
 // libfp8_cuda is opened on first use, so a CPU-only program never loads it.
 import { Float8Error } from "../../errors.ts";
@@ -47,7 +47,7 @@ function uploadTemp(data: ArrayBufferView): NativePtr {
   checkCuda(cudaLib().fp8_cuda_malloc(h(), data.byteLength, out), "cuda.upload");
   const p = Number(out[0]) as NativePtr;
   if (data.byteLength > 0) {
-    const st = cudaLib().fp8_cuda_memcpy_h2d(h(), p, hostArg(data), data.byteLength);
+    const st = cudaLib().fp8_cuda_memcpy_h2d_async(h(), p, hostArg(data), data.byteLength);
     if (st !== 0) {
       cudaLib().fp8_cuda_free(h(), p);
       checkCuda(st, "cuda.upload");
@@ -112,7 +112,8 @@ export const cudaBackend: Backend = {
   },
   memoryStats: () => ({ ...ctx().memoryStats(), cachedBytes: 0 }),
   emptyCache: () => {},
-  upload: (dst, src, nbytes) => checkCuda(cudaLib().fp8_cuda_memcpy_h2d(h(), dst, hostArg(src), nbytes), "to(cuda)"),
+  // staged through pinned memory: returns without waiting for the stream (src may be reused at once)
+  upload: (dst, src, nbytes) => checkCuda(cudaLib().fp8_cuda_memcpy_h2d_async(h(), dst, hostArg(src), nbytes), "to(cuda)"),
   download: (dst, src, nbytes) => checkCuda(cudaLib().fp8_cuda_memcpy_d2h(h(), hostArg(dst), src, nbytes), "to(cpu)"),
   copy: (dst, src, nbytes) => checkCuda(cudaLib().fp8_cuda_memcpy_d2d(h(), dst, src, nbytes), "copy"),
   synchronize: () => ctx().synchronize(),

@@ -754,6 +754,16 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t stop)
     return cudaSuccess;
 }
 
+/* Pinned host memory is plain host memory here (copies are synchronous anyway). */
+cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned int) {
+    FP8_EMU_INJECT("cudaHostAlloc");
+    *p = malloc(bytes ? bytes : 1);
+    return *p ? cudaSuccess : set_error(cudaErrorMemoryAllocation);
+}
+cudaError_t cudaFreeHost(void *p) {
+    free(p);
+    return cudaSuccess;
+}
 cudaError_t cudaMalloc(void **p, size_t bytes) {
     FP8_EMU_INJECT("cudaMalloc");
     *p = device_alloc(bytes);
