@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fp8.h"
+
 #if defined(__CUDACC__)
 #define FP8_REF_INLINE static inline __host__ __device__
 #else
@@ -119,6 +121,20 @@ FP8_REF_INLINE float fp8_ref_e5m2_to_f32(uint8_t b) {
     else
         bits = fp8_ref_f32_bits((float)a * 1.52587890625e-05f); /* subnormal: a * 2^-16 */
     return fp8_ref_f32_from_bits(bits | sign);
+}
+
+/* One element of the binary ops (alg: FP8_BINARY_ADD, SUB, MUL, DIV, MAX,
+ * MIN of fp8.h), shared by the CPU and CUDA kernels so both compute the same
+ * thing: max/min as x86 maxps/minps (the second operand when either is NaN). */
+FP8_REF_INLINE float fp8_ref_binary(int32_t alg, float x, float y) {
+    switch (alg) {
+        case FP8_BINARY_ADD: return x + y;
+        case FP8_BINARY_SUB: return x - y;
+        case FP8_BINARY_MUL: return x * y;
+        case FP8_BINARY_DIV: return x / y;
+        case FP8_BINARY_MAX: return x > y ? x : y;
+        default: return x < y ? x : y; /* FP8_BINARY_MIN */
+    }
 }
 
 #endif

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "fp8_ref.h"
 #include "onednn.hpp"
 
 namespace {
@@ -90,16 +91,7 @@ void binary_onednn(void *dst, const void *src0, const int64_t *src0_dims, const 
                    {DNNL_ARG_DST, wrap(md0, dst)}});
 }
 
-inline float apply(int32_t alg, float x, float y) {
-    switch (alg) {
-        case FP8_BINARY_ADD: return x + y;
-        case FP8_BINARY_SUB: return x - y;
-        case FP8_BINARY_MUL: return x * y;
-        case FP8_BINARY_DIV: return x / y;
-        case FP8_BINARY_MAX: return x > y ? x : y;
-        default: return x < y ? x : y;
-    }
-}
+inline float apply(int32_t alg, float x, float y) { return fp8_ref_binary(alg, x, y); }
 
 /* General broadcasting: both operands read through strides that are 0 along
  * their broadcast dims. Rows of the last dim are the unit of work. */

@@ -128,18 +128,8 @@ bool fits_u32(int64_t max_index) { return max_index < ((int64_t)1 << 31); }
 
 /* ---- binary ----------------------------------------------------------------------- */
 
-/* The CPU's apply(): max/min as x86 maxps/minps (the second operand when
- * either is NaN). */
-__device__ __forceinline__ float binary_apply(int alg, float x, float y) {
-    switch (alg) {
-    case FP8_BINARY_ADD: return x + y;
-    case FP8_BINARY_SUB: return x - y;
-    case FP8_BINARY_MUL: return x * y;
-    case FP8_BINARY_DIV: return x / y;
-    case FP8_BINARY_MAX: return x > y ? x : y;
-    default: return x < y ? x : y;
-    }
-}
+/* The CPU's apply(), shared through fp8_ref.h. */
+__device__ __forceinline__ float binary_apply(int alg, float x, float y) { return fp8_ref_binary(alg, x, y); }
 
 /* dst (n, dense) <- a (op) b, a and b read through s (stride0: a, stride1: b). */
 template <typename I>
