@@ -8,22 +8,13 @@
 // failure here that passes there is in libfp8_cuda.
 import { describe, expect, test } from "bun:test";
 import { cuda, memoryStats, nn, tensor, tidy, zeros } from "../src/index.ts";
-import { DEVICE_CASES, expectMatch } from "./helpers/device_cases.ts";
+import { defineParityTests } from "./helpers/device_cases.ts";
 
 const gpu = cuda.isAvailable();
 if (!gpu) console.log(`cuda_tensor_gpu.test.ts: SKIPPED: no usable GPU (${cuda.probe().reason})`);
 const gpuDescribe = describe.skipIf(!gpu);
 
-gpuDescribe("cuda tensors match the CPU", () => {
-  for (const c of DEVICE_CASES) {
-    test(c.name, () => {
-      const cpu = c.run("cpu");
-      const dev = c.run("cuda");
-      expect(dev.map((x) => x.name)).toEqual(cpu.map((x) => x.name));
-      cpu.forEach((res, i) => expectMatch(c.name, res, dev[i]));
-    });
-  }
-});
+gpuDescribe("cuda tensors match the CPU", () => defineParityTests("cuda"));
 
 gpuDescribe("cuda tensors", () => {
   test("values round-trip through device memory; rawView refuses", () => {

@@ -8,22 +8,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Float8Error, float8, memoryStats, nn, optim, tensor, zeros, type Tensor } from "../src/index.ts";
 import { emulatedDeviceBackend, setBackend } from "../src/tensor/backend/index.ts";
-import { DEVICE_CASES, expectMatch } from "./helpers/device_cases.ts";
+import { defineParityTests } from "./helpers/device_cases.ts";
 
 const emulated = emulatedDeviceBackend("cuda");
 beforeAll(() => setBackend("cuda", emulated));
 afterAll(() => setBackend("cuda", null));
 
-describe("device parity on the emulated device", () => {
-  for (const c of DEVICE_CASES) {
-    test(c.name, () => {
-      const cpu = c.run("cpu");
-      const dev = c.run("cuda");
-      expect(dev.map((x) => x.name)).toEqual(cpu.map((x) => x.name));
-      cpu.forEach((res, i) => expectMatch(c.name, res, dev[i]));
-    });
-  }
-});
+describe("device parity on the emulated device", () => defineParityTests("cuda"));
 
 describe("device tensors", () => {
   test("device memory is not viewable from JS; values come back through toArray, bytes and item", () => {

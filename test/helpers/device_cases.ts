@@ -4,7 +4,7 @@
 // test/device_emulated.test.ts runs them on the emulated device (this
 // machine's CPU behind the device code paths); test/cuda_tensor_gpu.test.ts
 // on a real GPU.
-import { expect } from "bun:test";
+import { expect, test } from "bun:test";
 import { cat, expand, float8, manualSeed, nn, optim, randn, tensor, tidy, type Device, type Tensor } from "../../src/index.ts";
 
 /** How closely a device result must match the CPU's. */
@@ -294,6 +294,18 @@ function float8Free(x: Tensor, z: Tensor): Tensor {
   const p = x.permute([2, 0, 1]).transpose(0, 2).transpose(0, 1); // back to (2, 3, 4), through two copies
   const joined = cat([x.slice(2, 1, 3), z], 2); // (2, 3, 4)
   return p.add(joined).add(expand(x.slice(0, 0, 1), [2, 3, 4]));
+}
+
+/** One test per case: run on the CPU and on `device`, and every result must match. */
+export function defineParityTests(device: Device): void {
+  for (const c of DEVICE_CASES) {
+    test(c.name, () => {
+      const cpu = c.run("cpu");
+      const dev = c.run(device);
+      expect(dev.map((x) => x.name)).toEqual(cpu.map((x) => x.name));
+      cpu.forEach((res, i) => expectMatch(c.name, res, dev[i]));
+    });
+  }
 }
 
 /** SQNR of y against ref in dB (Infinity when equal). */
