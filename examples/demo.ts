@@ -22,7 +22,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import {
-  Float8Error, Function, Tensor, float8, manualSeed, nn, optim, tensor, tidy, uniformStream, zeros,
+  Float8Error, Function, Tensor, cuda, float8, manualSeed, nn, optim, tensor, tidy, uniformStream, zeros,
   type Device, type FunctionCtx, type HighPrecisionDType,
 } from "../src/index.ts";
 import { lrFactor, withLr } from "./schedule.ts";
@@ -544,7 +544,8 @@ export async function main(argv: string[]): Promise<void> {
   const t0 = performance.now();
   const data = await loadDigits();
   console.log(`MNIST digits from the mnist package: ${data.trainY.length} train, ${data.testY.length} held out. ` +
-    `${steps} steps x batch ${batchSize}, AdamW lr ${lr} with step decay, shifts up to ${shift} px, seed ${seed}, float8 runs on ${dtype} weights.`);
+    `${steps} steps x batch ${batchSize}, AdamW lr ${lr} with step decay, shifts up to ${shift} px, seed ${seed}, float8 runs on ${dtype} weights, ` +
+    `on ${device === "cuda" ? `cuda (${cuda.deviceInfo(cuda.currentDevice()).name})` : "the CPU"}.`);
   const results: RunResult[] = [];
   for (const recipe of recipes as Recipe[]) {
     const bar = new Progress(recipe, steps);
