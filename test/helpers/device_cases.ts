@@ -5,6 +5,7 @@
 // machine's CPU behind the device code paths); test/cuda_tensor_gpu.test.ts
 // on a real GPU.
 import { expect, test } from "bun:test";
+import { charData, trainGpt } from "../../examples/gpt.ts";
 import { cat, expand, float8, manualSeed, nn, optim, randn, tensor, tidy, type Device, type Tensor } from "../../src/index.ts";
 
 /** How closely a device result must match the CPU's. */
@@ -276,6 +277,20 @@ export const DEVICE_CASES: DeviceCase[] = [
         out.push(r(`${name} grad w`, lin.weight.grad!, { sqnrDb: 25 }), r(`${name} grad bias`, lin.bias!.grad!, BF16_TOL));
         // amaxes and scales: exact for input and weight; grad_output's follow the GEMM's rounding
         for (const [n, b] of lin.namedBuffers()) out.push(r(`${name} buffer ${n}`, b, /grad_output/.test(n) ? { atol: 1e-6, rtol: 5e-2 } : "exact"));
+      }
+      return out;
+    },
+  },
+  {
+    // causal attention with rotary tables, RMSNorm, SwiGLU, embedding and cross entropy (examples/gpt.ts)
+    name: "tiny GPT, 3 AdamW steps, bf16 and float8 (attention, RMSNorm, SwiGLU, embedding)",
+    run: (d) => {
+      const data = charData("In the beginning God created the heaven and the earth. And the earth was without form, and void. ".repeat(4));
+      const out: Result[] = [];
+      for (const recipe of ["bf16", "float8"] as const) {
+        const res = trainGpt(recipe, data, { dim: 32, nLayers: 1, nHeads: 2, seqLen: 16, seed: 0, steps: 3, batchSize: 4, lr: 1e-3, evalBatches: 1, device: d });
+        out.push(r(`${recipe} losses`, tensor(res.losses, { device: d }), { atol: 1e-2, rtol: 1e-2 }));
+        for (const [n, p] of res.model.namedParameters()) out.push(r(`${recipe} param ${n}`, p, { sqnrDb: 30 }));
       }
       return out;
     },
