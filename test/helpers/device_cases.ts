@@ -6,7 +6,7 @@
 // on a real GPU.
 import { expect, test } from "bun:test";
 import { charData, trainGpt } from "../../examples/gpt.ts";
-import { cat, expand, float8, manualSeed, nn, optim, randn, tensor, tidy, type Device, type Tensor } from "../../src/index.ts";
+import { cat, expand, float8, manualSeed, nn, optim, randn, tensor, tidy, uniformStream, type Device, type Tensor } from "../../src/index.ts";
 
 /** How closely a device result must match the CPU's. */
 export type Tolerance = "exact" | { atol: number; rtol: number } | { sqnrDb: number };
@@ -291,6 +291,36 @@ export const DEVICE_CASES: DeviceCase[] = [
         const res = trainGpt(recipe, data, { dim: 32, nLayers: 1, nHeads: 2, seqLen: 16, seed: 0, steps: 3, batchSize: 4, lr: 1e-3, evalBatches: 1, device: d });
         out.push(r(`${recipe} losses`, tensor(res.losses, { device: d }), { atol: 1e-2, rtol: 1e-2 }));
         for (const [n, p] of res.model.namedParameters()) out.push(r(`${recipe} param ${n}`, p, { sqnrDb: 30 }));
+      }
+      return out;
+    },
+  },
+  {
+    // seeded random shapes and dims (1 to 5 dims, sizes 1 to 9, with broadcasting and odd sizes)
+    name: "random shapes: broadcasting binary ops, reductions, movement, softmax and batched matmul",
+    run: (d) => {
+      const rand = uniformStream(77);
+      const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
+      const out: Result[] = [];
+      for (let k = 0; k < 12; k++) {
+        const nd = int(1, 5);
+        const shape = Array.from({ length: nd }, () => int(1, 9));
+        const other = shape.map((s) => (rand() < 0.3 ? 1 : s)).slice(int(0, nd - 1)); // broadcasts against shape
+        const x = input(d, shape, 100 + k), y = input(d, other, 200 + k);
+        const dim = int(0, nd - 1), dims = [...shape.keys()].filter(() => rand() < 0.5);
+        const perm = [...shape.keys()].sort(() => rand() - 0.5);
+        out.push(r(`${k} binary ${shape}|${other}`, x.mul(y).sub(y).div(y.abs().add(0.5)), F32_TOL));
+        out.push(r(`${k} sum ${dims}`, x.sum(dims.length ? dims : undefined, true), LOOSE));
+        out.push(r(`${k} max ${dim}`, x.max(dim), "exact"));
+        out.push(r(`${k} mean ${dim}`, x.mean(dim), LOOSE));
+        out.push(r(`${k} argmax ${dim}`, x.argmax(dim), "exact"));
+        out.push(r(`${k} permute ${perm}`, x.permute(perm), "exact"));
+        const s0 = int(0, shape[dim] - 1);
+        out.push(r(`${k} slice+cat ${dim}`, cat([x.slice(dim, s0), x, x.slice(dim, 0, s0 + 1)], dim), "exact"));
+        out.push(r(`${k} softmax ${dim}`, x.softmax(dim), LOOSE));
+        const [M, K, N, B] = [int(1, 9), int(1, 9), int(1, 9), int(1, 3)];
+        const a = input(d, [B, M, K], 300 + k), b = input(d, rand() < 0.5 ? [K, N] : [B, K, N], 400 + k);
+        out.push(r(`${k} matmul ${a.shape}@${b.shape}`, a.matmul(b), LOOSE));
       }
       return out;
     },
