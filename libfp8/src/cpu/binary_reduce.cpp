@@ -37,24 +37,9 @@ dnnl::memory::desc dense_md(const int64_t *dims, int ndim, dt d) {
     return dnnl::memory::desc(dims_t(dims, dims + ndim), d, dense_strides(dims, ndim));
 }
 
-bool same_dims(const int64_t *x, const int64_t *y, int ndim) {
-    return std::memcmp(x, y, sizeof(int64_t) * ndim) == 0;
-}
-
-/* "each x dim equals the dst dim or 1" */
-bool broadcastable(const int64_t *x, const int64_t *dst, int ndim) {
-    for (int d = 0; d < ndim; ++d)
-        if (x[d] != dst[d] && x[d] != 1) return false;
-    return true;
-}
-
-int32_t check_dims(const char *fn, const char *name, const int64_t *dims, int ndim) {
-    for (int d = 0; d < ndim; ++d)
-        FP8_REQUIRE(dims[d] >= 0, fn, "%s[%d]=%lld must be >= 0", name, d, (long long)dims[d]);
-    FP8_REQUIRE(numel(dims, ndim) >= 0, fn, "%s %s overflows int64", name,
-                dims_str(dims, ndim).c_str());
-    return FP8_OK;
-}
+using fp8dims::broadcastable;
+using fp8dims::check_dims;
+using fp8dims::same_dims;
 
 dnnl::algorithm binary_alg(int32_t alg) {
     using A = dnnl::algorithm;

@@ -28,6 +28,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "dims.hpp"
 #include "internal.h"
 
 namespace fp8 {
@@ -132,23 +133,8 @@ T *scratch_as(int slot, size_t count) {
 /* a*b with an overflow check; false when the product does not fit. */
 inline bool mul_ok(int64_t a, int64_t b, int64_t *out) { return !__builtin_mul_overflow(a, b, out); }
 
-/* Product of n dims; -1 if it overflows. Dims are validated non-negative first. */
-inline int64_t numel(const int64_t *dims, int n) {
-    int64_t p = 1;
-    for (int i = 0; i < n; ++i)
-        if (!mul_ok(p, dims[i], &p)) return -1;
-    return p;
-}
-
-/* "(2,3,4)" for error messages. */
-inline std::string dims_str(const int64_t *d, int n) {
-    std::string s = "(";
-    for (int i = 0; i < n; ++i) {
-        if (i) s += ",";
-        s += std::to_string(d[i]);
-    }
-    return s + ")";
-}
+using fp8dims::dims_str; /* shared with the CUDA twins (core/dims.hpp) */
+using fp8dims::numel;
 
 }  // namespace onednn
 }  // namespace fp8

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "cuda_common.cuh"
+#include "dims.hpp"
 
 namespace fp8cuda {
 namespace {
@@ -77,41 +78,9 @@ Strided2 coalesce(int ndim, const int64_t *dims, const int64_t *s0, const int64_
 
 /* ---- host-side shape checks (the CPU twins' rules and messages) ------------------- */
 
-/* Product of n dims, -1 if it overflows int64 (dims already checked >= 0). */
-int64_t numel(const int64_t *dims, int n) {
-    int64_t p = 1;
-    for (int i = 0; i < n; ++i)
-        if (__builtin_mul_overflow(p, dims[i], &p)) return -1;
-    return p;
-}
-
-/* "(2,3,4)" for error messages. */
-std::string dims_str(const int64_t *d, int n) {
-    std::string s = "(";
-    for (int i = 0; i < n; ++i) {
-        if (i) s += ",";
-        s += std::to_string(d[i]);
-    }
-    return s + ")";
-}
-
-int32_t check_dims(const char *fn, const char *name, const int64_t *dims, int ndim) {
-    for (int d = 0; d < ndim; ++d)
-        FP8_REQUIRE(dims[d] >= 0, fn, "%s[%d]=%lld must be >= 0", name, d, (long long)dims[d]);
-    FP8_REQUIRE(numel(dims, ndim) >= 0, fn, "%s %s overflows int64", name, dims_str(dims, ndim).c_str());
-    return FP8_OK;
-}
-
-/* Each x dim equals the dst dim or is 1. */
-bool broadcastable(const int64_t *x, const int64_t *dst, int ndim) {
-    for (int d = 0; d < ndim; ++d)
-        if (x[d] != dst[d] && x[d] != 1) return false;
-    return true;
-}
-
-bool same_dims(const int64_t *x, const int64_t *y, int ndim) {
-    return std::memcmp(x, y, sizeof(int64_t) * ndim) == 0;
-}
+/* numel, dims_str, check_dims, broadcastable, same_dims: core/dims.hpp, shared
+ * with the CPU twins so both give the same messages. */
+using namespace fp8dims;
 
 /* Row-major strides of dims, 0 along the size-1 dims (a broadcast operand). */
 void broadcast_strides(const int64_t *dims, int ndim, int64_t *out) {
