@@ -8,7 +8,9 @@
 #define FP8_INTERNAL_H
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "fp8.h"
@@ -18,6 +20,14 @@ extern "C" {
 #endif
 
 /* Records "fn: message" as this thread's last error and returns status. */
+/* Writes "fn: <fmt...>" into buf (cap bytes, truncated): the message format of
+ * every library's last-error slot (fp8_fail here, fp8_dist_fail in libfp8_dist). */
+static inline void fp8_format_error(char *buf, size_t cap, const char *fn, const char *fmt, va_list ap) {
+    int k = snprintf(buf, cap, "%s: ", fn);
+    if (k < 0 || k >= (int)cap) k = 0;
+    vsnprintf(buf + k, cap - (size_t)k, fmt, ap);
+}
+
 int32_t fp8_fail(int32_t status, const char *fn, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))

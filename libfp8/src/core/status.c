@@ -12,11 +12,9 @@ static _Thread_local char last_error[1024];
 const char *fp8_last_error(void) { return last_error; }
 
 int32_t fp8_fail(int32_t status, const char *fn, const char *fmt, ...) {
-    int k = snprintf(last_error, sizeof last_error, "%s: ", fn);
-    if (k < 0 || k >= (int)sizeof last_error) k = 0;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error + k, sizeof last_error - (size_t)k, fmt, ap);
+    fp8_format_error(last_error, sizeof last_error, fn, fmt, ap);
     va_end(ap);
     return status;
 }
