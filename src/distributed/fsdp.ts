@@ -104,8 +104,6 @@ function zeroRange(t: Tensor, from: number, to: number): void {
   if (to > from) t.backend.fill(offsetPtr(t.ptrFor("fullyShard"), from * ITEM_SIZE[t.dtype]), DTYPE_CODE[t.dtype], to - from, 0, "fullyShard");
 }
 
-/** The value of a one-element float32 state tensor (on any device). */
-const readScalar = (t: Tensor): number => t.item();
 /** Writes v into a one-element float32 state tensor (on any device). */
 function writeScalar(t: Tensor, v: number): void {
   t.backend.upload(t.ptrFor("fullyShard"), Float32Array.of(v), 4);
@@ -140,7 +138,7 @@ function float8WeightScale(sp: ShardedParam): number {
       writeScalar(st.scale!, scaleForAmax(amax, st));
     }
     writeScalar(st.amax!, local); // syncFloat8AmaxAndScaleHistory takes the MAX over ranks
-    return readScalar(st.scale!);
+    return st.scale!.item();
   }
   if (sp.precomputedScale !== null) {
     const s = sp.precomputedScale;

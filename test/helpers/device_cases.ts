@@ -141,7 +141,7 @@ export const DEVICE_CASES: DeviceCase[] = [
     name: "permute, transpose, slice, cat and expand, with gradients",
     run: (d) => {
       const x = input(d, [2, 3, 4], 7, { grad: true }), z = input(d, [2, 3, 2], 8, { grad: true });
-      const y = float8Free(x, z);
+      const y = movementMix(x, z);
       backwardWeighted(y, d);
       return [r("out", y, "exact"), r("grad x", x.grad!), r("grad z", z.grad!)];
     },
@@ -335,7 +335,7 @@ export const DEVICE_CASES: DeviceCase[] = [
 ];
 
 /** Data movement of two tensors x (2, 3, 4) and z (2, 3, 2), plus exact adds. */
-function float8Free(x: Tensor, z: Tensor): Tensor {
+function movementMix(x: Tensor, z: Tensor): Tensor {
   const p = x.permute([2, 0, 1]).transpose(0, 2).transpose(0, 1); // back to (2, 3, 4), through two copies
   const joined = cat([x.slice(2, 1, 3), z], 2); // (2, 3, 4)
   return p.add(joined).add(expand(x.slice(0, 0, 1), [2, 3, 4]));
