@@ -176,6 +176,12 @@ describe("ISA paths agree bit for bit", () => {
         return out;
       },
     ]);
+    cases.push([`${f.name} decode to bfloat16 (unscaled, table lookup on AVX-512)`, () => convert(new Uint16Array(n), BF16, codes, f.dtype)]);
+    cases.push([`${f.name} quantize with its bfloat16 decode`, () => {
+      const q = new Uint8Array(n), d = new Uint16Array(n);
+      expect(lib.fp8_cpu_quantize_decode(q, d, f.dtype, bf16Src, BF16, n, Float32Array.of(3.1))).toBe(0);
+      return Buffer.concat([Buffer.from(q), Buffer.from(d.buffer)]);
+    }]);
     cases.push([`${f.name} stats`, () => {
       const z = new BigInt64Array(1), s = new BigInt64Array(1), q = new BigInt64Array(1);
       expect(lib.fp8_cpu_fp8_stats(z, s, q, codes, f.dtype, n)).toBe(0);

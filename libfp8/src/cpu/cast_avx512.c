@@ -12,6 +12,7 @@
  * round-to-nearest-even does the rounding (torch's trick).
  */
 #include <immintrin.h>
+#include <pthread.h>
 
 #include "cast_kernels.h"
 #include "fp8_ref.h"
@@ -223,13 +224,55 @@ T512 static void decode_f32_avx512(float *dst, const uint8_t *src, int64_t n, in
     else decode_f32_body(dst, src, n, scale, 0, 0);
 }
 
+/* Unscaled decode to bf16 by table lookup. Every e4m3/e5m2 value is exact in
+ * bf16, so its bf16 bits are the top half of its f32 bits (NaN: 0x7FC0, as the
+ * arithmetic path gives). The 128 magnitudes of a format fill four 32-word
+ * vectors; two two-source word permutes look up 32 codes at once (the permute
+ * reads index bits 5:0, bit 6 picks the half, bit 7 is the sign). */
+static uint16_t bf16_of_fp8[2][128];
+static pthread_once_t bf16_of_fp8_once = PTHREAD_ONCE_INIT;
+
+static void bf16_of_fp8_init(void) {
+    for (int b = 0; b < 128; b++) {
+        float e4 = fp8_ref_e4m3fn_to_f32((uint8_t)b), e5 = fp8_ref_e5m2_to_f32((uint8_t)b);
+        bf16_of_fp8[0][b] = e4 != e4 ? 0x7FC0 : (uint16_t)(fp8_ref_f32_bits(e4) >> 16);
+        bf16_of_fp8[1][b] = e5 != e5 ? 0x7FC0 : (uint16_t)(fp8_ref_f32_bits(e5) >> 16);
+    }
+}
+
+INLINE512 __m512i lookup32_bf16(__m512i b, __m512i t0, __m512i t1, __m512i t2, __m512i t3) {
+    __m512i lo = _mm512_permutex2var_epi16(t0, b, t1);
+    __m512i hi = _mm512_permutex2var_epi16(t2, b, t3);
+    __m512i mag = _mm512_mask_blend_epi16(_mm512_test_epi16_mask(b, _mm512_set1_epi16(0x40)), lo, hi);
+    return _mm512_or_si512(mag, _mm512_slli_epi16(_mm512_and_si512(b, _mm512_set1_epi16(0x80)), 8));
+}
+
+T512 static void decode_bf16_lut(uint16_t *dst, const uint8_t *src, int64_t n, int e5m2) {
+    pthread_once(&bf16_of_fp8_once, bf16_of_fp8_init);
+    const uint16_t *w = bf16_of_fp8[e5m2];
+    const __m512i t0 = _mm512_loadu_si512(w), t1 = _mm512_loadu_si512(w + 32);
+    const __m512i t2 = _mm512_loadu_si512(w + 64), t3 = _mm512_loadu_si512(w + 96);
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512i b0 = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(src + i)));
+        __m512i b1 = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(src + i + 32)));
+        _mm512_storeu_si512(dst + i, lookup32_bf16(b0, t0, t1, t2, t3));
+        _mm512_storeu_si512(dst + i + 32, lookup32_bf16(b1, t0, t1, t2, t3));
+    }
+    for (; i < n; i += 32) {
+        const int64_t left = n - i;
+        const __mmask32 m = left >= 32 ? (__mmask32)0xFFFFFFFFu : (__mmask32)((1u << left) - 1u);
+        __m512i b = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, src + i));
+        _mm512_mask_storeu_epi16(dst + i, m, lookup32_bf16(b, t0, t1, t2, t3));
+    }
+}
+
 T512 static void decode_bf16_avx512(uint16_t *dst, const uint8_t *src, int64_t n,
                                     int32_t fp8_dtype, float scale, int divide) {
     int e5m2 = fp8_dtype == FP8_DTYPE_E5M2;
-    if (e5m2 && divide) decode_bf16_body(dst, src, n, scale, 1, 1);
-    else if (e5m2) decode_bf16_body(dst, src, n, scale, 1, 0);
-    else if (divide) decode_bf16_body(dst, src, n, scale, 0, 1);
-    else decode_bf16_body(dst, src, n, scale, 0, 0);
+    if (!divide) decode_bf16_lut(dst, src, n, e5m2);
+    else if (e5m2) decode_bf16_body(dst, src, n, scale, 1, 1);
+    else decode_bf16_body(dst, src, n, scale, 0, 1);
 }
 
 /* ---- bf16 <-> f32 -------------------------------------------------------- */
