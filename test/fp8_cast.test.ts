@@ -417,6 +417,72 @@ describe("amax_to_scale", () => {
   });
 });
 
+describe("quantize_dynamic (amax, scale and cast in one call)", () => {
+  /** The two-call path it replaces: amax_to_scale, [round down to 2^k], quantize_decode. */
+  function twoCalls(x: Float32Array | Uint16Array, dtype: number, clamp: number, pow2: number) {
+    const code = x instanceof Float32Array ? F32 : BF16, n = x.length;
+    const a = new Float32Array(1), s = new Float32Array(1), q = new Uint8Array(n), d = new Uint16Array(n);
+    expect(lib.fp8_cpu_amax_to_scale(a, s, x, code, n, dtype, clamp)).toBe(0);
+    const bits = new Uint32Array(s.buffer); // 2^floor(log2 s) of a positive normal s: clear its mantissa
+    if (pow2 && s[0]! >= 2 ** -126 && Number.isFinite(s[0]!)) bits[0] = (bits[0]! & 0xff800000) >>> 0;
+    expect(lib.fp8_cpu_quantize_decode(q, d, dtype, x, code, n, s)).toBe(0);
+    return { amax: a[0]!, scale: s[0]!, q, d };
+  }
+  function oneCall(x: Float32Array | Uint16Array, dtype: number, clamp: number, pow2: number) {
+    const code = x instanceof Float32Array ? F32 : BF16, n = x.length;
+    const a = new Float32Array(1), s = new Float32Array(1), q = new Uint8Array(n), d = new Uint16Array(n);
+    expect(lib.fp8_cpu_quantize_dynamic(q, d, dtype, x, code, n, a, s, clamp, pow2)).toBe(0);
+    return { amax: a[0]!, scale: s[0]!, q, d };
+  }
+  const same = (u: ReturnType<typeof oneCall>, v: ReturnType<typeof oneCall>) =>
+    Object.is(u.amax, v.amax) && Object.is(u.scale, v.scale) && Buffer.from(u.q).equals(Buffer.from(v.q)) &&
+    Buffer.from(u.d.buffer).equals(Buffer.from(v.d.buffer));
+
+  test("equals amax_to_scale + quantize_decode bit for bit (sizes across the threaded split, both dtypes, clamp, 2^k)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 200_000 }), fc.integer({ min: 1, max: 1 << 30 }), fc.double({ min: -30, max: 30, noNaN: true }),
+        fc.constantFrom(...FORMATS), fc.boolean(), fc.integer({ min: 0, max: 1 }), fc.integer({ min: 0, max: 1 }),
+        (n, seed, log2std, f, bf16, clamp, pow2) => {
+          const x32 = randn(n, seed, 2 ** log2std);
+          const x = bf16 ? Uint16Array.from(x32, toBf16Bits) : x32;
+          return same(oneCall(x, f.dtype, clamp, pow2), twoCalls(x, f.dtype, clamp, pow2));
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  test("rounds the scale down to a power of two when asked, and a NaN input gives a NaN amax and scale", () => {
+    const { scale } = oneCall(Float32Array.of(3, -5), E4M3, 0, 1);
+    expect(scale).toBe(64); // 448 / 5 = 89.6 -> 2^6
+    const nan = oneCall(Float32Array.of(1, NaN, 2), E5M2, 0, 1);
+    expect(nan.amax).toBeNaN();
+    expect(nan.scale).toBeNaN();
+  });
+
+  test("an empty input gives amax 0 and the scale of amax 1e-12", () => {
+    const s = new Float32Array(1);
+    expect(lib.fp8_cpu_quantize_dynamic(null, null, E4M3, null, F32, 0, null, s, 0, 0)).toBe(0);
+    expect(s[0]).toBe(Math.fround(448e12));
+  });
+
+  const f4 = new Float32Array(4), b4 = new Uint8Array(4), s1 = new Float32Array(1);
+  const bad: [string, () => number][] = [
+    ["a NULL scale out", () => lib.fp8_cpu_quantize_dynamic(b4, null, E4M3, f4, F32, 4, null, null, 0, 0)],
+    ["a NULL dst", () => lib.fp8_cpu_quantize_dynamic(null, null, E4M3, f4, F32, 4, null, s1, 0, 0)],
+    ["a float32 target", () => lib.fp8_cpu_quantize_dynamic(b4, null, F32, f4, F32, 4, null, s1, 0, 0)],
+    ["an fp8 source", () => lib.fp8_cpu_quantize_dynamic(b4, null, E4M3, b4, E5M2, 4, null, s1, 0, 0)],
+    ["n < 0", () => lib.fp8_cpu_quantize_dynamic(b4, null, E4M3, f4, F32, -1, null, s1, 0, 0)],
+  ];
+  for (const [what, call] of bad) {
+    test(`rejects ${what} with an error naming fp8_cpu_quantize_dynamic`, () => {
+      expect(call()).toBe(-1);
+      expect(lastError()).toStartWith("fp8_cpu_quantize_dynamic:");
+    });
+  }
+});
+
 // ---- delayed scaling history ------------------------------------------------------
 
 describe("sync_amax_history", () => {

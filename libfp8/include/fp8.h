@@ -127,6 +127,19 @@ FP8_API int32_t fp8_cpu_quantize_decode(void *dst_fp8, void *dst_decoded, int32_
                                         const void *src, int32_t src_dtype, int64_t n,
                                         const float *scale);
 
+/* Dynamic scaling in one call: *amax_out <- max |src| (NaN if any; amax_out may
+ * be NULL), *scale_out
+ * <- the scale fp8_cpu_amax_to_scale gives for it (rounded down to a power of
+ * two when round_pow2 != 0), dst_fp8 (n) <- sat_rne(f32(src) * scale) and,
+ * when dst_decoded is non-NULL, dst_decoded (n) BF16 <- the exact value of each
+ * fp8 byte. Equal bit for bit to fp8_cpu_amax_to_scale then
+ * fp8_cpu_quantize_decode (or fp8_cpu_quantize), but src is read from memory
+ * once: each thread quantizes the share whose amax it took. */
+FP8_API int32_t fp8_cpu_quantize_dynamic(void *dst_fp8, void *dst_decoded, int32_t fp8_dtype,
+                                         const void *src, int32_t src_dtype, int64_t n,
+                                         float *amax_out, float *scale_out, int32_t clamp_to_f16,
+                                         int32_t round_pow2);
+
 /* Telemetry of a cast src (rows, cols) F32/BF16 -> src_fp8 with scale[0]
  * (per_row == 0) or scale[r] per row: *clipped <- elements the cast clamped
  * (|x*scale| past max + half an ulp), *underflow <- nonzero x that became 0,
@@ -523,7 +536,8 @@ FP8_API int32_t fp8_cuda_quantize_transpose(fp8_cuda_ctx_t ctx, void *d_dst, voi
 /* *d_amax <- max|d_src (n)| (F32/BF16; NaN propagates; 0 for n == 0). */
 FP8_API int32_t fp8_cuda_amax(fp8_cuda_ctx_t ctx, float *d_amax, const void *d_src,
                               int32_t src_dtype, int64_t n);
-/* One launch: *d_amax <- max|d_src|, *d_scale <- scale of it (as fp8_cpu_amax_to_scale). */
+/* One launch: *d_amax <- max|d_src| (d_amax may be NULL), *d_scale <- scale of it
+ * (as fp8_cpu_amax_to_scale). */
 FP8_API int32_t fp8_cuda_amax_to_scale(fp8_cuda_ctx_t ctx, float *d_amax, float *d_scale,
                                        const void *d_src, int32_t src_dtype, int64_t n,
                                        int32_t fp8_dtype, int32_t clamp_to_f16);

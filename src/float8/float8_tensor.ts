@@ -235,9 +235,22 @@ export function roundScaleDownToPowerOf2(s: number): number {
 
 /** Dynamic cast: scale from x's own amax (rounded down to a power of 2 when asked); withDecoded keeps the bf16 decode. */
 export function hpTensorToFloat8Dynamic(x: Tensor, float8Dtype: Float8DType, role: GemmInputRole, roundPow2 = false, withDecoded = false): Float8Tensor {
+  const op = "hpTensorToFloat8Dynamic";
+  checkHp(x, op);
+  checkFp8Dtype(float8Dtype, op);
+  if (!(withDecoded && !x.backend.hostAccessible && x.ndim === 2)) {
+    // amax, scale and cast in one call (on the CPU one read of x, plus the bf16 decode when asked)
+    const data = Tensor.empty(x.shape, float8Dtype, x.device);
+    const decoded = withDecoded && x.backend.hostAccessible ? Tensor.empty(x.shape, "bfloat16", x.device) : null;
+    const scale = Tensor.empty([1], "float32", x.device);
+    x.backend.quantizeDynamic(data.ptrFor(op), decoded?.ptrFor(op) ?? null, DTYPE_CODE[float8Dtype], x.ptrFor(op), DTYPE_CODE[x.dtype],
+      x.numel, null, scale.ptrFor(op), 0, roundPow2 ? 1 : 0, op);
+    return new Float8Tensor(data, scale, x.dtype as HighPrecisionDType, role, false, decoded);
+  }
+  // a device's transposed layout for the backward GEMMs
   const [scale, amax] = tensorToScale(x, float8Dtype);
   amax.dispose();
-  if (roundPow2) x.backend.roundScalesToPowerOf2(scale.ptrFor("hpTensorToFloat8Dynamic"), 1, "hpTensorToFloat8Dynamic");
+  if (roundPow2) x.backend.roundScalesToPowerOf2(scale.ptrFor(op), 1, op);
   return castWithScale(x, scale, float8Dtype, role, withDecoded);
 }
 

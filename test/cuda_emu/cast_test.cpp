@@ -60,6 +60,9 @@ void amax_and_scales() {
                         CPU_OK(fp8_cpu_amax_to_scale(ca.as<float>(), cs.as<float>(), x.p(), dt, n, f8, clamp));
                         same_bytes("amax_to_scale amax", amax, ca);
                         same_bytes("amax_to_scale scale", scale, cs);
+                        Buf alone(FP8_DTYPE_F32, 1); /* no amax out: the scale alone, the same bits */
+                        CUDA_OK(fp8_cuda_amax_to_scale(ctx, nullptr, alone.as<float>(), x.p(), dt, n, f8, clamp));
+                        same_bytes("amax_to_scale scale (no amax out)", alone, cs);
                     }
             }
         }

@@ -123,6 +123,27 @@ FP8_REF_INLINE float fp8_ref_e5m2_to_f32(uint8_t b) {
     return fp8_ref_f32_from_bits(bits | sign);
 }
 
+/* torchao's amax_to_scale: f32(fp8_max / max(f64(amax), 1e-12)), clamped to
+ * the float16 max in f64 when clamp_to_f16 != 0. A NaN amax gives that NaN
+ * back, quieted (what x86's f64 divide does), on the CPU and the GPU alike. */
+FP8_REF_INLINE float fp8_ref_scale_from_amax(float amax, int32_t fp8_dtype, int32_t clamp_to_f16) {
+    if (amax != amax) return fp8_ref_f32_from_bits(fp8_ref_f32_bits(amax) | 0x400000u);
+    double fp8_max = fp8_dtype == FP8_DTYPE_E5M2 ? (double)FP8_E5M2_MAX : (double)FP8_E4M3FN_MAX;
+    double a = (double)amax;
+    if (a < 1e-12) a = 1e-12;
+    double s = fp8_max / a;
+    if (clamp_to_f16 && s > 65504.0) s = 65504.0;
+    return (float)s;
+}
+
+/* 2^floor(log2(s)) for a finite positive normal s (clears the mantissa bits:
+ * exact); zero, subnormals, inf, NaN and negatives are returned unchanged. */
+FP8_REF_INLINE float fp8_ref_round_down_pow2(float s) {
+    const uint32_t u = fp8_ref_f32_bits(s), e = u & 0x7f800000u;
+    if ((u & 0x80000000u) != 0 || e == 0 || e == 0x7f800000u) return s;
+    return fp8_ref_f32_from_bits(u & 0xff800000u);
+}
+
 /* One element of the binary ops (alg: FP8_BINARY_ADD, SUB, MUL, DIV, MAX,
  * MIN of fp8.h), shared by the CPU and CUDA kernels so both compute the same
  * thing: max/min as x86 maxps/minps (the second operand when either is NaN). */

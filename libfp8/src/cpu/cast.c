@@ -308,17 +308,6 @@ static float amax_range(const void *src, int32_t src_dtype, int64_t n) {
     return fp8_ref_f32_from_bits(m);
 }
 
-/* torchao amax_to_scale: f32(fp8_max / max(f64(amax), 1e-12)), clamped to the
- * float16 max in f64 when the original dtype is float16. NaN stays NaN. */
-static float scale_from_amax(float amax, int32_t fp8_dtype, int32_t clamp_to_f16) {
-    double fp8_max = fp8_dtype == FP8_DTYPE_E5M2 ? (double)FP8_E5M2_MAX : (double)FP8_E4M3FN_MAX;
-    double a = (double)amax;
-    if (a < 1e-12) a = 1e-12;
-    double s = fp8_max / a;
-    if (clamp_to_f16 && s > 65504.0) s = 65504.0;
-    return (float)s;
-}
-
 int32_t fp8_cpu_amax(float *out, const void *src, int32_t src_dtype, int64_t n) {
     static const char fn[] = "fp8_cpu_amax";
     FP8_REQUIRE_PTR(out, fn);
@@ -341,7 +330,7 @@ int32_t fp8_cpu_amax_to_scale(float *amax_out, float *scale_out, const void *src
     REQUIRE_DATA(src, n, fn);
     float amax = amax_range(src, src_dtype, n);
     *amax_out = amax;
-    *scale_out = scale_from_amax(amax, fp8_dtype, clamp_to_f16);
+    *scale_out = fp8_ref_scale_from_amax(amax, fp8_dtype, clamp_to_f16);
     return FP8_OK;
 }
 
@@ -375,7 +364,7 @@ int32_t fp8_cpu_sync_amax_history(float *const *amax, float *const *history, flo
         float hmax = h[0];
         for (int64_t j = 1; j < history_len && !isnan(hmax); j++)
             hmax = isnan(h[j]) || h[j] > hmax ? h[j] : hmax;
-        *scale[i] = scale_from_amax(hmax, fp8_dtype[i], clamp_to_f16[i]);
+        *scale[i] = fp8_ref_scale_from_amax(hmax, fp8_dtype[i], clamp_to_f16[i]);
     }
     return FP8_OK;
 }
@@ -414,6 +403,23 @@ int32_t fp8_cpu_fp8_stats(int64_t *zeros, int64_t *saturated, int64_t *nans, con
 
 /* ---- fused kernels: quantize + decode, cast statistics ------------------ */
 
+/* dst_fp8 [lo, hi) <- sat_rne(src * s) and, when dst_decoded is non-NULL, its
+ * exact bf16 decode; block by block, so each block is decoded while its fp8
+ * bytes are still in L1. One thread's share. Arguments valid. */
+static void quantize_decode_span(uint8_t *q, uint16_t *d, int32_t fp8_dtype, const void *src,
+                                 int32_t src_dtype, int64_t lo, int64_t hi, float s) {
+    const fp8_cast_kernels *k = kernels();
+    enum { BLOCK = 4096 };
+    for (int64_t at = lo; at < hi; at += BLOCK) {
+        const int64_t m = hi - at < BLOCK ? hi - at : BLOCK;
+        if (src_dtype == FP8_DTYPE_F32)
+            k->quantize_f32(q + at, (const float *)src + at, m, s, fp8_dtype, 0);
+        else
+            k->quantize_bf16(q + at, (const uint16_t *)src + at, m, s, fp8_dtype, 0);
+        if (d) k->decode_bf16(d + at, q + at, m, fp8_dtype, 1.0f, 0);
+    }
+}
+
 int32_t fp8_cpu_quantize_decode(void *dst_fp8, void *dst_decoded, int32_t fp8_dtype,
                                 const void *src, int32_t src_dtype, int64_t n,
                                 const float *scale) {
@@ -426,23 +432,34 @@ int32_t fp8_cpu_quantize_decode(void *dst_fp8, void *dst_decoded, int32_t fp8_dt
     REQUIRE_DATA(src, n, fn);
     FP8_REQUIRE_PTR(scale, fn);
     if (n == 0) return FP8_OK;
-    const fp8_cast_kernels *k = kernels();
     const float s = *scale;
-    uint8_t *q = dst_fp8;
-    uint16_t *d = dst_decoded;
-    /* Each block is decoded while its fp8 bytes are still in L1. */
-    enum { BLOCK = 4096 };
-    FOR_CHUNKS(n, i0, len, {
-        for (int64_t j = 0; j < len; j += BLOCK) {
-            const int64_t m = len - j < BLOCK ? len - j : BLOCK;
-            const int64_t at = i0 + j;
-            if (src_dtype == FP8_DTYPE_F32)
-                k->quantize_f32(q + at, (const float *)src + at, m, s, fp8_dtype, 0);
-            else
-                k->quantize_bf16(q + at, (const uint16_t *)src + at, m, s, fp8_dtype, 0);
-            k->decode_bf16(d + at, q + at, m, fp8_dtype, 1.0f, 0);
-        }
-    });
+    FOR_CHUNKS(n, i0, len,
+               quantize_decode_span(dst_fp8, dst_decoded, fp8_dtype, src, src_dtype, i0, i0 + len, s));
+    return FP8_OK;
+}
+
+/* Dynamic scaling in one call (one crossing of the FFI, no amax tensor): the
+ * amax pass, then the cast with the scale derived from it. A fused variant in
+ * which each thread cast the share whose amax it had just taken (still in its
+ * cache) measured no faster on 2 cores, and slower after other work had evicted
+ * the data: its static split waits for a late thread, the chunked one does not. */
+int32_t fp8_cpu_quantize_dynamic(void *dst_fp8, void *dst_decoded, int32_t fp8_dtype,
+                                 const void *src, int32_t src_dtype, int64_t n, float *amax_out,
+                                 float *scale_out, int32_t clamp_to_f16, int32_t round_pow2) {
+    static const char fn[] = "fp8_cpu_quantize_dynamic";
+    REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+    REQUIRE_HP(src_dtype, "src_dtype", fn);
+    REQUIRE_N(n, fn);
+    REQUIRE_DATA(dst_fp8, n, fn);
+    REQUIRE_DATA(src, n, fn);
+    FP8_REQUIRE_PTR(scale_out, fn);
+    const float amax = amax_range(src, src_dtype, n);
+    float s = fp8_ref_scale_from_amax(amax, fp8_dtype, clamp_to_f16);
+    if (round_pow2) s = fp8_ref_round_down_pow2(s);
+    if (amax_out) *amax_out = amax;
+    *scale_out = s;
+    FOR_CHUNKS(n, i0, len,
+               quantize_decode_span(dst_fp8, dst_decoded, fp8_dtype, src, src_dtype, i0, i0 + len, s));
     return FP8_OK;
 }
 

@@ -10,17 +10,6 @@
 #include "fp8_ref.h"
 #include "internal.h"
 
-/* 2^floor(log2(s)) for finite s > 0 (exact: clears the mantissa bits). */
-static float round_down_pow2(float s) {
-    uint32_t u;
-    memcpy(&u, &s, 4);
-    if ((u & 0x7f800000u) == 0x7f800000u || s <= 0.0f) return s; /* inf/NaN/0: leave */
-    if ((u & 0x7f800000u) == 0) return s;                          /* subnormal scale: leave */
-    u &= 0xff800000u;
-    memcpy(&s, &u, 4);
-    return s;
-}
-
 int32_t fp8_cpu_quantize_rowwise(void *dst_fp8, float *scale, int32_t fp8_dtype, const void *src,
                                  int32_t src_dtype, int64_t rows, int64_t cols, int32_t round_pow2) {
     const char *fn = "fp8_cpu_quantize_rowwise";
@@ -32,7 +21,6 @@ int32_t fp8_cpu_quantize_rowwise(void *dst_fp8, float *scale, int32_t fp8_dtype,
         FP8_REQUIRE_PTR(dst_fp8, fn);
         FP8_REQUIRE_PTR(src, fn);
     }
-    const double fmax = fp8_dtype == FP8_DTYPE_E4M3FN ? FP8_E4M3FN_MAX : FP8_E5M2_MAX;
     const int64_t es = fp8_dtype_size(src_dtype);
     int32_t status = FP8_OK;
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
@@ -40,9 +28,8 @@ int32_t fp8_cpu_quantize_rowwise(void *dst_fp8, float *scale, int32_t fp8_dtype,
         const void *row = (const uint8_t *)src + r * cols * es;
         float amax = 0.0f;
         int32_t st = fp8_cpu_amax(&amax, row, src_dtype, cols);
-        double a = amax;
-        float s = isnan(amax) ? NAN : (float)(fmax / (a > 1e-12 ? a : 1e-12));
-        if (round_pow2) s = round_down_pow2(s);
+        float s = fp8_ref_scale_from_amax(amax, fp8_dtype, 0);
+        if (round_pow2) s = fp8_ref_round_down_pow2(s);
         scale[r] = s;
         if (st == FP8_OK) st = fp8_cpu_quantize((uint8_t *)dst_fp8 + r * cols, fp8_dtype, row, src_dtype, cols, &scale[r]);
         if (st != FP8_OK) {

@@ -88,7 +88,7 @@ amax_kernel(float *amax_out, float *scale_out, const void *__restrict__ src, int
     if (bits > 0x7f800000u) bits = 0x7fc00000u;
     const float amax = __uint_as_float(bits);
     if (amax_out) *amax_out = amax;
-    if (scale_out) *scale_out = scale_from_amax(amax, fp8_dtype, clamp_to_f16);
+    if (scale_out) *scale_out = fp8_ref_scale_from_amax(amax, fp8_dtype, clamp_to_f16);
 }
 
 /* scale[i] <- 2^floor(log2(scale[i])) for finite positive normals (clears the
@@ -96,14 +96,12 @@ amax_kernel(float *amax_out, float *scale_out, const void *__restrict__ src, int
 __global__ void round_scales_pow2_kernel(float *scale, int64_t n) {
     const int64_t stride = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-        const uint32_t u = __float_as_uint(scale[i]);
-        const uint32_t e = u & 0x7f800000u;
-        if ((u & 0x80000000u) == 0 && e != 0 && e != 0x7f800000u) scale[i] = __uint_as_float(u & 0xff800000u);
+        scale[i] = fp8_ref_round_down_pow2(scale[i]);
     }
 }
 
 __global__ void scale_from_amax_kernel(float *scale, const float *amax, int fp8_dtype, int clamp) {
-    *scale = scale_from_amax(*amax, fp8_dtype, clamp);
+    *scale = fp8_ref_scale_from_amax(*amax, fp8_dtype, clamp);
 }
 
 /* ---- quantize (n) ---------------------------------------------------------------- */
@@ -250,14 +248,6 @@ quantize_transpose_kernel(uint8_t *__restrict__ dst, uint8_t *__restrict__ dst_t
 
 /* ---- row-wise (axiswise) quantize (rows, cols) ------------------------------------------ */
 
-/* 2^floor(log2(s)) for a finite normal s > 0 (clears the mantissa: exact);
- * inf, NaN, 0 and subnormal scales are left alone, as rowwise.c does. */
-__device__ __forceinline__ float round_down_pow2(float s) {
-    const uint32_t u = __float_as_uint(s), e = u & 0x7f800000u;
-    if (e == 0x7f800000u || e == 0 || s <= 0.0f) return s;
-    return __uint_as_float(u & 0xff800000u);
-}
-
 constexpr int64_t kWarpRowCols = 1024; /* rows up to this long get a warp, longer ones a block */
 
 /* One row per group of G threads: G = 32 (a warp per row, kThreads / 32 rows
@@ -296,8 +286,8 @@ quantize_rowwise_kernel(uint8_t *__restrict__ dst, float *__restrict__ scale_out
         for (int w = 0; w < G / 32; w++) m = max(m, warp_max[w]);
     }
     if (m > 0x7f800000u) m = 0x7fc00000u; /* NaN made canonical, as the CPU's amax */
-    float s = scale_from_amax(__uint_as_float(m), FP8, 0);
-    if (round_pow2) s = round_down_pow2(s);
+    float s = fp8_ref_scale_from_amax(__uint_as_float(m), FP8, 0);
+    if (round_pow2) s = fp8_ref_round_down_pow2(s);
     if (lane == 0) scale_out[r] = s;
 
     for (int64_t i = lane; i < nvec; i += G) encode16<SRC, FP8, KERNEL>(out, i, v[i], s);
@@ -358,7 +348,7 @@ __global__ void sync_amax_history_kernel(float *const *amax, float *const *histo
     float hmax = h[0];
     for (int64_t j = 1; j < history_len && !isnan(hmax); j++)
         hmax = isnan(h[j]) || h[j] > hmax ? h[j] : hmax;
-    *scale[i] = scale_from_amax(hmax, fp8_dtype[i], clamp_to_f16[i]);
+    *scale[i] = fp8_ref_scale_from_amax(hmax, fp8_dtype[i], clamp_to_f16[i]);
 }
 
 /* ---- launch helpers ------------------------------------------------------------------------- */
@@ -454,8 +444,7 @@ FP8_API int32_t fp8_cuda_amax_to_scale(fp8_cuda_ctx_t c, float *d_amax, float *d
                                        int32_t fp8_dtype, int32_t clamp_to_f16) {
     static const char fn[] = "fp8_cuda_amax_to_scale";
     return guard(fn, [&]() -> int32_t {
-        FP8_REQUIRE_PTR(d_amax, fn);
-        FP8_REQUIRE_PTR(d_scale, fn);
+        FP8_REQUIRE_PTR(d_scale, fn); /* d_amax may be NULL: the scale alone */
         FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
         FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
         FP8_REQUIRE_N(n, fn);

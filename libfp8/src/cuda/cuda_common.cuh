@@ -237,18 +237,6 @@ __device__ __forceinline__ float div_x86(float x, float scale) {
     return isnan(y) ? x86_nan(x, scale) : y;
 }
 
-/* torchao's amax_to_scale in f64, rounded once to f32 (the CPU's
- * scale_from_amax); a NaN amax gives that NaN back, as on x86. */
-__device__ __forceinline__ float scale_from_amax(float amax, int fp8_dtype, int clamp_to_f16) {
-    if (isnan(amax)) return quiet_nan(amax);
-    double fp8_max = fp8_dtype == FP8_DTYPE_E5M2 ? 57344.0 : 448.0;
-    double a = (double)amax;
-    if (a < 1e-12) a = 1e-12;
-    double s = fp8_max / a;
-    if (clamp_to_f16 && s > 65504.0) s = 65504.0;
-    return (float)s;
-}
-
 }  // namespace fp8cuda
 
 #endif

@@ -161,6 +161,12 @@ export const cudaBackend: Backend = {
   amaxToScale: (amax, scale, src, dtype, n, fp8, clamp, op) =>
     checkCuda(cudaLib().fp8_cuda_amax_to_scale(h(), amax, scale, src, dtype, n, fp8, clamp), op),
   quantize: (dst, fp8, src, sd, n, scale, op) => checkCuda(cudaLib().fp8_cuda_quantize(h(), dst, fp8, src, sd, n, scale), op),
+  quantizeDynamic: (dst, decoded, fp8, src, sd, n, amax, scale, clamp, p2, op) => {
+    if (decoded !== null) throw new Float8Error(op, "a bf16 decode is a CPU GEMM's input; on cuda the cast writes fp8 only");
+    checkCuda(cudaLib().fp8_cuda_amax_to_scale(h(), amax, scale, src, sd, n, fp8, clamp), op);
+    if (p2) checkCuda(cudaLib().fp8_cuda_round_scales_pow2(h(), scale, 1), op);
+    checkCuda(cudaLib().fp8_cuda_quantize(h(), dst, fp8, src, sd, n, scale), op);
+  },
   quantizeTranspose: (dst, dstT, fp8, src, sd, rows, cols, scale, op) =>
     checkCuda(cudaLib().fp8_cuda_quantize_transpose(h(), dst, dstT, fp8, src, sd, rows, cols, scale), op),
   dequantize: (dst, dd, src, fp8, n, scale, op) => checkCuda(cudaLib().fp8_cuda_dequantize(h(), dst, dd, src, fp8, n, scale), op),

@@ -77,6 +77,14 @@ export interface Backend {
   amax(out: NativePtr, src: NativePtr, dtype: number, n: number, op: string): void;
   amaxToScale(amax: NativePtr, scale: NativePtr, src: NativePtr, dtype: number, n: number, fp8Dtype: number, clampToF16: number, op: string): void;
   quantize(dst: NativePtr, fp8Dtype: number, src: NativePtr, srcDtype: number, n: number, scale: NativePtr, op: string): void;
+  /**
+   * Dynamic scaling in one call: amax (may be null) <- max |src|, scale <- its
+   * dynamic scale (rounded down to a power of 2 when roundPow2 != 0), dst <-
+   * sat_rne(src * scale), and decoded (host backends only; else null) <- the
+   * exact bf16 value of each fp8 byte. The CPU reads src once (fp8_cpu_quantize_dynamic);
+   * a GPU queues amaxToScale, roundScalesToPowerOf2 and quantize.
+   */
+  quantizeDynamic(dst: NativePtr, decoded: NativePtr | null, fp8Dtype: number, src: NativePtr, srcDtype: number, n: number, amax: NativePtr | null, scale: NativePtr, clampToF16: number, roundPow2: number, op: string): void;
   /** One pass: dst (rows, cols) and/or dstT (cols, rows) fp8 with one scale (either may be null). */
   quantizeTranspose(dst: NativePtr | null, dstT: NativePtr | null, fp8Dtype: number, src: NativePtr, srcDtype: number, rows: number, cols: number, scale: NativePtr, op: string): void;
   dequantize(dst: NativePtr, dstDtype: number, src: NativePtr, fp8Dtype: number, n: number, scale: NativePtr, op: string): void;
