@@ -52,6 +52,22 @@ describe("configs", () => {
 });
 
 describe("casts and scaled GEMM", () => {
+  test("hpTensorAndScaleToFloat8 with amaxOut records max |x| from the cast's pass (bf16 and f32), and rejects a bad amaxOut", () => {
+    manualSeed(3);
+    for (const dtype of ["bfloat16", "float32"] as const) {
+      const x = randn([300, 70], { dtype, std: 5 });
+      const scale = tensor([2.5]);
+      const amax = tensor([0]);
+      const f = float8.hpTensorAndScaleToFloat8(x, scale, "float8_e4m3fn", "input", true, amax);
+      expect(amax.item()).toBe(float8.tensorToAmax(x).item());
+      const plain = float8.hpTensorAndScaleToFloat8(x, scale, "float8_e4m3fn", "input");
+      expect(Buffer.from(f.data.bytes()).equals(Buffer.from(plain.data.bytes()))).toBe(true);
+    }
+    const x = randn([4, 8]);
+    expect(() => float8.hpTensorAndScaleToFloat8(x, tensor([1]), "float8_e5m2", "grad_output", false, tensor([0, 0])))
+      .toThrow("hpTensorAndScaleToFloat8: amaxOut must be a one-element float32 tensor on cpu, got shape [2] dtype float32 on cpu");
+  });
+
   test("amaxToScale is fp8_max / max(amax, 1e-12) rounded to f32, clamped for float16", () => {
     expect(float8.amaxToScale(3, "float8_e4m3fn")).toBe(Math.fround(448 / 3));
     expect(float8.amaxToScale(0, "float8_e5m2")).toBe(Math.fround(57344 / 1e-12));

@@ -417,6 +417,46 @@ describe("amax_to_scale", () => {
   });
 });
 
+describe("quantize_amax (delayed scaling's cast: amax recorded in the cast's pass)", () => {
+  test("equals fp8_cpu_amax + quantize_decode bit for bit, with or without the decode (sizes across the threaded split)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 200_000 }), fc.integer({ min: 1, max: 1 << 30 }), fc.constantFrom(...FORMATS), fc.boolean(), fc.boolean(),
+        fc.constantFrom(0.37, 1, 448, 3e4), fc.integer({ min: -1, max: 2 }),
+        (n, seed, f, bf16, decode, scale, special) => {
+          const x32 = randn(n, seed, 3);
+          if (n > 0 && special >= 0) x32[seed % n] = [NaN, -Infinity, 0][special]!;
+          const x = bf16 ? Uint16Array.from(x32, toBf16Bits) : x32;
+          const code = bf16 ? BF16 : F32, s = Float32Array.of(scale);
+          const wantA = new Float32Array(1), wantQ = new Uint8Array(n), wantD = new Uint16Array(n);
+          expect(lib.fp8_cpu_amax(wantA, x, code, n)).toBe(0);
+          expect(lib.fp8_cpu_quantize_decode(wantQ, wantD, f.dtype, x, code, n, s)).toBe(0);
+          const a = new Float32Array(1), q = new Uint8Array(n), d = new Uint16Array(n);
+          expect(lib.fp8_cpu_quantize_amax(q, decode ? d : null, f.dtype, x, code, n, s, a)).toBe(0);
+          return Buffer.from(a.buffer).equals(Buffer.from(wantA.buffer)) && Buffer.from(q).equals(Buffer.from(wantQ)) &&
+            (!decode || Buffer.from(d.buffer).equals(Buffer.from(wantD.buffer)));
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  const f4 = new Float32Array(4), b4 = new Uint8Array(4), s1 = Float32Array.of(1), a1 = new Float32Array(1);
+  const bad: [string, () => number][] = [
+    ["a NULL amax out", () => lib.fp8_cpu_quantize_amax(b4, null, E4M3, f4, F32, 4, s1, null)],
+    ["a NULL scale", () => lib.fp8_cpu_quantize_amax(b4, null, E4M3, f4, F32, 4, null, a1)],
+    ["a NULL src", () => lib.fp8_cpu_quantize_amax(b4, null, E4M3, null, F32, 4, s1, a1)],
+    ["a bfloat16 target", () => lib.fp8_cpu_quantize_amax(b4, null, BF16, f4, F32, 4, s1, a1)],
+    ["n < 0", () => lib.fp8_cpu_quantize_amax(b4, null, E5M2, f4, F32, -3, s1, a1)],
+  ];
+  for (const [what, call] of bad) {
+    test(`rejects ${what} with an error naming fp8_cpu_quantize_amax`, () => {
+      expect(call()).toBe(-1);
+      expect(lastError()).toStartWith("fp8_cpu_quantize_amax:");
+    });
+  }
+});
+
 describe("quantize_dynamic (amax, scale and cast in one call)", () => {
   /** The two-call path it replaces: amax_to_scale, [round down to 2^k], quantize_decode. */
   function twoCalls(x: Float32Array | Uint16Array, dtype: number, clamp: number, pow2: number) {

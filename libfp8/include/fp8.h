@@ -127,6 +127,14 @@ FP8_API int32_t fp8_cpu_quantize_decode(void *dst_fp8, void *dst_decoded, int32_
                                         const void *src, int32_t src_dtype, int64_t n,
                                         const float *scale);
 
+/* Delayed scaling's cast in one pass: dst_fp8 (n) <- sat_rne(f32(src) * *scale),
+ * dst_decoded (n) BF16 <- the exact value of each fp8 byte when non-NULL, and
+ * *amax_out <- max |src| (NaN if any), as fp8_cpu_amax gives it: the amax the
+ * next fp8_cpu_sync_amax_history reads. */
+FP8_API int32_t fp8_cpu_quantize_amax(void *dst_fp8, void *dst_decoded, int32_t fp8_dtype,
+                                      const void *src, int32_t src_dtype, int64_t n,
+                                      const float *scale, float *amax_out);
+
 /* Dynamic scaling in one call: *amax_out <- max |src| (NaN if any; amax_out may
  * be NULL), *scale_out
  * <- the scale fp8_cpu_amax_to_scale gives for it (rounded down to a power of

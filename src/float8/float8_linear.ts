@@ -71,9 +71,8 @@ function castToFloat8(x: Tensor, st: RoleScaling, amaxInitialized: boolean, with
     x.backend.amaxToScale(st.amax!.ptrFor(op), st.scale!.ptrFor(op), x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel, DTYPE_CODE[st.float8Dtype], 0, op);
     x.backend.copy(st.history!.ptrFor(op), st.amax!.ptrFor(op), 4); // history[0] <- amax
   }
-  // record this tensor's amax for the next sync; cast with the current scale
-  x.backend.amax(st.amax!.ptrFor(op), x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel, op);
-  return hpTensorAndScaleToFloat8(x, st.scale!, st.float8Dtype, st.role, withDecoded);
+  // cast with the current scale, recording this tensor's amax for the next sync (one pass on the CPU)
+  return hpTensorAndScaleToFloat8(x, st.scale!, st.float8Dtype, st.role, withDecoded, st.amax!);
 }
 
 /** Casts for one GEMM, recording telemetry when the layer collects it this step. */

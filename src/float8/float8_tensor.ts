@@ -206,22 +206,45 @@ export function toFloat8SaturatedWithTranspose(x: Tensor, scale: Tensor, float8D
 /**
  * withDecoded asks the cast to prepare the operand for the GEMM in the same
  * pass: on the CPU the exact bf16 decode, on a device the transposed layout.
+ * amaxOut (delayed scaling) receives max |x| for the next sync; the CPU takes
+ * it in the cast's own pass over x.
  */
-function castWithScale(x: Tensor, scale: Tensor, float8Dtype: Float8DType, role: GemmInputRole, withDecoded: boolean): Float8Tensor {
+function castWithScale(x: Tensor, scale: Tensor, float8Dtype: Float8DType, role: GemmInputRole, withDecoded: boolean, amaxOut: Tensor | null = null): Float8Tensor {
+  const op = "toFloat8Saturated";
+  const origDtype = x.dtype as HighPrecisionDType;
   if (withDecoded && !x.backend.hostAccessible && x.ndim === 2) {
+    if (amaxOut) x.backend.amax(amaxOut.ptrFor(op), x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel, op);
     const [data, dataT] = toFloat8SaturatedWithTranspose(x, scale, float8Dtype);
-    return new Float8Tensor(data, scale, x.dtype as HighPrecisionDType, role, false, null, dataT);
+    return new Float8Tensor(data, scale, origDtype, role, false, null, dataT);
+  }
+  if (amaxOut) {
+    checkHp(x, op);
+    checkFp8Dtype(float8Dtype, op);
+    const data = Tensor.empty(x.shape, float8Dtype, x.device);
+    const decoded = withDecoded && x.backend.hostAccessible ? Tensor.empty(x.shape, "bfloat16", x.device) : null;
+    x.backend.quantizeAmax(data.ptrFor(op), decoded?.ptrFor(op) ?? null, DTYPE_CODE[float8Dtype], x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel,
+      scale.ptrFor(op), amaxOut.ptrFor(op), op);
+    return new Float8Tensor(data, scale, origDtype, role, false, decoded);
   }
   if (withDecoded && x.backend.hostAccessible) {
     const [data, decoded] = toFloat8SaturatedWithDecoded(x, scale, float8Dtype);
-    return new Float8Tensor(data, scale, x.dtype as HighPrecisionDType, role, false, decoded);
+    return new Float8Tensor(data, scale, origDtype, role, false, decoded);
   }
-  return new Float8Tensor(toFloat8Saturated(x, scale, float8Dtype), scale, x.dtype as HighPrecisionDType, role);
+  return new Float8Tensor(toFloat8Saturated(x, scale, float8Dtype), scale, origDtype, role);
 }
 
-/** Casts x to a Float8Tensor with the given scale (the scale is copied); withDecoded keeps the bf16 decode. */
-export function hpTensorAndScaleToFloat8(x: Tensor, scale: Tensor, float8Dtype: Float8DType, role: GemmInputRole, withDecoded = false): Float8Tensor {
-  return castWithScale(x, scale.detach(), float8Dtype, role, withDecoded);
+/**
+ * Casts x to a Float8Tensor with the given scale (the scale is copied);
+ * withDecoded keeps the bf16 decode (CPU) or the transposed layout (device);
+ * amaxOut, a one-element float32 tensor, receives max |x| (delayed scaling's record).
+ */
+export function hpTensorAndScaleToFloat8(
+  x: Tensor, scale: Tensor, float8Dtype: Float8DType, role: GemmInputRole, withDecoded = false, amaxOut: Tensor | null = null,
+): Float8Tensor {
+  if (amaxOut && (amaxOut.dtype !== "float32" || amaxOut.numel !== 1 || amaxOut.device !== x.device)) {
+    throw new Float8Error("hpTensorAndScaleToFloat8", `amaxOut must be a one-element float32 tensor on ${x.device}, got shape ${fmtShape(amaxOut.shape)} dtype ${amaxOut.dtype} on ${amaxOut.device}`);
+  }
+  return castWithScale(x, scale.detach(), float8Dtype, role, withDecoded, amaxOut);
 }
 
 /** 2^floor(log2(s)) for a finite positive f32 s (exact: clears the mantissa bits). */

@@ -405,17 +405,29 @@ int32_t fp8_cpu_fp8_stats(int64_t *zeros, int64_t *saturated, int64_t *nans, con
 
 /* dst_fp8 [lo, hi) <- sat_rne(src * s) and, when dst_decoded is non-NULL, its
  * exact bf16 decode; block by block, so each block is decoded while its fp8
- * bytes are still in L1. One thread's share. Arguments valid. */
+ * bytes are still in L1. With amax_bits non-NULL, each block's max |bits| is
+ * taken just before it is encoded (so src is read from memory once) and folded
+ * into *amax_bits. One thread's share. Arguments valid. */
 static void quantize_decode_span(uint8_t *q, uint16_t *d, int32_t fp8_dtype, const void *src,
-                                 int32_t src_dtype, int64_t lo, int64_t hi, float s) {
+                                 int32_t src_dtype, int64_t lo, int64_t hi, float s,
+                                 uint32_t *amax_bits) {
     const fp8_cast_kernels *k = kernels();
     enum { BLOCK = 4096 };
     for (int64_t at = lo; at < hi; at += BLOCK) {
         const int64_t m = hi - at < BLOCK ? hi - at : BLOCK;
-        if (src_dtype == FP8_DTYPE_F32)
+        if (src_dtype == FP8_DTYPE_F32) {
+            if (amax_bits) {
+                const uint32_t b = k->amax_f32_bits((const float *)src + at, m);
+                if (b > *amax_bits) *amax_bits = b;
+            }
             k->quantize_f32(q + at, (const float *)src + at, m, s, fp8_dtype, 0);
-        else
+        } else {
+            if (amax_bits) {
+                const uint32_t b = (uint32_t)k->amax_bf16_bits((const uint16_t *)src + at, m) << 16;
+                if (b > *amax_bits) *amax_bits = b;
+            }
             k->quantize_bf16(q + at, (const uint16_t *)src + at, m, s, fp8_dtype, 0);
+        }
         if (d) k->decode_bf16(d + at, q + at, m, fp8_dtype, 1.0f, 0);
     }
 }
@@ -434,7 +446,7 @@ int32_t fp8_cpu_quantize_decode(void *dst_fp8, void *dst_decoded, int32_t fp8_dt
     if (n == 0) return FP8_OK;
     const float s = *scale;
     FOR_CHUNKS(n, i0, len,
-               quantize_decode_span(dst_fp8, dst_decoded, fp8_dtype, src, src_dtype, i0, i0 + len, s));
+               quantize_decode_span(dst_fp8, dst_decoded, fp8_dtype, src, src_dtype, i0, i0 + len, s, NULL));
     return FP8_OK;
 }
 
@@ -459,7 +471,40 @@ int32_t fp8_cpu_quantize_dynamic(void *dst_fp8, void *dst_decoded, int32_t fp8_d
     if (amax_out) *amax_out = amax;
     *scale_out = s;
     FOR_CHUNKS(n, i0, len,
-               quantize_decode_span(dst_fp8, dst_decoded, fp8_dtype, src, src_dtype, i0, i0 + len, s));
+               quantize_decode_span(dst_fp8, dst_decoded, fp8_dtype, src, src_dtype, i0, i0 + len, s, NULL));
+    return FP8_OK;
+}
+
+/* Delayed scaling's cast: with the scale already known, the amax of this
+ * tensor (for the next sync) is taken in the same pass as the cast, block by
+ * block, as Transformer Engine's cast kernels do. */
+int32_t fp8_cpu_quantize_amax(void *dst_fp8, void *dst_decoded, int32_t fp8_dtype, const void *src,
+                              int32_t src_dtype, int64_t n, const float *scale, float *amax_out) {
+    static const char fn[] = "fp8_cpu_quantize_amax";
+    REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+    REQUIRE_HP(src_dtype, "src_dtype", fn);
+    REQUIRE_N(n, fn);
+    REQUIRE_DATA(dst_fp8, n, fn);
+    REQUIRE_DATA(src, n, fn);
+    FP8_REQUIRE_PTR(scale, fn);
+    FP8_REQUIRE_PTR(amax_out, fn);
+    const float s = *scale;
+    uint32_t m = 0;
+    if (n < FP8_PARALLEL_MIN) {
+        quantize_decode_span(dst_fp8, dst_decoded, fp8_dtype, src, src_dtype, 0, n, s, &m);
+    } else {
+        const int64_t chunks = (n + FP8_CHUNK - 1) / FP8_CHUNK;
+#pragma omp parallel for schedule(dynamic) reduction(max : m)
+        for (int64_t c = 0; c < chunks; c++) {
+            const int64_t i0 = c * FP8_CHUNK;
+            const int64_t len = n - i0 < FP8_CHUNK ? n - i0 : FP8_CHUNK;
+            uint32_t part = 0;
+            quantize_decode_span(dst_fp8, dst_decoded, fp8_dtype, src, src_dtype, i0, i0 + len, s, &part);
+            m = part > m ? part : m;
+        }
+    }
+    if (m > 0x7F800000u) m = 0x7FC00000u; /* NaN made canonical, as fp8_cpu_amax */
+    *amax_out = fp8_ref_f32_from_bits(m);
     return FP8_OK;
 }
 

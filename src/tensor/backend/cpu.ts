@@ -84,6 +84,8 @@ export const cpuBackend: Backend = {
   amax: (out, src, dtype, n, op) => check(lib.fp8_cpu_amax(out, src, dtype, n), op),
   amaxToScale: (amax, scale, src, dtype, n, fp8, clamp, op) => check(lib.fp8_cpu_amax_to_scale(amax, scale, src, dtype, n, fp8, clamp), op),
   quantize: (dst, fp8, src, sd, n, scale, op) => check(lib.fp8_cpu_quantize(dst, fp8, src, sd, n, scale), op),
+  quantizeAmax: (dst, decoded, fp8, src, sd, n, scale, amax, op) =>
+    check(lib.fp8_cpu_quantize_amax(dst, decoded, fp8, src, sd, n, scale, amax), op),
   quantizeDynamic: (dst, decoded, fp8, src, sd, n, amax, scale, clamp, p2, op) =>
     check(lib.fp8_cpu_quantize_dynamic(dst, decoded, fp8, src, sd, n, amax, scale, clamp, p2), op),
   quantizeTranspose: (dst, dstT, fp8, src, sd, rows, cols, scale, op) => {

@@ -89,6 +89,9 @@ function amaxTables(amax: readonly NativePtr[], history: readonly NativePtr[], s
   return ptrs;
 }
 
+/** quantizeAmax/quantizeDynamic's refusal: the bf16 decode exists for the CPU's emulated GEMM. */
+const NO_DECODE_ON_CUDA = "a bf16 decode is a CPU GEMM's input; on cuda the cast writes fp8 only";
+
 /** The CUDA backend (device "cuda"). */
 export const cudaBackend: Backend = {
   device: "cuda",
@@ -161,8 +164,13 @@ export const cudaBackend: Backend = {
   amaxToScale: (amax, scale, src, dtype, n, fp8, clamp, op) =>
     checkCuda(cudaLib().fp8_cuda_amax_to_scale(h(), amax, scale, src, dtype, n, fp8, clamp), op),
   quantize: (dst, fp8, src, sd, n, scale, op) => checkCuda(cudaLib().fp8_cuda_quantize(h(), dst, fp8, src, sd, n, scale), op),
+  quantizeAmax: (dst, decoded, fp8, src, sd, n, scale, amax, op) => {
+    if (decoded !== null) throw new Float8Error(op, NO_DECODE_ON_CUDA);
+    checkCuda(cudaLib().fp8_cuda_amax(h(), amax, src, sd, n), op);
+    checkCuda(cudaLib().fp8_cuda_quantize(h(), dst, fp8, src, sd, n, scale), op);
+  },
   quantizeDynamic: (dst, decoded, fp8, src, sd, n, amax, scale, clamp, p2, op) => {
-    if (decoded !== null) throw new Float8Error(op, "a bf16 decode is a CPU GEMM's input; on cuda the cast writes fp8 only");
+    if (decoded !== null) throw new Float8Error(op, NO_DECODE_ON_CUDA);
     checkCuda(cudaLib().fp8_cuda_amax_to_scale(h(), amax, scale, src, sd, n, fp8, clamp), op);
     if (p2) checkCuda(cudaLib().fp8_cuda_round_scales_pow2(h(), scale, 1), op);
     checkCuda(cudaLib().fp8_cuda_quantize(h(), dst, fp8, src, sd, n, scale), op);

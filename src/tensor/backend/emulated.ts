@@ -18,7 +18,7 @@ const DEVICE_ARGS: Partial<Record<keyof Backend, readonly number[]>> = {
   rmsNorm: [0, 1, 2, 3], rmsNormBackward: [0, 1, 2, 3, 4, 5], embedding: [0, 1, 2], embeddingBackward: [0, 1, 2],
   crossEntropy: [0, 1, 2, 3], crossEntropyBackward: [0, 1, 2, 3],
   matmul: [0, 2, 3, 5], scaledMm: [0, 2, 4, 6, 7, 8], scaledMmRowwise: [0, 2, 4, 6, 7, 8],
-  amax: [0, 1], amaxToScale: [0, 1, 2], quantize: [0, 2, 5], quantizeDynamic: [0, 1, 3, 6, 7], quantizeTranspose: [0, 1, 3, 7], dequantize: [0, 2, 5],
+  amax: [0, 1], amaxToScale: [0, 1, 2], quantize: [0, 2, 5], quantizeAmax: [0, 1, 3, 6, 7], quantizeDynamic: [0, 1, 3, 6, 7], quantizeTranspose: [0, 1, 3, 7], dequantize: [0, 2, 5],
   quantizeRowwise: [0, 1, 3], roundScalesToPowerOf2: [0], sgdStep: [0, 1, 2], adamwStep: [0, 1, 2, 3],
   copy: [0, 1],
 };
@@ -45,6 +45,7 @@ export function emulatedDeviceBackend(device: Device = "cuda"): Backend & { live
     }
   };
 
+  const noDecode = `a bf16 decode is a CPU GEMM's input; on ${device} the cast writes fp8 only`;
   const base: Backend = {
     ...cpuBackend,
     device,
@@ -75,9 +76,13 @@ export function emulatedDeviceBackend(device: Device = "cuda"): Backend & { live
       downloads++;
       cpuBackend.download(dst, src, nbytes);
     },
+    // as on cuda: a device's cast writes fp8 only (the bf16 decode feeds the CPU's GEMM)
+    quantizeAmax: (dst, decoded, fp8, src, sd, n, scale, amax, op) => {
+      if (decoded !== null) throw new Float8Error(op, noDecode);
+      cpuBackend.quantizeAmax(dst, null, fp8, src, sd, n, scale, amax, op);
+    },
     quantizeDynamic: (dst, decoded, fp8, src, sd, n, amax, scale, clamp, p2, op) => {
-      // as on cuda: a device's cast writes fp8 only (the bf16 decode feeds the CPU's GEMM)
-      if (decoded !== null) throw new Float8Error(op, `a bf16 decode is a CPU GEMM's input; on ${device} the cast writes fp8 only`);
+      if (decoded !== null) throw new Float8Error(op, noDecode);
       cpuBackend.quantizeDynamic(dst, null, fp8, src, sd, n, amax, scale, clamp, p2, op);
     },
     syncAmaxHistory: (amax, history, scale, fp8, clamp, historyLen, op) => {

@@ -78,6 +78,13 @@ export interface Backend {
   amaxToScale(amax: NativePtr, scale: NativePtr, src: NativePtr, dtype: number, n: number, fp8Dtype: number, clampToF16: number, op: string): void;
   quantize(dst: NativePtr, fp8Dtype: number, src: NativePtr, srcDtype: number, n: number, scale: NativePtr, op: string): void;
   /**
+   * Delayed scaling's cast: dst <- sat_rne(src * scale), decoded (host backends
+   * only; else null) <- its exact bf16 value, and amax <- max |src| for the next
+   * sync. The CPU takes the amax in the same pass (fp8_cpu_quantize_amax); a GPU
+   * queues amax and quantize.
+   */
+  quantizeAmax(dst: NativePtr, decoded: NativePtr | null, fp8Dtype: number, src: NativePtr, srcDtype: number, n: number, scale: NativePtr, amax: NativePtr, op: string): void;
+  /**
    * Dynamic scaling in one call: amax (may be null) <- max |src|, scale <- its
    * dynamic scale (rounded down to a power of 2 when roundPow2 != 0), dst <-
    * sat_rne(src * scale), and decoded (host backends only; else null) <- the
