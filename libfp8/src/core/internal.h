@@ -45,6 +45,18 @@ const char *fp8_dtype_name(int32_t dtype);
     } while (0)
 
 #define FP8_REQUIRE_PTR(p, fn) FP8_REQUIRE((p) != NULL, fn, "%s is NULL", #p)
+/* The element-wise entry points' checks, shared by the CPU ops and their CUDA
+ * twins so that both answer a bad call in the same words. A data pointer may
+ * be NULL only when there is nothing to read or write. */
+#define FP8_REQUIRE_N(n, fn) FP8_REQUIRE((n) >= 0, fn, "n must be >= 0, got %lld", (long long)(n))
+#define FP8_REQUIRE_DATA(p, n, fn) \
+    FP8_REQUIRE((p) != NULL || (n) == 0, fn, "%s is NULL with %lld elements", #p, (long long)(n))
+#define FP8_REQUIRE_HP(dt, what, fn)                                                          \
+    FP8_REQUIRE(fp8_is_float_hp(dt), fn, "%s must be float32 or bfloat16, got %s (%d)", what, \
+                fp8_dtype_name(dt), (int)(dt))
+#define FP8_REQUIRE_FP8(dt, what, fn)                                                        \
+    FP8_REQUIRE(fp8_is_fp8(dt), fn, "%s must be float8_e4m3fn or float8_e5m2, got %s (%d)", \
+                what, fp8_dtype_name(dt), (int)(dt))
 
 static inline int fp8_is_float_hp(int32_t dt) { return dt == FP8_DTYPE_F32 || dt == FP8_DTYPE_BF16; }
 static inline int fp8_is_fp8(int32_t dt) { return dt == FP8_DTYPE_E4M3FN || dt == FP8_DTYPE_E5M2; }

@@ -177,20 +177,49 @@ int32_t fp8_cpu_set_isa(int32_t max_isa) {
         }                                                                                 \
     } while (0)
 
+/* FOR_CHUNKS for a max-reduction: `part` is an expression over [i0, i0 + len)
+ * giving a uint32; m (a uint32 lvalue, 0 on entry) becomes the max over all. */
+#define FOR_CHUNKS_MAX(n, m, i0, len, part)                                               \
+    do {                                                                                  \
+        const int64_t n_ = (n);                                                           \
+        if (n_ < FP8_PARALLEL_MIN) {                                                      \
+            const int64_t i0 = 0, len = n_;                                               \
+            m = (part);                                                                   \
+        } else {                                                                          \
+            const int64_t chunks_ = (n_ + FP8_CHUNK - 1) / FP8_CHUNK;                     \
+            uint32_t m_ = 0;                                                              \
+            _Pragma("omp parallel for schedule(dynamic) reduction(max : m_)")             \
+            for (int64_t c_ = 0; c_ < chunks_; c_++) {                                    \
+                const int64_t i0 = c_ * FP8_CHUNK;                                        \
+                const int64_t len = n_ - i0 < FP8_CHUNK ? n_ - i0 : FP8_CHUNK;            \
+                const uint32_t p_ = (part);                                               \
+                m_ = p_ > m_ ? p_ : m_;                                                   \
+            }                                                                             \
+            m = m_;                                                                       \
+        }                                                                                 \
+    } while (0)
+
 /* ---- validation helpers ------------------------------------------------ */
 
 static int is_convertible(int32_t dt) { return fp8_is_float_hp(dt) || fp8_is_fp8(dt); }
 
-#define REQUIRE_N(n, fn) FP8_REQUIRE((n) >= 0, fn, "n must be >= 0, got %lld", (long long)(n))
-/* Data pointers may be NULL only when there is nothing to read or write. */
-#define REQUIRE_DATA(p, n, fn) \
-    FP8_REQUIRE((p) != NULL || (n) == 0, fn, "%s is NULL with n = %lld", #p, (long long)(n))
-#define REQUIRE_HP(dt, what, fn)                                                              \
-    FP8_REQUIRE(fp8_is_float_hp(dt), fn, "%s must be float32 or bfloat16, got %s (%d)", what, \
-                fp8_dtype_name(dt), (int)(dt))
-#define REQUIRE_FP8(dt, what, fn)                                                      \
-    FP8_REQUIRE(fp8_is_fp8(dt), fn, "%s must be float8_e4m3fn or float8_e5m2, got %s (%d)", \
-                what, fp8_dtype_name(dt), (int)(dt))
+/* The checks every cast into fp8 makes (quantize and its fused forms), in one
+ * place so that they answer a bad call in the same words. */
+static int32_t check_quantize(const char *fn, const void *dst_fp8, int32_t fp8_dtype, const void *src,
+                              int32_t src_dtype, int64_t n) {
+    FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+    FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
+    FP8_REQUIRE_N(n, fn);
+    FP8_REQUIRE_DATA(dst_fp8, n, fn);
+    FP8_REQUIRE_DATA(src, n, fn);
+    return FP8_OK;
+}
+
+#define CHECK_QUANTIZE(fn, dst_fp8, fp8_dtype, src, src_dtype, n)                         \
+    do {                                                                                  \
+        const int32_t st_ = check_quantize(fn, dst_fp8, fp8_dtype, src, src_dtype, n);    \
+        if (st_ != FP8_OK) return st_;                                                    \
+    } while (0)
 
 /* ---- entry points ------------------------------------------------------ */
 
@@ -228,9 +257,9 @@ int32_t fp8_cpu_convert(void *dst, int32_t dst_dtype, const void *src, int32_t s
     FP8_REQUIRE(is_convertible(src_dtype), fn,
                 "src_dtype must be float32, bfloat16, float8_e4m3fn or float8_e5m2, got %s (%d)",
                 fp8_dtype_name(src_dtype), (int)src_dtype);
-    REQUIRE_N(n, fn);
-    REQUIRE_DATA(dst, n, fn);
-    REQUIRE_DATA(src, n, fn);
+    FP8_REQUIRE_N(n, fn);
+    FP8_REQUIRE_DATA(dst, n, fn);
+    FP8_REQUIRE_DATA(src, n, fn);
     if (n == 0) return FP8_OK;
 
     const fp8_cast_kernels *k = kernels();
@@ -262,11 +291,7 @@ int32_t fp8_cpu_convert(void *dst, int32_t dst_dtype, const void *src, int32_t s
 int32_t fp8_cpu_quantize(void *dst_fp8, int32_t fp8_dtype, const void *src, int32_t src_dtype,
                          int64_t n, const float *scale) {
     static const char fn[] = "fp8_cpu_quantize";
-    REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
-    REQUIRE_HP(src_dtype, "src_dtype", fn);
-    REQUIRE_N(n, fn);
-    REQUIRE_DATA(dst_fp8, n, fn);
-    REQUIRE_DATA(src, n, fn);
+    CHECK_QUANTIZE(fn, dst_fp8, fp8_dtype, src, src_dtype, n);
     FP8_REQUIRE_PTR(scale, fn);
     if (n > 0) quantize_range(dst_fp8, fp8_dtype, src, src_dtype, n, *scale);
     return FP8_OK;
@@ -275,45 +300,38 @@ int32_t fp8_cpu_quantize(void *dst_fp8, int32_t fp8_dtype, const void *src, int3
 int32_t fp8_cpu_dequantize(void *dst, int32_t dst_dtype, const void *src_fp8, int32_t fp8_dtype,
                            int64_t n, const float *scale) {
     static const char fn[] = "fp8_cpu_dequantize";
-    REQUIRE_HP(dst_dtype, "dst_dtype", fn);
-    REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
-    REQUIRE_N(n, fn);
-    REQUIRE_DATA(dst, n, fn);
-    REQUIRE_DATA(src_fp8, n, fn);
+    FP8_REQUIRE_HP(dst_dtype, "dst_dtype", fn);
+    FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+    FP8_REQUIRE_N(n, fn);
+    FP8_REQUIRE_DATA(dst, n, fn);
+    FP8_REQUIRE_DATA(src_fp8, n, fn);
     FP8_REQUIRE_PTR(scale, fn);
     if (n > 0) decode_range(dst, dst_dtype, src_fp8, fp8_dtype, n, *scale, 1);
     return FP8_OK;
 }
 
 /* max |src| over n (F32 or BF16) as f32; NaN (canonical quiet) if any is NaN. */
-static float amax_range(const void *src, int32_t src_dtype, int64_t n) {
+static uint32_t amax_bits_span(const void *src, int32_t src_dtype, int64_t i0, int64_t len) {
     const fp8_cast_kernels *k = kernels();
+    return src_dtype == FP8_DTYPE_F32 ? k->amax_f32_bits((const float *)src + i0, len)
+                                      : (uint32_t)k->amax_bf16_bits((const uint16_t *)src + i0, len) << 16;
+}
+
+/* The f32 amax of max |bits| m: NaN made canonical (quiet), as every amax here. */
+static float amax_from_bits(uint32_t m) { return fp8_ref_f32_from_bits(m > 0x7F800000u ? 0x7FC00000u : m); }
+
+static float amax_range(const void *src, int32_t src_dtype, int64_t n) {
     uint32_t m = 0;
-    if (n < FP8_PARALLEL_MIN) {
-        m = src_dtype == FP8_DTYPE_F32 ? k->amax_f32_bits(src, n)
-                                       : (uint32_t)k->amax_bf16_bits(src, n) << 16;
-    } else {
-        const int64_t chunks = (n + FP8_CHUNK - 1) / FP8_CHUNK;
-#pragma omp parallel for schedule(dynamic) reduction(max : m)
-        for (int64_t c = 0; c < chunks; c++) {
-            const int64_t i0 = c * FP8_CHUNK;
-            const int64_t len = n - i0 < FP8_CHUNK ? n - i0 : FP8_CHUNK;
-            uint32_t part = src_dtype == FP8_DTYPE_F32
-                                ? k->amax_f32_bits((const float *)src + i0, len)
-                                : (uint32_t)k->amax_bf16_bits((const uint16_t *)src + i0, len) << 16;
-            m = part > m ? part : m;
-        }
-    }
-    if (m > 0x7F800000u) m = 0x7FC00000u;
-    return fp8_ref_f32_from_bits(m);
+    FOR_CHUNKS_MAX(n, m, i0, len, amax_bits_span(src, src_dtype, i0, len));
+    return amax_from_bits(m);
 }
 
 int32_t fp8_cpu_amax(float *out, const void *src, int32_t src_dtype, int64_t n) {
     static const char fn[] = "fp8_cpu_amax";
     FP8_REQUIRE_PTR(out, fn);
-    REQUIRE_HP(src_dtype, "src_dtype", fn);
-    REQUIRE_N(n, fn);
-    REQUIRE_DATA(src, n, fn);
+    FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
+    FP8_REQUIRE_N(n, fn);
+    FP8_REQUIRE_DATA(src, n, fn);
     *out = amax_range(src, src_dtype, n);
     return FP8_OK;
 }
@@ -324,10 +342,10 @@ int32_t fp8_cpu_amax_to_scale(float *amax_out, float *scale_out, const void *src
     static const char fn[] = "fp8_cpu_amax_to_scale";
     FP8_REQUIRE_PTR(amax_out, fn);
     FP8_REQUIRE_PTR(scale_out, fn);
-    REQUIRE_HP(src_dtype, "src_dtype", fn);
-    REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
-    REQUIRE_N(n, fn);
-    REQUIRE_DATA(src, n, fn);
+    FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
+    FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+    FP8_REQUIRE_N(n, fn);
+    FP8_REQUIRE_DATA(src, n, fn);
     float amax = amax_range(src, src_dtype, n);
     *amax_out = amax;
     *scale_out = fp8_ref_scale_from_amax(amax, fp8_dtype, clamp_to_f16);
@@ -341,11 +359,11 @@ int32_t fp8_cpu_sync_amax_history(float *const *amax, float *const *history, flo
     FP8_REQUIRE(count >= 0, fn, "count must be >= 0, got %lld", (long long)count);
     FP8_REQUIRE(history_len >= 1, fn, "history_len must be >= 1, got %lld",
                 (long long)history_len);
-    REQUIRE_DATA(amax, count, fn);
-    REQUIRE_DATA(history, count, fn);
-    REQUIRE_DATA(scale, count, fn);
-    REQUIRE_DATA(fp8_dtype, count, fn);
-    REQUIRE_DATA(clamp_to_f16, count, fn);
+    FP8_REQUIRE_DATA(amax, count, fn);
+    FP8_REQUIRE_DATA(history, count, fn);
+    FP8_REQUIRE_DATA(scale, count, fn);
+    FP8_REQUIRE_DATA(fp8_dtype, count, fn);
+    FP8_REQUIRE_DATA(clamp_to_f16, count, fn);
     /* Validate everything before touching anything: a failed call changes nothing. */
     for (int64_t i = 0; i < count; i++) {
         FP8_REQUIRE(amax[i] && history[i] && scale[i], fn,
@@ -375,9 +393,9 @@ int32_t fp8_cpu_fp8_stats(int64_t *zeros, int64_t *saturated, int64_t *nans, con
     FP8_REQUIRE_PTR(zeros, fn);
     FP8_REQUIRE_PTR(saturated, fn);
     FP8_REQUIRE_PTR(nans, fn);
-    REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
-    REQUIRE_N(n, fn);
-    REQUIRE_DATA(src_fp8, n, fn);
+    FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+    FP8_REQUIRE_N(n, fn);
+    FP8_REQUIRE_DATA(src_fp8, n, fn);
     const fp8_cast_kernels *k = kernels();
     int64_t z = 0, s = 0, q = 0;
     if (n < FP8_PARALLEL_MIN) {
@@ -405,48 +423,41 @@ int32_t fp8_cpu_fp8_stats(int64_t *zeros, int64_t *saturated, int64_t *nans, con
 
 /* dst_fp8 [lo, hi) <- sat_rne(src * s) and, when dst_decoded is non-NULL, its
  * exact bf16 decode; block by block, so each block is decoded while its fp8
- * bytes are still in L1. With amax_bits non-NULL, each block's max |bits| is
- * taken just before it is encoded (so src is read from memory once) and folded
- * into *amax_bits. One thread's share. Arguments valid. */
-static void quantize_decode_span(uint8_t *q, uint16_t *d, int32_t fp8_dtype, const void *src,
-                                 int32_t src_dtype, int64_t lo, int64_t hi, float s,
-                                 uint32_t *amax_bits) {
+ * bytes are still in L1. With want_amax, each block's max |bits| is taken just
+ * before it is encoded (so src is read from memory once) and the max over the
+ * span is returned; else 0. One thread's share. Arguments valid. */
+static uint32_t quantize_decode_span(uint8_t *q, uint16_t *d, int32_t fp8_dtype, const void *src,
+                                     int32_t src_dtype, int64_t lo, int64_t hi, float s,
+                                     int want_amax) {
     const fp8_cast_kernels *k = kernels();
     enum { BLOCK = 4096 };
+    uint32_t m = 0;
     for (int64_t at = lo; at < hi; at += BLOCK) {
-        const int64_t m = hi - at < BLOCK ? hi - at : BLOCK;
-        if (src_dtype == FP8_DTYPE_F32) {
-            if (amax_bits) {
-                const uint32_t b = k->amax_f32_bits((const float *)src + at, m);
-                if (b > *amax_bits) *amax_bits = b;
-            }
-            k->quantize_f32(q + at, (const float *)src + at, m, s, fp8_dtype, 0);
-        } else {
-            if (amax_bits) {
-                const uint32_t b = (uint32_t)k->amax_bf16_bits((const uint16_t *)src + at, m) << 16;
-                if (b > *amax_bits) *amax_bits = b;
-            }
-            k->quantize_bf16(q + at, (const uint16_t *)src + at, m, s, fp8_dtype, 0);
+        const int64_t len = hi - at < BLOCK ? hi - at : BLOCK;
+        if (want_amax) {
+            const uint32_t b = amax_bits_span(src, src_dtype, at, len);
+            m = b > m ? b : m;
         }
-        if (d) k->decode_bf16(d + at, q + at, m, fp8_dtype, 1.0f, 0);
+        if (src_dtype == FP8_DTYPE_F32)
+            k->quantize_f32(q + at, (const float *)src + at, len, s, fp8_dtype, 0);
+        else
+            k->quantize_bf16(q + at, (const uint16_t *)src + at, len, s, fp8_dtype, 0);
+        if (d) k->decode_bf16(d + at, q + at, len, fp8_dtype, 1.0f, 0);
     }
+    return m;
 }
 
 int32_t fp8_cpu_quantize_decode(void *dst_fp8, void *dst_decoded, int32_t fp8_dtype,
                                 const void *src, int32_t src_dtype, int64_t n,
                                 const float *scale) {
     static const char fn[] = "fp8_cpu_quantize_decode";
-    REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
-    REQUIRE_HP(src_dtype, "src_dtype", fn);
-    REQUIRE_N(n, fn);
-    REQUIRE_DATA(dst_fp8, n, fn);
-    REQUIRE_DATA(dst_decoded, n, fn);
-    REQUIRE_DATA(src, n, fn);
+    CHECK_QUANTIZE(fn, dst_fp8, fp8_dtype, src, src_dtype, n);
+    FP8_REQUIRE_DATA(dst_decoded, n, fn);
     FP8_REQUIRE_PTR(scale, fn);
     if (n == 0) return FP8_OK;
     const float s = *scale;
     FOR_CHUNKS(n, i0, len,
-               quantize_decode_span(dst_fp8, dst_decoded, fp8_dtype, src, src_dtype, i0, i0 + len, s, NULL));
+               (void)quantize_decode_span(dst_fp8, dst_decoded, fp8_dtype, src, src_dtype, i0, i0 + len, s, 0));
     return FP8_OK;
 }
 
@@ -459,11 +470,7 @@ int32_t fp8_cpu_quantize_dynamic(void *dst_fp8, void *dst_decoded, int32_t fp8_d
                                  const void *src, int32_t src_dtype, int64_t n, float *amax_out,
                                  float *scale_out, int32_t clamp_to_f16, int32_t round_pow2) {
     static const char fn[] = "fp8_cpu_quantize_dynamic";
-    REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
-    REQUIRE_HP(src_dtype, "src_dtype", fn);
-    REQUIRE_N(n, fn);
-    REQUIRE_DATA(dst_fp8, n, fn);
-    REQUIRE_DATA(src, n, fn);
+    CHECK_QUANTIZE(fn, dst_fp8, fp8_dtype, src, src_dtype, n);
     FP8_REQUIRE_PTR(scale_out, fn);
     const float amax = amax_range(src, src_dtype, n);
     float s = fp8_ref_scale_from_amax(amax, fp8_dtype, clamp_to_f16);
@@ -471,7 +478,7 @@ int32_t fp8_cpu_quantize_dynamic(void *dst_fp8, void *dst_decoded, int32_t fp8_d
     if (amax_out) *amax_out = amax;
     *scale_out = s;
     FOR_CHUNKS(n, i0, len,
-               quantize_decode_span(dst_fp8, dst_decoded, fp8_dtype, src, src_dtype, i0, i0 + len, s, NULL));
+               (void)quantize_decode_span(dst_fp8, dst_decoded, fp8_dtype, src, src_dtype, i0, i0 + len, s, 0));
     return FP8_OK;
 }
 
@@ -481,30 +488,14 @@ int32_t fp8_cpu_quantize_dynamic(void *dst_fp8, void *dst_decoded, int32_t fp8_d
 int32_t fp8_cpu_quantize_amax(void *dst_fp8, void *dst_decoded, int32_t fp8_dtype, const void *src,
                               int32_t src_dtype, int64_t n, const float *scale, float *amax_out) {
     static const char fn[] = "fp8_cpu_quantize_amax";
-    REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
-    REQUIRE_HP(src_dtype, "src_dtype", fn);
-    REQUIRE_N(n, fn);
-    REQUIRE_DATA(dst_fp8, n, fn);
-    REQUIRE_DATA(src, n, fn);
+    CHECK_QUANTIZE(fn, dst_fp8, fp8_dtype, src, src_dtype, n);
     FP8_REQUIRE_PTR(scale, fn);
     FP8_REQUIRE_PTR(amax_out, fn);
     const float s = *scale;
     uint32_t m = 0;
-    if (n < FP8_PARALLEL_MIN) {
-        quantize_decode_span(dst_fp8, dst_decoded, fp8_dtype, src, src_dtype, 0, n, s, &m);
-    } else {
-        const int64_t chunks = (n + FP8_CHUNK - 1) / FP8_CHUNK;
-#pragma omp parallel for schedule(dynamic) reduction(max : m)
-        for (int64_t c = 0; c < chunks; c++) {
-            const int64_t i0 = c * FP8_CHUNK;
-            const int64_t len = n - i0 < FP8_CHUNK ? n - i0 : FP8_CHUNK;
-            uint32_t part = 0;
-            quantize_decode_span(dst_fp8, dst_decoded, fp8_dtype, src, src_dtype, i0, i0 + len, s, &part);
-            m = part > m ? part : m;
-        }
-    }
-    if (m > 0x7F800000u) m = 0x7FC00000u; /* NaN made canonical, as fp8_cpu_amax */
-    *amax_out = fp8_ref_f32_from_bits(m);
+    FOR_CHUNKS_MAX(n, m, i0, len,
+                   quantize_decode_span(dst_fp8, dst_decoded, fp8_dtype, src, src_dtype, i0, i0 + len, s, 1));
+    *amax_out = amax_from_bits(m);
     return FP8_OK;
 }
 
@@ -518,13 +509,13 @@ int32_t fp8_cpu_cast_stats(int64_t *clipped, int64_t *underflow, double *ref_sq,
     FP8_REQUIRE_PTR(ref_sq, fn);
     FP8_REQUIRE_PTR(err_sq, fn);
     FP8_REQUIRE_PTR(scale, fn);
-    REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
-    REQUIRE_HP(src_dtype, "src_dtype", fn);
+    FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+    FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
     FP8_REQUIRE(rows >= 0 && cols >= 0, fn, "rows %lld and cols %lld must be >= 0", (long long)rows,
                 (long long)cols);
     const int64_t n = rows * cols;
-    REQUIRE_DATA(src, n, fn);
-    REQUIRE_DATA(src_fp8, n, fn);
+    FP8_REQUIRE_DATA(src, n, fn);
+    FP8_REQUIRE_DATA(src_fp8, n, fn);
     /* Past max + half an ulp, rounding alone would leave the format: e4m3fn
      * 448 + 16 (a tie at 464 rounds to even 448); e5m2 57344 + 4096 (a tie
      * there rounds up to inf). Those elements were clamped by the cast. */

@@ -131,16 +131,6 @@ int32_t enter(const char *fn, fp8_cuda_ctx_t c, Ctx **out);
 
 /* ---- validation helpers ---------------------------------------------------- */
 
-#define FP8_REQUIRE_N(n, fn) FP8_REQUIRE((n) >= 0, fn, "n must be >= 0, got %lld", (long long)(n))
-#define FP8_REQUIRE_DATA(p, n, fn) \
-    FP8_REQUIRE((p) != NULL || (n) == 0, fn, "%s is NULL with %lld elements", #p, (long long)(n))
-#define FP8_REQUIRE_HP(dt, what, fn)                                                            \
-    FP8_REQUIRE(fp8_is_float_hp(dt), fn, "%s must be float32 or bfloat16, got %s (%d)", what,   \
-                fp8_dtype_name(dt), (int)(dt))
-#define FP8_REQUIRE_FP8(dt, what, fn)                                                        \
-    FP8_REQUIRE(fp8_is_fp8(dt), fn, "%s must be float8_e4m3fn or float8_e5m2, got %s (%d)", \
-                what, fp8_dtype_name(dt), (int)(dt))
-
 inline bool aligned(const void *p, uintptr_t bytes) { return ((uintptr_t)p & (bytes - 1)) == 0; }
 
 /* Blocks for a grid-stride kernel over `work` items of `threads` threads:
