@@ -10,6 +10,7 @@
  * All three tables give bit-identical results; numerics are defined by
  * libfp8/src/core/fp8_ref.h (torch's conversions on a clamped input).
  */
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "cast_kernels.h"
@@ -25,38 +26,85 @@
 #define FP8_STREAM_MIN ((int64_t)1 << 22)
 
 /* ---- portable kernels -------------------------------------------------- */
+/* Plain C that compilers vectorise (SSE2, NEON): no branches in the loops. */
 
-static inline uint8_t encode_one(float y, int32_t fp8_dtype) {
-    return fp8_dtype == FP8_DTYPE_E5M2 ? fp8_ref_e5m2_from_f32(y) : fp8_ref_e4m3fn_from_f32(y);
+static fp8_decode_tables decode_tables;
+static pthread_once_t decode_tables_once = PTHREAD_ONCE_INIT;
+
+static void decode_tables_init(void) {
+    for (int b = 0; b < 256; b++) {
+        const float v[2] = {fp8_ref_e4m3fn_to_f32((uint8_t)b), fp8_ref_e5m2_to_f32((uint8_t)b)};
+        for (int f = 0; f < 2; f++) {
+            decode_tables.f32[f][b] = v[f];
+            decode_tables.bf16[f][b] = v[f] != v[f] ? (uint16_t)(0x7FC0 | ((b & 0x80) << 8))
+                                                    : (uint16_t)(fp8_ref_f32_bits(v[f]) >> 16);
+        }
+    }
 }
 
-static inline float decode_one(uint8_t b, int32_t fp8_dtype) {
-    return fp8_dtype == FP8_DTYPE_E5M2 ? fp8_ref_e5m2_to_f32(b) : fp8_ref_e4m3fn_to_f32(b);
+const fp8_decode_tables *fp8_cast_decode_tables(void) {
+    pthread_once(&decode_tables_once, decode_tables_init);
+    return &decode_tables;
+}
+
+/* sat_rne of one scaled f32 to fp8 without branches: the AVX-512 kernel's
+ * algorithm (cast_avx512.c: encode16) for one lane, equal to fp8_ref's encode.
+ * Normal range: round to nearest even by adding (half - 1 + lsb) with the
+ * exponent rebias folded in, then shift; subnormal range: add a magic float
+ * whose ulp is the smallest fp8 subnormal and let the FPU round. */
+static inline uint8_t encode_branchless(float y, const int e5m2) {
+    const int shift = e5m2 ? 21 : 20;
+    const uint32_t max_bits = e5m2 ? 0x47600000u : 0x43E00000u; /* 57344, 448 */
+    const uint32_t normal_min = e5m2 ? 113u << 23 : 121u << 23; /* 2^-14, 2^-6 */
+    const uint32_t magic = e5m2 ? 134u << 23 : 141u << 23;      /* ulp = 2^-16, 2^-9 */
+    const uint32_t rebias_half = e5m2 ? ((uint32_t)(15 - 127) << 23) + 0xFFFFFu
+                                      : ((uint32_t)(7 - 127) << 23) + 0x7FFFFu;
+    const uint32_t u = fp8_ref_f32_bits(y);
+    const uint32_t a0 = u & 0x7FFFFFFFu;
+    const uint32_t a = a0 < max_bits ? a0 : max_bits;
+    const uint32_t rn = (a + rebias_half + ((a >> shift) & 1u)) >> shift;
+    const uint32_t rs =
+        fp8_ref_f32_bits(fp8_ref_f32_from_bits(a) + fp8_ref_f32_from_bits(magic)) - magic;
+    /* selects as masks, so that no branch keeps the loop from vectorising */
+    const uint32_t sub = 0u - (uint32_t)(a < normal_min), nan = 0u - (uint32_t)(a0 > 0x7F800000u);
+    const uint32_t r = (((rs & sub) | (rn & ~sub)) & ~nan) | (0x7Fu & nan);
+    return (uint8_t)(r | ((u >> 24) & 0x80u));
 }
 
 static void quantize_f32_portable(uint8_t *dst, const float *src, int64_t n, float scale,
                                   int32_t fp8_dtype, int stream) {
-    for (int64_t i = 0; i < n; i++) dst[i] = encode_one(src[i] * scale, fp8_dtype);
+    if (fp8_dtype == FP8_DTYPE_E5M2)
+        for (int64_t i = 0; i < n; i++) dst[i] = encode_branchless(src[i] * scale, 1);
+    else
+        for (int64_t i = 0; i < n; i++) dst[i] = encode_branchless(src[i] * scale, 0);
 }
 
 static void quantize_bf16_portable(uint8_t *dst, const uint16_t *src, int64_t n, float scale,
                                    int32_t fp8_dtype, int stream) {
-    for (int64_t i = 0; i < n; i++) dst[i] = encode_one(fp8_bf16_to_f32(src[i]) * scale, fp8_dtype);
+    if (fp8_dtype == FP8_DTYPE_E5M2)
+        for (int64_t i = 0; i < n; i++) dst[i] = encode_branchless(fp8_bf16_to_f32(src[i]) * scale, 1);
+    else
+        for (int64_t i = 0; i < n; i++) dst[i] = encode_branchless(fp8_bf16_to_f32(src[i]) * scale, 0);
 }
 
 static void decode_f32_portable(float *dst, const uint8_t *src, int64_t n, int32_t fp8_dtype,
                                 float scale, int divide) {
-    for (int64_t i = 0; i < n; i++) {
-        float v = decode_one(src[i], fp8_dtype);
-        dst[i] = divide ? v / scale : v;
-    }
+    const float *t = fp8_cast_decode_tables()->f32[fp8_dtype == FP8_DTYPE_E5M2];
+    if (divide)
+        for (int64_t i = 0; i < n; i++) dst[i] = t[src[i]] / scale;
+    else
+        for (int64_t i = 0; i < n; i++) dst[i] = t[src[i]];
 }
 
 static void decode_bf16_portable(uint16_t *dst, const uint8_t *src, int64_t n, int32_t fp8_dtype,
                                  float scale, int divide) {
-    for (int64_t i = 0; i < n; i++) {
-        float v = decode_one(src[i], fp8_dtype);
-        dst[i] = fp8_f32_to_bf16(divide ? v / scale : v);
+    const int e5m2 = fp8_dtype == FP8_DTYPE_E5M2;
+    if (divide) {
+        const float *t = fp8_cast_decode_tables()->f32[e5m2];
+        for (int64_t i = 0; i < n; i++) dst[i] = fp8_f32_to_bf16(t[src[i]] / scale);
+    } else {
+        const uint16_t *t = fp8_cast_decode_tables()->bf16[e5m2];
+        for (int64_t i = 0; i < n; i++) dst[i] = t[src[i]];
     }
 }
 
@@ -520,6 +568,7 @@ int32_t fp8_cpu_cast_stats(int64_t *clipped, int64_t *underflow, double *ref_sq,
      * 448 + 16 (a tie at 464 rounds to even 448); e5m2 57344 + 4096 (a tie
      * there rounds up to inf). Those elements were clamped by the cast. */
     const int e4 = fp8_dtype == FP8_DTYPE_E4M3FN;
+    const float *decode = fp8_cast_decode_tables()->f32[!e4];
     int64_t c = 0, u = 0;
     double rs = 0, es = 0;
 #pragma omp parallel for schedule(static) reduction(+ : c, u, rs, es) if (n >= FP8_PARALLEL_MIN)
@@ -528,7 +577,7 @@ int32_t fp8_cpu_cast_stats(int64_t *clipped, int64_t *underflow, double *ref_sq,
         for (int64_t j = 0; j < cols; j++) {
             const int64_t i = r * cols + j;
             const float x = fp8_load_hp(src, src_dtype, i);
-            const float v = decode_one(((const uint8_t *)src_fp8)[i], fp8_dtype);
+            const float v = decode[((const uint8_t *)src_fp8)[i]];
             const float a = fabsf(x * s);
             if (e4 ? a > 464.0f : a >= 61440.0f)
                 c++;

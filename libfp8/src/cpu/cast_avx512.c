@@ -12,7 +12,6 @@
  * round-to-nearest-even does the rounding (torch's trick).
  */
 #include <immintrin.h>
-#include <pthread.h>
 
 #include "cast_kernels.h"
 #include "fp8_ref.h"
@@ -224,22 +223,10 @@ T512 static void decode_f32_avx512(float *dst, const uint8_t *src, int64_t n, in
     else decode_f32_body(dst, src, n, scale, 0, 0);
 }
 
-/* Unscaled decode to bf16 by table lookup. Every e4m3/e5m2 value is exact in
- * bf16, so its bf16 bits are the top half of its f32 bits (NaN: 0x7FC0, as the
- * arithmetic path gives). The 128 magnitudes of a format fill four 32-word
- * vectors; two two-source word permutes look up 32 codes at once (the permute
- * reads index bits 5:0, bit 6 picks the half, bit 7 is the sign). */
-static uint16_t bf16_of_fp8[2][128];
-static pthread_once_t bf16_of_fp8_once = PTHREAD_ONCE_INIT;
-
-static void bf16_of_fp8_init(void) {
-    for (int b = 0; b < 128; b++) {
-        float e4 = fp8_ref_e4m3fn_to_f32((uint8_t)b), e5 = fp8_ref_e5m2_to_f32((uint8_t)b);
-        bf16_of_fp8[0][b] = e4 != e4 ? 0x7FC0 : (uint16_t)(fp8_ref_f32_bits(e4) >> 16);
-        bf16_of_fp8[1][b] = e5 != e5 ? 0x7FC0 : (uint16_t)(fp8_ref_f32_bits(e5) >> 16);
-    }
-}
-
+/* Unscaled decode to bf16 by table lookup (fp8_cast_decode_tables): the 128
+ * magnitudes of a format fill four 32-word vectors; two two-source word
+ * permutes look up 32 codes at once (the permute reads index bits 5:0, bit 6
+ * picks the half, bit 7 is the sign). */
 INLINE512 __m512i lookup32_bf16(__m512i b, __m512i t0, __m512i t1, __m512i t2, __m512i t3) {
     __m512i lo = _mm512_permutex2var_epi16(t0, b, t1);
     __m512i hi = _mm512_permutex2var_epi16(t2, b, t3);
@@ -248,8 +235,7 @@ INLINE512 __m512i lookup32_bf16(__m512i b, __m512i t0, __m512i t1, __m512i t2, _
 }
 
 T512 static void decode_bf16_lut(uint16_t *dst, const uint8_t *src, int64_t n, int e5m2) {
-    pthread_once(&bf16_of_fp8_once, bf16_of_fp8_init);
-    const uint16_t *w = bf16_of_fp8[e5m2];
+    const uint16_t *w = fp8_cast_decode_tables()->bf16[e5m2];
     const __m512i t0 = _mm512_loadu_si512(w), t1 = _mm512_loadu_si512(w + 32);
     const __m512i t2 = _mm512_loadu_si512(w + 64), t3 = _mm512_loadu_si512(w + 96);
     int64_t i = 0;

@@ -32,6 +32,15 @@ typedef struct {
     void (*stats)(int64_t counts[3], const uint8_t *src, int64_t n, int32_t fp8_dtype);
 } fp8_cast_kernels;
 
+/* Every fp8 code's value, by format (index 0 e4m3fn, 1 e5m2) and byte: as f32
+ * and as bf16 bits (every fp8 value is exact in bf16; NaN is 0x7FC0 with the
+ * code's sign). Built once from fp8_ref; shared by the kernels' table decodes. */
+typedef struct {
+    float f32[2][256];
+    uint16_t bf16[2][256];
+} fp8_decode_tables;
+const fp8_decode_tables *fp8_cast_decode_tables(void);
+
 extern const fp8_cast_kernels fp8_cast_kernels_portable;
 extern const fp8_cast_kernels fp8_cast_kernels_avx2;
 extern const fp8_cast_kernels fp8_cast_kernels_avx512;
