@@ -185,8 +185,14 @@ INLINE256 void decode_bf16_body(uint16_t *dst, const uint8_t *src, int64_t n, fl
     for (; i + 16 <= n; i += 16) {
         __m256 v0 = decode8(load8_u8(src + i), e5m2);
         __m256 v1 = decode8(load8_u8(src + i + 8), e5m2);
-        if (divide) v0 = _mm256_div_ps(v0, vs), v1 = _mm256_div_ps(v1, vs);
-        _mm256_storeu_si256((__m256i *)(dst + i), pack16(f32_to_bf16_8(v0), f32_to_bf16_8(v1)));
+        if (divide) {
+            v0 = _mm256_div_ps(v0, vs), v1 = _mm256_div_ps(v1, vs);
+            _mm256_storeu_si256((__m256i *)(dst + i), pack16(f32_to_bf16_8(v0), f32_to_bf16_8(v1)));
+        } else { /* every fp8 value is exact in bf16: its top 16 bits (NaN: 0x7FC0) */
+            _mm256_storeu_si256((__m256i *)(dst + i),
+                                pack16(_mm256_srli_epi32(_mm256_castps_si256(v0), 16),
+                                       _mm256_srli_epi32(_mm256_castps_si256(v1), 16)));
+        }
     }
     for (; i < n; i++) dst[i] = fp8_f32_to_bf16(decode_scalar(src[i], scale, e5m2, divide));
 }
