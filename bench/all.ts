@@ -4,6 +4,7 @@
 const full = process.argv.includes("--full");
 const runs: string[][] = [
   ["bench/cast.ts", ...(full ? [] : ["--mib", "16"])],
+  ["bench/cast_kernels.ts", ...(full ? [] : ["--quick"])],
   ["bench/matmul.ts", ...(full ? [] : ["--quick"])],
   ["bench/linear_float8.ts", ...(full ? [] : ["--quick"])],
   ["bench/stats.ts", ...(full ? [] : ["--quick"])],
