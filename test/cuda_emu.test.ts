@@ -3,13 +3,15 @@
 // run on its CPU emulator by build/fp8_cuda_emu_test, which compares every
 // fp8_cuda_* entry point with libfp8's CPU functions (test/cuda_emu/main.cpp
 // says how). One test per kernel family reads that run's verdict; a failure
-// shows the harness's own report. Then the GPU test files run with
-// FLOAT8_CUDA_LIB=build/libfp8_cuda_emu.so: the TypeScript cuda backend end to
-// end on the emulated device. The target is (re)built first when CMake has
+// shows the harness's own report. Then bench/gpu/check.sh --emulated runs the
+// GPU test files, the demo and the GPU benchmarks with
+// FLOAT8_CUDA_LIB=build/libfp8_cuda_emu.so (the TypeScript cuda backend end to
+// end on the emulated device, through the script a GPU session runs), and the
+// demo's accuracies on the emulated device are compared with the CPU's. The target is (re)built first when CMake has
 // configured build/; without that (or with -DFP8_CUDA_EMU=OFF) every test is
 // skipped with the reason printed.
 import { describe, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
 const root = join(import.meta.dir, "..");
@@ -99,39 +101,36 @@ describe.skipIf(skipReason !== null)("libfp8_cuda's kernels on the CPU emulator 
   });
 });
 
-/** The GPU test files, run in a child bun with libfp8_cuda_emu as the CUDA library. */
-const GPU_TESTS = ["test/cuda_gpu.test.ts", "test/cuda_tensor_gpu.test.ts"];
-
-describe.skipIf(skipReason !== null)("the TypeScript cuda backend on libfp8_cuda_emu", () => {
-  test(`${GPU_TESTS.join(" and ")} pass on the emulated device`, () => {
+/**
+ * The one-call GPU check, bench/gpu/check.sh, run here in its --emulated mode: the same script a GPU
+ * session runs, on libfp8_cuda_emu. It runs the GPU test files (test/cuda.test.ts, cuda_gpu.test.ts,
+ * cuda_tensor_gpu.test.ts) on the emulated device, the demo with --device cuda (5 steps), every
+ * section of bench/gpu/bench.ts (--smoke: tiny shapes, not a measurement), and prints its summary,
+ * so a mistake in the script shows here and not in a GPU session's few minutes.
+ */
+describe.skipIf(skipReason !== null)("bench/gpu/check.sh on libfp8_cuda_emu", () => {
+  test("check.sh --emulated passes end to end: GPU test files, demo on cuda, every benchmark section, the summary", () => {
     if (buildError) throw new Error(`fp8_cuda_emu_test did not build:\n${buildError}`);
-    const lib = join(buildDir, "libfp8_cuda_emu.so");
-    expect(existsSync(lib)).toBe(true);
-    const env: Record<string, string | undefined> = { ...process.env, FLOAT8_CUDA_LIB: lib };
+    const outDir = join(buildDir, "check-emu");
+    rmSync(outDir, { recursive: true, force: true });
+    mkdirSync(outDir, { recursive: true });
+    const env: Record<string, string | undefined> = { ...process.env, OUT: outDir };
     delete env.FP8_CUDA_EMU_TRACE;
-    const proc = Bun.spawnSync([process.execPath, "test", "--timeout", "120000", ...GPU_TESTS], { cwd: root, env });
+    delete env.FLOAT8_CUDA_LIB;
+    const proc = Bun.spawnSync(["bash", "bench/gpu/check.sh", "--emulated", process.execPath], { cwd: root, env });
     const out = proc.stdout.toString() + proc.stderr.toString();
-    const passed = Number(/^\s*(\d+) pass/m.exec(out)?.[1] ?? 0);
-    const failed = Number(/^\s*(\d+) fail/m.exec(out)?.[1] ?? 0);
+    if (proc.exitCode !== 0) throw new Error(out.slice(-8000));
+    const summary = out.slice(out.indexOf("==== float8 GPU check"));
+    const tests = /^tests: PASS — +(\d+) pass/m.exec(summary);
     /* a skipped file would mean the library did not load as a usable device */
-    if (proc.exitCode !== 0 || failed > 0 || passed === 0 || /SKIPPED/.test(out)) throw new Error(out.slice(-8000));
-    console.log(`cuda_emu.test.ts: ${GPU_TESTS.join(", ")} on libfp8_cuda_emu: ${passed} pass`);
-  }, 120_000);
-});
-
-describe.skipIf(skipReason !== null)("the GPU benchmark script on libfp8_cuda_emu", () => {
-  test("bench/gpu/bench.ts --smoke runs every section end to end (tiny shapes; not a measurement)", () => {
-    if (buildError) throw new Error(`fp8_cuda_emu_test did not build:\n${buildError}`);
-    const env: Record<string, string | undefined> = { ...process.env, FLOAT8_CUDA_LIB: join(buildDir, "libfp8_cuda_emu.so") };
-    delete env.OUT;
-    delete env.FP8_CUDA_EMU_TRACE;
-    const proc = Bun.spawnSync([process.execPath, "bench/gpu/bench.ts", "--smoke"], { cwd: root, env });
-    const out = proc.stdout.toString() + proc.stderr.toString();
-    if (proc.exitCode !== 0) throw new Error(out.slice(-6000));
+    if (!tests || Number(tests[1]) === 0 || /SKIPPED/.test(readFileSync(join(outDir, "tests.log"), "utf8"))) throw new Error(summary);
+    expect(summary).toContain("demo --device cuda (5 steps): PASS");
     for (const row of ["device-to-device copy", "fp8 e4m3 GEMM", "row-scaled GEMM", "Float8LinearCuda auto", "Float8Linear, dynamic 32,64,48 (Tensor API)", "autoFilterForRecipe"]) {
-      expect(out).toContain(row);
+      expect(summary).toContain(row);
     }
-  }, 60_000);
+    expect(existsSync(join(outDir, "gpu_bench.json"))).toBe(true);
+    console.log(`cuda_emu.test.ts: check.sh --emulated: ${summary.split("\n").find((l) => l.startsWith("tests:"))}`);
+  }, 300_000);
 });
 
 describe.skipIf(skipReason !== null)("the demo on libfp8_cuda_emu", () => {
