@@ -741,6 +741,16 @@ FP8_API int32_t fp8_cuda_adamw_step(fp8_cuda_ctx_t ctx, void *d_param, const voi
                                     float *d_exp_avg, float *d_exp_avg_sq, int32_t dtype, int64_t n,
                                     float lr, float beta1, float beta2, float eps,
                                     float weight_decay, int64_t step);
+/* AdamW's constants for `step` (out: 5 floats: 1 - lr*wd, 1 - beta1, 1 - beta2,
+ * -lr / (1 - beta1^step), sqrt(1 - beta2^step)), exactly as the steps above
+ * compute them; a host function. fp8_cuda_adamw_step_dev reads them from device
+ * memory (d_consts), so a captured graph replays the step with each step's
+ * constants uploaded before the launch (the CUDA-graph form of AdamW). */
+FP8_API int32_t fp8_cuda_adamw_constants(float *out, float lr, float beta1, float beta2, float eps,
+                                         float weight_decay, int64_t step);
+FP8_API int32_t fp8_cuda_adamw_step_dev(fp8_cuda_ctx_t ctx, void *d_param, const void *d_grad,
+                                        float *d_exp_avg, float *d_exp_avg_sq, int32_t dtype, int64_t n,
+                                        const float *d_consts, float beta2, float eps);
 /* [end nn-kernels] */
 /* ==== end CUDA =========================================================== */
 

@@ -83,7 +83,39 @@ void adamw() {
                     same_bytes(what, v, v_ref);
                 }
             }
-    float f = 0;
+
+    section("optim: adamw with device constants (the CUDA-graph form)");
+    for (int32_t dt : {FP8_DTYPE_F32, FP8_DTYPE_BF16})
+        for (const auto &c : cases)
+            for (int64_t n : {1, 9001}) {
+                Buf p(dt, n), p_ref(dt, n), m(FP8_DTYPE_F32, n), v(FP8_DTYPE_F32, n), m_ref(FP8_DTYPE_F32, n),
+                    v_ref(FP8_DTYPE_F32, n), g(dt, n), k(FP8_DTYPE_F32, 5);
+                fill_random(p, 1.0f, true);
+                p_ref.copy_from(p);
+                for (Buf *b : {&m, &v, &m_ref, &v_ref}) b->fill_bytes(0);
+                for (int64_t step = 1; step <= 3; step++) {
+                    fill_random(g, 0.1f, step == 2);
+                    float consts[5];
+                    CUDA_OK(fp8_cuda_adamw_constants(consts, c.lr, c.beta1, c.beta2, c.eps, c.wd, step));
+                    for (int i = 0; i < 5; i++) k.set(i, consts[i]);
+                    CUDA_OK(fp8_cuda_adamw_step_dev(ctx, p.p(), g.p(), m.as<float>(), v.as<float>(), dt, n, k.as<float>(),
+                                                    c.beta2, c.eps));
+                    CPU_OK(fp8_cpu_adamw_step(p_ref.p(), g.p(), m_ref.as<float>(), v_ref.as<float>(), dt, n, c.lr, c.beta1,
+                                              c.beta2, c.eps, c.wd, step));
+                    char what[128];
+                    snprintf(what, sizeof what, "adamw_step_dev %s lr %g betas %g %g step %lld", dt_name(dt), c.lr,
+                             c.beta1, c.beta2, (long long)step);
+                    same_bytes(what, p, p_ref);
+                    same_bytes(what, m, m_ref);
+                    same_bytes(what, v, v_ref);
+                }
+            }
+    float f = 0, five[5];
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "step", fp8_cuda_adamw_constants(five, 0.1f, 0.9f, 0.99f, 0, 0, 0));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "out is NULL", fp8_cuda_adamw_constants(nullptr, 0.1f, 0.9f, 0.99f, 0, 0, 1));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "d_consts is NULL",
+               fp8_cuda_adamw_step_dev(ctx, &f, &f, &f, &f, FP8_DTYPE_F32, 1, nullptr, 0.99f, 0));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "beta2", fp8_cuda_adamw_step_dev(ctx, &f, &f, &f, &f, FP8_DTYPE_F32, 1, &f, 1.5f, 0));
     CUDA_FAILS(FP8_ERR_INVALID_ARG, "step", fp8_cuda_adamw_step(ctx, &f, &f, &f, &f, FP8_DTYPE_F32, 1, 0.1f, 0.9f, 0.99f, 0, 0, 0));
     CUDA_FAILS(FP8_ERR_INVALID_ARG, "beta1", fp8_cuda_adamw_step(ctx, &f, &f, &f, &f, FP8_DTYPE_F32, 1, 0.1f, 1.0f, 0.99f, 0, 0, 1));
     CUDA_FAILS(FP8_ERR_INVALID_ARG, "beta2", fp8_cuda_adamw_step(ctx, &f, &f, &f, &f, FP8_DTYPE_F32, 1, 0.1f, 0.9f, -0.1f, 0, 0, 1));

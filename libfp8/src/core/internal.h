@@ -88,6 +88,25 @@ static inline void fp8_store_hp(void *p, int32_t dt, int64_t i, float v) {
         ((uint16_t *)p)[i] = fp8_f32_to_bf16(v);
 }
 
+/* AdamW's per-step constants, computed once here for the CPU step and the CUDA
+ * steps so that they agree bit for bit (bias corrections in double, as torch
+ * does in Python): decay = 1 - lr*wd, w1 = 1 - beta1, w2 = 1 - beta2,
+ * neg_step_size = -lr / (1 - beta1^step), bias_correction2_sqrt = sqrt(1 - beta2^step). */
+typedef struct {
+    float decay, w1, w2, neg_step_size, bias_correction2_sqrt;
+} fp8_adamw_consts;
+
+static inline fp8_adamw_consts fp8_adamw_constants_of(float lr, float beta1, float beta2,
+                                                      float weight_decay, int64_t step) {
+    fp8_adamw_consts c;
+    c.decay = (float)(1.0 - (double)lr * (double)weight_decay);
+    c.w1 = (float)(1.0 - (double)beta1);
+    c.w2 = (float)(1.0 - (double)beta2);
+    c.neg_step_size = (float)(-(double)lr / (1.0 - pow((double)beta1, (double)step)));
+    c.bias_correction2_sqrt = (float)sqrt(1.0 - pow((double)beta2, (double)step));
+    return c;
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -78,13 +78,9 @@ int32_t fp8_cpu_adamw_step(void *param, const void *grad, float *exp_avg, float 
     FP8_REQUIRE(weight_decay >= 0.0f, fn, "weight_decay must be >= 0, got %g",
                 (double)weight_decay);
 
-    const float decay = (float)(1.0 - (double)lr * (double)weight_decay);
-    const float w1 = (float)(1.0 - (double)beta1);
-    const float w2 = (float)(1.0 - (double)beta2);
-    const double bias_correction1 = 1.0 - pow((double)beta1, (double)step);
-    const double bias_correction2 = 1.0 - pow((double)beta2, (double)step);
-    const float neg_step_size = (float)(-(double)lr / bias_correction1);
-    const float bias_correction2_sqrt = (float)sqrt(bias_correction2);
+    const fp8_adamw_consts k = fp8_adamw_constants_of(lr, beta1, beta2, weight_decay, step);
+    const float decay = k.decay, w1 = k.w1, w2 = k.w2, neg_step_size = k.neg_step_size;
+    const float bias_correction2_sqrt = k.bias_correction2_sqrt;
 
 #pragma omp parallel for if (n > PAR_ELEMS)
     for (int64_t i = 0; i < n; i++) {

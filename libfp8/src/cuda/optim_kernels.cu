@@ -45,9 +45,15 @@ __global__ void sgd_kernel(void *param, const void *grad, float *buf, int dt, in
  *   m = lerp(m, g, w1)   (torch: w1 < 0.5 ? m + w1 * (g - m) : g - (g - m) * (1 - w1))
  *   v = v * beta2 + w2 * (g * g)                          (w2 = 1 - beta2)
  *   param = p + neg_step_size * (m / (sqrt(v) / bias_correction2_sqrt + eps)) */
+/* consts, when non-NULL, is device memory holding fp8_adamw_consts (the
+ * capturable form: a replayed graph reads each step's constants from there);
+ * else the scalar arguments hold them. */
 __global__ void adamw_kernel(void *param, const void *grad, float *exp_avg, float *exp_avg_sq, int dt,
-                             int64_t n, float decay, float w1, float beta2, float w2, float eps,
-                             float neg_step_size, float bias_correction2_sqrt) {
+                             int64_t n, fp8_adamw_consts k, const fp8_adamw_consts *consts, float beta2,
+                             float eps) {
+    if (consts) k = *consts;
+    const float decay = k.decay, w1 = k.w1, w2 = k.w2, neg_step_size = k.neg_step_size;
+    const float bias_correction2_sqrt = k.bias_correction2_sqrt;
     const int64_t stride = (int64_t)gridDim.x * blockDim.x;
     const float one_minus_w1 = __fsub_rn(1.0f, w1);
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
@@ -62,6 +68,17 @@ __global__ void adamw_kernel(void *param, const void *grad, float *exp_avg, floa
         const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(v), bias_correction2_sqrt), eps);
         store_hp(param, dt, i, __fadd_rn(p, __fmul_rn(neg_step_size, __fdiv_rn(m, denom))));
     }
+}
+
+int32_t check_adamw_hyperparameters(const char *fn, float lr, float beta1, float beta2, float eps,
+                                    float weight_decay, int64_t step) {
+    FP8_REQUIRE(step >= 1, fn, "step must be >= 1, got %lld", (long long)step);
+    FP8_REQUIRE(lr >= 0.0f, fn, "lr must be >= 0, got %g", (double)lr);
+    FP8_REQUIRE(beta1 >= 0.0f && beta1 < 1.0f, fn, "beta1 must be in [0, 1), got %g", (double)beta1);
+    FP8_REQUIRE(beta2 >= 0.0f && beta2 < 1.0f, fn, "beta2 must be in [0, 1), got %g", (double)beta2);
+    FP8_REQUIRE(eps >= 0.0f, fn, "eps must be >= 0, got %g", (double)eps);
+    FP8_REQUIRE(weight_decay >= 0.0f, fn, "weight_decay must be >= 0, got %g", (double)weight_decay);
+    return FP8_OK;
 }
 
 }  // namespace
@@ -110,26 +127,52 @@ FP8_API int32_t fp8_cuda_adamw_step(fp8_cuda_ctx_t c, void *d_param, const void 
         FP8_REQUIRE_DATA(d_grad, n, fn);
         FP8_REQUIRE_DATA(d_exp_avg, n, fn);
         FP8_REQUIRE_DATA(d_exp_avg_sq, n, fn);
-        FP8_REQUIRE(step >= 1, fn, "step must be >= 1, got %lld", (long long)step);
-        FP8_REQUIRE(lr >= 0.0f, fn, "lr must be >= 0, got %g", (double)lr);
-        FP8_REQUIRE(beta1 >= 0.0f && beta1 < 1.0f, fn, "beta1 must be in [0, 1), got %g", (double)beta1);
-        FP8_REQUIRE(beta2 >= 0.0f && beta2 < 1.0f, fn, "beta2 must be in [0, 1), got %g", (double)beta2);
-        FP8_REQUIRE(eps >= 0.0f, fn, "eps must be >= 0, got %g", (double)eps);
-        FP8_REQUIRE(weight_decay >= 0.0f, fn, "weight_decay must be >= 0, got %g", (double)weight_decay);
+        int32_t st = check_adamw_hyperparameters(fn, lr, beta1, beta2, eps, weight_decay, step);
+        if (st != FP8_OK) return st;
         ENTER(fn, c, ctx);
         if (n == 0) return FP8_OK;
-        /* fp8_cpu_adamw_step's constants, by the same expressions (bias corrections in double). */
-        const float decay = (float)(1.0 - (double)lr * (double)weight_decay);
-        const float w1 = (float)(1.0 - (double)beta1);
-        const float w2 = (float)(1.0 - (double)beta2);
-        const double bias_correction1 = 1.0 - std::pow((double)beta1, (double)step);
-        const double bias_correction2 = 1.0 - std::pow((double)beta2, (double)step);
-        const float neg_step_size = (float)(-(double)lr / bias_correction1);
-        const float bias_correction2_sqrt = (float)std::sqrt(bias_correction2);
+        /* fp8_cpu_adamw_step's constants, from the same function */
+        const fp8_adamw_consts k = fp8_adamw_constants_of(lr, beta1, beta2, weight_decay, step);
         adamw_kernel<<<grid_for(ctx, n, kThreads * 4), kThreads, 0, ctx->stream>>>(
-            d_param, d_grad, d_exp_avg, d_exp_avg_sq, dtype, n, decay, w1, beta2, w2, eps, neg_step_size,
-            bias_correction2_sqrt);
+            d_param, d_grad, d_exp_avg, d_exp_avg_sq, dtype, n, k, nullptr, beta2, eps);
         FP8_LAUNCH_CHECK(fn, "adamw_kernel");
+        return FP8_OK;
+    });
+}
+
+FP8_API int32_t fp8_cuda_adamw_constants(float *out, float lr, float beta1, float beta2, float eps,
+                                         float weight_decay, int64_t step) {
+    static const char fn[] = "fp8_cuda_adamw_constants";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_PTR(out, fn);
+        int32_t st = check_adamw_hyperparameters(fn, lr, beta1, beta2, eps, weight_decay, step);
+        if (st != FP8_OK) return st;
+        const fp8_adamw_consts k = fp8_adamw_constants_of(lr, beta1, beta2, weight_decay, step);
+        std::memcpy(out, &k, sizeof k);
+        return FP8_OK;
+    });
+}
+
+FP8_API int32_t fp8_cuda_adamw_step_dev(fp8_cuda_ctx_t c, void *d_param, const void *d_grad, float *d_exp_avg,
+                                        float *d_exp_avg_sq, int32_t dtype, int64_t n, const float *d_consts,
+                                        float beta2, float eps) {
+    static const char fn[] = "fp8_cuda_adamw_step_dev";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_HP(dtype, "dtype", fn);
+        FP8_REQUIRE_N(n, fn);
+        FP8_REQUIRE_DATA(d_param, n, fn);
+        FP8_REQUIRE_DATA(d_grad, n, fn);
+        FP8_REQUIRE_DATA(d_exp_avg, n, fn);
+        FP8_REQUIRE_DATA(d_exp_avg_sq, n, fn);
+        FP8_REQUIRE_PTR(d_consts, fn);
+        FP8_REQUIRE(beta2 >= 0.0f && beta2 < 1.0f, fn, "beta2 must be in [0, 1), got %g", (double)beta2);
+        FP8_REQUIRE(eps >= 0.0f, fn, "eps must be >= 0, got %g", (double)eps);
+        ENTER(fn, c, ctx);
+        if (n == 0) return FP8_OK;
+        adamw_kernel<<<grid_for(ctx, n, kThreads * 4), kThreads, 0, ctx->stream>>>(
+            d_param, d_grad, d_exp_avg, d_exp_avg_sq, dtype, n, fp8_adamw_consts{},
+            reinterpret_cast<const fp8_adamw_consts *>(d_consts), beta2, eps);
+        FP8_LAUNCH_CHECK(fn, "adamw_kernel (device constants)");
         return FP8_OK;
     });
 }
