@@ -125,7 +125,7 @@ describe.skipIf(skipReason !== null)("bench/gpu/check.sh on libfp8_cuda_emu", ()
     /* a skipped file would mean the library did not load as a usable device */
     if (!tests || Number(tests[1]) === 0 || /SKIPPED/.test(readFileSync(join(outDir, "tests.log"), "utf8"))) throw new Error(summary);
     expect(summary).toContain("demo --device cuda (5 steps): PASS");
-    for (const row of ["device-to-device copy", "fp8 e4m3 GEMM", "row-scaled GEMM", "Float8LinearCuda auto", "Float8Linear, dynamic 32,64,48 (Tensor API)", "autoFilterForRecipe"]) {
+    for (const row of ["device-to-device copy", "fp8 e4m3 GEMM", "row-scaled GEMM", "Float8LinearCuda auto", "Float8Linear, dynamic 32,64,48 (Tensor API)", "Float8Linear, dynamic 32,64,48 (Tensor API, graph)", "autoFilterForRecipe"]) {
       expect(summary).toContain(row);
     }
     expect(existsSync(join(outDir, "gpu_bench.json"))).toBe(true);

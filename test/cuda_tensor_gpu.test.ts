@@ -7,7 +7,7 @@
 // run without a GPU on the emulated device (device_emulated.test.ts), so a
 // failure here that passes there is in libfp8_cuda.
 import { describe, expect, test } from "bun:test";
-import { cuda, memoryStats, nn, tensor, tidy, zeros } from "../src/index.ts";
+import { cuda, float8, manualSeed, memoryStats, nn, optim, randn, tensor, Tensor, tidy, zeros } from "../src/index.ts";
 import { defineParityTests } from "./helpers/device_cases.ts";
 
 const gpu = cuda.isAvailable();
@@ -34,5 +34,116 @@ gpuDescribe("cuda tensors", () => {
     const before = memoryStats("cuda").liveBytes;
     for (let i = 0; i < 20; i++) step();
     expect(memoryStats("cuda").liveBytes).toBe(before);
+  });
+});
+
+gpuDescribe("CUDA graphs of Tensor programs (cuda.captureGraph)", () => {
+  const { ScalingType, CastConfig, Float8LinearConfig } = float8;
+  const delayed = () => new CastConfig({ scalingType: ScalingType.DELAYED });
+  const configs = {
+    dynamic: new Float8LinearConfig(),
+    delayed: new Float8LinearConfig({ castConfigInput: delayed(), castConfigWeight: delayed(), castConfigGradOutput: delayed() }),
+  };
+  const B = 16, D = 32, H = 64, C = 16, STEPS = 7;
+  const batches = Array.from({ length: STEPS }, (_, i) => {
+    manualSeed(100 + i);
+    return {
+      x: randn([B, D], { dtype: "bfloat16" }).keep(),
+      y: Tensor.fromBytes(new Uint8Array(Int32Array.from({ length: B }, (_, r) => (r * 7 + i) % C).buffer), { shape: [B], dtype: "int32" }).keep(),
+    };
+  });
+
+  /** A float8 MLP on cuda, its AdamW, static inputs, and one training step over them. */
+  function setup(recipe: keyof typeof configs) {
+    manualSeed(7);
+    const model = new nn.Sequential(new nn.Linear(D, H), new nn.ReLU(), new nn.Linear(H, C)).to({ dtype: "bfloat16" });
+    float8.convertToFloat8Training(model, { config: configs[recipe] });
+    model.to({ device: "cuda" });
+    const opt = new optim.AdamW(model.parameters(), { lr: 1e-2 });
+    const x = zeros([B, D], { dtype: "bfloat16", device: "cuda" }).keep();
+    const y = Tensor.fromBytes(new Uint8Array(4 * B), { shape: [B], dtype: "int32", device: "cuda" }).keep();
+    const step = () => {
+      opt.zeroGrad();
+      const loss = nn.crossEntropy(model.forward(x) as Tensor, y);
+      loss.backward();
+      opt.step();
+      if (recipe === "delayed") float8.syncFloat8AmaxAndScaleHistory(model);
+      return loss;
+    };
+    const load = (i: number) => {
+      x.copyFrom(batches[i].x);
+      y.copyFrom(batches[i].y);
+    };
+    return { model, opt, step, load };
+  }
+
+  const paramBytes = (m: nn.Module) => m.parameters().map((p) => Buffer.from(p.bytes()).toString("hex"));
+
+  for (const recipe of ["dynamic", "delayed"] as const) {
+    test(`replays of a captured float8 ${recipe} training step equal eager steps bit for bit (AdamW, an lr change, crossEntropy)`, () => {
+      const eager = setup(recipe);
+      let eagerLoss = NaN;
+      for (let i = 0; i < STEPS; i++) {
+        if (i === 4) eager.opt.lr = 5e-3;
+        eager.load(i);
+        eagerLoss = tidy(() => eager.step()).item();
+      }
+
+      const graphed = setup(recipe);
+      graphed.load(0);
+      tidy(() => graphed.step()); // one eager step: optimizer state, scales, GEMM plans
+      const g = cuda.captureGraph(() => graphed.step());
+      expect(graphed.opt.stepCount).toBe(1); // captured, not run
+      for (let i = 1; i < STEPS; i++) {
+        if (i === 4) graphed.opt.lr = 5e-3;
+        graphed.load(i);
+        g.replay();
+      }
+      expect(graphed.opt.stepCount).toBe(STEPS);
+      expect(g.replays).toBe(STEPS - 1);
+      expect(g.result.item()).toBe(eagerLoss);
+      expect(paramBytes(graphed.model)).toEqual(paramBytes(eager.model));
+      g.dispose();
+      for (const s of [eager, graphed]) {
+        s.opt.zeroGrad();
+        s.model.dispose();
+      }
+    });
+  }
+
+  test("host transfers inside the captured function fail with a Float8Error and nothing is captured", () => {
+    const s = setup("dynamic");
+    s.load(0);
+    tidy(() => s.step());
+    const liveBefore = memoryStats("cuda").liveBytes;
+    expect(() => cuda.captureGraph(() => s.step().item())).toThrow(/cuda.captureGraph: the captured function failed.*not allowed while capturing/);
+    expect(() => cuda.captureGraph(() => s.step(), { poolBytes: 4096 })).toThrow(/memory pool of 0.0 MiB is full/);
+    s.opt.zeroGrad();
+    expect(memoryStats("cuda").liveBytes).toBeLessThanOrEqual(liveBefore);
+    // the step still runs eagerly afterwards
+    const loss = tidy(() => s.step()).item();
+    expect(Number.isFinite(loss)).toBe(true);
+    s.model.dispose();
+  });
+
+  test("SGD refuses a replay after its lr changed; copyFrom checks shape and dtype", () => {
+    manualSeed(3);
+    const lin = new nn.Linear(16, 16).to({ device: "cuda" });
+    const opt = new optim.SGD(lin.parameters(), { lr: 0.1, momentum: 0.9 });
+    const x = zeros([4, 16], { device: "cuda" }).keep();
+    const step = () => {
+      opt.zeroGrad();
+      lin.forward(x).sum().backward();
+      opt.step();
+    };
+    tidy(step);
+    const g = cuda.captureGraph(step);
+    g.replay();
+    opt.lr = 0.05;
+    expect(() => g.replay()).toThrow(/SGD.step: lr changed from 0.1 to 0.05 since the graph was captured/);
+    expect(() => x.copyFrom(zeros([4, 15]))).toThrow(/copyFrom: source of shape \[4, 15\] and dtype float32 does not match \[4, 16\] float32/);
+    g.dispose();
+    opt.zeroGrad();
+    lin.dispose();
   });
 });

@@ -27,6 +27,20 @@ describe("device tensors", () => {
     expect([...x.to({ dtype: "bfloat16" }).bytes()]).toEqual([0x80, 0x3f, 0x00, 0x40, 0x40, 0x40]);
   });
 
+  test("copyFrom refills a tensor in place from any device (what a captured graph's inputs need)", () => {
+    const d = zeros([2, 3], { device: "cuda" });
+    const ptr = d.ptrFor("test");
+    d.copyFrom(tensor([[1, 2, 3], [4, 5, 6]]));                       // host -> device
+    expect(d.ptrFor("test")).toBe(ptr);
+    expect([...d.toArray()]).toEqual([1, 2, 3, 4, 5, 6]);
+    const d2 = zeros([2, 3], { device: "cuda" }).copyFrom(d);         // device -> device
+    const h = zeros([2, 3]).copyFrom(d2);                              // device -> host
+    expect([...h.toArray()]).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(() => d.copyFrom(zeros([3, 2]))).toThrow(/copyFrom: source of shape \[3, 2\] and dtype float32 does not match \[2, 3\] float32/);
+    expect(() => d.copyFrom(zeros([2, 3], { dtype: "bfloat16" }))).toThrow(/dtype bfloat16 does not match \[2, 3\] float32/);
+    expect(() => d.copyFrom([1, 2] as unknown as Tensor)).toThrow(/copyFrom: expects a Tensor/);
+  });
+
   test("to({device}) moves both ways and is differentiable across devices", () => {
     const x = tensor([1, -2, 3], { requiresGrad: true });
     const y = x.to({ device: "cuda" }).mul(2).relu().to({ device: "cpu" });

@@ -187,7 +187,8 @@ for (const [M, K, N] of smoke ? [[32, 64, 48]] : quick ? [[1024, 2048, 1024]] : 
 
 // ---- 4. the user's path: Tensor API on device "cuda" ---------------------------------------
 // nn.Linear (bf16, cuBLASLt) vs Float8Linear from convertToFloat8Training, fwd+bwd through
-// autograd, as a training step runs it (each step's temporaries freed by tidy).
+// autograd, as a training step runs it (each step's temporaries freed by tidy); eager, and
+// captured once with cuda.captureGraph and replayed (one launch a step).
 for (const [M, K, N] of smoke ? [[32, 64, 48]] : quick ? [[1024, 2048, 1024]] : [[4096, 8192, 16384], [1024, 2048, 1024]]) {
   const shape = `${M},${K},${N}`;
   const big = M * K * N >= 2 ** 36;
@@ -208,15 +209,31 @@ for (const [M, K, N] of smoke ? [[32, 64, 48]] : quick ? [[1024, 2048, 1024]] : 
     if (convert === "auto") float8.convertToFloat8Training(m, { moduleFilterFn: float8.autoFilterForRecipe("tensorwise", { M, device: /H200/i.test(info.name) ? "h200" : "h100" }) });
     return m.to({ device: "cuda" });
   };
+  /** The same step captured once with cuda.captureGraph (after the warm-up step) and replayed. */
+  const replayMs = (model: nn.Module) => {
+    const step = stepOf(model);
+    step();
+    const g = cuda.captureGraph(step);
+    const t = timeMs(() => g.replay(), iters);
+    g.dispose();
+    model.zeroGrad();
+    return t;
+  };
   const base = make("none");
   const tb = timeMs(stepOf(base), iters);
+  const tbGraph = replayMs(base);
   rows.push({ section: "tensor", name: `nn.Linear bf16 fwd+bwd ${shape} (Tensor API)`, ms: tb, value: 1, unit: "x", note: "baseline" });
+  rows.push({ section: "tensor", name: `nn.Linear bf16 fwd+bwd ${shape} (Tensor API, graph)`, ms: tbGraph, value: tb / tbGraph, unit: "x eager", note: "baseline" });
   const target = big ? ">= 1.45" : ">= 1.0";
   for (const [label, mode] of [["Float8Linear, dynamic", "always"], ["autoFilterForRecipe", "auto"]] as const) {
     const m = make(mode);
     const t = timeMs(stepOf(m), iters);
     const layer = [...m.namedModules()].map(([, mm]) => mm).find((mm) => mm instanceof nn.Linear);
     rows.push({ section: "tensor", name: `${label} ${shape} (Tensor API)`, ms: t, value: tb / t, unit: "x", ratio: tb / t, ratioOf: "nn.Linear bf16", target, note: String(layer) });
+    if (mode === "always") {
+      const tg = replayMs(m);
+      rows.push({ section: "tensor", name: `${label} ${shape} (Tensor API, graph)`, ms: tg, value: tbGraph / tg, unit: "x", ratio: tbGraph / tg, ratioOf: "nn.Linear bf16 graph", target });
+    }
     m.dispose();
   }
   base.dispose();

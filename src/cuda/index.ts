@@ -1,5 +1,6 @@
 // src/cuda — float8 on NVIDIA GPUs (libfp8_cuda): availability, device buffers,
-// the fp8 kernels and cuBLASLt GEMMs as typed ops, and a Float8 Linear driver.
+// the fp8 kernels and cuBLASLt GEMMs as typed ops, a Float8 Linear driver, and
+// CUDA graphs of Tensor programs (captureGraph).
 //   import { cuda } from "float8";
 //   if (cuda.isAvailable()) { const ctx = cuda.device(0); ... }
 // libfp8_cuda is loaded on the first call that needs it, never at import.
@@ -11,6 +12,7 @@ export {
 } from "./ops.ts";
 export type { ScaledMmOptions, QuantizeRowwiseOptions, MatmulOptions, DelayedScalingEntry } from "./ops.ts";
 export { Float8LinearCuda, HighPrecisionLinearCuda } from "./linear.ts";
+export { captureGraph, TensorGraph } from "./graphs.ts";
 export { setCudaDevice as setDevice, currentCudaDevice as currentDevice } from "../tensor/backend/cuda.ts";
 export type { Float8LinearCudaOptions, LinearGrads } from "./linear.ts";
 export type { CudaProbe, CudaState } from "../ffi/index.ts";

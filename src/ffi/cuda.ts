@@ -91,6 +91,8 @@ const symbols = {
   fp8_cuda_cross_entropy_backward: { args: [P, P, P, P, P, i32, I64, I64, i32], returns: i32 },
   fp8_cuda_sgd_step: { args: [P, P, P, P, i32, I64, f32, f32, f32, f32, i32, i32], returns: i32 },
   fp8_cuda_adamw_step: { args: [P, P, P, P, P, i32, I64, f32, f32, f32, f32, f32, I64], returns: i32 },
+  fp8_cuda_adamw_constants: { args: [P, f32, f32, f32, f32, f32, I64], returns: i32 },
+  fp8_cuda_adamw_step_dev: { args: [P, P, P, P, P, i32, I64, P, f32, f32], returns: i32 },
   // [end nn-kernels]
 } as const;
 

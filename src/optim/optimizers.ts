@@ -1,6 +1,7 @@
 // optimizers.ts — SGD and AdamW with torch's update rules, one fused native
 // call per parameter (libfp8/src/cpu/optim.c). Optimizer state is f32.
 import { Float8Error } from "../errors.ts";
+import { activeCapture, type CaptureState } from "../tensor/backend/capture.ts";
 import { DTYPE_CODE } from "../tensor/dtype.ts";
 import { Tensor, zeros } from "../tensor/tensor.ts";
 
@@ -102,7 +103,9 @@ export class SGD extends Optimizer {
   }
 
   step(): void {
-    this.stepCount++;
+    const capture = activeCapture();
+    if (capture) this.captured(capture);
+    else this.stepCount++;
     this.params.forEach((p, i) => {
       const g = this.gradOf(p);
       if (!g) return;
@@ -114,6 +117,24 @@ export class SGD extends Optimizer {
       }
       p.backend.sgdStep(p.ptrFor("SGD.step"), g.ptrFor("SGD.step"), buf ? buf.ptrFor("SGD.step") : null, DTYPE_CODE[p.dtype], p.numel,
         this.lr, this.momentum, this.dampening, this.weightDecay, this.nesterov ? 1 : 0, first ? 1 : 0, "SGD.step");
+    });
+  }
+
+  /**
+   * Inside a CUDA-graph capture (src/cuda/graphs.ts): the lr is part of the
+   * graph, so a replay checks that it did not change; the step count advances
+   * at each replay, not now. Momentum buffers must exist already.
+   */
+  private captured(capture: CaptureState): void {
+    if (this.momentum !== 0 && this.params.some((p, i) => p.grad && !this.buffers.has(i))) {
+      throw new Float8Error("SGD.step", "run one step eagerly before capturing it in a graph (the momentum buffers do not exist yet)");
+    }
+    const lr = this.lr;
+    capture.beforeReplay(() => {
+      if (this.lr !== lr) {
+        throw new Float8Error("SGD.step", `lr changed from ${lr} to ${this.lr} since the graph was captured: SGD's lr is part of the graph; capture it again (AdamW reads its lr at each replay)`);
+      }
+      this.stepCount++;
     });
   }
 
@@ -161,7 +182,17 @@ export class AdamW extends Optimizer {
   }
 
   step(): void {
+    const capture = activeCapture();
+    if (capture) {
+      this.capturedStep(capture);
+      return;
+    }
     this.stepCount++;
+    // where steps can be captured in a graph, the buffer its constants go to exists before any capture
+    // (made inside one, it would come from the graph's pool, whose blocks the replay itself rewrites)
+    if (!this.deviceConsts && this.params[0].backend.adamwStepDeviceConsts) {
+      this.deviceConsts = Tensor.empty([5], "float32", this.params[0].device).keep();
+    }
     this.params.forEach((p, i) => {
       const g = this.gradOf(p);
       if (!g) return;
@@ -170,6 +201,36 @@ export class AdamW extends Optimizer {
       }
       p.backend.adamwStep(p.ptrFor("AdamW.step"), g.ptrFor("AdamW.step"), this.m[i].ptrFor("AdamW.step"), this.v[i].ptrFor("AdamW.step"),
         DTYPE_CODE[p.dtype], p.numel, this.lr, this.betas[0], this.betas[1], this.eps, this.weightDecay, this.stepCount, "AdamW.step");
+    });
+  }
+
+  /** Device memory of the per-step constants a captured step reads (see capturedStep). */
+  private deviceConsts: Tensor | null = null;
+
+  /**
+   * Inside a CUDA-graph capture (src/cuda/graphs.ts): the step's kernels read
+   * their step-dependent constants (bias corrections, lr) from device memory,
+   * which a hook refills before every replay (with the step count advanced
+   * then, not now), so replays match eager steps bit for bit, lr schedules included.
+   */
+  private capturedStep(capture: CaptureState): void {
+    const op = "AdamW.step";
+    const b = this.params[0].backend;
+    if (!b.adamwStepDeviceConsts || !b.adamwConstants) throw new Float8Error(op, `AdamW cannot be captured in a graph on device ${this.params[0].device}`);
+    const consts = this.deviceConsts;
+    if (!consts) throw new Float8Error(op, "run one step eagerly before capturing it in a graph (AdamW's device constants do not exist yet)");
+    const host = new Float32Array(5);
+    capture.beforeReplay(() => {
+      this.stepCount++;
+      b.adamwConstants!(host, this.lr, this.betas[0], this.betas[1], this.eps, this.weightDecay, this.stepCount, op);
+      b.upload(consts.ptrFor(op), host, host.byteLength);
+    });
+    this.params.forEach((p, i) => {
+      const g = this.gradOf(p);
+      if (!g) return;
+      if (p.backend !== b) throw new Float8Error(op, `parameter ${i} is on ${p.device}, parameter 0 on ${this.params[0].device}: a captured step runs on one device`);
+      b.adamwStepDeviceConsts!(p.ptrFor(op), g.ptrFor(op), this.m[i].ptrFor(op), this.v[i].ptrFor(op), DTYPE_CODE[p.dtype], p.numel,
+        consts.ptrFor(op), this.betas[1], this.eps, op);
     });
   }
 

@@ -162,6 +162,31 @@ export class Tensor implements Disposable {
     this.device = other.device;
   }
 
+  /**
+   * Copies `src`'s values into this tensor's own memory (torch's copy_): same
+   * shape and dtype, any devices. The storage stays where it is, which is what
+   * a captured CUDA graph needs of its inputs (refill them, then replay). Not
+   * recorded by autograd.
+   */
+  copyFrom(src: Tensor): this {
+    const op = "copyFrom";
+    if (!(src instanceof Tensor)) throw new Float8Error(op, "expects a Tensor");
+    if (!sameShape(this.shape, src.shape) || this.dtype !== src.dtype) {
+      throw new Float8Error(op, `source of shape ${fmtShape(src.shape)} and dtype ${src.dtype} does not match ${fmtShape(this.shape)} ${this.dtype}`);
+    }
+    const dst = this.ptrFor(op), from = src.ptrFor(op), n = this.nbytes;
+    if (n === 0 || dst === from) return this;
+    if (this.device === src.device) this.backend.copy(dst, from, n);
+    else if (src.backend.hostAccessible) this.backend.upload(dst, from, n);
+    else if (this.backend.hostAccessible) src.backend.download(dst, from, n);
+    else {
+      const host = src.to({ device: "cpu" });
+      this.backend.upload(dst, host.ptrFor(op), n);
+      host.dispose();
+    }
+    return this;
+  }
+
   /** Decoded values as a new Float32Array (fp8 and bf16 decode exactly). */
   toArray(): Float32Array {
     const out = new Float32Array(this.numel);

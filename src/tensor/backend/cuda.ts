@@ -7,6 +7,7 @@
 import { Float8Error } from "../../errors.ts";
 import { checkCuda, cudaLib, type NativePtr } from "../../ffi/index.ts";
 import { device as cudaDevice, type CudaContext } from "../../cuda/device.ts";
+import { activeCapture, freePoolBlock } from "./capture.ts";
 import type { Backend, HostMemory } from "./types.ts";
 
 let currentIndex = 0;
@@ -99,6 +100,8 @@ export const cudaBackend: Backend = {
   nativeMemory: "device",
 
   alloc: (nbytes) => {
+    const capture = activeCapture(); // while a graph is captured: its pool (fixed addresses)
+    if (capture) return capture.alloc(nbytes);
     const c = ctx();
     const out = new BigUint64Array(1);
     checkCuda(cudaLib().fp8_cuda_malloc(c.handle, nbytes, out), `cuda alloc of ${nbytes} bytes`);
@@ -109,9 +112,15 @@ export const cudaBackend: Backend = {
   // cudaFreeAsync on the stream: work already queued on the buffer finishes first.
   // Memory of a context that was disposed went with it.
   free: (p) => {
+    if (freePoolBlock(p)) return;
     const c = owners.get(p);
-    owners.delete(p);
-    if (c && !c.isDisposed) checkCuda(cudaLib().fp8_cuda_free(c.handle, p), "cuda free");
+    const release = () => {
+      owners.delete(p);
+      if (c && !c.isDisposed) checkCuda(cudaLib().fp8_cuda_free(c.handle, p), "cuda free");
+    };
+    const capture = activeCapture(); // a replay may still use it: held until the graph goes
+    if (capture) capture.retain(release);
+    else release();
   },
   memoryStats: () => ({ ...ctx().memoryStats(), cachedBytes: 0 }),
   emptyCache: () => {},
@@ -190,4 +199,7 @@ export const cudaBackend: Backend = {
     checkCuda(cudaLib().fp8_cuda_sgd_step(h(), p, g, buf, dtype, n, lr, mom, damp, wd, nesterov, first), op),
   adamwStep: (p, g, m, v, dtype, n, lr, b1, b2, eps, wd, step, op) =>
     checkCuda(cudaLib().fp8_cuda_adamw_step(h(), p, g, m, v, dtype, n, lr, b1, b2, eps, wd, step), op),
+  adamwConstants: (out, lr, b1, b2, eps, wd, step, op) => checkCuda(cudaLib().fp8_cuda_adamw_constants(out, lr, b1, b2, eps, wd, step), op),
+  adamwStepDeviceConsts: (p, g, m, v, dtype, n, consts, b2, eps, op) =>
+    checkCuda(cudaLib().fp8_cuda_adamw_step_dev(h(), p, g, m, v, dtype, n, consts, b2, eps), op),
 };

@@ -104,4 +104,8 @@ export interface Backend {
   // ---- optimizers ----
   sgdStep(param: NativePtr, grad: NativePtr, buf: NativePtr | null, dtype: number, n: number, lr: number, momentum: number, dampening: number, weightDecay: number, nesterov: number, firstStep: number, op: string): void;
   adamwStep(param: NativePtr, grad: NativePtr, expAvg: NativePtr, expAvgSq: NativePtr, dtype: number, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, op: string): void;
+  /** Devices with CUDA graphs only: AdamW's 5 per-step constants for `step`, computed on the host as adamwStep computes them. */
+  adamwConstants?(out: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, op: string): void;
+  /** Devices with CUDA graphs only: adamwStep reading those constants from device memory (`consts`), which a replayed graph needs. */
+  adamwStepDeviceConsts?(param: NativePtr, grad: NativePtr, expAvg: NativePtr, expAvgSq: NativePtr, dtype: number, n: number, consts: NativePtr, beta2: number, eps: number, op: string): void;
 }

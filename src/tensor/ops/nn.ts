@@ -1,6 +1,7 @@
 // nn.ts — softmax, losses, normalisation, embedding and masked fill, with gradients.
 import { Float8Error } from "../../errors.ts";
 import { record } from "../../autograd/graph.ts";
+import { activeCapture } from "../backend/capture.ts";
 import { fmtShape, normDim } from "../shape.ts";
 import { Tensor } from "../tensor.ts";
 import { describe, floatOperands, indexData } from "./common.ts";
@@ -55,14 +56,22 @@ export function crossEntropy(
 ): Tensor {
   const op = "crossEntropy";
   const code = floatOperands(op, logits);
-  const tgt = indexData(targets, op);
   const C = logits.shape[logits.ndim - 1];
   const rows = logits.ndim === 0 ? 0 : logits.numel / C;
+  const ignore = opts.ignoreIndex ?? -100;
+  const be = logits.backend;
+  if (activeCapture() && targets instanceof Tensor && targets.device === logits.device) {
+    // Inside a CUDA-graph capture nothing crosses to the host, so the targets are used where they
+    // are, unchecked (a target out of range and not ignoreIndex gives a NaN loss on the device).
+    if (targets.dtype !== "int32" || logits.ndim < 1 || targets.numel !== rows) {
+      throw new Float8Error(op, `logits ${fmtShape(logits.shape)} (${logits.dtype}) need ${rows} int32 targets, got ${fmtShape(targets.shape)} ${targets.dtype}`);
+    }
+    return crossEntropyOn(logits, targets, code, rows, C, ignore);
+  }
+  const tgt = indexData(targets, op);
   if (logits.ndim < 1 || tgt.length !== rows) {
     throw new Float8Error(op, `logits ${fmtShape(logits.shape)} (${logits.dtype}) need ${rows} int32 targets, got ${tgt.length}`);
   }
-  const ignore = opts.ignoreIndex ?? -100;
-  const be = logits.backend;
   if (!be.hostAccessible) {
     // the device kernels skip bad targets silently: refuse them here (the CPU's own check says the same)
     for (let r = 0; r < rows; r++) {
@@ -72,7 +81,13 @@ export function crossEntropy(
       }
     }
   }
-  const targetsOnDevice = indicesOn(tgt, logits.device);
+  return crossEntropyOn(logits, indicesOn(tgt, logits.device), code, rows, C, ignore);
+}
+
+/** crossEntropy's kernels, the targets already int32 on the logits' device. */
+function crossEntropyOn(logits: Tensor, targetsOnDevice: Tensor, code: number, rows: number, C: number, ignore: number): Tensor {
+  const op = "crossEntropy";
+  const be = logits.backend;
   const logp = Tensor.empty(logits.shape, logits.dtype, logits.device);
   const out = Tensor.empty([], "float32", logits.device);
   be.crossEntropy(out.ptrFor(op), logp.ptrFor(op), logits.ptrFor(op), targetsOnDevice.ptrFor(op), code, rows, C, ignore, op);
