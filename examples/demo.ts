@@ -25,7 +25,7 @@ import {
   Float8Error, Function, Tensor, cuda, float8, manualSeed, nn, optim, tensor, tidy, uniformStream, zeros,
   type Device, type FunctionCtx, type HighPrecisionDType,
 } from "../src/index.ts";
-import { lrFactor, withLr } from "./schedule.ts";
+import { lrFactor } from "./schedule.ts";
 
 export const RECIPES = ["f32", "bf16", "dynamic", "delayed"] as const;
 export type Recipe = (typeof RECIPES)[number];
@@ -227,6 +227,12 @@ export interface TrainOptions {
   shift?: number;
   /** where the model trains (default cpu); batches are copied there each step */
   device?: Device;
+  /**
+   * cuda only: capture the training step once as a CUDA graph and replay it (one launch a
+   * step; bit-identical to eager steps). The first and last steps run eagerly: the first
+   * creates the optimizer and float8 state, the last collects the fp8 telemetry.
+   */
+  graph?: boolean;
   progress?: (step: number, loss: number) => void;
 }
 
@@ -235,7 +241,7 @@ export function trainRecipe(recipe: Recipe, data: Digits, opts: TrainOptions): R
   const device = opts.device ?? "cpu";
   const model = buildModel(recipe, opts.dtype, opts.seed, device);
   const dtype = recipeDtype(recipe, opts.dtype);
-  let opt = new optim.AdamW(model.parameters(), { lr: opts.lr, weightDecay: 0 });
+  const opt = new optim.AdamW(model.parameters(), { lr: opts.lr, weightDecay: 0 });
   const order = batchOrder(data.trainY.length, opts.batchSize, opts.steps, opts.seed);
   const shiftRand = uniformStream(opts.seed ^ 0x5417);
   const delayed = recipe === "delayed";
@@ -243,23 +249,45 @@ export function trainRecipe(recipe: Recipe, data: Digits, opts: TrainOptions): R
   // built-in fp8 telemetry, collected every 100 steps as a real run would
   if (isFloat8) float8.enableStats(model, { every: Math.max(1, Math.min(100, opts.steps)) });
   const losses: number[] = [];
+  // Each step's batch goes into the same two device tensors (what a captured graph reads).
+  const x = zeros([opts.batchSize, PIXELS], { dtype, device }).keep();
+  const y = Tensor.fromBytes(new Uint8Array(4 * opts.batchSize), { shape: [opts.batchSize], dtype: "int32", device }).keep();
+  const trainStep = () => {
+    opt.zeroGrad();
+    const l = nn.crossEntropy(model.forward(x).to({ dtype: "float32" }), y);
+    l.backward();
+    opt.step();
+    if (delayed) float8.syncFloat8AmaxAndScaleHistory(model);
+    return l;
+  };
+  const useGraph = !!opts.graph && device === "cuda" && opts.steps > 2;
+  let graph: cuda.TensorGraph<Tensor> | null = null;
   const t0 = performance.now();
   for (let step = 0; step < opts.steps; step++) {
-    const lr = opts.lr * lrFactor(step, opts.steps);
-    if (lr !== opt.lr) opt = withLr(opt, lr);
+    opt.lr = opts.lr * lrFactor(step, opts.steps);
     const b = gather(data.trainX, data.trainY, order[step], opts.shift ?? 0, shiftRand);
-    const loss = tidy(() => {
-      opt.zeroGrad();
-      const logits = model.forward(tensor(b.x, { shape: [b.y.length, PIXELS], dtype, device }));
-      const l = nn.crossEntropy(logits.to({ dtype: "float32" }), b.y);
-      l.backward();
-      opt.step();
-      if (delayed) float8.syncFloat8AmaxAndScaleHistory(model);
-      return l.item();
+    tidy(() => {
+      x.copyFrom(tensor(b.x, { shape: [b.y.length, PIXELS], dtype }));
+      y.copyFrom(Tensor.fromBytes(new Uint8Array(b.y.buffer, b.y.byteOffset, b.y.byteLength), { shape: [b.y.length], dtype: "int32" }));
     });
+    let loss: number;
+    if (useGraph && step > 0 && step < opts.steps - 1) {
+      if (!graph) {
+        if (isFloat8) float8.disableStats(model); // telemetry reads the host: not inside a graph
+        graph = cuda.captureGraph(trainStep);
+      }
+      graph.replay();
+      loss = graph.result.item();
+    } else {
+      if (useGraph && isFloat8 && step > 0) float8.enableStats(model, { every: 1 }); // the last step collects
+      loss = tidy(() => trainStep().item());
+    }
     losses.push(loss);
     opts.progress?.(step + 1, loss);
   }
+  graph?.dispose();
+  x.dispose();
+  y.dispose();
   const msPerStep = (performance.now() - t0) / Math.max(opts.steps, 1);
   const tail = losses.slice(-Math.max(1, Math.round(losses.length / 10)));
   const telemetry = isFloat8 ? float8.statsTable(model) : undefined;
@@ -475,6 +503,8 @@ options:
   --dtype D          weight dtype of the float8 runs: bfloat16 (default) or float32;
                      f32 always trains in float32 and bf16 in bfloat16
   --device D         cpu (default) or cuda
+  --graph on|off     cuda: capture the training step once as a CUDA graph and replay it
+                     (bit-identical to eager steps; default on)
   --shift N          augmentation: shift training digits by up to N pixels (default 2, 0 = off)
   --seed N           seed of weights, data order and shifts (default 0)
   --out DIR          where the SVG chart goes (default out/)
@@ -503,6 +533,7 @@ export async function main(argv: string[]): Promise<void> {
         lr: { type: "string", default: "0.001" },
         dtype: { type: "string", default: "bfloat16" },
         device: { type: "string", default: "cpu" },
+        graph: { type: "string", default: "on" },
         seed: { type: "string", default: "0" },
         shift: { type: "string", default: "2" },
         out: { type: "string", default: resolve(import.meta.dir, "..", "out") },
@@ -525,6 +556,8 @@ export async function main(argv: string[]): Promise<void> {
   if (!Number.isInteger(seed)) fail(`--seed must be an integer, got '${values.seed}'`);
   const shift = Number(values.shift);
   if (!Number.isInteger(shift) || shift < 0 || shift > 8) fail(`--shift must be an integer in 0..8, got '${values.shift}'`);
+  if (values.graph !== "on" && values.graph !== "off") fail(`--graph must be on or off, got '${values.graph}'`);
+  const graph = values.graph === "on";
   if (values.dtype !== "bfloat16" && values.dtype !== "float32") fail(`--dtype must be bfloat16 or float32, got '${values.dtype}'`);
   const dtype = values.dtype as HighPrecisionDType;
   const recipes = values.recipe.split(",").map((s) => s.trim()).filter(Boolean);
@@ -545,11 +578,11 @@ export async function main(argv: string[]): Promise<void> {
   const data = await loadDigits();
   console.log(`MNIST digits from the mnist package: ${data.trainY.length} train, ${data.testY.length} held out. ` +
     `${steps} steps x batch ${batchSize}, AdamW lr ${lr} with step decay, shifts up to ${shift} px, seed ${seed}, float8 runs on ${dtype} weights, ` +
-    `on ${device === "cuda" ? `cuda (${cuda.deviceInfo(cuda.currentDevice()).name})` : "the CPU"}.`);
+    `on ${device === "cuda" ? `cuda (${cuda.deviceInfo(cuda.currentDevice()).name}${graph ? ", steps replayed as a CUDA graph" : ""})` : "the CPU"}.`);
   const results: RunResult[] = [];
   for (const recipe of recipes as Recipe[]) {
     const bar = new Progress(recipe, steps);
-    results.push(trainRecipe(recipe, data, { steps, batchSize, lr, dtype, seed, shift, device, progress: (s, l) => bar.update(s, l) }));
+    results.push(trainRecipe(recipe, data, { steps, batchSize, lr, dtype, seed, shift, device, graph, progress: (s, l) => bar.update(s, l) }));
   }
   console.log(`\n${formatTable(results, data.testY.length)}`);
   const base = results.find((r) => r.recipe === "f32");

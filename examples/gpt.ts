@@ -21,7 +21,7 @@ import {
   Float8Error, Tensor, cat, float8, manualSeed, nn, noGrad, optim, tensor, tidy, uniformStream, zeros,
   type Device, type HighPrecisionDType,
 } from "../src/index.ts";
-import { lrFactor, withLr } from "./schedule.ts";
+import { lrFactor } from "./schedule.ts";
 
 // ---------------------------------------------------------------- model
 
@@ -273,15 +273,14 @@ export function buildGpt(recipe: GptRecipe, vocabSize: number, o: Pick<GptOption
 /** Trains one recipe; both recipes see the same batches. */
 export function trainGpt(recipe: GptRecipe, data: CharData, o: GptOptions): GptResult {
   const model = buildGpt(recipe, data.chars.length, o);
-  let opt = new optim.AdamW(model.parameters(), { lr: o.lr, weightDecay: 0.01 });
+  const opt = new optim.AdamW(model.parameters(), { lr: o.lr, weightDecay: 0.01 });
   const rand = uniformStream(o.seed ^ 0xb00c);
   const { batchSize: B, seqLen: T } = o;
   const V = data.chars.length;
   const losses: number[] = [];
   const t0 = performance.now();
   for (let step = 0; step < o.steps; step++) {
-    const lr = o.lr * lrFactor(step, o.steps);
-    if (lr !== opt.lr) opt = withLr(opt, lr);
+    opt.lr = o.lr * lrFactor(step, o.steps);
     const { x, y } = sampleBatch(data.train, B, T, rand);
     const loss = tidy(() => {
       opt.zeroGrad();

@@ -134,7 +134,7 @@ describe.skipIf(skipReason !== null)("bench/gpu/check.sh on libfp8_cuda_emu", ()
 });
 
 describe.skipIf(skipReason !== null)("the demo on libfp8_cuda_emu", () => {
-  test("bun examples/demo.ts --device cuda gives the CPU's accuracies and losses (20 steps, f32 and float8 dynamic and delayed)", () => {
+  test("bun examples/demo.ts --device cuda gives the CPU's accuracies and losses (20 steps, f32 and float8 dynamic and delayed; steps 2-19 replayed as a CUDA graph)", () => {
     if (buildError) throw new Error(`fp8_cuda_emu_test did not build:\n${buildError}`);
     const args = ["examples/demo.ts", "--steps", "20", "--recipe", "f32,dynamic,delayed", "--out", join(buildDir, "demo-emu")];
     const rows = (out: string) => out.split("\n").filter((l) => /^(f32|dynamic|delayed) +(float32|bfloat16) /.test(l))
