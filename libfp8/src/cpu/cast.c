@@ -53,12 +53,11 @@ const fp8_decode_tables *fp8_cast_decode_tables(void) {
  * exponent rebias folded in, then shift; subnormal range: add a magic float
  * whose ulp is the smallest fp8 subnormal and let the FPU round. */
 static inline uint8_t encode_branchless(float y, const int e5m2) {
-    const int shift = e5m2 ? 21 : 20;
-    const uint32_t max_bits = e5m2 ? 0x47600000u : 0x43E00000u; /* 57344, 448 */
-    const uint32_t normal_min = e5m2 ? 113u << 23 : 121u << 23; /* 2^-14, 2^-6 */
-    const uint32_t magic = e5m2 ? 134u << 23 : 141u << 23;      /* ulp = 2^-16, 2^-9 */
-    const uint32_t rebias_half = e5m2 ? ((uint32_t)(15 - 127) << 23) + 0xFFFFFu
-                                      : ((uint32_t)(7 - 127) << 23) + 0x7FFFFu;
+    const int shift = FP8_ENC_SHIFT(e5m2);
+    const uint32_t max_bits = FP8_ENC_MAX_BITS(e5m2);
+    const uint32_t normal_min = FP8_ENC_NORMAL_MIN(e5m2);
+    const uint32_t magic = FP8_ENC_MAGIC(e5m2);
+    const uint32_t rebias_half = FP8_ENC_REBIAS_HALF(e5m2);
     const uint32_t u = fp8_ref_f32_bits(y);
     const uint32_t a0 = u & 0x7FFFFFFFu;
     const uint32_t a = a0 < max_bits ? a0 : max_bits;

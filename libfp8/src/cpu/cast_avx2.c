@@ -20,12 +20,11 @@
  * The sign-cleared bits are < 2^31, so signed compares order them correctly. */
 INLINE256 __m256i encode8(__m256 y, const int e5m2) {
     const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF);
-    const int shift = e5m2 ? 21 : 20;
-    const int32_t max_bits = e5m2 ? 0x47600000 : 0x43E00000;
-    const int32_t normal_min = e5m2 ? 113 << 23 : 121 << 23;
-    const int32_t magic = e5m2 ? 134 << 23 : 141 << 23;
-    const uint32_t rebias_half = e5m2 ? ((uint32_t)(15 - 127) << 23) + 0xFFFFFu
-                                      : ((uint32_t)(7 - 127) << 23) + 0x7FFFFu;
+    const int shift = FP8_ENC_SHIFT(e5m2);
+    const int32_t max_bits = (int32_t)FP8_ENC_MAX_BITS(e5m2);
+    const int32_t normal_min = (int32_t)FP8_ENC_NORMAL_MIN(e5m2);
+    const int32_t magic = (int32_t)FP8_ENC_MAGIC(e5m2);
+    const uint32_t rebias_half = FP8_ENC_REBIAS_HALF(e5m2);
     __m256i u = _mm256_castps_si256(y);
     __m256i a = _mm256_and_si256(u, abs_mask);
     __m256i sign = _mm256_srli_epi32(_mm256_andnot_si256(abs_mask, u), 24);

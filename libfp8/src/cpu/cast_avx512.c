@@ -25,12 +25,11 @@
 /* Encodes 16 f32 lanes (already scaled) to fp8 codes in the low byte of each lane. */
 INLINE512 __m512i encode16(__m512 y, const int e5m2) {
     const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF);
-    const int shift = e5m2 ? 21 : 20;
-    const uint32_t max_bits = e5m2 ? 0x47600000u : 0x43E00000u;   /* 57344, 448 */
-    const uint32_t normal_min = e5m2 ? 113u << 23 : 121u << 23;   /* 2^-14, 2^-6 */
-    const uint32_t magic = e5m2 ? 134u << 23 : 141u << 23;        /* ulp = 2^-16, 2^-9 */
-    const uint32_t rebias_half = e5m2 ? ((uint32_t)(15 - 127) << 23) + 0xFFFFFu
-                                      : ((uint32_t)(7 - 127) << 23) + 0x7FFFFu;
+    const int shift = FP8_ENC_SHIFT(e5m2);
+    const uint32_t max_bits = FP8_ENC_MAX_BITS(e5m2);
+    const uint32_t normal_min = FP8_ENC_NORMAL_MIN(e5m2);
+    const uint32_t magic = FP8_ENC_MAGIC(e5m2);
+    const uint32_t rebias_half = FP8_ENC_REBIAS_HALF(e5m2);
     __m512i u = _mm512_castps_si512(y);
     __m512i a = _mm512_and_si512(u, abs_mask);
     __m512i sign = _mm512_srli_epi32(_mm512_andnot_si512(abs_mask, u), 24);

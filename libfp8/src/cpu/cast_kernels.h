@@ -32,6 +32,20 @@ typedef struct {
     void (*stats)(int64_t counts[3], const uint8_t *src, int64_t n, int32_t fp8_dtype);
 } fp8_cast_kernels;
 
+/* The constants of the branch-free encoder that every ISA's quantize uses
+ * (cast.c: encode_branchless, cast_avx2.c: encode8, cast_avx512.c: encode16):
+ * for e5m2 (1) or e4m3fn (0), the f32 -> fp8 mantissa shift; the f32 bits of
+ * the format's max (57344, 448) and smallest normal (2^-14, 2^-6); a magic
+ * float whose ulp is the smallest subnormal (2^-16, 2^-9), so that adding it
+ * rounds a subnormal to nearest even; and the exponent rebias folded with
+ * half an ulp minus one, which makes round-to-nearest-even an integer add. */
+#define FP8_ENC_SHIFT(e5m2) ((e5m2) ? 21 : 20)
+#define FP8_ENC_MAX_BITS(e5m2) ((e5m2) ? 0x47600000u : 0x43E00000u)
+#define FP8_ENC_NORMAL_MIN(e5m2) ((e5m2) ? 113u << 23 : 121u << 23)
+#define FP8_ENC_MAGIC(e5m2) ((e5m2) ? 134u << 23 : 141u << 23)
+#define FP8_ENC_REBIAS_HALF(e5m2) \
+    ((e5m2) ? ((uint32_t)(15 - 127) << 23) + 0xFFFFFu : ((uint32_t)(7 - 127) << 23) + 0x7FFFFu)
+
 /* Every fp8 code's value, by format (index 0 e4m3fn, 1 e5m2) and byte: as f32
  * and as bf16 bits (every fp8 value is exact in bf16; NaN is 0x7FC0 with the
  * code's sign). Built once from fp8_ref; shared by the kernels' table decodes. */

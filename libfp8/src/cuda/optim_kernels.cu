@@ -70,6 +70,17 @@ __global__ void adamw_kernel(void *param, const void *grad, float *exp_avg, floa
     }
 }
 
+int32_t check_adamw_buffers(const char *fn, int32_t dtype, int64_t n, const void *d_param, const void *d_grad,
+                            const float *d_exp_avg, const float *d_exp_avg_sq) {
+    FP8_REQUIRE_HP(dtype, "dtype", fn);
+    FP8_REQUIRE_N(n, fn);
+    FP8_REQUIRE_DATA(d_param, n, fn);
+    FP8_REQUIRE_DATA(d_grad, n, fn);
+    FP8_REQUIRE_DATA(d_exp_avg, n, fn);
+    FP8_REQUIRE_DATA(d_exp_avg_sq, n, fn);
+    return FP8_OK;
+}
+
 int32_t check_adamw_hyperparameters(const char *fn, float lr, float beta1, float beta2, float eps,
                                     float weight_decay, int64_t step) {
     FP8_REQUIRE(step >= 1, fn, "step must be >= 1, got %lld", (long long)step);
@@ -121,13 +132,9 @@ FP8_API int32_t fp8_cuda_adamw_step(fp8_cuda_ctx_t c, void *d_param, const void 
                                     float beta2, float eps, float weight_decay, int64_t step) {
     static const char fn[] = "fp8_cuda_adamw_step";
     return guard(fn, [&]() -> int32_t {
-        FP8_REQUIRE_HP(dtype, "dtype", fn);
-        FP8_REQUIRE_N(n, fn);
-        FP8_REQUIRE_DATA(d_param, n, fn);
-        FP8_REQUIRE_DATA(d_grad, n, fn);
-        FP8_REQUIRE_DATA(d_exp_avg, n, fn);
-        FP8_REQUIRE_DATA(d_exp_avg_sq, n, fn);
-        int32_t st = check_adamw_hyperparameters(fn, lr, beta1, beta2, eps, weight_decay, step);
+        int32_t st = check_adamw_buffers(fn, dtype, n, d_param, d_grad, d_exp_avg, d_exp_avg_sq);
+        if (st != FP8_OK) return st;
+        st = check_adamw_hyperparameters(fn, lr, beta1, beta2, eps, weight_decay, step);
         if (st != FP8_OK) return st;
         ENTER(fn, c, ctx);
         if (n == 0) return FP8_OK;
@@ -158,12 +165,8 @@ FP8_API int32_t fp8_cuda_adamw_step_dev(fp8_cuda_ctx_t c, void *d_param, const v
                                         float beta2, float eps) {
     static const char fn[] = "fp8_cuda_adamw_step_dev";
     return guard(fn, [&]() -> int32_t {
-        FP8_REQUIRE_HP(dtype, "dtype", fn);
-        FP8_REQUIRE_N(n, fn);
-        FP8_REQUIRE_DATA(d_param, n, fn);
-        FP8_REQUIRE_DATA(d_grad, n, fn);
-        FP8_REQUIRE_DATA(d_exp_avg, n, fn);
-        FP8_REQUIRE_DATA(d_exp_avg_sq, n, fn);
+        int32_t st = check_adamw_buffers(fn, dtype, n, d_param, d_grad, d_exp_avg, d_exp_avg_sq);
+        if (st != FP8_OK) return st;
         FP8_REQUIRE_PTR(d_consts, fn);
         FP8_REQUIRE(beta2 >= 0.0f && beta2 < 1.0f, fn, "beta2 must be in [0, 1), got %g", (double)beta2);
         FP8_REQUIRE(eps >= 0.0f, fn, "eps must be >= 0, got %g", (double)eps);
