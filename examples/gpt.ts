@@ -18,7 +18,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import {
-  Float8Error, Tensor, cat, float8, manualSeed, nn, noGrad, optim, tensor, tidy, uniformStream, zeros,
+  Float8Error, Tensor, cat, cuda, float8, manualSeed, nn, noGrad, optim, tensor, tidy, uniformStream, zeros,
   type Device, type HighPrecisionDType,
 } from "../src/index.ts";
 import { lrFactor } from "./schedule.ts";
@@ -178,8 +178,8 @@ export class Gpt extends nn.Module {
     return c;
   }
 
-  /** tokens: int32 (B * T) in row-major order; runs on the model's device. */
-  forward(tokens: Int32Array, B: number, T: number): Tensor {
+  /** tokens: int32 (B * T) in row-major order (host ids, or an int32 tensor); runs on the model's device. */
+  forward(tokens: Int32Array | Tensor, B: number, T: number): Tensor {
     if (T > this.cfg.maxSeqLen) throw new Error(`gpt: sequence of ${T} exceeds maxSeqLen ${this.cfg.maxSeqLen}`);
     let h = this.tokEmbeddings.forward(tokens).reshape([B, T, this.cfg.dim]);
     const { cos, sin, mask } = this.constantsFor(h.device, T);
@@ -240,6 +240,8 @@ export interface GptOptions {
   evalBatches: number;
   /** where the model trains, evaluates and samples (default cpu); token ids go there with each batch */
   device?: Device;
+  /** cuda only: the first step runs eagerly, the others replay it as a captured CUDA graph (bit-identical) */
+  graph?: boolean;
   progress?: (step: number, loss: number) => void;
 }
 
@@ -278,20 +280,40 @@ export function trainGpt(recipe: GptRecipe, data: CharData, o: GptOptions): GptR
   const { batchSize: B, seqLen: T } = o;
   const V = data.chars.length;
   const losses: number[] = [];
+  // each step's token ids go into the same two int32 tensors on the model's device (what a captured graph reads)
+  const ids = () => Tensor.fromBytes(new Uint8Array(4 * B * T), { shape: [B * T], dtype: "int32", device: o.device ?? "cpu" }).keep();
+  const xs = ids(), ys = ids();
+  const trainStep = () => {
+    opt.zeroGrad();
+    const l = nn.crossEntropy(model.forward(xs, B, T).reshape([B * T, V]).to({ dtype: "float32" }), ys);
+    l.backward();
+    opt.step();
+    return l;
+  };
+  const hostIds = (a: Int32Array) => Tensor.fromBytes(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), { shape: [B * T], dtype: "int32" });
+  let graph: cuda.TensorGraph<Tensor> | null = null;
   const t0 = performance.now();
   for (let step = 0; step < o.steps; step++) {
     opt.lr = o.lr * lrFactor(step, o.steps);
     const { x, y } = sampleBatch(data.train, B, T, rand);
-    const loss = tidy(() => {
-      opt.zeroGrad();
-      const l = nn.crossEntropy(model.forward(x, B, T).reshape([B * T, V]).to({ dtype: "float32" }), y);
-      l.backward();
-      opt.step();
-      return l.item();
+    tidy(() => {
+      xs.copyFrom(hostIds(x));
+      ys.copyFrom(hostIds(y));
     });
+    let loss: number;
+    if (o.graph && o.device === "cuda" && step > 0) {
+      graph ??= cuda.captureGraph(trainStep);
+      graph.replay();
+      loss = graph.result.item();
+    } else {
+      loss = tidy(() => trainStep().item());
+    }
     losses.push(loss);
     o.progress?.(step + 1, loss);
   }
+  graph?.dispose();
+  xs.dispose();
+  ys.dispose();
   const msPerStep = (performance.now() - t0) / Math.max(o.steps, 1);
   opt.zeroGrad();
   for (const t of Object.values(opt.stateDict())) t.dispose();
@@ -355,6 +377,7 @@ options:
   --sample N       characters to sample from each model (default 240)
   --seed N         seed (default 0)
   --device D       cpu (default) or cuda
+  --graph on|off   cuda: replay the training step as a CUDA graph (bit-identical; default on)
   -h, --help       this text`;
 
 class Progress {
@@ -387,6 +410,7 @@ export async function main(argv: string[]): Promise<void> {
       sample: { type: "string", default: "240" },
       seed: { type: "string", default: "0" },
       device: { type: "string", default: "cpu" },
+      graph: { type: "string", default: "on" },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -408,6 +432,10 @@ export async function main(argv: string[]): Promise<void> {
     process.exit(2);
   }
   const device = values.device as Device;
+  if (values.graph !== "on" && values.graph !== "off") {
+    console.error(`gpt: --graph must be on or off, got '${values.graph}'\n\n${USAGE}`);
+    process.exit(2);
+  }
   if (device !== "cpu") {
     try {
       zeros([1], { device }).dispose();
@@ -418,7 +446,7 @@ export async function main(argv: string[]): Promise<void> {
   }
   const o: GptOptions = {
     steps: int("steps"), batchSize: int("batch-size"), seqLen: int("seq-len"), dim: int("dim"), nLayers: int("layers"),
-    nHeads: int("heads"), lr: Number(values.lr), seed: int("seed"), evalBatches: 8, device,
+    nHeads: int("heads"), lr: Number(values.lr), seed: int("seed"), evalBatches: 8, device, graph: values.graph === "on",
   };
   const recipes = values.recipe.split(",").map((s) => s.trim());
   for (const r of recipes) {
@@ -433,7 +461,7 @@ export async function main(argv: string[]): Promise<void> {
   console.log(`corpus: King James Version, Genesis and Exodus (public domain): ${text.length} characters, ` +
     `vocabulary ${data.chars.length}; ${data.train.length} train / ${data.val.length} validation`);
   console.log(`model: dim ${o.dim}, ${o.nLayers} layers, ${o.nHeads} heads, seq ${o.seqLen}, batch ${o.batchSize}, ` +
-    `${o.steps} steps, AdamW lr ${o.lr} with step decay, bf16 weights, on ${device}`);
+    `${o.steps} steps, AdamW lr ${o.lr} with step decay, bf16 weights, on ${device}${device === "cuda" && o.graph ? " (steps replayed as a CUDA graph)" : ""}`);
   const results: GptResult[] = [];
   for (const r of recipes as GptRecipe[]) {
     const bar = new Progress(r, o.steps);

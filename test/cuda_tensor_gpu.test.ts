@@ -111,6 +111,55 @@ gpuDescribe("CUDA graphs of Tensor programs (cuda.captureGraph)", () => {
     });
   }
 
+  test("a captured embedding + float8 model (token indices and targets on the device) replays like eager steps bit for bit", () => {
+    const V = 48, T = 32;
+    const tokens = Array.from({ length: 4 }, (_, i) => Int32Array.from({ length: T }, (_, t) => (t * 5 + i * 3) % V));
+    const run = (graphed: boolean) => {
+      manualSeed(11);
+      const emb = new nn.Embedding(V, 32, { dtype: "bfloat16" });
+      const head = new nn.Sequential(new nn.Linear(32, 64), new nn.SiLU(), new nn.Linear(64, V)).to({ dtype: "bfloat16" });
+      float8.convertToFloat8Training(head);
+      emb.to({ device: "cuda" });
+      head.to({ device: "cuda" });
+      const opt = new optim.AdamW([...emb.parameters(), ...head.parameters()], { lr: 3e-3 });
+      const idx = Tensor.fromBytes(new Uint8Array(4 * T), { shape: [T], dtype: "int32", device: "cuda" }).keep();
+      const tgt = Tensor.fromBytes(new Uint8Array(4 * T), { shape: [T], dtype: "int32", device: "cuda" }).keep();
+      const step = () => {
+        opt.zeroGrad();
+        const l = nn.crossEntropy(head.forward(emb.forward(idx)) as Tensor, tgt);
+        l.backward();
+        opt.step();
+        return l;
+      };
+      const load = (i: number) => {
+        idx.copyFrom(Tensor.fromBytes(new Uint8Array(tokens[i].buffer), { shape: [T], dtype: "int32" }));
+        tgt.copyFrom(Tensor.fromBytes(new Uint8Array(tokens[(i + 1) % 4].buffer), { shape: [T], dtype: "int32" }));
+      };
+      load(0);
+      let loss = tidy(step).item();
+      let g: ReturnType<typeof cuda.captureGraph<Tensor>> | null = null;
+      for (let i = 1; i < 4; i++) {
+        load(i);
+        if (graphed) {
+          g ??= cuda.captureGraph(step);
+          g.replay();
+          loss = g.result.item();
+        } else {
+          loss = tidy(step).item();
+        }
+      }
+      const bytes = [...emb.parameters(), ...head.parameters()].map((p) => Buffer.from(p.bytes()).toString("hex"));
+      g?.dispose();
+      opt.zeroGrad();
+      emb.dispose();
+      head.dispose();
+      return { loss, bytes };
+    };
+    const eager = run(false), graphed = run(true);
+    expect(graphed.loss).toBe(eager.loss);
+    expect(graphed.bytes).toEqual(eager.bytes);
+  });
+
   test("host transfers inside the captured function fail with a Float8Error and nothing is captured", () => {
     const s = setup("dynamic");
     s.load(0);

@@ -19,7 +19,7 @@
 // leaves on parameters) live there and are rewritten by each replay.
 import { Float8Error } from "../errors.ts";
 import { checkCuda, cudaLib, type NativePtr } from "../ffi/index.ts";
-import { currentCudaDevice } from "../tensor/backend/cuda.ts";
+import { cudaTensorBytes, currentCudaDevice, resetCudaPeakBytes } from "../tensor/backend/cuda.ts";
 import { activeCapture, registerPoolBlock, setActiveCapture, type CaptureState } from "../tensor/backend/capture.ts";
 import { tidy } from "../tensor/storage.ts";
 import { device, type CudaContext } from "./device.ts";
@@ -161,15 +161,17 @@ export class TensorGraph<T = unknown> {
  * Captures the GPU work of `fn` (run once, recorded, not executed) into a
  * TensorGraph on the current GPU. Run the step eagerly at least once first, so
  * that optimizer state, float8 scales and GEMM plans exist. `poolBytes` sizes
- * the graph's memory (default: the larger of 64 MiB and the device memory in
- * use when the capture starts).
+ * the graph's memory; by default it is 1.5x the most tensor memory that came
+ * and went since the last capture (the eager step's temporaries: the peak of
+ * live "cuda" tensor bytes minus those live now), plus 16 MiB.
  */
 export function captureGraph<T>(fn: () => T, opts: { poolBytes?: number } = {}): TensorGraph<T> {
   const op = "cuda.captureGraph";
   if (activeCapture()) throw new Float8Error(op, "a capture is already in progress");
   if (typeof fn !== "function") throw new Float8Error(op, "expects a function to capture");
   const ctx = device(currentCudaDevice());
-  const poolBytes = opts.poolBytes ?? Math.max(64 * MIB, ctx.memoryStats().liveBytes);
+  const { live, peak } = cudaTensorBytes();
+  const poolBytes = opts.poolBytes ?? Math.ceil((1.5 * Math.max(0, peak - live)) / MIB) * MIB + 16 * MIB;
   if (!Number.isInteger(poolBytes) || poolBytes <= 0) throw new Float8Error(op, `poolBytes must be a positive integer, got ${poolBytes}`);
   const pool = new GraphPool(ctx, poolBytes);
   const hooks: (() => void)[] = [];
@@ -189,6 +191,7 @@ export function captureGraph<T>(fn: () => T, opts: { poolBytes?: number } = {}):
     failure = e;
   }
   setActiveCapture(null);
+  resetCudaPeakBytes(); // the next capture sizes its pool from the steps run after this one
   const out = new BigUint64Array(1);
   const status = cudaLib().fp8_cuda_graph_end(ctx.handle, out); // always end the capture
   if (failure !== null || status !== 0) {

@@ -11,8 +11,24 @@ import { activeCapture, freePoolBlock } from "./capture.ts";
 import type { Backend, HostMemory } from "./types.ts";
 
 let currentIndex = 0;
-/** The context each live allocation was made on (frees go back to it). */
-const owners = new Map<number, CudaContext>();
+/** The context each live allocation was made on (frees go back to it), and its size. */
+const owners = new Map<number, { ctx: CudaContext; nbytes: number }>();
+/** Bytes of live allocations per GPU, and their high-water mark since the last resetCudaPeakBytes. */
+const liveBytes = new Map<number, number>();
+const peakBytes = new Map<number, number>();
+
+/**
+ * Device memory of "cuda" tensors on the current GPU: live now, and the most that was live at once
+ * since the last resetCudaPeakBytes() (what cuda.captureGraph sizes its pool from).
+ */
+export function cudaTensorBytes(): { live: number; peak: number } {
+  return { live: liveBytes.get(currentIndex) ?? 0, peak: peakBytes.get(currentIndex) ?? 0 };
+}
+
+/** Restarts the high-water mark of cudaTensorBytes() at the bytes live now. */
+export function resetCudaPeakBytes(): void {
+  peakBytes.set(currentIndex, liveBytes.get(currentIndex) ?? 0);
+}
 
 /**
  * Makes GPU `index` the one that "cuda" tensors live on (torch.cuda.set_device).
@@ -21,7 +37,7 @@ const owners = new Map<number, CudaContext>();
 export function setCudaDevice(index: number): void {
   if (!Number.isInteger(index) || index < 0) throw new Float8Error("cuda.setDevice", `device index must be a non-negative integer, got ${index}`);
   if (index === currentIndex) return;
-  const live = [...owners.values()].filter((c) => !c.isDisposed).length;
+  const live = [...owners.values()].filter((o) => !o.ctx.isDisposed).length;
   if (live > 0) {
     throw new Float8Error("cuda.setDevice", `${live} cuda allocation(s) still live on device ${currentIndex}: choose the GPU before making cuda tensors (or dispose them first)`);
   }
@@ -106,17 +122,22 @@ export const cudaBackend: Backend = {
     const out = new BigUint64Array(1);
     checkCuda(cudaLib().fp8_cuda_malloc(c.handle, nbytes, out), `cuda alloc of ${nbytes} bytes`);
     const p = Number(out[0]) as NativePtr;
-    owners.set(p, c);
+    owners.set(p, { ctx: c, nbytes });
+    const live = (liveBytes.get(c.index) ?? 0) + nbytes;
+    liveBytes.set(c.index, live);
+    if (live > (peakBytes.get(c.index) ?? 0)) peakBytes.set(c.index, live);
     return p;
   },
   // cudaFreeAsync on the stream: work already queued on the buffer finishes first.
   // Memory of a context that was disposed went with it.
   free: (p) => {
     if (freePoolBlock(p)) return;
-    const c = owners.get(p);
+    const o = owners.get(p);
     const release = () => {
       owners.delete(p);
-      if (c && !c.isDisposed) checkCuda(cudaLib().fp8_cuda_free(c.handle, p), "cuda free");
+      if (!o) return;
+      liveBytes.set(o.ctx.index, (liveBytes.get(o.ctx.index) ?? 0) - o.nbytes);
+      if (!o.ctx.isDisposed) checkCuda(cudaLib().fp8_cuda_free(o.ctx.handle, p), "cuda free");
     };
     const capture = activeCapture(); // a replay may still use it: held until the graph goes
     if (capture) capture.retain(release);

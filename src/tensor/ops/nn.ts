@@ -161,19 +161,28 @@ export function embedding(indices: Tensor | Int32Array | readonly number[], weig
   const op = "embedding";
   const code = floatOperands(op, weight);
   if (weight.ndim !== 2) throw new Float8Error(op, `weight must be 2-D (num, dim), got ${describe(weight)}`);
-  const idx = indexData(indices, op);
-  const idxShape = indices instanceof Tensor ? indices.shape : [idx.length];
   const [num, dim] = weight.shape;
-  for (let i = 0; i < idx.length; i++) {
-    if (!(idx[i] >= 0 && idx[i] < num)) throw new Float8Error(op, `index ${idx[i]} at position ${i} is out of range for weight ${describe(weight)}`);
+  let idxOnDevice: Tensor;
+  if (activeCapture() && indices instanceof Tensor && indices.device === weight.device) {
+    // Inside a CUDA-graph capture nothing crosses to the host, so the indices are used where they
+    // are, unchecked (on the device an index out of range reads a zero row and gets no gradient).
+    if (indices.dtype !== "int32") throw new Float8Error(op, `indices must be int32, got dtype ${indices.dtype}`);
+    idxOnDevice = indices;
+  } else {
+    const idx = indexData(indices, op);
+    for (let i = 0; i < idx.length; i++) {
+      if (!(idx[i] >= 0 && idx[i] < num)) throw new Float8Error(op, `index ${idx[i]} at position ${i} is out of range for weight ${describe(weight)}`);
+    }
+    idxOnDevice = indicesOn(idx, weight.device);
   }
-  const idxOnDevice = indicesOn(idx, weight.device);
+  const n = idxOnDevice.numel;
+  const idxShape = indices instanceof Tensor ? indices.shape : [n];
   const out = Tensor.empty([...idxShape, dim], weight.dtype, weight.device);
-  weight.backend.embedding(out.ptrFor(op), weight.ptrFor(op), idxOnDevice.ptrFor(op), code, idx.length, num, dim, op);
+  weight.backend.embedding(out.ptrFor(op), weight.ptrFor(op), idxOnDevice.ptrFor(op), code, n, num, dim, op);
   return record(out, op, [weight], (g) => {
     const gg = g.dtype === weight.dtype ? g : g.to({ dtype: weight.dtype });
     const gw = weight.zerosLike();
-    weight.backend.embeddingBackward(gw.ptrFor(op), gg.ptrFor(op), idxOnDevice.ptrFor(op), code, idx.length, num, dim, `${op}.backward`);
+    weight.backend.embeddingBackward(gw.ptrFor(op), gg.ptrFor(op), idxOnDevice.ptrFor(op), code, n, num, dim, `${op}.backward`);
     return [gw];
   });
 }
