@@ -249,45 +249,44 @@ export function trainRecipe(recipe: Recipe, data: Digits, opts: TrainOptions): R
   // built-in fp8 telemetry, collected every 100 steps as a real run would
   if (isFloat8) float8.enableStats(model, { every: Math.max(1, Math.min(100, opts.steps)) });
   const losses: number[] = [];
-  // Each step's batch goes into the same two device tensors (what a captured graph reads).
+  // Each step's images go into one tensor on the device. Replayed steps also read their labels from
+  // one there (refilled each step); eager steps pass the host labels, which the loss checks and uploads.
+  const useGraph = !!opts.graph && device === "cuda" && opts.steps > 2;
   const x = zeros([opts.batchSize, PIXELS], { dtype, device }).keep();
-  const y = Tensor.fromBytes(new Uint8Array(4 * opts.batchSize), { shape: [opts.batchSize], dtype: "int32", device }).keep();
-  const trainStep = () => {
+  const y = useGraph ? Tensor.fromBytes(new Uint8Array(4 * opts.batchSize), { shape: [opts.batchSize], dtype: "int32", device }).keep() : null;
+  const trainStep = (labels: Int32Array | Tensor) => {
     opt.zeroGrad();
-    const l = nn.crossEntropy(model.forward(x).to({ dtype: "float32" }), y);
+    const l = nn.crossEntropy(model.forward(x).to({ dtype: "float32" }), labels);
     l.backward();
     opt.step();
     if (delayed) float8.syncFloat8AmaxAndScaleHistory(model);
     return l;
   };
-  const useGraph = !!opts.graph && device === "cuda" && opts.steps > 2;
   let graph: cuda.TensorGraph<Tensor> | null = null;
   const t0 = performance.now();
   for (let step = 0; step < opts.steps; step++) {
     opt.lr = opts.lr * lrFactor(step, opts.steps);
     const b = gather(data.trainX, data.trainY, order[step], opts.shift ?? 0, shiftRand);
-    tidy(() => {
-      x.copyFrom(tensor(b.x, { shape: [b.y.length, PIXELS], dtype }));
-      y.copyFrom(Tensor.fromBytes(new Uint8Array(b.y.buffer, b.y.byteOffset, b.y.byteLength), { shape: [b.y.length], dtype: "int32" }));
-    });
+    tidy(() => x.copyFrom(tensor(b.x, { shape: [b.y.length, PIXELS], dtype })));
     let loss: number;
-    if (useGraph && step > 0 && step < opts.steps - 1) {
+    if (y && step > 0 && step < opts.steps - 1) {
+      tidy(() => y.copyFrom(Tensor.fromBytes(new Uint8Array(b.y.buffer, b.y.byteOffset, b.y.byteLength), { shape: [b.y.length], dtype: "int32" })));
       if (!graph) {
         if (isFloat8) float8.disableStats(model); // telemetry reads the host: not inside a graph
-        graph = cuda.captureGraph(trainStep);
+        graph = cuda.captureGraph(() => trainStep(y));
       }
       graph.replay();
       loss = graph.result.item();
     } else {
       if (useGraph && isFloat8 && step > 0) float8.enableStats(model, { every: 1 }); // the last step collects
-      loss = tidy(() => trainStep().item());
+      loss = tidy(() => trainStep(b.y).item());
     }
     losses.push(loss);
     opts.progress?.(step + 1, loss);
   }
   graph?.dispose();
   x.dispose();
-  y.dispose();
+  y?.dispose();
   const msPerStep = (performance.now() - t0) / Math.max(opts.steps, 1);
   const tail = losses.slice(-Math.max(1, Math.round(losses.length / 10)));
   const telemetry = isFloat8 ? float8.statsTable(model) : undefined;

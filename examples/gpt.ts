@@ -280,40 +280,42 @@ export function trainGpt(recipe: GptRecipe, data: CharData, o: GptOptions): GptR
   const { batchSize: B, seqLen: T } = o;
   const V = data.chars.length;
   const losses: number[] = [];
-  // each step's token ids go into the same two int32 tensors on the model's device (what a captured graph reads)
-  const ids = () => Tensor.fromBytes(new Uint8Array(4 * B * T), { shape: [B * T], dtype: "int32", device: o.device ?? "cpu" }).keep();
-  const xs = ids(), ys = ids();
-  const trainStep = () => {
+  const trainStep = (x: Int32Array | Tensor, y: Int32Array | Tensor) => {
     opt.zeroGrad();
-    const l = nn.crossEntropy(model.forward(xs, B, T).reshape([B * T, V]).to({ dtype: "float32" }), ys);
+    const l = nn.crossEntropy(model.forward(x, B, T).reshape([B * T, V]).to({ dtype: "float32" }), y);
     l.backward();
     opt.step();
     return l;
   };
+  // Replayed steps read their token ids from two int32 tensors on the device, refilled each step
+  // (eager steps pass the host ids: the ops check them on the host and upload them).
+  const useGraph = !!o.graph && o.device === "cuda";
+  const ids = () => Tensor.fromBytes(new Uint8Array(4 * B * T), { shape: [B * T], dtype: "int32", device: "cuda" }).keep();
+  const [xs, ys] = useGraph ? [ids(), ids()] : [null, null];
   const hostIds = (a: Int32Array) => Tensor.fromBytes(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), { shape: [B * T], dtype: "int32" });
   let graph: cuda.TensorGraph<Tensor> | null = null;
   const t0 = performance.now();
   for (let step = 0; step < o.steps; step++) {
     opt.lr = o.lr * lrFactor(step, o.steps);
     const { x, y } = sampleBatch(data.train, B, T, rand);
-    tidy(() => {
-      xs.copyFrom(hostIds(x));
-      ys.copyFrom(hostIds(y));
-    });
     let loss: number;
-    if (o.graph && o.device === "cuda" && step > 0) {
-      graph ??= cuda.captureGraph(trainStep);
+    if (xs && ys && step > 0) {
+      tidy(() => {
+        xs.copyFrom(hostIds(x));
+        ys.copyFrom(hostIds(y));
+      });
+      graph ??= cuda.captureGraph(() => trainStep(xs, ys));
       graph.replay();
       loss = graph.result.item();
     } else {
-      loss = tidy(() => trainStep().item());
+      loss = tidy(() => trainStep(x, y).item());
     }
     losses.push(loss);
     o.progress?.(step + 1, loss);
   }
   graph?.dispose();
-  xs.dispose();
-  ys.dispose();
+  xs?.dispose();
+  ys?.dispose();
   const msPerStep = (performance.now() - t0) / Math.max(o.steps, 1);
   opt.zeroGrad();
   for (const t of Object.values(opt.stateDict())) t.dispose();
