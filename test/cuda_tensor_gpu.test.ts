@@ -175,6 +175,29 @@ gpuDescribe("CUDA graphs of Tensor programs (cuda.captureGraph)", () => {
     s.model.dispose();
   });
 
+  test("memory made before a capture stays reserved while the graph lives, even if freed (a replay after model.dispose() writes nowhere else)", () => {
+    manualSeed(5);
+    const lin = new nn.Linear(256, 256).to({ device: "cuda" });
+    const x = zeros([8, 256], { device: "cuda" }).keep();
+    const step = () => {
+      lin.zeroGrad();
+      const y = lin.forward(x);
+      y.sum().backward();
+      return y;
+    };
+    tidy(step);
+    const g = cuda.captureGraph(step);
+    lin.zeroGrad();
+    const held = memoryStats("cuda").liveBytes;
+    lin.dispose(); // weight and bias: the graph reads them, so their memory is kept
+    expect(memoryStats("cuda").liveBytes).toBe(held);
+    g.replay();
+    g.result.dispose();
+    g.dispose(); // now they go (and the pool, whose last tensor is gone)
+    expect(memoryStats("cuda").liveBytes).toBeLessThan(held - 256 * 256 * 4);
+    x.dispose();
+  });
+
   test("SGD refuses a replay after its lr changed; copyFrom checks shape and dtype", () => {
     manualSeed(3);
     const lin = new nn.Linear(16, 16).to({ device: "cuda" });

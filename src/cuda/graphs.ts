@@ -16,11 +16,13 @@
 // or create optimizer or float8 state (run one step eagerly first). Those fail
 // with a Float8Error and the capture is abandoned. Memory the step allocates
 // comes from the graph's pool; tensors the step returns (and gradients it
-// leaves on parameters) live there and are rewritten by each replay.
+// leaves on parameters) live there and are rewritten by each replay. Memory
+// that existed before the capture (parameters, optimizer state, inputs) is
+// not handed out again until the graph is disposed, even if freed earlier.
 import { Float8Error } from "../errors.ts";
 import { checkCuda, cudaLib, type NativePtr } from "../ffi/index.ts";
-import { cudaTensorBytes, currentCudaDevice, resetCudaPeakBytes } from "../tensor/backend/cuda.ts";
-import { activeCapture, registerPoolBlock, setActiveCapture, type CaptureState } from "../tensor/backend/capture.ts";
+import { cudaTensorBytes, currentCudaDevice, liveCudaPointers, resetCudaPeakBytes } from "../tensor/backend/cuda.ts";
+import { activeCapture, holdForGraph, registerPoolBlock, releaseHolds, setActiveCapture, type CaptureState } from "../tensor/backend/capture.ts";
 import { tidy } from "../tensor/storage.ts";
 import { device, type CudaContext } from "./device.ts";
 
@@ -123,6 +125,7 @@ export class TensorGraph<T = unknown> {
     this.#pool = pool;
     this.#hooks = hooks;
     this.#retained = retained;
+    holdForGraph(this, liveCudaPointers()); // what the replays may use is not handed out again while the graph lives
   }
 
   /** Bytes of device memory reserved for the graph's tensors. */
@@ -148,6 +151,7 @@ export class TensorGraph<T = unknown> {
       this.#ctx.synchronize(); // a replay in flight may still use what is released below
       checkCuda(cudaLib().fp8_cuda_graph_destroy(g), "TensorGraph.dispose");
     }
+    releaseHolds(this);
     for (const release of this.#retained.splice(0)) release();
     this.#pool.graphGone();
   }

@@ -48,3 +48,44 @@ export function freePoolBlock(p: NativePtr): boolean {
   release();
   return true;
 }
+
+/**
+ * Memory made before a capture and still live at its end may be read or written by every replay
+ * (parameters, optimizer state, static inputs). While such a graph lives, freeing that memory is
+ * deferred until the graph is disposed, so a replay after, say, model.dispose() writes into memory
+ * that nothing else has been given.
+ */
+const holders = new Map<number, Set<object>>();
+const heldBy = new Map<object, number[]>();
+const deferred = new Map<number, () => void>();
+
+/** `graph` may use each of `ptrs` until releaseHolds(graph). */
+export function holdForGraph(graph: object, ptrs: readonly number[]): void {
+  heldBy.set(graph, [...ptrs]);
+  for (const p of ptrs) {
+    let set = holders.get(p);
+    if (!set) holders.set(p, (set = new Set()));
+    set.add(graph);
+  }
+}
+
+/** `graph` is gone: frees deferred while it lived happen now, once no other graph holds them. */
+export function releaseHolds(graph: object): void {
+  for (const p of heldBy.get(graph) ?? []) {
+    const set = holders.get(p);
+    set?.delete(graph);
+    if (set && set.size > 0) continue;
+    holders.delete(p);
+    const release = deferred.get(p);
+    deferred.delete(p);
+    release?.();
+  }
+  heldBy.delete(graph);
+}
+
+/** If a live graph holds p: keeps `release` for later and says true; else false. */
+export function deferIfHeld(p: NativePtr, release: () => void): boolean {
+  if (!holders.has(p)) return false;
+  deferred.set(p, release);
+  return true;
+}

@@ -7,7 +7,7 @@
 import { Float8Error } from "../../errors.ts";
 import { checkCuda, cudaLib, type NativePtr } from "../../ffi/index.ts";
 import { device as cudaDevice, type CudaContext } from "../../cuda/device.ts";
-import { activeCapture, freePoolBlock } from "./capture.ts";
+import { activeCapture, deferIfHeld, freePoolBlock } from "./capture.ts";
 import type { Backend, HostMemory } from "./types.ts";
 
 let currentIndex = 0;
@@ -23,6 +23,12 @@ const peakBytes = new Map<number, number>();
  */
 export function cudaTensorBytes(): { live: number; peak: number } {
   return { live: liveBytes.get(currentIndex) ?? 0, peak: peakBytes.get(currentIndex) ?? 0 };
+}
+
+/** Every live allocation of "cuda" tensors on the current GPU (what a captured graph may use). */
+export function liveCudaPointers(): number[] {
+  const c = ctx();
+  return [...owners].filter(([, o]) => o.ctx === c).map(([p]) => p);
 }
 
 /** Restarts the high-water mark of cudaTensorBytes() at the bytes live now. */
@@ -139,6 +145,7 @@ export const cudaBackend: Backend = {
       liveBytes.set(o.ctx.index, (liveBytes.get(o.ctx.index) ?? 0) - o.nbytes);
       if (!o.ctx.isDisposed) checkCuda(cudaLib().fp8_cuda_free(o.ctx.handle, p), "cuda free");
     };
+    if (deferIfHeld(p, release)) return; // a live graph may still use it
     const capture = activeCapture(); // a replay may still use it: held until the graph goes
     if (capture) capture.retain(release);
     else release();
