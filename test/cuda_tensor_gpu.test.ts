@@ -198,6 +198,25 @@ gpuDescribe("CUDA graphs of Tensor programs (cuda.captureGraph)", () => {
     x.dispose();
   });
 
+  test("a graph that reads an earlier graph's tensors keeps that graph's pool alive until it goes", () => {
+    const x = tensor([1, 2, 3, 4], { device: "cuda" }).keep();
+    tidy(() => x.mul(2).add(1));
+    const a = cuda.captureGraph(() => x.mul(2));
+    a.replay();
+    tidy(() => a.result.add(1));
+    const b = cuda.captureGraph(() => a.result.add(1)); // reads a's pool
+    const before = memoryStats("cuda").liveBytes;
+    a.dispose();
+    a.result.dispose(); // a's pool has no tensor left, but b still reads it
+    expect(memoryStats("cuda").liveBytes).toBe(before);
+    b.replay();
+    expect([...b.result.toArray()]).toEqual([3, 5, 7, 9]);
+    b.result.dispose();
+    b.dispose();
+    expect(memoryStats("cuda").liveBytes).toBeLessThan(before);
+    x.dispose();
+  });
+
   test("SGD refuses a replay after its lr changed; copyFrom checks shape and dtype", () => {
     manualSeed(3);
     const lin = new nn.Linear(16, 16).to({ device: "cuda" });

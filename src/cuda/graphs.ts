@@ -29,6 +29,9 @@ import { device, type CudaContext } from "./device.ts";
 const ALIGN = 256;
 const MIB = 1 << 20;
 
+/** Pools still holding device memory (a new graph keeps each of them until it goes). */
+const pools = new Set<GraphPool>();
+
 /**
  * A graph's memory: one device allocation carved first-fit into blocks. It is
  * only allocated from while its graph is captured; blocks freed later return to
@@ -42,12 +45,24 @@ class GraphPool {
   private liveBlocks = 0;
   private graphDisposed = false;
   private dropped = false;
+  /** later graphs, which may read this pool's tensors (the pool outlives them) */
+  private users = 0;
 
   constructor(readonly ctx: CudaContext, readonly size: number) {
     const out = new BigUint64Array(1);
     checkCuda(cudaLib().fp8_cuda_malloc(ctx.handle, size, out), "cuda.captureGraph (pool)");
     this.base = Number(out[0]) as NativePtr;
     this.free = [[0, size]];
+    pools.add(this);
+  }
+
+  /** A graph captured after this pool's may use its tensors: keep the pool until that graph goes. */
+  addUser(): void {
+    this.users++;
+  }
+  removeUser(): void {
+    this.users--;
+    this.maybeDrop();
   }
 
   alloc(nbytes: number): NativePtr {
@@ -92,8 +107,9 @@ class GraphPool {
   }
 
   private maybeDrop(): void {
-    if (!this.graphDisposed || this.liveBlocks > 0 || this.dropped) return;
+    if (!this.graphDisposed || this.liveBlocks > 0 || this.users > 0 || this.dropped) return;
     this.dropped = true;
+    pools.delete(this);
     const drop = () => {
       if (!this.ctx.isDisposed) checkCuda(cudaLib().fp8_cuda_free(this.ctx.handle, this.base), "cuda.captureGraph (pool)");
     };
@@ -115,6 +131,8 @@ export class TensorGraph<T = unknown> {
   readonly #pool: GraphPool;
   readonly #hooks: (() => void)[];
   readonly #retained: (() => void)[];
+  /** Earlier graphs' pools, whose tensors this graph's replays may use. */
+  readonly #otherPools: GraphPool[];
   /** How many times replay() ran. */
   replays = 0;
 
@@ -125,7 +143,10 @@ export class TensorGraph<T = unknown> {
     this.#pool = pool;
     this.#hooks = hooks;
     this.#retained = retained;
-    holdForGraph(this, liveCudaPointers()); // what the replays may use is not handed out again while the graph lives
+    // what the replays may use is not handed out again while the graph lives
+    holdForGraph(this, liveCudaPointers());
+    this.#otherPools = [...pools].filter((p) => p !== pool);
+    for (const p of this.#otherPools) p.addUser();
   }
 
   /** Bytes of device memory reserved for the graph's tensors. */
@@ -154,6 +175,7 @@ export class TensorGraph<T = unknown> {
     releaseHolds(this);
     for (const release of this.#retained.splice(0)) release();
     this.#pool.graphGone();
+    for (const p of this.#otherPools.splice(0)) p.removeUser();
   }
 
   [Symbol.dispose](): void {
