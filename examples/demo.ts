@@ -294,7 +294,7 @@ export function trainRecipe(recipe: Recipe, data: Digits, opts: TrainOptions): R
   const evalResult = evaluate(model, data, dtype, opts.batchSize, device);
   opt.zeroGrad();
   model.dispose();
-  for (const t of Object.values(opt.stateDict())) t.dispose();
+  opt.dispose();
   return {
     recipe, dtype, losses, msPerStep,
     finalLoss: tail.reduce((a, b) => a + b, 0) / tail.length,

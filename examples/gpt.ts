@@ -318,7 +318,7 @@ export function trainGpt(recipe: GptRecipe, data: CharData, o: GptOptions): GptR
   ys?.dispose();
   const msPerStep = (performance.now() - t0) / Math.max(o.steps, 1);
   opt.zeroGrad();
-  for (const t of Object.values(opt.stateDict())) t.dispose();
+  opt.dispose();
   const valRand = uniformStream(o.seed ^ 0x7a1);
   let valLoss = 0;
   noGrad(() => {

@@ -1,6 +1,6 @@
 // Modules (names, state dicts, modes, dtype) and optimizers.
 import { describe, expect, test } from "bun:test";
-import { nn, optim, tensor, randn, manualSeed, Tensor } from "../src/index.ts";
+import { nn, optim, tensor, randn, manualSeed, memoryStats, Tensor } from "../src/index.ts";
 
 class Block extends nn.Module {
   wq = this.registerModule("wq", new nn.Linear(4, 4));
@@ -184,6 +184,20 @@ describe("optimizers", () => {
     p.mul(p).sum().backward(); // grad 2
     opt.step();
     expect(p.item()).toBeCloseTo(0, 6);
+  });
+
+  test("dispose() frees an optimizer's state (AdamW's moments, SGD's momentum buffers)", () => {
+    const w = tensor([1, 2, 3, 4], { requiresGrad: true });
+    for (const make of [() => new optim.AdamW([w]), () => new optim.SGD([w], { lr: 0.1, momentum: 0.9 })]) {
+      const before = memoryStats().liveBytes;
+      const opt = make();
+      w.grad = tensor([1, 1, 1, 1]).keep();
+      opt.step();
+      expect(memoryStats().liveBytes).toBeGreaterThan(before);
+      opt.zeroGrad();
+      opt.dispose();
+      expect(memoryStats().liveBytes).toBe(before);
+    }
   });
 
   test("optimizers reject bad hyperparameters", () => {

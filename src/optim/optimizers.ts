@@ -34,6 +34,17 @@ export abstract class Optimizer {
   /** Named state tensors (for checkpoints), e.g. "3.exp_avg". */
   abstract stateDict(): Record<string, Tensor>;
 
+  /** Frees the optimizer's state now (its moments and buffers); the optimizer is unusable afterwards. */
+  dispose(): void {
+    for (const t of Object.values(this.stateDict())) t.dispose();
+    this.disposeExtra();
+  }
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+  /** State outside stateDict that dispose() frees too. */
+  protected disposeExtra(): void {}
+
   /**
    * Restores state tensors saved by stateDict (and the step count). Every key
    * and size is checked before anything is written. State that an optimizer
@@ -206,6 +217,11 @@ export class AdamW extends Optimizer {
 
   /** Device memory of the per-step constants a captured step reads (see capturedStep). */
   private deviceConsts: Tensor | null = null;
+
+  protected disposeExtra(): void {
+    this.deviceConsts?.dispose();
+    this.deviceConsts = null;
+  }
 
   /**
    * Inside a CUDA-graph capture (src/cuda/graphs.ts): the step's kernels read
