@@ -104,7 +104,7 @@ describe.skipIf(skipReason !== null)("libfp8_cuda's kernels on the CPU emulator 
 /**
  * The one-call GPU check, bench/gpu/check.sh, run here in its --emulated mode: the same script a GPU
  * session runs, on libfp8_cuda_emu. It runs the GPU test files (test/cuda.test.ts, cuda_gpu.test.ts,
- * cuda_tensor_gpu.test.ts) on the emulated device, the demo with --device cuda (5 steps), every
+ * cuda_tensor_gpu.test.ts) on the emulated device, the demo and gpt.ts with --device cuda (a few steps), every
  * section of bench/gpu/bench.ts (--smoke: tiny shapes, not a measurement), and prints its summary,
  * so a mistake in the script shows here and not in a GPU session's few minutes.
  */
@@ -125,6 +125,7 @@ describe.skipIf(skipReason !== null)("bench/gpu/check.sh on libfp8_cuda_emu", ()
     /* a skipped file would mean the library did not load as a usable device */
     if (!tests || Number(tests[1]) === 0 || /SKIPPED/.test(readFileSync(join(outDir, "tests.log"), "utf8"))) throw new Error(summary);
     expect(summary).toContain("demo --device cuda (5 steps): PASS");
+    expect(summary).toContain("gpt --device cuda (3 steps): PASS");
     for (const row of ["device-to-device copy", "fp8 e4m3 GEMM", "row-scaled GEMM", "Float8LinearCuda auto", "Float8Linear, dynamic 32,64,48 (Tensor API)", "Float8Linear, dynamic 32,64,48 (Tensor API, graph)", "autoFilterForRecipe"]) {
       expect(summary).toContain(row);
     }

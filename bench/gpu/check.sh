@@ -5,7 +5,7 @@
 # it (1) builds libfp8_cuda (and libfp8, the CPU oracle, where oneDNN is
 # installed), (2) runs the GPU tests (test/cuda_gpu.test.ts: casts bit-identical
 # to the CPU, scaledMm vs the CPU emulation, Float8 Linear SQNR; test/cuda.test.ts),
-# (3) runs the demo with --device cuda (300 steps) and the GPU benchmarks
+# (3) runs the demo (300 steps) and gpt.ts (200 steps) with --device cuda and the GPU benchmarks
 # (bench/gpu/bench.ts), and (4) prints a short table
 # last. With $OUT set, logs and full results are written there. Budget: < 8 min.
 #
@@ -55,8 +55,10 @@ if (( EMULATED )); then
   export FLOAT8_LIB=$ROOT/build/libfp8.so FLOAT8_CUDA_LIB=$ROOT/build/libfp8_cuda_emu.so
   unset FP8_CUDA_EMU_TRACE
   DEMO_STEPS=5 BENCH_SIZE=(--smoke) BUILD=""
+  GPT_ARGS=(--steps 3 --dim 32 --layers 1 --heads 2 --seq-len 16 --batch-size 4 --sample 8)
 else
   DEMO_STEPS=300 BENCH_SIZE=()
+  GPT_ARGS=(--steps 200 --sample 80)
   {
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv || true
     command -v nvcc && nvcc --version | tail -2
@@ -141,6 +143,16 @@ else
 fi
 say "demo: $DEMO_RESULT"
 
+# ---- the GPT example on the GPU (attention, RMSNorm, SwiGLU, embedding; steps replayed as a graph) ----
+say "gpt --device cuda"
+GPT_RESULT="not run"
+if timeout 120 "$BUN_BIN" examples/gpt.ts --device cuda "${GPT_ARGS[@]}" >"$OUTDIR/gpt_cuda.log" 2>&1; then
+  GPT_RESULT="PASS"
+else
+  GPT_RESULT="FAIL (see gpt_cuda.log)"
+fi
+say "gpt: $GPT_RESULT"
+
 # ---- GPU benchmarks --------------------------------------------------------------------------
 say "GPU benchmarks"
 BENCH_ARGS=("${BENCH_SIZE[@]}")
@@ -159,6 +171,8 @@ grep -E "^Float8LinearCuda \(|^scaledMmRowwise \(|^cuda_gpu.test.ts: " "$OUTDIR/
 echo "nccl smoke (world size 1): $NCCL_RESULT"
 echo "demo --device cuda ($DEMO_STEPS steps): $DEMO_RESULT"
 grep -E "^(f32|dynamic) +(float32|bfloat16) |^MNIST" "$OUTDIR/demo_cuda.log" 2>/dev/null | head -3
+echo "gpt --device cuda (${GPT_ARGS[1]} steps): $GPT_RESULT"
+grep -E "^(bf16|float8) +[0-9]|^float8 vs bf16" "$OUTDIR/gpt_cuda.log" 2>/dev/null | head -3
 if [[ -f $OUTDIR/gpu_bench.txt ]]; then cat "$OUTDIR/gpu_bench.txt"; else echo "bench: FAIL (rc $BENCH_RC), see bench.log"; fi
 echo "total $((SECONDS - T0))s; full results in $OUTDIR"
 [[ $TESTS_RC -eq 0 && $BENCH_RC -eq 0 ]]
