@@ -217,6 +217,22 @@ gpuDescribe("CUDA graphs of Tensor programs (cuda.captureGraph)", () => {
     x.dispose();
   });
 
+  test("a graph owns its result: tidy scopes leave it alone and dispose() frees it", () => {
+    const x = tensor([1, 2, 3], { device: "cuda" }).keep();
+    tidy(() => x.mul(3));
+    let g: ReturnType<typeof cuda.captureGraph<Tensor>> | null = null;
+    tidy(() => {
+      g = cuda.captureGraph(() => x.mul(3));
+    });
+    const graph = g!;
+    expect(graph.result.isDisposed).toBe(false);
+    graph.replay();
+    expect([...graph.result.toArray()]).toEqual([3, 6, 9]);
+    graph.dispose();
+    expect(graph.result.isDisposed).toBe(true);
+    x.dispose();
+  });
+
   test("SGD refuses a replay after its lr changed; copyFrom checks shape and dtype", () => {
     manualSeed(3);
     const lin = new nn.Linear(16, 16).to({ device: "cuda" });

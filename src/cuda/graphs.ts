@@ -119,11 +119,23 @@ class GraphPool {
   }
 }
 
+/** The tensors in a captured function's result (a tensor, or arrays/objects of them). */
+function tensorsIn(result: unknown, out: { dispose(): void; kept: boolean }[] = [], depth = 0): typeof out {
+  if (result === null || typeof result !== "object" || depth > 4) return out;
+  if ("dispose" in result && "isDisposed" in result && "kept" in result) {
+    out.push(result as { dispose(): void; kept: boolean });
+    return out;
+  }
+  for (const v of Array.isArray(result) ? result : Object.values(result)) tensorsIn(v, out, depth + 1);
+  return out;
+}
+
 /**
  * A captured step of Tensor work on the current GPU. replay() runs it again with
  * one launch (after the hooks that refresh per-step arguments, such as AdamW's
  * step count); `result` is what the captured function returned, rewritten by
- * every replay.
+ * every replay. The graph owns those tensors: tidy() scopes leave them alone
+ * and dispose() frees them.
  */
 export class TensorGraph<T = unknown> {
   #graph: NativePtr | null;
@@ -143,6 +155,7 @@ export class TensorGraph<T = unknown> {
     this.#pool = pool;
     this.#hooks = hooks;
     this.#retained = retained;
+    for (const t of tensorsIn(result)) t.kept = true;
     // what the replays may use is not handed out again while the graph lives
     holdForGraph(this, liveCudaPointers());
     this.#otherPools = [...pools].filter((p) => p !== pool);
@@ -163,7 +176,7 @@ export class TensorGraph<T = unknown> {
     this.replays++;
   }
 
-  /** Frees the graph, the memory it held on to, and its pool once no tensor lives there. */
+  /** Frees the graph, its result tensors, the memory it held on to, and its pool once no tensor lives there. */
   dispose(): void {
     if (this.#graph === null) return;
     const g = this.#graph;
@@ -172,6 +185,7 @@ export class TensorGraph<T = unknown> {
       this.#ctx.synchronize(); // a replay in flight may still use what is released below
       checkCuda(cudaLib().fp8_cuda_graph_destroy(g), "TensorGraph.dispose");
     }
+    for (const t of tensorsIn(this.result)) t.dispose();
     releaseHolds(this);
     for (const release of this.#retained.splice(0)) release();
     this.#pool.graphGone();
