@@ -263,22 +263,31 @@ export function trainRecipe(recipe: Recipe, data: Digits, opts: TrainOptions): R
     return l;
   };
   let graph: cuda.TensorGraph<Tensor> | null = null;
+  let graphFailed = false;
   const t0 = performance.now();
   for (let step = 0; step < opts.steps; step++) {
     opt.lr = opts.lr * lrFactor(step, opts.steps);
     const b = gather(data.trainX, data.trainY, order[step], opts.shift ?? 0, shiftRand);
     tidy(() => x.copyFrom(tensor(b.x, { shape: [b.y.length, PIXELS], dtype })));
-    let loss: number;
-    if (y && step > 0 && step < opts.steps - 1) {
-      tidy(() => y.copyFrom(Tensor.fromBytes(new Uint8Array(b.y.buffer, b.y.byteOffset, b.y.byteLength), { shape: [b.y.length], dtype: "int32" })));
-      if (!graph) {
-        if (isFloat8) float8.disableStats(model); // telemetry reads the host: not inside a graph
+    if (y && !graph && !graphFailed && step > 0 && step < opts.steps - 1) {
+      if (isFloat8) float8.disableStats(model); // telemetry reads the host: not inside a graph
+      try {
         graph = cuda.captureGraph(() => trainStep(y));
+      } catch (e) {
+        // nothing was captured and nothing ran: warn and train on eagerly
+        graphFailed = true;
+        console.warn(`\ndemo: CUDA graph capture failed, training on with eager steps: ${e instanceof Error ? e.message : String(e)}`);
+        opt.zeroGrad();
+        if (delayed) float8.syncFloat8AmaxAndScaleHistory(model); // the captured forward left the layers expecting a sync
       }
+    }
+    let loss: number;
+    if (graph && y && step < opts.steps - 1) {
+      tidy(() => y.copyFrom(Tensor.fromBytes(new Uint8Array(b.y.buffer, b.y.byteOffset, b.y.byteLength), { shape: [b.y.length], dtype: "int32" })));
       graph.replay();
       loss = graph.result.item();
     } else {
-      if (useGraph && isFloat8 && step > 0) float8.enableStats(model, { every: 1 }); // the last step collects
+      if (useGraph && isFloat8 && step === opts.steps - 1) float8.enableStats(model, { every: 1 }); // the last step collects
       loss = tidy(() => trainStep(b.y).item());
     }
     losses.push(loss);

@@ -294,17 +294,27 @@ export function trainGpt(recipe: GptRecipe, data: CharData, o: GptOptions): GptR
   const [xs, ys] = useGraph ? [ids(), ids()] : [null, null];
   const hostIds = (a: Int32Array) => Tensor.fromBytes(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), { shape: [B * T], dtype: "int32" });
   let graph: cuda.TensorGraph<Tensor> | null = null;
+  let graphFailed = false;
   const t0 = performance.now();
   for (let step = 0; step < o.steps; step++) {
     opt.lr = o.lr * lrFactor(step, o.steps);
     const { x, y } = sampleBatch(data.train, B, T, rand);
+    if (xs && ys && !graph && !graphFailed && step > 0) {
+      try {
+        graph = cuda.captureGraph(() => trainStep(xs, ys));
+      } catch (e) {
+        // nothing was captured and nothing ran: warn and train on eagerly
+        graphFailed = true;
+        console.warn(`\ngpt: CUDA graph capture failed, training on with eager steps: ${e instanceof Error ? e.message : String(e)}`);
+        opt.zeroGrad();
+      }
+    }
     let loss: number;
-    if (xs && ys && step > 0) {
+    if (graph && xs && ys) {
       tidy(() => {
         xs.copyFrom(hostIds(x));
         ys.copyFrom(hostIds(y));
       });
-      graph ??= cuda.captureGraph(() => trainStep(xs, ys));
       graph.replay();
       loss = graph.result.item();
     } else {

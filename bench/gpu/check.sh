@@ -170,9 +170,9 @@ grep -E "^\(fail\)" "$OUTDIR/tests.log" | head -10
 grep -E "^Float8LinearCuda \(|^scaledMmRowwise \(|^cuda_gpu.test.ts: " "$OUTDIR/tests.log" | head -6
 echo "nccl smoke (world size 1): $NCCL_RESULT"
 echo "demo --device cuda ($DEMO_STEPS steps): $DEMO_RESULT"
-grep -E "^(f32|dynamic) +(float32|bfloat16) |^MNIST" "$OUTDIR/demo_cuda.log" 2>/dev/null | head -3
+grep -E "^(f32|dynamic) +(float32|bfloat16) |^MNIST|graph capture failed" "$OUTDIR/demo_cuda.log" 2>/dev/null | head -4
 echo "gpt --device cuda (${GPT_ARGS[1]} steps): $GPT_RESULT"
-grep -E "^(bf16|float8) +[0-9]|^float8 vs bf16" "$OUTDIR/gpt_cuda.log" 2>/dev/null | head -3
+grep -E "^(bf16|float8) +[0-9]|^float8 vs bf16|graph capture failed" "$OUTDIR/gpt_cuda.log" 2>/dev/null | head -4
 if [[ -f $OUTDIR/gpu_bench.txt ]]; then cat "$OUTDIR/gpu_bench.txt"; else echo "bench: FAIL (rc $BENCH_RC), see bench.log"; fi
 echo "total $((SECONDS - T0))s; full results in $OUTDIR"
 [[ $TESTS_RC -eq 0 && $BENCH_RC -eq 0 ]]
