@@ -142,6 +142,9 @@ else
   DEMO_RESULT="FAIL (see demo_cuda.log)"
 fi
 say "demo: $DEMO_RESULT"
+# The same float8 run with eager steps: ms/step with and without CUDA graphs, in one session.
+timeout 90 "$BUN_BIN" examples/demo.ts --device cuda --steps "$DEMO_STEPS" --recipe dynamic --graph off --out "$OUTDIR/eager" >"$OUTDIR/demo_cuda_eager.log" 2>&1 \
+  || say "demo --graph off failed (see demo_cuda_eager.log)"
 
 # ---- the GPT example on the GPU (attention, RMSNorm, SwiGLU, embedding; steps replayed as a graph) ----
 say "gpt --device cuda"
@@ -171,6 +174,7 @@ grep -E "^Float8LinearCuda \(|^scaledMmRowwise \(|^cuda_gpu.test.ts: " "$OUTDIR/
 echo "nccl smoke (world size 1): $NCCL_RESULT"
 echo "demo --device cuda ($DEMO_STEPS steps): $DEMO_RESULT"
 grep -E "^(f32|dynamic) +(float32|bfloat16) |^MNIST|graph capture failed" "$OUTDIR/demo_cuda.log" 2>/dev/null | head -4
+grep -E "^dynamic +bfloat16 " "$OUTDIR/demo_cuda_eager.log" 2>/dev/null | sed 's/^/eager steps (--graph off): /' | head -1
 echo "gpt --device cuda (${GPT_ARGS[1]} steps): $GPT_RESULT"
 grep -E "^(bf16|float8) +[0-9]|^float8 vs bf16|graph capture failed" "$OUTDIR/gpt_cuda.log" 2>/dev/null | head -4
 if [[ -f $OUTDIR/gpu_bench.txt ]]; then cat "$OUTDIR/gpu_bench.txt"; else echo "bench: FAIL (rc $BENCH_RC), see bench.log"; fi
