@@ -270,7 +270,6 @@ export function trainRecipe(recipe: Recipe, data: Digits, opts: TrainOptions): R
     const b = gather(data.trainX, data.trainY, order[step], opts.shift ?? 0, shiftRand);
     tidy(() => x.copyFrom(tensor(b.x, { shape: [b.y.length, PIXELS], dtype })));
     if (y && !graph && !graphFailed && step > 0 && step < opts.steps - 1) {
-      if (isFloat8) float8.disableStats(model); // telemetry reads the host: not inside a graph
       try {
         graph = cuda.captureGraph(() => trainStep(y));
       } catch (e) {

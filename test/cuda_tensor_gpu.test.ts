@@ -90,6 +90,7 @@ gpuDescribe("CUDA graphs of Tensor programs (cuda.captureGraph)", () => {
       }
 
       const graphed = setup(recipe);
+      float8.enableStats(graphed.model, { every: 1 }); // telemetry on: forwards inside the capture skip it
       graphed.load(0);
       tidy(() => graphed.step()); // one eager step: optimizer state, scales, GEMM plans
       const g = cuda.captureGraph(() => graphed.step());

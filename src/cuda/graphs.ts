@@ -11,9 +11,10 @@
 //
 // What the captured function may do: launch work on "cuda" tensors (every op,
 // autograd, Float8Linear with any scaling, syncFloat8AmaxAndScaleHistory,
-// AdamW and SGD steps). What it must not do: move data between host and device
-// (.item(), toArray(), tensors made from host data, host-side dropout masks),
-// or create optimizer or float8 state (run one step eagerly first). Those fail
+// AdamW and SGD steps; float8 telemetry skips captured forwards). What it must
+// not do: move data between host and device (.item(), toArray(), tensors made
+// from host data, host-side dropout masks), or create optimizer or float8 state
+// (run one step eagerly first). Those fail
 // with a Float8Error and the capture is abandoned. Memory the step allocates
 // comes from the graph's pool; tensors the step returns (and gradients it
 // leaves on parameters) live there and are rewritten by each replay. Memory

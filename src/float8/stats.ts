@@ -69,7 +69,11 @@ function statsLayers(model: Module): [string, StatsLayer][] {
   return [...model.namedModules()].filter((e): e is [string, StatsLayer] => "lastStats" in e[1] && "statsEvery" in e[1]);
 }
 
-/** Turns telemetry on for every Float8Linear: collect every `every` forwards (1 = each step). */
+/**
+ * Turns telemetry on for every Float8Linear: collect every `every` forwards (1 = each step).
+ * Forwards inside a CUDA-graph capture never collect (replays run no JS): a graphed run's
+ * telemetry comes from its eager steps.
+ */
 export function enableStats(model: Module, opts: { every?: number } = {}): void {
   const every = opts.every ?? 1;
   if (!Number.isInteger(every) || every < 1) throw new Float8Error("enableStats", `every must be a positive integer, got ${every}`);
