@@ -13,16 +13,26 @@ export async function timeMs(fn: () => void, samples = 5): Promise<{ median: num
 /**
  * Times several functions in rounds (A B C, A B C, ...) and returns each
  * one's median of the per-round times, so slow phases of a shared machine
- * affect all of them alike.
+ * affect all of them alike. A round runs a fast function several times in a
+ * row (enough for ~minRoundMs) and counts the mean, so that a millisecond-sized
+ * call is not measured by a single noisy sample.
  */
-export async function timeInterleaved(fns: Record<string, () => void>, rounds = 5): Promise<Record<string, number>> {
+export async function timeInterleaved(fns: Record<string, () => void>, rounds = 5, minRoundMs = 25): Promise<Record<string, number>> {
   const names = Object.keys(fns);
   const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
-  for (const n of names) fns[n](); // warm-up: primitive caches, page faults
+  const repeat: Record<string, number> = {};
+  for (const n of names) {
+    fns[n](); // warm-up: primitive caches, page faults
+    const t0 = performance.now();
+    fns[n]();
+    repeat[n] = Math.max(1, Math.min(1000, Math.ceil(minRoundMs / Math.max(performance.now() - t0, 1e-3))));
+  }
   for (let r = 0; r < rounds; r++) {
     for (const n of names) {
-      const t = await timeMs(fns[n], 1);
-      times[n].push(t.median);
+      const k = repeat[n];
+      const t0 = performance.now();
+      for (let i = 0; i < k; i++) fns[n]();
+      times[n].push((performance.now() - t0) / k);
     }
   }
   const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
