@@ -51,6 +51,22 @@ inline bool same_dims(const int64_t *x, const int64_t *y, int ndim) {
     return std::memcmp(x, y, sizeof(int64_t) * ndim) == 0;
 }
 
+/* The shape checks of a reduction (fp8_cpu_reduce and fp8_cuda_reduce): ndim in
+ * 1..8, a known alg, valid dims, and dst a reduction of src (each dst dim equal
+ * to src's or 1). */
+inline int32_t check_reduce_shape(const char *fn, const int64_t *dst_dims, const int64_t *src_dims, int ndim,
+                                  int32_t alg) {
+    FP8_REQUIRE(ndim >= 1 && ndim <= 8, fn, "ndim=%d must be in 1..8", ndim);
+    FP8_REQUIRE(alg >= FP8_REDUCE_SUM && alg <= FP8_REDUCE_MIN, fn, "unknown alg %d", alg);
+    int32_t st;
+    if ((st = check_dims(fn, "dst_dims", dst_dims, ndim)) != FP8_OK) return st;
+    if ((st = check_dims(fn, "src_dims", src_dims, ndim)) != FP8_OK) return st;
+    FP8_REQUIRE(broadcastable(dst_dims, src_dims, ndim), fn,
+                "dst %s is not a reduction of src %s (each dst dim must equal src's or be 1)",
+                dims_str(dst_dims, ndim).c_str(), dims_str(src_dims, ndim).c_str());
+    return FP8_OK;
+}
+
 }  // namespace fp8dims
 
 #endif

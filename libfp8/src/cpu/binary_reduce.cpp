@@ -39,6 +39,7 @@ dnnl::memory::desc dense_md(const int64_t *dims, int ndim, dt d) {
 
 using fp8dims::broadcastable;
 using fp8dims::check_dims;
+using fp8dims::check_reduce_shape;
 using fp8dims::same_dims;
 
 dnnl::algorithm binary_alg(int32_t alg) {
@@ -183,14 +184,8 @@ extern "C" FP8_API int32_t fp8_cpu_reduce(void *dst, const int64_t *dst_dims, co
         FP8_REQUIRE_PTR(src_dims, fn);
         FP8_REQUIRE(fp8_is_float_hp(dtype), fn, "dtype %s (%d) must be float32 or bfloat16",
                     fp8_dtype_name(dtype), dtype);
-        FP8_REQUIRE(ndim >= 1 && ndim <= 8, fn, "ndim=%d must be in 1..8", ndim);
-        FP8_REQUIRE(alg >= FP8_REDUCE_SUM && alg <= FP8_REDUCE_MIN, fn, "unknown alg %d", alg);
-        int32_t st;
-        if ((st = check_dims(fn, "dst_dims", dst_dims, ndim)) != FP8_OK) return st;
-        if ((st = check_dims(fn, "src_dims", src_dims, ndim)) != FP8_OK) return st;
-        FP8_REQUIRE(broadcastable(dst_dims, src_dims, ndim), fn,
-                    "dst %s is not a reduction of src %s (each dst dim must equal src's or be 1)",
-                    dims_str(dst_dims, ndim).c_str(), dims_str(src_dims, ndim).c_str());
+        const int32_t st = check_reduce_shape(fn, dst_dims, src_dims, ndim, alg);
+        if (st != FP8_OK) return st;
         const int64_t n_dst = numel(dst_dims, ndim), n_src = numel(src_dims, ndim);
         if (n_dst == 0) return FP8_OK;
         if (n_src == 0) return reduce_empty(fn, dst, n_dst, dtype, alg);

@@ -636,14 +636,8 @@ FP8_API int32_t fp8_cuda_reduce(fp8_cuda_ctx_t c, void *d_dst, const int64_t *ds
         FP8_REQUIRE_PTR(dst_dims, fn);
         FP8_REQUIRE_PTR(src_dims, fn);
         FP8_REQUIRE_HP(dtype, "dtype", fn);
-        FP8_REQUIRE(ndim >= 1 && ndim <= kMaxDims, fn, "ndim=%d must be in 1..8", ndim);
-        FP8_REQUIRE(alg >= FP8_REDUCE_SUM && alg <= FP8_REDUCE_MIN, fn, "unknown alg %d", alg);
-        int32_t st;
-        if ((st = check_dims(fn, "dst_dims", dst_dims, ndim)) != FP8_OK) return st;
-        if ((st = check_dims(fn, "src_dims", src_dims, ndim)) != FP8_OK) return st;
-        FP8_REQUIRE(broadcastable(dst_dims, src_dims, ndim), fn,
-                    "dst %s is not a reduction of src %s (each dst dim must equal src's or be 1)",
-                    dims_str(dst_dims, ndim).c_str(), dims_str(src_dims, ndim).c_str());
+        const int32_t st = check_reduce_shape(fn, dst_dims, src_dims, ndim, alg);
+        if (st != FP8_OK) return st;
         const int64_t n_dst = numel(dst_dims, ndim), n_src = numel(src_dims, ndim);
         FP8_REQUIRE(n_dst == 0 || n_src > 0 || alg == FP8_REDUCE_SUM || alg == FP8_REDUCE_MEAN, fn,
                     "max/min over an empty dim has no value");
