@@ -249,29 +249,29 @@ export function trainRecipe(recipe: Recipe, data: Digits, opts: TrainOptions): R
   // built-in fp8 telemetry, collected every 100 steps as a real run would
   if (isFloat8) float8.enableStats(model, { every: Math.max(1, Math.min(100, opts.steps)) });
   const losses: number[] = [];
-  // Each step's images go into one tensor on the device. Replayed steps also read their labels from
-  // one there (refilled each step); eager steps pass the host labels, which the loss checks and uploads.
-  const useGraph = !!opts.graph && device === "cuda" && opts.steps > 2;
-  const x = zeros([opts.batchSize, PIXELS], { dtype, device }).keep();
-  const y = useGraph ? Tensor.fromBytes(new Uint8Array(4 * opts.batchSize), { shape: [opts.batchSize], dtype: "int32", device }).keep() : null;
-  const trainStep = (labels: Int32Array | Tensor) => {
+  const trainStep = (images: Tensor, labels: Int32Array | Tensor) => {
     opt.zeroGrad();
-    const l = nn.crossEntropy(model.forward(x).to({ dtype: "float32" }), labels);
+    const l = nn.crossEntropy(model.forward(images).to({ dtype: "float32" }), labels);
     l.backward();
     opt.step();
     if (delayed) float8.syncFloat8AmaxAndScaleHistory(model);
     return l;
   };
+  // Replayed steps read their batch from two tensors on the device, refilled each step; eager steps
+  // take a fresh image tensor and the host labels (which the loss checks and uploads).
+  const useGraph = !!opts.graph && device === "cuda" && opts.steps > 2;
+  const xs = useGraph ? zeros([opts.batchSize, PIXELS], { dtype, device }).keep() : null;
+  const ys = useGraph ? Tensor.fromBytes(new Uint8Array(4 * opts.batchSize), { shape: [opts.batchSize], dtype: "int32", device }).keep() : null;
   let graph: cuda.TensorGraph<Tensor> | null = null;
   let graphFailed = false;
   const t0 = performance.now();
   for (let step = 0; step < opts.steps; step++) {
     opt.lr = opts.lr * lrFactor(step, opts.steps);
     const b = gather(data.trainX, data.trainY, order[step], opts.shift ?? 0, shiftRand);
-    tidy(() => x.copyFrom(tensor(b.x, { shape: [b.y.length, PIXELS], dtype })));
-    if (y && !graph && !graphFailed && step > 0 && step < opts.steps - 1) {
+    const images = (on: Device) => tensor(b.x, { shape: [b.y.length, PIXELS], dtype, device: on });
+    if (xs && ys && !graph && !graphFailed && step > 0 && step < opts.steps - 1) {
       try {
-        graph = cuda.captureGraph(() => trainStep(y));
+        graph = cuda.captureGraph(() => trainStep(xs, ys));
       } catch (e) {
         // nothing was captured and nothing ran: warn and train on eagerly
         graphFailed = true;
@@ -281,20 +281,23 @@ export function trainRecipe(recipe: Recipe, data: Digits, opts: TrainOptions): R
       }
     }
     let loss: number;
-    if (graph && y && step < opts.steps - 1) {
-      tidy(() => y.copyFrom(Tensor.fromBytes(new Uint8Array(b.y.buffer, b.y.byteOffset, b.y.byteLength), { shape: [b.y.length], dtype: "int32" })));
+    if (graph && xs && ys && step < opts.steps - 1) {
+      tidy(() => {
+        xs.copyFrom(images("cpu"));
+        ys.copyFrom(Tensor.fromBytes(new Uint8Array(b.y.buffer, b.y.byteOffset, b.y.byteLength), { shape: [b.y.length], dtype: "int32" }));
+      });
       graph.replay();
       loss = graph.result.item();
     } else {
       if (useGraph && isFloat8 && step === opts.steps - 1) float8.enableStats(model, { every: 1 }); // the last step collects
-      loss = tidy(() => trainStep(b.y).item());
+      loss = tidy(() => trainStep(images(device), b.y).item());
     }
     losses.push(loss);
     opts.progress?.(step + 1, loss);
   }
   graph?.dispose();
-  x.dispose();
-  y?.dispose();
+  xs?.dispose();
+  ys?.dispose();
   const msPerStep = (performance.now() - t0) / Math.max(opts.steps, 1);
   const tail = losses.slice(-Math.max(1, Math.round(losses.length / 10)));
   const telemetry = isFloat8 ? float8.statsTable(model) : undefined;
