@@ -203,6 +203,12 @@ export function toFloat8SaturatedWithTranspose(x: Tensor, scale: Tensor, float8D
   return [data, dataT];
 }
 
+/** A cast's fp8 output for x and, where the CPU's GEMM will want it (withDecoded on host memory), its bf16 decode. */
+function castOutputs(x: Tensor, float8Dtype: Float8DType, withDecoded: boolean): [Tensor, Tensor | null] {
+  const data = Tensor.empty(x.shape, float8Dtype, x.device);
+  return [data, withDecoded && x.backend.hostAccessible ? Tensor.empty(x.shape, "bfloat16", x.device) : null];
+}
+
 /**
  * withDecoded asks the cast to prepare the operand for the GEMM in the same
  * pass: on the CPU the exact bf16 decode, on a device the transposed layout.
@@ -220,8 +226,7 @@ function castWithScale(x: Tensor, scale: Tensor, float8Dtype: Float8DType, role:
   if (amaxOut) {
     checkHp(x, op);
     checkFp8Dtype(float8Dtype, op);
-    const data = Tensor.empty(x.shape, float8Dtype, x.device);
-    const decoded = withDecoded && x.backend.hostAccessible ? Tensor.empty(x.shape, "bfloat16", x.device) : null;
+    const [data, decoded] = castOutputs(x, float8Dtype, withDecoded);
     x.backend.quantizeAmax(data.ptrFor(op), decoded?.ptrFor(op) ?? null, DTYPE_CODE[float8Dtype], x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel,
       scale.ptrFor(op), amaxOut.ptrFor(op), op);
     return new Float8Tensor(data, scale, origDtype, role, false, decoded);
@@ -263,8 +268,7 @@ export function hpTensorToFloat8Dynamic(x: Tensor, float8Dtype: Float8DType, rol
   checkFp8Dtype(float8Dtype, op);
   if (!(withDecoded && !x.backend.hostAccessible && x.ndim === 2)) {
     // amax, scale and cast in one call (on the CPU one read of x, plus the bf16 decode when asked)
-    const data = Tensor.empty(x.shape, float8Dtype, x.device);
-    const decoded = withDecoded && x.backend.hostAccessible ? Tensor.empty(x.shape, "bfloat16", x.device) : null;
+    const [data, decoded] = castOutputs(x, float8Dtype, withDecoded);
     const scale = Tensor.empty([1], "float32", x.device);
     x.backend.quantizeDynamic(data.ptrFor(op), decoded?.ptrFor(op) ?? null, DTYPE_CODE[float8Dtype], x.ptrFor(op), DTYPE_CODE[x.dtype],
       x.numel, null, scale.ptrFor(op), 0, roundPow2 ? 1 : 0, op);
