@@ -1,4 +1,6 @@
-// common.ts — small helpers shared by the examples: argument parsing and timing.
+// common.ts — small helpers shared by the examples: argument parsing, timing, and
+// capturing a training step as a CUDA graph.
+import { cuda } from "../src/index.ts";
 
 /** Parses --key value / --flag arguments into a map. */
 export function parseArgs(argv: string[]): Map<string, string> {
@@ -17,4 +19,18 @@ export function parseArgs(argv: string[]): Map<string, string> {
 /** Milliseconds since an arbitrary origin (monotonic). */
 export function nowMs(): number {
   return Bun.nanoseconds() / 1e6;
+}
+
+/**
+ * cuda.captureGraph(step), or null after a warning from `who` when the capture fails. A failed
+ * capture ran nothing and captured nothing, so the caller trains on with eager steps (after
+ * zeroGrad, which drops the gradients the captured backward left undefined).
+ */
+export function captureOrWarn<T>(who: string, step: () => T): cuda.TensorGraph<T> | null {
+  try {
+    return cuda.captureGraph(step);
+  } catch (e) {
+    console.warn(`\n${who}: CUDA graph capture failed, training on with eager steps: ${e instanceof Error ? e.message : String(e)}`);
+    return null;
+  }
 }

@@ -25,6 +25,7 @@ import {
   Float8Error, Function, Tensor, cuda, float8, manualSeed, nn, optim, tensor, tidy, uniformStream, zeros,
   type Device, type FunctionCtx, type HighPrecisionDType,
 } from "../src/index.ts";
+import { captureOrWarn } from "./common.ts";
 import { lrFactor } from "./schedule.ts";
 
 export const RECIPES = ["f32", "bf16", "dynamic", "delayed"] as const;
@@ -270,12 +271,9 @@ export function trainRecipe(recipe: Recipe, data: Digits, opts: TrainOptions): R
     const b = gather(data.trainX, data.trainY, order[step], opts.shift ?? 0, shiftRand);
     const images = (on: Device) => tensor(b.x, { shape: [b.y.length, PIXELS], dtype, device: on });
     if (xs && ys && !graph && !graphFailed && step > 0 && step < opts.steps - 1) {
-      try {
-        graph = cuda.captureGraph(() => trainStep(xs, ys));
-      } catch (e) {
-        // nothing was captured and nothing ran: warn and train on eagerly
+      graph = captureOrWarn("demo", () => trainStep(xs, ys));
+      if (!graph) {
         graphFailed = true;
-        console.warn(`\ndemo: CUDA graph capture failed, training on with eager steps: ${e instanceof Error ? e.message : String(e)}`);
         opt.zeroGrad();
         if (delayed) float8.syncFloat8AmaxAndScaleHistory(model); // the captured forward left the layers expecting a sync
       }

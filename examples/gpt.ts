@@ -21,6 +21,7 @@ import {
   Float8Error, Tensor, cat, cuda, float8, manualSeed, nn, noGrad, optim, tensor, tidy, uniformStream, zeros,
   type Device, type HighPrecisionDType,
 } from "../src/index.ts";
+import { captureOrWarn } from "./common.ts";
 import { lrFactor } from "./schedule.ts";
 
 // ---------------------------------------------------------------- model
@@ -300,12 +301,9 @@ export function trainGpt(recipe: GptRecipe, data: CharData, o: GptOptions): GptR
     opt.lr = o.lr * lrFactor(step, o.steps);
     const { x, y } = sampleBatch(data.train, B, T, rand);
     if (xs && ys && !graph && !graphFailed && step > 0) {
-      try {
-        graph = cuda.captureGraph(() => trainStep(xs, ys));
-      } catch (e) {
-        // nothing was captured and nothing ran: warn and train on eagerly
+      graph = captureOrWarn("gpt", () => trainStep(xs, ys));
+      if (!graph) {
         graphFailed = true;
-        console.warn(`\ngpt: CUDA graph capture failed, training on with eager steps: ${e instanceof Error ? e.message : String(e)}`);
         opt.zeroGrad();
       }
     }
