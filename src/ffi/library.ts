@@ -1,11 +1,14 @@
 // library.ts — the only place that imports bun:ffi. Loads libfp8 and holds its
 // typed symbol table; `check` turns a status code into a Float8Error.
 //
-// The library is found at $FLOAT8_LIB, else <repo>/build/libfp8.so (built by
-// `bun scripts/prepare.ts`, which `bun run test` and `bun run demo` call).
+// The library is opened lazily, on the first native call, so importing the
+// package (types, `--help` of a script) works before libfp8 is built.
+// It is found at $FLOAT8_LIB, else <package>/build/libfp8.so: built by
+// `bun scripts/prepare.ts` in this repository (`bun run test` and `bun run demo`
+// call it), or by `bunx float8 build` where float8 is installed as a dependency.
 import { dlopen, FFIType, toArrayBuffer, type Pointer } from "bun:ffi";
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { join, sep } from "node:path";
 import { Float8Error } from "../errors.ts";
 
 const { ptr: P, i32, i64_fast: I64, f32, f64, cstring } = FFIType;
@@ -77,22 +80,62 @@ const symbols = {
   },
 } as const;
 
-/** Path of the shared library this process loads. */
-export const libraryPath: string =
-  process.env.FLOAT8_LIB ?? join(import.meta.dir, "..", "..", "build", "libfp8.so");
+/** Folder of this package (the one holding package.json, src/ and build/). */
+export const packageRoot: string = join(import.meta.dir, "..", "..");
 
-function open() {
+/** Path of the shared library this process loads. */
+export const libraryPath: string = process.env.FLOAT8_LIB ?? join(packageRoot, "build", "libfp8.so");
+
+/**
+ * The command that builds the native libraries, as a user types it: from their own
+ * project folder when float8 is installed as a dependency, else from this checkout.
+ */
+export function buildCommand(): string {
+  const installed = packageRoot.split(sep).includes("node_modules");
+  return installed
+    ? `bunx float8 build   (run it in your project folder, ${process.cwd()})`
+    : `bun run build   (run it in ${packageRoot})`;
+}
+
+type LibSymbols = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
+
+function open(): LibSymbols {
   if (!existsSync(libraryPath)) {
-    throw new Float8Error(
-      "load",
-      `libfp8 not found at ${libraryPath}; build it with 'bun scripts/prepare.ts' (or 'bun run test')`,
-    );
+    const how = process.env.FLOAT8_LIB
+      ? "FLOAT8_LIB names a file that does not exist; unset it or point it at a built libfp8.so"
+      : `build it with: ${buildCommand()}`;
+    throw new Float8Error("load", `libfp8 not found at ${libraryPath}; ${how}`);
   }
   return dlopen(libraryPath, symbols).symbols;
 }
 
-/** Raw native functions; pass TypedArrays or numeric pointers as `ptr` arguments. */
-export const lib = open();
+/**
+ * Raw native functions; pass TypedArrays or numeric pointers as `ptr` arguments.
+ * Every property starts as a getter that opens libfp8 on first use and then
+ * replaces all of them by the plain native functions (no cost after the first call).
+ */
+export const lib = {} as LibSymbols;
+function loadInto(): void {
+  const opened = open();
+  for (const name of Object.keys(symbols) as (keyof LibSymbols)[]) {
+    Object.defineProperty(lib, name, { value: opened[name], enumerable: true, writable: false, configurable: false });
+  }
+}
+for (const name of Object.keys(symbols) as (keyof LibSymbols)[]) {
+  Object.defineProperty(lib, name, {
+    enumerable: true,
+    configurable: true,
+    get() {
+      loadInto();
+      return lib[name];
+    },
+  });
+}
+
+/** True once libfp8 has been opened (a native call was made). */
+export function libraryLoaded(): boolean {
+  return Object.getOwnPropertyDescriptor(lib, "fp8_last_error")?.get === undefined;
+}
 
 /** Throws Float8Error(op, message) when a native call returned a non-zero status. */
 export function check(status: number, op: string): void {
