@@ -9,7 +9,7 @@
 // (collective, key) pair is used, the ranks compare dtype and shape and a
 // mismatch is an error on every rank instead of a hang.
 import { Float8Error } from "../errors.ts";
-import { distLib, checkDist, checkCuda, cudaLib, cudaProbe, type NativePtr } from "../ffi/index.ts";
+import { distLib, checkDist, checkCuda, cudaLib, cudaProbe, prepareNcclPlugin, type NativePtr } from "../ffi/index.ts";
 import { DTYPE_CODE, type DType } from "../tensor/dtype.ts";
 import { fmtShape } from "../tensor/shape.ts";
 import { Tensor } from "../tensor/tensor.ts";
@@ -75,6 +75,7 @@ export function initProcessGroup(opts: ProcessGroupOptions = {}): { rank: number
   if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new Float8Error(op, `timeoutMs must be >= 0, got ${timeoutMs}`);
   const check = opts.shapeCheck ?? "first";
   if (!(check in CHECK_CODE)) throw new Float8Error(op, `shapeCheck must be "first", "always" or "off", got '${String(check)}'`);
+  if (backend === "nccl") prepareNcclPlugin(); // NCCL found without LD_LIBRARY_PATH (src/ffi/runtime_deps.ts)
   const d = distLib();
   if (!mpiStarted) process.once("exit", finalizeOnCleanExit);
   mpiStarted = true;

@@ -3,12 +3,13 @@
 // so a CPU-only run never touches CUDA. Its errors come from fp8_cuda_last_error.
 //
 // The library is found at $FLOAT8_CUDA_LIB, else next to libfp8 (same folder
-// as $FLOAT8_LIB or build/libfp8.so).
+// as $FLOAT8_LIB or build/libfp8.so); cuBLASLt as runtime_deps.ts describes.
 import { dlopen, FFIType } from "bun:ffi";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { Float8Error } from "../errors.ts";
 import { libraryPath } from "./library.ts";
+import { openWithRuntimeDeps } from "./runtime_deps.ts";
 
 const { ptr: P, i32, i64_fast: I64, f32, f64, cstring } = FFIType;
 
@@ -118,12 +119,12 @@ function tryLoad(): string | null {
     return loadFailure;
   }
   try {
-    loaded = dlopen(cudaLibraryPath, symbols).symbols;
+    // cuBLASLt (and the CUDA runtime) through libfp8_cuda's $ORIGIN-relative run paths,
+    // then $FP8_CUBLASLT_ROOT, then a Python environment's nvidia/*/lib (runtime_deps.ts).
+    loaded = openWithRuntimeDeps(cudaLibraryPath, "cublasLt", () => dlopen(cudaLibraryPath, symbols).symbols);
     return null;
   } catch (e) {
-    loadFailure =
-      `library not loadable: ${cudaLibraryPath} failed to open (${(e as Error).message}); ` +
-      "libcublasLt.so must be on its RUNPATH or LD_LIBRARY_PATH";
+    loadFailure = `library not loadable: ${(e as Error).message}`;
     return loadFailure;
   }
 }

@@ -9,6 +9,7 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { Float8Error } from "../errors.ts";
 import { libraryPath } from "./library.ts";
+import { openWithRuntimeDeps, preloadLibrary } from "./runtime_deps.ts";
 
 const { ptr: P, i32, i64_fast: I64, cstring } = FFIType;
 
@@ -58,5 +59,27 @@ export function checkDist(status: number, op: string): void {
   if (status !== 0) {
     const msg = String(distLib().fp8_dist_last_error() ?? "");
     throw new Float8Error(op, msg || `native call failed with status ${status}`);
+  }
+}
+
+/** Path of the NCCL plugin libfp8_dist opens for the "nccl" backend. */
+export const ncclPluginPath: string = process.env.FP8_DIST_NCCL_LIB ?? join(dirname(distLibraryPath), "libfp8_dist_nccl.so");
+
+/**
+ * Before the "nccl" backend starts: opens the NCCL plugin once so that NCCL and the
+ * CUDA runtime it links are found without LD_LIBRARY_PATH (its $ORIGIN-relative run
+ * paths, then $FP8_NCCL_ROOT, then a Python environment's nvidia/<wheel>/lib; see
+ * runtime_deps.ts). libfp8_dist's own dlopen of the plugin then reuses this copy.
+ * A missing plugin is left to libfp8_dist, whose error says how it is built.
+ */
+export function prepareNcclPlugin(): void {
+  if (!existsSync(ncclPluginPath)) return;
+  try {
+    openWithRuntimeDeps(ncclPluginPath, "nccl", () => {
+      const failure = preloadLibrary(ncclPluginPath);
+      if (failure !== null) throw new Error(failure);
+    });
+  } catch (e) {
+    throw new Float8Error("distributed", (e as Error).message);
   }
 }
