@@ -1,8 +1,9 @@
-// dynamic.ts — torchao's README example with dynamic scaling, ported one to one:
+// dynamic.ts — torchao's README example with dynamic scaling, ported with a loss that has a minimum:
 //   bun examples/dynamic.ts [--steps 10] [--m 4096]
 // Sequential(Linear(2048, 4096), Linear(4096, 128)) in bf16, input (4096, 2048),
-// SGD lr 0.1; the module filter skips fqn "1" and dims not divisible by 16.
-import { nn, optim, float8, randn, tidy, manualSeed, type Tensor } from "../src/index.ts";
+// SGD lr 0.1, mean squared error against a fixed linear teacher's output (torchao
+// minimises y.sum(), which diverges); the module filter skips fqn "1" and dims not divisible by 16.
+import { nn, optim, float8, randn, tidy, manualSeed, noGrad, type Tensor } from "../src/index.ts";
 import { nowMs, parseArgs } from "./common.ts";
 
 const args = parseArgs(process.argv.slice(2));
@@ -16,6 +17,9 @@ const M = Number(args.get("m") ?? 4096);
 manualSeed(0);
 const m = new nn.Sequential(new nn.Linear(2048, 4096), new nn.Linear(4096, 128)).to({ dtype: "bfloat16" });
 const x = randn([M, 2048], { dtype: "bfloat16" });
+// The target: what a fixed random linear "teacher" makes of x (unit variance). torchao's
+// README minimises y.sum(), which has no minimum; a regression onto a target does.
+const target = noGrad(() => x.matmul(randn([2048, 128], { dtype: "bfloat16" }).mul(1 / Math.sqrt(2048))));
 const optimizer = new optim.SGD(m.parameters(), { lr: 0.1 });
 
 // Skip the last layer (fqn "1") and any Linear whose dims are not divisible by 16.
@@ -33,7 +37,7 @@ for (let step = 0; step < steps; step++) {
   const loss = tidy(() => {
     optimizer.zeroGrad();
     const y: Tensor = m.forward(x);
-    const l = y.sum();
+    const l = nn.mseLoss(y, target);
     l.backward();
     optimizer.step();
     return l.to({ dtype: "float32" }).item();

@@ -17,7 +17,7 @@ function fakeInputs(env: Record<string, string>, sites: string[], tree: Record<s
 test("search order: $FP8_CUBLASLT_ROOT, then $VIRTUAL_ENV's and python3's nvidia/*/lib", () => {
   const inputs = fakeInputs(
     { FP8_CUBLASLT_ROOT: "/opt/cublas", VIRTUAL_ENV: "/venv", FP8_NCCL_ROOT: "/opt/nccl" },
-    ["/usr/lib/python3/dist-packages", "/venv/lib/python3.11/site-packages"],
+    ["/usr/lib/python3/dist-packages", "/venv/lib/python3.11/site-packages", "/home/u/.local/lib/python3.11/site-packages"],
     {
       "/venv/lib": ["python3.11", "pkgconfig"],
       "/venv/lib/python3.11/site-packages/nvidia": ["cu13", "nccl"],
@@ -30,6 +30,7 @@ test("search order: $FP8_CUBLASLT_ROOT, then $VIRTUAL_ENV's and python3's nvidia
     { dir: "/venv/lib/python3.11/site-packages/nvidia/cu13/lib", source: "$VIRTUAL_ENV" },
     { dir: "/venv/lib/python3.11/site-packages/nvidia/nccl/lib", source: "$VIRTUAL_ENV" },
     { dir: "/usr/lib/python3/dist-packages/nvidia/cublas/lib", source: "python3 site-packages" },
+    { dir: "/home/u/.local/lib/python3.11/site-packages/nvidia/*/lib", source: "python3 site-packages, no NVIDIA wheels there" },
   ]);
   // NCCL's own root variable, not cuBLASLt's
   const nccl = runtimeSearchDirs("nccl", inputs).map((d) => d.dir);

@@ -61,7 +61,10 @@ export function runtimeSearchDirs(kind: RuntimeDepKind, inputs: SearchInputs): S
   for (const site of inputs.pythonSitePackages()) sites.push({ site, source: "python3 site-packages" });
   for (const { site, source } of sites) {
     const nvidia = join(site, "nvidia");
-    for (const pkg of [...inputs.listDir(nvidia)].sort()) out.push({ dir: join(nvidia, pkg, "lib"), source });
+    const pkgs = [...inputs.listDir(nvidia)].sort();
+    // A site without NVIDIA wheels is still listed, so an error shows it was looked at.
+    if (pkgs.length === 0) out.push({ dir: join(nvidia, "*", "lib"), source: `${source}, no NVIDIA wheels there` });
+    for (const pkg of pkgs) out.push({ dir: join(nvidia, pkg, "lib"), source });
   }
   const seen = new Set<string>();
   return out.filter((d) => (seen.has(d.dir) ? false : (seen.add(d.dir), true)));
