@@ -4,7 +4,7 @@
  *
  * Build: cmake -S . -B build && cmake --build build   (gives build/libfp8.so)
  *
- * ABI rules (see docs/design.md):
+ * ABI rules (see docs/architecture.md, "C ABI" and "Error model"):
  *  - every function returns int32_t status: FP8_OK (0) or a negative FP8_ERR_*;
  *    results go through out-params; fp8_last_error() then holds a thread-local
  *    message naming the function and the problem.

@@ -1,5 +1,5 @@
 // linear.ts — a Linear's forward and backward over raw device buffers: in
-// float8 (Float8LinearCuda, dynamic scaling, the three fp8 GEMMs of design.md)
+// float8 (Float8LinearCuda, dynamic scaling, the three fp8 GEMMs of docs/architecture.md, "Numerics")
 // and in high precision (HighPrecisionLinearCuda, the bf16 baseline). These
 // drive the GPU benchmarks and tests until Tensor gets a "cuda" device.
 //

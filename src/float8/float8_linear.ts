@@ -1,6 +1,6 @@
 // float8_linear.ts — Float8Linear: a Linear whose three GEMMs run in float8.
 //
-// The three GEMMs and their roles (design.md, torchao's float8_linear.py):
+// The three GEMMs and their roles (docs/architecture.md "Numerics", torchao's float8_linear.py):
 //   output      = input_e4m3       @ weight_e4m3^T     (gemmConfigOutput)
 //   grad_input  = grad_output_e5m2 @ weight_e4m3       (gemmConfigGradInput)
 //   grad_weight = grad_output_e5m2^T @ input_e4m3      (gemmConfigGradWeight)

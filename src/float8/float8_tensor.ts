@@ -1,5 +1,5 @@
 // float8_tensor.ts — Float8Tensor (fp8 bytes + scale), the casts and the
-// scaled GEMM. Numerics follow torchao.float8 and docs/design.md:
+// scaled GEMM. Numerics follow torchao.float8 and docs/architecture.md ("Numerics"):
 //   scale = f32(fp8_max / max(f64(amax), 1e-12))   (clamped to 65504 for float16)
 //   fp8   = sat_rne(f32(x) * scale)
 //   x    ~= f32(fp8) / scale

@@ -5,7 +5,7 @@
  * libfp8_dist never links CUDA: when a process group is created with the NCCL
  * backend it dlopens libfp8_dist_nccl.so (built next to it when NCCL and the
  * CUDA runtime are found) and talks to it through fp8_dist_nccl_api. So a
- * CPU-only machine never loads anything CUDA, as docs/design.md requires.
+ * CPU-only machine never loads anything CUDA (docs/architecture.md, "Device backends").
  */
 #ifndef FP8_DIST_INTERNAL_H
 #define FP8_DIST_INTERNAL_H
