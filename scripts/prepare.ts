@@ -45,6 +45,7 @@ const cmakeListsTime = Math.max(
     join(root, "CMakeLists.txt"),
     ...["cuda", "cuda/emu", "dist"].map((d) => join(root, "libfp8", "src", d, "CMakeLists.txt")),
     join(root, "test", "cuda_emu", "CMakeLists.txt"),
+    join(root, "libfp8", "cmake", "fp8_rpath.cmake"),
   ]
     .filter((f) => existsSync(f))
     .map((f) => statSync(f).mtimeMs),
