@@ -16,7 +16,7 @@ function fakeInputs(env: Record<string, string>, sites: string[], tree: Record<s
 
 test("search order: $FP8_CUBLASLT_ROOT, then $VIRTUAL_ENV's and python3's nvidia/*/lib", () => {
   const inputs = fakeInputs(
-    { FP8_CUBLASLT_ROOT: "/opt/cublas", VIRTUAL_ENV: "/venv", FP8_NCCL_ROOT: "/opt/nccl" },
+    { FP8_CUBLASLT_ROOT: "/sdk/cublas", VIRTUAL_ENV: "/venv", FP8_NCCL_ROOT: "/sdk/nccl" },
     ["/usr/lib/python3/dist-packages", "/venv/lib/python3.11/site-packages", "/home/u/.local/lib/python3.11/site-packages"],
     {
       "/venv/lib": ["python3.11", "pkgconfig"],
@@ -25,8 +25,8 @@ test("search order: $FP8_CUBLASLT_ROOT, then $VIRTUAL_ENV's and python3's nvidia
     },
   );
   expect(runtimeSearchDirs("cublasLt", inputs)).toEqual([
-    { dir: "/opt/cublas/lib", source: "$FP8_CUBLASLT_ROOT" },
-    { dir: "/opt/cublas/lib64", source: "$FP8_CUBLASLT_ROOT" },
+    { dir: "/sdk/cublas/lib", source: "$FP8_CUBLASLT_ROOT" },
+    { dir: "/sdk/cublas/lib64", source: "$FP8_CUBLASLT_ROOT" },
     { dir: "/venv/lib/python3.11/site-packages/nvidia/cu13/lib", source: "$VIRTUAL_ENV" },
     { dir: "/venv/lib/python3.11/site-packages/nvidia/nccl/lib", source: "$VIRTUAL_ENV" },
     { dir: "/usr/lib/python3/dist-packages/nvidia/cublas/lib", source: "python3 site-packages" },
@@ -34,8 +34,8 @@ test("search order: $FP8_CUBLASLT_ROOT, then $VIRTUAL_ENV's and python3's nvidia
   ]);
   // NCCL's own root variable, not cuBLASLt's
   const nccl = runtimeSearchDirs("nccl", inputs).map((d) => d.dir);
-  expect(nccl[0]).toBe("/opt/nccl/lib");
-  expect(nccl).not.toContain("/opt/cublas/lib");
+  expect(nccl[0]).toBe("/sdk/nccl/lib");
+  expect(nccl).not.toContain("/sdk/cublas/lib");
   // nothing configured: nothing searched
   expect(runtimeSearchDirs("cublasLt", fakeInputs({}, [], {}))).toEqual([]);
 });
