@@ -5,6 +5,8 @@
 // or when a tidy() scope ends; a FinalizationRegistry is only a safety net.
 import { nativeView, type NativePtr } from "../ffi/index.ts";
 import { backendFor, type Backend, type Device } from "./backend/index.ts";
+import { Float8Error } from "../errors.ts";
+import { MAX_TENSOR_ELEMENTS } from "./shape.ts";
 
 const registry = new FinalizationRegistry<{ backend: Backend; ptr: NativePtr }>(({ backend, ptr }) => {
   try {
@@ -22,6 +24,10 @@ export class Storage {
   private refs = 0;
 
   constructor(nbytes: number, device: Device = "cpu") {
+    // bun:ffi turns an int64 argument >= 2^64, Infinity or NaN into 0: never pass one on
+    if (!Number.isSafeInteger(nbytes) || nbytes < 0 || nbytes > MAX_TENSOR_ELEMENTS) {
+      throw new Float8Error("alloc", `invalid size of ${nbytes} bytes (must be an integer in 0..2^46)`);
+    }
     this.nbytes = nbytes;
     this.backend = backendFor(device, "alloc");
     this.ptr = this.backend.alloc(nbytes);

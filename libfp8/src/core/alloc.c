@@ -81,7 +81,7 @@ static block_header *fresh_block(size_t capacity) {
 int32_t fp8_alloc(int64_t nbytes, void **out) {
     FP8_REQUIRE_PTR(out, "fp8_alloc");
     FP8_REQUIRE(nbytes >= 0, "fp8_alloc", "nbytes must be >= 0, got %lld", (long long)nbytes);
-    FP8_REQUIRE(nbytes <= ((int64_t)1 << 46), "fp8_alloc", "nbytes %lld is too large", (long long)nbytes);
+    FP8_REQUIRE(nbytes <= FP8_MAX_ELEMS, "fp8_alloc", "nbytes %lld is too large", (long long)nbytes);
     block_header *h = NULL;
     size_t want = (size_t)nbytes;
     if (want >= CACHE_MIN) {
