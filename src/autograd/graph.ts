@@ -111,8 +111,12 @@ export function runBackward(root: Tensor, gradient?: Tensor): void {
       throw new Float8Error("backward", `grad can be implicitly created only for one-element outputs, got shape ${fmtShape(root.shape)}`);
     }
     seed = root.onesLike();
-  } else if (seed.numel !== root.numel) {
-    throw new Float8Error("backward", `gradient shape ${fmtShape(seed.shape)} does not match output shape ${fmtShape(root.shape)}`);
+  } else if (!isTensor(seed)) {
+    throw new Float8Error("backward", `gradient must be a Tensor, got ${seed === null ? "null" : typeof seed}`);
+  } else if (seed.shape.length !== root.shape.length || seed.shape.some((d, i) => d !== root.shape[i])) {
+    throw new Float8Error("backward", `gradient shape ${fmtShape(seed.shape)} does not match output shape ${fmtShape(root.shape)} (dtype ${root.dtype})`);
+  } else if (seed.device !== root.device) {
+    throw new Float8Error("backward", `gradient is on ${seed.device} but the output of shape ${fmtShape(root.shape)} is on ${root.device}`);
   }
   noGrad(() => {
     const grads = new Map<Tensor, Tensor>([[root, seed!]]);

@@ -113,13 +113,15 @@ export function mseLoss(input: Tensor, target: Tensor): Tensor {
 function normArgs(op: string, x: Tensor, weight: Tensor | null, bias: Tensor | null): { rows: number; cols: number; code: number } {
   const ts = [x, weight, bias].filter((t): t is Tensor => !!t);
   const code = floatOperands(op, ...ts);
+  if (x.ndim < 1) throw new Float8Error(op, `input must have at least 1 dim, got ${describe(x)}`);
   const cols = x.shape[x.ndim - 1];
   for (const p of [weight, bias]) {
     if (p && (p.ndim !== 1 || p.shape[0] !== cols)) {
       throw new Float8Error(op, `weight/bias must have shape [${cols}] for input of ${describe(x)}; got ${describe(p)}`);
     }
   }
-  return { rows: x.numel / cols, cols, code };
+  // rows from the leading dims: a [2, 0] input has 2 rows of 0 (not 0 / 0)
+  return { rows: x.shape.slice(0, -1).reduce((a, b) => a * b, 1), cols, code };
 }
 
 /** Layer norm over the last dim (oneDNN), like F.layer_norm(x, [C], weight, bias, eps). */
@@ -129,8 +131,9 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
   const out = Tensor.empty(x.shape, x.dtype, x.device);
   const meanBuf = Tensor.empty([rows], "float32", x.device);
   const rstd = Tensor.empty([rows], "float32", x.device);
-  x.backend.layerNorm(out.ptrFor(op), meanBuf.ptrFor(op), rstd.ptrFor(op), x.ptrFor(op), weight?.ptrFor(op) ?? null, bias?.ptrFor(op) ?? null, code, rows, cols, eps, op);
+  if (x.numel > 0) x.backend.layerNorm(out.ptrFor(op), meanBuf.ptrFor(op), rstd.ptrFor(op), x.ptrFor(op), weight?.ptrFor(op) ?? null, bias?.ptrFor(op) ?? null, code, rows, cols, eps, op);
   return record(out, op, [x, weight, bias], (g) => {
+    if (x.numel === 0) return [x.zerosLike(), weight?.zerosLike() ?? null, bias?.zerosLike() ?? null];
     const gg = g.dtype === x.dtype ? g : g.to({ dtype: x.dtype });
     const gx = Tensor.empty(x.shape, x.dtype, x.device);
     const gw = weight ? Tensor.empty(weight.shape, weight.dtype, x.device) : null;
@@ -146,8 +149,9 @@ export function rmsNorm(x: Tensor, weight: Tensor | null = null, eps = 1e-6): Te
   const { rows, cols, code } = normArgs(op, x, weight, null);
   const out = Tensor.empty(x.shape, x.dtype, x.device);
   const rstd = Tensor.empty([rows], "float32", x.device);
-  x.backend.rmsNorm(out.ptrFor(op), rstd.ptrFor(op), x.ptrFor(op), weight?.ptrFor(op) ?? null, code, rows, cols, eps, op);
+  if (x.numel > 0) x.backend.rmsNorm(out.ptrFor(op), rstd.ptrFor(op), x.ptrFor(op), weight?.ptrFor(op) ?? null, code, rows, cols, eps, op);
   return record(out, op, [x, weight], (g) => {
+    if (x.numel === 0) return [x.zerosLike(), weight?.zerosLike() ?? null];
     const gg = g.dtype === x.dtype ? g : g.to({ dtype: x.dtype });
     const gx = Tensor.empty(x.shape, x.dtype, x.device);
     const gw = weight ? Tensor.empty(weight.shape, weight.dtype, x.device) : null;
