@@ -99,6 +99,11 @@ const cases: Case[] = [
   ["autograd", "backward(grad) with another element count", () => leaf().mul(2).backward(zeros([4])), "backward", /gradient shape \[4\] does not match output shape \[3\]/],
   ["autograd", "backward(grad) of a [3,1] for a [3] output", () => leaf().mul(2).backward(zeros([3, 1])), "backward", /gradient shape \[3, 1\] does not match/],
   ["autograd", "backward(5)", () => leaf().sum().backward(any(5)), "backward", /gradient must be a Tensor, got number/],
+  ["autograd", "a second backward through a freed graph", () => {
+    const y = leaf().mul(leaf()).sum();
+    y.backward();
+    y.backward();
+  }, "backward", /backward through the graph a second time.*retainGraph/],
 
   // ---- nn
   ["nn", "Linear(0, 3)", () => new nn.Linear(0, 3), "Linear", /inFeatures must be a positive integer, got 0/],

@@ -4,6 +4,7 @@ import { Float8Error } from "../errors.ts";
 import { activeCapture, type CaptureState } from "../tensor/backend/capture.ts";
 import { DTYPE_CODE } from "../tensor/dtype.ts";
 import { Tensor, zeros } from "../tensor/tensor.ts";
+import { watchStepMemory } from "../tensor/storage.ts";
 
 /** Shared parameter bookkeeping. */
 export abstract class Optimizer {
@@ -124,7 +125,10 @@ export class SGD extends Optimizer {
   step(): void {
     const capture = activeCapture();
     if (capture) this.captured(capture);
-    else this.stepCount++;
+    else {
+      this.stepCount++;
+      watchStepMemory(this.params[0].device);
+    }
     this.params.forEach((p, i) => {
       const g = this.gradOf(p);
       if (!g) return;
@@ -203,6 +207,7 @@ export class AdamW extends Optimizer {
 
   step(): void {
     const capture = activeCapture();
+    if (!capture) watchStepMemory(this.params[0].device);
     if (capture) {
       this.capturedStep(capture);
       return;

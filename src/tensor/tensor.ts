@@ -5,9 +5,9 @@
 // forward to them so that user code reads like torch (`x.matmul(w).relu()`).
 import { Float8Error } from "../errors.ts";
 import { lib, check, type NativePtr } from "../ffi/index.ts";
-import { record, runBackward, type Node } from "../autograd/graph.ts";
+import { record, runBackward, setBackwardScopeHooks, type Node } from "../autograd/graph.ts";
 import { DTYPE_CODE, ITEM_SIZE, assertDType, isFloat8, type DType } from "./dtype.ts";
-import { Storage, track, type Disposable } from "./storage.ts";
+import { Storage, escapeScope, outsideScope, tidy, track, type Disposable } from "./storage.ts";
 import { backendFor, type Backend, type Device } from "./backend/index.ts";
 import { checkShape, fmtShape, numel, sameShape, type Shape } from "./shape.ts";
 import { fillNormal, fillUniform } from "./random.ts";
@@ -263,9 +263,16 @@ export class Tensor implements Disposable {
     return record(this.detach(), "clone", [this], (g) => [g.dtype === src.dtype ? g : g.to({ dtype: src.dtype })]);
   }
 
-  /** Backpropagates from this tensor (a scalar unless `gradient` is given). */
-  backward(gradient?: Tensor): void {
-    runBackward(this, gradient);
+  /**
+   * Backpropagates from this tensor (a scalar unless `gradient`, of this
+   * tensor's shape, is given). Gradients accumulate into the leaves' `.grad`.
+   * Every intermediate gradient is freed when it returns, and, as in torch
+   * without retain_graph, each graph node frees what it saved for backward
+   * once used; pass `{ retainGraph: true }` to backpropagate through the
+   * graph again.
+   */
+  backward(gradient?: Tensor, opts: { retainGraph?: boolean } = {}): void {
+    tidy(() => runBackward(this, gradient, opts));
   }
 
   /** Ones with this tensor's shape and dtype. */
@@ -317,6 +324,8 @@ export class Tensor implements Disposable {
   slice(dim: number, start: number, end?: number): Tensor { return mv.slice(this, dim, start, end); }
   maskedFill(mask: Tensor, value: number): Tensor { return nnf.maskedFill(this, mask, value); }
 }
+
+setBackwardScopeHooks({ outside: outsideScope, escape: escapeScope });
 
 /** A copy of x in `device` memory (not recorded for autograd). */
 function transfer(x: Tensor, device: Device): Tensor {

@@ -66,7 +66,7 @@ export function crossEntropy(
     if (targets.dtype !== "int32" || logits.ndim < 1 || targets.numel !== rows) {
       throw new Float8Error(op, `logits ${fmtShape(logits.shape)} (${logits.dtype}) need ${rows} int32 targets, got ${fmtShape(targets.shape)} ${targets.dtype}`);
     }
-    return crossEntropyOn(logits, targets, code, rows, C, ignore);
+    return crossEntropyOn(logits, targets, code, rows, C, ignore, false);
   }
   const tgt = indexData(targets, op);
   if (logits.ndim < 1 || tgt.length !== rows) {
@@ -81,11 +81,11 @@ export function crossEntropy(
       }
     }
   }
-  return crossEntropyOn(logits, indicesOn(tgt, logits.device), code, rows, C, ignore);
+  return crossEntropyOn(logits, indicesOn(tgt, logits.device), code, rows, C, ignore, true);
 }
 
 /** crossEntropy's kernels, the targets already int32 on the logits' device. */
-function crossEntropyOn(logits: Tensor, targetsOnDevice: Tensor, code: number, rows: number, C: number, ignore: number): Tensor {
+function crossEntropyOn(logits: Tensor, targetsOnDevice: Tensor, code: number, rows: number, C: number, ignore: number, ownsTargets: boolean): Tensor {
   const op = "crossEntropy";
   const be = logits.backend;
   const logp = Tensor.empty(logits.shape, logits.dtype, logits.device);
@@ -98,7 +98,7 @@ function crossEntropyOn(logits: Tensor, targetsOnDevice: Tensor, code: number, r
     const gx = Tensor.empty(logits.shape, logits.dtype, logits.device);
     be.crossEntropyBackward(gx.ptrFor(op), logp.ptrFor(op), targetsOnDevice.ptrFor(op), dl.ptrFor(op), code, rows, C, ignore, `${op}.backward`);
     return [gx];
-  });
+  }, () => [logp, ...(out !== result ? [out] : []), ...(ownsTargets ? [targetsOnDevice] : [])]);
 }
 
 /** Mean squared error (mean reduction), like torch.nn.functional.mse_loss. */
@@ -140,7 +140,7 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
     const gb = bias ? Tensor.empty(bias.shape, bias.dtype, x.device) : null;
     x.backend.layerNormBackward(gx.ptrFor(op), gw?.ptrFor(op) ?? null, gb?.ptrFor(op) ?? null, gg.ptrFor(op), x.ptrFor(op), meanBuf.ptrFor(op), rstd.ptrFor(op), weight?.ptrFor(op) ?? null, code, rows, cols, `${op}.backward`);
     return [gx, gw, gb];
-  });
+  }, () => [meanBuf, rstd]);
 }
 
 /** RMS norm over the last dim: x / sqrt(mean(x^2) + eps) * weight. */
@@ -157,7 +157,7 @@ export function rmsNorm(x: Tensor, weight: Tensor | null = null, eps = 1e-6): Te
     const gw = weight ? Tensor.empty(weight.shape, weight.dtype, x.device) : null;
     x.backend.rmsNormBackward(gx.ptrFor(op), gw?.ptrFor(op) ?? null, gg.ptrFor(op), x.ptrFor(op), rstd.ptrFor(op), weight?.ptrFor(op) ?? null, code, rows, cols, `${op}.backward`);
     return [gx, gw];
-  });
+  }, () => [rstd]);
 }
 
 /** Rows of weight (num, dim) picked by int32 indices: out (...idx.shape, dim). */
@@ -188,7 +188,7 @@ export function embedding(indices: Tensor | Int32Array | readonly number[], weig
     const gw = weight.zerosLike();
     weight.backend.embeddingBackward(gw.ptrFor(op), gg.ptrFor(op), idxOnDevice.ptrFor(op), code, n, num, dim, `${op}.backward`);
     return [gw];
-  });
+  }, () => (idxOnDevice === indices ? [] : [idxOnDevice]));
 }
 
 /**
