@@ -77,11 +77,13 @@ export function record(
   inputs: readonly (Tensor | null)[],
   backward: BackwardFn,
   savedTensors?: () => readonly Tensor[],
+  /** with no graph recorded, dispose the saved tensors at once (the built-in ops' own temporaries) */
+  freeUnused = true,
 ): Tensor {
   if (gradDisabled === 0 && inputs.some((t) => t?.requiresGrad)) {
     out.requiresGrad = true;
     out.gradFn = new Node(name, inputs, backward, savedTensors);
-  } else if (savedTensors) {
+  } else if (savedTensors && freeUnused) {
     // no graph: nothing will read what the op saved for backward
     disposeSaved(savedTensors(), inputs, out);
   }
@@ -263,7 +265,9 @@ export abstract class Function {
     const tensorArgs = args.map((a) => (isTensor(a) ? a : null));
     ctx.needsInputGrad = tensorArgs.map((t) => !!t?.requiresGrad);
     const out = noGrad(() => fn.forward(ctx, ...args));
-    const result = record(out, this.name, tensorArgs, (g) => fn.backward(ctx, g), () => ctx.savedTensors);
+    // (a Function's saved tensors may be shared with other calls, e.g. one fp8 input cast read by
+    // two Linears, so without a graph they are left to their owner, as before)
+    const result = record(out, this.name, tensorArgs, (g) => fn.backward(ctx, g), () => ctx.savedTensors, false);
     if (result.gradFn && !(this as unknown as { internal?: boolean }).internal) result.gradFn.userCode = true;
     return result;
   }
