@@ -20,7 +20,7 @@ function runWorker(args: string[], shellPrefix = ""): { out: string; code: numbe
     ? ["bash", "-c", `${shellPrefix} exec "$0" "$@"`, process.execPath, worker, ...args]
     : [process.execPath, worker, ...args];
   const p = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe", timeout: 120000 });
-  return { out: p.stdout.toString() + p.stderr.toString(), code: p.exitCode, signal: p.signalCode ?? null };
+  return { out: p.stdout.toString() + p.stderr.toString(), code: p.exitCode, signal: (p.signalCode as string | undefined) ?? null };
 }
 
 /** The generation of the pair at `path`, or throws with the loader's message. */

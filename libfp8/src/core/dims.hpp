@@ -37,7 +37,7 @@ inline std::string dims_str(const int64_t *d, int n) {
 inline int32_t check_dims(const char *fn, const char *name, const int64_t *dims, int ndim) {
     for (int d = 0; d < ndim; ++d)
         FP8_REQUIRE(dims[d] >= 0, fn, "%s[%d]=%lld must be >= 0", name, d, (long long)dims[d]);
-    FP8_REQUIRE(numel(dims, ndim) >= 0, fn, "%s %s has more than 2^46 elements", name, dims_str(dims, ndim).c_str());
+    FP8_REQUIRE(numel(dims, ndim) >= 0, fn, "%s %s overflows int64 or has more than 2^46 elements", name, dims_str(dims, ndim).c_str());
     return FP8_OK;
 }
 

@@ -58,7 +58,7 @@ static inline int fp8_count_ok(int64_t a, int64_t b) {
  * twins so that both answer a bad call in the same words. A data pointer may
  * be NULL only when there is nothing to read or write. */
 #define FP8_REQUIRE_N(n, fn)                                                                    \
-    FP8_REQUIRE((n) >= 0 && (n) <= FP8_MAX_ELEMS, fn, "n must be in 0..2^46, got %lld", (long long)(n))
+    FP8_REQUIRE((n) >= 0 && (n) <= FP8_MAX_ELEMS, fn, "n must be >= 0 and at most 2^46, got %lld", (long long)(n))
 #define FP8_REQUIRE_DATA(p, n, fn) \
     FP8_REQUIRE((p) != NULL || (n) == 0, fn, "%s is NULL with %lld elements", #p, (long long)(n))
 #define FP8_REQUIRE_HP(dt, what, fn)                                                          \

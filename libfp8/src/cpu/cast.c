@@ -405,7 +405,7 @@ int32_t fp8_cpu_sync_amax_history(float *const *amax, float *const *history, flo
     static const char fn[] = "fp8_cpu_sync_amax_history";
     FP8_REQUIRE(count >= 0, fn, "count must be >= 0, got %lld", (long long)count);
     FP8_REQUIRE_N(count, fn);
-    FP8_REQUIRE(history_len >= 1 && history_len <= FP8_MAX_ELEMS, fn, "history_len must be in 1..2^46, got %lld",
+    FP8_REQUIRE(history_len >= 1 && history_len <= FP8_MAX_ELEMS, fn, "history_len must be >= 1 and at most 2^46, got %lld",
                 (long long)history_len);
     FP8_REQUIRE_DATA(amax, count, fn);
     FP8_REQUIRE_DATA(history, count, fn);
