@@ -131,6 +131,20 @@ describe.skipIf(skipReason !== null)(`distributed, 2 and 3 ranks under mpirun${s
     }
   });
 
+  test("a call site whose element count changes on one rank after its first-use check fails on every rank, for every collective (no crash, no silent result)", () => {
+    for (const rank of [0, 1]) {
+      const r = get(errors, `later_mismatch_rank${rank}`);
+      for (const name of ["allReduce_8_4096", "allReduce_16_8", "allGather", "reduceScatter", "broadcast"]) {
+        expect(r[name].isFloat8Error).toBe(true);
+        expect(r[name].error).toContain("ranks disagree");
+        expect(r[name].error).toContain("no data was exchanged");
+      }
+      expect(r.allReduce_8_4096.error).toContain("element counts range from 8 to 4096");
+      expect(r.allReduce_8_4096.error).toContain("key 'later-ar'");
+      expect(r.after).toEqual([3, 3, 3]);
+    }
+  });
+
   test("a collective that another rank skips times out with an error naming the op", () => {
     const r = get(errors, "timeout");
     expect(r.error).toMatch(/^allReduce: fp8_dist_all_reduce: all_reduce\(sum\) on float32 \[16\] timed out after 500 ms/);

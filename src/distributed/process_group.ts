@@ -70,11 +70,11 @@ export function initProcessGroup(opts: ProcessGroupOptions = {}): { rank: number
   const op = "initProcessGroup";
   if (group) throw new Float8Error(op, "the process group is already initialised");
   const backend = opts.backend ?? "mpi";
-  if (!(backend in BACKEND_CODE)) throw new Float8Error(op, `unknown backend '${String(backend)}'; expected "mpi" or "nccl"`);
+  if (typeof backend !== "string" || !Object.hasOwn(BACKEND_CODE, backend)) throw new Float8Error(op, `unknown backend '${String(backend)}'; expected "mpi" or "nccl"`);
   const timeoutMs = opts.timeoutMs ?? Number(process.env.FLOAT8_DIST_TIMEOUT_MS ?? 300000);
   if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new Float8Error(op, `timeoutMs must be >= 0, got ${timeoutMs}`);
   const check = opts.shapeCheck ?? "first";
-  if (!(check in CHECK_CODE)) throw new Float8Error(op, `shapeCheck must be "first", "always" or "off", got '${String(check)}'`);
+  if (typeof check !== "string" || !Object.hasOwn(CHECK_CODE, check)) throw new Float8Error(op, `shapeCheck must be "first", "always" or "off", got '${String(check)}'`);
   if (backend === "nccl") prepareNcclPlugin(); // NCCL found without LD_LIBRARY_PATH (src/ffi/runtime_deps.ts)
   const d = distLib();
   if (!mpiStarted) process.once("exit", finalizeOnCleanExit);
@@ -221,7 +221,7 @@ function checkReducible(o: Operand, op: string, reduce: ReduceOp): void {
   if (o.dtype !== "float32" && o.dtype !== "bfloat16") {
     throw new Float8Error(op, `reductions need float32 or bfloat16, got shape ${fmtShape(o.shape)} dtype ${o.dtype}`);
   }
-  if (!(reduce in OP_CODE)) throw new Float8Error(op, `op must be "sum", "max" or "avg", got '${String(reduce)}'`);
+  if (typeof reduce !== "string" || !Object.hasOwn(OP_CODE, reduce)) throw new Float8Error(op, `op must be "sum", "max" or "avg", got '${String(reduce)}'`);
 }
 
 /** Reduces t over all ranks, in place (every rank gets the result). Returns t. Not differentiable. */

@@ -23,6 +23,12 @@ export function convertToFloat8Training<M extends Module>(
   const config = opts.config ?? new Float8LinearConfig();
   if (!(config instanceof Float8LinearConfig)) throw new Float8Error("convertToFloat8Training", "config must be a Float8LinearConfig");
   const filter = opts.moduleFilterFn ?? (() => true);
+  if (typeof filter !== "function") {
+    throw new Float8Error("convertToFloat8Training", `moduleFilterFn must be a function (module, fqn) => boolean, got ${filter === null ? "null" : typeof filter}`);
+  }
+  if (module === null || typeof module !== "object" || typeof (module as Module).namedModules !== "function") {
+    throw new Float8Error("convertToFloat8Training", `expects an nn.Module, got ${module === null ? "null" : typeof module}`);
+  }
   const isPlainLinear = (m: Module) => m instanceof Linear && !(m instanceof Float8Linear);
   if (isPlainLinear(module)) {
     return filter(module, "") ? Float8Linear.fromFloat(module as unknown as Linear, config) : module;

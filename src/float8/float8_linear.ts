@@ -118,6 +118,7 @@ type Ctx = {
  * and weight and cast each operand for each GEMM along its reduction dim.
  */
 class Float8LinearFunction extends Function {
+  static override readonly internal = true; // backward frees its temporaries (issue 15)
   forward(ctx: FunctionCtx, x: Tensor, w: Tensor, bias: Tensor | null, layer: Float8Linear): Tensor {
     const K = x.shape[x.ndim - 1];
     const N = w.shape[0];

@@ -16,15 +16,28 @@
 //                             their parameter), its step count and hyperparameters in
 //                             __metadata__
 // Both carry the same random "float8.checkpoint_id", so load() refuses a model file
-// and an optimizer file from different saves. Each file is written atomically
-// (temp file in the same folder, fsync, rename, fsync of the folder). The optimizer
-// file is written first; a crash between the two renames leaves files whose ids
-// differ, which load() reports instead of mixing two checkpoints.
+// and an optimizer file from different saves.
+//
+// A save replaces the pair all or nothing (issue 15; docs/architecture.md):
+//   1. take <path>.lock (O_EXCL; a lock whose process is gone is taken over), so
+//      concurrent saves to one path run one after the other; remove the temp
+//      files of earlier saves that were killed;
+//   2. write both new files to temp files in the same folder and fsync them;
+//   3. keep the committed optimizer file as <path>.optim.prev.safetensors (a hard link);
+//   4. rename the new optimizer file into place, then the new model file (the
+//      commit point: the model file decides which pair is current);
+//   5. remove the .prev file and release the lock.
+// load() takes the optimizer file whose id matches the model file, trying the
+// .prev file second, so a crash at any point leaves the complete old pair or
+// the complete new pair loadable. A save that finds the current model paired with
+// the .prev file (a crash after step 4's first rename) restores it first.
 //
 // load() parses and checks both files completely (header, offsets, dtypes, shapes,
 // missing and unexpected tensors) before it changes anything, so a bad file
 // leaves the module and optimizer as they were.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import {
+  closeSync, existsSync, fsyncSync, linkSync, openSync, readFileSync, readSync, readdirSync, renameSync, statSync, unlinkSync, writeSync,
+} from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { Float8Error } from "../errors.ts";
 import { noGrad } from "../autograd/graph.ts";
@@ -77,7 +90,7 @@ export function optimizerPath(path: string): string {
  */
 export function encode(tensors: Record<string, Tensor>, metadata: Record<string, string> = {}): Uint8Array[] {
   const op = "safetensors.encode";
-  const header: Record<string, unknown> = {};
+  const header: Record<string, unknown> = Object.create(null); // "__proto__" is a name like any other
   if (Object.keys(metadata).length) {
     for (const [k, v] of Object.entries(metadata)) {
       if (typeof v !== "string") throw new Float8Error(op, `metadata '${k}' must be a string, got ${typeof v}`);
@@ -138,7 +151,7 @@ export function decode(bytes: Uint8Array, source = "<buffer>"): ParsedSafetensor
     fail(source, "corrupt header: the JSON header is not an object");
   }
   const data = bytes.subarray(8 + headerLen);
-  const metadata: Record<string, string> = {};
+  const metadata: Record<string, string> = Object.create(null);
   const entries = new Map<string, TensorEntry>();
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") {
@@ -208,15 +221,14 @@ function readParsed(path: string): ParsedSafetensors {
 
 // ---------------------------------------------------------------- files
 
-/**
- * Writes `parts` to `path` atomically: a temp file in the same folder,
- * fsync, rename over `path`, fsync of the folder. If anything fails
- * (including the iterable throwing), the temp file is removed and any old
- * file at `path` is left untouched.
- */
-export function writeFileAtomic(path: string, parts: Iterable<Uint8Array>): void {
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
+/** A temp file name beside `path` (its pid lets a later save tell whether the writer is gone). */
+function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
+}
+
+/** Writes `parts` to a new temp file beside `path` and fsyncs it; returns the temp path. Removes it on failure. */
+function writeTemp(path: string, parts: Iterable<Uint8Array>): string {
+  const tmp = tempPathFor(path);
   let fd = -1;
   try {
     fd = openSync(tmp, "wx", 0o644);
@@ -227,17 +239,24 @@ export function writeFileAtomic(path: string, parts: Iterable<Uint8Array>): void
     fsyncSync(fd);
     closeSync(fd);
     fd = -1;
-    renameSync(tmp, path);
+    return tmp;
   } catch (e) {
     if (fd >= 0) closeSync(fd);
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // the temp file was never created, or was renamed already
-    }
+    removeQuietly(tmp);
     if (e instanceof Float8Error) throw e;
     throw new Float8Error("safetensors.save", `writing ${path} failed: ${(e as Error).message}`);
   }
+}
+
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // not there
+  }
+}
+
+function fsyncDir(dir: string): void {
   try {
     const dfd = openSync(dir, "r");
     try {
@@ -250,6 +269,167 @@ export function writeFileAtomic(path: string, parts: Iterable<Uint8Array>): void
   }
 }
 
+/**
+ * Writes `parts` to `path` atomically: a temp file in the same folder,
+ * fsync, rename over `path`, fsync of the folder. If anything fails
+ * (including the iterable throwing), the temp file is removed and any old
+ * file at `path` is left untouched.
+ */
+export function writeFileAtomic(path: string, parts: Iterable<Uint8Array>): void {
+  const tmp = writeTemp(path, parts);
+  try {
+    renameSync(tmp, path);
+  } catch (e) {
+    removeQuietly(tmp);
+    throw new Float8Error("safetensors.save", `writing ${path} failed: ${(e as Error).message}`);
+  }
+  fsyncDir(dirname(path));
+}
+
+/** Whether process `pid` exists (on this machine). */
+function processAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Path of the lock file that serialises saves to `path`. */
+function lockPathOf(path: string): string {
+  return `${path}.lock`;
+}
+
+/**
+ * Takes the save lock of `path`: creates <path>.lock exclusively with this pid.
+ * A lock held by a live process is waited for (saves to one path run one after
+ * another) up to `timeoutMs`, then refused; a lock whose process is gone (a
+ * killed save) is taken over. Returns the release function.
+ */
+function acquireSaveLock(path: string, timeoutMs: number): () => void {
+  const lock = lockPathOf(path);
+  const token = `${process.pid} ${crypto.randomUUID()}`;
+  const start = performance.now();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fd = openSync(lock, "wx", 0o644);
+      try {
+        writeSync(fd, token);
+      } finally {
+        closeSync(fd);
+      }
+      return () => {
+        if (readLock(lock) === token) removeQuietly(lock);
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") {
+        throw new Float8Error("io.save", `cannot create the lock file ${lock}: ${(e as Error).message}`);
+      }
+    }
+    const held = readLock(lock);
+    // an empty lock is one whose creator died before writing its pid (or is writing it now)
+    const dead = held !== null && (held === "" ? lockAgeMs(lock) > 2000 : !processAlive(Number(held.split(" ")[0])));
+    if (dead) {
+      // the saver that held it is gone: move its lock aside (atomic), and take over only
+      // if what we moved is still that dead process's lock; another taker's is put back
+      const aside = `${lock}.stale-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+      try {
+        renameSync(lock, aside);
+        const moved = readLock(aside);
+        if (moved === held) removeQuietly(aside);
+        else {
+          try {
+            linkSync(aside, lock);
+          } catch {
+            // a third saver created a lock meanwhile: that one stands
+          }
+          removeQuietly(aside);
+        }
+      } catch {
+        // someone else moved it first
+      }
+      continue;
+    }
+    if (performance.now() - start > timeoutMs) {
+      throw new Float8Error("io.save", `${path} is being saved by another process (${lock} is held by pid ${held?.split(" ")[0] ?? "?"}) for more than ${timeoutMs} ms`);
+    }
+    Bun.sleepSync(Math.min(50, 2 + attempt));
+  }
+}
+
+function lockAgeMs(lock: string): number {
+  try {
+    return Date.now() - statSync(lock).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+function readLock(lock: string): string | null {
+  try {
+    return readFileSync(lock, "utf8");
+  } catch {
+    return null;
+  }
+}
+
+/** Removes the temp files of saves to `path` (or its optimizer file) whose process is gone. */
+function removeStaleTemps(path: string): void {
+  const dir = dirname(path);
+  const prefixes = [`.${basename(path)}.tmp-`, `.${basename(optimizerPath(path))}.tmp-`];
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const prefix = prefixes.find((p) => name.startsWith(p));
+    if (!prefix) continue;
+    const pid = Number(name.slice(prefix.length).split("-")[0]);
+    if (!processAlive(pid)) removeQuietly(join(dir, name));
+  }
+}
+
+/**
+ * Test hook: with FLOAT8_TEST_SAVE_CRASH_AT=<point>, save() kills its own
+ * process (SIGKILL) at that point, so that the tests reach every step of the
+ * commit deterministically, not only where a random kill happens to land.
+ */
+const SAVE_CRASH_AT = process.env.FLOAT8_TEST_SAVE_CRASH_AT ?? "";
+function crashPoint(name: string): void {
+  if (SAVE_CRASH_AT === name) process.kill(process.pid, "SIGKILL");
+}
+
+/** Path of the previous optimizer file, kept while a save commits. */
+function previousOptimizerPath(path: string): string {
+  return `${path}.optim.prev.safetensors`;
+}
+
+/** The checkpoint id in a file's header, or null (no file, unreadable, no id). Reads the header only. */
+function checkpointIdOf(path: string): string | null {
+  let fd = -1;
+  try {
+    fd = openSync(path, "r");
+    const len = new Uint8Array(8);
+    if (readSync(fd, len, 0, 8, 0) !== 8) return null;
+    const n = Number(new DataView(len.buffer).getBigUint64(0, true));
+    if (n > MAX_HEADER_BYTES) return null;
+    const head = new Uint8Array(n);
+    if (readSync(fd, head, 0, n, 8) !== n) return null;
+    const h = JSON.parse(new TextDecoder().decode(head));
+    const id = h?.__metadata__?.[META.id];
+    return typeof id === "string" ? id : null;
+  } catch {
+    return null;
+  } finally {
+    if (fd >= 0) closeSync(fd);
+  }
+}
+
 /** Writes named tensors and string metadata to one safetensors file, atomically. */
 export function saveFile(tensors: Record<string, Tensor>, path: string, metadata: Record<string, string> = {}): void {
   writeFileAtomic(path, encode(tensors, metadata));
@@ -258,9 +438,10 @@ export function saveFile(tensors: Record<string, Tensor>, path: string, metadata
 /** Reads every tensor of a safetensors file (new tensors, owned by the caller) and its metadata. */
 export function loadFile(path: string): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
   const parsed = readParsed(path);
-  const tensors: Record<string, Tensor> = {};
+  // null prototypes: names from the file ("__proto__", "constructor") are plain own keys
+  const tensors: Record<string, Tensor> = Object.create(null);
   for (const name of parsed.entries.keys()) tensors[name] = entryToTensor(parsed, name);
-  return { tensors, metadata: { ...parsed.metadata } };
+  return { tensors, metadata: Object.assign(Object.create(null), parsed.metadata) };
 }
 
 // ---------------------------------------------------------------- module + optimizer
@@ -297,18 +478,28 @@ function stateParamIndex(key: string): number {
 /**
  * Saves module.stateDict() (parameters and buffers, Float8Linear's delayed
  * scaling state included) to `path`, and with `optimizer` its state to
- * optimizerPath(path). Both writes are atomic.
+ * optimizerPath(path). The pair is replaced all or nothing: after a crash at
+ * any point load() finds the complete old pair or the complete new one.
+ * Concurrent saves to one path run one after another (a lock file; a save
+ * waits up to `lockTimeoutMs`, default 60000, then throws); temp files of a
+ * killed save are removed by the next save.
  */
-export function save(module: Module, path: string, opts: { optimizer?: Optimizer; metadata?: Record<string, string> } = {}): void {
+export function save(
+  module: Module,
+  path: string,
+  opts: { optimizer?: Optimizer; metadata?: Record<string, string>; lockTimeoutMs?: number } = {},
+): void {
+  if (typeof path !== "string" || path === "") throw new Float8Error("io.save", `path must be a non-empty string, got ${typeof path === "string" ? "''" : typeof path}`);
   const id = crypto.randomUUID();
   const layers: Record<string, { amaxInitialized: boolean; synced: boolean }> = {};
   for (const [fqn, m] of module.namedModules()) {
     if (m instanceof Float8Linear) layers[fqn] = { amaxInitialized: m.isAmaxInitialized, synced: m.amaxAndScaleSynced };
   }
   const modelMeta: Record<string, string> = { ...opts.metadata, [META.format]: "pt", [META.id]: id, [META.float8Layers]: JSON.stringify(layers) };
-  // encode the model first, so that a bad module fails before anything is written
+  // encode everything first, so that a bad module or optimizer fails before anything is written
   const modelParts = encode(module.stateDict(), modelMeta);
   const opt = opts.optimizer;
+  let optParts: Uint8Array[] | null = null;
   if (opt) {
     const state = opt.stateDict();
     const shaped: Record<string, Tensor> = {};
@@ -325,12 +516,77 @@ export function save(module: Module, path: string, opts: { optimizer?: Optimizer
       [META.paramFqns]: JSON.stringify(paramFqns(module, opt)),
     };
     try {
-      writeFileAtomic(optimizerPath(path), encode(shaped, optMeta));
+      optParts = encode(shaped, optMeta);
     } finally {
       for (const [k, t] of Object.entries(shaped)) if (t !== state[k]) t.dispose();
     }
   }
-  writeFileAtomic(path, modelParts);
+  const release = acquireSaveLock(path, opts.lockTimeoutMs ?? 60000);
+  let modelTmp: string | null = null, optTmp: string | null = null;
+  try {
+    removeStaleTemps(path);
+    const optPath = optimizerPath(path), prevPath = previousOptimizerPath(path);
+    // a crash after the optimizer's rename and before the model's left the current model
+    // paired with the .prev file: put that back first, so that it is what step 3 keeps
+    const modelId = checkpointIdOf(path);
+    if (modelId !== null && existsSync(prevPath)) {
+      if (checkpointIdOf(optPath) !== modelId && checkpointIdOf(prevPath) === modelId) renameSync(prevPath, optPath);
+      else removeQuietly(prevPath);
+      fsyncDir(dirname(path));
+    }
+    crashPoint("locked");
+    if (optParts) optTmp = writeTemp(optPath, optParts);
+    crashPoint("optimizer-temp-written");
+    modelTmp = writeTemp(path, modelParts);
+    crashPoint("model-temp-written");
+    if (optTmp) {
+      if (existsSync(optPath)) {
+        removeQuietly(prevPath);
+        crashPoint("prev-removed");
+        linkSync(optPath, prevPath);
+        crashPoint("prev-linked");
+      }
+      renameSync(optTmp, optPath);
+      optTmp = null;
+      crashPoint("optimizer-renamed");
+    }
+    renameSync(modelTmp, path); // the commit point
+    modelTmp = null;
+    crashPoint("model-renamed");
+    fsyncDir(dirname(path));
+    removeQuietly(prevPath);
+    crashPoint("prev-removed-after-commit");
+  } catch (e) {
+    if (e instanceof Float8Error) throw e;
+    throw new Float8Error("io.save", `saving ${path} failed, the previous checkpoint is kept: ${(e as Error).message}`);
+  } finally {
+    if (optTmp) removeQuietly(optTmp);
+    if (modelTmp) removeQuietly(modelTmp);
+    release();
+  }
+}
+
+/**
+ * Reads the model file and, with `withOptimizer`, the optimizer file of the same
+ * checkpoint: <path>.optim.safetensors, or the .prev file that a save keeps while
+ * it commits. A save that commits between the two reads is seen as ids that
+ * differ; the pair is read again (a few times) before that is reported.
+ */
+function readPair(path: string, withOptimizer: boolean): { model: ParsedSafetensors; optParsed: ParsedSafetensors | null; optSource: string } {
+  const optPath = optimizerPath(path), prev = previousOptimizerPath(path);
+  for (let attempt = 0; ; attempt++) {
+    const model = readParsed(path);
+    if (!withOptimizer) return { model, optParsed: null, optSource: optPath };
+    const id = model.metadata[META.id];
+    if (existsSync(prev) && checkpointIdOf(prev) === id && checkpointIdOf(optPath) !== id) {
+      return { model, optParsed: readParsed(prev), optSource: prev };
+    }
+    const optParsed = readParsed(optPath);
+    if (optParsed.metadata[META.id] === id || attempt >= 20 || !existsSync(lockPathOf(path))) {
+      return { model, optParsed, optSource: optPath }; // a mismatch here is reported by load()
+    }
+    Bun.sleepSync(10); // a save is committing: read the pair again
+  }
 }
 
 /** Can a stored dtype be loaded into a tensor of dtype `to`? (f32 and bf16 convert; others must match.) */
@@ -341,9 +597,10 @@ function loadableAs(from: DType, to: DType): boolean {
 
 /** Checks entries against destination tensors: none missing, none unexpected, shapes equal, dtypes compatible. */
 function checkAgainst(parsed: ParsedSafetensors, own: Record<string, Tensor>, source: string, what: string): void {
+  own = Object.assign(Object.create(null), own); // only own keys count ("constructor" is not a tensor)
   const missing = Object.keys(own).filter((k) => !parsed.entries.has(k));
   if (missing.length) fail(source, `missing ${what} tensor${missing.length > 1 ? "s" : ""} ${missing.map((k) => `'${k}'`).join(", ")}`);
-  const unexpected = [...parsed.entries.keys()].filter((k) => !(k in own));
+  const unexpected = [...parsed.entries.keys()].filter((k) => !Object.hasOwn(own, k));
   if (unexpected.length) fail(source, `unexpected tensor${unexpected.length > 1 ? "s" : ""} ${unexpected.map((k) => `'${k}'`).join(", ")} (not in the ${what})`);
   for (const [name, e] of parsed.entries) {
     const dst = own[name];
@@ -372,18 +629,17 @@ function assignFrom(parsed: ParsedSafetensors, name: string, dst: Tensor): void 
  * a problem throws a Float8Error naming the file, the tensor and the problem.
  */
 export function load(module: Module, path: string, opts: { optimizer?: Optimizer } = {}): { metadata: Record<string, string> } {
-  const model = readParsed(path);
+  const opt = opts.optimizer;
+  const { model, optParsed: optFile, optSource } = readPair(path, !!opt);
   const own = module.stateDict();
   checkAgainst(model, own, path, "model");
   const layers = parseLayers(model.metadata[META.float8Layers], path);
 
-  const opt = opts.optimizer;
-  let optParsed: ParsedSafetensors | null = null;
+  let optParsed: ParsedSafetensors | null = optFile;
   let stepCount = 0;
   let optOwn: Record<string, Tensor> = {};
-  if (opt) {
-    const p = optimizerPath(path);
-    optParsed = readParsed(p);
+  if (opt && optParsed) {
+    const p = optSource;
     const meta = optParsed.metadata;
     if (meta[META.id] !== model.metadata[META.id]) {
       fail(p, `belongs to a different checkpoint than ${path} (checkpoint ids ${meta[META.id]} and ${model.metadata[META.id]})`);
@@ -418,7 +674,7 @@ export function load(module: Module, path: string, opts: { optimizer?: Optimizer
     m.isAmaxInitialized = saved ? saved.amaxInitialized : m.isAmaxInitialized || historyHasData(m);
     m.amaxAndScaleSynced = saved ? saved.synced : true;
   }
-  return { metadata: { ...model.metadata } };
+  return { metadata: Object.assign(Object.create(null), model.metadata) };
 }
 
 function parseJson(text: string | undefined, source: string, key: string): any {

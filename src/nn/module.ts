@@ -70,7 +70,8 @@ export abstract class Module {
 
   /** Parameters and buffers by fqn (tensors are shared, not copied). */
   stateDict(): Record<string, Tensor> {
-    return Object.fromEntries([...this.namedParameters(), ...this.namedBuffers()]);
+    // null prototype: a name such as "constructor" or "__proto__" is only ever an own key
+    return Object.assign(Object.create(null), Object.fromEntries([...this.namedParameters(), ...this.namedBuffers()]));
   }
 
   /**
@@ -82,8 +83,9 @@ export abstract class Module {
   loadStateDict(state: Record<string, Tensor>, opts: { strict?: boolean } = {}): void {
     const strict = opts.strict ?? true;
     const own = this.stateDict();
-    const missing = Object.keys(own).filter((k) => !(k in state));
-    const unexpected = Object.keys(state).filter((k) => !(k in own));
+    if (state === null || typeof state !== "object") throw new Float8Error("loadStateDict", `state must be an object of named Tensors, got ${state === null ? "null" : typeof state}`);
+    const missing = Object.keys(own).filter((k) => !Object.hasOwn(state, k));
+    const unexpected = Object.keys(state).filter((k) => !Object.hasOwn(own, k));
     if (strict && (missing.length || unexpected.length)) {
       throw new Float8Error(
         "loadStateDict",
@@ -91,7 +93,10 @@ export abstract class Module {
       );
     }
     for (const [k, src] of Object.entries(state)) {
-      const dst = own[k];
+      const dst = Object.hasOwn(own, k) ? own[k] : undefined;
+      if (dst && (src === null || typeof src !== "object" || typeof src.ptrFor !== "function")) {
+        throw new Float8Error("loadStateDict", `${k} must be a Tensor, got ${src === null ? "null" : typeof src}`);
+      }
       if (dst && !sameShape(dst.shape, src.shape)) {
         throw new Float8Error("loadStateDict", `size mismatch for ${k}: checkpoint has ${fmtShape(src.shape)} (${src.dtype}), model has ${fmtShape(dst.shape)} (${dst.dtype})`);
       }
@@ -99,7 +104,7 @@ export abstract class Module {
     }
     noGrad(() => {
       for (const [k, src] of Object.entries(state)) {
-        const dst = own[k];
+        const dst = Object.hasOwn(own, k) ? own[k] : undefined;
         if (!dst) continue;
         const moved = src.to({ dtype: dst.dtype, device: dst.device });
         const v = moved === src ? src.detach() : moved;

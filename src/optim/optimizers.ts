@@ -4,6 +4,7 @@ import { Float8Error } from "../errors.ts";
 import { activeCapture, type CaptureState } from "../tensor/backend/capture.ts";
 import { DTYPE_CODE } from "../tensor/dtype.ts";
 import { Tensor, zeros } from "../tensor/tensor.ts";
+import { watchStepMemory } from "../tensor/storage.ts";
 
 /** Shared parameter bookkeeping. */
 export abstract class Optimizer {
@@ -11,7 +12,13 @@ export abstract class Optimizer {
   stepCount = 0;
 
   constructor(params: Iterable<Tensor>, readonly name: string) {
+    if (params === null || typeof params !== "object" || typeof (params as Iterable<Tensor>)[Symbol.iterator] !== "function") {
+      throw new Float8Error(name, `params must be an iterable of Tensors, got ${params === null ? "null" : typeof params}`);
+    }
     this.params = [...params];
+    if (this.params.some((p) => p === null || typeof p !== "object" || typeof (p as Tensor).ptrFor !== "function")) {
+      throw new Float8Error(name, "params must hold Tensors only");
+    }
     if (this.params.length === 0) throw new Float8Error(name, "got an empty parameter list");
     for (const p of this.params) {
       if (p.dtype !== "float32" && p.dtype !== "bfloat16") {
@@ -107,7 +114,9 @@ export class SGD extends Optimizer {
     this.dampening = opts.dampening ?? 0;
     this.weightDecay = opts.weightDecay ?? 0;
     this.nesterov = opts.nesterov ?? false;
-    if (this.momentum < 0 || this.weightDecay < 0) throw new Float8Error("SGD", "momentum and weightDecay must be >= 0");
+    if (!(this.momentum >= 0) || !(this.weightDecay >= 0) || !(this.dampening >= 0) || !Number.isFinite(this.lr)) {
+      throw new Float8Error("SGD", `lr, momentum, dampening and weightDecay must be finite and >= 0, got lr=${this.lr} momentum=${this.momentum} dampening=${this.dampening} weightDecay=${this.weightDecay}`);
+    }
     if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0)) {
       throw new Float8Error("SGD", "nesterov momentum requires a momentum and zero dampening");
     }
@@ -116,7 +125,10 @@ export class SGD extends Optimizer {
   step(): void {
     const capture = activeCapture();
     if (capture) this.captured(capture);
-    else this.stepCount++;
+    else {
+      this.stepCount++;
+      watchStepMemory(this.params[0].device);
+    }
     this.params.forEach((p, i) => {
       const g = this.gradOf(p);
       if (!g) return;
@@ -185,8 +197,9 @@ export class AdamW extends Optimizer {
     this.betas = opts.betas ?? [0.9, 0.999];
     this.eps = opts.eps ?? 1e-8;
     this.weightDecay = opts.weightDecay ?? 1e-2;
-    if (!(this.lr >= 0) || !(this.eps >= 0) || this.betas.some((b) => !(b >= 0 && b < 1))) {
-      throw new Float8Error("AdamW", `invalid hyperparameters lr=${this.lr} betas=${this.betas} eps=${this.eps}`);
+    if (!Array.isArray(this.betas) || this.betas.length !== 2) throw new Float8Error("AdamW", `betas must be a pair [beta1, beta2], got ${String(this.betas)}`);
+    if (!(this.lr >= 0) || !(this.eps >= 0) || this.betas.some((b) => !(b >= 0 && b < 1)) || !(this.weightDecay >= 0) || !Number.isFinite(this.lr)) {
+      throw new Float8Error("AdamW", `invalid hyperparameters lr=${this.lr} betas=${this.betas} eps=${this.eps} weightDecay=${this.weightDecay} (each must be a finite number >= 0, betas in [0, 1))`);
     }
     this.m = this.params.map((p) => zeros([p.numel], { device: p.device }).keep());
     this.v = this.params.map((p) => zeros([p.numel], { device: p.device }).keep());
@@ -194,6 +207,7 @@ export class AdamW extends Optimizer {
 
   step(): void {
     const capture = activeCapture();
+    if (!capture) watchStepMemory(this.params[0].device);
     if (capture) {
       this.capturedStep(capture);
       return;

@@ -1,4 +1,5 @@
 // dtype.ts — tensor element types, with torch's names, and their native codes.
+import { Float8Error } from "../errors.ts";
 
 /** Element types. fp8 types follow torch: e4m3fn (max 448, no inf), e5m2 (max 57344). */
 export type DType = "float32" | "bfloat16" | "float8_e4m3fn" | "float8_e5m2" | "int32";
@@ -41,9 +42,9 @@ export function isHighPrecision(d: DType): d is HighPrecisionDType {
   return d === "float32" || d === "bfloat16";
 }
 
-/** Throws a TypeError naming `op` when d is not a known dtype. */
+/** Throws a Float8Error naming `op` when d is not a known dtype (own keys only: "toString" is not a dtype). */
 export function assertDType(d: unknown, op: string): asserts d is DType {
-  if (typeof d !== "string" || !(d in DTYPE_CODE)) {
-    throw new TypeError(`${op}: unknown dtype ${String(d)}; expected one of ${Object.keys(DTYPE_CODE).join(", ")}`);
+  if (typeof d !== "string" || !Object.hasOwn(DTYPE_CODE, d)) {
+    throw new Float8Error(op, `unknown dtype ${String(d)}; expected one of ${Object.keys(DTYPE_CODE).join(", ")}`);
   }
 }

@@ -5,9 +5,9 @@
 // forward to them so that user code reads like torch (`x.matmul(w).relu()`).
 import { Float8Error } from "../errors.ts";
 import { lib, check, type NativePtr } from "../ffi/index.ts";
-import { record, runBackward, type Node } from "../autograd/graph.ts";
+import { record, runBackward, setBackwardScopeHooks, type Node } from "../autograd/graph.ts";
 import { DTYPE_CODE, ITEM_SIZE, assertDType, isFloat8, type DType } from "./dtype.ts";
-import { Storage, track, type Disposable } from "./storage.ts";
+import { Storage, escapeScope, outsideScope, tidy, track, type Disposable } from "./storage.ts";
 import { backendFor, type Backend, type Device } from "./backend/index.ts";
 import { checkShape, fmtShape, numel, sameShape, type Shape } from "./shape.ts";
 import { fillNormal, fillUniform } from "./random.ts";
@@ -55,8 +55,8 @@ export class Tensor implements Disposable {
 
   /** An uninitialised tensor. */
   static empty(shape: Shape, dtype: DType = "float32", device: Device = "cpu"): Tensor {
-    const s = checkShape(shape as number[], "empty");
     assertDType(dtype, "empty");
+    const s = checkShape(shape as number[], "empty", ITEM_SIZE[dtype]);
     checkDevice(device, "empty");
     return new Tensor(new Storage(numel(s) * ITEM_SIZE[dtype], device), s, dtype, device);
   }
@@ -64,7 +64,7 @@ export class Tensor implements Disposable {
   /** A tensor over a copy of raw storage bytes (e.g. fp8 bytes, bf16 bits). */
   static fromBytes(bytes: Uint8Array, opts: { shape: Shape; dtype: DType; device?: Device }): Tensor {
     assertDType(opts.dtype, "fromBytes");
-    const shape = checkShape(opts.shape as number[], "fromBytes");
+    const shape = checkShape(opts.shape as number[], "fromBytes", ITEM_SIZE[opts.dtype]);
     const need = numel(shape) * ITEM_SIZE[opts.dtype];
     if (bytes.byteLength !== need) {
       throw new Float8Error(
@@ -263,9 +263,16 @@ export class Tensor implements Disposable {
     return record(this.detach(), "clone", [this], (g) => [g.dtype === src.dtype ? g : g.to({ dtype: src.dtype })]);
   }
 
-  /** Backpropagates from this tensor (a scalar unless `gradient` is given). */
-  backward(gradient?: Tensor): void {
-    runBackward(this, gradient);
+  /**
+   * Backpropagates from this tensor (a scalar unless `gradient`, of this
+   * tensor's shape, is given). Gradients accumulate into the leaves' `.grad`.
+   * Every intermediate gradient is freed when it returns, and, as in torch
+   * without retain_graph, each graph node frees what it saved for backward
+   * once used; pass `{ retainGraph: true }` to backpropagate through the
+   * graph again.
+   */
+  backward(gradient?: Tensor, opts: { retainGraph?: boolean } = {}): void {
+    tidy(() => runBackward(this, gradient, opts));
   }
 
   /** Ones with this tensor's shape and dtype. */
@@ -318,6 +325,8 @@ export class Tensor implements Disposable {
   maskedFill(mask: Tensor, value: number): Tensor { return nnf.maskedFill(this, mask, value); }
 }
 
+setBackwardScopeHooks({ outside: outsideScope, escape: escapeScope });
+
 /** A copy of x in `device` memory (not recorded for autograd). */
 function transfer(x: Tensor, device: Device): Tensor {
   const out = Tensor.empty(x.shape, x.dtype, device);
@@ -332,6 +341,15 @@ function transfer(x: Tensor, device: Device): Tensor {
     dst.upload(out.ptrFor("to"), staged, n);
   }
   return out;
+}
+
+/** A Float32Array of n elements, or a Float8Error naming op when JS cannot allocate it. */
+function hostFloats(n: number, op: string): Float32Array {
+  try {
+    return new Float32Array(n);
+  } catch (e) {
+    throw new Float8Error(op, `cannot allocate ${n} float32 values in host memory (${(e as Error).message})`);
+  }
 }
 
 function toFloat32(data: ArrayLike<number>, op: string): Float32Array {
@@ -381,7 +399,7 @@ export function tensor(
     values = data as ArrayLike<number>;
     inferred = [values.length];
   }
-  const shape = opts.shape ? checkShape(opts.shape as number[], "tensor") : inferred;
+  const shape = checkShape(opts.shape ?? inferred, "tensor", ITEM_SIZE[dtype]);
   if (numel(shape) !== values.length) {
     throw new Float8Error("tensor", `shape ${fmtShape(shape)} needs ${numel(shape)} values, got ${values.length}`);
   }
@@ -399,7 +417,9 @@ export function tensor(
       const view = new Int32Array(t.rawView(), 0, t.numel);
       for (let i = 0; i < t.numel; i++) {
         const v = values[i];
-        if (!Number.isInteger(v)) throw new Float8Error("tensor", `int32 data[${i}] = ${v} is not an integer`);
+        if (!Number.isInteger(v) || v < -2147483648 || v > 2147483647) {
+          throw new Float8Error("tensor", `int32 data[${i}] = ${v} is not an integer in the int32 range`);
+        }
         view[i] = v;
       }
     } else {
@@ -413,7 +433,12 @@ export function tensor(
 /** A tensor filled with `value`. */
 export function full(shape: readonly number[], value: number, opts: TensorOptions = {}): Tensor {
   const dtype = opts.dtype ?? "float32";
-  const t = Tensor.empty(checkShape(shape, "full"), dtype, checkDevice(opts.device, "full"));
+  assertDType(dtype, "full");
+  if (typeof value !== "number") throw new Float8Error("full", `fill value is ${typeof value}, expected a number`);
+  if (dtype === "int32" && !(Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** 31)) {
+    throw new Float8Error("full", `fill value ${value} is not an int32`);
+  }
+  const t = Tensor.empty(checkShape(shape, "full", ITEM_SIZE[dtype]), dtype, checkDevice(opts.device, "full"));
   if (isFloat8(dtype)) {
     const tmp = tensor(new Float32Array(t.numel).fill(value), { shape, dtype });
     t.backend.upload(t.ptrFor("full"), tmp.ptrFor("full"), t.nbytes);
@@ -437,14 +462,14 @@ export function ones(shape: readonly number[], opts: TensorOptions = {}): Tensor
 
 /** Standard normal samples from the seeded global generator (see manualSeed). */
 export function randn(shape: readonly number[], opts: TensorOptions & { mean?: number; std?: number } = {}): Tensor {
-  const v = new Float32Array(numel(checkShape(shape, "randn")));
+  const v = hostFloats(numel(checkShape(shape, "randn", 4)), "randn");
   fillNormal(v, opts.mean ?? 0, opts.std ?? 1);
   return tensor(v, { ...opts, shape });
 }
 
 /** Uniform samples in [low, high) from the seeded global generator. */
 export function rand(shape: readonly number[], opts: TensorOptions & { low?: number; high?: number } = {}): Tensor {
-  const v = new Float32Array(numel(checkShape(shape, "rand")));
+  const v = hostFloats(numel(checkShape(shape, "rand", 4)), "rand");
   fillUniform(v, opts.low ?? 0, opts.high ?? 1);
   return tensor(v, { ...opts, shape });
 }

@@ -18,6 +18,33 @@ try {
 const ok = dist.allReduce(zeros([3]).add(rank + 1), "sum", { key: "after-mismatch" }).toArray();
 report(`after_mismatch_rank${rank}`, [...ok]);
 
+// a call site that passed its first-use check, then changes its element count on one
+// rank only (issue 15): every kind of collective fails on both ranks, no data moves,
+// and the group stays usable afterwards
+const later: Record<string, unknown> = {};
+const cases: [string, (n: number) => unknown][] = [
+  ["allReduce_8_4096", (n) => dist.allReduce(zeros([n]).add(1), "sum", { key: "later-ar" })],
+  ["allReduce_16_8", (n) => dist.allReduce(zeros([n]).add(1), "max", { key: "later-ar2" })],
+  ["allGather", (n) => dist.allGather(zeros([n]), { key: "later-ag" })],
+  ["reduceScatter", (n) => dist.reduceScatter(zeros([2 * n]), "sum", { key: "later-rs" })],
+  ["broadcast", (n) => dist.broadcast(zeros([n]), 0, { key: "later-bc" })],
+];
+const sizes: Record<string, [number, number, number]> = {
+  allReduce_8_4096: [8, 8, 4096], allReduce_16_8: [8, 16, 8], allGather: [8, 8, 4096], reduceScatter: [4, 4, 64], broadcast: [8, 8, 4096],
+};
+for (const [name, call] of cases) {
+  const [first, r0, r1] = sizes[name];
+  call(first); // passes the full first-use check on both ranks
+  try {
+    call(rank === 0 ? r0 : r1);
+    later[name] = { error: null };
+  } catch (e) {
+    later[name] = { error: (e as Error).message, isFloat8Error: e instanceof Float8Error };
+  }
+}
+later.after = [...dist.allReduce(zeros([3]).add(rank + 1), "sum", { key: "later-ar" }).toArray()];
+report(`later_mismatch_rank${rank}`, later);
+
 // the call site is checked on both ranks, then rank 1 skips its second use:
 // rank 0 must fail within the timeout, naming the op
 dist.allReduce(zeros([16]), "sum", { key: "timeout" });

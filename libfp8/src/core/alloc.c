@@ -13,9 +13,14 @@
  * handed out again to the next request of its class, as PyTorch's CUDA caching
  * allocator does. Blocks of >= 2 MiB are 2 MiB aligned and advised as huge
  * pages, so their first touch faults 512x less often. The cache holds at most
- * FP8_CACHE_LIMIT_MB (environment, default 4096) MiB; fp8_empty_cache returns it all.
+ * FP8_CACHE_LIMIT_MB (environment, default 1024) MiB; a block freed beyond that
+ * goes back to the C library, and every 64 MiB of such blocks (and
+ * fp8_empty_cache, which returns the whole cache) trims the C library's heap
+ * (malloc_trim), so memory above the limit goes back to the OS instead of
+ * staying in the process (issue 15; docs/architecture.md).
  */
 #define _GNU_SOURCE
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -28,6 +33,7 @@
 #define CACHE_MIN ((size_t)64 << 10)
 #define HUGE_ALIGN ((size_t)2 << 20)
 #define N_CLASSES 256
+#define TRIM_EVERY ((int64_t)64 << 20)
 
 typedef struct block_header {
     int64_t nbytes;              /* requested size (what live bytes count) */
@@ -43,6 +49,15 @@ static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static block_header *free_lists[N_CLASSES];
 static int64_t cached_bytes;
 static int64_t cache_limit = -1;
+static int64_t freed_since_trim; /* bytes of large blocks given back to the C library since the last trim */
+
+/* Returns the C library's free heap memory to the OS (glibc keeps freed heap
+ * blocks, and large freed blocks below its dynamic mmap threshold, otherwise). */
+static void trim_heap(void) {
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
 
 /* Size class of n >= CACHE_MIN: index and capacity (2^k * m/4, m in 4..7). */
 static int size_class(size_t n, size_t *capacity) {
@@ -60,7 +75,7 @@ static int size_class(size_t n, size_t *capacity) {
 static int64_t limit_bytes(void) {
     if (cache_limit < 0) {
         const char *e = getenv("FP8_CACHE_LIMIT_MB");
-        long long mb = e ? atoll(e) : 4096;
+        long long mb = e && *e ? atoll(e) : 1024;
         cache_limit = (mb < 0 ? 0 : mb) << 20;
     }
     return cache_limit;
@@ -81,7 +96,7 @@ static block_header *fresh_block(size_t capacity) {
 int32_t fp8_alloc(int64_t nbytes, void **out) {
     FP8_REQUIRE_PTR(out, "fp8_alloc");
     FP8_REQUIRE(nbytes >= 0, "fp8_alloc", "nbytes must be >= 0, got %lld", (long long)nbytes);
-    FP8_REQUIRE(nbytes <= ((int64_t)1 << 46), "fp8_alloc", "nbytes %lld is too large", (long long)nbytes);
+    FP8_REQUIRE(nbytes <= FP8_MAX_ELEMS, "fp8_alloc", "nbytes %lld is too large", (long long)nbytes);
     block_header *h = NULL;
     size_t want = (size_t)nbytes;
     if (want >= CACHE_MIN) {
@@ -129,8 +144,17 @@ int32_t fp8_free(void *p) {
                 free_lists[c] = h;
                 cached_bytes += (int64_t)h->capacity;
             }
+            int trim = 0;
+            if (!keep) {
+                freed_since_trim += (int64_t)h->capacity;
+                trim = freed_since_trim >= TRIM_EVERY;
+                if (trim) freed_since_trim = 0;
+            }
             pthread_mutex_unlock(&cache_lock);
             if (keep) return FP8_OK;
+            free(h);
+            if (trim) trim_heap();
+            return FP8_OK;
         }
     }
     free(h);
@@ -163,6 +187,8 @@ int32_t fp8_empty_cache(void) {
         }
     }
     cached_bytes = 0;
+    freed_since_trim = 0;
     pthread_mutex_unlock(&cache_lock);
+    trim_heap();
     return FP8_OK;
 }

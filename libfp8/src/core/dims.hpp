@@ -14,12 +14,13 @@
 
 namespace fp8dims {
 
-/* Product of n dims; -1 if it overflows int64. Dims are validated non-negative first. */
+/* Product of n dims; -1 if it overflows int64 or exceeds FP8_MAX_ELEMS (so that
+ * its byte count cannot overflow). Dims are validated non-negative first. */
 inline int64_t numel(const int64_t *dims, int n) {
     int64_t p = 1;
     for (int i = 0; i < n; ++i)
         if (__builtin_mul_overflow(p, dims[i], &p)) return -1;
-    return p;
+    return p > FP8_MAX_ELEMS ? -1 : p;
 }
 
 /* "(2,3,4)" for error messages. */
@@ -36,7 +37,7 @@ inline std::string dims_str(const int64_t *d, int n) {
 inline int32_t check_dims(const char *fn, const char *name, const int64_t *dims, int ndim) {
     for (int d = 0; d < ndim; ++d)
         FP8_REQUIRE(dims[d] >= 0, fn, "%s[%d]=%lld must be >= 0", name, d, (long long)dims[d]);
-    FP8_REQUIRE(numel(dims, ndim) >= 0, fn, "%s %s overflows int64", name, dims_str(dims, ndim).c_str());
+    FP8_REQUIRE(numel(dims, ndim) >= 0, fn, "%s %s overflows int64 or has more than 2^46 elements", name, dims_str(dims, ndim).c_str());
     return FP8_OK;
 }
 

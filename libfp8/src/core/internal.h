@@ -44,11 +44,21 @@ const char *fp8_dtype_name(int32_t dtype);
         if (!(cond)) return fp8_fail(FP8_ERR_INVALID_ARG, fn, __VA_ARGS__); \
     } while (0)
 
+/* The most elements any op accepts (and the allocator's byte cap, fp8_alloc):
+ * 2^46 elements of at most 8 bytes stay far below INT64_MAX, so no byte count
+ * computed from a checked element count can overflow (docs/architecture.md). */
+#define FP8_MAX_ELEMS ((int64_t)1 << 46)
+/* a * b <= FP8_MAX_ELEMS for a, b >= 0: an element count whose byte size cannot overflow. */
+static inline int fp8_count_ok(int64_t a, int64_t b) {
+    return a >= 0 && b >= 0 && (a == 0 || b <= FP8_MAX_ELEMS / a);
+}
+
 #define FP8_REQUIRE_PTR(p, fn) FP8_REQUIRE((p) != NULL, fn, "%s is NULL", #p)
 /* The element-wise entry points' checks, shared by the CPU ops and their CUDA
  * twins so that both answer a bad call in the same words. A data pointer may
  * be NULL only when there is nothing to read or write. */
-#define FP8_REQUIRE_N(n, fn) FP8_REQUIRE((n) >= 0, fn, "n must be >= 0, got %lld", (long long)(n))
+#define FP8_REQUIRE_N(n, fn)                                                                    \
+    FP8_REQUIRE((n) >= 0 && (n) <= FP8_MAX_ELEMS, fn, "n must be >= 0 and at most 2^46, got %lld", (long long)(n))
 #define FP8_REQUIRE_DATA(p, n, fn) \
     FP8_REQUIRE((p) != NULL || (n) == 0, fn, "%s is NULL with %lld elements", #p, (long long)(n))
 #define FP8_REQUIRE_HP(dt, what, fn)                                                          \

@@ -404,7 +404,8 @@ int32_t fp8_cpu_sync_amax_history(float *const *amax, float *const *history, flo
                                   int64_t count, int64_t history_len) {
     static const char fn[] = "fp8_cpu_sync_amax_history";
     FP8_REQUIRE(count >= 0, fn, "count must be >= 0, got %lld", (long long)count);
-    FP8_REQUIRE(history_len >= 1, fn, "history_len must be >= 1, got %lld",
+    FP8_REQUIRE_N(count, fn);
+    FP8_REQUIRE(history_len >= 1 && history_len <= FP8_MAX_ELEMS, fn, "history_len must be >= 1 and at most 2^46, got %lld",
                 (long long)history_len);
     FP8_REQUIRE_DATA(amax, count, fn);
     FP8_REQUIRE_DATA(history, count, fn);
@@ -558,8 +559,8 @@ int32_t fp8_cpu_cast_stats(int64_t *clipped, int64_t *underflow, double *ref_sq,
     FP8_REQUIRE_PTR(scale, fn);
     FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
     FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
-    FP8_REQUIRE(rows >= 0 && cols >= 0, fn, "rows %lld and cols %lld must be >= 0", (long long)rows,
-                (long long)cols);
+    FP8_REQUIRE(fp8_count_ok(rows, cols), fn, "rows %lld and cols %lld must be >= 0 with at most 2^46 elements",
+                (long long)rows, (long long)cols);
     const int64_t n = rows * cols;
     FP8_REQUIRE_DATA(src, n, fn);
     FP8_REQUIRE_DATA(src_fp8, n, fn);

@@ -79,7 +79,7 @@ extern "C" FP8_API int32_t fp8_cpu_copy_strided(void *dst, const int64_t *dst_st
             zero_stride |= dims[d] > 1 && (dst_strides[d] == 0 || src_strides[d] == 0);
         }
         const int64_t n = numel(dims, ndim);
-        FP8_REQUIRE(n >= 0, fn, "dims %s overflow int64", dims_str(dims, ndim).c_str());
+        FP8_REQUIRE(n >= 0, fn, "dims %s overflow int64 or have more than 2^46 elements", dims_str(dims, ndim).c_str());
         if (n == 0) return FP8_OK;
         /* The furthest element either side touches must be addressable. */
         int64_t dst_end = 0, src_end = 0;

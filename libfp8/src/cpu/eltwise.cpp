@@ -59,7 +59,7 @@ extern "C" FP8_API int32_t fp8_cpu_eltwise(void *dst, const void *src, int32_t d
         FP8_REQUIRE_PTR(src, fn);
         FP8_REQUIRE(fp8_is_float_hp(dtype), fn, "dtype %s (%d) must be float32 or bfloat16",
                     fp8_dtype_name(dtype), dtype);
-        FP8_REQUIRE(n >= 0, fn, "n=%lld must be >= 0", (long long)n);
+        FP8_REQUIRE(n >= 0 && n <= FP8_MAX_ELEMS, fn, "n=%lld must be >= 0 and at most 2^46", (long long)n);
         FP8_REQUIRE(alg_known(alg), fn, "unknown alg %d", alg);
         if (n == 0) return FP8_OK;
 
@@ -84,7 +84,7 @@ extern "C" FP8_API int32_t fp8_cpu_eltwise_backward(void *dsrc, const void *ddst
         FP8_REQUIRE_PTR(src, fn);
         FP8_REQUIRE(fp8_is_float_hp(dtype), fn, "dtype %s (%d) must be float32 or bfloat16",
                     fp8_dtype_name(dtype), dtype);
-        FP8_REQUIRE(n >= 0, fn, "n=%lld must be >= 0", (long long)n);
+        FP8_REQUIRE(n >= 0 && n <= FP8_MAX_ELEMS, fn, "n=%lld must be >= 0 and at most 2^46", (long long)n);
         FP8_REQUIRE(alg_known(alg), fn, "unknown alg %d", alg);
         if (n == 0) return FP8_OK;
 

@@ -141,7 +141,7 @@ int32_t check_problem(const char *fn, int64_t batch_a, int64_t batch_b, int64_t 
     const int64_t batch = batch_a > batch_b ? batch_a : batch_b;
     const int64_t d3[3][3] = {{batch_a, M, K}, {batch_b, K, N}, {batch, M, N}};
     for (const auto &d : d3)
-        FP8_REQUIRE(numel(d, 3) >= 0, fn, "size (%lld, %lld, %lld) overflows int64",
+        FP8_REQUIRE(numel(d, 3) >= 0, fn, "size (%lld, %lld, %lld) overflows int64 or is more than 2^46 elements",
                     (long long)d[0], (long long)d[1], (long long)d[2]);
     return FP8_OK;
 }

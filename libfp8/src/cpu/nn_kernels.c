@@ -16,8 +16,8 @@
 /* Below these sizes a parallel region costs more than it saves. */
 #define PAR_ELEMS 32768
 
-/* a * b fits in int64 (both >= 0). */
-static int mul_fits(int64_t a, int64_t b) { return a == 0 || b <= INT64_MAX / a; }
+/* a * b is an element count whose byte size cannot overflow (both >= 0). */
+static int mul_fits(int64_t a, int64_t b) { return fp8_count_ok(a, b); }
 
 #define REQUIRE_HP_DTYPE(dt, fn)                                                              \
     FP8_REQUIRE(fp8_is_float_hp(dt), fn, "dtype must be float32 or bfloat16, got %s (%d)",  \
@@ -132,7 +132,7 @@ int32_t fp8_cpu_rms_norm_backward(void *dsrc, void *dgamma, const void *ddst, co
 int32_t fp8_cpu_fill(void *dst, int32_t dtype, int64_t n, double value) {
     const char *fn = "fp8_cpu_fill";
     FP8_REQUIRE_PTR(dst, fn);
-    FP8_REQUIRE(n >= 0, fn, "n must be >= 0, got %lld", (long long)n);
+    FP8_REQUIRE_N(n, fn);
     if (dtype == FP8_DTYPE_I32) {
         /* torch's int fill truncates toward zero; values it cannot hold are refused. */
         FP8_REQUIRE(value > -2147483649.0 && value < 2147483648.0, fn,
@@ -160,7 +160,7 @@ int32_t fp8_cpu_masked_fill(void *dst, const void *src, const uint8_t *mask, int
     FP8_REQUIRE_PTR(src, fn);
     FP8_REQUIRE_PTR(mask, fn);
     REQUIRE_HP_DTYPE(dtype, fn);
-    FP8_REQUIRE(n >= 0, fn, "n must be >= 0, got %lld", (long long)n);
+    FP8_REQUIRE_N(n, fn);
     FP8_REQUIRE(mask_n >= 1, fn, "mask_n must be >= 1, got %lld", (long long)mask_n);
     FP8_REQUIRE(n % mask_n == 0, fn, "n (%lld) is not a multiple of mask_n (%lld)",
                 (long long)n, (long long)mask_n);

@@ -22,7 +22,7 @@ int32_t check_rows_cols(const char *fn, int64_t rows, int64_t cols, int64_t min_
     FP8_REQUIRE(rows >= 0 && cols >= min_cols, fn, "rows=%lld must be >= 0 and cols=%lld >= %lld",
                 (long long)rows, (long long)cols, (long long)min_cols);
     int64_t n;
-    FP8_REQUIRE(mul_ok(rows, cols, &n), fn, "rows=%lld * cols=%lld overflows int64",
+    FP8_REQUIRE(mul_ok(rows, cols, &n) && n <= FP8_MAX_ELEMS, fn, "rows=%lld * cols=%lld overflows int64 or is more than 2^46 elements",
                 (long long)rows, (long long)cols);
     return FP8_OK;
 }

@@ -27,7 +27,7 @@ int32_t fp8_cpu_sgd_step(void *param, const void *grad, float *buf, int32_t dtyp
                 (double)momentum);
     FP8_REQUIRE(fp8_is_float_hp(dtype), fn, "dtype must be float32 or bfloat16, got %s (%d)",
                 fp8_dtype_name(dtype), (int)dtype);
-    FP8_REQUIRE(n >= 0, fn, "n must be >= 0, got %lld", (long long)n);
+    FP8_REQUIRE_N(n, fn);
     FP8_REQUIRE(lr >= 0.0f, fn, "lr must be >= 0, got %g", (double)lr);
     FP8_REQUIRE(momentum >= 0.0f, fn, "momentum must be >= 0, got %g", (double)momentum);
     FP8_REQUIRE(weight_decay >= 0.0f, fn, "weight_decay must be >= 0, got %g",
@@ -69,7 +69,7 @@ int32_t fp8_cpu_adamw_step(void *param, const void *grad, float *exp_avg, float 
     FP8_REQUIRE_PTR(exp_avg_sq, fn);
     FP8_REQUIRE(fp8_is_float_hp(dtype), fn, "dtype must be float32 or bfloat16, got %s (%d)",
                 fp8_dtype_name(dtype), (int)dtype);
-    FP8_REQUIRE(n >= 0, fn, "n must be >= 0, got %lld", (long long)n);
+    FP8_REQUIRE_N(n, fn);
     FP8_REQUIRE(step >= 1, fn, "step must be >= 1, got %lld", (long long)step);
     FP8_REQUIRE(lr >= 0.0f, fn, "lr must be >= 0, got %g", (double)lr);
     FP8_REQUIRE(beta1 >= 0.0f && beta1 < 1.0f, fn, "beta1 must be in [0, 1), got %g", (double)beta1);

@@ -16,7 +16,7 @@ int32_t fp8_cpu_quantize_rowwise(void *dst_fp8, float *scale, int32_t fp8_dtype,
     FP8_REQUIRE_PTR(scale, fn);
     FP8_REQUIRE(fp8_is_fp8(fp8_dtype), fn, "fp8_dtype %d (%s) is not a float8 dtype", fp8_dtype, fp8_dtype_name(fp8_dtype));
     FP8_REQUIRE(fp8_is_float_hp(src_dtype), fn, "src_dtype %s is not float32 or bfloat16", fp8_dtype_name(src_dtype));
-    FP8_REQUIRE(rows >= 0 && cols >= 0, fn, "rows %lld and cols %lld must be >= 0", (long long)rows, (long long)cols);
+    FP8_REQUIRE(fp8_count_ok(rows, cols), fn, "rows %lld and cols %lld must be >= 0 with at most 2^46 elements", (long long)rows, (long long)cols);
     if (rows * cols > 0) {
         FP8_REQUIRE_PTR(dst_fp8, fn);
         FP8_REQUIRE_PTR(src, fn);

@@ -9,7 +9,10 @@
  *    rank that never arrives turns into an error naming the op, not a hang;
  *  - on the first use of each (collective, tag) the ranks all-gather a small
  *    signature (op, dtype, count, shape) on a separate communicator and compare
- *    it, so a shape mismatch is reported on every rank;
+ *    it, so a shape mismatch is reported on every rank; every later call (and
+ *    every call with the check "off") still agrees on dtype, count, op and root
+ *    with one 64-byte all-reduce, so a count that changes on one rank is an
+ *    error on every rank, never a corrupted buffer;
  *  - host data is staged in buffers the library owns: a timed-out request may
  *    still write into its buffer later, so that buffer is deliberately leaked
  *    rather than handed back to the caller (who would free it).
@@ -232,6 +235,38 @@ static void describe(char *out, size_t n, const int64_t *s) {
     if (k < (int)n) snprintf(out + k, n - (size_t)k, "]");
 }
 
+/* The every-call guard behind the first-use check (and under "off"): the ranks
+ * agree on (dtype, count, op, root) before any data collective is posted,
+ * through one MPI_MAX all-reduce of 8 int64 (each value and its negation) on
+ * the check communicator: a few microseconds, against corrupted staging
+ * buffers or MPI_ERR_TRUNCATE on one rank and a silent result on another when
+ * a call site's element count changes on some ranks only. Fails identically on
+ * every rank; no data moves, so the group stays usable (docs/architecture.md). */
+static int32_t check_count_agrees(const char *fn, int64_t tag, const int64_t *sig, const char *what) {
+    const int64_t dtype = sig[3], count = sig[4], op = sig[5], root = sig[6];
+    int64_t *v = malloc(8 * sizeof *v);
+    if (!v) return fp8_dist_fail(FP8_ERR_OUT_OF_MEMORY, fn, "out of memory for the count check");
+    const int64_t mine[8] = {dtype, -dtype, count, -count, op, -op, root, -root};
+    memcpy(v, mine, sizeof mine);
+    MPI_Request req;
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, v, 8, MPI_INT64_T, MPI_MAX, g.check_comm, &req);
+    if (rc != MPI_SUCCESS) return free(v), mpi_fail(fn, rc, "count check (MPI_Iallreduce)");
+    /* a rank that skips this call is caught here: the timeout names the collective itself */
+    int32_t st = wait_for(&req, fn, what);
+    if (st != FP8_OK) return st; /* v may still be written: leaked on purpose */
+    int64_t r[8];
+    memcpy(r, v, sizeof r);
+    free(v);
+    if (r[0] == -r[1] && r[2] == -r[3] && r[4] == -r[5] && r[6] == -r[7]) return FP8_OK;
+    int64_t *vv = r;
+    return fp8_dist_fail(FP8_ERR_INVALID_ARG, fn,
+                         "ranks disagree on this collective (tag %lld, after its first-use shape check): element "
+                         "counts range from %lld to %lld, dtype codes from %lld to %lld, op codes from %lld to %lld, "
+                         "roots from %lld to %lld (this rank calls %s); no data was exchanged",
+                         (long long)tag, (long long)-vv[3], (long long)vv[2], (long long)-vv[1], (long long)vv[0],
+                         (long long)-vv[5], (long long)vv[4], (long long)-vv[7], (long long)vv[6], what);
+}
+
 /* Validates shape against count and, when the mode asks, compares the call's
  * signature across ranks. Fails identically on every rank on a mismatch. */
 static int32_t check_signature(const char *fn, int32_t kind, int64_t tag, int32_t dtype, int64_t count,
@@ -254,7 +289,7 @@ static int32_t check_signature(const char *fn, int32_t kind, int64_t tag, int32_
 
     uint64_t key = seen_key(kind, tag);
     if (g.check_mode == FP8_DIST_CHECK_OFF || (g.check_mode == FP8_DIST_CHECK_FIRST_USE && seen_has(key)))
-        return FP8_OK;
+        return kind == FP8_DIST_BARRIER ? FP8_OK : check_count_agrees(fn, tag, sig, what);
     int64_t *all = malloc(sizeof(int64_t) * SIG_LEN * (size_t)g.size);
     if (!all) return fp8_dist_fail(FP8_ERR_OUT_OF_MEMORY, fn, "out of memory for the shape check");
     MPI_Request req;

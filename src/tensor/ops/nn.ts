@@ -66,7 +66,7 @@ export function crossEntropy(
     if (targets.dtype !== "int32" || logits.ndim < 1 || targets.numel !== rows) {
       throw new Float8Error(op, `logits ${fmtShape(logits.shape)} (${logits.dtype}) need ${rows} int32 targets, got ${fmtShape(targets.shape)} ${targets.dtype}`);
     }
-    return crossEntropyOn(logits, targets, code, rows, C, ignore);
+    return crossEntropyOn(logits, targets, code, rows, C, ignore, false);
   }
   const tgt = indexData(targets, op);
   if (logits.ndim < 1 || tgt.length !== rows) {
@@ -81,11 +81,11 @@ export function crossEntropy(
       }
     }
   }
-  return crossEntropyOn(logits, indicesOn(tgt, logits.device), code, rows, C, ignore);
+  return crossEntropyOn(logits, indicesOn(tgt, logits.device), code, rows, C, ignore, true);
 }
 
 /** crossEntropy's kernels, the targets already int32 on the logits' device. */
-function crossEntropyOn(logits: Tensor, targetsOnDevice: Tensor, code: number, rows: number, C: number, ignore: number): Tensor {
+function crossEntropyOn(logits: Tensor, targetsOnDevice: Tensor, code: number, rows: number, C: number, ignore: number, ownsTargets: boolean): Tensor {
   const op = "crossEntropy";
   const be = logits.backend;
   const logp = Tensor.empty(logits.shape, logits.dtype, logits.device);
@@ -98,7 +98,7 @@ function crossEntropyOn(logits: Tensor, targetsOnDevice: Tensor, code: number, r
     const gx = Tensor.empty(logits.shape, logits.dtype, logits.device);
     be.crossEntropyBackward(gx.ptrFor(op), logp.ptrFor(op), targetsOnDevice.ptrFor(op), dl.ptrFor(op), code, rows, C, ignore, `${op}.backward`);
     return [gx];
-  });
+  }, () => [logp, ...(out !== result ? [out] : []), ...(ownsTargets ? [targetsOnDevice] : [])]);
 }
 
 /** Mean squared error (mean reduction), like torch.nn.functional.mse_loss. */
@@ -113,13 +113,15 @@ export function mseLoss(input: Tensor, target: Tensor): Tensor {
 function normArgs(op: string, x: Tensor, weight: Tensor | null, bias: Tensor | null): { rows: number; cols: number; code: number } {
   const ts = [x, weight, bias].filter((t): t is Tensor => !!t);
   const code = floatOperands(op, ...ts);
+  if (x.ndim < 1) throw new Float8Error(op, `input must have at least 1 dim, got ${describe(x)}`);
   const cols = x.shape[x.ndim - 1];
   for (const p of [weight, bias]) {
     if (p && (p.ndim !== 1 || p.shape[0] !== cols)) {
       throw new Float8Error(op, `weight/bias must have shape [${cols}] for input of ${describe(x)}; got ${describe(p)}`);
     }
   }
-  return { rows: x.numel / cols, cols, code };
+  // rows from the leading dims: a [2, 0] input has 2 rows of 0 (not 0 / 0)
+  return { rows: x.shape.slice(0, -1).reduce((a, b) => a * b, 1), cols, code };
 }
 
 /** Layer norm over the last dim (oneDNN), like F.layer_norm(x, [C], weight, bias, eps). */
@@ -129,15 +131,16 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
   const out = Tensor.empty(x.shape, x.dtype, x.device);
   const meanBuf = Tensor.empty([rows], "float32", x.device);
   const rstd = Tensor.empty([rows], "float32", x.device);
-  x.backend.layerNorm(out.ptrFor(op), meanBuf.ptrFor(op), rstd.ptrFor(op), x.ptrFor(op), weight?.ptrFor(op) ?? null, bias?.ptrFor(op) ?? null, code, rows, cols, eps, op);
+  if (x.numel > 0) x.backend.layerNorm(out.ptrFor(op), meanBuf.ptrFor(op), rstd.ptrFor(op), x.ptrFor(op), weight?.ptrFor(op) ?? null, bias?.ptrFor(op) ?? null, code, rows, cols, eps, op);
   return record(out, op, [x, weight, bias], (g) => {
+    if (x.numel === 0) return [x.zerosLike(), weight?.zerosLike() ?? null, bias?.zerosLike() ?? null];
     const gg = g.dtype === x.dtype ? g : g.to({ dtype: x.dtype });
     const gx = Tensor.empty(x.shape, x.dtype, x.device);
     const gw = weight ? Tensor.empty(weight.shape, weight.dtype, x.device) : null;
     const gb = bias ? Tensor.empty(bias.shape, bias.dtype, x.device) : null;
     x.backend.layerNormBackward(gx.ptrFor(op), gw?.ptrFor(op) ?? null, gb?.ptrFor(op) ?? null, gg.ptrFor(op), x.ptrFor(op), meanBuf.ptrFor(op), rstd.ptrFor(op), weight?.ptrFor(op) ?? null, code, rows, cols, `${op}.backward`);
     return [gx, gw, gb];
-  });
+  }, () => [meanBuf, rstd]);
 }
 
 /** RMS norm over the last dim: x / sqrt(mean(x^2) + eps) * weight. */
@@ -146,14 +149,15 @@ export function rmsNorm(x: Tensor, weight: Tensor | null = null, eps = 1e-6): Te
   const { rows, cols, code } = normArgs(op, x, weight, null);
   const out = Tensor.empty(x.shape, x.dtype, x.device);
   const rstd = Tensor.empty([rows], "float32", x.device);
-  x.backend.rmsNorm(out.ptrFor(op), rstd.ptrFor(op), x.ptrFor(op), weight?.ptrFor(op) ?? null, code, rows, cols, eps, op);
+  if (x.numel > 0) x.backend.rmsNorm(out.ptrFor(op), rstd.ptrFor(op), x.ptrFor(op), weight?.ptrFor(op) ?? null, code, rows, cols, eps, op);
   return record(out, op, [x, weight], (g) => {
+    if (x.numel === 0) return [x.zerosLike(), weight?.zerosLike() ?? null];
     const gg = g.dtype === x.dtype ? g : g.to({ dtype: x.dtype });
     const gx = Tensor.empty(x.shape, x.dtype, x.device);
     const gw = weight ? Tensor.empty(weight.shape, weight.dtype, x.device) : null;
     x.backend.rmsNormBackward(gx.ptrFor(op), gw?.ptrFor(op) ?? null, gg.ptrFor(op), x.ptrFor(op), rstd.ptrFor(op), weight?.ptrFor(op) ?? null, code, rows, cols, `${op}.backward`);
     return [gx, gw];
-  });
+  }, () => [rstd]);
 }
 
 /** Rows of weight (num, dim) picked by int32 indices: out (...idx.shape, dim). */
@@ -184,7 +188,7 @@ export function embedding(indices: Tensor | Int32Array | readonly number[], weig
     const gw = weight.zerosLike();
     weight.backend.embeddingBackward(gw.ptrFor(op), gg.ptrFor(op), idxOnDevice.ptrFor(op), code, n, num, dim, `${op}.backward`);
     return [gw];
-  });
+  }, () => (idxOnDevice === indices ? [] : [idxOnDevice]));
 }
 
 /**
