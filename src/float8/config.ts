@@ -234,9 +234,6 @@ export class Float8LinearConfig {
         throw new Float8Error("Float8LinearConfig", `delayed scaling of ${name} needs the same cast config in every GEMM`);
       }
     }
-    if (this.enableFsdpFloat8AllGather && this.castConfigWeight.scalingType === ScalingType.STATIC) {
-      throw new Float8Error("Float8LinearConfig", "enableFsdpFloat8AllGather needs dynamic or delayed weight scaling, not static");
-    }
     Object.freeze(this);
   }
 

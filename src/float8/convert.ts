@@ -24,9 +24,15 @@ export function convertToFloat8Training<M extends Module>(
   if (!(config instanceof Float8LinearConfig)) throw new Float8Error("convertToFloat8Training", "config must be a Float8LinearConfig");
   const filter = opts.moduleFilterFn ?? (() => true);
   const isPlainLinear = (m: Module) => m instanceof Linear && !(m instanceof Float8Linear);
-  if (isPlainLinear(module)) {
-    return filter(module, "") ? Float8Linear.fromFloat(module as unknown as Linear, config) : module;
+  if (isPlainLinear(module) && filter(module, "")) {
+    // torchao's swap_linear_layers: a root Linear with children would lose them in the swap
+    const children = [...module.namedChildren()];
+    if (children.length > 0) {
+      throw new Float8Error("convertToFloat8Training", `does not support a root nn.Linear with children (${children.map(([f]) => f).join(", ")})`);
+    }
+    return Float8Linear.fromFloat(module as unknown as Linear, config);
   }
+  // a root Linear the filter rejects: its Linear children may still be swapped (as torchao)
   const targets = [...module.namedModules()].filter(([fqn, m]) => fqn !== "" && isPlainLinear(m) && filter(m, fqn));
   for (const [fqn, m] of targets) module.setSubmodule(fqn, Float8Linear.fromFloat(m as Linear, config));
   return module;

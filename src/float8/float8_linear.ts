@@ -11,7 +11,7 @@
 // static); one helper, `castToFloat8`, serves every role.
 import { Float8Error } from "../errors.ts";
 import { activeCapture } from "../tensor/backend/capture.ts";
-import { Function, type FunctionCtx } from "../autograd/graph.ts";
+import { Function, isGradEnabled, type FunctionCtx } from "../autograd/graph.ts";
 import { DTYPE_CODE, FP8_MAX, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
 import { Tensor, full, zeros } from "../tensor/tensor.ts";
 import { collectCastStats, type CastStats } from "./stats.ts";
@@ -66,14 +66,29 @@ function castToFloat8(x: Tensor, st: RoleScaling, amaxInitialized: boolean, with
   if (cfg.scalingType === ScalingType.STATIC) return hpTensorAndScaleToFloat8(x, st.staticScale!, st.float8Dtype, st.role, withDecoded);
   // DELAYED
   const op = `Float8Linear.cast(${st.role})`;
-  if (!amaxInitialized) {
-    // torchao's _maybe_initialize_amaxes_scales_for_float8_cast: seed the
-    // history and the scale from this tensor.
-    x.backend.amaxToScale(st.amax!.ptrFor(op), st.scale!.ptrFor(op), x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel, DTYPE_CODE[st.float8Dtype], 0, op);
-    x.backend.copy(st.history!.ptrFor(op), st.amax!.ptrFor(op), 4); // history[0] <- amax
-  }
+  if (!amaxInitialized) initializeAmaxHistory(x, st, op);
   // cast with the current scale, recording this tensor's amax for the next sync (one pass on the CPU)
   return hpTensorAndScaleToFloat8(x, st.scale!, st.float8Dtype, st.role, withDecoded, st.amax!);
+}
+
+/**
+ * torchao's _maybe_initialize_amaxes_scales_for_float8_cast: amax <- amax(x),
+ * history[0] <- amax, and the scale comes from the WHOLE history with
+ * scaleFnName ("max"), so a history that already holds values (loaded from a
+ * state dict, or synced before the first forward) keeps counting.
+ */
+export function initializeAmaxHistory(x: Tensor, st: RoleScaling, op: string): void {
+  const clamp = (x.dtype as string) === "float16" ? 1 : 0;
+  const fp8 = DTYPE_CODE[st.float8Dtype];
+  x.backend.amaxToScale(st.amax!.ptrFor(op), st.scale!.ptrFor(op), x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel, fp8, clamp, op);
+  x.backend.copy(st.history!.ptrFor(op), st.amax!.ptrFor(op), 4); // history[0] <- amax
+  // scale <- amaxToScale(max(history)): the amaxes are >= 0, so max |history| is max(history)
+  const scratch = zeros([1], { device: x.device });
+  try {
+    x.backend.amaxToScale(scratch.ptrFor(op), st.scale!.ptrFor(op), st.history!.ptrFor(op), DTYPE_CODE.float32, st.history!.numel, fp8, clamp, op);
+  } finally {
+    scratch.dispose();
+  }
 }
 
 /** Casts for one GEMM, recording telemetry when the layer collects it this step. */
@@ -248,12 +263,14 @@ export class Float8Linear extends Linear {
     };
     const historyLen = config.delayedScalingConfig.historyLen;
     for (const st of [input, weight, gradOutput]) {
-      if (st.config.scalingType === ScalingType.DELAYED) {
-        // torchao's initial values: amax = fp8 max, history zeros, scale 1
+      // torchao registers all nine delayed-scaling buffers when any role is delayed (state dicts
+      // line up key for key); initial values: amax = the role's fp8 max, history zeros, scale 1
+      if (config.hasAnyDelayedScaling) {
         st.amax = this.registerBuffer(`fp8_amax_${st.role}`, full([1], FP8_MAX[st.float8Dtype]));
         st.history = this.registerBuffer(`fp8_amax_history_${st.role}`, zeros([historyLen]));
         st.scale = this.registerBuffer(`fp8_scale_${st.role}`, full([1], 1));
-      } else if (st.config.scalingType === ScalingType.STATIC) {
+      }
+      if (st.config.scalingType === ScalingType.STATIC) {
         st.staticScale = this.registerBuffer(`fp8_static_scale_${st.role}`, full([1], st.config.staticScale!));
       }
     }
@@ -271,7 +288,8 @@ export class Float8Linear extends Linear {
 
   forward(x: Tensor): Tensor {
     const delayed = this.config.hasAnyDelayedScaling;
-    if (delayed && this.config.enablePreAndPostForward && this.isAmaxInitialized && !this.amaxAndScaleSynced) {
+    // torchao checks only with autograd on, so an evaluation loop under noGrad needs no sync
+    if (delayed && this.config.enablePreAndPostForward && this.isAmaxInitialized && !this.amaxAndScaleSynced && isGradEnabled()) {
       throw new Float8Error(
         "Float8Linear.forward",
         "amaxes and scales not synced: call syncFloat8AmaxAndScaleHistory(model) after each backward (before the next forward)",
@@ -309,6 +327,6 @@ export class Float8Linear extends Linear {
   }
 
   extraRepr(): string {
-    return `in=${this.inFeatures}, out=${this.outFeatures}, bias=${this.bias !== null}, scaling="${this.config.scalingRepr()}"`;
+    return `in_features=${this.inFeatures}, out_features=${this.outFeatures}, bias=${this.bias !== null ? "True" : "False"}, scaling="${this.config.scalingRepr()}"`;
   }
 }
