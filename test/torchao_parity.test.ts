@@ -151,3 +151,25 @@ describe("buffers and repr", () => {
     expect(m.toString()).toBe('Float8Linear(in_features=64, out_features=96, bias=False, scaling="i:del,w:del,go:del")');
   });
 });
+
+describe("kept on purpose: the amax history rolls (docs/torchao-differences.md)", () => {
+  test("the amax history rolls: hand-computed history and scales over six syncs", () => {
+    const m = Float8Linear.fromFloat(new nn.Linear(16, 8), delayed());
+    const hist = () => Array.from(m.scaling.input.history!.toArray());
+    // input amaxes 1, 2, 3, 4, 5, 1 (x = k * ones); history length 4
+    const want = [
+      [[1, 1, 0, 0], 448],
+      [[2, 1, 1, 0], 224],
+      [[3, 2, 1, 1], 448 / 3],
+      [[4, 3, 2, 1], 112],
+      [[5, 4, 3, 2], 448 / 5],
+      [[1, 5, 4, 3], 448 / 5], // the max of the history, not the latest amax
+    ] as const;
+    [1, 2, 3, 4, 5, 1].forEach((k, i) => {
+      m.forward(ones([2, 16]).mul(tensor([k])));
+      float8.syncFloat8AmaxAndScaleHistory(m);
+      expect(hist()).toEqual([...want[i][0]]);
+      expect(m.scaling.input.scale!.item()).toBe(f32(want[i][1]));
+    });
+  });
+});
