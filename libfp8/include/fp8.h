@@ -49,6 +49,10 @@ enum {
     FP8_DTYPE_E5M2 = 3,   /* torch.float8_e5m2: max 57344, IEEE inf/NaN  */
     FP8_DTYPE_I32 = 4,    /* int32 (indices, targets)                    */
     FP8_DTYPE_U8 = 5,     /* uint8 (masks)                               */
+    /* AMD MI300's fp8 formats (CPU kernels only; CUDA entry points reject them):
+     * no inf, no negative zero, one NaN (0x80), exponent biases 8 and 16. */
+    FP8_DTYPE_E4M3FNUZ = 9,  /* torch.float8_e4m3fnuz: max 240   */
+    FP8_DTYPE_E5M2FNUZ = 10, /* torch.float8_e5m2fnuz: max 57344 */
 };
 
 /* ---- core: errors, memory, threads ------------------------------------ */

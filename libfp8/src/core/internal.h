@@ -60,6 +60,15 @@ const char *fp8_dtype_name(int32_t dtype);
 
 static inline int fp8_is_float_hp(int32_t dt) { return dt == FP8_DTYPE_F32 || dt == FP8_DTYPE_BF16; }
 static inline int fp8_is_fp8(int32_t dt) { return dt == FP8_DTYPE_E4M3FN || dt == FP8_DTYPE_E5M2; }
+/* The fnuz formats (float8_e4m3fnuz, float8_e5m2fnuz): the CPU kernels take them. */
+static inline int fp8_is_fnuz(int32_t dt) { return dt == FP8_DTYPE_E4M3FNUZ || dt == FP8_DTYPE_E5M2FNUZ; }
+/* Any fp8 format the CPU kernels encode and decode. */
+static inline int fp8_is_fp8_cpu(int32_t dt) { return fp8_is_fp8(dt) || fp8_is_fnuz(dt); }
+#define FP8_REQUIRE_FP8_CPU(dt, what, fn)                                                        \
+    FP8_REQUIRE(fp8_is_fp8_cpu(dt), fn,                                                          \
+                "%s must be float8_e4m3fn, float8_e5m2, float8_e4m3fnuz or float8_e5m2fnuz, got " \
+                "%s (%d)",                                                                       \
+                what, fp8_dtype_name(dt), (int)(dt))
 
 /* bf16 <-> f32. bf16 is the top half of an f32; rounding is to nearest even,
  * NaN stays NaN (quiet bit set). */

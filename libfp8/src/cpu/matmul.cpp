@@ -150,17 +150,20 @@ int32_t check_problem(const char *fn, int64_t batch_a, int64_t batch_b, int64_t 
  * every fp8 value is a bf16 value; NaN stays NaN, e5m2 inf stays inf). */
 struct DecodeTable {
     uint16_t bf16[256];
-    explicit DecodeTable(bool e4m3) {
-        for (int i = 0; i < 256; ++i) {
-            const uint8_t v = (uint8_t)i;
-            bf16[i] = fp8_f32_to_bf16(e4m3 ? fp8_ref_e4m3fn_to_f32(v) : fp8_ref_e5m2_to_f32(v));
-        }
+    explicit DecodeTable(int32_t fp8_dtype) {
+        for (int i = 0; i < 256; ++i) bf16[i] = fp8_f32_to_bf16(fp8_ref_decode(fp8_dtype, (uint8_t)i));
     }
 };
 
 const uint16_t *decode_table(int32_t fp8_dtype) {
-    static const DecodeTable e4m3(true), e5m2(false);
-    return fp8_dtype == FP8_DTYPE_E4M3FN ? e4m3.bf16 : e5m2.bf16;
+    static const DecodeTable e4m3(FP8_DTYPE_E4M3FN), e5m2(FP8_DTYPE_E5M2);
+    static const DecodeTable e4m3fnuz(FP8_DTYPE_E4M3FNUZ), e5m2fnuz(FP8_DTYPE_E5M2FNUZ);
+    switch (fp8_dtype) {
+    case FP8_DTYPE_E4M3FN: return e4m3.bf16;
+    case FP8_DTYPE_E4M3FNUZ: return e4m3fnuz.bf16;
+    case FP8_DTYPE_E5M2FNUZ: return e5m2fnuz.bf16;
+    default: return e5m2.bf16;
+    }
 }
 
 void decode_to_bf16(uint16_t *dst, const uint8_t *src, int64_t n, int32_t fp8_dtype) {
@@ -217,9 +220,9 @@ extern "C" FP8_API int32_t fp8_cpu_scaled_mm(void *c, int32_t c_dtype, const voi
         FP8_REQUIRE_PTR(b, fn);
         FP8_REQUIRE_PTR(scale_a, fn);
         FP8_REQUIRE_PTR(scale_b, fn);
-        FP8_REQUIRE(fp8_is_fp8(a_dtype), fn, "a_dtype %s (%d) must be float8_e4m3fn or float8_e5m2",
+        FP8_REQUIRE(fp8_is_fp8_cpu(a_dtype), fn, "a_dtype %s (%d) must be an fp8 dtype",
                     fp8_dtype_name(a_dtype), a_dtype);
-        FP8_REQUIRE(fp8_is_fp8(b_dtype), fn, "b_dtype %s (%d) must be float8_e4m3fn or float8_e5m2",
+        FP8_REQUIRE(fp8_is_fp8_cpu(b_dtype), fn, "b_dtype %s (%d) must be an fp8 dtype",
                     fp8_dtype_name(b_dtype), b_dtype);
         FP8_REQUIRE(fp8_is_float_hp(c_dtype), fn, "c_dtype %s (%d) must be float32 or bfloat16",
                     fp8_dtype_name(c_dtype), c_dtype);
