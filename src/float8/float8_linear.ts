@@ -30,6 +30,12 @@ const ROLE_DTYPE: Record<GemmInputRole, Float8DType> = {
   weight: "float8_e4m3fn",
   grad_output: "float8_e5m2",
 };
+/** with useFnuzDtype (AMD MI300's formats) */
+const ROLE_DTYPE_FNUZ: Record<GemmInputRole, Float8DType> = {
+  input: "float8_e4m3fnuz",
+  weight: "float8_e4m3fnuz",
+  grad_output: "float8_e5m2fnuz",
+};
 
 /** Scaling state of one operand: its config and, for delayed/static scaling, its buffers. */
 export class RoleScaling {
@@ -45,8 +51,8 @@ export class RoleScaling {
    * or a cast whose scale is the MAX over ranks. Returning null casts as configured. */
   castOverride: ((x: Tensor) => Float8Tensor | null) | null = null;
 
-  constructor(readonly role: GemmInputRole, readonly config: CastConfig, readonly roundPow2 = false) {
-    this.float8Dtype = config.targetDtype ?? ROLE_DTYPE[role];
+  constructor(readonly role: GemmInputRole, readonly config: CastConfig, readonly roundPow2 = false, fnuz = false) {
+    this.float8Dtype = config.targetDtype ?? (fnuz ? ROLE_DTYPE_FNUZ : ROLE_DTYPE)[role];
   }
 }
 
@@ -249,12 +255,12 @@ export class Float8Linear extends Linear {
     if (!(config instanceof Float8LinearConfig)) throw new Float8Error("Float8Linear", "config must be a Float8LinearConfig");
     this.config = config;
     this.isAmaxInitialized = !config.enableAmaxInit;
-    const p2 = config.roundScalesToPowerOf2;
-    const input = new RoleScaling("input", config.castConfigInput, p2);
-    const weight = new RoleScaling("weight", config.castConfigWeight, p2);
-    const gradOutput = new RoleScaling("grad_output", config.castConfigGradOutput, p2);
+    const p2 = config.roundScalesToPowerOf2, fnuz = config.useFnuzDtype;
+    const input = new RoleScaling("input", config.castConfigInput, p2, fnuz);
+    const weight = new RoleScaling("weight", config.castConfigWeight, p2, fnuz);
+    const gradOutput = new RoleScaling("grad_output", config.castConfigGradOutput, p2, fnuz);
     // an override equal to the main cast shares its state (delayed buffers, static scale)
-    const override = (main: RoleScaling, cfg: CastConfig) => (cfg.sameAs(main.config) ? main : new RoleScaling(main.role, cfg, p2));
+    const override = (main: RoleScaling, cfg: CastConfig) => (cfg.sameAs(main.config) ? main : new RoleScaling(main.role, cfg, p2, fnuz));
     this.scaling = {
       input, weight, grad_output: gradOutput,
       input_for_grad_weight: override(input, config.castConfigInputForGradWeight),

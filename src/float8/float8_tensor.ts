@@ -23,7 +23,7 @@ export type GemmInputRole = "input" | "weight" | "grad_output";
  */
 export class Float8Tensor {
   constructor(
-    /** raw fp8 tensor (dtype float8_e4m3fn or float8_e5m2) */
+    /** raw fp8 tensor (a float8 dtype: e4m3fn, e5m2 or their fnuz forms) */
     readonly data: Tensor,
     /** float32 tensor: one element (tensorwise) or one per row (axiswise) */
     readonly scale: Tensor,
@@ -118,7 +118,7 @@ function checkHp(x: Tensor, op: string): void {
 }
 
 function checkFp8Dtype(d: string, op: string): asserts d is Float8DType {
-  if (!isFloat8(d as Float8DType)) throw new Float8Error(op, `expects a float8 dtype (float8_e4m3fn or float8_e5m2), got ${d}`);
+  if (!isFloat8(d as Float8DType)) throw new Float8Error(op, `expects a float8 dtype (float8_e4m3fn, float8_e5m2, float8_e4m3fnuz or float8_e5m2fnuz), got ${d}`);
 }
 
 /**

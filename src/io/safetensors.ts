@@ -7,7 +7,7 @@
 //       "__metadata__": { "<key>": "<string>" } }
 //   [data: every tensor's raw little-endian bytes, back to back, offsets relative to here]
 //
-// dtypes: F32, BF16, F8_E4M3 (float8_e4m3fn), F8_E5M2 and I32.
+// dtypes: F32, BF16, F8_E4M3 (float8_e4m3fn), F8_E5M2, F8_E4M3FNUZ, F8_E5M2FNUZ and I32.
 //
 // save(module, path, { optimizer }) writes two files:
 //   <path>                    module.stateDict(): parameters and buffers (Float8Linear's
@@ -42,6 +42,9 @@ export const SAFETENSORS_DTYPE: Record<DType, string> = {
   float8_e4m3fn: "F8_E4M3",
   float8_e5m2: "F8_E5M2",
   int32: "I32",
+  // the names Python's safetensors (0.8) gives torch's fnuz dtypes
+  float8_e4m3fnuz: "F8_E4M3FNUZ",
+  float8_e5m2fnuz: "F8_E5M2FNUZ",
 };
 const FROM_SAFETENSORS = new Map<string, DType>(Object.entries(SAFETENSORS_DTYPE).map(([d, s]) => [s, d as DType]));
 
