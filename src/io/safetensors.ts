@@ -343,13 +343,14 @@ function loadableAs(from: DType, to: DType): boolean {
 }
 
 /** Checks entries against destination tensors: none missing, none unexpected, shapes equal, dtypes compatible. */
-function checkAgainst(parsed: ParsedSafetensors, own: Record<string, Tensor>, source: string, what: string): void {
+function checkAgainst(parsed: ParsedSafetensors, own: Record<string, Tensor>, source: string, what: string, strict = true): { missing: string[]; unexpected: string[] } {
   const missing = Object.keys(own).filter((k) => !parsed.entries.has(k));
-  if (missing.length) fail(source, `missing ${what} tensor${missing.length > 1 ? "s" : ""} ${missing.map((k) => `'${k}'`).join(", ")}`);
+  if (missing.length && strict) fail(source, `missing ${what} tensor${missing.length > 1 ? "s" : ""} ${missing.map((k) => `'${k}'`).join(", ")}`);
   const unexpected = [...parsed.entries.keys()].filter((k) => !(k in own));
-  if (unexpected.length) fail(source, `unexpected tensor${unexpected.length > 1 ? "s" : ""} ${unexpected.map((k) => `'${k}'`).join(", ")} (not in the ${what})`);
+  if (unexpected.length && strict) fail(source, `unexpected tensor${unexpected.length > 1 ? "s" : ""} ${unexpected.map((k) => `'${k}'`).join(", ")} (not in the ${what})`);
   for (const [name, e] of parsed.entries) {
     const dst = own[name];
+    if (!dst) continue; // unexpected, and strict is off
     if (dst.numel !== numel(e.shape) || (!sameShape(dst.shape, e.shape) && what === "model")) {
       fail(source, `tensor '${name}': shape ${fmtShape(e.shape)} in the file does not match ${fmtShape(dst.shape)} in the ${what}`);
     }
@@ -357,6 +358,7 @@ function checkAgainst(parsed: ParsedSafetensors, own: Record<string, Tensor>, so
       fail(source, `tensor '${name}': dtype ${SAFETENSORS_DTYPE[e.dtype]} in the file cannot be loaded into ${dst.dtype} in the ${what}`);
     }
   }
+  return { missing, unexpected };
 }
 
 /** Copies entry `name` into `dst` in place (dst keeps its identity and dtype). */
@@ -369,15 +371,24 @@ function assignFrom(parsed: ParsedSafetensors, name: string, dst: Tensor): void 
 }
 
 /**
- * Loads a checkpoint written by save() into `module` (and `optimizer`):
- * parameters, buffers, Float8Linear delayed-scaling state, optimizer state and
- * step count. Both files are validated completely before anything changes;
- * a problem throws a Float8Error naming the file, the tensor and the problem.
+ * Loads a checkpoint written by save() (or any safetensors file with the model's
+ * keys, such as a torch/torchao state_dict saved by Python's safetensors) into
+ * `module` (and `optimizer`): parameters, buffers, Float8Linear delayed-scaling
+ * state, optimizer state and step count. Both files are validated completely
+ * before anything changes; a problem throws a Float8Error naming the file, the
+ * tensor and the problem. With `strict: false` (torch's load_state_dict(strict=False))
+ * keys missing from the file or absent from the module are skipped and reported
+ * in `missingKeys` / `unexpectedKeys` instead (shapes and dtypes of the shared keys
+ * are still checked; the optimizer file is always strict).
  */
-export function load(module: Module, path: string, opts: { optimizer?: Optimizer } = {}): { metadata: Record<string, string> } {
+export function load(
+  module: Module, path: string, opts: { optimizer?: Optimizer; strict?: boolean } = {},
+): { metadata: Record<string, string>; missingKeys: string[]; unexpectedKeys: string[] } {
   const model = readParsed(path);
   const own = module.stateDict();
-  checkAgainst(model, own, path, "model");
+  const strict = opts.strict ?? true;
+  if (typeof strict !== "boolean") fail(path, `strict must be a boolean, got ${typeof strict}`);
+  const { missing, unexpected } = checkAgainst(model, own, path, "model", strict);
   const layers = parseLayers(model.metadata[META.float8Layers], path);
 
   const opt = opts.optimizer;
@@ -408,7 +419,7 @@ export function load(module: Module, path: string, opts: { optimizer?: Optimizer
 
   // every check passed: assign
   noGrad(() => {
-    for (const name of model.entries.keys()) assignFrom(model, name, own[name]);
+    for (const name of model.entries.keys()) if (own[name]) assignFrom(model, name, own[name]);
     if (opt && optParsed) {
       for (const name of optParsed.entries.keys()) assignFrom(optParsed, name, optOwn[name]);
       opt.stepCount = stepCount;
@@ -421,7 +432,7 @@ export function load(module: Module, path: string, opts: { optimizer?: Optimizer
     m.isAmaxInitialized = saved ? saved.amaxInitialized : m.isAmaxInitialized || historyHasData(m);
     m.amaxAndScaleSynced = saved ? saved.synced : true;
   }
-  return { metadata: { ...model.metadata } };
+  return { metadata: { ...model.metadata }, missingKeys: missing, unexpectedKeys: unexpected };
 }
 
 function parseJson(text: string | undefined, source: string, key: string): any {
