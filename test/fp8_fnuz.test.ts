@@ -165,7 +165,7 @@ describe("fnuz rules", () => {
   });
 
   test("an unknown fp8 code is rejected with a message naming the four formats", () => {
-    expect(lib.fp8_cpu_quantize(new Uint8Array(1), 11, Float32Array.of(1), F32, 1, Float32Array.of(1))).toBe(-1);
-    expect(String(lib.fp8_last_error())).toContain("must be float8_e4m3fn, float8_e5m2, float8_e4m3fnuz or float8_e5m2fnuz, got unknown (11)");
+    expect(lib.fp8_cpu_quantize(new Uint8Array(1), 99, Float32Array.of(1), F32, 1, Float32Array.of(1))).toBe(-1);
+    expect(String(lib.fp8_last_error())).toContain("must be float8_e4m3fn, float8_e5m2, float8_e4m3fnuz or float8_e5m2fnuz, got unknown (99)");
   });
 });

@@ -53,6 +53,9 @@ enum {
      * no inf, no negative zero, one NaN (0x80), exponent biases 8 and 16. */
     FP8_DTYPE_E4M3FNUZ = 9,  /* torch.float8_e4m3fnuz: max 240   */
     FP8_DTYPE_E5M2FNUZ = 10, /* torch.float8_e5m2fnuz: max 57344 */
+    /* torch.float16 as a high-precision dtype: the CPU casts, conversions, matmul,
+     * binary ops, reductions and optimizer steps take it (others reject it). */
+    FP8_DTYPE_F16 = 11,
 };
 
 /* ---- core: errors, memory, threads ------------------------------------ */

@@ -59,11 +59,13 @@ export function setAmaxReducer(fn: ((amaxes: Float32Array) => void) | null): voi
 export function syncFloat8AmaxAndScaleHistory(model: Module): void {
   const layers = float8Layers(model).filter((l) => l.config.hasAnyDelayedScaling);
   const byLen = new Map<number, RoleScaling[]>();
+  const clampOf = new Map<RoleScaling, number>(); // float16 layers clamp their scales to 65504 (torchao)
   for (const l of layers) {
     // overrides equal to a main cast share its RoleScaling: visit each state once
     for (const st of new Set(Object.values(l.scaling))) {
       if (st.config.scalingType !== ScalingType.DELAYED) continue;
       const len = st.history!.numel;
+      clampOf.set(st, l.weight.dtype === "float16" ? 1 : 0);
       byLen.set(len, [...(byLen.get(len) ?? []), st]);
     }
   }
@@ -81,7 +83,7 @@ export function syncFloat8AmaxAndScaleHistory(model: Module): void {
       const on = states.filter((s) => s.amax!.device === device);
       on[0].amax!.backend.syncAmaxHistory(
         on.map((s) => s.amax!.ptrFor(op)), on.map((s) => s.history!.ptrFor(op)), on.map((s) => s.scale!.ptrFor(op)),
-        Int32Array.from(on.map((s) => DTYPE_CODE[s.float8Dtype])), new Int32Array(on.length), len, op,
+        Int32Array.from(on.map((s) => DTYPE_CODE[s.float8Dtype])), Int32Array.from(on.map((s) => clampOf.get(s) ?? 0)), len, op,
       );
     }
   }

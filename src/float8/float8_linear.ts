@@ -84,7 +84,7 @@ function castToFloat8(x: Tensor, st: RoleScaling, amaxInitialized: boolean, with
  * state dict, or synced before the first forward) keeps counting.
  */
 export function initializeAmaxHistory(x: Tensor, st: RoleScaling, op: string): void {
-  const clamp = (x.dtype as string) === "float16" ? 1 : 0;
+  const clamp = x.dtype === "float16" ? 1 : 0;
   const fp8 = DTYPE_CODE[st.float8Dtype];
   x.backend.amaxToScale(st.amax!.ptrFor(op), st.scale!.ptrFor(op), x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel, fp8, clamp, op);
   x.backend.copy(st.history!.ptrFor(op), st.amax!.ptrFor(op), 4); // history[0] <- amax

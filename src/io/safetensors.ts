@@ -39,6 +39,7 @@ import { Float8Linear } from "../float8/float8_linear.ts";
 export const SAFETENSORS_DTYPE: Record<DType, string> = {
   float32: "F32",
   bfloat16: "BF16",
+  float16: "F16",
   float8_e4m3fn: "F8_E4M3",
   float8_e5m2: "F8_E5M2",
   int32: "I32",
@@ -338,7 +339,7 @@ export function save(module: Module, path: string, opts: { optimizer?: Optimizer
 
 /** Can a stored dtype be loaded into a tensor of dtype `to`? (f32 and bf16 convert; others must match.) */
 function loadableAs(from: DType, to: DType): boolean {
-  const hp = (d: DType) => d === "float32" || d === "bfloat16";
+  const hp = (d: DType) => d === "float32" || d === "bfloat16" || d === "float16";
   return from === to || (hp(from) && hp(to));
 }
 

@@ -5,11 +5,11 @@
  * AMD MI300's fnuz formats e4m3fnuz (max 240) and e5m2fnuz (max 57344): no inf, no negative
  * zero, one NaN (0x80); the fnuz formats run on the CPU only.
  */
-export type DType = "float32" | "bfloat16" | "float8_e4m3fn" | "float8_e5m2" | "float8_e4m3fnuz" | "float8_e5m2fnuz" | "int32";
+export type DType = "float32" | "bfloat16" | "float16" | "float8_e4m3fn" | "float8_e5m2" | "float8_e4m3fnuz" | "float8_e5m2fnuz" | "int32";
 /** The float8 subset of DType. */
 export type Float8DType = "float8_e4m3fn" | "float8_e5m2" | "float8_e4m3fnuz" | "float8_e5m2fnuz";
-/** The high-precision float dtypes a model computes in. */
-export type HighPrecisionDType = "float32" | "bfloat16";
+/** The high-precision float dtypes a model computes in (float16: CPU only; its fp8 scales are clamped to 65504). */
+export type HighPrecisionDType = "float32" | "bfloat16" | "float16";
 
 /** Native enum value (fp8.h FP8_DTYPE_*) of each dtype. */
 export const DTYPE_CODE: Record<DType, number> = {
@@ -20,6 +20,7 @@ export const DTYPE_CODE: Record<DType, number> = {
   int32: 4,
   float8_e4m3fnuz: 9,
   float8_e5m2fnuz: 10,
+  float16: 11,
 };
 
 /** Bytes per element. */
@@ -31,6 +32,7 @@ export const ITEM_SIZE: Record<DType, number> = {
   int32: 4,
   float8_e4m3fnuz: 1,
   float8_e5m2fnuz: 1,
+  float16: 2,
 };
 
 /** Largest finite value of each float8 dtype. */
@@ -51,9 +53,9 @@ export function isFnuz(d: DType): boolean {
   return d === "float8_e4m3fnuz" || d === "float8_e5m2fnuz";
 }
 
-/** True for float32 and bfloat16. */
+/** True for float32, bfloat16 and float16. */
 export function isHighPrecision(d: DType): d is HighPrecisionDType {
-  return d === "float32" || d === "bfloat16";
+  return d === "float32" || d === "bfloat16" || d === "float16";
 }
 
 /** Throws a TypeError naming `op` when d is not a known dtype. */

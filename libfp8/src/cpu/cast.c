@@ -269,14 +269,53 @@ int32_t fp8_cpu_set_isa(int32_t max_isa) {
 
 /* ---- validation helpers ------------------------------------------------ */
 
-static int is_convertible(int32_t dt) { return fp8_is_float_hp(dt) || fp8_is_fp8_cpu(dt); }
+static int is_convertible(int32_t dt) { return fp8_is_float_any(dt) || fp8_is_fp8_cpu(dt); }
+
+/* ---- float16 sources and destinations ------------------------------------
+ * The ISA kernels take f32 and bf16; a float16 buffer goes through f32 in
+ * blocks of F16_BLOCK elements on the stack (exact: every half is an f32). */
+enum { F16_BLOCK = 1024 };
+
+static void f16_to_f32_block(float *dst, const uint16_t *src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = fp8_f16_to_f32(src[i]);
+}
+
+/* max |bits| of n halves, as the f32 bits of that magnitude (NaN stays above inf) */
+static uint32_t amax_f16_bits(const uint16_t *src, int64_t n) {
+    uint16_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const uint16_t a = src[i] & 0x7FFFu;
+        m = a > m ? a : m;
+    }
+    return fp8_ref_f32_bits(fp8_f16_to_f32(m));
+}
+
+static void quantize_f16(const fp8_cast_kernels *k, uint8_t *dst, const uint16_t *src, int64_t n, float scale,
+                         int32_t fp8_dtype) {
+    float buf[F16_BLOCK];
+    for (int64_t j = 0; j < n; j += F16_BLOCK) {
+        const int64_t m = n - j < F16_BLOCK ? n - j : F16_BLOCK;
+        f16_to_f32_block(buf, src + j, m);
+        k->quantize_f32(dst + j, buf, m, scale, fp8_dtype, 0);
+    }
+}
+
+static void decode_f16(const fp8_cast_kernels *k, uint16_t *dst, const uint8_t *src, int64_t n, int32_t fp8_dtype,
+                       float scale, int divide) {
+    float buf[F16_BLOCK];
+    for (int64_t j = 0; j < n; j += F16_BLOCK) {
+        const int64_t m = n - j < F16_BLOCK ? n - j : F16_BLOCK;
+        k->decode_f32(buf, src + j, m, fp8_dtype, scale, divide);
+        for (int64_t i = 0; i < m; i++) dst[j + i] = fp8_f32_to_f16(buf[i]);
+    }
+}
 
 /* The checks every cast into fp8 makes (quantize and its fused forms), in one
  * place so that they answer a bad call in the same words. */
 static int32_t check_quantize(const char *fn, const void *dst_fp8, int32_t fp8_dtype, const void *src,
                               int32_t src_dtype, int64_t n) {
     FP8_REQUIRE_FP8_CPU(fp8_dtype, "fp8_dtype", fn);
-    FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
+    FP8_REQUIRE_HP16(src_dtype, "src_dtype", fn);
     FP8_REQUIRE_N(n, fn);
     FP8_REQUIRE_DATA(dst_fp8, n, fn);
     FP8_REQUIRE_DATA(src, n, fn);
@@ -299,6 +338,8 @@ static void quantize_range(uint8_t *dst, int32_t fp8_dtype, const void *src, int
     if (src_dtype == FP8_DTYPE_F32)
         FOR_CHUNKS(n, i0, len,
                    k->quantize_f32(dst + i0, (const float *)src + i0, len, scale, fp8_dtype, stream));
+    else if (src_dtype == FP8_DTYPE_F16)
+        FOR_CHUNKS(n, i0, len, quantize_f16(k, dst + i0, (const uint16_t *)src + i0, len, scale, fp8_dtype));
     else
         FOR_CHUNKS(n, i0, len,
                    k->quantize_bf16(dst + i0, (const uint16_t *)src + i0, len, scale, fp8_dtype, stream));
@@ -311,6 +352,8 @@ static void decode_range(void *dst, int32_t dst_dtype, const uint8_t *src, int32
     if (dst_dtype == FP8_DTYPE_F32)
         FOR_CHUNKS(n, i0, len,
                    k->decode_f32((float *)dst + i0, src + i0, len, fp8_dtype, scale, divide));
+    else if (dst_dtype == FP8_DTYPE_F16)
+        FOR_CHUNKS(n, i0, len, decode_f16(k, (uint16_t *)dst + i0, src + i0, len, fp8_dtype, scale, divide));
     else
         FOR_CHUNKS(n, i0, len,
                    k->decode_bf16((uint16_t *)dst + i0, src + i0, len, fp8_dtype, scale, divide));
@@ -320,10 +363,10 @@ int32_t fp8_cpu_convert(void *dst, int32_t dst_dtype, const void *src, int32_t s
                         int64_t n) {
     static const char fn[] = "fp8_cpu_convert";
     FP8_REQUIRE(is_convertible(dst_dtype), fn,
-                "dst_dtype must be float32, bfloat16 or an fp8 dtype, got %s (%d)",
+                "dst_dtype must be float32, bfloat16, float16 or an fp8 dtype, got %s (%d)",
                 fp8_dtype_name(dst_dtype), (int)dst_dtype);
     FP8_REQUIRE(is_convertible(src_dtype), fn,
-                "src_dtype must be float32, bfloat16 or an fp8 dtype, got %s (%d)",
+                "src_dtype must be float32, bfloat16, float16 or an fp8 dtype, got %s (%d)",
                 fp8_dtype_name(src_dtype), (int)src_dtype);
     FP8_REQUIRE_N(n, fn);
     FP8_REQUIRE_DATA(dst, n, fn);
@@ -333,10 +376,14 @@ int32_t fp8_cpu_convert(void *dst, int32_t dst_dtype, const void *src, int32_t s
     const fp8_cast_kernels *k = kernels();
     if (dst_dtype == src_dtype) {
         memmove(dst, src, (size_t)n * (size_t)fp8_dtype_size(dst_dtype));
-    } else if (fp8_is_fp8_cpu(dst_dtype) && fp8_is_float_hp(src_dtype)) {
+    } else if (fp8_is_fp8_cpu(dst_dtype) && fp8_is_float_any(src_dtype)) {
         quantize_range(dst, dst_dtype, src, src_dtype, n, 1.0f);
-    } else if (fp8_is_float_hp(dst_dtype) && fp8_is_fp8_cpu(src_dtype)) {
+    } else if (fp8_is_float_any(dst_dtype) && fp8_is_fp8_cpu(src_dtype)) {
         decode_range(dst, dst_dtype, src, src_dtype, n, 1.0f, 0);
+    } else if (dst_dtype == FP8_DTYPE_F16 || src_dtype == FP8_DTYPE_F16) { /* float16 <-> f32 / bf16 */
+        FOR_CHUNKS(n, i0, len, {
+            for (int64_t i = i0; i < i0 + len; i++) fp8_store_hp(dst, dst_dtype, i, fp8_load_hp(src, src_dtype, i));
+        });
     } else if (dst_dtype == FP8_DTYPE_BF16) { /* from F32 */
         FOR_CHUNKS(n, i0, len,
                    k->f32_to_bf16((uint16_t *)dst + i0, (const float *)src + i0, len));
@@ -368,7 +415,7 @@ int32_t fp8_cpu_quantize(void *dst_fp8, int32_t fp8_dtype, const void *src, int3
 int32_t fp8_cpu_dequantize(void *dst, int32_t dst_dtype, const void *src_fp8, int32_t fp8_dtype,
                            int64_t n, const float *scale) {
     static const char fn[] = "fp8_cpu_dequantize";
-    FP8_REQUIRE_HP(dst_dtype, "dst_dtype", fn);
+    FP8_REQUIRE_HP16(dst_dtype, "dst_dtype", fn);
     FP8_REQUIRE_FP8_CPU(fp8_dtype, "fp8_dtype", fn);
     FP8_REQUIRE_N(n, fn);
     FP8_REQUIRE_DATA(dst, n, fn);
@@ -381,6 +428,7 @@ int32_t fp8_cpu_dequantize(void *dst, int32_t dst_dtype, const void *src_fp8, in
 /* max |src| over n (F32 or BF16) as f32; NaN (canonical quiet) if any is NaN. */
 static uint32_t amax_bits_span(const void *src, int32_t src_dtype, int64_t i0, int64_t len) {
     const fp8_cast_kernels *k = kernels();
+    if (src_dtype == FP8_DTYPE_F16) return amax_f16_bits((const uint16_t *)src + i0, len);
     return src_dtype == FP8_DTYPE_F32 ? k->amax_f32_bits((const float *)src + i0, len)
                                       : (uint32_t)k->amax_bf16_bits((const uint16_t *)src + i0, len) << 16;
 }
@@ -397,7 +445,7 @@ static float amax_range(const void *src, int32_t src_dtype, int64_t n) {
 int32_t fp8_cpu_amax(float *out, const void *src, int32_t src_dtype, int64_t n) {
     static const char fn[] = "fp8_cpu_amax";
     FP8_REQUIRE_PTR(out, fn);
-    FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
+    FP8_REQUIRE_HP16(src_dtype, "src_dtype", fn);
     FP8_REQUIRE_N(n, fn);
     FP8_REQUIRE_DATA(src, n, fn);
     *out = amax_range(src, src_dtype, n);
@@ -410,7 +458,7 @@ int32_t fp8_cpu_amax_to_scale(float *amax_out, float *scale_out, const void *src
     static const char fn[] = "fp8_cpu_amax_to_scale";
     FP8_REQUIRE_PTR(amax_out, fn);
     FP8_REQUIRE_PTR(scale_out, fn);
-    FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
+    FP8_REQUIRE_HP16(src_dtype, "src_dtype", fn);
     FP8_REQUIRE_FP8_CPU(fp8_dtype, "fp8_dtype", fn);
     FP8_REQUIRE_N(n, fn);
     FP8_REQUIRE_DATA(src, n, fn);
@@ -508,6 +556,8 @@ static uint32_t quantize_decode_span(uint8_t *q, uint16_t *d, int32_t fp8_dtype,
         }
         if (src_dtype == FP8_DTYPE_F32)
             k->quantize_f32(q + at, (const float *)src + at, len, s, fp8_dtype, 0);
+        else if (src_dtype == FP8_DTYPE_F16)
+            quantize_f16(k, q + at, (const uint16_t *)src + at, len, s, fp8_dtype);
         else
             k->quantize_bf16(q + at, (const uint16_t *)src + at, len, s, fp8_dtype, 0);
         if (d) k->decode_bf16(d + at, q + at, len, fp8_dtype, 1.0f, 0);
@@ -578,7 +628,7 @@ int32_t fp8_cpu_cast_stats(int64_t *clipped, int64_t *underflow, double *ref_sq,
     FP8_REQUIRE_PTR(err_sq, fn);
     FP8_REQUIRE_PTR(scale, fn);
     FP8_REQUIRE_FP8_CPU(fp8_dtype, "fp8_dtype", fn);
-    FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
+    FP8_REQUIRE_HP16(src_dtype, "src_dtype", fn);
     FP8_REQUIRE(rows >= 0 && cols >= 0, fn, "rows %lld and cols %lld must be >= 0", (long long)rows,
                 (long long)cols);
     const int64_t n = rows * cols;
