@@ -55,7 +55,7 @@ function instrument(): () => void {
   return () => saved.forEach(([k, v]) => (b[k] = v));
 }
 
-const { ScalingType, CastConfig, Float8LinearConfig } = float8;
+const { CastConfig, Float8LinearConfig } = float8;
 const cc = (t: "dynamic" | "delayed" | "static", s = 1) => (t === "static" ? new CastConfig({ scalingType: t, staticScale: s }) : new CastConfig({ scalingType: t }));
 const rt = recipe as "dynamic" | "delayed" | "static";
 const config = new Float8LinearConfig({ castConfigInput: cc(rt, 32), castConfigWeight: cc(rt, 256), castConfigGradOutput: cc(rt, 4096) });
