@@ -1,4 +1,4 @@
-// multi_gpu.ts — counterpart of torchao's benchmarks/float8/bench_multi_gpu.py: the step time
+// multi_gpu.ts — counterpart of torchao's bench_multi_gpu benchmark: the step time
 // of a Linear stack under DistributedDataParallel with N ranks, bf16 against float8
 // (dynamic tensorwise), each rank on its own batch of the same size (torchao's setup).
 // Here the ranks are CPU processes under MPI (mpirun through scripts/launch.ts); on GPUs

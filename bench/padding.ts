@@ -1,4 +1,4 @@
-// padding.ts — counterpart of torchao's benchmarks/float8/bench_padding.py: what
+// padding.ts — counterpart of torchao's bench_padding benchmark: what
 // padding the GEMM's inner dim to a multiple of 16 (padInnerDim, torchao's
 // pad_tensor_for_matmul) costs around a scaled fp8 GEMM whose K is not aligned.
 // Per shape, interleaved in one run: scaledMm at the unaligned K (the CPU runs any K),

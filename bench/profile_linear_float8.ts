@@ -1,4 +1,4 @@
-// profile_linear_float8.ts — counterpart of torchao's benchmarks/float8/profile_linear_float8.py:
+// profile_linear_float8.ts — counterpart of torchao's profile_linear_float8 benchmark:
 // a per-kernel time breakdown of one training step (forward, backward, delayed-scaling sync)
 // of a bf16 Linear and of a Float8Linear, written as a Chrome trace JSON that
 // chrome://tracing and https://ui.perfetto.dev open (one row per layer; phases and every

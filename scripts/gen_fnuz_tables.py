@@ -1,7 +1,7 @@
 """gen_fnuz_tables.py -- exhaustive float8_e4m3fnuz / float8_e5m2fnuz tables from torch.
 
 Writes test/fixtures/fp8_fnuz_tables.json, the fnuz counterpart of fp8_tables.json,
-made with PyTorch's own conversions (c10/util/Float8_fnuz_cvt.h):
+made with PyTorch's own conversions:
 
 - decode[fmt][byte]: the value torch gives each of the 256 bytes, as a string
   ("nan", "-0.125", ...);

@@ -98,7 +98,7 @@ FP8_REF_INLINE uint8_t fp8_ref_e5m2_from_f32(float x) {
 
 /* f32 -> fnuz byte (float8_e4m3fnuz: mant_bits 3, bias 8, max 240; float8_e5m2fnuz:
  * 2, 16, 57344), saturating, RNE. The fnuz formats have no inf, no negative zero
- * and one NaN, 0x80 (torch: c10/util/Float8_fnuz_cvt.h): NaN -> 0x80, a value that
+ * and one NaN, 0x80 (as torch's fnuz conversions): NaN -> 0x80, a value that
  * rounds to zero -> 0x00 whatever its sign. */
 FP8_REF_INLINE uint8_t fp8_ref_fnuz_from_f32(float x, int mant_bits, int bias, uint32_t max_bits) {
     uint32_t u = fp8_ref_f32_bits(x);
