@@ -90,6 +90,9 @@ FP8_API int32_t fp8_cpu_get_isa(int32_t *out);
 FP8_API int32_t fp8_cpu_set_isa(int32_t max_isa);
 
 /* ---- fp8 kernels (ours, libfp8/src/cpu/cast.c) -------------------------- */
+/* Every CPU cast entry point below also takes the fnuz formats (E4M3FNUZ,
+ * E5M2FNUZ) wherever it takes E4M3FN / E5M2, and F16 wherever it takes F32 /
+ * BF16 (through exact f32 widening); their CUDA twins take only the originals. */
 
 /* dst (n) <- src (n) converted between any of F32, BF16, E4M3FN, E5M2 without
  * scaling: to bf16 and to fp8 round to nearest even (fp8 saturates to +-max,
