@@ -9,6 +9,10 @@ const runs: string[][] = [
   ["bench/linear_float8.ts", ...(full ? [] : ["--quick"])],
   ["bench/stats.ts", ...(full ? [] : ["--quick"])],
   ["bench/roofline.ts", "--shape-gen", "llama"],
+  // torchao's remaining benchmarks (bench_padding, profile_linear_float8, bench_multi_gpu)
+  ["bench/padding.ts", ...(full ? [] : ["--quick"])],
+  ["bench/profile_linear_float8.ts", ...(full ? [] : ["--quick"])],
+  ...(Bun.which("mpirun") ? [["bench/multi_gpu.ts", ...(full ? [] : ["--quick"])]] : []),
 ];
 let failed = 0;
 for (const args of runs) {

@@ -365,8 +365,10 @@ function evaluate(model: nn.Sequential, data: Digits, dtype: HighPrecisionDType,
   });
 }
 
-/** e4m3fn: max 448, ulp 32 there; e5m2: max 57344, ulp 8192 (ties round to the even max). */
-const OVERFLOW_BEYOND: Record<"float8_e4m3fn" | "float8_e5m2", number> = { float8_e4m3fn: 448 + 16, float8_e5m2: 57344 + 4096 };
+/** e4m3fn: max 448, ulp 32 there; e5m2: max 57344, ulp 8192 (ties round to the even max); fnuz: 240 (ulp 16), 57344. */
+const OVERFLOW_BEYOND: Record<float8.RoleScaling["float8Dtype"], number> = {
+  float8_e4m3fn: 448 + 16, float8_e5m2: 57344 + 4096, float8_e4m3fnuz: 240 + 8, float8_e5m2fnuz: 57344 + 4096,
+};
 
 /** Casts x as role `st` would and counts clipped and underflowed values. */
 function castCounts(x: Tensor, st: float8.RoleScaling): CastCounts {

@@ -9,6 +9,9 @@ not import torchao, which is not on this machine's package index.
 
     pip install --no-deps --target .deps/torch <torch cpu wheel>
     PYTHONPATH=.deps/torch python3 scripts/gen_torch_parity.py
+
+It then runs scripts/gen_torchao_checkpoint.py (torchao_delayed.safetensors and
+torchao_checkpoint.json, which need Python's safetensors).
 """
 import json
 import os
@@ -120,3 +123,8 @@ if __name__ == "__main__":
     with open(path, "w") as fh:
         json.dump(out, fh)
     print("wrote", os.path.normpath(path))
+    # the torchao checkpoint-interop fixtures (test/checkpoint_torchao.test.ts); needs Python's safetensors
+    import sys
+    sys.path.insert(0, os.path.dirname(__file__))
+    import gen_torchao_checkpoint
+    gen_torchao_checkpoint.main()

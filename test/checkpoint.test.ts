@@ -228,9 +228,9 @@ describe("bad files give a clear error and load nothing", () => {
 
   test("an unsupported dtype is named", () => {
     const { path, bytes } = saved("dtype.safetensors");
-    const text = bytes.toString("latin1").replace('"dtype":"BF16"', '"dtype":"F16" ');
+    const text = bytes.toString("latin1").replace('"dtype":"BF16"', '"dtype":"F64" ');
     writeFileSync(path, Buffer.from(text, "latin1"));
-    expectUnchangedAfterFailedLoad(path, "dtype \"F16\" is not supported");
+    expectUnchangedAfterFailedLoad(path, "dtype \"F64\" is not supported");
   });
 });
 

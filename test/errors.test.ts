@@ -86,6 +86,6 @@ describe("bad input", () => {
 
   test("a tensor of the wrong kind in an optimizer", () => {
     const p = zeros([2], { dtype: "float8_e4m3fn" }) as Tensor;
-    expect(() => new (require("../src/index.ts").optim.SGD)([p], { lr: 0.1 })).toThrow(/parameters must be float32 or bfloat16/);
+    expect(() => new (require("../src/index.ts").optim.SGD)([p], { lr: 0.1 })).toThrow(/parameters must be float32, bfloat16 or float16, got float8_e4m3fn/);
   });
 });

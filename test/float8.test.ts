@@ -47,7 +47,7 @@ describe("configs", () => {
       castConfigGradOutput: new CastConfig({ scalingType: ScalingType.STATIC, staticScale: 2 }),
     });
     const m = Float8Linear.fromFloat(new nn.Linear(64, 96), cfg);
-    expect(m.toString()).toBe('Float8Linear(in=64, out=96, bias=true, scaling="i:dyn,w:del,go:sta")');
+    expect(m.toString()).toBe('Float8Linear(in_features=64, out_features=96, bias=True, scaling="i:dyn,w:del,go:sta")');
   });
 });
 

@@ -128,7 +128,7 @@ describe("recipes", () => {
 
   test("the repr shows per-GEMM overrides", () => {
     const m = Float8Linear.fromFloat(new nn.Linear(16, 16), Float8LinearConfig.fromRecipeName("rowwise_with_gw_hp"));
-    expect(m.toString()).toBe('Float8Linear(in=16, out=16, bias=true, scaling="i:dyn_axs,w:dyn_axs,go:dyn_axs,i_gw:dis,w_gi:dyn,go_gw:dis")');
+    expect(m.toString()).toBe('Float8Linear(in_features=16, out_features=16, bias=True, scaling="i:dyn_axs,w:dyn_axs,go:dyn_axs,i_gw:dis,w_gi:dyn,go_gw:dis")');
   });
 });
 

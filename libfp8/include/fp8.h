@@ -49,6 +49,13 @@ enum {
     FP8_DTYPE_E5M2 = 3,   /* torch.float8_e5m2: max 57344, IEEE inf/NaN  */
     FP8_DTYPE_I32 = 4,    /* int32 (indices, targets)                    */
     FP8_DTYPE_U8 = 5,     /* uint8 (masks)                               */
+    /* AMD MI300's fp8 formats (CPU kernels only; CUDA entry points reject them):
+     * no inf, no negative zero, one NaN (0x80), exponent biases 8 and 16. */
+    FP8_DTYPE_E4M3FNUZ = 9,  /* torch.float8_e4m3fnuz: max 240   */
+    FP8_DTYPE_E5M2FNUZ = 10, /* torch.float8_e5m2fnuz: max 57344 */
+    /* torch.float16 as a high-precision dtype: the CPU casts, conversions, matmul,
+     * binary ops, reductions and optimizer steps take it (others reject it). */
+    FP8_DTYPE_F16 = 11,
 };
 
 /* ---- core: errors, memory, threads ------------------------------------ */
@@ -83,6 +90,9 @@ FP8_API int32_t fp8_cpu_get_isa(int32_t *out);
 FP8_API int32_t fp8_cpu_set_isa(int32_t max_isa);
 
 /* ---- fp8 kernels (ours, libfp8/src/cpu/cast.c) -------------------------- */
+/* Every CPU cast entry point below also takes the fnuz formats (E4M3FNUZ,
+ * E5M2FNUZ) wherever it takes E4M3FN / E5M2, and F16 wherever it takes F32 /
+ * BF16 (through exact f32 widening); their CUDA twins take only the originals. */
 
 /* dst (n) <- src (n) converted between any of F32, BF16, E4M3FN, E5M2 without
  * scaling: to bf16 and to fp8 round to nearest even (fp8 saturates to +-max,

@@ -135,11 +135,13 @@ function float8WeightScale(sp: ShardedParam): number {
     if (!layer.isAmaxInitialized) {
       const amax = allReduceArray(Float32Array.of(local), "max", { key: `fsdp.${sp.fqn}.amaxInit` })[0];
       writeScalar(st.history!, amax); // history[0]
-      writeScalar(st.scale!, scaleForAmax(amax, st));
+      // the scale comes from the whole history, as initializeAmaxHistory (torchao's amax init)
+      writeScalar(st.scale!, scaleForAmax(Math.max(...st.history!.toArray()), st));
     }
     writeScalar(st.amax!, local); // syncFloat8AmaxAndScaleHistory takes the MAX over ranks
     return st.scale!.item();
   }
+  if (st.config.scalingType === ScalingType.STATIC) return st.staticScale!.item(); // gathered with its fixed scale
   if (sp.precomputedScale !== null) {
     const s = sp.precomputedScale;
     sp.precomputedScale = null;
@@ -343,6 +345,12 @@ function installHooks(m: Module, sps: ShardedParam[], reshardAfterForward: boole
  */
 export function precomputeFloat8DynamicScaleForFsdp(model: Module): void {
   const sps: ShardedParam[] = [];
+  for (const [fqn, m] of model.namedModules()) {
+    if (m instanceof Float8Linear && m.config.castConfigWeight.scalingType === ScalingType.DELAYED) {
+      // torchao raises NotImplementedError here: the scale of a delayed weight comes from its history
+      throw new Float8Error("precomputeFloat8DynamicScaleForFsdp", `${fqn || "<root>"}: the weight uses delayed scaling; precomputing applies only to dynamic weight scaling`);
+    }
+  }
   for (const [, m] of model.namedModules()) {
     for (const sp of shardedParams.get(m) ?? []) {
       if (sp.float8 && sp.float8.scaling.weight.config.scalingType === ScalingType.DYNAMIC) sps.push(sp);

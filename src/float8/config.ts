@@ -2,7 +2,7 @@
 // config.py (October 2024): frozen objects validated on construction, with
 // torchao's defaults and short reprs ("i:dyn,w:del,go:sta").
 import { Float8Error } from "../errors.ts";
-import type { Float8DType } from "../tensor/dtype.ts";
+import { isFloat8, type Float8DType } from "../tensor/dtype.ts";
 
 /** How a tensor's scale is chosen. */
 export const ScalingType = {
@@ -34,7 +34,7 @@ export type ScalingGranularity = (typeof ScalingGranularity)[keyof typeof Scalin
 export class CastConfig {
   readonly scalingType: ScalingType;
   readonly scalingGranularity: ScalingGranularity;
-  /** fp8 dtype of the cast; default e4m3 for input and weight, e5m2 for grad_output */
+  /** fp8 dtype of the cast; default e4m3 for input and weight, e5m2 for grad_output (their fnuz forms with useFnuzDtype) */
   readonly targetDtype?: Float8DType;
   /** Required for STATIC: the scale (fp8 = x * scale). */
   readonly staticScale?: number;
@@ -51,8 +51,8 @@ export class CastConfig {
     if (this.scalingGranularity === ScalingGranularity.AXISWISE && this.scalingType !== ScalingType.DYNAMIC && this.scalingType !== ScalingType.DISABLED) {
       throw new Float8Error("CastConfig", `AXISWISE scaling requires DYNAMIC scaling, got ${this.scalingType}`);
     }
-    if (opts.targetDtype !== undefined && opts.targetDtype !== "float8_e4m3fn" && opts.targetDtype !== "float8_e5m2") {
-      throw new Float8Error("CastConfig", `targetDtype must be float8_e4m3fn or float8_e5m2, got ${String(opts.targetDtype)}`);
+    if (opts.targetDtype !== undefined && !isFloat8(opts.targetDtype)) {
+      throw new Float8Error("CastConfig", `targetDtype must be float8_e4m3fn, float8_e5m2, float8_e4m3fnuz or float8_e5m2fnuz, got ${String(opts.targetDtype)}`);
     }
     if (opts.targetDtype !== undefined) this.targetDtype = opts.targetDtype;
     if (this.scalingType === ScalingType.STATIC) {
@@ -141,6 +141,12 @@ export interface Float8LinearConfigOptions {
   castConfigGradOutputForGradWeight?: CastConfig;
   /** round every dynamic scale down to a power of two, so that scaling is exact (default false) */
   roundScalesToPowerOf2?: boolean;
+  /**
+   * use AMD MI300's fp8 formats: float8_e4m3fnuz (max 240) for input and weight and
+   * float8_e5m2fnuz for grad_output, where a CastConfig names no targetDtype (torchao's
+   * use_fnuz_dtype; default false). The CPU runs them; CUDA devices reject them.
+   */
+  useFnuzDtype?: boolean;
 }
 
 /** Named recipes (torchao's Float8LinearRecipeName). */
@@ -165,6 +171,7 @@ export class Float8LinearConfig {
   readonly castConfigWeightForGradInput: CastConfig;
   readonly castConfigGradOutputForGradWeight: CastConfig;
   readonly roundScalesToPowerOf2: boolean;
+  readonly useFnuzDtype: boolean;
 
   constructor(opts: Float8LinearConfigOptions = {}) {
     const known = new Set([
@@ -172,6 +179,7 @@ export class Float8LinearConfig {
       "gemmConfigGradWeight", "enableAmaxInit", "enablePreAndPostForward", "enableFsdpFloat8AllGather",
       "padInnerDim", "emulate", "delayedScalingConfig", "forceRecomputeFp8WeightInBwd",
       "castConfigInputForGradWeight", "castConfigWeightForGradInput", "castConfigGradOutputForGradWeight", "roundScalesToPowerOf2",
+      "useFnuzDtype",
     ]);
     for (const k of Object.keys(opts)) {
       if (!known.has(k)) throw new Float8Error("Float8LinearConfig", `unknown option '${k}'`);
@@ -211,6 +219,7 @@ export class Float8LinearConfig {
     this.castConfigWeightForGradInput = opts.castConfigWeightForGradInput === undefined ? this.castConfigWeight : cast(opts.castConfigWeightForGradInput, "castConfigWeightForGradInput");
     this.castConfigGradOutputForGradWeight = opts.castConfigGradOutputForGradWeight === undefined ? this.castConfigGradOutput : cast(opts.castConfigGradOutputForGradWeight, "castConfigGradOutputForGradWeight");
     this.roundScalesToPowerOf2 = flag(opts.roundScalesToPowerOf2, "roundScalesToPowerOf2", false);
+    this.useFnuzDtype = flag(opts.useFnuzDtype, "useFnuzDtype", false);
     // each GEMM runs in float8 or in high precision: both operands cast, or neither (torchao's rule)
     const gemms: [string, CastConfig, CastConfig][] = [
       ["output", this.castConfigInput, this.castConfigWeight],
@@ -233,9 +242,6 @@ export class Float8LinearConfig {
       if ((a.scalingType === ScalingType.DELAYED || b.scalingType === ScalingType.DELAYED) && !a.sameAs(b)) {
         throw new Float8Error("Float8LinearConfig", `delayed scaling of ${name} needs the same cast config in every GEMM`);
       }
-    }
-    if (this.enableFsdpFloat8AllGather && this.castConfigWeight.scalingType === ScalingType.STATIC) {
-      throw new Float8Error("Float8LinearConfig", "enableFsdpFloat8AllGather needs dynamic or delayed weight scaling, not static");
     }
     Object.freeze(this);
   }
@@ -272,23 +278,27 @@ export class Float8LinearConfig {
    * - "rowwise_with_gw_hp": rowwise output and grad_input GEMMs (the weight tensorwise for
    *   grad_input) and the grad_weight GEMM in high precision.
    */
-  static fromRecipeName(name: Float8RecipeName): Float8LinearConfig {
+  static fromRecipeName(name: Float8RecipeName, opts: { useFnuzDtype?: boolean } = {}): Float8LinearConfig {
     const AX = ScalingGranularity.AXISWISE;
+    const useFnuzDtype = opts.useFnuzDtype ?? false;
+    const e4m3: Float8DType = useFnuzDtype ? "float8_e4m3fnuz" : "float8_e4m3fn";
     switch (name) {
       case "tensorwise":
-        return new Float8LinearConfig();
+        return new Float8LinearConfig({ useFnuzDtype });
       case "rowwise":
         return new Float8LinearConfig({
           castConfigInput: new CastConfig({ scalingGranularity: AX }),
           castConfigWeight: new CastConfig({ scalingGranularity: AX }),
-          castConfigGradOutput: new CastConfig({ scalingGranularity: AX, targetDtype: "float8_e4m3fn" }),
+          castConfigGradOutput: new CastConfig({ scalingGranularity: AX, targetDtype: e4m3 }),
           roundScalesToPowerOf2: true,
+          useFnuzDtype,
         });
       case "rowwise_with_gw_hp":
         return new Float8LinearConfig({
+          useFnuzDtype,
           castConfigInput: new CastConfig({ scalingGranularity: AX }),
           castConfigWeight: new CastConfig({ scalingGranularity: AX }),
-          castConfigGradOutput: new CastConfig({ scalingGranularity: AX, targetDtype: "float8_e4m3fn" }),
+          castConfigGradOutput: new CastConfig({ scalingGranularity: AX, targetDtype: e4m3 }),
           castConfigWeightForGradInput: new CastConfig(),
           castConfigInputForGradWeight: new CastConfig({ scalingType: ScalingType.DISABLED }),
           castConfigGradOutputForGradWeight: new CastConfig({ scalingType: ScalingType.DISABLED }),

@@ -30,9 +30,15 @@ export function convertToFloat8Training<M extends Module>(
     throw new Float8Error("convertToFloat8Training", `expects an nn.Module, got ${module === null ? "null" : typeof module}`);
   }
   const isPlainLinear = (m: Module) => m instanceof Linear && !(m instanceof Float8Linear);
-  if (isPlainLinear(module)) {
-    return filter(module, "") ? Float8Linear.fromFloat(module as unknown as Linear, config) : module;
+  if (isPlainLinear(module) && filter(module, "")) {
+    // torchao's swap_linear_layers: a root Linear with children would lose them in the swap
+    const children = [...module.namedChildren()];
+    if (children.length > 0) {
+      throw new Float8Error("convertToFloat8Training", `does not support a root nn.Linear with children (${children.map(([f]) => f).join(", ")})`);
+    }
+    return Float8Linear.fromFloat(module as unknown as Linear, config);
   }
+  // a root Linear the filter rejects: its Linear children may still be swapped (as torchao)
   const targets = [...module.namedModules()].filter(([fqn, m]) => fqn !== "" && isPlainLinear(m) && filter(m, fqn));
   for (const [fqn, m] of targets) module.setSubmodule(fqn, Float8Linear.fromFloat(m as Linear, config));
   return module;
@@ -59,11 +65,13 @@ export function setAmaxReducer(fn: ((amaxes: Float32Array) => void) | null): voi
 export function syncFloat8AmaxAndScaleHistory(model: Module): void {
   const layers = float8Layers(model).filter((l) => l.config.hasAnyDelayedScaling);
   const byLen = new Map<number, RoleScaling[]>();
+  const clampOf = new Map<RoleScaling, number>(); // float16 layers clamp their scales to 65504 (torchao)
   for (const l of layers) {
     // overrides equal to a main cast share its RoleScaling: visit each state once
     for (const st of new Set(Object.values(l.scaling))) {
       if (st.config.scalingType !== ScalingType.DELAYED) continue;
       const len = st.history!.numel;
+      clampOf.set(st, l.weight.dtype === "float16" ? 1 : 0);
       byLen.set(len, [...(byLen.get(len) ?? []), st]);
     }
   }
@@ -81,7 +89,7 @@ export function syncFloat8AmaxAndScaleHistory(model: Module): void {
       const on = states.filter((s) => s.amax!.device === device);
       on[0].amax!.backend.syncAmaxHistory(
         on.map((s) => s.amax!.ptrFor(op)), on.map((s) => s.history!.ptrFor(op)), on.map((s) => s.scale!.ptrFor(op)),
-        Int32Array.from(on.map((s) => DTYPE_CODE[s.float8Dtype])), new Int32Array(on.length), len, op,
+        Int32Array.from(on.map((s) => DTYPE_CODE[s.float8Dtype])), Int32Array.from(on.map((s) => clampOf.get(s) ?? 0)), len, op,
       );
     }
   }

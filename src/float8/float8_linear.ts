@@ -11,7 +11,7 @@
 // static); one helper, `castToFloat8`, serves every role.
 import { Float8Error } from "../errors.ts";
 import { activeCapture } from "../tensor/backend/capture.ts";
-import { Function, type FunctionCtx } from "../autograd/graph.ts";
+import { Function, isGradEnabled, type FunctionCtx } from "../autograd/graph.ts";
 import { DTYPE_CODE, FP8_MAX, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
 import { Tensor, full, zeros } from "../tensor/tensor.ts";
 import { collectCastStats, type CastStats } from "./stats.ts";
@@ -30,6 +30,12 @@ const ROLE_DTYPE: Record<GemmInputRole, Float8DType> = {
   weight: "float8_e4m3fn",
   grad_output: "float8_e5m2",
 };
+/** with useFnuzDtype (AMD MI300's formats) */
+const ROLE_DTYPE_FNUZ: Record<GemmInputRole, Float8DType> = {
+  input: "float8_e4m3fnuz",
+  weight: "float8_e4m3fnuz",
+  grad_output: "float8_e5m2fnuz",
+};
 
 /** Scaling state of one operand: its config and, for delayed/static scaling, its buffers. */
 export class RoleScaling {
@@ -45,8 +51,8 @@ export class RoleScaling {
    * or a cast whose scale is the MAX over ranks. Returning null casts as configured. */
   castOverride: ((x: Tensor) => Float8Tensor | null) | null = null;
 
-  constructor(readonly role: GemmInputRole, readonly config: CastConfig, readonly roundPow2 = false) {
-    this.float8Dtype = config.targetDtype ?? ROLE_DTYPE[role];
+  constructor(readonly role: GemmInputRole, readonly config: CastConfig, readonly roundPow2 = false, fnuz = false) {
+    this.float8Dtype = config.targetDtype ?? (fnuz ? ROLE_DTYPE_FNUZ : ROLE_DTYPE)[role];
   }
 }
 
@@ -66,14 +72,29 @@ function castToFloat8(x: Tensor, st: RoleScaling, amaxInitialized: boolean, with
   if (cfg.scalingType === ScalingType.STATIC) return hpTensorAndScaleToFloat8(x, st.staticScale!, st.float8Dtype, st.role, withDecoded);
   // DELAYED
   const op = `Float8Linear.cast(${st.role})`;
-  if (!amaxInitialized) {
-    // torchao's _maybe_initialize_amaxes_scales_for_float8_cast: seed the
-    // history and the scale from this tensor.
-    x.backend.amaxToScale(st.amax!.ptrFor(op), st.scale!.ptrFor(op), x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel, DTYPE_CODE[st.float8Dtype], 0, op);
-    x.backend.copy(st.history!.ptrFor(op), st.amax!.ptrFor(op), 4); // history[0] <- amax
-  }
+  if (!amaxInitialized) initializeAmaxHistory(x, st, op);
   // cast with the current scale, recording this tensor's amax for the next sync (one pass on the CPU)
   return hpTensorAndScaleToFloat8(x, st.scale!, st.float8Dtype, st.role, withDecoded, st.amax!);
+}
+
+/**
+ * torchao's _maybe_initialize_amaxes_scales_for_float8_cast: amax <- amax(x),
+ * history[0] <- amax, and the scale comes from the WHOLE history with
+ * scaleFnName ("max"), so a history that already holds values (loaded from a
+ * state dict, or synced before the first forward) keeps counting.
+ */
+export function initializeAmaxHistory(x: Tensor, st: RoleScaling, op: string): void {
+  const clamp = x.dtype === "float16" ? 1 : 0;
+  const fp8 = DTYPE_CODE[st.float8Dtype];
+  x.backend.amaxToScale(st.amax!.ptrFor(op), st.scale!.ptrFor(op), x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel, fp8, clamp, op);
+  x.backend.copy(st.history!.ptrFor(op), st.amax!.ptrFor(op), 4); // history[0] <- amax
+  // scale <- amaxToScale(max(history)): the amaxes are >= 0, so max |history| is max(history)
+  const scratch = zeros([1], { device: x.device });
+  try {
+    x.backend.amaxToScale(scratch.ptrFor(op), st.scale!.ptrFor(op), st.history!.ptrFor(op), DTYPE_CODE.float32, st.history!.numel, fp8, clamp, op);
+  } finally {
+    scratch.dispose();
+  }
 }
 
 /** Casts for one GEMM, recording telemetry when the layer collects it this step. */
@@ -235,12 +256,12 @@ export class Float8Linear extends Linear {
     if (!(config instanceof Float8LinearConfig)) throw new Float8Error("Float8Linear", "config must be a Float8LinearConfig");
     this.config = config;
     this.isAmaxInitialized = !config.enableAmaxInit;
-    const p2 = config.roundScalesToPowerOf2;
-    const input = new RoleScaling("input", config.castConfigInput, p2);
-    const weight = new RoleScaling("weight", config.castConfigWeight, p2);
-    const gradOutput = new RoleScaling("grad_output", config.castConfigGradOutput, p2);
+    const p2 = config.roundScalesToPowerOf2, fnuz = config.useFnuzDtype;
+    const input = new RoleScaling("input", config.castConfigInput, p2, fnuz);
+    const weight = new RoleScaling("weight", config.castConfigWeight, p2, fnuz);
+    const gradOutput = new RoleScaling("grad_output", config.castConfigGradOutput, p2, fnuz);
     // an override equal to the main cast shares its state (delayed buffers, static scale)
-    const override = (main: RoleScaling, cfg: CastConfig) => (cfg.sameAs(main.config) ? main : new RoleScaling(main.role, cfg, p2));
+    const override = (main: RoleScaling, cfg: CastConfig) => (cfg.sameAs(main.config) ? main : new RoleScaling(main.role, cfg, p2, fnuz));
     this.scaling = {
       input, weight, grad_output: gradOutput,
       input_for_grad_weight: override(input, config.castConfigInputForGradWeight),
@@ -249,12 +270,14 @@ export class Float8Linear extends Linear {
     };
     const historyLen = config.delayedScalingConfig.historyLen;
     for (const st of [input, weight, gradOutput]) {
-      if (st.config.scalingType === ScalingType.DELAYED) {
-        // torchao's initial values: amax = fp8 max, history zeros, scale 1
+      // torchao registers all nine delayed-scaling buffers when any role is delayed (state dicts
+      // line up key for key); initial values: amax = the role's fp8 max, history zeros, scale 1
+      if (config.hasAnyDelayedScaling) {
         st.amax = this.registerBuffer(`fp8_amax_${st.role}`, full([1], FP8_MAX[st.float8Dtype]));
         st.history = this.registerBuffer(`fp8_amax_history_${st.role}`, zeros([historyLen]));
         st.scale = this.registerBuffer(`fp8_scale_${st.role}`, full([1], 1));
-      } else if (st.config.scalingType === ScalingType.STATIC) {
+      }
+      if (st.config.scalingType === ScalingType.STATIC) {
         st.staticScale = this.registerBuffer(`fp8_static_scale_${st.role}`, full([1], st.config.staticScale!));
       }
     }
@@ -272,7 +295,8 @@ export class Float8Linear extends Linear {
 
   forward(x: Tensor): Tensor {
     const delayed = this.config.hasAnyDelayedScaling;
-    if (delayed && this.config.enablePreAndPostForward && this.isAmaxInitialized && !this.amaxAndScaleSynced) {
+    // torchao checks only with autograd on, so an evaluation loop under noGrad needs no sync
+    if (delayed && this.config.enablePreAndPostForward && this.isAmaxInitialized && !this.amaxAndScaleSynced && isGradEnabled()) {
       throw new Float8Error(
         "Float8Linear.forward",
         "amaxes and scales not synced: call syncFloat8AmaxAndScaleHistory(model) after each backward (before the next forward)",
@@ -310,6 +334,6 @@ export class Float8Linear extends Linear {
   }
 
   extraRepr(): string {
-    return `in=${this.inFeatures}, out=${this.outFeatures}, bias=${this.bias !== null}, scaling="${this.config.scalingRepr()}"`;
+    return `in_features=${this.inFeatures}, out_features=${this.outFeatures}, bias=${this.bias !== null ? "True" : "False"}, scaling="${this.config.scalingRepr()}"`;
   }
 }

@@ -23,7 +23,7 @@ export type GemmInputRole = "input" | "weight" | "grad_output";
  */
 export class Float8Tensor {
   constructor(
-    /** raw fp8 tensor (dtype float8_e4m3fn or float8_e5m2) */
+    /** raw fp8 tensor (a float8 dtype: e4m3fn, e5m2 or their fnuz forms) */
     readonly data: Tensor,
     /** float32 tensor: one element (tensorwise) or one per row (axiswise) */
     readonly scale: Tensor,
@@ -114,18 +114,18 @@ export class Float8Tensor {
 
 function checkHp(x: Tensor, op: string): void {
   x.ptrFor(op);
-  if (!isHighPrecision(x.dtype)) throw new Float8Error(op, `expects a float32 or bfloat16 tensor, got shape ${fmtShape(x.shape)} dtype ${x.dtype}`);
+  if (!isHighPrecision(x.dtype)) throw new Float8Error(op, `expects a float32, bfloat16 or float16 tensor, got shape ${fmtShape(x.shape)} dtype ${x.dtype}`);
 }
 
 function checkFp8Dtype(d: string, op: string): asserts d is Float8DType {
-  if (!isFloat8(d as Float8DType)) throw new Float8Error(op, `expects a float8 dtype (float8_e4m3fn or float8_e5m2), got ${d}`);
+  if (!isFloat8(d as Float8DType)) throw new Float8Error(op, `expects a float8 dtype (float8_e4m3fn, float8_e5m2, float8_e4m3fnuz or float8_e5m2fnuz), got ${d}`);
 }
 
 /**
  * torchao's amax_to_scale: f32(fp8_max / max(f64(amax), 1e-12)), clamped to
  * 65504 when the original dtype is float16.
  */
-export function amaxToScale(amax: number, float8Dtype: Float8DType, origDtype: HighPrecisionDType | "float16" = "float32"): number {
+export function amaxToScale(amax: number, float8Dtype: Float8DType, origDtype: HighPrecisionDType = "float32"): number {
   checkFp8Dtype(float8Dtype, "amaxToScale");
   let s = Math.fround(FP8_MAX[float8Dtype] / Math.max(amax, 1e-12));
   if (origDtype === "float16") s = Math.min(s, 65504);
@@ -140,8 +140,8 @@ export function tensorToAmax(x: Tensor): Tensor {
   return out;
 }
 
-/** Dynamic scale of x for float8Dtype (fused amax + scale); returns [scale, amax] tensors. */
-export function tensorToScale(x: Tensor, float8Dtype: Float8DType, clampToFloat16 = false): [Tensor, Tensor] {
+/** Dynamic scale of x for float8Dtype (fused amax + scale); returns [scale, amax] tensors. A float16 x clamps the scale to 65504 by default. */
+export function tensorToScale(x: Tensor, float8Dtype: Float8DType, clampToFloat16 = x.dtype === "float16"): [Tensor, Tensor] {
   checkHp(x, "tensorToScale");
   checkFp8Dtype(float8Dtype, "tensorToScale");
   const scale = Tensor.empty([1], "float32", x.device);
@@ -271,7 +271,7 @@ export function hpTensorToFloat8Dynamic(x: Tensor, float8Dtype: Float8DType, rol
     const [data, decoded] = castOutputs(x, float8Dtype, withDecoded);
     const scale = Tensor.empty([1], "float32", x.device);
     x.backend.quantizeDynamic(data.ptrFor(op), decoded?.ptrFor(op) ?? null, DTYPE_CODE[float8Dtype], x.ptrFor(op), DTYPE_CODE[x.dtype],
-      x.numel, null, scale.ptrFor(op), 0, roundPow2 ? 1 : 0, op);
+      x.numel, null, scale.ptrFor(op), x.dtype === "float16" ? 1 : 0, roundPow2 ? 1 : 0, op);
     return new Float8Tensor(data, scale, x.dtype as HighPrecisionDType, role, false, decoded);
   }
   // a device's transposed layout for the backward GEMMs

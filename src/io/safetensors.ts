@@ -7,7 +7,7 @@
 //       "__metadata__": { "<key>": "<string>" } }
 //   [data: every tensor's raw little-endian bytes, back to back, offsets relative to here]
 //
-// dtypes: F32, BF16, F8_E4M3 (float8_e4m3fn), F8_E5M2 and I32.
+// dtypes: F32, BF16, F8_E4M3 (float8_e4m3fn), F8_E5M2, F8_E4M3FNUZ, F8_E5M2FNUZ and I32.
 //
 // save(module, path, { optimizer }) writes two files:
 //   <path>                    module.stateDict(): parameters and buffers (Float8Linear's
@@ -52,9 +52,13 @@ import { Float8Linear } from "../float8/float8_linear.ts";
 export const SAFETENSORS_DTYPE: Record<DType, string> = {
   float32: "F32",
   bfloat16: "BF16",
+  float16: "F16",
   float8_e4m3fn: "F8_E4M3",
   float8_e5m2: "F8_E5M2",
   int32: "I32",
+  // the names Python's safetensors (0.8) gives torch's fnuz dtypes
+  float8_e4m3fnuz: "F8_E4M3FNUZ",
+  float8_e5m2fnuz: "F8_E5M2FNUZ",
 };
 const FROM_SAFETENSORS = new Map<string, DType>(Object.entries(SAFETENSORS_DTYPE).map(([d, s]) => [s, d as DType]));
 
@@ -591,19 +595,20 @@ function readPair(path: string, withOptimizer: boolean): { model: ParsedSafetens
 
 /** Can a stored dtype be loaded into a tensor of dtype `to`? (f32 and bf16 convert; others must match.) */
 function loadableAs(from: DType, to: DType): boolean {
-  const hp = (d: DType) => d === "float32" || d === "bfloat16";
+  const hp = (d: DType) => d === "float32" || d === "bfloat16" || d === "float16";
   return from === to || (hp(from) && hp(to));
 }
 
 /** Checks entries against destination tensors: none missing, none unexpected, shapes equal, dtypes compatible. */
-function checkAgainst(parsed: ParsedSafetensors, own: Record<string, Tensor>, source: string, what: string): void {
+function checkAgainst(parsed: ParsedSafetensors, own: Record<string, Tensor>, source: string, what: string, strict = true): { missing: string[]; unexpected: string[] } {
   own = Object.assign(Object.create(null), own); // only own keys count ("constructor" is not a tensor)
   const missing = Object.keys(own).filter((k) => !parsed.entries.has(k));
-  if (missing.length) fail(source, `missing ${what} tensor${missing.length > 1 ? "s" : ""} ${missing.map((k) => `'${k}'`).join(", ")}`);
+  if (missing.length && strict) fail(source, `missing ${what} tensor${missing.length > 1 ? "s" : ""} ${missing.map((k) => `'${k}'`).join(", ")}`);
   const unexpected = [...parsed.entries.keys()].filter((k) => !Object.hasOwn(own, k));
-  if (unexpected.length) fail(source, `unexpected tensor${unexpected.length > 1 ? "s" : ""} ${unexpected.map((k) => `'${k}'`).join(", ")} (not in the ${what})`);
+  if (unexpected.length && strict) fail(source, `unexpected tensor${unexpected.length > 1 ? "s" : ""} ${unexpected.map((k) => `'${k}'`).join(", ")} (not in the ${what})`);
   for (const [name, e] of parsed.entries) {
     const dst = own[name];
+    if (!dst) continue; // unexpected, and strict is off
     if (dst.numel !== numel(e.shape) || (!sameShape(dst.shape, e.shape) && what === "model")) {
       fail(source, `tensor '${name}': shape ${fmtShape(e.shape)} in the file does not match ${fmtShape(dst.shape)} in the ${what}`);
     }
@@ -611,6 +616,7 @@ function checkAgainst(parsed: ParsedSafetensors, own: Record<string, Tensor>, so
       fail(source, `tensor '${name}': dtype ${SAFETENSORS_DTYPE[e.dtype]} in the file cannot be loaded into ${dst.dtype} in the ${what}`);
     }
   }
+  return { missing, unexpected };
 }
 
 /** Copies entry `name` into `dst` in place (dst keeps its identity and dtype). */
@@ -623,16 +629,25 @@ function assignFrom(parsed: ParsedSafetensors, name: string, dst: Tensor): void 
 }
 
 /**
- * Loads a checkpoint written by save() into `module` (and `optimizer`):
- * parameters, buffers, Float8Linear delayed-scaling state, optimizer state and
- * step count. Both files are validated completely before anything changes;
- * a problem throws a Float8Error naming the file, the tensor and the problem.
+ * Loads a checkpoint written by save() (or any safetensors file with the model's
+ * keys, such as a torch/torchao state_dict saved by Python's safetensors) into
+ * `module` (and `optimizer`): parameters, buffers, Float8Linear delayed-scaling
+ * state, optimizer state and step count. Both files are validated completely
+ * before anything changes; a problem throws a Float8Error naming the file, the
+ * tensor and the problem. With `strict: false` (torch's load_state_dict(strict=False))
+ * keys missing from the file or absent from the module are skipped and reported
+ * in `missingKeys` / `unexpectedKeys` instead (shapes and dtypes of the shared keys
+ * are still checked; the optimizer file is always strict).
  */
-export function load(module: Module, path: string, opts: { optimizer?: Optimizer } = {}): { metadata: Record<string, string> } {
+export function load(
+  module: Module, path: string, opts: { optimizer?: Optimizer; strict?: boolean } = {},
+): { metadata: Record<string, string>; missingKeys: string[]; unexpectedKeys: string[] } {
   const opt = opts.optimizer;
   const { model, optParsed: optFile, optSource } = readPair(path, !!opt);
   const own = module.stateDict();
-  checkAgainst(model, own, path, "model");
+  const strict = opts.strict ?? true;
+  if (typeof strict !== "boolean") fail(path, `strict must be a boolean, got ${typeof strict}`);
+  const { missing, unexpected } = checkAgainst(model, own, path, "model", strict);
   const layers = parseLayers(model.metadata[META.float8Layers], path);
 
   let optParsed: ParsedSafetensors | null = optFile;
@@ -661,7 +676,7 @@ export function load(module: Module, path: string, opts: { optimizer?: Optimizer
 
   // every check passed: assign
   noGrad(() => {
-    for (const name of model.entries.keys()) assignFrom(model, name, own[name]);
+    for (const name of model.entries.keys()) if (own[name]) assignFrom(model, name, own[name]);
     if (opt && optParsed) {
       for (const name of optParsed.entries.keys()) assignFrom(optParsed, name, optOwn[name]);
       opt.stepCount = stepCount;
@@ -674,7 +689,7 @@ export function load(module: Module, path: string, opts: { optimizer?: Optimizer
     m.isAmaxInitialized = saved ? saved.amaxInitialized : m.isAmaxInitialized || historyHasData(m);
     m.amaxAndScaleSynced = saved ? saved.synced : true;
   }
-  return { metadata: Object.assign(Object.create(null), model.metadata) };
+  return { metadata: Object.assign(Object.create(null), model.metadata), missingKeys: missing, unexpectedKeys: unexpected };
 }
 
 function parseJson(text: string | undefined, source: string, key: string): any {

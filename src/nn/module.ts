@@ -134,7 +134,7 @@ export abstract class Module {
     noGrad(() => {
       for (const [, m] of this.namedModules()) {
         for (const p of m._parameters.values()) {
-          const dtype = opts.dtype && (p.dtype === "float32" || p.dtype === "bfloat16") ? opts.dtype : p.dtype;
+          const dtype = opts.dtype && (p.dtype === "float32" || p.dtype === "bfloat16" || p.dtype === "float16") ? opts.dtype : p.dtype;
           const c = p.to({ dtype, device: opts.device ?? p.device });
           if (c !== p) {
             p.assign(c);

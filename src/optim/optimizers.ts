@@ -21,8 +21,8 @@ export abstract class Optimizer {
     }
     if (this.params.length === 0) throw new Float8Error(name, "got an empty parameter list");
     for (const p of this.params) {
-      if (p.dtype !== "float32" && p.dtype !== "bfloat16") {
-        throw new Float8Error(name, `parameters must be float32 or bfloat16, got ${p.dtype}`);
+      if (p.dtype !== "float32" && p.dtype !== "bfloat16" && p.dtype !== "float16") {
+        throw new Float8Error(name, `parameters must be float32, bfloat16 or float16, got ${p.dtype}`);
       }
     }
   }

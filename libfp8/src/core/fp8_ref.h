@@ -1,5 +1,6 @@
 /*
- * fp8_ref.h — scalar reference encode/decode for float8_e4m3fn and float8_e5m2.
+ * fp8_ref.h — scalar reference encode/decode for float8_e4m3fn and float8_e5m2,
+ * and for the fnuz formats float8_e4m3fnuz / float8_e5m2fnuz (CPU only).
  * Header-only (static inline); compiles as C, C++ and CUDA (host and device).
  * Every vectorised kernel (CPU AVX2/AVX-512 in libfp8/src/cpu/cast*.c, CUDA)
  * must agree with these functions bit for bit.
@@ -29,6 +30,8 @@
 
 #define FP8_E4M3FN_MAX 448.0f
 #define FP8_E5M2_MAX 57344.0f
+#define FP8_E4M3FNUZ_MAX 240.0f
+#define FP8_E5M2FNUZ_MAX 57344.0f
 
 FP8_REF_INLINE uint32_t fp8_ref_f32_bits(float f) {
     uint32_t u;
@@ -93,6 +96,62 @@ FP8_REF_INLINE uint8_t fp8_ref_e5m2_from_f32(float x) {
     return (uint8_t)(sign | fp8_ref_round_magnitude(a, 2, 15));
 }
 
+/* f32 -> fnuz byte (float8_e4m3fnuz: mant_bits 3, bias 8, max 240; float8_e5m2fnuz:
+ * 2, 16, 57344), saturating, RNE. The fnuz formats have no inf, no negative zero
+ * and one NaN, 0x80 (as torch's fnuz conversions): NaN -> 0x80, a value that
+ * rounds to zero -> 0x00 whatever its sign. */
+FP8_REF_INLINE uint8_t fp8_ref_fnuz_from_f32(float x, int mant_bits, int bias, uint32_t max_bits) {
+    uint32_t u = fp8_ref_f32_bits(x);
+    uint32_t sign = (u >> 24) & 0x80u;
+    uint32_t a = u & 0x7FFFFFFFu;
+    if (a > 0x7F800000u) return 0x80u;
+    if (a > max_bits) a = max_bits;
+    uint32_t q = fp8_ref_round_magnitude(a, mant_bits, bias);
+    return q == 0 ? (uint8_t)0 : (uint8_t)(sign | q);
+}
+
+/* f32 -> float8_e4m3fnuz byte (saturating at 240, RNE). */
+FP8_REF_INLINE uint8_t fp8_ref_e4m3fnuz_from_f32(float x) { return fp8_ref_fnuz_from_f32(x, 3, 8, 0x43700000u); }
+
+/* f32 -> float8_e5m2fnuz byte (saturating at 57344, RNE). */
+FP8_REF_INLINE uint8_t fp8_ref_e5m2fnuz_from_f32(float x) { return fp8_ref_fnuz_from_f32(x, 2, 16, 0x47600000u); }
+
+/* fnuz byte -> f32 (exact); 0x80 is the quiet NaN 0x7FC00000. */
+FP8_REF_INLINE float fp8_ref_fnuz_to_f32(uint8_t b, int mant_bits, int bias) {
+    if (b == 0x80u) return fp8_ref_f32_from_bits(0x7FC00000u);
+    uint32_t sign = (uint32_t)(b & 0x80u) << 24;
+    uint32_t a = b & 0x7Fu;
+    float v;
+    if (a >= (1u << mant_bits))
+        v = fp8_ref_f32_from_bits((a << (23 - mant_bits)) + ((uint32_t)(127 - bias) << 23));
+    else /* subnormal: a * 2^(1 - bias - mant_bits), exact */
+        v = (float)a * fp8_ref_f32_from_bits((uint32_t)(127 + 1 - bias - mant_bits) << 23);
+    return fp8_ref_f32_from_bits(fp8_ref_f32_bits(v) | sign);
+}
+
+FP8_REF_INLINE float fp8_ref_e4m3fnuz_to_f32(uint8_t b) { return fp8_ref_fnuz_to_f32(b, 3, 8); }
+FP8_REF_INLINE float fp8_ref_e5m2fnuz_to_f32(uint8_t b) { return fp8_ref_fnuz_to_f32(b, 2, 16); }
+
+/* The largest finite value of an fp8 dtype (any of the four). */
+FP8_REF_INLINE float fp8_ref_fp8_max(int32_t fp8_dtype) {
+    switch (fp8_dtype) {
+    case FP8_DTYPE_E5M2: return FP8_E5M2_MAX;
+    case FP8_DTYPE_E4M3FNUZ: return FP8_E4M3FNUZ_MAX;
+    case FP8_DTYPE_E5M2FNUZ: return FP8_E5M2FNUZ_MAX;
+    default: return FP8_E4M3FN_MAX;
+    }
+}
+
+/* Encodes one f32 to any of the four fp8 dtypes. */
+FP8_REF_INLINE uint8_t fp8_ref_encode(int32_t fp8_dtype, float x) {
+    switch (fp8_dtype) {
+    case FP8_DTYPE_E5M2: return fp8_ref_e5m2_from_f32(x);
+    case FP8_DTYPE_E4M3FNUZ: return fp8_ref_e4m3fnuz_from_f32(x);
+    case FP8_DTYPE_E5M2FNUZ: return fp8_ref_e5m2fnuz_from_f32(x);
+    default: return fp8_ref_e4m3fn_from_f32(x);
+    }
+}
+
 /* float8_e4m3fn byte -> f32 (exact). */
 FP8_REF_INLINE float fp8_ref_e4m3fn_to_f32(uint8_t b) {
     uint32_t sign = (uint32_t)(b & 0x80u) << 24;
@@ -123,12 +182,22 @@ FP8_REF_INLINE float fp8_ref_e5m2_to_f32(uint8_t b) {
     return fp8_ref_f32_from_bits(bits | sign);
 }
 
+/* Decodes one byte of any of the four fp8 dtypes (exact). */
+FP8_REF_INLINE float fp8_ref_decode(int32_t fp8_dtype, uint8_t b) {
+    switch (fp8_dtype) {
+    case FP8_DTYPE_E5M2: return fp8_ref_e5m2_to_f32(b);
+    case FP8_DTYPE_E4M3FNUZ: return fp8_ref_e4m3fnuz_to_f32(b);
+    case FP8_DTYPE_E5M2FNUZ: return fp8_ref_e5m2fnuz_to_f32(b);
+    default: return fp8_ref_e4m3fn_to_f32(b);
+    }
+}
+
 /* torchao's amax_to_scale: f32(fp8_max / max(f64(amax), 1e-12)), clamped to
  * the float16 max in f64 when clamp_to_f16 != 0. A NaN amax gives that NaN
  * back, quieted (what x86's f64 divide does), on the CPU and the GPU alike. */
 FP8_REF_INLINE float fp8_ref_scale_from_amax(float amax, int32_t fp8_dtype, int32_t clamp_to_f16) {
     if (amax != amax) return fp8_ref_f32_from_bits(fp8_ref_f32_bits(amax) | 0x400000u);
-    double fp8_max = fp8_dtype == FP8_DTYPE_E5M2 ? (double)FP8_E5M2_MAX : (double)FP8_E4M3FN_MAX;
+    double fp8_max = (double)fp8_ref_fp8_max(fp8_dtype);
     double a = (double)amax;
     if (a < 1e-12) a = 1e-12;
     double s = fp8_max / a;

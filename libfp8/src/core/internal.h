@@ -70,6 +70,15 @@ static inline int fp8_count_ok(int64_t a, int64_t b) {
 
 static inline int fp8_is_float_hp(int32_t dt) { return dt == FP8_DTYPE_F32 || dt == FP8_DTYPE_BF16; }
 static inline int fp8_is_fp8(int32_t dt) { return dt == FP8_DTYPE_E4M3FN || dt == FP8_DTYPE_E5M2; }
+/* The fnuz formats (float8_e4m3fnuz, float8_e5m2fnuz): the CPU kernels take them. */
+static inline int fp8_is_fnuz(int32_t dt) { return dt == FP8_DTYPE_E4M3FNUZ || dt == FP8_DTYPE_E5M2FNUZ; }
+/* Any fp8 format the CPU kernels encode and decode. */
+static inline int fp8_is_fp8_cpu(int32_t dt) { return fp8_is_fp8(dt) || fp8_is_fnuz(dt); }
+#define FP8_REQUIRE_FP8_CPU(dt, what, fn)                                                        \
+    FP8_REQUIRE(fp8_is_fp8_cpu(dt), fn,                                                          \
+                "%s must be float8_e4m3fn, float8_e5m2, float8_e4m3fnuz or float8_e5m2fnuz, got " \
+                "%s (%d)",                                                                       \
+                what, fp8_dtype_name(dt), (int)(dt))
 
 /* bf16 <-> f32. bf16 is the top half of an f32; rounding is to nearest even,
  * NaN stays NaN (quiet bit set). */
@@ -87,13 +96,60 @@ static inline uint16_t fp8_f32_to_bf16(float f) {
     return (uint16_t)(u >> 16);
 }
 
-/* Load element i of an F32 or BF16 buffer as f32; store likewise. */
+/* IEEE half <-> f32 with integer arithmetic (no F16C needed): decode is exact;
+ * encode rounds to nearest even, overflows to inf, keeps NaN quiet with its sign. */
+static inline float fp8_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1Fu, m = h & 0x3FFu, u;
+    if (e == 0x1Fu)
+        u = sign | 0x7F800000u | (m << 13) | (m ? 0x400000u : 0u);
+    else if (e != 0)
+        u = sign | ((e + 112u) << 23) | (m << 13);
+    else { /* zero or subnormal: m * 2^-24, exact in f32 */
+        float f = (float)m * 5.9604644775390625e-08f;
+        memcpy(&u, &f, 4);
+        u |= sign;
+    }
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static inline uint16_t fp8_f32_to_f16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    const uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+    const uint32_t a = u & 0x7FFFFFFFu;
+    if (a > 0x7F800000u) return (uint16_t)(sign | 0x7E00u | ((a >> 13) & 0x3FFu)); /* NaN */
+    if (a >= 0x477FF000u) return (uint16_t)(sign | 0x7C00u); /* >= 65520 rounds to inf */
+    if (a >= 0x38800000u) { /* normal half: drop 13 bits with RNE */
+        const uint32_t v = a - (112u << 23);
+        return (uint16_t)(sign | ((v + 0xFFFu + ((v >> 13) & 1u)) >> 13));
+    }
+    if (a < 0x33000000u) return sign; /* below half the smallest subnormal (2^-25) */
+    /* subnormal half: units of 2^-24, round to nearest even */
+    const uint32_t e = a >> 23, sig = (a & 0x7FFFFFu) | 0x800000u;
+    const uint32_t shift = 126u - e; /* value = sig * 2^(e - 150) = q * 2^-24 */
+    uint32_t q = sig >> shift;
+    const uint32_t rest = sig & ((1u << shift) - 1u), half = 1u << (shift - 1);
+    if (rest > half || (rest == half && (q & 1u))) q++;
+    return (uint16_t)(sign | q);
+}
+
+/* F32, BF16 or F16: what the entry points that take float16 accept. */
+static inline int fp8_is_float_any(int32_t dt) { return fp8_is_float_hp(dt) || dt == FP8_DTYPE_F16; }
+#define FP8_REQUIRE_HP16(dt, what, fn)                                                                 \
+    FP8_REQUIRE(fp8_is_float_any(dt), fn, "%s must be float32, bfloat16 or float16, got %s (%d)", what, \
+                fp8_dtype_name(dt), (int)(dt))
+
+/* Load element i of an F32, BF16 or F16 buffer as f32; store likewise. */
 static inline float fp8_load_hp(const void *p, int32_t dt, int64_t i) {
+    if (dt == FP8_DTYPE_F16) return fp8_f16_to_f32(((const uint16_t *)p)[i]);
     return dt == FP8_DTYPE_F32 ? ((const float *)p)[i] : fp8_bf16_to_f32(((const uint16_t *)p)[i]);
 }
 static inline void fp8_store_hp(void *p, int32_t dt, int64_t i, float v) {
     if (dt == FP8_DTYPE_F32)
         ((float *)p)[i] = v;
+    else if (dt == FP8_DTYPE_F16)
+        ((uint16_t *)p)[i] = fp8_f32_to_f16(v);
     else
         ((uint16_t *)p)[i] = fp8_f32_to_bf16(v);
 }

@@ -27,6 +27,9 @@ int32_t fp8_dtype_size(int32_t dtype) {
     case FP8_DTYPE_E5M2: return 1;
     case FP8_DTYPE_I32: return 4;
     case FP8_DTYPE_U8: return 1;
+    case FP8_DTYPE_E4M3FNUZ: return 1;
+    case FP8_DTYPE_E5M2FNUZ: return 1;
+    case FP8_DTYPE_F16: return 2;
     default: return 0;
     }
 }
@@ -39,6 +42,9 @@ const char *fp8_dtype_name(int32_t dtype) {
     case FP8_DTYPE_E5M2: return "float8_e5m2";
     case FP8_DTYPE_I32: return "int32";
     case FP8_DTYPE_U8: return "uint8";
+    case FP8_DTYPE_E4M3FNUZ: return "float8_e4m3fnuz";
+    case FP8_DTYPE_E5M2FNUZ: return "float8_e5m2fnuz";
+    case FP8_DTYPE_F16: return "float16";
     default: return "unknown";
     }
 }

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "fp8_ref.h"
 #include "onednn.hpp"
@@ -142,7 +143,7 @@ extern "C" FP8_API int32_t fp8_cpu_binary(void *dst, const int64_t *dst_dims, co
         FP8_REQUIRE_PTR(a_dims, fn);
         FP8_REQUIRE_PTR(b, fn);
         FP8_REQUIRE_PTR(b_dims, fn);
-        FP8_REQUIRE(fp8_is_float_hp(dtype), fn, "dtype %s (%d) must be float32 or bfloat16",
+        FP8_REQUIRE(fp8_is_float_any(dtype), fn, "dtype %s (%d) must be float32, bfloat16 or float16",
                     fp8_dtype_name(dtype), dtype);
         FP8_REQUIRE(ndim >= 1 && ndim <= 8, fn, "ndim=%d must be in 1..8", ndim);
         FP8_REQUIRE(alg >= FP8_BINARY_ADD && alg <= FP8_BINARY_MIN, fn, "unknown alg %d", alg);
@@ -155,6 +156,17 @@ extern "C" FP8_API int32_t fp8_cpu_binary(void *dst, const int64_t *dst_dims, co
                     dims_str(a_dims, ndim).c_str(), dims_str(b_dims, ndim).c_str(),
                     dims_str(dst_dims, ndim).c_str());
         if (numel(dst_dims, ndim) == 0) return FP8_OK;
+        if (dtype == FP8_DTYPE_F16) { /* in f32 (exact widening), one rounding to f16 */
+            const int64_t na = numel(a_dims, ndim), nb = numel(b_dims, ndim), nd = numel(dst_dims, ndim);
+            std::vector<float> va((size_t)na), vb((size_t)nb), vd((size_t)nd);
+            float *wa = va.data(), *wb = vb.data(), *wd = vd.data();
+            for (int64_t i = 0; i < na; ++i) wa[i] = fp8_f16_to_f32(static_cast<const uint16_t *>(a)[i]);
+            for (int64_t i = 0; i < nb; ++i) wb[i] = fp8_f16_to_f32(static_cast<const uint16_t *>(b)[i]);
+            const int32_t r = fp8_cpu_binary(wd, dst_dims, wa, a_dims, wb, b_dims, FP8_DTYPE_F32, ndim, alg);
+            if (r != FP8_OK) return r;
+            for (int64_t i = 0; i < nd; ++i) static_cast<uint16_t *>(dst)[i] = fp8_f32_to_f16(wd[i]);
+            return FP8_OK;
+        }
 
         const bool commutative = alg == FP8_BINARY_ADD || alg == FP8_BINARY_MUL ||
                                  alg == FP8_BINARY_MAX || alg == FP8_BINARY_MIN;
@@ -182,10 +194,20 @@ extern "C" FP8_API int32_t fp8_cpu_reduce(void *dst, const int64_t *dst_dims, co
         FP8_REQUIRE_PTR(dst_dims, fn);
         FP8_REQUIRE_PTR(src, fn);
         FP8_REQUIRE_PTR(src_dims, fn);
-        FP8_REQUIRE(fp8_is_float_hp(dtype), fn, "dtype %s (%d) must be float32 or bfloat16",
+        FP8_REQUIRE(fp8_is_float_any(dtype), fn, "dtype %s (%d) must be float32, bfloat16 or float16",
                     fp8_dtype_name(dtype), dtype);
         const int32_t st = check_reduce_shape(fn, dst_dims, src_dims, ndim, alg);
         if (st != FP8_OK) return st;
+        if (dtype == FP8_DTYPE_F16) { /* reduce the exact f32 widening, round once to f16 */
+            const int64_t ns = numel(src_dims, ndim), nd = numel(dst_dims, ndim);
+            std::vector<float> vs((size_t)ns), vd((size_t)nd);
+            float *ws = vs.data(), *wd = vd.data();
+            for (int64_t i = 0; i < ns; ++i) ws[i] = fp8_f16_to_f32(static_cast<const uint16_t *>(src)[i]);
+            const int32_t r = fp8_cpu_reduce(wd, dst_dims, ws, src_dims, FP8_DTYPE_F32, ndim, alg);
+            if (r != FP8_OK) return r;
+            for (int64_t i = 0; i < nd; ++i) static_cast<uint16_t *>(dst)[i] = fp8_f32_to_f16(wd[i]);
+            return FP8_OK;
+        }
         const int64_t n_dst = numel(dst_dims, ndim), n_src = numel(src_dims, ndim);
         if (n_dst == 0) return FP8_OK;
         if (n_src == 0) return reduce_empty(fn, dst, n_dst, dtype, alg);

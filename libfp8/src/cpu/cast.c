@@ -33,10 +33,12 @@ static pthread_once_t decode_tables_once = PTHREAD_ONCE_INIT;
 
 static void decode_tables_init(void) {
     for (int b = 0; b < 256; b++) {
-        const float v[2] = {fp8_ref_e4m3fn_to_f32((uint8_t)b), fp8_ref_e5m2_to_f32((uint8_t)b)};
-        for (int f = 0; f < 2; f++) {
+        const float v[4] = {fp8_ref_e4m3fn_to_f32((uint8_t)b), fp8_ref_e5m2_to_f32((uint8_t)b),
+                            fp8_ref_e4m3fnuz_to_f32((uint8_t)b), fp8_ref_e5m2fnuz_to_f32((uint8_t)b)};
+        for (int f = 0; f < 4; f++) {
             decode_tables.f32[f][b] = v[f];
-            decode_tables.bf16[f][b] = v[f] != v[f] ? (uint16_t)(0x7FC0 | ((b & 0x80) << 8))
+            /* the NaN's f32 sign (fnuz: 0x80 decodes to +NaN) */
+            decode_tables.bf16[f][b] = v[f] != v[f] ? (uint16_t)(0x7FC0 | ((fp8_ref_f32_bits(v[f]) >> 16) & 0x8000))
                                                     : (uint16_t)(fp8_ref_f32_bits(v[f]) >> 16);
         }
     }
@@ -52,12 +54,12 @@ const fp8_decode_tables *fp8_cast_decode_tables(void) {
  * Normal range: round to nearest even by adding (half - 1 + lsb) with the
  * exponent rebias folded in, then shift; subnormal range: add a magic float
  * whose ulp is the smallest fp8 subnormal and let the FPU round. */
-static inline uint8_t encode_branchless(float y, const int e5m2) {
-    const int shift = FP8_ENC_SHIFT(e5m2);
-    const uint32_t max_bits = FP8_ENC_MAX_BITS(e5m2);
-    const uint32_t normal_min = FP8_ENC_NORMAL_MIN(e5m2);
-    const uint32_t magic = FP8_ENC_MAGIC(e5m2);
-    const uint32_t rebias_half = FP8_ENC_REBIAS_HALF(e5m2);
+static inline uint8_t encode_branchless(float y, const int fmt) {
+    const int shift = FP8_ENC_SHIFT(fmt);
+    const uint32_t max_bits = FP8_ENC_MAX_BITS(fmt);
+    const uint32_t normal_min = FP8_ENC_NORMAL_MIN(fmt);
+    const uint32_t magic = FP8_ENC_MAGIC(fmt);
+    const uint32_t rebias_half = FP8_ENC_REBIAS_HALF(fmt);
     const uint32_t u = fp8_ref_f32_bits(y);
     const uint32_t a0 = u & 0x7FFFFFFFu;
     const uint32_t a = a0 < max_bits ? a0 : max_bits;
@@ -66,29 +68,36 @@ static inline uint8_t encode_branchless(float y, const int e5m2) {
         fp8_ref_f32_bits(fp8_ref_f32_from_bits(a) + fp8_ref_f32_from_bits(magic)) - magic;
     /* selects as masks, so that no branch keeps the loop from vectorising */
     const uint32_t sub = 0u - (uint32_t)(a < normal_min), nan = 0u - (uint32_t)(a0 > 0x7F800000u);
-    const uint32_t r = (((rs & sub) | (rn & ~sub)) & ~nan) | (0x7Fu & nan);
-    return (uint8_t)(r | ((u >> 24) & 0x80u));
+    const uint32_t mag = (rs & sub) | (rn & ~sub), sign = (u >> 24) & 0x80u;
+    if (FP8_FMT_FNUZ(fmt)) { /* no negative zero; the one NaN is 0x80 */
+        const uint32_t nz = 0u - (uint32_t)(mag != 0);
+        return (uint8_t)(((mag | (sign & nz)) & ~nan) | (0x80u & nan));
+    }
+    return (uint8_t)(((mag & ~nan) | (0x7Fu & nan)) | sign);
 }
+
+/* one loop per format, so that fmt is a constant in each */
+#define FP8_QUANTIZE_LOOP(load)                                                                 \
+    switch (fp8_kernel_fmt(fp8_dtype)) {                                                        \
+    case 1: for (int64_t i = 0; i < n; i++) dst[i] = encode_branchless((load) * scale, 1); break; \
+    case 2: for (int64_t i = 0; i < n; i++) dst[i] = encode_branchless((load) * scale, 2); break; \
+    case 3: for (int64_t i = 0; i < n; i++) dst[i] = encode_branchless((load) * scale, 3); break; \
+    default: for (int64_t i = 0; i < n; i++) dst[i] = encode_branchless((load) * scale, 0); break; \
+    }
 
 static void quantize_f32_portable(uint8_t *dst, const float *src, int64_t n, float scale,
                                   int32_t fp8_dtype, int stream) {
-    if (fp8_dtype == FP8_DTYPE_E5M2)
-        for (int64_t i = 0; i < n; i++) dst[i] = encode_branchless(src[i] * scale, 1);
-    else
-        for (int64_t i = 0; i < n; i++) dst[i] = encode_branchless(src[i] * scale, 0);
+    FP8_QUANTIZE_LOOP(src[i])
 }
 
 static void quantize_bf16_portable(uint8_t *dst, const uint16_t *src, int64_t n, float scale,
                                    int32_t fp8_dtype, int stream) {
-    if (fp8_dtype == FP8_DTYPE_E5M2)
-        for (int64_t i = 0; i < n; i++) dst[i] = encode_branchless(fp8_bf16_to_f32(src[i]) * scale, 1);
-    else
-        for (int64_t i = 0; i < n; i++) dst[i] = encode_branchless(fp8_bf16_to_f32(src[i]) * scale, 0);
+    FP8_QUANTIZE_LOOP(fp8_bf16_to_f32(src[i]))
 }
 
 static void decode_f32_portable(float *dst, const uint8_t *src, int64_t n, int32_t fp8_dtype,
                                 float scale, int divide) {
-    const float *t = fp8_cast_decode_tables()->f32[fp8_dtype == FP8_DTYPE_E5M2];
+    const float *t = fp8_cast_decode_tables()->f32[fp8_kernel_fmt(fp8_dtype)];
     if (divide)
         for (int64_t i = 0; i < n; i++) dst[i] = t[src[i]] / scale;
     else
@@ -97,12 +106,12 @@ static void decode_f32_portable(float *dst, const uint8_t *src, int64_t n, int32
 
 static void decode_bf16_portable(uint16_t *dst, const uint8_t *src, int64_t n, int32_t fp8_dtype,
                                  float scale, int divide) {
-    const int e5m2 = fp8_dtype == FP8_DTYPE_E5M2;
+    const int fmt = fp8_kernel_fmt(fp8_dtype);
     if (divide) {
-        const float *t = fp8_cast_decode_tables()->f32[e5m2];
+        const float *t = fp8_cast_decode_tables()->f32[fmt];
         for (int64_t i = 0; i < n; i++) dst[i] = fp8_f32_to_bf16(t[src[i]] / scale);
     } else {
-        const uint16_t *t = fp8_cast_decode_tables()->bf16[e5m2];
+        const uint16_t *t = fp8_cast_decode_tables()->bf16[fmt];
         for (int64_t i = 0; i < n; i++) dst[i] = t[src[i]];
     }
 }
@@ -134,6 +143,18 @@ static uint16_t amax_bf16_bits_portable(const uint16_t *src, int64_t n) {
 }
 
 static void stats_portable(int64_t counts[3], const uint8_t *src, int64_t n, int32_t fp8_dtype) {
+    if (fp8_is_fnuz(fp8_dtype)) { /* zero 0x00 only, NaN 0x80 only, +-max 0x7F/0xFF */
+        int64_t z = 0, s = 0, q = 0;
+        for (int64_t i = 0; i < n; i++) {
+            z += src[i] == 0;
+            s += (src[i] & 0x7F) == 0x7F;
+            q += src[i] == 0x80;
+        }
+        counts[0] += z;
+        counts[1] += s;
+        counts[2] += q;
+        return;
+    }
     uint8_t sat = fp8_dtype == FP8_DTYPE_E5M2 ? 0x7B : 0x7E;
     uint8_t nan_min = fp8_dtype == FP8_DTYPE_E5M2 ? 0x7D : 0x7F;
     int64_t z = 0, s = 0, q = 0;
@@ -248,14 +269,53 @@ int32_t fp8_cpu_set_isa(int32_t max_isa) {
 
 /* ---- validation helpers ------------------------------------------------ */
 
-static int is_convertible(int32_t dt) { return fp8_is_float_hp(dt) || fp8_is_fp8(dt); }
+static int is_convertible(int32_t dt) { return fp8_is_float_any(dt) || fp8_is_fp8_cpu(dt); }
+
+/* ---- float16 sources and destinations ------------------------------------
+ * The ISA kernels take f32 and bf16; a float16 buffer goes through f32 in
+ * blocks of F16_BLOCK elements on the stack (exact: every half is an f32). */
+enum { F16_BLOCK = 1024 };
+
+static void f16_to_f32_block(float *dst, const uint16_t *src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = fp8_f16_to_f32(src[i]);
+}
+
+/* max |bits| of n halves, as the f32 bits of that magnitude (NaN stays above inf) */
+static uint32_t amax_f16_bits(const uint16_t *src, int64_t n) {
+    uint16_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const uint16_t a = src[i] & 0x7FFFu;
+        m = a > m ? a : m;
+    }
+    return fp8_ref_f32_bits(fp8_f16_to_f32(m));
+}
+
+static void quantize_f16(const fp8_cast_kernels *k, uint8_t *dst, const uint16_t *src, int64_t n, float scale,
+                         int32_t fp8_dtype) {
+    float buf[F16_BLOCK];
+    for (int64_t j = 0; j < n; j += F16_BLOCK) {
+        const int64_t m = n - j < F16_BLOCK ? n - j : F16_BLOCK;
+        f16_to_f32_block(buf, src + j, m);
+        k->quantize_f32(dst + j, buf, m, scale, fp8_dtype, 0);
+    }
+}
+
+static void decode_f16(const fp8_cast_kernels *k, uint16_t *dst, const uint8_t *src, int64_t n, int32_t fp8_dtype,
+                       float scale, int divide) {
+    float buf[F16_BLOCK];
+    for (int64_t j = 0; j < n; j += F16_BLOCK) {
+        const int64_t m = n - j < F16_BLOCK ? n - j : F16_BLOCK;
+        k->decode_f32(buf, src + j, m, fp8_dtype, scale, divide);
+        for (int64_t i = 0; i < m; i++) dst[j + i] = fp8_f32_to_f16(buf[i]);
+    }
+}
 
 /* The checks every cast into fp8 makes (quantize and its fused forms), in one
  * place so that they answer a bad call in the same words. */
 static int32_t check_quantize(const char *fn, const void *dst_fp8, int32_t fp8_dtype, const void *src,
                               int32_t src_dtype, int64_t n) {
-    FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
-    FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
+    FP8_REQUIRE_FP8_CPU(fp8_dtype, "fp8_dtype", fn);
+    FP8_REQUIRE_HP16(src_dtype, "src_dtype", fn);
     FP8_REQUIRE_N(n, fn);
     FP8_REQUIRE_DATA(dst_fp8, n, fn);
     FP8_REQUIRE_DATA(src, n, fn);
@@ -278,6 +338,8 @@ static void quantize_range(uint8_t *dst, int32_t fp8_dtype, const void *src, int
     if (src_dtype == FP8_DTYPE_F32)
         FOR_CHUNKS(n, i0, len,
                    k->quantize_f32(dst + i0, (const float *)src + i0, len, scale, fp8_dtype, stream));
+    else if (src_dtype == FP8_DTYPE_F16)
+        FOR_CHUNKS(n, i0, len, quantize_f16(k, dst + i0, (const uint16_t *)src + i0, len, scale, fp8_dtype));
     else
         FOR_CHUNKS(n, i0, len,
                    k->quantize_bf16(dst + i0, (const uint16_t *)src + i0, len, scale, fp8_dtype, stream));
@@ -290,6 +352,8 @@ static void decode_range(void *dst, int32_t dst_dtype, const uint8_t *src, int32
     if (dst_dtype == FP8_DTYPE_F32)
         FOR_CHUNKS(n, i0, len,
                    k->decode_f32((float *)dst + i0, src + i0, len, fp8_dtype, scale, divide));
+    else if (dst_dtype == FP8_DTYPE_F16)
+        FOR_CHUNKS(n, i0, len, decode_f16(k, (uint16_t *)dst + i0, src + i0, len, fp8_dtype, scale, divide));
     else
         FOR_CHUNKS(n, i0, len,
                    k->decode_bf16((uint16_t *)dst + i0, src + i0, len, fp8_dtype, scale, divide));
@@ -299,10 +363,10 @@ int32_t fp8_cpu_convert(void *dst, int32_t dst_dtype, const void *src, int32_t s
                         int64_t n) {
     static const char fn[] = "fp8_cpu_convert";
     FP8_REQUIRE(is_convertible(dst_dtype), fn,
-                "dst_dtype must be float32, bfloat16, float8_e4m3fn or float8_e5m2, got %s (%d)",
+                "dst_dtype must be float32, bfloat16, float16 or an fp8 dtype, got %s (%d)",
                 fp8_dtype_name(dst_dtype), (int)dst_dtype);
     FP8_REQUIRE(is_convertible(src_dtype), fn,
-                "src_dtype must be float32, bfloat16, float8_e4m3fn or float8_e5m2, got %s (%d)",
+                "src_dtype must be float32, bfloat16, float16 or an fp8 dtype, got %s (%d)",
                 fp8_dtype_name(src_dtype), (int)src_dtype);
     FP8_REQUIRE_N(n, fn);
     FP8_REQUIRE_DATA(dst, n, fn);
@@ -312,10 +376,14 @@ int32_t fp8_cpu_convert(void *dst, int32_t dst_dtype, const void *src, int32_t s
     const fp8_cast_kernels *k = kernels();
     if (dst_dtype == src_dtype) {
         memmove(dst, src, (size_t)n * (size_t)fp8_dtype_size(dst_dtype));
-    } else if (fp8_is_fp8(dst_dtype) && fp8_is_float_hp(src_dtype)) {
+    } else if (fp8_is_fp8_cpu(dst_dtype) && fp8_is_float_any(src_dtype)) {
         quantize_range(dst, dst_dtype, src, src_dtype, n, 1.0f);
-    } else if (fp8_is_float_hp(dst_dtype) && fp8_is_fp8(src_dtype)) {
+    } else if (fp8_is_float_any(dst_dtype) && fp8_is_fp8_cpu(src_dtype)) {
         decode_range(dst, dst_dtype, src, src_dtype, n, 1.0f, 0);
+    } else if (dst_dtype == FP8_DTYPE_F16 || src_dtype == FP8_DTYPE_F16) { /* float16 <-> f32 / bf16 */
+        FOR_CHUNKS(n, i0, len, {
+            for (int64_t i = i0; i < i0 + len; i++) fp8_store_hp(dst, dst_dtype, i, fp8_load_hp(src, src_dtype, i));
+        });
     } else if (dst_dtype == FP8_DTYPE_BF16) { /* from F32 */
         FOR_CHUNKS(n, i0, len,
                    k->f32_to_bf16((uint16_t *)dst + i0, (const float *)src + i0, len));
@@ -347,8 +415,8 @@ int32_t fp8_cpu_quantize(void *dst_fp8, int32_t fp8_dtype, const void *src, int3
 int32_t fp8_cpu_dequantize(void *dst, int32_t dst_dtype, const void *src_fp8, int32_t fp8_dtype,
                            int64_t n, const float *scale) {
     static const char fn[] = "fp8_cpu_dequantize";
-    FP8_REQUIRE_HP(dst_dtype, "dst_dtype", fn);
-    FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+    FP8_REQUIRE_HP16(dst_dtype, "dst_dtype", fn);
+    FP8_REQUIRE_FP8_CPU(fp8_dtype, "fp8_dtype", fn);
     FP8_REQUIRE_N(n, fn);
     FP8_REQUIRE_DATA(dst, n, fn);
     FP8_REQUIRE_DATA(src_fp8, n, fn);
@@ -360,6 +428,7 @@ int32_t fp8_cpu_dequantize(void *dst, int32_t dst_dtype, const void *src_fp8, in
 /* max |src| over n (F32 or BF16) as f32; NaN (canonical quiet) if any is NaN. */
 static uint32_t amax_bits_span(const void *src, int32_t src_dtype, int64_t i0, int64_t len) {
     const fp8_cast_kernels *k = kernels();
+    if (src_dtype == FP8_DTYPE_F16) return amax_f16_bits((const uint16_t *)src + i0, len);
     return src_dtype == FP8_DTYPE_F32 ? k->amax_f32_bits((const float *)src + i0, len)
                                       : (uint32_t)k->amax_bf16_bits((const uint16_t *)src + i0, len) << 16;
 }
@@ -376,7 +445,7 @@ static float amax_range(const void *src, int32_t src_dtype, int64_t n) {
 int32_t fp8_cpu_amax(float *out, const void *src, int32_t src_dtype, int64_t n) {
     static const char fn[] = "fp8_cpu_amax";
     FP8_REQUIRE_PTR(out, fn);
-    FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
+    FP8_REQUIRE_HP16(src_dtype, "src_dtype", fn);
     FP8_REQUIRE_N(n, fn);
     FP8_REQUIRE_DATA(src, n, fn);
     *out = amax_range(src, src_dtype, n);
@@ -389,8 +458,8 @@ int32_t fp8_cpu_amax_to_scale(float *amax_out, float *scale_out, const void *src
     static const char fn[] = "fp8_cpu_amax_to_scale";
     FP8_REQUIRE_PTR(amax_out, fn);
     FP8_REQUIRE_PTR(scale_out, fn);
-    FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
-    FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+    FP8_REQUIRE_HP16(src_dtype, "src_dtype", fn);
+    FP8_REQUIRE_FP8_CPU(fp8_dtype, "fp8_dtype", fn);
     FP8_REQUIRE_N(n, fn);
     FP8_REQUIRE_DATA(src, n, fn);
     float amax = amax_range(src, src_dtype, n);
@@ -417,8 +486,8 @@ int32_t fp8_cpu_sync_amax_history(float *const *amax, float *const *history, flo
         FP8_REQUIRE(amax[i] && history[i] && scale[i], fn,
                     "tensor %lld: amax, history and scale pointers must be non-NULL",
                     (long long)i);
-        FP8_REQUIRE(fp8_is_fp8(fp8_dtype[i]), fn,
-                    "tensor %lld: fp8_dtype must be float8_e4m3fn or float8_e5m2, got %s (%d)",
+        FP8_REQUIRE(fp8_is_fp8_cpu(fp8_dtype[i]), fn,
+                    "tensor %lld: fp8_dtype must be an fp8 dtype, got %s (%d)",
                     (long long)i, fp8_dtype_name(fp8_dtype[i]), (int)fp8_dtype[i]);
     }
     for (int64_t i = 0; i < count; i++) {
@@ -441,7 +510,7 @@ int32_t fp8_cpu_fp8_stats(int64_t *zeros, int64_t *saturated, int64_t *nans, con
     FP8_REQUIRE_PTR(zeros, fn);
     FP8_REQUIRE_PTR(saturated, fn);
     FP8_REQUIRE_PTR(nans, fn);
-    FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+    FP8_REQUIRE_FP8_CPU(fp8_dtype, "fp8_dtype", fn);
     FP8_REQUIRE_N(n, fn);
     FP8_REQUIRE_DATA(src_fp8, n, fn);
     const fp8_cast_kernels *k = kernels();
@@ -488,6 +557,8 @@ static uint32_t quantize_decode_span(uint8_t *q, uint16_t *d, int32_t fp8_dtype,
         }
         if (src_dtype == FP8_DTYPE_F32)
             k->quantize_f32(q + at, (const float *)src + at, len, s, fp8_dtype, 0);
+        else if (src_dtype == FP8_DTYPE_F16)
+            quantize_f16(k, q + at, (const uint16_t *)src + at, len, s, fp8_dtype);
         else
             k->quantize_bf16(q + at, (const uint16_t *)src + at, len, s, fp8_dtype, 0);
         if (d) k->decode_bf16(d + at, q + at, len, fp8_dtype, 1.0f, 0);
@@ -557,18 +628,20 @@ int32_t fp8_cpu_cast_stats(int64_t *clipped, int64_t *underflow, double *ref_sq,
     FP8_REQUIRE_PTR(ref_sq, fn);
     FP8_REQUIRE_PTR(err_sq, fn);
     FP8_REQUIRE_PTR(scale, fn);
-    FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
-    FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
+    FP8_REQUIRE_FP8_CPU(fp8_dtype, "fp8_dtype", fn);
+    FP8_REQUIRE_HP16(src_dtype, "src_dtype", fn);
     FP8_REQUIRE(fp8_count_ok(rows, cols), fn, "rows %lld and cols %lld must be >= 0 with at most 2^46 elements",
                 (long long)rows, (long long)cols);
     const int64_t n = rows * cols;
     FP8_REQUIRE_DATA(src, n, fn);
     FP8_REQUIRE_DATA(src_fp8, n, fn);
     /* Past max + half an ulp, rounding alone would leave the format: e4m3fn
-     * 448 + 16 (a tie at 464 rounds to even 448); e5m2 57344 + 4096 (a tie
-     * there rounds up to inf). Those elements were clamped by the cast. */
+     * 448 + 16 (a tie at 464 rounds to even 448); e5m2 and e5m2fnuz 57344 + 4096
+     * and e4m3fnuz 240 + 8 (a tie there rounds up, out of the format). Those
+     * elements were clamped by the cast. */
     const int e4 = fp8_dtype == FP8_DTYPE_E4M3FN;
-    const float *decode = fp8_cast_decode_tables()->f32[!e4];
+    const float clip_at = fp8_dtype == FP8_DTYPE_E4M3FNUZ ? 248.0f : 61440.0f;
+    const float *decode = fp8_cast_decode_tables()->f32[fp8_kernel_fmt(fp8_dtype)];
     int64_t c = 0, u = 0;
     double rs = 0, es = 0;
 #pragma omp parallel for schedule(static) reduction(+ : c, u, rs, es) if (n >= FP8_PARALLEL_MIN)
@@ -579,7 +652,7 @@ int32_t fp8_cpu_cast_stats(int64_t *clipped, int64_t *underflow, double *ref_sq,
             const float x = fp8_load_hp(src, src_dtype, i);
             const float v = decode[((const uint8_t *)src_fp8)[i]];
             const float a = fabsf(x * s);
-            if (e4 ? a > 464.0f : a >= 61440.0f)
+            if (e4 ? a > 464.0f : a >= clip_at)
                 c++;
             else if (v == 0.0f && x != 0.0f)
                 u++;

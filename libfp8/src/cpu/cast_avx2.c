@@ -4,6 +4,9 @@
  * -march: functions carry a target attribute and cast.c calls this table only
  * when the CPU reports AVX2. Tails shorter than a block use fp8_ref.h.
  * Results equal libfp8/src/core/fp8_ref.h bit for bit.
+ *
+ * The `e5m2` parameter of the specialised bodies carries the format index of
+ * cast_kernels.h (0 e4m3fn, 1 e5m2, 2 e4m3fnuz, 3 e5m2fnuz), a constant in each.
  */
 #include <immintrin.h>
 
@@ -18,13 +21,13 @@
 
 /* Encodes 8 f32 lanes (already scaled) to fp8 codes in the low byte of each lane.
  * The sign-cleared bits are < 2^31, so signed compares order them correctly. */
-INLINE256 __m256i encode8(__m256 y, const int e5m2) {
+INLINE256 __m256i encode8(__m256 y, const int fmt) {
     const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF);
-    const int shift = FP8_ENC_SHIFT(e5m2);
-    const int32_t max_bits = (int32_t)FP8_ENC_MAX_BITS(e5m2);
-    const int32_t normal_min = (int32_t)FP8_ENC_NORMAL_MIN(e5m2);
-    const int32_t magic = (int32_t)FP8_ENC_MAGIC(e5m2);
-    const uint32_t rebias_half = FP8_ENC_REBIAS_HALF(e5m2);
+    const int shift = FP8_ENC_SHIFT(fmt);
+    const int32_t max_bits = (int32_t)FP8_ENC_MAX_BITS(fmt);
+    const int32_t normal_min = (int32_t)FP8_ENC_NORMAL_MIN(fmt);
+    const int32_t magic = (int32_t)FP8_ENC_MAGIC(fmt);
+    const uint32_t rebias_half = FP8_ENC_REBIAS_HALF(fmt);
     __m256i u = _mm256_castps_si256(y);
     __m256i a = _mm256_and_si256(u, abs_mask);
     __m256i sign = _mm256_srli_epi32(_mm256_andnot_si256(abs_mask, u), 24);
@@ -38,19 +41,32 @@ INLINE256 __m256i encode8(__m256 y, const int e5m2) {
     __m256i rs = _mm256_sub_epi32(_mm256_castps_si256(_mm256_add_ps(_mm256_castsi256_ps(a), vmagic)),
                                   _mm256_castps_si256(vmagic));
     __m256i r = _mm256_blendv_epi8(rn, rs, sub);
+    if (FP8_FMT_FNUZ(fmt)) { /* no negative zero; the one NaN is 0x80 */
+        __m256i zero = _mm256_cmpeq_epi32(r, _mm256_setzero_si256());
+        r = _mm256_or_si256(r, _mm256_andnot_si256(zero, sign));
+        return _mm256_blendv_epi8(r, _mm256_set1_epi32(0x80), nan);
+    }
     r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7F), nan);
     return _mm256_or_si256(r, sign);
 }
 
 /* Decodes 8 fp8 codes (one per u32 lane) to f32. */
-INLINE256 __m256 decode8(__m256i b, const int e5m2) {
+INLINE256 __m256 decode8(__m256i b, const int fmt) {
+    const int e5m2 = FP8_FMT_E5M2(fmt);
     __m256i sign = _mm256_slli_epi32(_mm256_and_si256(b, _mm256_set1_epi32(0x80)), 24);
     __m256i a = _mm256_and_si256(b, _mm256_set1_epi32(0x7F));
-    __m256i normal = e5m2 ? _mm256_add_epi32(_mm256_slli_epi32(a, 21), _mm256_set1_epi32(112 << 23))
-                          : _mm256_add_epi32(_mm256_slli_epi32(a, 20), _mm256_set1_epi32(120 << 23));
-    __m256 subf = _mm256_mul_ps(_mm256_cvtepi32_ps(a), _mm256_set1_ps(e5m2 ? 0x1p-16f : 0x1p-9f));
+    __m256i normal = _mm256_add_epi32(_mm256_slli_epi32(a, FP8_ENC_SHIFT(fmt)),
+                                      _mm256_set1_epi32((int)FP8_DEC_REBIAS(fmt)));
+    /* a subnormal is a * 2^(1 - bias - mantissa bits) = a * the magic's ulp */
+    __m256 subf = _mm256_mul_ps(_mm256_cvtepi32_ps(a),
+                                _mm256_castsi256_ps(_mm256_set1_epi32((int)(FP8_ENC_MAGIC(fmt) - (23u << 23)))));
     __m256i is_normal = _mm256_cmpgt_epi32(a, _mm256_set1_epi32(e5m2 ? 3 : 7));
     __m256i r = _mm256_blendv_epi8(_mm256_castps_si256(subf), normal, is_normal);
+    if (FP8_FMT_FNUZ(fmt)) { /* every code but 0x80 (NaN) is finite */
+        r = _mm256_or_si256(r, sign);
+        return _mm256_castsi256_ps(_mm256_blendv_epi8(r, _mm256_set1_epi32(0x7FC00000),
+                                                      _mm256_cmpeq_epi32(b, _mm256_set1_epi32(0x80))));
+    }
     if (e5m2) {
         r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7F800000),
                                _mm256_cmpeq_epi32(a, _mm256_set1_epi32(0x7C)));
@@ -105,7 +121,8 @@ INLINE256 void quantize_scalar(uint8_t *dst, const void *src, int64_t i, int64_t
                                const int bf16, const int e5m2) {
     for (; i < end; i++) {
         float x = bf16 ? fp8_bf16_to_f32(((const uint16_t *)src)[i]) : ((const float *)src)[i];
-        dst[i] = e5m2 ? fp8_ref_e5m2_from_f32(x * scale) : fp8_ref_e4m3fn_from_f32(x * scale);
+        dst[i] = fp8_ref_encode(e5m2 == 3 ? FP8_DTYPE_E5M2FNUZ : e5m2 == 2 ? FP8_DTYPE_E4M3FNUZ
+                                : e5m2 ? FP8_DTYPE_E5M2 : FP8_DTYPE_E4M3FN, x * scale);
     }
 }
 
@@ -135,18 +152,20 @@ INLINE256 void quantize_body(uint8_t *dst, const void *src, int64_t n, float sca
 }
 
 /* One specialisation per (source, format, streaming) so the flags fold away. */
+#define Q256(bf, f, st) quantize_body(dst, src, n, scale, bf, f, st)
+#define Q256_FMT(bf, st)                                    \
+    switch (fp8_kernel_fmt(fp8_dtype)) {                    \
+    case 1: Q256(bf, 1, st); break;                         \
+    case 2: Q256(bf, 2, st); break;                         \
+    case 3: Q256(bf, 3, st); break;                         \
+    default: Q256(bf, 0, st); break;                        \
+    }
 T256 static void quantize_avx2(uint8_t *dst, const void *src, int64_t n, float scale, int bf16,
                                int32_t fp8_dtype, int stream) {
-    switch ((bf16 ? 4 : 0) | (fp8_dtype == FP8_DTYPE_E5M2 ? 2 : 0) | (stream ? 1 : 0)) {
-    case 0: quantize_body(dst, src, n, scale, 0, 0, 0); break;
-    case 1: quantize_body(dst, src, n, scale, 0, 0, 1); break;
-    case 2: quantize_body(dst, src, n, scale, 0, 1, 0); break;
-    case 3: quantize_body(dst, src, n, scale, 0, 1, 1); break;
-    case 4: quantize_body(dst, src, n, scale, 1, 0, 0); break;
-    case 5: quantize_body(dst, src, n, scale, 1, 0, 1); break;
-    case 6: quantize_body(dst, src, n, scale, 1, 1, 0); break;
-    default: quantize_body(dst, src, n, scale, 1, 1, 1); break;
-    }
+    if (bf16 && stream) Q256_FMT(1, 1)
+    else if (bf16) Q256_FMT(1, 0)
+    else if (stream) Q256_FMT(0, 1)
+    else Q256_FMT(0, 0)
 }
 
 T256 static void quantize_f32_avx2(uint8_t *dst, const float *src, int64_t n, float scale,
@@ -162,7 +181,7 @@ T256 static void quantize_bf16_avx2(uint8_t *dst, const uint16_t *src, int64_t n
 /* ---- decode / dequantize ------------------------------------------------ */
 
 INLINE256 float decode_scalar(uint8_t b, float scale, const int e5m2, const int divide) {
-    float v = e5m2 ? fp8_ref_e5m2_to_f32(b) : fp8_ref_e4m3fn_to_f32(b);
+    float v = fp8_cast_decode_tables()->f32[e5m2][b];
     return divide ? v / scale : v;
 }
 
@@ -196,22 +215,27 @@ INLINE256 void decode_bf16_body(uint16_t *dst, const uint8_t *src, int64_t n, fl
     for (; i < n; i++) dst[i] = fp8_f32_to_bf16(decode_scalar(src[i], scale, e5m2, divide));
 }
 
+#define DEC256(body, f)                                                     \
+    do {                                                                    \
+        if (divide) body(dst, src, n, scale, f, 1);                        \
+        else body(dst, src, n, scale, f, 0);                               \
+    } while (0)
+#define DEC256_FMT(body)                                                    \
+    switch (fp8_kernel_fmt(fp8_dtype)) {                                    \
+    case 1: DEC256(body, 1); break;                                         \
+    case 2: DEC256(body, 2); break;                                         \
+    case 3: DEC256(body, 3); break;                                         \
+    default: DEC256(body, 0); break;                                        \
+    }
+
 T256 static void decode_f32_avx2(float *dst, const uint8_t *src, int64_t n, int32_t fp8_dtype,
                                  float scale, int divide) {
-    int e5m2 = fp8_dtype == FP8_DTYPE_E5M2;
-    if (e5m2 && divide) decode_f32_body(dst, src, n, scale, 1, 1);
-    else if (e5m2) decode_f32_body(dst, src, n, scale, 1, 0);
-    else if (divide) decode_f32_body(dst, src, n, scale, 0, 1);
-    else decode_f32_body(dst, src, n, scale, 0, 0);
+    DEC256_FMT(decode_f32_body)
 }
 
 T256 static void decode_bf16_avx2(uint16_t *dst, const uint8_t *src, int64_t n, int32_t fp8_dtype,
                                   float scale, int divide) {
-    int e5m2 = fp8_dtype == FP8_DTYPE_E5M2;
-    if (e5m2 && divide) decode_bf16_body(dst, src, n, scale, 1, 1);
-    else if (e5m2) decode_bf16_body(dst, src, n, scale, 1, 0);
-    else if (divide) decode_bf16_body(dst, src, n, scale, 0, 1);
-    else decode_bf16_body(dst, src, n, scale, 0, 0);
+    DEC256_FMT(decode_bf16_body)
 }
 
 /* ---- bf16 <-> f32 -------------------------------------------------------- */
@@ -278,6 +302,26 @@ T256 static uint16_t amax_bf16_bits_avx2(const uint16_t *src, int64_t n) {
 }
 
 T256 static void stats_avx2(int64_t counts[3], const uint8_t *src, int64_t n, int32_t fp8_dtype) {
+    if (fp8_is_fnuz(fp8_dtype)) { /* zero 0x00 only, NaN 0x80 only, +-max 0x7F/0xFF */
+        const __m256i abs7 = _mm256_set1_epi8(0x7F), zero = _mm256_setzero_si256();
+        const __m256i nan = _mm256_set1_epi8((char)0x80);
+        int64_t z = 0, s = 0, q = 0, i = 0;
+        for (; i + 32 <= n; i += 32) {
+            __m256i b = _mm256_loadu_si256((const __m256i *)(src + i));
+            z += __builtin_popcount((uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, zero)));
+            s += __builtin_popcount((uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(b, abs7), abs7)));
+            q += __builtin_popcount((uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, nan)));
+        }
+        for (; i < n; i++) {
+            z += src[i] == 0;
+            s += (src[i] & 0x7F) == 0x7F;
+            q += src[i] == 0x80;
+        }
+        counts[0] += z;
+        counts[1] += s;
+        counts[2] += q;
+        return;
+    }
     const uint8_t sat_code = fp8_dtype == FP8_DTYPE_E5M2 ? 0x7B : 0x7E;
     const uint8_t nan_min = fp8_dtype == FP8_DTYPE_E5M2 ? 0x7D : 0x7F;
     const __m256i abs_mask = _mm256_set1_epi8(0x7F);

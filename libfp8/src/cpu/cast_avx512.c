@@ -10,6 +10,9 @@
  * exponent rebias folded into the same add, then shift; subnormal range: add a
  * magic float whose ulp is the smallest fp8 subnormal, so the FPU's
  * round-to-nearest-even does the rounding (torch's trick).
+ *
+ * The `e5m2` parameter of the specialised bodies carries the format index of
+ * cast_kernels.h (0 e4m3fn, 1 e5m2, 2 e4m3fnuz, 3 e5m2fnuz), a constant in each.
  */
 #include <immintrin.h>
 
@@ -23,13 +26,13 @@
 #define INLINE512 static inline __attribute__((always_inline)) T512
 
 /* Encodes 16 f32 lanes (already scaled) to fp8 codes in the low byte of each lane. */
-INLINE512 __m512i encode16(__m512 y, const int e5m2) {
+INLINE512 __m512i encode16(__m512 y, const int fmt) {
     const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF);
-    const int shift = FP8_ENC_SHIFT(e5m2);
-    const uint32_t max_bits = FP8_ENC_MAX_BITS(e5m2);
-    const uint32_t normal_min = FP8_ENC_NORMAL_MIN(e5m2);
-    const uint32_t magic = FP8_ENC_MAGIC(e5m2);
-    const uint32_t rebias_half = FP8_ENC_REBIAS_HALF(e5m2);
+    const int shift = FP8_ENC_SHIFT(fmt);
+    const uint32_t max_bits = FP8_ENC_MAX_BITS(fmt);
+    const uint32_t normal_min = FP8_ENC_NORMAL_MIN(fmt);
+    const uint32_t magic = FP8_ENC_MAGIC(fmt);
+    const uint32_t rebias_half = FP8_ENC_REBIAS_HALF(fmt);
     __m512i u = _mm512_castps_si512(y);
     __m512i a = _mm512_and_si512(u, abs_mask);
     __m512i sign = _mm512_srli_epi32(_mm512_andnot_si512(abs_mask, u), 24);
@@ -43,19 +46,32 @@ INLINE512 __m512i encode16(__m512 y, const int e5m2) {
     __m512i rs = _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(_mm512_castsi512_ps(a), vmagic)),
                                   _mm512_castps_si512(vmagic));
     __m512i r = _mm512_mask_blend_epi32(sub, rn, rs);
+    if (FP8_FMT_FNUZ(fmt)) { /* no negative zero; the one NaN is 0x80 */
+        r = _mm512_or_si512(r, _mm512_maskz_mov_epi32(_mm512_test_epi32_mask(r, r), sign));
+        return _mm512_mask_mov_epi32(r, nan, _mm512_set1_epi32(0x80));
+    }
     r = _mm512_mask_mov_epi32(r, nan, _mm512_set1_epi32(0x7F));
     return _mm512_or_si512(r, sign);
 }
 
 /* Decodes 16 fp8 codes (one per u32 lane) to f32 bits. */
-INLINE512 __m512 decode16(__m512i b, const int e5m2) {
+INLINE512 __m512 decode16(__m512i b, const int fmt) {
+    const int e5m2 = FP8_FMT_E5M2(fmt);
     __m512i sign = _mm512_slli_epi32(_mm512_and_si512(b, _mm512_set1_epi32(0x80)), 24);
     __m512i a = _mm512_and_si512(b, _mm512_set1_epi32(0x7F));
-    __m512i normal = e5m2 ? _mm512_add_epi32(_mm512_slli_epi32(a, 21), _mm512_set1_epi32(112 << 23))
-                          : _mm512_add_epi32(_mm512_slli_epi32(a, 20), _mm512_set1_epi32(120 << 23));
-    __m512 subf = _mm512_mul_ps(_mm512_cvtepi32_ps(a), _mm512_set1_ps(e5m2 ? 0x1p-16f : 0x1p-9f));
+    __m512i normal = _mm512_add_epi32(_mm512_slli_epi32(a, FP8_ENC_SHIFT(fmt)),
+                                      _mm512_set1_epi32((int)FP8_DEC_REBIAS(fmt)));
+    /* a subnormal is a * 2^(1 - bias - mantissa bits) = a * the magic's ulp */
+    __m512 subf = _mm512_mul_ps(_mm512_cvtepi32_ps(a),
+                                _mm512_castsi512_ps(_mm512_set1_epi32((int)(FP8_ENC_MAGIC(fmt) - (23u << 23)))));
     __mmask16 is_normal = _mm512_cmpge_epu32_mask(a, _mm512_set1_epi32(e5m2 ? 4 : 8));
     __m512i r = _mm512_mask_blend_epi32(is_normal, _mm512_castps_si512(subf), normal);
+    if (FP8_FMT_FNUZ(fmt)) { /* every code but 0x80 (NaN) is finite */
+        r = _mm512_or_si512(r, sign);
+        r = _mm512_mask_mov_epi32(r, _mm512_cmpeq_epi32_mask(b, _mm512_set1_epi32(0x80)),
+                                  _mm512_set1_epi32(0x7FC00000));
+        return _mm512_castsi512_ps(r);
+    }
     if (e5m2) {
         r = _mm512_mask_mov_epi32(r, _mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(0x7C)),
                                   _mm512_set1_epi32(0x7F800000));
@@ -151,18 +167,20 @@ INLINE512 void quantize_body(uint8_t *dst, const void *src, int64_t n, float sca
 }
 
 /* One specialisation per (source, format, streaming) so the flags fold away. */
+#define Q512(bf, f, st) quantize_body(dst, src, n, scale, bf, f, st)
+#define Q512_FMT(bf, st)                                    \
+    switch (fp8_kernel_fmt(fp8_dtype)) {                    \
+    case 1: Q512(bf, 1, st); break;                         \
+    case 2: Q512(bf, 2, st); break;                         \
+    case 3: Q512(bf, 3, st); break;                         \
+    default: Q512(bf, 0, st); break;                        \
+    }
 T512 static void quantize_avx512(uint8_t *dst, const void *src, int64_t n, float scale, int bf16,
                                  int32_t fp8_dtype, int stream) {
-    switch ((bf16 ? 4 : 0) | (fp8_dtype == FP8_DTYPE_E5M2 ? 2 : 0) | (stream ? 1 : 0)) {
-    case 0: quantize_body(dst, src, n, scale, 0, 0, 0); break;
-    case 1: quantize_body(dst, src, n, scale, 0, 0, 1); break;
-    case 2: quantize_body(dst, src, n, scale, 0, 1, 0); break;
-    case 3: quantize_body(dst, src, n, scale, 0, 1, 1); break;
-    case 4: quantize_body(dst, src, n, scale, 1, 0, 0); break;
-    case 5: quantize_body(dst, src, n, scale, 1, 0, 1); break;
-    case 6: quantize_body(dst, src, n, scale, 1, 1, 0); break;
-    default: quantize_body(dst, src, n, scale, 1, 1, 1); break;
-    }
+    if (bf16 && stream) Q512_FMT(1, 1)
+    else if (bf16) Q512_FMT(1, 0)
+    else if (stream) Q512_FMT(0, 1)
+    else Q512_FMT(0, 0)
 }
 
 T512 static void quantize_f32_avx512(uint8_t *dst, const float *src, int64_t n, float scale,
@@ -213,13 +231,22 @@ INLINE512 void decode_bf16_body(uint16_t *dst, const uint8_t *src, int64_t n, fl
     }
 }
 
+#define DEC512(body, f)                                                     \
+    do {                                                                    \
+        if (divide) body(dst, src, n, scale, f, 1);                        \
+        else body(dst, src, n, scale, f, 0);                               \
+    } while (0)
+#define DEC512_FMT(body)                                                    \
+    switch (fp8_kernel_fmt(fp8_dtype)) {                                    \
+    case 1: DEC512(body, 1); break;                                         \
+    case 2: DEC512(body, 2); break;                                         \
+    case 3: DEC512(body, 3); break;                                         \
+    default: DEC512(body, 0); break;                                        \
+    }
+
 T512 static void decode_f32_avx512(float *dst, const uint8_t *src, int64_t n, int32_t fp8_dtype,
                                    float scale, int divide) {
-    int e5m2 = fp8_dtype == FP8_DTYPE_E5M2;
-    if (e5m2 && divide) decode_f32_body(dst, src, n, scale, 1, 1);
-    else if (e5m2) decode_f32_body(dst, src, n, scale, 1, 0);
-    else if (divide) decode_f32_body(dst, src, n, scale, 0, 1);
-    else decode_f32_body(dst, src, n, scale, 0, 0);
+    DEC512_FMT(decode_f32_body)
 }
 
 /* Unscaled decode to bf16 by table lookup (fp8_cast_decode_tables): the 128
@@ -254,10 +281,9 @@ T512 static void decode_bf16_lut(uint16_t *dst, const uint8_t *src, int64_t n, i
 
 T512 static void decode_bf16_avx512(uint16_t *dst, const uint8_t *src, int64_t n,
                                     int32_t fp8_dtype, float scale, int divide) {
-    int e5m2 = fp8_dtype == FP8_DTYPE_E5M2;
-    if (!divide) decode_bf16_lut(dst, src, n, e5m2);
-    else if (e5m2) decode_bf16_body(dst, src, n, scale, 1, 1);
-    else decode_bf16_body(dst, src, n, scale, 0, 1);
+    /* the table lookup ORs in the code's sign bit: the OCP formats only (fnuz 0x80 is NaN) */
+    if (!divide && !fp8_is_fnuz(fp8_dtype)) decode_bf16_lut(dst, src, n, fp8_kernel_fmt(fp8_dtype));
+    else DEC512_FMT(decode_bf16_body)
 }
 
 /* ---- bf16 <-> f32 -------------------------------------------------------- */
@@ -324,6 +350,21 @@ T512 static uint16_t amax_bf16_bits_avx512(const uint16_t *src, int64_t n) {
 T512 static void stats_avx512(int64_t counts[3], const uint8_t *src, int64_t n, int32_t fp8_dtype) {
     const __m512i abs_mask = _mm512_set1_epi8(0x7F);
     const __m512i zero = _mm512_setzero_si512();
+    if (fp8_is_fnuz(fp8_dtype)) { /* zero 0x00 only, NaN 0x80 only, +-max 0x7F/0xFF */
+        int64_t z = 0, s = 0, q = 0;
+        for (int64_t i = 0; i < n; i += 64) {
+            int64_t left = n - i;
+            __mmask64 m = left >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << left) - 1);
+            __m512i b = _mm512_maskz_loadu_epi8(m, src + i);
+            z += __builtin_popcountll(_mm512_mask_cmpeq_epi8_mask(m, b, zero));
+            s += __builtin_popcountll(_mm512_mask_cmpeq_epi8_mask(m, _mm512_and_si512(b, abs_mask), abs_mask));
+            q += __builtin_popcountll(_mm512_mask_cmpeq_epi8_mask(m, b, _mm512_set1_epi8((char)0x80)));
+        }
+        counts[0] += z;
+        counts[1] += s;
+        counts[2] += q;
+        return;
+    }
     const __m512i sat = _mm512_set1_epi8(fp8_dtype == FP8_DTYPE_E5M2 ? 0x7B : 0x7E);
     const __m512i nan_min = _mm512_set1_epi8(fp8_dtype == FP8_DTYPE_E5M2 ? 0x7D : 0x7F);
     int64_t z = 0, s = 0, q = 0;

@@ -5,6 +5,8 @@
  */
 #include <cstdint>
 
+#include <vector>
+
 #include "onednn.hpp"
 
 namespace {
@@ -49,6 +51,18 @@ Key eltwise_key(const char *op, int64_t n, int32_t dtype, const EltwiseAlg &e) {
     return key;
 }
 
+/* float16 buffers as f32 (exact) and back (round to nearest even). */
+std::vector<float> widen_f16(const void *src, int64_t n) {
+    std::vector<float> w((size_t)n);
+    const uint16_t *h = static_cast<const uint16_t *>(src);
+    for (int64_t i = 0; i < n; ++i) w[(size_t)i] = fp8_f16_to_f32(h[i]);
+    return w;
+}
+void narrow_f16(void *dst, const std::vector<float> &w) {
+    uint16_t *h = static_cast<uint16_t *>(dst);
+    for (size_t i = 0; i < w.size(); ++i) h[i] = fp8_f32_to_f16(w[i]);
+}
+
 }  // namespace
 
 extern "C" FP8_API int32_t fp8_cpu_eltwise(void *dst, const void *src, int32_t dtype, int64_t n,
@@ -57,11 +71,17 @@ extern "C" FP8_API int32_t fp8_cpu_eltwise(void *dst, const void *src, int32_t d
     FP8_ONEDNN_ENTRY {
         FP8_REQUIRE_PTR(dst, fn);
         FP8_REQUIRE_PTR(src, fn);
-        FP8_REQUIRE(fp8_is_float_hp(dtype), fn, "dtype %s (%d) must be float32 or bfloat16",
+        FP8_REQUIRE(fp8_is_float_any(dtype), fn, "dtype %s (%d) must be float32, bfloat16 or float16",
                     fp8_dtype_name(dtype), dtype);
         FP8_REQUIRE(n >= 0 && n <= FP8_MAX_ELEMS, fn, "n=%lld must be >= 0 and at most 2^46", (long long)n);
         FP8_REQUIRE(alg_known(alg), fn, "unknown alg %d", alg);
         if (n == 0) return FP8_OK;
+        if (dtype == FP8_DTYPE_F16) { /* on the exact f32 widening, one rounding to f16 */
+            std::vector<float> w = widen_f16(src, n);
+            const int32_t r = fp8_cpu_eltwise(w.data(), w.data(), FP8_DTYPE_F32, n, alg, alpha, beta);
+            if (r == FP8_OK) narrow_f16(dst, w);
+            return r;
+        }
 
         const EltwiseAlg e = to_onednn(alg, alpha, beta);
         const dnnl::memory::desc md({n}, hp_dt(dtype), tag::a);
@@ -82,11 +102,17 @@ extern "C" FP8_API int32_t fp8_cpu_eltwise_backward(void *dsrc, const void *ddst
         FP8_REQUIRE_PTR(dsrc, fn);
         FP8_REQUIRE_PTR(ddst, fn);
         FP8_REQUIRE_PTR(src, fn);
-        FP8_REQUIRE(fp8_is_float_hp(dtype), fn, "dtype %s (%d) must be float32 or bfloat16",
+        FP8_REQUIRE(fp8_is_float_any(dtype), fn, "dtype %s (%d) must be float32, bfloat16 or float16",
                     fp8_dtype_name(dtype), dtype);
         FP8_REQUIRE(n >= 0 && n <= FP8_MAX_ELEMS, fn, "n=%lld must be >= 0 and at most 2^46", (long long)n);
         FP8_REQUIRE(alg_known(alg), fn, "unknown alg %d", alg);
         if (n == 0) return FP8_OK;
+        if (dtype == FP8_DTYPE_F16) { /* on the exact f32 widening, one rounding to f16 */
+            std::vector<float> wg = widen_f16(ddst, n), ws = widen_f16(src, n), wd((size_t)n);
+            const int32_t r = fp8_cpu_eltwise_backward(wd.data(), wg.data(), ws.data(), FP8_DTYPE_F32, n, alg, alpha, beta);
+            if (r == FP8_OK) narrow_f16(dsrc, wd);
+            return r;
+        }
 
         const EltwiseAlg e = to_onednn(alg, alpha, beta);
         const dnnl::memory::desc md({n}, hp_dt(dtype), tag::a);

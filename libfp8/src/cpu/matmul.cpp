@@ -17,6 +17,7 @@
  * bf16 matmul with alpha = f32(f32(1/scale_a) * f32(1/scale_b)).
  */
 #include <cstdint>
+#include <vector>
 
 #include "fp8_ref.h"
 #include "onednn.hpp"
@@ -103,6 +104,8 @@ void run_empty_k(const Gemm &g, int32_t c_dtype, int32_t bias_dtype) {
         }
 }
 
+void run_gemm_f32_bf16(const Gemm &g, int32_t c_dtype, int32_t bias_dtype);
+
 /* f32 x f32 -> bf16 is not a oneDNN 2.6 matmul: compute into f32 scratch
  * (holding c_old when accumulating) and round once to bf16. */
 void run_via_f32(Gemm g) {
@@ -118,14 +121,57 @@ void run_via_f32(Gemm g) {
     for (int64_t i = 0; i < n; ++i) c[i] = fp8_f32_to_bf16(tmp[i]);
 }
 
-void run_gemm(const Gemm &g, int32_t c_dtype, int32_t bias_dtype) {
-    if (g.M == 0 || g.N == 0) return;
+/* f32 / bf16 operands, output and bias */
+void run_gemm_f32_bf16(const Gemm &g, int32_t c_dtype, int32_t bias_dtype) {
     if (g.K == 0)
         run_empty_k(g, c_dtype, bias_dtype);
     else if (g.ab_dt == dt::f32 && g.c_dt == dt::bf16)
         run_via_f32(g);
     else
         run_onednn(g);
+}
+
+/* float16 operands, bias or output: widened to f32 scratch (exact), the f32 (or,
+ * for bf16 operands, bf16) GEMM with f32 accumulation, one rounding to f16 at the
+ * end: torch's CPU float16 matmul numerics, without relying on oneDNN f16 kernels. */
+void run_via_f16(Gemm g, int32_t ab_dtype, int32_t c_dtype, int32_t bias_dtype) {
+    const int64_t batch = g.batch_a > g.batch_b ? g.batch_a : g.batch_b;
+    std::vector<float> wide[4]; /* a, b, bias, c (scratch slots 0-2 are taken by the callees) */
+    auto widen = [&wide](int slot, const void *src, int64_t n) {
+        wide[slot].resize((size_t)n);
+        const uint16_t *h = static_cast<const uint16_t *>(src);
+        for (int64_t i = 0; i < n; ++i) wide[slot][(size_t)i] = fp8_f16_to_f32(h[i]);
+        return wide[slot].data();
+    };
+    if (ab_dtype == FP8_DTYPE_F16) {
+        g.a = widen(0, g.a, g.batch_a * g.M * g.K);
+        g.b = widen(1, g.b, g.batch_b * g.K * g.N);
+        g.ab_dt = dt::f32;
+    }
+    if (g.bias && bias_dtype == FP8_DTYPE_F16) {
+        g.bias = widen(2, g.bias, g.N);
+        g.bias_dt = dt::f32;
+    }
+    if (c_dtype != FP8_DTYPE_F16) {
+        run_gemm_f32_bf16(g, c_dtype, g.bias_dt == dt::f32 ? FP8_DTYPE_F32 : bias_dtype);
+        return;
+    }
+    const int64_t n = batch * g.M * g.N;
+    uint16_t *c = static_cast<uint16_t *>(g.c);
+    if (!g.accumulate) wide[3].resize((size_t)n);
+    float *tmp = g.accumulate ? widen(3, c, n) : wide[3].data();
+    g.c = tmp;
+    g.c_dt = dt::f32;
+    run_gemm_f32_bf16(g, FP8_DTYPE_F32, g.bias_dt == dt::f32 ? FP8_DTYPE_F32 : bias_dtype);
+    for (int64_t i = 0; i < n; ++i) c[i] = fp8_f32_to_f16(tmp[i]);
+}
+
+void run_gemm(const Gemm &g, int32_t c_dtype, int32_t bias_dtype, int32_t ab_dtype) {
+    if (g.M == 0 || g.N == 0) return;
+    if (ab_dtype == FP8_DTYPE_F16 || c_dtype == FP8_DTYPE_F16 || (g.bias && bias_dtype == FP8_DTYPE_F16))
+        run_via_f16(g, ab_dtype, c_dtype, bias_dtype);
+    else
+        run_gemm_f32_bf16(g, c_dtype, bias_dtype);
 }
 
 /* Shared checks of the (M, K, N) problem; returns FP8_OK or the failure. */
@@ -150,17 +196,20 @@ int32_t check_problem(const char *fn, int64_t batch_a, int64_t batch_b, int64_t 
  * every fp8 value is a bf16 value; NaN stays NaN, e5m2 inf stays inf). */
 struct DecodeTable {
     uint16_t bf16[256];
-    explicit DecodeTable(bool e4m3) {
-        for (int i = 0; i < 256; ++i) {
-            const uint8_t v = (uint8_t)i;
-            bf16[i] = fp8_f32_to_bf16(e4m3 ? fp8_ref_e4m3fn_to_f32(v) : fp8_ref_e5m2_to_f32(v));
-        }
+    explicit DecodeTable(int32_t fp8_dtype) {
+        for (int i = 0; i < 256; ++i) bf16[i] = fp8_f32_to_bf16(fp8_ref_decode(fp8_dtype, (uint8_t)i));
     }
 };
 
 const uint16_t *decode_table(int32_t fp8_dtype) {
-    static const DecodeTable e4m3(true), e5m2(false);
-    return fp8_dtype == FP8_DTYPE_E4M3FN ? e4m3.bf16 : e5m2.bf16;
+    static const DecodeTable e4m3(FP8_DTYPE_E4M3FN), e5m2(FP8_DTYPE_E5M2);
+    static const DecodeTable e4m3fnuz(FP8_DTYPE_E4M3FNUZ), e5m2fnuz(FP8_DTYPE_E5M2FNUZ);
+    switch (fp8_dtype) {
+    case FP8_DTYPE_E4M3FN: return e4m3.bf16;
+    case FP8_DTYPE_E4M3FNUZ: return e4m3fnuz.bf16;
+    case FP8_DTYPE_E5M2FNUZ: return e5m2fnuz.bf16;
+    default: return e5m2.bf16;
+    }
 }
 
 void decode_to_bf16(uint16_t *dst, const uint8_t *src, int64_t n, int32_t fp8_dtype) {
@@ -181,12 +230,12 @@ extern "C" FP8_API int32_t fp8_cpu_matmul(void *c, int32_t c_dtype, const void *
         FP8_REQUIRE_PTR(c, fn);
         FP8_REQUIRE_PTR(a, fn);
         FP8_REQUIRE_PTR(b, fn);
-        FP8_REQUIRE(fp8_is_float_hp(ab_dtype), fn, "ab_dtype %s (%d) must be float32 or bfloat16",
+        FP8_REQUIRE(fp8_is_float_any(ab_dtype), fn, "ab_dtype %s (%d) must be float32, bfloat16 or float16",
                     fp8_dtype_name(ab_dtype), ab_dtype);
-        FP8_REQUIRE(fp8_is_float_hp(c_dtype), fn, "c_dtype %s (%d) must be float32 or bfloat16",
+        FP8_REQUIRE(fp8_is_float_any(c_dtype), fn, "c_dtype %s (%d) must be float32, bfloat16 or float16",
                     fp8_dtype_name(c_dtype), c_dtype);
-        FP8_REQUIRE(!bias || fp8_is_float_hp(bias_dtype), fn,
-                    "bias_dtype %s (%d) must be float32 or bfloat16", fp8_dtype_name(bias_dtype),
+        FP8_REQUIRE(!bias || fp8_is_float_any(bias_dtype), fn,
+                    "bias_dtype %s (%d) must be float32, bfloat16 or float16", fp8_dtype_name(bias_dtype),
                     bias_dtype);
         FP8_REQUIRE(beta == 0.0f || beta == 1.0f, fn, "beta=%g must be 0 or 1", (double)beta);
         const int32_t st = check_problem(fn, batch_a, batch_b, M, K, N);
@@ -198,7 +247,7 @@ extern "C" FP8_API int32_t fp8_cpu_matmul(void *c, int32_t c_dtype, const void *
         g.batch_a = batch_a; g.batch_b = batch_b; g.M = M; g.K = K; g.N = N;
         g.trans_a = trans_a != 0; g.trans_b = trans_b != 0;
         g.alpha = alpha; g.accumulate = beta == 1.0f;
-        run_gemm(g, c_dtype, bias_dtype);
+        run_gemm(g, c_dtype, bias_dtype, ab_dtype);
         return FP8_OK;
     }
     FP8_ONEDNN_EXIT(fn)
@@ -217,14 +266,14 @@ extern "C" FP8_API int32_t fp8_cpu_scaled_mm(void *c, int32_t c_dtype, const voi
         FP8_REQUIRE_PTR(b, fn);
         FP8_REQUIRE_PTR(scale_a, fn);
         FP8_REQUIRE_PTR(scale_b, fn);
-        FP8_REQUIRE(fp8_is_fp8(a_dtype), fn, "a_dtype %s (%d) must be float8_e4m3fn or float8_e5m2",
+        FP8_REQUIRE(fp8_is_fp8_cpu(a_dtype), fn, "a_dtype %s (%d) must be an fp8 dtype",
                     fp8_dtype_name(a_dtype), a_dtype);
-        FP8_REQUIRE(fp8_is_fp8(b_dtype), fn, "b_dtype %s (%d) must be float8_e4m3fn or float8_e5m2",
+        FP8_REQUIRE(fp8_is_fp8_cpu(b_dtype), fn, "b_dtype %s (%d) must be an fp8 dtype",
                     fp8_dtype_name(b_dtype), b_dtype);
-        FP8_REQUIRE(fp8_is_float_hp(c_dtype), fn, "c_dtype %s (%d) must be float32 or bfloat16",
+        FP8_REQUIRE(fp8_is_float_any(c_dtype), fn, "c_dtype %s (%d) must be float32, bfloat16 or float16",
                     fp8_dtype_name(c_dtype), c_dtype);
-        FP8_REQUIRE(!bias || fp8_is_float_hp(bias_dtype), fn,
-                    "bias_dtype %s (%d) must be float32 or bfloat16", fp8_dtype_name(bias_dtype),
+        FP8_REQUIRE(!bias || fp8_is_float_any(bias_dtype), fn,
+                    "bias_dtype %s (%d) must be float32, bfloat16 or float16", fp8_dtype_name(bias_dtype),
                     bias_dtype);
         const int32_t st = check_problem(fn, 1, 1, M, K, N);
         if (st != FP8_OK) return st;
@@ -245,7 +294,7 @@ extern "C" FP8_API int32_t fp8_cpu_scaled_mm(void *c, int32_t c_dtype, const voi
         g.batch_a = 1; g.batch_b = 1; g.M = M; g.K = K; g.N = N;
         g.trans_a = trans_a != 0; g.trans_b = trans_b != 0;
         g.alpha = alpha; g.accumulate = false;
-        run_gemm(g, c_dtype, bias_dtype);
+        run_gemm(g, c_dtype, bias_dtype, FP8_DTYPE_BF16);
         return FP8_OK;
     }
     FP8_ONEDNN_EXIT(fn)

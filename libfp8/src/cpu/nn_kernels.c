@@ -143,7 +143,7 @@ int32_t fp8_cpu_fill(void *dst, int32_t dtype, int64_t n, double value) {
         for (int64_t i = 0; i < n; i++) d[i] = v;
         return FP8_OK;
     }
-    FP8_REQUIRE(fp8_is_float_hp(dtype), fn, "dtype must be float32, bfloat16 or int32, got %s (%d)",
+    FP8_REQUIRE(fp8_is_float_any(dtype), fn, "dtype must be float32, bfloat16, float16 or int32, got %s (%d)",
                 fp8_dtype_name(dtype), (int)dtype);
     const float v = (float)value;
 #pragma omp parallel for if (n > PAR_ELEMS)

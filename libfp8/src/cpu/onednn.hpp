@@ -50,8 +50,10 @@ inline dnnl::stream &stream() {
     return s;
 }
 
-/* Our F32 / BF16 dtype enum as a oneDNN data type (caller has validated it). */
-inline dt hp_dt(int32_t dtype) { return dtype == FP8_DTYPE_F32 ? dt::f32 : dt::bf16; }
+/* Our F32 / BF16 / F16 dtype enum as a oneDNN data type (caller has validated it). */
+inline dt hp_dt(int32_t dtype) {
+    return dtype == FP8_DTYPE_F32 ? dt::f32 : dtype == FP8_DTYPE_F16 ? dt::f16 : dt::bf16;
+}
 
 /* Cache key: the raw bytes of a list of integers, prefixed by the op name. */
 class Key {

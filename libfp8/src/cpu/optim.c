@@ -25,7 +25,7 @@ int32_t fp8_cpu_sgd_step(void *param, const void *grad, float *buf, int32_t dtyp
     FP8_REQUIRE_PTR(grad, fn);
     FP8_REQUIRE(momentum == 0.0f || buf != NULL, fn, "buf is NULL but momentum is %g",
                 (double)momentum);
-    FP8_REQUIRE(fp8_is_float_hp(dtype), fn, "dtype must be float32 or bfloat16, got %s (%d)",
+    FP8_REQUIRE(fp8_is_float_any(dtype), fn, "dtype must be float32, bfloat16 or float16, got %s (%d)",
                 fp8_dtype_name(dtype), (int)dtype);
     FP8_REQUIRE_N(n, fn);
     FP8_REQUIRE(lr >= 0.0f, fn, "lr must be >= 0, got %g", (double)lr);
@@ -67,7 +67,7 @@ int32_t fp8_cpu_adamw_step(void *param, const void *grad, float *exp_avg, float 
     FP8_REQUIRE_PTR(grad, fn);
     FP8_REQUIRE_PTR(exp_avg, fn);
     FP8_REQUIRE_PTR(exp_avg_sq, fn);
-    FP8_REQUIRE(fp8_is_float_hp(dtype), fn, "dtype must be float32 or bfloat16, got %s (%d)",
+    FP8_REQUIRE(fp8_is_float_any(dtype), fn, "dtype must be float32, bfloat16 or float16, got %s (%d)",
                 fp8_dtype_name(dtype), (int)dtype);
     FP8_REQUIRE_N(n, fn);
     FP8_REQUIRE(step >= 1, fn, "step must be >= 1, got %lld", (long long)step);

@@ -14,7 +14,7 @@ int32_t fp8_cpu_quantize_rowwise(void *dst_fp8, float *scale, int32_t fp8_dtype,
                                  int32_t src_dtype, int64_t rows, int64_t cols, int32_t round_pow2) {
     const char *fn = "fp8_cpu_quantize_rowwise";
     FP8_REQUIRE_PTR(scale, fn);
-    FP8_REQUIRE(fp8_is_fp8(fp8_dtype), fn, "fp8_dtype %d (%s) is not a float8 dtype", fp8_dtype, fp8_dtype_name(fp8_dtype));
+    FP8_REQUIRE(fp8_is_fp8_cpu(fp8_dtype), fn, "fp8_dtype %d (%s) is not a float8 dtype", fp8_dtype, fp8_dtype_name(fp8_dtype));
     FP8_REQUIRE(fp8_is_float_hp(src_dtype), fn, "src_dtype %s is not float32 or bfloat16", fp8_dtype_name(src_dtype));
     FP8_REQUIRE(fp8_count_ok(rows, cols), fn, "rows %lld and cols %lld must be >= 0 with at most 2^46 elements", (long long)rows, (long long)cols);
     if (rows * cols > 0) {
@@ -46,7 +46,7 @@ int32_t fp8_cpu_scaled_mm_rowwise(void *c, int32_t c_dtype, const void *a, int32
                                   const float *scale_b, const void *bias, int32_t bias_dtype,
                                   int64_t M, int64_t K, int64_t N, int32_t trans_a, int32_t trans_b) {
     const char *fn = "fp8_cpu_scaled_mm_rowwise";
-    FP8_REQUIRE(fp8_is_fp8(a_dtype) && fp8_is_fp8(b_dtype), fn, "a and b must be float8, got %s and %s",
+    FP8_REQUIRE(fp8_is_fp8_cpu(a_dtype) && fp8_is_fp8_cpu(b_dtype), fn, "a and b must be float8, got %s and %s",
                 fp8_dtype_name(a_dtype), fp8_dtype_name(b_dtype));
     FP8_REQUIRE(fp8_is_float_hp(c_dtype), fn, "c_dtype %s is not float32 or bfloat16", fp8_dtype_name(c_dtype));
     FP8_REQUIRE(M > 0 && K > 0 && N > 0, fn, "M, K, N must be > 0, got %lld, %lld, %lld", (long long)M, (long long)K, (long long)N);
