@@ -6,7 +6,7 @@
 // libfp8_cuda is opened on first use, so a CPU-only program never loads it.
 import { Float8Error } from "../../errors.ts";
 import { checkCuda, cudaLib, type NativePtr } from "../../ffi/index.ts";
-import { device as cudaDevice, type CudaContext } from "../../cuda/device.ts";
+import { device as cudaDevice, type CudaContext } from "./cuda_device.ts";
 import { activeCapture, deferIfHeld, freePoolBlock } from "./capture.ts";
 import type { Backend, HostMemory } from "./types.ts";
 
