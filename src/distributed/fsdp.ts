@@ -233,10 +233,6 @@ class PreBackward extends Function {
 /** Modules whose parameters fullyShard manages, for precomputeFloat8DynamicScaleForFsdp. */
 const shardedParams = new WeakMap<Module, ShardedParam[]>();
 
-function parametersOf(m: Module): Map<string, Tensor> {
-  return (m as unknown as { _parameters: Map<string, Tensor> })._parameters;
-}
-
 /** Makes rank r's piece of p: flat elements [r * n, (r + 1) * n), zero-padded. */
 function cutShard(p: Tensor, shardNumel: number, rank: number): Tensor {
   const shard = Tensor.empty([shardNumel], p.dtype, p.device);
@@ -263,15 +259,15 @@ export function fullyShard<M extends Module>(model: M, opts: FullyShardOptions =
   }
   const seen = new Set<Tensor>();
   for (const [fqn, m] of model.namedModules()) {
-    const own = parametersOf(m);
-    if (own.size === 0 || shardedParams.has(m)) continue;
+    const own = [...m.namedParameters("", false)];
+    if (own.length === 0 || shardedParams.has(m)) continue;
     const sps: ShardedParam[] = [];
     for (const [name, p] of own) {
       const pfqn = fqn ? `${fqn}.${name}` : name;
       if (seen.has(p)) throw new Float8Error(op, `${pfqn} is shared with another parameter; tied parameters are not supported`);
       seen.add(p);
-      const field = m as unknown as Record<string, unknown>;
-      if (field[name] !== p) throw new Float8Error(op, `${pfqn}: the module must keep the parameter in its field '${name}'`);
+      // setParameter swaps the field of the parameter's name, which is what forward reads
+      if (Reflect.get(m, name) !== p) throw new Float8Error(op, `${pfqn}: the module must keep the parameter in its field '${name}'`);
       if (p.dtype !== "float32" && p.dtype !== "bfloat16") throw new Float8Error(op, `${pfqn} has dtype ${p.dtype}; expected float32 or bfloat16`);
       const paramDtype = opts.mpPolicy?.paramDtype ?? p.dtype;
       const reduceDtype = opts.mpPolicy?.reduceDtype ?? paramDtype;
@@ -285,10 +281,7 @@ export function fullyShard<M extends Module>(model: M, opts: FullyShardOptions =
       }
       const shard = cutShard(p, Math.ceil(p.numel / ws), rank);
       const sp = new ShardedParam(m, name, pfqn, p.shape, shard, paramDtype, reduceDtype, float8);
-      shard.requiresGrad = true;
-      shard.keep();
-      own.set(name, shard);
-      field[name] = shard;
+      m.registerParameter(name, shard); // replaces p, in the parameter map and in the field
       p.grad?.dispose();
       p.grad = null;
       p.dispose();
@@ -300,9 +293,12 @@ export function fullyShard<M extends Module>(model: M, opts: FullyShardOptions =
   return model;
 }
 
+/**
+ * The unit's forward hooks: the pre-hook gathers its parameters and swaps them
+ * in (setParameter), the post-hook (also on a failed forward) swaps the shards
+ * back and arranges the gather before backward.
+ */
 function installHooks(m: Module, sps: ShardedParam[], reshardAfterForward: boolean): void {
-  const forward = m.forward.bind(m);
-  const field = m as unknown as Record<string, unknown>;
   let current: Unsharded[] = [];
   for (const sp of sps) {
     if (sp.float8) {
@@ -313,16 +309,13 @@ function installHooks(m: Module, sps: ShardedParam[], reshardAfterForward: boole
       };
     }
   }
-  m.forward = (...inputs: any[]): any => {
+  m.registerForwardPreHook(() => {
     current = sps.map((sp) => new Unsharded(sp));
+    for (const u of current) m.setParameter(u.sp.name, AllGatherParam.apply(u.sp.shard, u));
+  });
+  m.registerForwardHook((_m, _inputs, out) => {
+    for (const sp of sps) m.setParameter(sp.name, sp.shard);
     const unsharded = current;
-    let out: unknown;
-    try {
-      unsharded.forEach((u) => (field[u.sp.name] = AllGatherParam.apply(u.sp.shard, u)));
-      out = forward(...inputs);
-    } finally {
-      for (const sp of sps) field[sp.name] = sp.shard;
-    }
     const hooked = out instanceof Tensor && out.requiresGrad && isGradEnabled();
     if (hooked) {
       if (reshardAfterForward) unsharded.forEach(freeStorage);
@@ -332,7 +325,7 @@ function installHooks(m: Module, sps: ShardedParam[], reshardAfterForward: boole
     // without grad, free now; otherwise keep until the reduce-scatter frees it.
     if (!isGradEnabled() || !sps.some((sp) => sp.shard.requiresGrad)) unsharded.forEach(freeStorage);
     return out;
-  };
+  }, { alwaysCall: true });
 }
 
 /**
