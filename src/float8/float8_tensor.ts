@@ -8,7 +8,7 @@ import { lib, check } from "../ffi/index.ts";
 import { DTYPE_CODE, FP8_MAX, isFloat8, isHighPrecision, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
 import { fmtShape } from "../tensor/shape.ts";
 import { Tensor, tensor } from "../tensor/tensor.ts";
-import { backendFor, type Device } from "../tensor/backend/index.ts";
+import { backendFor, roundPow2Bits, type Device } from "../tensor/backend/index.ts";
 import { gemm } from "../tensor/ops/linalg.ts";
 import { expand, reshapeOwned, transpose } from "../tensor/ops/movement.ts";
 import { add, convert, div, mul } from "../tensor/ops/elementwise.ts";
@@ -252,12 +252,15 @@ export function hpTensorAndScaleToFloat8(
   return castWithScale(x, scale.detach(), float8Dtype, role, withDecoded, amaxOut);
 }
 
-/** 2^floor(log2(s)) for a finite positive f32 s (exact: clears the mantissa bits). */
+/**
+ * 2^floor(log2(s)) for a finite positive f32 s (exact: clears the mantissa bits),
+ * by the rule the backends apply to scales in memory (roundPow2Bits).
+ */
 export function roundScaleDownToPowerOf2(s: number): number {
   if (!(s > 0) || !Number.isFinite(s)) return s;
   const bits = new Uint32Array(new Float32Array([s]).buffer);
   if ((bits[0] & 0x7f800000) === 0) return s; // subnormal: leave
-  bits[0] &= 0xff800000;
+  bits[0] = roundPow2Bits(bits[0]);
   return new Float32Array(bits.buffer)[0];
 }
 
