@@ -20,6 +20,9 @@
 
 #include "fp8_ref.h"
 #include "onednn.hpp"
+extern "C" {
+#include "cast_kernels.h"
+}
 
 namespace {
 
@@ -146,21 +149,10 @@ int32_t check_problem(const char *fn, int64_t batch_a, int64_t batch_b, int64_t 
     return FP8_OK;
 }
 
-/* bf16 bits of every fp8 byte, from the scalar reference decoder (exact:
+/* bf16 bits of every fp8 byte: the cast kernels' table (cast_kernels.h; exact:
  * every fp8 value is a bf16 value; NaN stays NaN, e5m2 inf stays inf). */
-struct DecodeTable {
-    uint16_t bf16[256];
-    explicit DecodeTable(bool e4m3) {
-        for (int i = 0; i < 256; ++i) {
-            const uint8_t v = (uint8_t)i;
-            bf16[i] = fp8_f32_to_bf16(e4m3 ? fp8_ref_e4m3fn_to_f32(v) : fp8_ref_e5m2_to_f32(v));
-        }
-    }
-};
-
 const uint16_t *decode_table(int32_t fp8_dtype) {
-    static const DecodeTable e4m3(true), e5m2(false);
-    return fp8_dtype == FP8_DTYPE_E4M3FN ? e4m3.bf16 : e5m2.bf16;
+    return fp8_cast_decode_tables()->bf16[fp8_dtype == FP8_DTYPE_E5M2];
 }
 
 void decode_to_bf16(uint16_t *dst, const uint8_t *src, int64_t n, int32_t fp8_dtype) {
