@@ -50,6 +50,15 @@ export interface FullyShardOptions {
   mpPolicy?: MixedPrecisionPolicy;
   /** broadcast rank 0's parameters and buffers before sharding (default true) */
   syncModuleStates?: boolean;
+  /**
+   * Checkpoints hold full tensors (default false: stateDict() holds each rank's flat,
+   * padded shard). When true, stateDict() gives every sharded parameter with its
+   * original shape, all-gathered (a collective: every rank calls stateDict(); the
+   * gathered tensors are new, so call it inside tidy() or dispose them), and
+   * loadStateDict() takes full tensors and keeps this rank's shard of each. Built on
+   * Module's state-dict hooks (registerStateDictHook, registerLoadStateDictPreHook).
+   */
+  fullStateDict?: boolean;
 }
 
 /** One parameter, sharded. */
@@ -289,6 +298,7 @@ export function fullyShard<M extends Module>(model: M, opts: FullyShardOptions =
     }
     shardedParams.set(m, sps);
     installHooks(m, sps, reshardAfterForward);
+    if (opts.fullStateDict) installStateDictHooks(m, sps, rank);
   }
   return model;
 }
@@ -326,6 +336,28 @@ function installHooks(m: Module, sps: ShardedParam[], reshardAfterForward: boole
     if (!isGradEnabled() || !sps.some((sp) => sp.shard.requiresGrad)) unsharded.forEach(freeStorage);
     return out;
   }, { alwaysCall: true });
+}
+
+/** fullStateDict: full tensors out of stateDict(), this rank's shard of each full tensor into loadStateDict(). */
+function installStateDictHooks(m: Module, sps: ShardedParam[], rank: number): void {
+  m.registerStateDictHook((_m, state, prefix) => {
+    for (const sp of sps) {
+      const key = `${prefix}${sp.name}`;
+      if (state[key] !== sp.shard) continue; // an earlier hook replaced it
+      state[key] = noGrad(() => unpad(allGather(sp.shard, { key: `fsdp.${sp.fqn}.stateDict` }), sp.numel, sp.shape));
+    }
+  });
+  m.registerLoadStateDictPreHook((_m, state, prefix) => {
+    for (const sp of sps) {
+      const key = `${prefix}${sp.name}`;
+      const full = state[key];
+      // anything else is left for loadStateDict's own checks to report
+      if (!full || full.numel !== sp.numel || full.shape.length !== sp.shape.length || full.shape.some((d, i) => d !== sp.shape[i])) continue;
+      const src = full.device === sp.shard.device ? full : full.to({ device: sp.shard.device });
+      state[key] = noGrad(() => cutShard(src, sp.shardNumel, rank));
+      if (src !== full) src.dispose();
+    }
+  });
 }
 
 /**
