@@ -162,6 +162,9 @@ describe.skipIf(skipReason !== null)("fullyShard checkpoints through Module's st
     expect(r.loaded).toBe(true);
     expect(r.shardsAreLocal).toBe(true);
     expect(r.forwardEqual).toBe(true);
+    expect(r.fileIsFull).toBe(true); // io.save of the sharded model writes the full tensors
+    expect(r.freshLoaded).toBe(true); // and loadStateDict(io.loadFile(...).tensors) restores them
+    expect(r.ioLoadError).toContain("state-dict hooks replace its tensors"); // io.load refuses instead of writing into temporaries
     // without the option the checkpoint holds each rank's flat, padded shard (15 elements -> 8 per rank)
     expect(r.shardedShapes).toEqual({ "0.weight": [8], "0.bias": [2], "2.weight": [11], "2.bias": [4] });
   });

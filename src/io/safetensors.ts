@@ -374,6 +374,16 @@ function assignFrom(parsed: ParsedSafetensors, name: string, dst: Tensor): void 
 export function load(module: Module, path: string, opts: { optimizer?: Optimizer } = {}): { metadata: Record<string, string> } {
   const model = readParsed(path);
   const own = module.stateDict();
+  {
+    // load() writes into the module's own tensors; a state-dict hook that put other tensors in
+    // (fullyShard's fullStateDict gathers full ones) would make it write into temporaries
+    const live = new Set([...module.namedParameters(), ...module.namedBuffers()].map(([, t]) => t));
+    const made = Object.values(own).filter((t) => !live.has(t));
+    if (made.length > 0) {
+      made.forEach((t) => t.dispose());
+      fail(path, "the module's state-dict hooks replace its tensors (e.g. fullyShard({ fullStateDict: true })); load it with module.loadStateDict(io.loadFile(path).tensors), which runs its load hooks");
+    }
+  }
   checkAgainst(model, own, path, "model");
   const layers = parseLayers(model.metadata[META.float8Layers], path);
 

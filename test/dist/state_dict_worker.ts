@@ -3,7 +3,10 @@
 // takes them back into loadStateDict() (Module's state-dict hooks), so a
 // checkpoint of a sharded model equals the unsharded model's, and loads into
 // another sharded model. Rank 0 prints RESULT lines.
-import { nn, distributed as dist, manualSeed, noGrad, randn, tidy, Tensor } from "../../src/index.ts";
+import { rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { nn, io, distributed as dist, manualSeed, noGrad, randn, tidy, Tensor } from "../../src/index.ts";
 import { report } from "./common.ts";
 
 const { rank } = dist.initProcessGroup({ backend: "mpi", timeoutMs: 60000 });
@@ -36,7 +39,23 @@ const result = tidy(() => {
   manualSeed(3);
   const x = randn([4, 5]);
   const forwardEqual = noGrad(() => same(full.forward(x), other.forward(x)));
-  return { keys, fullEqualsPlain, shardedShapes, loaded, shardsAreLocal, forwardEqual };
+  // checkpoint files: io.save writes full tensors; io.load refuses (it writes into the module's own
+  // tensors), loadStateDict(io.loadFile(...)) takes them
+  const path = join(tmpdir(), `fsdp-full-${process.pid}-rank${rank}.safetensors`);
+  io.save(full, path);
+  const file = io.loadFile(path);
+  const fileIsFull = Object.entries(other.stateDict()).every(([k, t]) => same(file.tensors[k], t));
+  let ioLoadError = "";
+  try {
+    io.load(full, path);
+  } catch (e) {
+    ioLoadError = (e as Error).message;
+  }
+  const fresh = dist.fullyShard(build(5), { fullStateDict: true });
+  fresh.loadStateDict(file.tensors);
+  const freshLoaded = noGrad(() => same(fresh.forward(x), other.forward(x)));
+  rmSync(path, { force: true });
+  return { keys, fullEqualsPlain, shardedShapes, loaded, shardsAreLocal, forwardEqual, fileIsFull, ioLoadError, freshLoaded };
 });
 if (rank === 0) report("fullStateDict", result);
 dist.destroyProcessGroup();
