@@ -8,6 +8,8 @@
 // each backend: the CPU, the emulated device (this machine's CPU behind the
 // device code paths) and CUDA where a GPU is present.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { cuda, float8, manualSeed, nn, randn, tidy, type Device, type Tensor } from "../src/index.ts";
 import { lib, cudaLib, type NativePtr } from "../src/ffi/index.ts";
 import { backendFor, cpuBackend, emulatedDeviceBackend, setBackend, type Backend } from "../src/tensor/backend/index.ts";
@@ -148,7 +150,21 @@ const NOT_TENSOR_FUNCTIONS: Record<string, string> = {
 };
 const COVERED_BY_LINEAR_CASE = ["Float8Linear", "convertToFloat8Training", "enableStats", "stats", "syncFloat8AmaxAndScaleHistory"];
 
+const root = join(import.meta.dir, "..");
+const emuLib = join(root, "build", "libfp8_cuda_emu.so");
+
 describe("the device contract: public float8 functions go through the backend", () => {
+  // The CUDA backend itself (src/tensor/backend/cuda.ts) on libfp8_cuda_emu, this machine's CPU
+  // behind the .cu sources: this file again in a child process with FLOAT8_CUDA_LIB pointing there.
+  test.skipIf(!existsSync(emuLib) || process.env.FLOAT8_CUDA_LIB !== undefined)("the cuda backend on libfp8_cuda_emu passes these tests too", () => {
+    const p = Bun.spawnSync([process.execPath, "test", "--timeout", "120000", "test/backend_contract.test.ts"], {
+      cwd: root, env: { ...process.env, FLOAT8_CUDA_LIB: emuLib }, stdout: "pipe", stderr: "pipe",
+    });
+    const out = p.stdout.toString() + p.stderr.toString();
+    const cudaPassed = out.split("\n").filter((l) => l.startsWith("(pass)") && l.includes("> on cuda >")).length;
+    expect({ exitCode: p.exitCode, cudaPassed: cudaPassed >= Object.keys(CASES).length + 2 }).toEqual({ exitCode: 0, cudaPassed: true });
+  }, 300000);
+
   test("every public float8 export is either run here on every backend or listed as tensor-free", () => {
     const covered = new Set([...Object.keys(CASES), ...COVERED_BY_LINEAR_CASE]);
     const missing = Object.keys(float8).filter((k) => !covered.has(k) && !(k in NOT_TENSOR_FUNCTIONS));
@@ -188,6 +204,19 @@ describe("the device contract: public float8 functions go through the backend", 
       }
 
       if (kind !== "cpu") {
+        test("toFloat8SaturatedWithDecoded on the device gives the CPU's fp8 bytes and bf16 decode", () => {
+          tidy(() => {
+            const x = x32("cpu", 17, [32, 64], "float32");
+            const scale = float8.tensorToScale(x, "float8_e4m3fn")[1];
+            const [data, decoded] = float8.toFloat8SaturatedWithDecoded(x, scale, "float8_e4m3fn");
+            const [dData, dDecoded] = float8.toFloat8SaturatedWithDecoded(x.to({ device }), scale.to({ device }), "float8_e4m3fn");
+            expect(dData.device).toBe(device);
+            expect(dData.to({ device: "cpu" }).bytes()).toEqual(data.bytes());
+            expect(dDecoded.to({ device: "cpu" }).bytes()).toEqual(decoded.bytes());
+            expect(() => float8.toFloat8SaturatedWithDecoded(x.to({ device }), scale, "float8_e4m3fn")).toThrow("scale is on cpu, x on cuda");
+          });
+        });
+
         test("the spy sees a bypass: a CPU kernel called directly on device memory", () => {
           const { bypasses } = spy.observe(() => {
             const t = x32(device, 16);
