@@ -182,7 +182,8 @@ describe("fp8.h and the bun:ffi tables (src/ffi/*.ts)", () => {
     expect(abiDrift()).toEqual([]);
   });
 
-  test("each built library exports exactly the header functions of its section", () => {
+  // nm (binutils) comes with the C toolchain the build needs; without it there is nothing to read exports with
+  test.skipIf(!Bun.which("nm"))("each built library exports exactly the header functions of its section", () => {
     const dir = dirname(libraryPath);
     const sections: [string, (n: string) => boolean][] = [
       ["libfp8.so", (n) => !n.startsWith("fp8_cuda_") && !n.startsWith("fp8_dist_")],
