@@ -162,3 +162,24 @@ describe.skipIf(skipReason !== null)(`distributed, 2 and 3 ranks under mpirun${s
     else expect(r.worldSize).toBe(1);
   });
 });
+
+describe.skipIf(skipReason !== null)("fullyShard checkpoints through Module's state-dict hooks (2 ranks)", () => {
+  let run: { results: Results; output: string };
+  beforeAll(() => {
+    run = runWorker("state_dict_worker.ts");
+  }, 120000);
+
+  test("fullStateDict: stateDict() gives the unsharded model's full tensors; loadStateDict() of full tensors keeps each rank's shard", () => {
+    const r = get(run, "fullStateDict");
+    expect(r.keys).toBe(true);
+    expect(r.fullEqualsPlain).toBe(true);
+    expect(r.loaded).toBe(true);
+    expect(r.shardsAreLocal).toBe(true);
+    expect(r.forwardEqual).toBe(true);
+    expect(r.fileIsFull).toBe(true); // io.save of the sharded model writes the full tensors
+    expect(r.freshLoaded).toBe(true); // and loadStateDict(io.loadFile(...).tensors) restores them
+    expect(r.ioLoadError).toContain("state-dict hooks replace its tensors"); // io.load refuses instead of writing into temporaries
+    // without the option the checkpoint holds each rank's flat, padded shard (15 elements -> 8 per rank)
+    expect(r.shardedShapes).toEqual({ "0.weight": [8], "0.bias": [2], "2.weight": [11], "2.bias": [4] });
+  });
+});

@@ -25,7 +25,7 @@ import { checkCuda, cudaLib, type NativePtr } from "../ffi/index.ts";
 import { cudaTensorBytes, currentCudaDevice, liveCudaPointers, resetCudaPeakBytes } from "../tensor/backend/cuda.ts";
 import { activeCapture, holdForGraph, registerPoolBlock, releaseHolds, setActiveCapture, type CaptureState } from "../tensor/backend/capture.ts";
 import { tidy } from "../tensor/storage.ts";
-import { device, type CudaContext } from "./device.ts";
+import { device, type CudaContext } from "../tensor/backend/cuda_device.ts";
 
 const ALIGN = 256;
 const MIB = 1 << 20;

@@ -4,8 +4,8 @@
 //   import { cuda } from "float8";
 //   if (cuda.isAvailable()) { const ctx = cuda.device(0); ... }
 // libfp8_cuda is loaded on the first call that needs it, never at import.
-export { probe, isAvailable, deviceInfo, device, CudaContext, CudaGraph, DeviceBuffer } from "./device.ts";
-export type { DeviceInfo, CastKernel, RowwiseGemmPath, HostArray } from "./device.ts";
+export { probe, isAvailable, deviceInfo, device, CudaContext, CudaGraph, DeviceBuffer } from "../tensor/backend/cuda_device.ts";
+export type { DeviceInfo, CastKernel, RowwiseGemmPath, HostArray } from "../tensor/backend/cuda_device.ts";
 export {
   amax, amaxToScale, scaleFromAmax, quantize, quantizeTranspose, quantizeRowwise, dequantize, convert, copy, fill, randn, biasAdd,
   biasGrad, scaledMm, scaledMmRowwise, matmul, scalarBuffer, DelayedScalingGroup,

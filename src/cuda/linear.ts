@@ -12,7 +12,7 @@
 import { Float8Error } from "../errors.ts";
 import { explainDecision, H100_SXM, H200, predictLinearSpeedup, type LinearSpeedupPrediction } from "../float8/roofline.ts";
 import type { HighPrecisionDType } from "../tensor/dtype.ts";
-import { DeviceBuffer, type CudaContext } from "./device.ts";
+import { DeviceBuffer, type CudaContext } from "../tensor/backend/cuda_device.ts";
 import { amaxToScale, biasGrad, matmul, quantizeTranspose, scaledMm, scalarBuffer } from "./ops.ts";
 
 /** Gradients of one backward. dbias is null when the layer has no bias. */

@@ -6,7 +6,7 @@
 import { Float8Error } from "../errors.ts";
 import { checkCuda, cudaLib, type NativePtr } from "../ffi/index.ts";
 import { DTYPE_CODE, isFloat8, isHighPrecision, type DType, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
-import { code, DeviceBuffer, type CudaContext } from "./device.ts";
+import { code, DeviceBuffer, type CudaContext } from "../tensor/backend/cuda_device.ts";
 
 const NULL = 0 as NativePtr;
 const desc = (b: DeviceBuffer) => `(${b.shape.join(", ")}) ${b.dtype}`;

@@ -50,6 +50,15 @@ export interface FullyShardOptions {
   mpPolicy?: MixedPrecisionPolicy;
   /** broadcast rank 0's parameters and buffers before sharding (default true) */
   syncModuleStates?: boolean;
+  /**
+   * Checkpoints hold full tensors (default false: stateDict() holds each rank's flat,
+   * padded shard). When true, stateDict() gives every sharded parameter with its
+   * original shape, all-gathered (a collective: every rank calls stateDict(); the
+   * gathered tensors are new, so call it inside tidy() or dispose them), and
+   * loadStateDict() takes full tensors and keeps this rank's shard of each. Built on
+   * Module's state-dict hooks (registerStateDictHook, registerLoadStateDictPreHook).
+   */
+  fullStateDict?: boolean;
 }
 
 /** One parameter, sharded. */
@@ -235,10 +244,6 @@ class PreBackward extends Function {
 /** Modules whose parameters fullyShard manages, for precomputeFloat8DynamicScaleForFsdp. */
 const shardedParams = new WeakMap<Module, ShardedParam[]>();
 
-function parametersOf(m: Module): Map<string, Tensor> {
-  return (m as unknown as { _parameters: Map<string, Tensor> })._parameters;
-}
-
 /** Makes rank r's piece of p: flat elements [r * n, (r + 1) * n), zero-padded. */
 function cutShard(p: Tensor, shardNumel: number, rank: number): Tensor {
   const shard = Tensor.empty([shardNumel], p.dtype, p.device);
@@ -265,15 +270,15 @@ export function fullyShard<M extends Module>(model: M, opts: FullyShardOptions =
   }
   const seen = new Set<Tensor>();
   for (const [fqn, m] of model.namedModules()) {
-    const own = parametersOf(m);
-    if (own.size === 0 || shardedParams.has(m)) continue;
+    const own = [...m.namedParameters("", false)];
+    if (own.length === 0 || shardedParams.has(m)) continue;
     const sps: ShardedParam[] = [];
     for (const [name, p] of own) {
       const pfqn = fqn ? `${fqn}.${name}` : name;
       if (seen.has(p)) throw new Float8Error(op, `${pfqn} is shared with another parameter; tied parameters are not supported`);
       seen.add(p);
-      const field = m as unknown as Record<string, unknown>;
-      if (field[name] !== p) throw new Float8Error(op, `${pfqn}: the module must keep the parameter in its field '${name}'`);
+      // setParameter swaps the field of the parameter's name, which is what forward reads
+      if (Reflect.get(m, name) !== p) throw new Float8Error(op, `${pfqn}: the module must keep the parameter in its field '${name}'`);
       if (p.dtype !== "float32" && p.dtype !== "bfloat16") throw new Float8Error(op, `${pfqn} has dtype ${p.dtype}; expected float32 or bfloat16`);
       const paramDtype = opts.mpPolicy?.paramDtype ?? p.dtype;
       const reduceDtype = opts.mpPolicy?.reduceDtype ?? paramDtype;
@@ -287,10 +292,7 @@ export function fullyShard<M extends Module>(model: M, opts: FullyShardOptions =
       }
       const shard = cutShard(p, Math.ceil(p.numel / ws), rank);
       const sp = new ShardedParam(m, name, pfqn, p.shape, shard, paramDtype, reduceDtype, float8);
-      shard.requiresGrad = true;
-      shard.keep();
-      own.set(name, shard);
-      field[name] = shard;
+      m.registerParameter(name, shard); // replaces p, in the parameter map and in the field
       p.grad?.dispose();
       p.grad = null;
       p.dispose();
@@ -298,13 +300,17 @@ export function fullyShard<M extends Module>(model: M, opts: FullyShardOptions =
     }
     shardedParams.set(m, sps);
     installHooks(m, sps, reshardAfterForward);
+    if (opts.fullStateDict) installStateDictHooks(m, sps, rank);
   }
   return model;
 }
 
+/**
+ * The unit's forward hooks: the pre-hook gathers its parameters and swaps them
+ * in (setParameter), the post-hook (also on a failed forward) swaps the shards
+ * back and arranges the gather before backward.
+ */
 function installHooks(m: Module, sps: ShardedParam[], reshardAfterForward: boolean): void {
-  const forward = m.forward.bind(m);
-  const field = m as unknown as Record<string, unknown>;
   let current: Unsharded[] = [];
   for (const sp of sps) {
     if (sp.float8) {
@@ -315,16 +321,13 @@ function installHooks(m: Module, sps: ShardedParam[], reshardAfterForward: boole
       };
     }
   }
-  m.forward = (...inputs: any[]): any => {
+  m.registerForwardPreHook(() => {
     current = sps.map((sp) => new Unsharded(sp));
+    for (const u of current) m.setParameter(u.sp.name, AllGatherParam.apply(u.sp.shard, u));
+  });
+  m.registerForwardHook((_m, _inputs, out) => {
+    for (const sp of sps) m.setParameter(sp.name, sp.shard);
     const unsharded = current;
-    let out: unknown;
-    try {
-      unsharded.forEach((u) => (field[u.sp.name] = AllGatherParam.apply(u.sp.shard, u)));
-      out = forward(...inputs);
-    } finally {
-      for (const sp of sps) field[sp.name] = sp.shard;
-    }
     const hooked = out instanceof Tensor && out.requiresGrad && isGradEnabled();
     if (hooked) {
       if (reshardAfterForward) unsharded.forEach(freeStorage);
@@ -334,7 +337,29 @@ function installHooks(m: Module, sps: ShardedParam[], reshardAfterForward: boole
     // without grad, free now; otherwise keep until the reduce-scatter frees it.
     if (!isGradEnabled() || !sps.some((sp) => sp.shard.requiresGrad)) unsharded.forEach(freeStorage);
     return out;
-  };
+  }, { alwaysCall: true });
+}
+
+/** fullStateDict: full tensors out of stateDict(), this rank's shard of each full tensor into loadStateDict(). */
+function installStateDictHooks(m: Module, sps: ShardedParam[], rank: number): void {
+  m.registerStateDictHook((_m, state, prefix) => {
+    for (const sp of sps) {
+      const key = `${prefix}${sp.name}`;
+      if (state[key] !== sp.shard) continue; // an earlier hook replaced it
+      state[key] = noGrad(() => unpad(allGather(sp.shard, { key: `fsdp.${sp.fqn}.stateDict` }), sp.numel, sp.shape));
+    }
+  });
+  m.registerLoadStateDictPreHook((_m, state, prefix) => {
+    for (const sp of sps) {
+      const key = `${prefix}${sp.name}`;
+      const full = state[key];
+      // anything else is left for loadStateDict's own checks to report
+      if (!full || full.numel !== sp.numel || full.shape.length !== sp.shape.length || full.shape.some((d, i) => d !== sp.shape[i])) continue;
+      const src = full.device === sp.shard.device ? full : full.to({ device: sp.shard.device });
+      state[key] = noGrad(() => cutShard(src, sp.shardNumel, rank));
+      if (src !== full) src.dispose();
+    }
+  });
 }
 
 /**

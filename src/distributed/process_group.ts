@@ -14,7 +14,7 @@ import { DTYPE_CODE, type DType } from "../tensor/dtype.ts";
 import { fmtShape } from "../tensor/shape.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { setAmaxReducer } from "../float8/convert.ts";
-import { DeviceBuffer, device as cudaDevice, type CudaContext } from "../cuda/device.ts";
+import { DeviceBuffer, device as cudaDevice, type CudaContext } from "../tensor/backend/cuda_device.ts";
 import { currentCudaDevice, setCudaDevice } from "../tensor/backend/index.ts";
 
 /** Collective engine: MPI for host tensors, NCCL for device buffers. */

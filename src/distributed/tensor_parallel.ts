@@ -73,18 +73,15 @@ function shardParameter(m: Linear, name: "weight" | "bias", dim: number): void {
   }
   const c = p.shape[dim] / ws;
   const local = noGrad(() => slice(p, dim, r * c, (r + 1) * c));
-  const params = (m as unknown as { _parameters: Map<string, Tensor> })._parameters;
-  params.set(name, local);
-  local.requiresGrad = true;
-  local.keep();
-  m[name] = local;
+  m.registerParameter(name, local); // replaces p, in the parameter map and in m[name]
   p.grad?.dispose();
   p.grad = null;
   p.dispose();
 }
 
 function setFeatures(m: Linear, inFeatures: number, outFeatures: number): void {
-  Object.assign(m as unknown as { inFeatures: number; outFeatures: number }, { inFeatures, outFeatures });
+  m.inFeatures = inFeatures;
+  m.outFeatures = outFeatures;
 }
 
 function requireLinear(m: Module, style: string, fqn: string): Linear {
@@ -92,10 +89,10 @@ function requireLinear(m: Module, style: string, fqn: string): Linear {
   return m;
 }
 
-/** Wraps m.forward: inputs pass through `pre`, the output through `post`. */
+/** Forward hooks on m: its first input passes through `pre`, its output through `post`. */
 function wrapForward(m: Module, pre: (x: Tensor) => Tensor, post: (y: Tensor) => Tensor): void {
-  const forward = m.forward.bind(m);
-  m.forward = (x: Tensor, ...rest: any[]) => post(forward(pre(x), ...rest));
+  m.registerForwardPreHook((_m, [x, ...rest]) => [pre(x), ...rest]);
+  m.registerForwardHook((_m, _inputs, y) => post(y));
 }
 
 /**
@@ -234,15 +231,9 @@ export class Float8ColwiseParallel extends ColwiseParallel {
     let pending: Float8Tensor | null = null;
     m.scaling.input.castOverride = (x) =>
       pending ? new Float8Tensor(reshape(pending.data, x.shape), pending.scale, pending.origDtype, "input") : null;
-    const forward: (...inputs: any[]) => Tensor = m.forward.bind(m);
-    m.forward = (x: Tensor, ...rest: any[]) => {
-      pending = float8Activations.get(x) ?? null;
-      try {
-        return forward(x, ...rest);
-      } finally {
-        pending = null;
-      }
-    };
+    // First of the pre-hooks (it sees the input as the caller passed it); cleared after every forward.
+    m.registerForwardPreHook((_m, [x]) => void (pending = float8Activations.get(x) ?? null), { prepend: true });
+    m.registerForwardHook(() => void (pending = null), { alwaysCall: true });
   }
 
   protected prepareInput(x: Tensor, fqn: string): Tensor {

@@ -14,7 +14,7 @@ import { openWithRuntimeDeps } from "./runtime_deps.ts";
 const { ptr: P, i32, i64_fast: I64, f32, f64, cstring } = FFIType;
 
 /** Symbol table of the "CUDA backend" section of fp8.h. */
-const symbols = {
+export const symbols = {
   fp8_cuda_last_error: { args: [], returns: cstring },
   fp8_cuda_probe: { args: [P, P, P, P], returns: i32 },
   fp8_cuda_device_info: { args: [i32, P, P, P, P, P, I64], returns: i32 },

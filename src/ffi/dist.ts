@@ -14,7 +14,7 @@ import { openWithRuntimeDeps, preloadLibrary } from "./runtime_deps.ts";
 const { ptr: P, i32, i64_fast: I64, cstring } = FFIType;
 
 /** Symbol table of the "distributed" section of fp8.h. */
-const symbols = {
+export const symbols = {
   fp8_dist_last_error: { args: [], returns: cstring },
   fp8_dist_init: { args: [i32, I64], returns: i32 },
   fp8_dist_finalize: { args: [], returns: i32 },

@@ -14,7 +14,7 @@ import { Float8Error } from "../errors.ts";
 const { ptr: P, i32, i64_fast: I64, f32, f64, cstring } = FFIType;
 
 /** Symbol table: argument and return types of every fp8.h function. */
-const symbols = {
+export const symbols = {
   fp8_last_error: { args: [], returns: cstring },
   fp8_version: { args: [P], returns: i32 },
   fp8_alloc: { args: [I64, P], returns: i32 },

@@ -10,7 +10,7 @@
 // Each operand's cast is configured by a CastConfig (dynamic, delayed or
 // static); one helper, `castToFloat8`, serves every role.
 import { Float8Error } from "../errors.ts";
-import { activeCapture } from "../tensor/backend/capture.ts";
+import { hostReadsAllowed } from "../tensor/backend/index.ts";
 import { Function, isGradEnabled, type FunctionCtx } from "../autograd/graph.ts";
 import { DTYPE_CODE, FP8_MAX, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
 import { Tensor, full, zeros } from "../tensor/tensor.ts";
@@ -325,7 +325,7 @@ export class Float8Linear extends Linear {
   statsDue(): boolean {
     // Never inside a CUDA-graph capture: collecting reads the host, and replays run no JS
     // (telemetry of a graphed run comes from its eager steps).
-    return this.statsEvery > 0 && (this.forwardCount - 1) % this.statsEvery === 0 && activeCapture() === null;
+    return this.statsEvery > 0 && (this.forwardCount - 1) % this.statsEvery === 0 && hostReadsAllowed();
   }
 
   /** Records telemetry of one cast (called by the casts when statsDue()). */

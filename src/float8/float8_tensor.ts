@@ -4,11 +4,10 @@
 //   fp8   = sat_rne(f32(x) * scale)
 //   x    ~= f32(fp8) / scale
 import { Float8Error } from "../errors.ts";
-import { lib, check } from "../ffi/index.ts";
 import { DTYPE_CODE, FP8_MAX, isFloat8, isHighPrecision, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
 import { fmtShape } from "../tensor/shape.ts";
 import { Tensor, tensor } from "../tensor/tensor.ts";
-import { backendFor, type Device } from "../tensor/backend/index.ts";
+import { backendFor, roundPow2Bits, type Device } from "../tensor/backend/index.ts";
 import { gemm } from "../tensor/ops/linalg.ts";
 import { expand, reshapeOwned, transpose } from "../tensor/ops/movement.ts";
 import { add, convert, div, mul } from "../tensor/ops/elementwise.ts";
@@ -179,9 +178,15 @@ export function toFloat8SaturatedWithDecoded(x: Tensor, scale: Tensor, float8Dty
   const op = "toFloat8Saturated";
   checkHp(x, op);
   checkFp8Dtype(float8Dtype, op);
+  if (!(scale instanceof Tensor) || scale.numel !== 1 || scale.dtype !== "float32") {
+    throw new Float8Error(op, `scale must be a one-element float32 tensor, got ${scale instanceof Tensor ? `${fmtShape(scale.shape)} ${scale.dtype}` : typeof scale}`);
+  }
+  if (scale.device !== x.device) throw new Float8Error(op, `scale is on ${scale.device}, x on ${x.device}`);
   const data = Tensor.empty(x.shape, float8Dtype, x.device);
   const decoded = Tensor.empty(x.shape, "bfloat16", x.device);
-  check(lib.fp8_cpu_quantize_decode(data.ptrFor(op), decoded.ptrFor(op), DTYPE_CODE[float8Dtype], x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel, scale.ptrFor(op)), op);
+  if (x.numel > 0) {
+    x.backend.quantizeDecode(data.ptrFor(op), decoded.ptrFor(op), DTYPE_CODE[float8Dtype], x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel, scale.ptrFor(op), op);
+  }
   return [data, decoded];
 }
 
@@ -252,12 +257,15 @@ export function hpTensorAndScaleToFloat8(
   return castWithScale(x, scale.detach(), float8Dtype, role, withDecoded, amaxOut);
 }
 
-/** 2^floor(log2(s)) for a finite positive f32 s (exact: clears the mantissa bits). */
+/**
+ * 2^floor(log2(s)) for a finite positive f32 s (exact: clears the mantissa bits),
+ * by the rule the backends apply to scales in memory (roundPow2Bits).
+ */
 export function roundScaleDownToPowerOf2(s: number): number {
   if (!(s > 0) || !Number.isFinite(s)) return s;
   const bits = new Uint32Array(new Float32Array([s]).buffer);
   if ((bits[0] & 0x7f800000) === 0) return s; // subnormal: leave
-  bits[0] &= 0xff800000;
+  bits[0] = roundPow2Bits(bits[0]);
   return new Float32Array(bits.buffer)[0];
 }
 
@@ -317,7 +325,9 @@ export function computeError(ref: Tensor, y: Tensor): number {
 export function fp8TensorStatistics(t: Float8Tensor | Tensor): { zeros: number; saturated: number; nans: number; numel: number } {
   const data = t instanceof Float8Tensor ? t.data : t;
   checkFp8Dtype(data.dtype, "fp8TensorStatistics");
-  if (!data.backend.hostAccessible) {
+  const stats = data.backend.fp8Stats;
+  if (!stats) {
+    // a host kernel: a device's data is copied to the CPU first
     const host = data.to({ device: "cpu" });
     try {
       return fp8TensorStatistics(host);
@@ -325,9 +335,9 @@ export function fp8TensorStatistics(t: Float8Tensor | Tensor): { zeros: number; 
       host.dispose();
     }
   }
-  const z = new BigInt64Array(1), s = new BigInt64Array(1), n = new BigInt64Array(1);
-  check(lib.fp8_cpu_fp8_stats(z, s, n, data.ptrFor("fp8TensorStatistics"), DTYPE_CODE[data.dtype], data.numel), "fp8TensorStatistics");
-  return { zeros: Number(z[0]), saturated: Number(s[0]), nans: Number(n[0]), numel: data.numel };
+  const out = new BigInt64Array(3);
+  stats(out, data.ptrFor("fp8TensorStatistics"), DTYPE_CODE[data.dtype], data.numel, "fp8TensorStatistics");
+  return { zeros: Number(out[0]), saturated: Number(out[1]), nans: Number(out[2]), numel: data.numel };
 }
 
 /** Options of scaledMm. */

@@ -7,7 +7,6 @@
 import { Float8Error } from "../errors.ts";
 import type { Module } from "../nn/module.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import { lib, check } from "../ffi/index.ts";
 import { DTYPE_CODE } from "../tensor/dtype.ts";
 import { Float8Tensor, tensorToAmax, type GemmInputRole } from "./float8_tensor.ts";
 
@@ -34,7 +33,9 @@ export interface CastStats {
  */
 export function collectCastStats(hp: Tensor, f: Float8Tensor, step: number): CastStats {
   const op = "float8.stats";
-  if (!hp.backend.hostAccessible) {
+  const castStats = hp.backend.castStats;
+  if (!castStats) {
+    // a host kernel: a device's tensors are copied to the CPU first
     const h = hp.to({ device: "cpu" }), d = f.data.to({ device: "cpu" }), s = f.scale.to({ device: "cpu" });
     try {
       return collectCastStats(h, new Float8Tensor(d, s, f.origDtype, f.role, f.axiswise), step);
@@ -45,17 +46,13 @@ export function collectCastStats(hp: Tensor, f: Float8Tensor, step: number): Cas
   const amaxT = tensorToAmax(hp);
   const amax = amaxT.item();
   amaxT.dispose();
-  const clipped = new BigInt64Array(1), underflow = new BigInt64Array(1);
-  const refSq = new Float64Array(1), errSq = new Float64Array(1);
+  const counts = new BigInt64Array(2), sums = new Float64Array(2); // clipped, underflow; ref^2, err^2
   const rows = f.axiswise ? f.shape[0] : 1;
   const cols = hp.numel / rows;
-  check(
-    lib.fp8_cpu_cast_stats(clipped, underflow, refSq, errSq, hp.ptrFor(op), DTYPE_CODE[hp.dtype], f.data.ptrFor(op),
-      DTYPE_CODE[f.dtype], f.scale.ptrFor(op), f.axiswise ? 1 : 0, rows, cols),
-    op,
-  );
+  castStats(counts, sums, hp.ptrFor(op), DTYPE_CODE[hp.dtype], f.data.ptrFor(op), DTYPE_CODE[f.dtype], f.scale.ptrFor(op), f.axiswise, rows, cols, op);
+  const [clipped, underflow] = [counts.subarray(0, 1), counts.subarray(1, 2)];
   const n = Math.max(hp.numel, 1);
-  const sqnrDb = 10 * Math.log10(refSq[0] / errSq[0]);
+  const sqnrDb = 10 * Math.log10(sums[0] / sums[1]);
   const scale = f.axiswise ? Math.min(...f.scale.toArray()) : f.scale.item();
   return { step, amax, scale, saturated: Number(clipped[0]) / n, underflow: Number(underflow[0]) / n, sqnrDb };
 }

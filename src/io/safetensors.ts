@@ -645,6 +645,16 @@ export function load(
   const opt = opts.optimizer;
   const { model, optParsed: optFile, optSource } = readPair(path, !!opt);
   const own = module.stateDict();
+  {
+    // load() writes into the module's own tensors; a state-dict hook that put other tensors in
+    // (fullyShard's fullStateDict gathers full ones) would make it write into temporaries
+    const live = new Set([...module.namedParameters(), ...module.namedBuffers()].map(([, t]) => t));
+    const made = Object.values(own).filter((t) => !live.has(t));
+    if (made.length > 0) {
+      made.forEach((t) => t.dispose());
+      fail(path, "the module's state-dict hooks replace its tensors (e.g. fullyShard({ fullStateDict: true })); load it with module.loadStateDict(io.loadFile(path).tensors), which runs its load hooks");
+    }
+  }
   const strict = opts.strict ?? true;
   if (typeof strict !== "boolean") fail(path, `strict must be a boolean, got ${typeof strict}`);
   const { missing, unexpected } = checkAgainst(model, own, path, "model", strict);

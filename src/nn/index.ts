@@ -1,5 +1,6 @@
 // src/nn — modules and functional ops (torch.nn / torch.nn.functional).
-export { Module } from "./module.ts";
+export { Module, RemovableHandle } from "./module.ts";
+export type { ForwardPreHook, ForwardHook, HookOptions, StateDictHook } from "./module.ts";
 export { Linear, Sequential, ModuleList, ReLU, GELU, SiLU, Embedding, LayerNorm, RMSNorm } from "./layers.ts";
 export { Dropout, dropout } from "./dropout.ts";
 export { linear } from "../tensor/ops/linalg.ts";

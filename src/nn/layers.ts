@@ -12,8 +12,9 @@ function checkDim(op: string, name: string, v: number): void {
 
 /** y = x W^T + b. Weight (out, in) and bias (out) are initialised U(-1/sqrt(in), 1/sqrt(in)) as in torch. */
 export class Linear extends Module {
-  readonly inFeatures: number;
-  readonly outFeatures: number;
+  /** Features of the weight this Linear holds (tensor parallelism sets them to its shard's). */
+  inFeatures: number;
+  outFeatures: number;
   weight: Tensor;
   bias: Tensor | null;
 

@@ -34,6 +34,22 @@ int32_t fp8_fail(int32_t status, const char *fn, const char *fmt, ...)
 #endif
     ;
 
+/* Defines one library's last-error slot: a thread-local buffer `buf`, its
+ * getter `const char *get(void)` and `int32_t fail(status, fn, fmt, ...)`,
+ * which records "fn: message" there and returns status. libfp8 (status.c) and
+ * libfp8_dist (dist_mpi.c) each expand it once, so each library keeps its own
+ * message while the rules live here. */
+#define FP8_DEFINE_LAST_ERROR(buf, get, fail)                                     \
+    static _Thread_local char buf[1024];                                          \
+    const char *get(void) { return buf; }                                         \
+    int32_t fail(int32_t status, const char *fn, const char *fmt, ...) {          \
+        va_list ap;                                                               \
+        va_start(ap, fmt);                                                        \
+        fp8_format_error(buf, sizeof buf, fn, fmt, ap);                           \
+        va_end(ap);                                                               \
+        return status;                                                            \
+    }
+
 /* Bytes per element of a dtype, 0 when the dtype is unknown. */
 int32_t fp8_dtype_size(int32_t dtype);
 /* "float32", "bfloat16", "float8_e4m3fn", ... or "unknown". */

@@ -7,17 +7,7 @@
 
 #include "internal.h"
 
-static _Thread_local char last_error[1024];
-
-const char *fp8_last_error(void) { return last_error; }
-
-int32_t fp8_fail(int32_t status, const char *fn, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fp8_format_error(last_error, sizeof last_error, fn, fmt, ap);
-    va_end(ap);
-    return status;
-}
+FP8_DEFINE_LAST_ERROR(last_error, fp8_last_error, fp8_fail)
 
 int32_t fp8_dtype_size(int32_t dtype) {
     switch (dtype) {

@@ -16,6 +16,7 @@
 #include "cast_kernels.h"
 #include "fp8_ref.h"
 #include "internal.h"
+#include "cast_checks.h"
 
 /* Below this many elements a kernel runs on the calling thread. */
 #define FP8_PARALLEL_MIN ((int64_t)1 << 16)

@@ -21,6 +21,9 @@
 
 #include "fp8_ref.h"
 #include "onednn.hpp"
+extern "C" {
+#include "cast_kernels.h"
+}
 
 namespace {
 
@@ -192,24 +195,10 @@ int32_t check_problem(const char *fn, int64_t batch_a, int64_t batch_b, int64_t 
     return FP8_OK;
 }
 
-/* bf16 bits of every fp8 byte, from the scalar reference decoder (exact:
+/* bf16 bits of every fp8 byte: the cast kernels' table (cast_kernels.h; exact:
  * every fp8 value is a bf16 value; NaN stays NaN, e5m2 inf stays inf). */
-struct DecodeTable {
-    uint16_t bf16[256];
-    explicit DecodeTable(int32_t fp8_dtype) {
-        for (int i = 0; i < 256; ++i) bf16[i] = fp8_f32_to_bf16(fp8_ref_decode(fp8_dtype, (uint8_t)i));
-    }
-};
-
 const uint16_t *decode_table(int32_t fp8_dtype) {
-    static const DecodeTable e4m3(FP8_DTYPE_E4M3FN), e5m2(FP8_DTYPE_E5M2);
-    static const DecodeTable e4m3fnuz(FP8_DTYPE_E4M3FNUZ), e5m2fnuz(FP8_DTYPE_E5M2FNUZ);
-    switch (fp8_dtype) {
-    case FP8_DTYPE_E4M3FN: return e4m3.bf16;
-    case FP8_DTYPE_E4M3FNUZ: return e4m3fnuz.bf16;
-    case FP8_DTYPE_E5M2FNUZ: return e5m2fnuz.bf16;
-    default: return e5m2.bf16;
-    }
+    return fp8_cast_decode_tables()->bf16[fp8_kernel_fmt(fp8_dtype)];
 }
 
 void decode_to_bf16(uint16_t *dst, const uint8_t *src, int64_t n, int32_t fp8_dtype) {

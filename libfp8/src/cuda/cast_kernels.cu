@@ -16,6 +16,7 @@
 #include <type_traits>
 
 #include "cuda_common.cuh"
+#include "cast_checks.h"
 
 namespace fp8cuda {
 namespace {
@@ -443,8 +444,6 @@ int32_t launch_amax(const char *fn, Ctx *ctx, float *amax, float *scale, const v
 
 using namespace fp8cuda;
 
-static bool is_convertible(int32_t dt) { return fp8_is_float_hp(dt) || fp8_is_fp8(dt); }
-
 extern "C" {
 
 FP8_API int32_t fp8_cuda_amax(fp8_cuda_ctx_t c, float *d_amax, const void *d_src,
@@ -452,9 +451,7 @@ FP8_API int32_t fp8_cuda_amax(fp8_cuda_ctx_t c, float *d_amax, const void *d_src
     static const char fn[] = "fp8_cuda_amax";
     return guard(fn, [&]() -> int32_t {
         FP8_REQUIRE_PTR(d_amax, fn);
-        FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
-        FP8_REQUIRE_N(n, fn);
-        FP8_REQUIRE_DATA(d_src, n, fn);
+        FP8_CHECK(fp8_check_amax_src(fn, "d_", d_src, src_dtype, n, -1));
         ENTER(fn, c, ctx);
         return launch_amax(fn, ctx, d_amax, nullptr, d_src, src_dtype, n, FP8_DTYPE_E4M3FN, 0);
     });
@@ -466,10 +463,7 @@ FP8_API int32_t fp8_cuda_amax_to_scale(fp8_cuda_ctx_t c, float *d_amax, float *d
     static const char fn[] = "fp8_cuda_amax_to_scale";
     return guard(fn, [&]() -> int32_t {
         FP8_REQUIRE_PTR(d_scale, fn); /* d_amax may be NULL: the scale alone */
-        FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
-        FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
-        FP8_REQUIRE_N(n, fn);
-        FP8_REQUIRE_DATA(d_src, n, fn);
+        FP8_CHECK(fp8_check_amax_src(fn, "d_", d_src, src_dtype, n, fp8_dtype));
         ENTER(fn, c, ctx);
         return launch_amax(fn, ctx, d_amax, d_scale, d_src, src_dtype, n, fp8_dtype, clamp_to_f16 != 0);
     });
@@ -507,11 +501,7 @@ FP8_API int32_t fp8_cuda_quantize(fp8_cuda_ctx_t c, void *d_dst_fp8, int32_t fp8
                                   const float *d_scale) {
     static const char fn[] = "fp8_cuda_quantize";
     return guard(fn, [&]() -> int32_t {
-        FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
-        FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
-        FP8_REQUIRE_N(n, fn);
-        FP8_REQUIRE_DATA(d_dst_fp8, n, fn);
-        FP8_REQUIRE_DATA(d_src, n, fn);
+        FP8_CHECK(fp8_check_quantize(fn, "d_", d_dst_fp8, fp8_dtype, d_src, src_dtype, n));
         FP8_REQUIRE_PTR(d_scale, fn);
         ENTER(fn, c, ctx);
         if (n == 0) return FP8_OK;
@@ -593,12 +583,7 @@ FP8_API int32_t fp8_cuda_dequantize(fp8_cuda_ctx_t c, void *d_dst, int32_t dst_d
                                     const float *d_scale) {
     static const char fn[] = "fp8_cuda_dequantize";
     return guard(fn, [&]() -> int32_t {
-        FP8_REQUIRE_HP(dst_dtype, "dst_dtype", fn);
-        FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
-        FP8_REQUIRE_N(n, fn);
-        FP8_REQUIRE_DATA(d_dst, n, fn);
-        FP8_REQUIRE_DATA(d_src_fp8, n, fn);
-        FP8_REQUIRE_PTR(d_scale, fn);
+        FP8_CHECK(fp8_check_dequantize(fn, "d_", d_dst, dst_dtype, d_src_fp8, fp8_dtype, n, d_scale));
         ENTER(fn, c, ctx);
         if (n == 0) return FP8_OK;
         convert_kernel<FP8_CUDA_CAST_REFERENCE><<<grid_for(ctx, n, kThreads * 4), kThreads, 0, ctx->stream>>>(
@@ -612,15 +597,7 @@ FP8_API int32_t fp8_cuda_convert(fp8_cuda_ctx_t c, void *d_dst, int32_t dst_dtyp
                                  const void *d_src, int32_t src_dtype, int64_t n) {
     static const char fn[] = "fp8_cuda_convert";
     return guard(fn, [&]() -> int32_t {
-        FP8_REQUIRE(is_convertible(dst_dtype), fn,
-                    "dst_dtype must be float32, bfloat16, float8_e4m3fn or float8_e5m2, got %s (%d)",
-                    fp8_dtype_name(dst_dtype), (int)dst_dtype);
-        FP8_REQUIRE(is_convertible(src_dtype), fn,
-                    "src_dtype must be float32, bfloat16, float8_e4m3fn or float8_e5m2, got %s (%d)",
-                    fp8_dtype_name(src_dtype), (int)src_dtype);
-        FP8_REQUIRE_N(n, fn);
-        FP8_REQUIRE_DATA(d_dst, n, fn);
-        FP8_REQUIRE_DATA(d_src, n, fn);
+        FP8_CHECK(fp8_check_convert(fn, "d_", d_dst, dst_dtype, d_src, src_dtype, n));
         ENTER(fn, c, ctx);
         if (n == 0) return FP8_OK;
         if (dst_dtype == src_dtype) {
@@ -646,13 +623,8 @@ FP8_API int32_t fp8_cuda_sync_amax_history(fp8_cuda_ctx_t c, float *const *d_ama
                                            int64_t history_len) {
     static const char fn[] = "fp8_cuda_sync_amax_history";
     return guard(fn, [&]() -> int32_t {
-        FP8_REQUIRE(count >= 0, fn, "count must be >= 0, got %lld", (long long)count);
-        FP8_REQUIRE(history_len >= 1, fn, "history_len must be >= 1, got %lld", (long long)history_len);
-        FP8_REQUIRE_DATA(d_amax, count, fn);
-        FP8_REQUIRE_DATA(d_history, count, fn);
-        FP8_REQUIRE_DATA(d_scale, count, fn);
-        FP8_REQUIRE_DATA(d_fp8_dtype, count, fn);
-        FP8_REQUIRE_DATA(d_clamp_to_f16, count, fn);
+        FP8_CHECK(fp8_check_amax_history_tables(fn, "d_", d_amax, d_history, d_scale, d_fp8_dtype,
+                                                d_clamp_to_f16, count, history_len));
         ENTER(fn, c, ctx);
         if (count == 0) return FP8_OK;
         const unsigned grid = (unsigned)((count + 127) / 128);

@@ -34,17 +34,7 @@
 
 /* ---- errors ----------------------------------------------------------- */
 
-static _Thread_local char last_error[1024];
-
-const char *fp8_dist_last_error(void) { return last_error; }
-
-int32_t fp8_dist_fail(int32_t status, const char *fn, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fp8_format_error(last_error, sizeof last_error, fn, fmt, ap);
-    va_end(ap);
-    return status;
-}
+FP8_DEFINE_LAST_ERROR(last_error, fp8_dist_last_error, fp8_dist_fail)
 
 static int32_t mpi_fail(const char *fn, int rc, const char *what) {
     char msg[MPI_MAX_ERROR_STRING] = "";

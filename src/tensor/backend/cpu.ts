@@ -86,6 +86,8 @@ export const cpuBackend: Backend = {
   quantize: (dst, fp8, src, sd, n, scale, op) => check(lib.fp8_cpu_quantize(dst, fp8, src, sd, n, scale), op),
   quantizeAmax: (dst, decoded, fp8, src, sd, n, scale, amax, op) =>
     check(lib.fp8_cpu_quantize_amax(dst, decoded, fp8, src, sd, n, scale, amax), op),
+  quantizeDecode: (dst, decoded, fp8, src, sd, n, scale, op) =>
+    check(lib.fp8_cpu_quantize_decode(dst, decoded, fp8, src, sd, n, scale), op),
   quantizeDynamic: (dst, decoded, fp8, src, sd, n, amax, scale, clamp, p2, op) =>
     check(lib.fp8_cpu_quantize_dynamic(dst, decoded, fp8, src, sd, n, amax, scale, clamp, p2), op),
   quantizeTranspose: (dst, dstT, fp8, src, sd, rows, cols, scale, op) => {
@@ -107,6 +109,9 @@ export const cpuBackend: Backend = {
     const bits = new Uint32Array(nativeView(scale, n * 4));
     for (let i = 0; i < n; i++) bits[i] = roundPow2Bits(bits[i]);
   },
+  fp8Stats: (out, src, fp8, n, op) => check(lib.fp8_cpu_fp8_stats(out.subarray(0, 1), out.subarray(1, 2), out.subarray(2, 3), src, fp8, n), op),
+  castStats: (counts, sums, src, sd, srcFp8, fp8, scale, perRow, rows, cols, op) =>
+    check(lib.fp8_cpu_cast_stats(counts.subarray(0, 1), counts.subarray(1, 2), sums.subarray(0, 1), sums.subarray(1, 2), src, sd, srcFp8, fp8, scale, perRow ? 1 : 0, rows, cols), op),
   syncAmaxHistory: (amax, history, scale, fp8, clamp, historyLen, op) => {
     const table = (ps: readonly NativePtr[]) => BigUint64Array.from(ps.map((p) => BigInt(p)));
     check(lib.fp8_cpu_sync_amax_history(table(amax), table(history), table(scale), fp8, clamp, amax.length, historyLen), op);

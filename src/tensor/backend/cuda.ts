@@ -6,7 +6,8 @@
 // libfp8_cuda is opened on first use, so a CPU-only program never loads it.
 import { Float8Error } from "../../errors.ts";
 import { checkCuda, cudaLib, type NativePtr } from "../../ffi/index.ts";
-import { device as cudaDevice, type CudaContext } from "../../cuda/device.ts";
+import { DTYPE_CODE } from "../dtype.ts";
+import { device as cudaDevice, type CudaContext } from "./cuda_device.ts";
 import { activeCapture, deferIfHeld, freePoolBlock } from "./capture.ts";
 import type { Backend, HostMemory } from "./types.ts";
 
@@ -205,6 +206,10 @@ export const cudaBackend: Backend = {
     if (decoded !== null) throw new Float8Error(op, NO_DECODE_ON_CUDA);
     checkCuda(cudaLib().fp8_cuda_amax(h(), amax, src, sd, n), op);
     checkCuda(cudaLib().fp8_cuda_quantize(h(), dst, fp8, src, sd, n, scale), op);
+  },
+  quantizeDecode: (dst, decoded, fp8, src, sd, n, scale, op) => {
+    checkCuda(cudaLib().fp8_cuda_quantize(h(), dst, fp8, src, sd, n, scale), op);
+    checkCuda(cudaLib().fp8_cuda_convert(h(), decoded, DTYPE_CODE.bfloat16, dst, fp8, n), op);
   },
   quantizeDynamic: (dst, decoded, fp8, src, sd, n, amax, scale, clamp, p2, op) => {
     if (decoded !== null) throw new Float8Error(op, NO_DECODE_ON_CUDA);

@@ -18,7 +18,7 @@ const DEVICE_ARGS: Partial<Record<keyof Backend, readonly number[]>> = {
   rmsNorm: [0, 1, 2, 3], rmsNormBackward: [0, 1, 2, 3, 4, 5], embedding: [0, 1, 2], embeddingBackward: [0, 1, 2],
   crossEntropy: [0, 1, 2, 3], crossEntropyBackward: [0, 1, 2, 3],
   matmul: [0, 2, 3, 5], scaledMm: [0, 2, 4, 6, 7, 8], scaledMmRowwise: [0, 2, 4, 6, 7, 8],
-  amax: [0, 1], amaxToScale: [0, 1, 2], quantize: [0, 2, 5], quantizeAmax: [0, 1, 3, 6, 7], quantizeDynamic: [0, 1, 3, 6, 7], quantizeTranspose: [0, 1, 3, 7], dequantize: [0, 2, 5],
+  amax: [0, 1], amaxToScale: [0, 1, 2], quantize: [0, 2, 5], quantizeAmax: [0, 1, 3, 6, 7], quantizeDynamic: [0, 1, 3, 6, 7], quantizeDecode: [0, 1, 3, 6], quantizeTranspose: [0, 1, 3, 7], dequantize: [0, 2, 5],
   quantizeRowwise: [0, 1, 3], roundScalesToPowerOf2: [0], sgdStep: [0, 1, 2], adamwStep: [0, 1, 2, 3],
   copy: [0, 1],
 };
@@ -85,6 +85,9 @@ export function emulatedDeviceBackend(device: Device = "cuda"): Backend & { live
       if (decoded !== null) throw new Float8Error(op, noDecode);
       cpuBackend.quantizeDynamic(dst, null, fp8, src, sd, n, amax, scale, clamp, p2, op);
     },
+    // as on cuda: the telemetry kernels are host kernels (float8 copies the tensors to the CPU)
+    fp8Stats: undefined,
+    castStats: undefined,
     syncAmaxHistory: (amax, history, scale, fp8, clamp, historyLen, op) => {
       [...amax, ...history, ...scale].forEach((p, i) => requireDevice("syncAmaxHistory", i, p, op));
       cpuBackend.syncAmaxHistory(amax, history, scale, fp8, clamp, historyLen, op);

@@ -4,6 +4,7 @@ import { Float8Error } from "../../errors.ts";
 import { cudaProbe } from "../../ffi/index.ts";
 import { cpuBackend } from "./cpu.ts";
 import { cudaBackend } from "./cuda.ts";
+import { activeCapture } from "./capture.ts";
 import type { Backend, Device } from "./types.ts";
 
 export type { Backend, Device, HostMemory } from "./types.ts";
@@ -54,4 +55,14 @@ export function isDeviceAvailable(device: Device): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Whether results may be read back to the host now. False while a CUDA graph is
+ * being captured: its kernels are recorded, not run, and a replay runs no JS, so
+ * work that reads the host (telemetry, checks of device values) must be skipped.
+ * The capture rules live in the backend (capture.ts); layers above ask here.
+ */
+export function hostReadsAllowed(): boolean {
+  return activeCapture() === null;
 }

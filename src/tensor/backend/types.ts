@@ -95,9 +95,27 @@ export interface Backend {
   /** One pass: dst (rows, cols) and/or dstT (cols, rows) fp8 with one scale (either may be null). */
   quantizeTranspose(dst: NativePtr | null, dstT: NativePtr | null, fp8Dtype: number, src: NativePtr, srcDtype: number, rows: number, cols: number, scale: NativePtr, op: string): void;
   dequantize(dst: NativePtr, dstDtype: number, src: NativePtr, fp8Dtype: number, n: number, scale: NativePtr, op: string): void;
+  /**
+   * dst <- sat_rne(src * scale) and decoded (n) BF16 <- the exact value of each
+   * fp8 byte, on any device (the CPU in one pass, fp8_cpu_quantize_decode; a
+   * GPU queues quantize then convert).
+   */
+  quantizeDecode(dst: NativePtr, decoded: NativePtr, fp8Dtype: number, src: NativePtr, srcDtype: number, n: number, scale: NativePtr, op: string): void;
   quantizeRowwise(dst: NativePtr, scale: NativePtr, fp8Dtype: number, src: NativePtr, srcDtype: number, rows: number, cols: number, roundPow2: number, op: string): void;
   /** scale <- 2^floor(log2(scale)) for n f32 scales in place (finite positive normals only). */
   roundScalesToPowerOf2(scale: NativePtr, n: number, op: string): void;
+  /**
+   * Host backends only (the telemetry kernels read host memory; float8 copies a
+   * device's tensors to the CPU and asks the CPU backend): counts of zeros,
+   * saturated values and NaNs of fp8 src (n), into out (3 int64).
+   */
+  fp8Stats?(out: BigInt64Array, src: NativePtr, fp8Dtype: number, n: number, op: string): void;
+  /**
+   * Host backends only: telemetry of a cast src (rows, cols) -> srcFp8 with one
+   * scale, or one per row when perRow: counts (2 int64: clipped, underflowed)
+   * and sums (2 f64: sum x^2, sum (x - fp8/scale)^2).
+   */
+  castStats?(counts: BigInt64Array, sums: Float64Array, src: NativePtr, srcDtype: number, srcFp8: NativePtr, fp8Dtype: number, scale: NativePtr, perRow: boolean, rows: number, cols: number, op: string): void;
   /** Delayed scaling for every tensor in one call (host tables of device pointers). */
   syncAmaxHistory(amax: readonly NativePtr[], history: readonly NativePtr[], scale: readonly NativePtr[], fp8Dtype: Int32Array, clampToF16: Int32Array, historyLen: number, op: string): void;
 

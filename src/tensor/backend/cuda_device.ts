@@ -5,9 +5,9 @@
 //
 // Nothing here loads libfp8_cuda until a function is called, so importing the
 // package on a CPU-only machine costs nothing.
-import { Float8Error } from "../errors.ts";
-import { checkCuda, cudaLib, cudaProbe, type CudaProbe, type NativePtr } from "../ffi/index.ts";
-import { DTYPE_CODE, ITEM_SIZE, type DType } from "../tensor/dtype.ts";
+import { Float8Error } from "../../errors.ts";
+import { checkCuda, cudaLib, cudaProbe, type CudaProbe, type NativePtr } from "../../ffi/index.ts";
+import { DTYPE_CODE, ITEM_SIZE, type DType } from "../dtype.ts";
 
 let probed: CudaProbe | null = null;
 
