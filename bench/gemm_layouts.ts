@@ -15,7 +15,7 @@ import { dirname, join } from "node:path";
 import { float8, randn, noGrad, transpose, type Tensor } from "../src/index.ts";
 import { check, lib, libraryPath } from "../src/ffi/index.ts";
 import { gemm, linearGemm } from "../src/tensor/ops/linalg.ts";
-import type { LinearGemm } from "../src/tensor/ops/gemm_layout.ts";
+import { gemmLayoutPolicy, materializeTransposedA, setGemmLayoutPolicy, type GemmLayoutPolicy, type LinearGemm } from "../src/tensor/ops/gemm_layout.ts";
 import { argValue, cpuInfo, hasFlag } from "./harness.ts";
 
 if (hasFlag("help") || hasFlag("h")) {
@@ -102,6 +102,27 @@ for (const [M, K, N] of shapes) {
   // the fp8 operands as Float8Linear's dynamic casts leave them
   const { hpTensorToFloat8Dynamic } = await import("../src/float8/float8_tensor.ts");
   const { scaledMm } = float8;
+  const policy0 = gemmLayoutPolicy();
+  /** Float8Linear's grad_weight GEMM under a policy: the grad_output cast as the layer makes it, then the timed scaledMm. */
+  const f8GradWeight = (policy: GemmLayoutPolicy) => {
+    const prev = setGemmLayoutPolicy(policy);
+    const gf = hpTensorToFloat8Dynamic(g, "float8_e5m2", "grad_output", false, true, materializeTransposedA("cpu"));
+    const xf = hpTensorToFloat8Dynamic(x, "float8_e4m3fn", "input", false, true);
+    xf.dropDecoded(); // Float8Linear keeps only x's fp8 bytes for backward
+    const t0 = performance.now();
+    scaledMm(gf, xf, { transposeA: true }).dispose();
+    lastMs = performance.now() - t0;
+    gf.dispose();
+    xf.dispose();
+    setGemmLayoutPolicy(prev);
+  };
+  /** The grad_output cast alone (with the transposed decode under materialize). */
+  const castG = (policy: GemmLayoutPolicy) => {
+    const t0 = performance.now();
+    const gf = hpTensorToFloat8Dynamic(g, "float8_e5m2", "grad_output", false, true, policy === "materialize");
+    lastMs = performance.now() - t0;
+    gf.dispose();
+  };
   const problems: { gemm: LinearGemm; P: number; R: number; Q: number; ours: Record<string, () => Tensor | void> }[] = [
     {
       gemm: "forward", P: M, R: K, Q: N,
@@ -139,6 +160,12 @@ for (const [M, K, N] of shapes) {
       gemm: "grad_weight", P: N, R: M, Q: K,
       ours: {
         "bf16 Linear": () => linearGemm("grad_weight", g, x, { M, K, N }),
+        "bf16 Linear materialize": () => {
+          const prev = setGemmLayoutPolicy("materialize");
+          const out = linearGemm("grad_weight", g, x, { M, K, N });
+          setGemmLayoutPolicy(prev);
+          return out;
+        },
         "bf16 as flags (ba)": () => gemm(g, x, { M: N, K: M, N: K, transA: true }),
         "bf16 transpose+ab": () => {
           const gt = transpose(g, 0, 1);
@@ -146,17 +173,11 @@ for (const [M, K, N] of shapes) {
           gt.dispose();
           return out;
         },
-        "Float8Linear": () => {
-          const gf = hpTensorToFloat8Dynamic(g, "float8_e5m2", "grad_output", false, true);
-          const xf = hpTensorToFloat8Dynamic(x, "float8_e4m3fn", "input", false, true);
-          xf.dropDecoded(); // Float8Linear keeps only x's fp8 bytes for backward
-          const t0 = performance.now();
-          scaledMm(gf, xf, { transposeA: true }).dispose();
-          const ms = performance.now() - t0;
-          gf.dispose();
-          xf.dispose();
-          return void (lastMs = ms);
-        },
+        "Float8Linear": () => f8GradWeight(policy0),
+        "Float8Linear descriptor": () => f8GradWeight("descriptor"),
+        "Float8Linear materialize": () => f8GradWeight("materialize"),
+        "g cast, descriptor": () => castG("descriptor"),
+        "g cast, materialize": () => castG("materialize"),
       },
     },
   ];
@@ -190,7 +211,7 @@ for (const [M, K, N] of shapes) {
     console.log(`  kernels: ${[...new Set(raw.impls)].join(", ")}`);
     for (const n of names) {
       const ratio = med[bestLayout] / med[n];
-      console.log(`  ${n.padEnd(20)} ${med[n].toFixed(2).padStart(8)} ms  ${gf(med[n]).toFixed(0).padStart(5)} GFLOP/s  [min ${min[n].toFixed(2)}]  vs best layout ${ratio.toFixed(2)}x (mins ${(min[bestLayout] / min[n]).toFixed(2)}x)`);
+      console.log(`  ${n.padEnd(26)} ${med[n].toFixed(2).padStart(8)} ms  ${gf(med[n]).toFixed(0).padStart(5)} GFLOP/s  [min ${min[n].toFixed(2)}]  vs best layout ${ratio.toFixed(2)}x (mins ${(min[bestLayout] / min[n]).toFixed(2)}x)`);
       if (asJson) {
         console.log(JSON.stringify({ M, K, N, gemm: p.gemm, side: n, ms: +med[n].toFixed(3), min_ms: +min[n].toFixed(3), best_layout: bestLayout, best_ms: +med[bestLayout].toFixed(3), vs_best: +ratio.toFixed(3), raw: Object.fromEntries(LAYOUTS.map((l) => [l, +med[l].toFixed(3)])), cpu: cpu.model, gemm_flags: cpu.gemmFlags, threads }));
       }
