@@ -106,7 +106,7 @@ for (const [M, K, N] of shapes) {
   /** Float8Linear's grad_weight GEMM under a policy: the grad_output cast as the layer makes it, then the timed scaledMm. */
   const f8GradWeight = (policy: GemmLayoutPolicy) => {
     const prev = setGemmLayoutPolicy(policy);
-    const gf = hpTensorToFloat8Dynamic(g, "float8_e5m2", "grad_output", false, true, materializeTransposedA("cpu"));
+    const gf = hpTensorToFloat8Dynamic(g, "float8_e5m2", "grad_output", false, true, materializeTransposedA("cpu", { P: N, R: M, Q: K, dtype: "bfloat16" }));
     const xf = hpTensorToFloat8Dynamic(x, "float8_e4m3fn", "input", false, true);
     xf.dropDecoded(); // Float8Linear keeps only x's fp8 bytes for backward
     const t0 = performance.now();

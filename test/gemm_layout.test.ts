@@ -3,7 +3,7 @@
 // a strided descriptor or from a row-major copy (for Float8Linear written by the grad_output cast), for
 // every scaling type, with and without bias, odd shapes included; and the policy's argument checks.
 import { afterAll, describe, expect, test } from "bun:test";
-import { Float8Error, float8, gemmLayoutPolicy, nn, noGrad, randn, setGemmLayoutPolicy, tidy, manualSeed, type Tensor } from "../src/index.ts";
+import { Float8Error, float8, gemmLayoutChoices, gemmLayoutPolicy, nn, noGrad, randn, setGemmLayoutPolicy, tidy, manualSeed, type Tensor } from "../src/index.ts";
 import { hpTensorToFloat8Dynamic, scaledMm } from "../src/float8/float8_tensor.ts";
 import { materializeTransposedA } from "../src/tensor/ops/gemm_layout.ts";
 
@@ -47,13 +47,15 @@ describe("GEMM layout policy", () => {
         for (const bias of [true, false]) {
           setGemmLayoutPolicy("descriptor");
           const a = step(kind, M, K, N, bias, M + K + N);
-          setGemmLayoutPolicy("materialize");
-          const b = step(kind, M, K, N, bias, M + K + N);
-          expect(b.length).toBe(a.length);
-          for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) throw new Error(`${kind} ${M},${K},${N} bias=${bias}: output ${i} differs`);
+          for (const other of ["materialize", "measure"] as const) {
+            setGemmLayoutPolicy(other);
+            const b = step(kind, M, K, N, bias, M + K + N);
+            expect(b.length).toBe(a.length);
+            for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) throw new Error(`${kind} ${M},${K},${N} bias=${bias} ${other}: output ${i} differs`);
+          }
         }
       }
-    });
+    }, 120_000);
   }
 
   test("materialize: the dynamic cast writes the transposed bf16 decode, and scaledMm reads it", () => {
@@ -89,6 +91,21 @@ describe("GEMM layout policy", () => {
     expect(gemmLayoutPolicy()).toBe("auto");
     expect(() => setGemmLayoutPolicy("rowmajor" as never)).toThrow(Float8Error);
     expect(() => setGemmLayoutPolicy("rowmajor" as never)).toThrow(/setGemmLayoutPolicy/);
+  });
+
+  test("measure: times both layouts once per GEMM shape and caches the choice", () => {
+    setGemmLayoutPolicy("measure");
+    const p = { P: 96, R: 160, Q: 64, dtype: "bfloat16" as const };
+    const first = materializeTransposedA("cpu", p);
+    const c = gemmLayoutChoices()["96,160,64,bfloat16"];
+    expect(c).toBeDefined();
+    expect(c.descriptorMs).toBeGreaterThan(0);
+    expect(c.materializeMs).toBeGreaterThan(0);
+    expect(c.materialize).toBe(c.materializeMs < 0.9 * c.descriptorMs);
+    expect(materializeTransposedA("cpu", p)).toBe(first);
+    expect(gemmLayoutChoices()["96,160,64,bfloat16"]).toEqual(c); // cached: not measured again
+    expect(materializeTransposedA("cpu")).toBe(false); // no problem given: strides
+    expect(materializeTransposedA("cuda", p)).toBe(false);
   });
 
   test("FLOAT8_CPU_GEMM_LAYOUT picks the policy at startup, and a bad value is a Float8Error", () => {

@@ -176,7 +176,8 @@ class Float8LinearFunction extends Function {
     const wDtype = w.dtype as HighPrecisionDType;
     if (cfg.isSimpleTensorwise) {
       // grad_weight reads grad_output^T: where the CPU's GEMM wants it row-major, the cast writes that layout too
-      const gf = castOperand(g2, layer.scaling.grad_output, layer, c.amaxInitialized, c.collect, true, needW && materializeTransposedA(g2.device));
+      const gf = castOperand(g2, layer.scaling.grad_output, layer, c.amaxInitialized, c.collect, true, 
+        needW && materializeTransposedA(g2.device, { P: N, R: M, Q: w.shape[1], dtype: "bfloat16" }));
       let wf = c.wf!;
       if (cfg.forceRecomputeFp8WeightInBwd) {
         if (w.backend.hostAccessible) {

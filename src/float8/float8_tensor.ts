@@ -439,7 +439,7 @@ export function scaledMm(a: Float8Tensor, b: Float8Tensor, opts: ScaledMmOptions
   let transA = !!opts.transposeA;
   let [ad, aTemp] = transA && a.decodedT ? [a.decodedT, false] : a.decodedOrTemporary();
   if (transA && ad === a.decodedT) transA = false;
-  else if (transA && materializeTransposedA(a.data.device)) {
+  else if (transA && materializeTransposedA(a.data.device, { P: M, R: K, Q: N, dtype: "bfloat16" })) {
     const t = transposed2d(ad, K, M, op);
     if (aTemp) ad.dispose();
     [ad, aTemp, transA] = [t, true, false];

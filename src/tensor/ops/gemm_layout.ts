@@ -12,19 +12,25 @@
 // row-major GEMM (bench/gemm_layouts.ts), so nothing changes there.
 //
 // The policy, process-wide:
-//   "auto"         materialise where the CPU has AMX (amx_bf16), strided descriptors elsewhere
+//   "auto"         "measure" where the CPU has AMX (amx_bf16), "descriptor" elsewhere
 //   "descriptor"   always hand the transpose to oneDNN as strides (the layout before issue 14)
 //   "materialize"  always write the transposed operand row-major first
+//   "measure"      per GEMM shape and dtype, time both once (on zero-filled scratch operands, the
+//                  first time the shape comes up) and materialise only where that is at least
+//                  10 % faster; the choice is cached for the process (gemmLayoutChoices())
 // Default "auto", or the FLOAT8_CPU_GEMM_LAYOUT environment variable.
 import { Float8Error } from "../../errors.ts";
+import type { HighPrecisionDType } from "../dtype.ts";
+import { zeros } from "../tensor.ts";
+import { gemm, transposed2d } from "./linalg.ts";
 
 /** How a CPU GEMM reads an operand stored transposed. */
-export type GemmLayoutPolicy = "auto" | "descriptor" | "materialize";
+export type GemmLayoutPolicy = "auto" | "descriptor" | "materialize" | "measure";
 
 /** The three GEMMs of a Linear (and Float8Linear). */
 export type LinearGemm = "forward" | "grad_input" | "grad_weight";
 
-const POLICIES: readonly GemmLayoutPolicy[] = ["auto", "descriptor", "materialize"];
+const POLICIES: readonly GemmLayoutPolicy[] = ["auto", "descriptor", "materialize", "measure"];
 
 function fromEnv(): GemmLayoutPolicy {
   const v = typeof process !== "undefined" ? process.env.FLOAT8_CPU_GEMM_LAYOUT : undefined;
@@ -53,8 +59,8 @@ export function cpuHasAmxBf16(): boolean {
 }
 
 /**
- * Sets how CPU GEMMs read transposed operands ("auto", "descriptor" or
- * "materialize"; see the top of src/tensor/ops/gemm_layout.ts) and returns the
+ * Sets how CPU GEMMs read transposed operands ("auto", "descriptor",
+ * "materialize" or "measure"; see the top of src/tensor/ops/gemm_layout.ts) and returns the
  * previous policy. Results are the same either way up to the GEMM kernel's
  * summation order (bit-identical on the CPUs tested).
  */
@@ -70,13 +76,64 @@ export function gemmLayoutPolicy(): GemmLayoutPolicy {
   return policy;
 }
 
+/** A GEMM problem op(a) (P, R) @ b (R, Q) whose a is stored transposed (R, P). */
+export interface TransposedAProblem {
+  P: number;
+  R: number;
+  Q: number;
+  dtype: HighPrecisionDType;
+}
+
+const choices = new Map<string, { materialize: boolean; descriptorMs: number; materializeMs: number }>();
+
+/** What the "measure" policy chose so far, per GEMM problem "P,R,Q,dtype" (times in ms, best of 2). */
+export function gemmLayoutChoices(): Record<string, { materialize: boolean; descriptorMs: number; materializeMs: number }> {
+  return Object.fromEntries(choices);
+}
+
+function measured(p: TransposedAProblem): boolean {
+  const key = `${p.P},${p.R},${p.Q},${p.dtype}`;
+  const hit = choices.get(key);
+  if (hit) return hit.materialize;
+  const op = "gemmLayout.measure";
+  const a = zeros([p.R, p.P], { dtype: p.dtype }), b = zeros([p.R, p.Q], { dtype: p.dtype });
+  const time = (fn: () => void) => {
+    const t0 = performance.now();
+    fn();
+    return performance.now() - t0;
+  };
+  const viaStrides = () => gemm(a, b, { M: p.P, K: p.R, N: p.Q, transA: true, op }).dispose();
+  const viaCopy = () => {
+    const t = transposed2d(a, p.R, p.P, op);
+    gemm(t, b, { M: p.P, K: p.R, N: p.Q, op }).dispose();
+    t.dispose();
+  };
+  try {
+    viaStrides(); // warm-up: primitive creation, first touch
+    viaCopy();
+    let d = Infinity, m = Infinity;
+    for (let i = 0; i < 2; i++) {
+      d = Math.min(d, time(viaStrides));
+      m = Math.min(m, time(viaCopy));
+    }
+    const choice = { materialize: m < 0.9 * d, descriptorMs: d, materializeMs: m };
+    choices.set(key, choice);
+    return choice.materialize;
+  } finally {
+    a.dispose();
+    b.dispose();
+  }
+}
+
 /**
  * Whether a CPU GEMM should read its A operand, stored transposed, from a
  * row-major copy written first (true) or through a strided descriptor (false).
+ * `problem` lets the "measure" policy decide per shape (without it, false).
  */
-export function materializeTransposedA(device: string): boolean {
+export function materializeTransposedA(device: string, problem?: TransposedAProblem): boolean {
   if (device !== "cpu") return false;
-  if (policy === "descriptor") return false;
-  if (policy === "materialize") return true;
-  return cpuHasAmxBf16();
+  const mode = policy === "auto" ? (cpuHasAmxBf16() ? "measure" : "descriptor") : policy;
+  if (mode === "descriptor") return false;
+  if (mode === "materialize") return true;
+  return problem !== undefined && problem.P * problem.R * problem.Q > 0 && measured(problem);
 }

@@ -157,7 +157,9 @@ export function linearGemm(which: LinearGemm, a: Tensor, b: Tensor, d: { M: numb
   if (which === "forward") return gemm(a, b, { M, K, N, transB: true, bias: d.bias ?? null, op: d.op ?? "linear" });
   const op = d.op ?? "linear.backward";
   if (which === "grad_input") return gemm(a, b, { M, K: N, N: K, op });
-  if (!materializeTransposedA(a.device) || M * N === 0) return gemm(a, b, { M: N, K: M, N: K, transA: true, op });
+  if (M * N === 0 || !materializeTransposedA(a.device, { P: N, R: M, Q: K, dtype: a.dtype as HighPrecisionDType })) {
+    return gemm(a, b, { M: N, K: M, N: K, transA: true, op });
+  }
   const gt = transposed2d(a, M, N, op);
   try {
     return gemm(gt, b, { M: N, K: M, N: K, op });
