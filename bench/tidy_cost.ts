@@ -78,20 +78,24 @@ for (const make of [readmeLoop, f8Loop]) {
   tidy(() => without.step());
   Bun.gc(true);
   const t: number[] = [], u: number[] = [];
-  const live0 = memoryStats().liveBytes;
+  let grewTidy = 0, grewWithout = 0; // native live bytes each variant's steps left behind
   for (let s = 0; s < steps; s++) {
+    let live = memoryStats().liveBytes;
     let t0 = performance.now();
     tidy(() => withTidy.step());
     t.push(performance.now() - t0);
+    grewTidy += memoryStats().liveBytes - live;
+    live = memoryStats().liveBytes;
     t0 = performance.now();
     without.step();
     u.push(performance.now() - t0);
+    grewWithout += memoryStats().liveBytes - live;
   }
-  const grew = memoryStats().liveBytes - live0;
   console.log(`\n${withTidy.name}`);
   console.log(`  inside tidy   median ${median(t).toFixed(1).padStart(8)} ms   last ${t[t.length - 1].toFixed(1).padStart(8)} ms`);
   console.log(`  without tidy  median ${median(u).toFixed(1).padStart(8)} ms   last ${u[u.length - 1].toFixed(1).padStart(8)} ms   (${(median(u) / median(t)).toFixed(2)}x the time of a step inside tidy)`);
-  console.log(`  native live bytes after ${steps} steps of each: +${(grew / 2 ** 20).toFixed(0)} MiB (all of it from the loop without tidy)`);
+  const mib = (b: number) => `${b >= 0 ? "+" : ""}${(b / 2 ** 20).toFixed(0)} MiB`;
+  console.log(`  native live bytes left by ${steps} steps: inside tidy ${mib(grewTidy)}, without tidy ${mib(grewWithout)} (freed later only by the garbage collector)`);
   withTidy.dispose();
   without.dispose();
   Bun.gc(true);
