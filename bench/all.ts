@@ -8,6 +8,9 @@ const runs: string[][] = [
   ["bench/matmul.ts", ...(full ? [] : ["--quick"])],
   ["bench/linear_float8.ts", ...(full ? [] : ["--quick"])],
   ["bench/stats.ts", ...(full ? [] : ["--quick"])],
+  ["bench/gemm_layouts.ts", ...(full ? [] : ["--quick"])],
+  ["bench/tidy_cost.ts", ...(full ? [] : ["--quick"])],
+  ["bench/vs_torch.ts", ...(full ? [] : ["--quick"])],
   ["bench/roofline.ts", "--shape-gen", "llama"],
   // torchao's remaining benchmarks (bench_padding, profile_linear_float8, bench_multi_gpu)
   ["bench/padding.ts", ...(full ? [] : ["--quick"])],

@@ -64,3 +64,29 @@ export function machineLine(): string {
   const os = require("node:os") as typeof import("node:os");
   return `${os.cpus()[0]?.model ?? "cpu"} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, bun ${Bun.version}`;
 }
+
+/** The ISA flags that decide which GEMM kernels oneDNN and torch can pick. */
+const GEMM_FLAGS = ["avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8"];
+
+/**
+ * The CPU for result rows: `lscpu`'s model name, its GEMM-relevant flags
+ * (present ones, and "no amx" where AMX is absent) and the full flag list.
+ */
+export function cpuInfo(): { model: string; gemmFlags: string; flags: string; line: string } {
+  const os = require("node:os") as typeof import("node:os");
+  const fs = require("node:fs") as typeof import("node:fs");
+  let model = os.cpus()[0]?.model ?? "cpu";
+  let flags = "";
+  try {
+    const info = fs.readFileSync("/proc/cpuinfo", "utf8");
+    model = /^model name\s*:\s*(.*)$/m.exec(info)?.[1]?.trim() ?? model;
+    flags = /^flags\s*:\s*(.*)$/m.exec(info)?.[1]?.trim() ?? "";
+  } catch {
+    // not Linux: the model from os.cpus(), no flags
+  }
+  const have = new Set(flags.split(/\s+/));
+  const present = GEMM_FLAGS.filter((f) => have.has(f));
+  const gemmFlags = flags ? present.join(" ") + (have.has("amx_bf16") ? "" : " (no amx)") : "flags unknown";
+  const line = `${model}, ${os.cpus().length} CPUs, ${gemmFlags}`;
+  return { model, gemmFlags, flags, line };
+}

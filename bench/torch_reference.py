@@ -8,6 +8,9 @@ Run it next to `bun bench/linear_float8.ts` and `bun bench/cast.ts`:
 
     pip install --no-deps --target .deps/torch <torch cpu wheel>
     PYTHONPATH=.deps/torch python3 bench/torch_reference.py [M K N]
+
+For ours and torch's side by side in one run (Linear with bias, the demo's MLP),
+`bun bench/vs_torch.ts` drives bench/torch_serve.py instead.
 """
 import sys
 import time

@@ -457,6 +457,79 @@ describe("quantize_amax (delayed scaling's cast: amax recorded in the cast's pas
   }
 });
 
+describe("quantize_transpose (both fp8 layouts and both bf16 decodes in one pass)", () => {
+  /** (rows, cols) row-major -> (cols, rows) row-major. */
+  function transposeOf<T extends Uint8Array | Uint16Array>(a: T, rows: number, cols: number): T {
+    const out = new (a.constructor as new (n: number) => T)(rows * cols);
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c]!;
+    return out;
+  }
+  const eq = (a: ArrayBufferView, b: ArrayBufferView) =>
+    Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
+  for (const isa of ISAS) {
+    test(`equals quantize_decode and its transpose bit for bit on the ${ISA_NAMES[isa]} path (edge tiles, NaN/inf, both dtypes, any subset of outputs)`, () => {
+      withIsa(isa, () =>
+        fc.assert(
+          fc.property(
+            fc.integer({ min: 0, max: 150 }), fc.integer({ min: 0, max: 150 }), fc.integer({ min: 1, max: 1 << 30 }), fc.constantFrom(...FORMATS),
+            fc.boolean(), fc.constantFrom(0.37, 1, 448, 3e4), fc.integer({ min: -1, max: 2 }), fc.integer({ min: 1, max: 15 }),
+            (rows, cols, seed, f, bf16, scale, special, mask) => {
+              const n = rows * cols;
+              const x32 = randn(n, seed, 3);
+              if (n > 0 && special >= 0) x32[seed % n] = [NaN, -Infinity, 0][special]!;
+              const x = bf16 ? Uint16Array.from(x32, toBf16Bits) : x32;
+              const code = bf16 ? BF16 : F32, s = Float32Array.of(scale);
+              const wantQ = new Uint8Array(n), wantD = new Uint16Array(n);
+              expect(lib.fp8_cpu_quantize_decode(wantQ, wantD, f.dtype, x, code, n, s)).toBe(0);
+              const q = new Uint8Array(n).fill(0xa5), qt = new Uint8Array(n).fill(0xa5);
+              const d = new Uint16Array(n).fill(0xa5a5), dt = new Uint16Array(n).fill(0xa5a5);
+              const [wq, wqt, wd, wdt] = [1, 2, 4, 8].map((b) => (mask & b) !== 0);
+              expect(lib.fp8_cpu_quantize_transpose(wq ? q : null, wqt ? qt : null, wd ? d : null, wdt ? dt : null, f.dtype, x, code, rows, cols, s)).toBe(0);
+              return (!wq || eq(q, wantQ)) && (!wqt || eq(qt, transposeOf(wantQ, rows, cols))) &&
+                (!wd || eq(d, wantD)) && (!wdt || eq(dt, transposeOf(wantD, rows, cols)));
+            },
+          ),
+          { numRuns: 40 },
+        ),
+      );
+    });
+  }
+
+  test("large shapes across the threaded split match too (1000 x 700, 64 x 4099)", () => {
+    for (const [rows, cols] of [[1000, 700], [64, 4099]]) {
+      const n = rows * cols;
+      const x = randn(n, rows + cols, 2);
+      const s = Float32Array.of(100);
+      const wantQ = new Uint8Array(n), wantD = new Uint16Array(n);
+      expect(lib.fp8_cpu_quantize_decode(wantQ, wantD, E5M2, x, F32, n, s)).toBe(0);
+      const q = new Uint8Array(n), qt = new Uint8Array(n), d = new Uint16Array(n), dt = new Uint16Array(n);
+      expect(lib.fp8_cpu_quantize_transpose(q, qt, d, dt, E5M2, x, F32, rows, cols, s)).toBe(0);
+      expect(eq(q, wantQ)).toBe(true);
+      expect(eq(qt, transposeOf(wantQ, rows, cols))).toBe(true);
+      expect(eq(d, wantD)).toBe(true);
+      expect(eq(dt, transposeOf(wantD, rows, cols))).toBe(true);
+    }
+  });
+
+  const f4 = new Float32Array(4), b4 = new Uint8Array(4), s1 = Float32Array.of(1);
+  const bad: [string, () => number][] = [
+    ["no output at all", () => lib.fp8_cpu_quantize_transpose(null, null, null, null, E4M3, f4, F32, 2, 2, s1)],
+    ["a NULL scale", () => lib.fp8_cpu_quantize_transpose(b4, null, null, null, E4M3, f4, F32, 2, 2, null)],
+    ["a NULL src", () => lib.fp8_cpu_quantize_transpose(b4, null, null, null, E4M3, null, F32, 2, 2, s1)],
+    ["a bfloat16 target", () => lib.fp8_cpu_quantize_transpose(b4, null, null, null, BF16, f4, F32, 2, 2, s1)],
+    ["an fp8 source", () => lib.fp8_cpu_quantize_transpose(b4, null, null, null, E4M3, b4, E5M2, 2, 2, s1)],
+    ["rows < 0", () => lib.fp8_cpu_quantize_transpose(b4, null, null, null, E5M2, f4, F32, -2, 2, s1)],
+    ["rows x cols overflowing int64", () => lib.fp8_cpu_quantize_transpose(b4, null, null, null, E5M2, f4, F32, 2 ** 40, 2 ** 40, s1)],
+  ];
+  for (const [what, call] of bad) {
+    test(`rejects ${what} with an error naming fp8_cpu_quantize_transpose`, () => {
+      expect(call()).toBe(-1);
+      expect(lastError()).toStartWith("fp8_cpu_quantize_transpose:");
+    });
+  }
+});
+
 describe("quantize_dynamic (amax, scale and cast in one call)", () => {
   /** The two-call path it replaces: amax_to_scale, [round down to 2^k], quantize_decode. */
   function twoCalls(x: Float32Array | Uint16Array, dtype: number, clamp: number, pow2: number) {

@@ -137,6 +137,18 @@ FP8_API int32_t fp8_cpu_quantize_decode(void *dst_fp8, void *dst_decoded, int32_
                                         const void *src, int32_t src_dtype, int64_t n,
                                         const float *scale);
 
+/* Quantize with both layouts in one pass (issue 14; the CPU twin of
+ * fp8_cuda_quantize_transpose): src (rows, cols) F32/BF16 row-major, each
+ * output optional (NULL skips it, at least one given): dst_fp8 (rows, cols)
+ * <- sat_rne(f32(src) * *scale) as fp8_cpu_quantize writes it, dst_fp8_t
+ * (cols, rows) <- the same bytes transposed, dst_decoded (rows, cols) BF16 and
+ * dst_decoded_t (cols, rows) BF16 <- the exact value of each fp8 byte
+ * (unscaled), in the layout the CPU's bf16 GEMM reads fastest. */
+FP8_API int32_t fp8_cpu_quantize_transpose(void *dst_fp8, void *dst_fp8_t, void *dst_decoded,
+                                           void *dst_decoded_t, int32_t fp8_dtype,
+                                           const void *src, int32_t src_dtype, int64_t rows,
+                                           int64_t cols, const float *scale);
+
 /* Delayed scaling's cast in one pass: dst_fp8 (n) <- sat_rne(f32(src) * *scale),
  * dst_decoded (n) BF16 <- the exact value of each fp8 byte when non-NULL, and
  * *amax_out <- max |src| (NaN if any), as fp8_cpu_amax gives it: the amax the

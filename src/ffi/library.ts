@@ -36,6 +36,7 @@ export const symbols = {
   fp8_cpu_fp8_stats: { args: [P, P, P, P, i32, I64], returns: i32 },
   fp8_cpu_quantize_decode: { args: [P, P, i32, P, i32, I64, P], returns: i32 },
   fp8_cpu_quantize_amax: { args: [P, P, i32, P, i32, I64, P, P], returns: i32 },
+  fp8_cpu_quantize_transpose: { args: [P, P, P, P, i32, P, i32, I64, I64, P], returns: i32 },
   fp8_cpu_quantize_dynamic: { args: [P, P, i32, P, i32, I64, P, P, i32, i32], returns: i32 },
   fp8_cpu_cast_stats: { args: [P, P, P, P, P, i32, P, i32, P, i32, I64, I64], returns: i32 },
 

@@ -17,6 +17,7 @@ import { Tensor, full, zeros } from "../tensor/tensor.ts";
 import { collectCastStats, type CastStats } from "./stats.ts";
 import { reshape, reshapeOwned, transpose } from "../tensor/ops/movement.ts";
 import { gemm } from "../tensor/ops/linalg.ts";
+import { materializeTransposedA } from "../tensor/ops/gemm_layout.ts";
 import { sumTo } from "../tensor/ops/reduce.ts";
 import { Linear } from "../nn/layers.ts";
 import { CastConfig, Float8LinearConfig, ScalingGranularity, ScalingType } from "./config.ts";
@@ -60,7 +61,7 @@ export class RoleScaling {
  * Casts x to float8 for `st.role` under its scaling type (the one helper for
  * every role). withDecoded keeps the exact bf16 decode for the CPU GEMM (tensorwise).
  */
-function castToFloat8(x: Tensor, st: RoleScaling, amaxInitialized: boolean, withDecoded = false): Float8Tensor {
+function castToFloat8(x: Tensor, st: RoleScaling, amaxInitialized: boolean, withDecoded = false, withDecodedT = false): Float8Tensor {
   const distributed = st.castOverride?.(x); // see RoleScaling.castOverride
   if (distributed) return distributed;
   const cfg = st.config;
@@ -68,13 +69,13 @@ function castToFloat8(x: Tensor, st: RoleScaling, amaxInitialized: boolean, with
   if (cfg.scalingGranularity === ScalingGranularity.AXISWISE) {
     return hpTensorToFloat8Axiswise(x, st.float8Dtype, st.role, st.roundPow2);
   }
-  if (cfg.scalingType === ScalingType.DYNAMIC) return hpTensorToFloat8Dynamic(x, st.float8Dtype, st.role, st.roundPow2, withDecoded);
-  if (cfg.scalingType === ScalingType.STATIC) return hpTensorAndScaleToFloat8(x, st.staticScale!, st.float8Dtype, st.role, withDecoded);
+  if (cfg.scalingType === ScalingType.DYNAMIC) return hpTensorToFloat8Dynamic(x, st.float8Dtype, st.role, st.roundPow2, withDecoded, withDecodedT);
+  if (cfg.scalingType === ScalingType.STATIC) return hpTensorAndScaleToFloat8(x, st.staticScale!, st.float8Dtype, st.role, withDecoded, null, withDecodedT);
   // DELAYED
   const op = `Float8Linear.cast(${st.role})`;
   if (!amaxInitialized) initializeAmaxHistory(x, st, op);
   // cast with the current scale, recording this tensor's amax for the next sync (one pass on the CPU)
-  return hpTensorAndScaleToFloat8(x, st.scale!, st.float8Dtype, st.role, withDecoded, st.amax!);
+  return hpTensorAndScaleToFloat8(x, st.scale!, st.float8Dtype, st.role, withDecoded, st.amax!, withDecodedT);
 }
 
 /**
@@ -97,9 +98,14 @@ export function initializeAmaxHistory(x: Tensor, st: RoleScaling, op: string): v
   }
 }
 
-/** Casts for one GEMM, recording telemetry when the layer collects it this step. */
-function castOperand(x: Tensor, st: RoleScaling, layer: Float8Linear, amaxInitialized: boolean, collect: boolean, withDecoded = false): Float8Tensor {
-  const f = castToFloat8(x, st, amaxInitialized, withDecoded);
+/**
+ * Casts for one GEMM, recording telemetry when the layer collects it this step. withDecodedT (CPU) also
+ * writes the transposed bf16 decode, for a GEMM that reads x^T row-major (src/tensor/ops/gemm_layout.ts).
+ */
+function castOperand(
+  x: Tensor, st: RoleScaling, layer: Float8Linear, amaxInitialized: boolean, collect: boolean, withDecoded = false, withDecodedT = false,
+): Float8Tensor {
+  const f = castToFloat8(x, st, amaxInitialized, withDecoded, withDecodedT);
   if (collect) layer.recordStats(st.role, x, f);
   return f;
 }
@@ -191,7 +197,9 @@ class Float8LinearFunction extends Function {
     let gradInput: Tensor | null = null, gradWeight: Tensor | null = null;
     const wDtype = w.dtype as HighPrecisionDType;
     if (cfg.isSimpleTensorwise) {
-      const gf = castOperand(g2, layer.scaling.grad_output, layer, c.amaxInitialized, c.collect, true);
+      // grad_weight reads grad_output^T: where the CPU's GEMM wants it row-major, the cast writes that layout too
+      const gf = castOperand(g2, layer.scaling.grad_output, layer, c.amaxInitialized, c.collect, true, 
+        needW && materializeTransposedA(g2.device, { P: N, R: M, Q: w.shape[1], dtype: "bfloat16" }));
       let wf = c.wf!;
       if (cfg.forceRecomputeFp8WeightInBwd) {
         if (w.backend.hostAccessible) {

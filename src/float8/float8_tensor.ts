@@ -8,7 +8,8 @@ import { DTYPE_CODE, FP8_MAX, isFloat8, isHighPrecision, type Float8DType, type 
 import { fmtShape } from "../tensor/shape.ts";
 import { Tensor, tensor } from "../tensor/tensor.ts";
 import { backendFor, roundPow2Bits, type Device } from "../tensor/backend/index.ts";
-import { gemm } from "../tensor/ops/linalg.ts";
+import { gemm, transposed2d } from "../tensor/ops/linalg.ts";
+import { materializeTransposedA } from "../tensor/ops/gemm_layout.ts";
 import { expand, reshapeOwned, transpose } from "../tensor/ops/movement.ts";
 import { add, convert, div, mul } from "../tensor/ops/elementwise.ts";
 
@@ -42,6 +43,12 @@ export class Float8Tensor {
      * operands, so the backward GEMMs need this layout). null when not kept.
      */
     public transposed: Tensor | null = null,
+    /**
+     * CPU: the bf16 decode stored transposed (cols, rows), written by the cast in
+     * the same pass where the CPU's GEMM reads a transposed operand fastest from a
+     * row-major copy (src/tensor/ops/gemm_layout.ts). null when not kept.
+     */
+    public decodedT: Tensor | null = null,
   ) {
     if (!isFloat8(data.dtype)) throw new Float8Error("Float8Tensor", `data must be a float8 tensor, got ${data.dtype}`);
     const want = axiswise ? data.shape[0] : 1;
@@ -80,10 +87,12 @@ export class Float8Tensor {
     return out;
   }
 
-  /** Frees the cached bf16 decode (the fp8 bytes stay). */
+  /** Frees the cached bf16 decodes, both layouts (the fp8 bytes stay). */
   dropDecoded(): void {
     this.decoded?.dispose();
     this.decoded = null;
+    this.decodedT?.dispose();
+    this.decodedT = null;
   }
 
   /** Frees the cached transposed copy (the fp8 bytes stay). */
@@ -220,9 +229,23 @@ function castOutputs(x: Tensor, float8Dtype: Float8DType, withDecoded: boolean):
  * amaxOut (delayed scaling) receives max |x| for the next sync; the CPU takes
  * it in the cast's own pass over x.
  */
-function castWithScale(x: Tensor, scale: Tensor, float8Dtype: Float8DType, role: GemmInputRole, withDecoded: boolean, amaxOut: Tensor | null = null): Float8Tensor {
+function castWithScale(
+  x: Tensor, scale: Tensor, float8Dtype: Float8DType, role: GemmInputRole, withDecoded: boolean, amaxOut: Tensor | null = null, withDecodedT = false,
+): Float8Tensor {
   const op = "toFloat8Saturated";
   const origDtype = x.dtype as HighPrecisionDType;
+  if (withDecodedT && x.backend.hostAccessible && x.ndim === 2) {
+    // the CPU's transposed bf16 decode for a GEMM that reads x^T (and the row-major one when asked), one pass over x
+    checkHp(x, op);
+    checkFp8Dtype(float8Dtype, op);
+    if (amaxOut) x.backend.amax(amaxOut.ptrFor(op), x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel, op);
+    const [rows, cols] = x.shape;
+    const [data, decoded] = castOutputs(x, float8Dtype, withDecoded);
+    const decodedT = Tensor.empty([cols, rows], "bfloat16", x.device);
+    check(lib.fp8_cpu_quantize_transpose(data.ptrFor(op), null, decoded?.ptrFor(op) ?? null, decodedT.ptrFor(op), DTYPE_CODE[float8Dtype],
+      x.ptrFor(op), DTYPE_CODE[x.dtype], rows, cols, scale.ptrFor(op)), op);
+    return new Float8Tensor(data, scale, origDtype, role, false, decoded, null, decodedT);
+  }
   if (withDecoded && !x.backend.hostAccessible && x.ndim === 2) {
     if (amaxOut) x.backend.amax(amaxOut.ptrFor(op), x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel, op);
     const [data, dataT] = toFloat8SaturatedWithTranspose(x, scale, float8Dtype);
@@ -249,12 +272,12 @@ function castWithScale(x: Tensor, scale: Tensor, float8Dtype: Float8DType, role:
  * amaxOut, a one-element float32 tensor, receives max |x| (delayed scaling's record).
  */
 export function hpTensorAndScaleToFloat8(
-  x: Tensor, scale: Tensor, float8Dtype: Float8DType, role: GemmInputRole, withDecoded = false, amaxOut: Tensor | null = null,
+  x: Tensor, scale: Tensor, float8Dtype: Float8DType, role: GemmInputRole, withDecoded = false, amaxOut: Tensor | null = null, withDecodedT = false,
 ): Float8Tensor {
   if (amaxOut && (amaxOut.dtype !== "float32" || amaxOut.numel !== 1 || amaxOut.device !== x.device)) {
     throw new Float8Error("hpTensorAndScaleToFloat8", `amaxOut must be a one-element float32 tensor on ${x.device}, got shape ${fmtShape(amaxOut.shape)} dtype ${amaxOut.dtype} on ${amaxOut.device}`);
   }
-  return castWithScale(x, scale.detach(), float8Dtype, role, withDecoded, amaxOut);
+  return castWithScale(x, scale.detach(), float8Dtype, role, withDecoded, amaxOut, withDecodedT);
 }
 
 /**
@@ -269,12 +292,18 @@ export function roundScaleDownToPowerOf2(s: number): number {
   return new Float32Array(bits.buffer)[0];
 }
 
-/** Dynamic cast: scale from x's own amax (rounded down to a power of 2 when asked); withDecoded keeps the bf16 decode. */
-export function hpTensorToFloat8Dynamic(x: Tensor, float8Dtype: Float8DType, role: GemmInputRole, roundPow2 = false, withDecoded = false): Float8Tensor {
+/**
+ * Dynamic cast: scale from x's own amax (rounded down to a power of 2 when asked); withDecoded keeps the bf16
+ * decode, withDecodedT (CPU, 2-D x) also its transposed layout, written in the same pass.
+ */
+export function hpTensorToFloat8Dynamic(
+  x: Tensor, float8Dtype: Float8DType, role: GemmInputRole, roundPow2 = false, withDecoded = false, withDecodedT = false,
+): Float8Tensor {
   const op = "hpTensorToFloat8Dynamic";
   checkHp(x, op);
   checkFp8Dtype(float8Dtype, op);
-  if (!(withDecoded && !x.backend.hostAccessible && x.ndim === 2)) {
+  const transposedDecode = withDecodedT && x.backend.hostAccessible && x.ndim === 2;
+  if (!transposedDecode && !(withDecoded && !x.backend.hostAccessible && x.ndim === 2)) {
     // amax, scale and cast in one call (on the CPU one read of x, plus the bf16 decode when asked)
     const [data, decoded] = castOutputs(x, float8Dtype, withDecoded);
     const scale = Tensor.empty([1], "float32", x.device);
@@ -282,11 +311,11 @@ export function hpTensorToFloat8Dynamic(x: Tensor, float8Dtype: Float8DType, rol
       x.numel, null, scale.ptrFor(op), x.dtype === "float16" ? 1 : 0, roundPow2 ? 1 : 0, op);
     return new Float8Tensor(data, scale, x.dtype as HighPrecisionDType, role, false, decoded);
   }
-  // a device's transposed layout for the backward GEMMs
+  // a device's transposed layout for the backward GEMMs, or the CPU's transposed decode
   const [scale, amax] = tensorToScale(x, float8Dtype);
   amax.dispose();
   if (roundPow2) x.backend.roundScalesToPowerOf2(scale.ptrFor(op), 1, op);
-  return castWithScale(x, scale, float8Dtype, role, withDecoded);
+  return castWithScale(x, scale, float8Dtype, role, withDecoded, null, transposedDecode);
 }
 
 /**
@@ -414,10 +443,19 @@ export function scaledMm(a: Float8Tensor, b: Float8Tensor, opts: ScaledMmOptions
   // f32(1/scale_b) in the epilogue: what fp8_cpu_scaled_mm computes, without
   // decoding an operand twice. (f64 then f32 rounding of 1/s and of the product
   // equals the f32 operations: binary64 has more than 2 * 24 + 2 bits.)
+  // A transposed a is read row-major where this CPU's GEMM is faster so (src/tensor/ops/gemm_layout.ts):
+  // from the transposed decode its cast wrote, or else from a transpose made now.
   const alpha = Math.fround(Math.fround(1 / a.scale.item()) * Math.fround(1 / b.scale.item()));
-  const [ad, aTemp] = a.decodedOrTemporary();
+  let transA = !!opts.transposeA;
+  let [ad, aTemp] = transA && a.decodedT ? [a.decodedT, false] : a.decodedOrTemporary();
+  if (transA && ad === a.decodedT) transA = false;
+  else if (transA && materializeTransposedA(a.data.device, { P: M, R: K, Q: N, dtype: "bfloat16" })) {
+    const t = transposed2d(ad, K, M, op);
+    if (aTemp) ad.dispose();
+    [ad, aTemp, transA] = [t, true, false];
+  }
   const [bd, bTemp] = b.decodedOrTemporary();
-  const c = gemm(ad, bd, { M, K, N, transA: !!opts.transposeA, transB: !!opts.transposeB, alpha, bias, outDtype, op });
+  const c = gemm(ad, bd, { M, K, N, transA, transB: !!opts.transposeB, alpha, bias, outDtype, op });
   if (aTemp) ad.dispose();
   if (bTemp) bd.dispose();
   return reshapeOwned(c, [M, N]);

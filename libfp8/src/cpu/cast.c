@@ -12,6 +12,7 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "cast_kernels.h"
 #include "fp8_ref.h"
@@ -666,5 +667,108 @@ int32_t fp8_cpu_cast_stats(int64_t *clipped, int64_t *underflow, double *ref_sq,
     *underflow = u;
     *ref_sq = rs;
     *err_sq = es;
+    return FP8_OK;
+}
+
+/* ---- quantize + transpose: both fp8 layouts (and bf16 decodes) in one pass -- */
+
+/* 8x8 bytes transposed in registers: in[r] holds row r's 8 bytes (little
+ * endian: byte c is column c); out[c] gets column c. Three rounds of masked
+ * swaps (2x2 blocks of 4x4, of 2x2, of single bytes), plain 64-bit integer
+ * code that every compiler keeps in registers. */
+static inline void transpose8x8_u8(const uint8_t *src, int64_t src_stride, uint8_t *dst,
+                                   int64_t dst_stride) {
+    uint64_t x[8];
+    for (int r = 0; r < 8; ++r) memcpy(&x[r], src + r * src_stride, 8);
+    for (int r = 0; r < 4; ++r) { /* swap the off-diagonal 4x4 blocks */
+        const uint64_t t = ((x[r] >> 32) ^ x[r + 4]) & 0x00000000FFFFFFFFull;
+        x[r] ^= t << 32;
+        x[r + 4] ^= t;
+    }
+    for (int b = 0; b < 8; b += 4)
+        for (int r = b; r < b + 2; ++r) { /* 2x2 blocks inside each 4x4 */
+            const uint64_t t = ((x[r] >> 16) ^ x[r + 2]) & 0x0000FFFF0000FFFFull;
+            x[r] ^= t << 16;
+            x[r + 2] ^= t;
+        }
+    for (int r = 0; r < 8; r += 2) { /* single bytes inside each 2x2 */
+        const uint64_t t = ((x[r] >> 8) ^ x[r + 1]) & 0x00FF00FF00FF00FFull;
+        x[r] ^= t << 8;
+        x[r + 1] ^= t;
+    }
+    for (int c = 0; c < 8; ++c) memcpy(dst + c * dst_stride, &x[c], 8);
+}
+
+enum { QT_TILE = 64 };
+
+/* One tile, rows [r0, r0 + th) x cols [c0, c0 + tw) of src (rows, cols): the
+ * tile is quantized row by row into an L1 buffer with the ISA's quantize
+ * kernel, written out row-major and transposed (8x8 byte blocks), and each
+ * requested bf16 decode is made from the buffer with the ISA's decode kernel.
+ * Arguments valid; th, tw <= QT_TILE. */
+static void quantize_transpose_tile(uint8_t *q, uint8_t *qt, uint16_t *d, uint16_t *dt,
+                                    int32_t fp8_dtype, const void *src, int32_t src_dtype,
+                                    int64_t rows, int64_t cols, int64_t r0, int64_t c0, int64_t th,
+                                    int64_t tw, float s) {
+    const fp8_cast_kernels *k = kernels();
+    uint8_t tile[QT_TILE * QT_TILE], tile_t[QT_TILE * QT_TILE];
+    if ((th | tw) & 7) memset(tile, 0, sizeof tile); /* edge tile: defined bytes past the corner */
+    for (int64_t r = 0; r < th; ++r) {
+        const int64_t at = (r0 + r) * cols + c0;
+        uint8_t *row = tile + r * QT_TILE;
+        if (src_dtype == FP8_DTYPE_F32)
+            k->quantize_f32(row, (const float *)src + at, tw, s, fp8_dtype, 0);
+        else
+            k->quantize_bf16(row, (const uint16_t *)src + at, tw, s, fp8_dtype, 0);
+        if (q) memcpy(q + at, row, (size_t)tw);
+        if (d) k->decode_bf16(d + at, row, tw, fp8_dtype, 1.0f, 0);
+    }
+    if (!qt && !dt) return;
+    /* transpose the valid th x tw corner: whole 8x8 blocks (the buffer is
+     * QT_TILE wide, so a block past th or tw reads stale bytes that land
+     * past the valid corner of tile_t and are never written out) */
+    for (int64_t r = 0; r < th; r += 8)
+        for (int64_t c = 0; c < tw; c += 8)
+            transpose8x8_u8(tile + r * QT_TILE + c, QT_TILE, tile_t + c * QT_TILE + r, QT_TILE);
+    for (int64_t c = 0; c < tw; ++c) {
+        const int64_t at = (c0 + c) * rows + r0;
+        const uint8_t *col = tile_t + c * QT_TILE;
+        if (qt) memcpy(qt + at, col, (size_t)th);
+        if (dt) k->decode_bf16(dt + at, col, th, fp8_dtype, 1.0f, 0);
+    }
+}
+
+int32_t fp8_cpu_quantize_transpose(void *dst_fp8, void *dst_fp8_t, void *dst_decoded,
+                                   void *dst_decoded_t, int32_t fp8_dtype, const void *src,
+                                   int32_t src_dtype, int64_t rows, int64_t cols,
+                                   const float *scale) {
+    static const char fn[] = "fp8_cpu_quantize_transpose";
+    FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+    FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
+    FP8_REQUIRE(rows >= 0 && cols >= 0, fn, "rows=%lld and cols=%lld must be >= 0",
+                (long long)rows, (long long)cols);
+    FP8_REQUIRE(cols == 0 || rows <= INT64_MAX / cols, fn, "rows=%lld x cols=%lld overflows int64",
+                (long long)rows, (long long)cols);
+    const int64_t n = rows * cols;
+    FP8_REQUIRE(dst_fp8 || dst_fp8_t || dst_decoded || dst_decoded_t || n == 0, fn,
+                "every output is NULL (rows=%lld, cols=%lld): nothing to write", (long long)rows,
+                (long long)cols);
+    FP8_REQUIRE_DATA(src, n, fn);
+    FP8_REQUIRE_PTR(scale, fn);
+    if (n == 0) return FP8_OK;
+    const float s = *scale;
+    const int64_t row_tiles = (rows + QT_TILE - 1) / QT_TILE;
+    const int64_t col_tiles = (cols + QT_TILE - 1) / QT_TILE;
+    const int64_t tiles = row_tiles * col_tiles;
+    /* tiles in row-major order, handed out on demand (a thread that loses its
+     * core on a shared machine does not hold the others back) */
+#pragma omp parallel for schedule(dynamic, 4) if (n >= FP8_PARALLEL_MIN)
+    for (int64_t t = 0; t < tiles; ++t) {
+        const int64_t r0 = (t / col_tiles) * QT_TILE, c0 = (t % col_tiles) * QT_TILE;
+        const int64_t th = rows - r0 < QT_TILE ? rows - r0 : QT_TILE;
+        const int64_t tw = cols - c0 < QT_TILE ? cols - c0 : QT_TILE;
+        quantize_transpose_tile(dst_fp8, dst_fp8_t, dst_decoded, dst_decoded_t, fp8_dtype, src,
+                                src_dtype, rows, cols, r0, c0, th, tw, s);
+    }
     return FP8_OK;
 }

@@ -90,19 +90,8 @@ export const cpuBackend: Backend = {
     check(lib.fp8_cpu_quantize_decode(dst, decoded, fp8, src, sd, n, scale), op),
   quantizeDynamic: (dst, decoded, fp8, src, sd, n, amax, scale, clamp, p2, op) =>
     check(lib.fp8_cpu_quantize_dynamic(dst, decoded, fp8, src, sd, n, amax, scale, clamp, p2), op),
-  quantizeTranspose: (dst, dstT, fp8, src, sd, rows, cols, scale, op) => {
-    const n = rows * cols;
-    const tmp = dst ?? nativeAlloc(n);
-    try {
-      check(lib.fp8_cpu_quantize(tmp, fp8, src, sd, n, scale), op);
-      if (dstT && n > 0) {
-        const dims = BigInt64Array.from([BigInt(cols), BigInt(rows)]);
-        check(lib.fp8_cpu_copy_strided(dstT, BigInt64Array.from([BigInt(rows), 1n]), tmp, BigInt64Array.from([1n, BigInt(cols)]), dims, 2, 1), op);
-      }
-    } finally {
-      if (!dst) nativeFree(tmp);
-    }
-  },
+  quantizeTranspose: (dst, dstT, fp8, src, sd, rows, cols, scale, op) =>
+    check(lib.fp8_cpu_quantize_transpose(dst, dstT, null, null, fp8, src, sd, rows, cols, scale), op),
   dequantize: (dst, dd, src, fp8, n, scale, op) => check(lib.fp8_cpu_dequantize(dst, dd, src, fp8, n, scale), op),
   quantizeRowwise: (dst, scale, fp8, src, sd, rows, cols, p2, op) => check(lib.fp8_cpu_quantize_rowwise(dst, scale, fp8, src, sd, rows, cols, p2), op),
   roundScalesToPowerOf2: (scale, n) => {

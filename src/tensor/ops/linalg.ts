@@ -1,5 +1,7 @@
 // linalg.ts — matmul and linear on oneDNN (fp8_cpu_matmul), with gradients.
-// Transposed operands are passed as flags, never materialised.
+// Transposed operands are passed as flags, except where the CPU's fastest GEMM
+// kernel wants them row-major (src/tensor/ops/gemm_layout.ts): there a
+// Linear's grad_weight GEMM transposes grad_output first.
 import { Float8Error } from "../../errors.ts";
 import { record } from "../../autograd/graph.ts";
 import { DTYPE_CODE, type HighPrecisionDType } from "../dtype.ts";
@@ -7,6 +9,7 @@ import { numel } from "../shape.ts";
 import { Tensor } from "../tensor.ts";
 import { describe, floatOperands } from "./common.ts";
 import { copyRegion, reshape, reshapeOwned } from "./movement.ts";
+import { materializeTransposedA, type LinearGemm } from "./gemm_layout.ts";
 import { sum, sumTo } from "./reduce.ts";
 
 /** Options of the raw GEMM. */
@@ -121,15 +124,46 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null): Tensor {
   }
   const N = w.shape[0];
   const M = numel(x.shape.slice(0, -1));
-  const out = reshapeOwned(gemm(x, w, { M, K, N, transB: true, bias, op: "linear" }), [...x.shape.slice(0, -1), N]);
+  const out = reshapeOwned(linearGemm("forward", x, w, { M, K, N, bias }), [...x.shape.slice(0, -1), N]);
   return record(out, "linear", [x, w, bias ?? null], (g) => linearBackward(g, x, w, bias ?? null, M, K, N));
 }
 
 /** Gradients of linear: dx = g @ w, dw = g^T @ x, db = sum of g over rows. */
 export function linearBackward(g: Tensor, x: Tensor, w: Tensor, bias: Tensor | null, M: number, K: number, N: number): (Tensor | null)[] {
   const op = "linear.backward";
-  const gx = x.requiresGrad ? reshapeOwned(gemm(g, w, { M, K: N, N: K, op }), x.shape) : null;
-  const gw = w.requiresGrad ? reshapeOwned(gemm(g, x, { M: N, K: M, N: K, transA: true, op }), w.shape) : null;
+  const gx = x.requiresGrad ? reshapeOwned(linearGemm("grad_input", g, w, { M, K, N, op }), x.shape) : null;
+  const gw = w.requiresGrad ? reshapeOwned(linearGemm("grad_weight", g, x, { M, K, N, op }), w.shape) : null;
   const gb = bias?.requiresGrad ? sumTo(reshape(g, [M, N]), [N]) : null;
   return [gx, gw, gb];
+}
+
+/** a (rows, cols) stored row-major, copied to a new (cols, rows) row-major tensor (one pass; not recorded). */
+export function transposed2d(a: Tensor, rows: number, cols: number, op: string): Tensor {
+  const t = Tensor.empty([cols, rows], a.dtype, a.device);
+  copyRegion(t, 0, [1, rows], a, 0, [cols, 1], [rows, cols], op);
+  return t;
+}
+
+/**
+ * One of the three GEMMs of a Linear y = x @ w^T + bias (x (M, K), w (N, K), g = dL/dy (M, N)),
+ * in the operand layouts that src/tensor/ops/gemm_layout.ts picks for this device:
+ *   "forward"      linearGemm("forward", x, w)      -> (M, N), bias fused
+ *   "grad_input"   linearGemm("grad_input", g, w)   -> (M, K) = g @ w
+ *   "grad_weight"  linearGemm("grad_weight", g, x)  -> (N, K) = g^T @ x
+ * Returns a raw (1, rows, cols) tensor (reshape it).
+ */
+export function linearGemm(which: LinearGemm, a: Tensor, b: Tensor, d: { M: number; K: number; N: number; bias?: Tensor | null; op?: string }): Tensor {
+  const { M, K, N } = d;
+  if (which === "forward") return gemm(a, b, { M, K, N, transB: true, bias: d.bias ?? null, op: d.op ?? "linear" });
+  const op = d.op ?? "linear.backward";
+  if (which === "grad_input") return gemm(a, b, { M, K: N, N: K, op });
+  if (M * N === 0 || !materializeTransposedA(a.device, { P: N, R: M, Q: K, dtype: a.dtype as HighPrecisionDType })) {
+    return gemm(a, b, { M: N, K: M, N: K, transA: true, op });
+  }
+  const gt = transposed2d(a, M, N, op);
+  try {
+    return gemm(gt, b, { M: N, K: M, N: K, op });
+  } finally {
+    gt.dispose();
+  }
 }

@@ -1,0 +1,239 @@
+// vs_torch.ts — this library against torch 2.x on the same CPU, side by side in one run.
+//   bun bench/vs_torch.ts [--threads 2] [--rounds 7] [--shapes 1024,2048,1024;4096,2048,4096]
+//                         [--no-mlp] [--batch 128] [--quick] [--python python3] [--json]
+// Cases (bf16 weights, fwd+bwd, each step of ours inside tidy):
+//   Linear with bias at each M,K,N: torch's nn.Linear, our nn.Linear, our Float8Linear (dynamic)
+//   the demo's MLP (examples/demo.ts: 784-512-512-10, batch 128, AdamW, cross entropy): torch vs our bf16
+// torch runs as a child process (bench/torch_serve.py, PYTHONPATH=.deps/torch) that executes one
+// step per request; the two sides take turns within each round (the order swaps every round,
+// with a pause between sides so neither shares the cores with the other's spinning OpenMP
+// threads), so both see the same machine load. Both sides use --threads threads.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { nn, float8, optim, randn, tensor, tidy, noGrad, manualSeed, type Tensor } from "../src/index.ts";
+import { check, lib } from "../src/ffi/index.ts";
+import { buildModel } from "../examples/demo.ts";
+import { argValue, cpuInfo, hasFlag } from "./harness.ts";
+
+if (hasFlag("help") || hasFlag("h")) {
+  console.log(`usage: bun bench/vs_torch.ts [options]
+  --threads T     threads for both sides (default 2)
+  --rounds R      rounds; each runs every case on both sides (default 7)
+  --shapes S      Linear shapes "M,K,N;M,K,N" (default 1024,2048,1024;4096,2048,4096)
+  --no-mlp        skip the demo's MLP
+  --batch B       the MLP's batch (default 128, the demo's)
+  --quick         small shapes, 2 rounds (smoke test)
+  --python P      the Python with torch (default python3; PYTHONPATH gets .deps/torch)
+  --json          also print one JSON line per case
+Prints each case's median ms per step on each side and ours/torch as speed (torch ms / our ms:
+above 1 means ours is faster), plus the median of the per-round ratios.`);
+  process.exit(0);
+}
+
+const quick = hasFlag("quick");
+const threads = Number(argValue("threads", "2"));
+const rounds = Number(argValue("rounds", quick ? "2" : "7"));
+const batch = Number(argValue("batch", "128"));
+const withMlp = !hasFlag("no-mlp");
+const python = argValue("python", "python3")!;
+const asJson = hasFlag("json");
+if (!Number.isInteger(threads) || threads < 1 || !Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(batch) || batch < 1) {
+  console.error("vs_torch: --threads, --rounds and --batch need positive integers");
+  process.exit(2);
+}
+const shapes: [number, number, number][] = quick
+  ? [[256, 512, 256]]
+  : argValue("shapes", "1024,2048,1024;4096,2048,4096")!.split(";").map((s) => s.split(",").map(Number) as [number, number, number]);
+if (shapes.some((s) => s.length !== 3 || s.some((v) => !Number.isInteger(v) || v < 1))) {
+  console.error("vs_torch: --shapes needs M,K,N;M,K,N (positive integers)");
+  process.exit(2);
+}
+check(lib.fp8_set_num_threads(threads), "fp8_set_num_threads");
+
+const PAUSE_MS = 20;
+const MIN_ROUND_MS = 25;
+const root = join(import.meta.dir, "..");
+const torchPath = join(root, ".deps", "torch");
+const INSTALL = `torch is not importable. Install torch's CPU wheel next to the repository and re-run:
+    pip install --no-deps --target .deps/torch <torch cpu wheel>   (torch 2.13.0+cpu was used; see bench/torch_reference.py)
+or pass --python a Python whose torch imports.`;
+
+const cpu = cpuInfo();
+console.log(`# vs_torch ${new Date().toISOString().slice(0, 16)}Z, ${threads} threads, ${rounds} rounds, bun ${Bun.version}`);
+console.log(`# CPU: ${cpu.model}, ${require("node:os").cpus().length} CPUs; GEMM flags: ${cpu.gemmFlags}`);
+console.log(`# flags: ${cpu.flags || "(unknown)"}`);
+console.log(`# load average: ${require("node:os").loadavg().map((v: number) => v.toFixed(1)).join(" ")}`);
+
+// ------------------------------------------------------------------ torch side
+async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let buf = "";
+  for await (const chunk of stream) {
+    buf += decoder.decode(chunk, { stream: true });
+    for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+      yield buf.slice(0, i);
+      buf = buf.slice(i + 1);
+    }
+  }
+}
+
+type TorchSide = { version: string; threads: number; run(i: number, times: number): Promise<number>; stop(): Promise<void> };
+
+async function startTorch(cases: string[]): Promise<TorchSide | null> {
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    PYTHONPATH: [existsSync(torchPath) ? torchPath : null, process.env.PYTHONPATH].filter(Boolean).join(":"),
+    OMP_NUM_THREADS: String(threads),
+  };
+  let proc;
+  try {
+    proc = Bun.spawn([python, join(import.meta.dir, "torch_serve.py"), "--threads", String(threads), ...cases], { env, stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+  } catch {
+    return null;
+  }
+  const out = lines(proc.stdout);
+  const first = await out.next();
+  if (first.done) {
+    const err = await new Response(proc.stderr).text();
+    if (!/No module named 'torch'/.test(err)) console.error(err.trim().split("\n").slice(-3).join("\n"));
+    return null;
+  }
+  const header = JSON.parse(first.value) as { torch: string; threads: number };
+  const next = async () => {
+    const r = await out.next();
+    if (r.done) throw new Error(`torch_serve.py exited early (code ${await proc.exited})`);
+    return r.value;
+  };
+  return {
+    version: header.torch,
+    threads: header.threads,
+    /** Mean ms of `times` consecutive steps of case i. */
+    async run(i: number, times: number): Promise<number> {
+      let sum = 0;
+      for (let k = 0; k < times; k++) {
+        proc.stdin.write(`run ${i}\n`);
+        proc.stdin.flush();
+        sum += Number(await next());
+      }
+      return sum / times;
+    },
+    async stop() {
+      proc.stdin.write("quit\n");
+      proc.stdin.end();
+      await proc.exited;
+    },
+  };
+}
+
+// ------------------------------------------------------------------ our side
+type Case = { name: string; torchCase: string; ours: Record<string, () => void>; dispose(): void };
+
+function linearCase(M: number, K: number, N: number): Case {
+  manualSeed(0);
+  const lin = new nn.Linear(K, N, { dtype: "bfloat16", bias: true });
+  manualSeed(0);
+  const f8 = float8.Float8Linear.fromFloat(new nn.Linear(K, N, { dtype: "bfloat16", bias: true }), new float8.Float8LinearConfig());
+  const x = randn([M, K], { dtype: "bfloat16", requiresGrad: true }).keep();
+  const g = noGrad(() => randn([M, N], { dtype: "bfloat16", std: 1e-3 })).keep();
+  const step = (m: nn.Module) => () =>
+    tidy(() => {
+      m.zeroGrad();
+      x.grad?.dispose();
+      x.grad = null;
+      (m.forward(x) as Tensor).backward(g);
+    });
+  return {
+    name: `Linear ${M},${K},${N}`,
+    torchCase: `linear:${M},${K},${N}`,
+    ours: { "bf16 Linear": step(lin), "Float8Linear dynamic": step(f8) },
+    dispose() {
+      lin.dispose();
+      f8.dispose();
+      x.dispose();
+      g.dispose();
+    },
+  };
+}
+
+function mlpCase(B: number): Case {
+  const model = buildModel("bf16", "bfloat16", 0);
+  const opt = new optim.AdamW(model.parameters(), { lr: 1e-3, weightDecay: 0 });
+  const images = new Float32Array(B * 784);
+  for (let i = 0; i < images.length; i++) images[i] = Math.sin(i) * 1.5;
+  const labels = Int32Array.from({ length: B }, (_, i) => i % 10);
+  // the demo's bf16 step (examples/demo.ts trainStep), on a fixed batch
+  const step = () =>
+    tidy(() => {
+      opt.zeroGrad();
+      const x = tensor(images, { shape: [B, 784], dtype: "bfloat16" });
+      const l = nn.crossEntropy(model.forward(x).to({ dtype: "float32" }), labels);
+      l.backward();
+      opt.step();
+      return l.item();
+    });
+  return {
+    name: `demo MLP bf16, batch ${B}`,
+    torchCase: `mlp:${B}`,
+    ours: { "bf16 MLP step": step },
+    dispose() {
+      model.dispose();
+      opt.dispose();
+    },
+  };
+}
+
+const cases: Case[] = shapes.map(([M, K, N]) => linearCase(M, K, N));
+if (withMlp) cases.push(mlpCase(quick ? 32 : batch));
+
+const torch = await startTorch(cases.map((c) => c.torchCase));
+if (!torch) console.log(`\n${INSTALL}\n(our side only below)`);
+else console.log(`# torch ${torch.version}, ${torch.threads} threads (bench/torch_serve.py)`);
+
+const median = (a: number[]) => {
+  const s = [...a].sort((p, q) => p - q);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const timeOurs = (fn: () => void, k: number) => {
+  const t0 = performance.now();
+  for (let i = 0; i < k; i++) fn();
+  return (performance.now() - t0) / k;
+};
+
+for (const [ci, c] of cases.entries()) {
+  // warm-up and repeat counts: a round of a fast step repeats it to ~MIN_ROUND_MS
+  const names = Object.keys(c.ours);
+  const repeat: Record<string, number> = {};
+  for (const n of names) {
+    c.ours[n]();
+    repeat[n] = Math.max(1, Math.min(200, Math.ceil(MIN_ROUND_MS / Math.max(timeOurs(c.ours[n], 1), 1e-3))));
+  }
+  const torchRepeat = Math.max(...Object.values(repeat));
+  const ours: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  const torchMs: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const sides = [...names, "torch"];
+    if (r % 2) sides.reverse();
+    for (const s of sides) {
+      await Bun.sleep(PAUSE_MS);
+      if (s === "torch") {
+        if (torch) torchMs.push(await torch.run(ci, torchRepeat));
+      } else {
+        ours[s].push(timeOurs(c.ours[s], repeat[s]));
+      }
+    }
+  }
+  console.log(`\n${c.name}`);
+  const t = torch ? median(torchMs) : NaN;
+  if (torch) console.log(`  ${"torch bf16".padEnd(22)} ${t.toFixed(2).padStart(9)} ms`);
+  for (const n of names) {
+    const o = median(ours[n]);
+    const perRound = torch ? median(ours[n].map((v, i) => torchMs[i] / v)) : NaN;
+    const vs = torch ? `  vs torch ${(t / o).toFixed(2)}x (median per round ${perRound.toFixed(2)}x)` : "";
+    console.log(`  ${n.padEnd(22)} ${o.toFixed(2).padStart(9)} ms${vs}`);
+    if (asJson) {
+      console.log(JSON.stringify({ case: c.name, side: n, ms: +o.toFixed(3), torch_ms: torch ? +t.toFixed(3) : null, vs_torch: torch ? +(t / o).toFixed(3) : null, threads, cpu: cpu.model, gemm_flags: cpu.gemmFlags }));
+    }
+  }
+  c.dispose();
+}
+await torch?.stop();
