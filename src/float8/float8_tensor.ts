@@ -234,7 +234,7 @@ function castWithScale(
 ): Float8Tensor {
   const op = "toFloat8Saturated";
   const origDtype = x.dtype as HighPrecisionDType;
-  if (withDecodedT && x.backend.hostAccessible && x.ndim === 2) {
+  if (withDecodedT && x.backend.quantizeTransposeDecode && x.ndim === 2) {
     // the CPU's transposed bf16 decode for a GEMM that reads x^T (and the row-major one when asked), one pass over x
     checkHp(x, op);
     checkFp8Dtype(float8Dtype, op);
@@ -242,8 +242,8 @@ function castWithScale(
     const [rows, cols] = x.shape;
     const [data, decoded] = castOutputs(x, float8Dtype, withDecoded);
     const decodedT = Tensor.empty([cols, rows], "bfloat16", x.device);
-    check(lib.fp8_cpu_quantize_transpose(data.ptrFor(op), null, decoded?.ptrFor(op) ?? null, decodedT.ptrFor(op), DTYPE_CODE[float8Dtype],
-      x.ptrFor(op), DTYPE_CODE[x.dtype], rows, cols, scale.ptrFor(op)), op);
+    x.backend.quantizeTransposeDecode(data.ptrFor(op), decoded?.ptrFor(op) ?? null, decodedT.ptrFor(op), DTYPE_CODE[float8Dtype],
+      x.ptrFor(op), DTYPE_CODE[x.dtype], rows, cols, scale.ptrFor(op), op);
     return new Float8Tensor(data, scale, origDtype, role, false, decoded, null, decodedT);
   }
   if (withDecoded && !x.backend.hostAccessible && x.ndim === 2) {

@@ -92,6 +92,8 @@ export const cpuBackend: Backend = {
     check(lib.fp8_cpu_quantize_dynamic(dst, decoded, fp8, src, sd, n, amax, scale, clamp, p2), op),
   quantizeTranspose: (dst, dstT, fp8, src, sd, rows, cols, scale, op) =>
     check(lib.fp8_cpu_quantize_transpose(dst, dstT, null, null, fp8, src, sd, rows, cols, scale), op),
+  quantizeTransposeDecode: (dst, decoded, decodedT, fp8, src, sd, rows, cols, scale, op) =>
+    check(lib.fp8_cpu_quantize_transpose(dst, null, decoded, decodedT, fp8, src, sd, rows, cols, scale), op),
   dequantize: (dst, dd, src, fp8, n, scale, op) => check(lib.fp8_cpu_dequantize(dst, dd, src, fp8, n, scale), op),
   quantizeRowwise: (dst, scale, fp8, src, sd, rows, cols, p2, op) => check(lib.fp8_cpu_quantize_rowwise(dst, scale, fp8, src, sd, rows, cols, p2), op),
   roundScalesToPowerOf2: (scale, n) => {

@@ -50,6 +50,7 @@ export function emulatedDeviceBackend(device: Device = "cuda"): Backend & { live
     ...cpuBackend,
     device,
     hostAccessible: false,
+    quantizeTransposeDecode: undefined, // a bf16 decode is a CPU GEMM's input (host backends only)
     nativeMemory: "host", // host memory underneath: MPI moves it, as NCCL would move GPU memory
     alloc: (nbytes) => {
       const p = nativeAlloc(nbytes);

@@ -96,6 +96,12 @@ export interface Backend {
   quantizeTranspose(dst: NativePtr | null, dstT: NativePtr | null, fp8Dtype: number, src: NativePtr, srcDtype: number, rows: number, cols: number, scale: NativePtr, op: string): void;
   dequantize(dst: NativePtr, dstDtype: number, src: NativePtr, fp8Dtype: number, n: number, scale: NativePtr, op: string): void;
   /**
+   * Host backends only (absent elsewhere): one pass writing dst (rows, cols) fp8, decoded (rows, cols) BF16
+   * and decodedT (cols, rows) BF16, the exact decode of each fp8 byte (any of dst/decoded may be null), for a
+   * GEMM that reads src^T row-major (src/tensor/ops/gemm_layout.ts).
+   */
+  quantizeTransposeDecode?(dst: NativePtr | null, decoded: NativePtr | null, decodedT: NativePtr, fp8Dtype: number, src: NativePtr, srcDtype: number, rows: number, cols: number, scale: NativePtr, op: string): void;
+  /**
    * dst <- sat_rne(src * scale) and decoded (n) BF16 <- the exact value of each
    * fp8 byte, on any device (the CPU in one pass, fp8_cpu_quantize_decode; a
    * GPU queues quantize then convert).
