@@ -148,7 +148,7 @@ const cases: Case[] = [
   ["optim", "SGD of no parameters", () => new optim.SGD([], { lr: 0.1 }), "SGD", /empty parameter list/],
   ["optim", "SGD of a number", () => new optim.SGD(any(5), { lr: 0.1 }), "SGD", /params must be an iterable of Tensors, got number/],
   ["optim", "SGD of [null]", () => new optim.SGD(any([null]), { lr: 0.1 }), "SGD", /params must hold Tensors only/],
-  ["optim", "SGD of an int32 parameter", () => new optim.SGD([tensor([1], { dtype: "int32" })], { lr: 0.1 }), "SGD", /float32 or bfloat16, got int32/],
+  ["optim", "SGD of an int32 parameter", () => new optim.SGD([tensor([1], { dtype: "int32" })], { lr: 0.1 }), "SGD", /float32, bfloat16 or float16, got int32/],
   ["optim", "AdamW weightDecay -1 (was caught only at step())", () => new optim.AdamW([leaf()], { weightDecay: -1 }), "AdamW", /weightDecay=-1/],
   ["optim", "AdamW betas [1, 0.9]", () => new optim.AdamW([leaf()], { betas: [1, 0.9] }), "AdamW", /betas=1,0.9/],
   ["optim", "AdamW betas of one value", () => new optim.AdamW([leaf()], { betas: any([0.9]) }), "AdamW", /betas must be a pair/],

@@ -28,15 +28,25 @@ extern "C" {
         if (fp8_st_ != FP8_OK) return fp8_st_; \
     } while (0)
 
-static inline int fp8_is_convertible(int32_t dt) { return fp8_is_float_hp(dt) || fp8_is_fp8(dt); }
+/* The dtype sets are the device's: the CPU (cast.c) takes float16 and the fnuz
+ * formats too, and defines these four before including this header; the CUDA
+ * twins take the defaults. The rules and their words are otherwise the same. */
+#ifndef FP8_CHECKS_REQUIRE_FP8
+#define FP8_CHECKS_REQUIRE_FP8 FP8_REQUIRE_FP8
+#define FP8_CHECKS_REQUIRE_HP FP8_REQUIRE_HP
+#define FP8_CHECKS_CONVERTIBLE(dt) (fp8_is_float_hp(dt) || fp8_is_fp8(dt))
+#define FP8_CHECKS_CONVERTIBLE_NAMES "float32, bfloat16, float8_e4m3fn or float8_e5m2"
+#endif
+
+static inline int fp8_is_convertible(int32_t dt) { return FP8_CHECKS_CONVERTIBLE(dt); }
 
 /* Every cast into fp8 (quantize and its fused forms): dst_fp8 (n) <- src (n);
  * the scale is checked by the caller (an input of some forms, an output of others). */
 static inline int32_t fp8_check_quantize(const char *fn, const char *pfx, const void *dst_fp8,
                                          int32_t fp8_dtype, const void *src, int32_t src_dtype,
                                          int64_t n) {
-    FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
-    FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
+    FP8_CHECKS_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+    FP8_CHECKS_REQUIRE_HP(src_dtype, "src_dtype", fn);
     FP8_REQUIRE_N(n, fn);
     FP8_REQUIRE_DATA_AS(dst_fp8, pfx, "dst_fp8", n, fn);
     FP8_REQUIRE_DATA_AS(src, pfx, "src", n, fn);
@@ -47,8 +57,8 @@ static inline int32_t fp8_check_quantize(const char *fn, const char *pfx, const 
 static inline int32_t fp8_check_dequantize(const char *fn, const char *pfx, const void *dst,
                                            int32_t dst_dtype, const void *src_fp8,
                                            int32_t fp8_dtype, int64_t n, const float *scale) {
-    FP8_REQUIRE_HP(dst_dtype, "dst_dtype", fn);
-    FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+    FP8_CHECKS_REQUIRE_HP(dst_dtype, "dst_dtype", fn);
+    FP8_CHECKS_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
     FP8_REQUIRE_N(n, fn);
     FP8_REQUIRE_DATA_AS(dst, pfx, "dst", n, fn);
     FP8_REQUIRE_DATA_AS(src_fp8, pfx, "src_fp8", n, fn);
@@ -61,10 +71,10 @@ static inline int32_t fp8_check_convert(const char *fn, const char *pfx, const v
                                         int32_t dst_dtype, const void *src, int32_t src_dtype,
                                         int64_t n) {
     FP8_REQUIRE(fp8_is_convertible(dst_dtype), fn,
-                "dst_dtype must be float32, bfloat16, float8_e4m3fn or float8_e5m2, got %s (%d)",
+                "dst_dtype must be " FP8_CHECKS_CONVERTIBLE_NAMES ", got %s (%d)",
                 fp8_dtype_name(dst_dtype), (int)dst_dtype);
     FP8_REQUIRE(fp8_is_convertible(src_dtype), fn,
-                "src_dtype must be float32, bfloat16, float8_e4m3fn or float8_e5m2, got %s (%d)",
+                "src_dtype must be " FP8_CHECKS_CONVERTIBLE_NAMES ", got %s (%d)",
                 fp8_dtype_name(src_dtype), (int)src_dtype);
     FP8_REQUIRE_N(n, fn);
     FP8_REQUIRE_DATA_AS(dst, pfx, "dst", n, fn);
@@ -75,8 +85,8 @@ static inline int32_t fp8_check_convert(const char *fn, const char *pfx, const v
 /* The source of an amax (and of its scale when fp8_dtype >= 0): src (n) F32/BF16. */
 static inline int32_t fp8_check_amax_src(const char *fn, const char *pfx, const void *src,
                                          int32_t src_dtype, int64_t n, int32_t fp8_dtype) {
-    FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
-    if (fp8_dtype >= 0) FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+    FP8_CHECKS_REQUIRE_HP(src_dtype, "src_dtype", fn);
+    if (fp8_dtype >= 0) FP8_CHECKS_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
     FP8_REQUIRE_N(n, fn);
     FP8_REQUIRE_DATA_AS(src, pfx, "src", n, fn);
     return FP8_OK;
@@ -90,7 +100,9 @@ static inline int32_t fp8_check_amax_history_tables(const char *fn, const char *
                                                     const void *clamp_to_f16, int64_t count,
                                                     int64_t history_len) {
     FP8_REQUIRE(count >= 0, fn, "count must be >= 0, got %lld", (long long)count);
-    FP8_REQUIRE(history_len >= 1, fn, "history_len must be >= 1, got %lld", (long long)history_len);
+    FP8_REQUIRE_N(count, fn);
+    FP8_REQUIRE(history_len >= 1 && history_len <= FP8_MAX_ELEMS, fn,
+                "history_len must be >= 1 and at most 2^46, got %lld", (long long)history_len);
     FP8_REQUIRE_DATA_AS(amax, pfx, "amax", count, fn);
     FP8_REQUIRE_DATA_AS(history, pfx, "history", count, fn);
     FP8_REQUIRE_DATA_AS(scale, pfx, "scale", count, fn);

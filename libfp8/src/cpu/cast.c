@@ -17,6 +17,11 @@
 #include "cast_kernels.h"
 #include "fp8_ref.h"
 #include "internal.h"
+/* this device's dtype sets for the shared checks (cast_checks.h): float16 and the fnuz formats too */
+#define FP8_CHECKS_REQUIRE_FP8 FP8_REQUIRE_FP8_CPU
+#define FP8_CHECKS_REQUIRE_HP FP8_REQUIRE_HP16
+#define FP8_CHECKS_CONVERTIBLE(dt) (fp8_is_float_any(dt) || fp8_is_fp8_cpu(dt))
+#define FP8_CHECKS_CONVERTIBLE_NAMES "float32, bfloat16, float16 or an fp8 dtype"
 #include "cast_checks.h"
 
 /* Below this many elements a kernel runs on the calling thread. */
@@ -271,8 +276,6 @@ int32_t fp8_cpu_set_isa(int32_t max_isa) {
 
 /* ---- validation helpers ------------------------------------------------ */
 
-static int is_convertible(int32_t dt) { return fp8_is_float_any(dt) || fp8_is_fp8_cpu(dt); }
-
 /* ---- float16 sources and destinations ------------------------------------
  * The ISA kernels take f32 and bf16; a float16 buffer goes through f32 in
  * blocks of F16_BLOCK elements on the stack (exact: every half is an f32). */
@@ -312,23 +315,10 @@ static void decode_f16(const fp8_cast_kernels *k, uint16_t *dst, const uint8_t *
     }
 }
 
-/* The checks every cast into fp8 makes (quantize and its fused forms), in one
- * place so that they answer a bad call in the same words. */
-static int32_t check_quantize(const char *fn, const void *dst_fp8, int32_t fp8_dtype, const void *src,
-                              int32_t src_dtype, int64_t n) {
-    FP8_REQUIRE_FP8_CPU(fp8_dtype, "fp8_dtype", fn);
-    FP8_REQUIRE_HP16(src_dtype, "src_dtype", fn);
-    FP8_REQUIRE_N(n, fn);
-    FP8_REQUIRE_DATA(dst_fp8, n, fn);
-    FP8_REQUIRE_DATA(src, n, fn);
-    return FP8_OK;
-}
-
-#define CHECK_QUANTIZE(fn, dst_fp8, fp8_dtype, src, src_dtype, n)                         \
-    do {                                                                                  \
-        const int32_t st_ = check_quantize(fn, dst_fp8, fp8_dtype, src, src_dtype, n);    \
-        if (st_ != FP8_OK) return st_;                                                    \
-    } while (0)
+/* The checks every cast into fp8 makes (quantize and its fused forms) are
+ * cast_checks.h's, shared with the CUDA twins: one rule, the same words. */
+#define CHECK_QUANTIZE(fn, dst_fp8, fp8_dtype, src, src_dtype, n) \
+    FP8_CHECK(fp8_check_quantize(fn, "", dst_fp8, fp8_dtype, src, src_dtype, n))
 
 /* ---- entry points ------------------------------------------------------ */
 
@@ -364,15 +354,7 @@ static void decode_range(void *dst, int32_t dst_dtype, const uint8_t *src, int32
 int32_t fp8_cpu_convert(void *dst, int32_t dst_dtype, const void *src, int32_t src_dtype,
                         int64_t n) {
     static const char fn[] = "fp8_cpu_convert";
-    FP8_REQUIRE(is_convertible(dst_dtype), fn,
-                "dst_dtype must be float32, bfloat16, float16 or an fp8 dtype, got %s (%d)",
-                fp8_dtype_name(dst_dtype), (int)dst_dtype);
-    FP8_REQUIRE(is_convertible(src_dtype), fn,
-                "src_dtype must be float32, bfloat16, float16 or an fp8 dtype, got %s (%d)",
-                fp8_dtype_name(src_dtype), (int)src_dtype);
-    FP8_REQUIRE_N(n, fn);
-    FP8_REQUIRE_DATA(dst, n, fn);
-    FP8_REQUIRE_DATA(src, n, fn);
+    FP8_CHECK(fp8_check_convert(fn, "", dst, dst_dtype, src, src_dtype, n));
     if (n == 0) return FP8_OK;
 
     const fp8_cast_kernels *k = kernels();
@@ -417,12 +399,7 @@ int32_t fp8_cpu_quantize(void *dst_fp8, int32_t fp8_dtype, const void *src, int3
 int32_t fp8_cpu_dequantize(void *dst, int32_t dst_dtype, const void *src_fp8, int32_t fp8_dtype,
                            int64_t n, const float *scale) {
     static const char fn[] = "fp8_cpu_dequantize";
-    FP8_REQUIRE_HP16(dst_dtype, "dst_dtype", fn);
-    FP8_REQUIRE_FP8_CPU(fp8_dtype, "fp8_dtype", fn);
-    FP8_REQUIRE_N(n, fn);
-    FP8_REQUIRE_DATA(dst, n, fn);
-    FP8_REQUIRE_DATA(src_fp8, n, fn);
-    FP8_REQUIRE_PTR(scale, fn);
+    FP8_CHECK(fp8_check_dequantize(fn, "", dst, dst_dtype, src_fp8, fp8_dtype, n, scale));
     if (n > 0) decode_range(dst, dst_dtype, src_fp8, fp8_dtype, n, *scale, 1);
     return FP8_OK;
 }
@@ -447,9 +424,7 @@ static float amax_range(const void *src, int32_t src_dtype, int64_t n) {
 int32_t fp8_cpu_amax(float *out, const void *src, int32_t src_dtype, int64_t n) {
     static const char fn[] = "fp8_cpu_amax";
     FP8_REQUIRE_PTR(out, fn);
-    FP8_REQUIRE_HP16(src_dtype, "src_dtype", fn);
-    FP8_REQUIRE_N(n, fn);
-    FP8_REQUIRE_DATA(src, n, fn);
+    FP8_CHECK(fp8_check_amax_src(fn, "", src, src_dtype, n, -1));
     *out = amax_range(src, src_dtype, n);
     return FP8_OK;
 }
@@ -460,10 +435,7 @@ int32_t fp8_cpu_amax_to_scale(float *amax_out, float *scale_out, const void *src
     static const char fn[] = "fp8_cpu_amax_to_scale";
     FP8_REQUIRE_PTR(amax_out, fn);
     FP8_REQUIRE_PTR(scale_out, fn);
-    FP8_REQUIRE_HP16(src_dtype, "src_dtype", fn);
-    FP8_REQUIRE_FP8_CPU(fp8_dtype, "fp8_dtype", fn);
-    FP8_REQUIRE_N(n, fn);
-    FP8_REQUIRE_DATA(src, n, fn);
+    FP8_CHECK(fp8_check_amax_src(fn, "", src, src_dtype, n, fp8_dtype));
     float amax = amax_range(src, src_dtype, n);
     *amax_out = amax;
     *scale_out = fp8_ref_scale_from_amax(amax, fp8_dtype, clamp_to_f16);
@@ -474,15 +446,8 @@ int32_t fp8_cpu_sync_amax_history(float *const *amax, float *const *history, flo
                                   const int32_t *fp8_dtype, const int32_t *clamp_to_f16,
                                   int64_t count, int64_t history_len) {
     static const char fn[] = "fp8_cpu_sync_amax_history";
-    FP8_REQUIRE(count >= 0, fn, "count must be >= 0, got %lld", (long long)count);
-    FP8_REQUIRE_N(count, fn);
-    FP8_REQUIRE(history_len >= 1 && history_len <= FP8_MAX_ELEMS, fn, "history_len must be >= 1 and at most 2^46, got %lld",
-                (long long)history_len);
-    FP8_REQUIRE_DATA(amax, count, fn);
-    FP8_REQUIRE_DATA(history, count, fn);
-    FP8_REQUIRE_DATA(scale, count, fn);
-    FP8_REQUIRE_DATA(fp8_dtype, count, fn);
-    FP8_REQUIRE_DATA(clamp_to_f16, count, fn);
+    FP8_CHECK(fp8_check_amax_history_tables(fn, "", amax, history, scale, fp8_dtype, clamp_to_f16,
+                                            count, history_len));
     /* Validate everything before touching anything: a failed call changes nothing. */
     for (int64_t i = 0; i < count; i++) {
         FP8_REQUIRE(amax[i] && history[i] && scale[i], fn,
