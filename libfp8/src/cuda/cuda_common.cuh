@@ -46,6 +46,11 @@ struct Ctx {
     int device = 0;
     int sm_count = 0;
     cudaStream_t stream = nullptr;
+    /* The context's own stream-ordered memory pool (cudaMemPoolCreate), which keeps
+     * freed blocks: a training step then allocates without going back to the
+     * driver, while the device's default pool (NCCL's, other libraries') keeps
+     * its release threshold. Every allocation goes through pool_alloc. */
+    cudaMemPool_t pool = nullptr;
     cublasLtHandle_t lt = nullptr;
     void *workspace = nullptr;
     size_t workspace_bytes = 0;
@@ -73,6 +78,11 @@ struct Ctx {
 };
 
 inline Ctx *unwrap(fp8_cuda_ctx_t c) { return reinterpret_cast<Ctx *>(c); }
+
+/* Stream-ordered allocation from the context's pool, on its stream. */
+inline cudaError_t pool_alloc(const Ctx *ctx, void **p, size_t bytes) {
+    return cudaMallocFromPoolAsync(p, bytes, ctx->pool, ctx->stream);
+}
 
 void destroy_plans(Ctx *ctx); /* gemm.cu */
 

@@ -466,7 +466,7 @@ inline unsigned row_grid(const Ctx *ctx, int64_t rows, bool warp_per_row) {
 }
 
 /* Device memory for the length of one call: the context's workspace when it
- * is big enough (stream-ordered and idle between calls), else cudaMallocAsync,
+ * is big enough (stream-ordered and idle between calls), else the context's pool,
  * freed on the stream after the work this call queues. */
 struct CallTemp {
     cudaStream_t stream = nullptr;
@@ -484,7 +484,7 @@ struct CallTemp {
             p = ctx->workspace;
             return FP8_OK;
         }
-        FP8_CUDA_TRY(fn, "cudaMallocAsync", cudaMallocAsync(&p, bytes, stream));
+        FP8_CUDA_TRY(fn, "cudaMallocFromPoolAsync", pool_alloc(ctx, &p, bytes));
         owned = true;
         return FP8_OK;
     }
