@@ -26,6 +26,8 @@ if (!cuda.isAvailable()) {
   process.exit(2);
 }
 const ctx: CudaContext = cuda.device(0);
+/** The context's default encoder (hardware unless FP8_CUDA_CAST_KERNEL says otherwise; see bench/gpu/encoders.ts). */
+const defaultKernel = ctx.castKernel;
 const owned: DeviceBuffer[] = [];
 const keep = (b: DeviceBuffer) => (owned.push(b), b);
 
@@ -94,7 +96,7 @@ console.log(`device: ${info.name}, cc ${info.computeCapability.join(".")}, ${inf
     bw(`row-wise cast bf16 -> e4m3, a scale per row (${kernel})`, 3 * n, () => cuda.quantizeRowwise(xb, "float8_e4m3fn", { out: q, scale: rowScale }),
       "one launch; each row read twice (the second time mostly from L2)");
   }
-  ctx.castKernel = "reference";
+  ctx.castKernel = defaultKernel;
   for (const b of [xf, xb, dst, q, qt]) b.dispose();
 }
 
@@ -170,7 +172,7 @@ for (const [M, K, N] of smoke ? [[32, 64, 48]] : quick ? [[1024, 2048, 1024]] : 
   const variants: [string, cuda.Float8LinearCuda, "reference" | "hardware"][] = [
     ["float8, dynamic", new cuda.Float8LinearCuda(ctx, M, K, N, { fallback: "never" }), "reference"],
     ["float8, dynamic, hardware cast", new cuda.Float8LinearCuda(ctx, M, K, N, { fallback: "never" }), "hardware"],
-    ["Float8LinearCuda auto", new cuda.Float8LinearCuda(ctx, M, K, N), "reference"],
+    ["Float8LinearCuda auto", new cuda.Float8LinearCuda(ctx, M, K, N), defaultKernel],
   ];
   const target = big ? ">= 1.45" : ">= 1.0";
   for (const [label, layer, kernel] of variants) {
@@ -180,7 +182,7 @@ for (const [M, K, N] of smoke ? [[32, 64, 48]] : quick ? [[1024, 2048, 1024]] : 
     rows.push({ section: "linear", name: `${label} ${shape} graph`, ms: t.replay, value: tb.replay / t.replay, unit: "x", ratio: tb.replay / t.replay, ratioOf: "bf16 graph", target });
     layer.dispose();
   }
-  ctx.castKernel = "reference";
+  ctx.castKernel = defaultKernel;
   base.dispose();
   for (const b of [x, w, dy, y, dx, dw]) b.dispose();
 }
