@@ -15,7 +15,7 @@ namespace fp8cuda {
 namespace {
 constexpr size_t kWorkspaceBytes = (size_t)32 << 20; /* cuBLASLt on Hopper: 32 MiB */
 constexpr size_t kScratchBytes = 256;
-constexpr int kMinMajor = 9; /* built for sm_90 / sm_90a / compute_90 only */
+constexpr int kMinMajor = 9; /* SASS for sm_90, sm_100, sm_120; compute_90 PTX for the rest */
 
 bool is_unsupported(cudaError_t e) {
     return e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver ||
@@ -31,7 +31,7 @@ const char *hint(cudaError_t e) {
     case cudaErrorStubLibrary: return "; no usable NVIDIA driver (libcuda.so.1)";
     case cudaErrorNoDevice: return "; no GPU visible (check CUDA_VISIBLE_DEVICES and nvidia-smi)";
     case cudaErrorNoKernelImageForDevice:
-        return "; libfp8_cuda is built for sm_90 (Hopper) and cannot run on this GPU";
+        return "; libfp8_cuda has no code for this GPU (built for sm_90, sm_100, sm_120 and compute_90 PTX; see FP8_CUDA_ARCHS)";
     default: return "";
     }
 }
@@ -170,7 +170,7 @@ FP8_API int32_t fp8_cuda_ctx_create(int32_t device, fp8_cuda_ctx_t *out) {
         if (p.major < kMinMajor)
             return fp8_fail(FP8_ERR_UNSUPPORTED, fn,
                             "device %d (%s) has compute capability %d.%d; libfp8_cuda is built "
-                            "for 9.0 (Hopper: sm_90a, sm_90, compute_90 PTX)",
+                            "for 9.0 and later (sm_90, sm_100, sm_120 and compute_90 PTX)",
                             (int)device, p.name, p.major, p.minor);
         FP8_CUDA_TRY(fn, "cudaSetDevice", cudaSetDevice(device));
 
