@@ -82,6 +82,7 @@ int main(void) {
     const int ops[3] = {FP8_DIST_SUM, FP8_DIST_MAX, FP8_DIST_AVG};
     for (int k = 0; k < 3; k++) {
         CUDA(cudaMemcpy(d_in, host_in, 4 * N, cudaMemcpyHostToDevice));
+        CUDA(cudaDeviceSynchronize()); /* the legacy-stream copy, before the non-blocking stream reads it */
         TRY(api->all_reduce("all_reduce f32", d_in, FP8_DTYPE_F32, N, ops[k], t));
         CUDA(cudaStreamSynchronize(stream));
         CUDA(cudaMemcpy(host_out, d_in, 4 * N, cudaMemcpyDeviceToHost));
@@ -94,6 +95,7 @@ int main(void) {
     static unsigned short h16[N], o16[N];
     for (int i = 0; i < N; i++) h16[i] = to_bf16(host_in[i]);
     CUDA(cudaMemcpy(d_in, h16, 2 * N, cudaMemcpyHostToDevice));
+    CUDA(cudaDeviceSynchronize());
     TRY(api->all_reduce("all_reduce bf16", d_in, FP8_DTYPE_BF16, N, FP8_DIST_SUM, t));
     CUDA(cudaStreamSynchronize(stream));
     CUDA(cudaMemcpy(o16, d_in, 2 * N, cudaMemcpyDeviceToHost));
