@@ -142,8 +142,8 @@ else
   BUILD=$ROOT/build-gpu
   JOBS=$(nproc 2>/dev/null || echo 4)
   # SASS for this GPU only (e.g. 90 on an H200): a third of the default build's nvcc time.
-  CC=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
-  CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=Release ${CUBLAS:+-DFP8_CUBLASLT_ROOT=$CUBLAS} ${CC:+-DFP8_CUDA_ARCHS=$CC})
+  GPU_CC=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
+  CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=Release ${CUBLAS:+-DFP8_CUBLASLT_ROOT=$CUBLAS} ${GPU_CC:+-DFP8_CUDA_ARCHS=$GPU_CC})
   # libfp8_cuda and fp8_nccl_single_gpu always from libfp8/src/cuda alone (no oneDNN, no MPI).
   timeout "$(allow build | sed s/^0$/1/)" cmake -S libfp8/src/cuda -B "$BUILD-cuda" "${CMAKE_ARGS[@]}" >"$LOGS/cmake.log" 2>&1 || die "configure of libfp8_cuda failed: $(tail -3 "$LOGS/cmake.log" | tr '\n' ' ')"
   grep -q "libfp8_cuda: not built" "$LOGS/cmake.log" && die "libfp8_cuda was not configured: $(grep -m1 'libfp8_cuda: not built' "$LOGS/cmake.log")"
