@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { cuda, Float8Error } from "../src/index.ts";
 import { cudaLib, cudaLibraryPath } from "../src/ffi/index.ts";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 const probe = cuda.probe();
@@ -120,5 +120,17 @@ describe("libfp8_cuda symbols (when built)", () => {
     expect(cudaLib().fp8_cuda_ctx_create(0, out)).toBe(-3); // FP8_ERR_UNSUPPORTED
     expect(String(cudaLib().fp8_cuda_last_error())).toMatch(/^fp8_cuda_ctx_create: CUDA unavailable: fp8_cuda_probe: (no NVIDIA driver|NVIDIA driver found, but no GPU)/);
     expect(out[0]).toBe(0n);
+  });
+});
+
+// The architectures of the nvcc build in build/ (issue 16): SASS for Hopper and both Blackwells, compute_90
+// PTX for later GPUs, and no sm_90a (it would only add Hopper-only instructions no kernel uses).
+const cudaFlags = join(import.meta.dir, "..", "build", "libfp8", "src", "cuda", "CMakeFiles", "fp8_cuda.dir", "flags.make");
+describe.skipIf(!existsSync(cudaFlags))("libfp8_cuda build flags (when configured in build/)", () => {
+  test("SASS for sm_90, sm_100 and sm_120, PTX for compute_90, no sm_90a", () => {
+    const flags = /^CUDA_FLAGS = (.*)$/m.exec(readFileSync(cudaFlags, "utf8"))?.[1] ?? "";
+    const gencodes = [...flags.matchAll(/-gencode=arch=(compute_\w+),code=(\w+)/g)].map((m) => `${m[1]}:${m[2]}`);
+    expect(gencodes).toEqual(["compute_90:sm_90", "compute_100:sm_100", "compute_120:sm_120", "compute_90:compute_90"]);
+    expect(flags).not.toContain("90a");
   });
 });

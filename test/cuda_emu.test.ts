@@ -11,7 +11,7 @@
 // configured build/; without that (or with -DFP8_CUDA_EMU=OFF) every test is
 // skipped with the reason printed.
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 const root = join(import.meta.dir, "..");
@@ -103,35 +103,93 @@ describe.skipIf(skipReason !== null)("libfp8_cuda's kernels on the CPU emulator 
 
 /**
  * The one-call GPU check, bench/gpu/check.sh, run here in its --emulated mode: the same script a GPU
- * session runs, on libfp8_cuda_emu. It runs the GPU test files (test/cuda.test.ts, cuda_gpu.test.ts,
- * cuda_tensor_gpu.test.ts) on the emulated device, the demo and gpt.ts with --device cuda (a few steps), every
- * section of bench/gpu/bench.ts (--smoke: tiny shapes, not a measurement), and prints its summary,
- * so a mistake in the script shows here and not in a GPU session's few minutes.
+ * session runs, on libfp8_cuda_emu. It compares the two fp8 encoders (sampled), runs the GPU test files
+ * (test/cuda.test.ts, cuda_gpu.test.ts, cuda_tensor_gpu.test.ts) on the emulated device, the demo and gpt.ts
+ * with --device cuda (a few steps) and every section of bench/gpu/bench.ts (--smoke: tiny shapes, not a
+ * measurement), so a mistake in the script shows here and not in a GPU session's few minutes. It also
+ * holds the script to the limits of one GPU call (issue 16): at most 8 files back from $OUT, stage caps
+ * within the 480 s budget, and a summary written stage by stage, so a kill leaves what ran.
  */
 describe.skipIf(skipReason !== null)("bench/gpu/check.sh on libfp8_cuda_emu", () => {
-  test("check.sh --emulated passes end to end: GPU test files, demo on cuda, every benchmark section, the summary", () => {
+  const script = join(root, "bench/gpu/check.sh");
+  const envFor = (outDir: string): Record<string, string | undefined> => {
+    const env: Record<string, string | undefined> = { ...process.env, OUT: outDir };
+    delete env.FP8_CUDA_EMU_TRACE;
+    delete env.FLOAT8_CUDA_LIB;
+    delete env.FP8_CUDA_CAST_KERNEL;
+    return env;
+  };
+  /** Every file under dir (recursively), relative paths. */
+  const filesUnder = (dir: string): string[] =>
+    (readdirSync(dir, { recursive: true }) as string[]).filter((f) => statSync(join(dir, f)).isFile());
+
+  test("check.sh --plan: the stage caps add up to at most the 480 s budget, correctness stages before the demo and the benchmarks", () => {
+    const proc = Bun.spawnSync(["bash", script, "--plan"], { cwd: root });
+    expect(proc.exitCode).toBe(0);
+    const out = proc.stdout.toString();
+    const stages = [...out.matchAll(/^stage (\w+) (\d+)$/gm)].map((m) => ({ name: m[1]!, cap: Number(m[2]) }));
+    const total = Number(/^total (\d+)$/m.exec(out)?.[1]);
+    const budget = Number(/^budget (\d+)$/m.exec(out)?.[1]);
+    expect(budget).toBeLessThanOrEqual(480);
+    expect(total).toBe(stages.reduce((a, s) => a + s.cap, 0));
+    expect(total).toBeLessThanOrEqual(budget);
+    const order = stages.map((s) => s.name);
+    expect(order).toEqual(["build", "encoders", "kernels", "nccl", "tensor", "demo", "eager", "gpt", "bench"]);
+  });
+
+  test("check.sh --emulated passes end to end within its budget, leaves at most 8 files, the summary stage by stage", () => {
     if (buildError) throw new Error(`fp8_cuda_emu_test did not build:\n${buildError}`);
     const outDir = join(buildDir, "check-emu");
     rmSync(outDir, { recursive: true, force: true });
     mkdirSync(outDir, { recursive: true });
-    const env: Record<string, string | undefined> = { ...process.env, OUT: outDir };
-    delete env.FP8_CUDA_EMU_TRACE;
-    delete env.FLOAT8_CUDA_LIB;
-    const proc = Bun.spawnSync(["bash", "bench/gpu/check.sh", "--emulated", process.execPath], { cwd: root, env });
+    const t0 = performance.now();
+    const proc = Bun.spawnSync(["bash", script, "--emulated", process.execPath], { cwd: root, env: envFor(outDir) });
+    const took = (performance.now() - t0) / 1000;
     const out = proc.stdout.toString() + proc.stderr.toString();
     if (proc.exitCode !== 0) throw new Error(out.slice(-8000));
-    const summary = out.slice(out.indexOf("==== float8 GPU check"));
-    const tests = /^tests: PASS — +(\d+) pass/m.exec(summary);
-    /* a skipped file would mean the library did not load as a usable device */
-    if (!tests || Number(tests[1]) === 0 || /SKIPPED/.test(readFileSync(join(outDir, "tests.log"), "utf8"))) throw new Error(summary);
-    expect(summary).toContain("demo --device cuda (5 steps): PASS");
-    expect(summary).toContain("gpt --device cuda (3 steps): PASS");
+    const files = filesUnder(outDir);
+    expect(files.length).toBeLessThanOrEqual(8);
+    expect(files.sort()).toEqual(["gpu_bench.json", "gpu_bench.txt", "logs.tar.gz", "summary.txt"]);
+    const summary = readFileSync(join(outDir, "summary.txt"), "utf8");
+    const line = (stage: string) => summary.split("\n").find((l) => l.startsWith(`${stage}: `)) ?? `(no ${stage} line)\n${summary}`;
+    for (const stage of ["build", "encoders", "kernels", "tensor", "demo", "eager", "gpt", "bench"]) expect(line(stage)).toMatch(new RegExp(`^${stage}: (ok|PASS)`));
+    expect(line("nccl")).toMatch(/^nccl: skipped/);
+    expect(line("encoders")).toContain("AGREE");
+    const kernels = /^kernels: PASS — +(\d+) pass/m.exec(summary), tensor = /^tensor: PASS — +(\d+) pass/m.exec(summary);
+    // a skipped file would mean the library did not load as a usable device
+    if (!kernels || Number(kernels[1]) === 0 || !tensor || Number(tensor[1]) === 0) throw new Error(summary);
+    const total = /^total: (\d+)s of (\d+)s/m.exec(summary);
+    expect(total).not.toBeNull();
+    expect(Number(total![1])).toBeLessThanOrEqual(Number(total![2]));
+    const table = readFileSync(join(outDir, "gpu_bench.txt"), "utf8");
     for (const row of ["device-to-device copy", "fp8 e4m3 GEMM", "row-scaled GEMM", "Float8LinearCuda auto", "Float8Linear, dynamic 32,64,48 (Tensor API)", "Float8Linear, dynamic 32,64,48 (Tensor API, graph)", "autoFilterForRecipe"]) {
-      expect(summary).toContain(row);
+      expect(table).toContain(row);
     }
-    expect(existsSync(join(outDir, "gpu_bench.json"))).toBe(true);
-    console.log(`cuda_emu.test.ts: check.sh --emulated: ${summary.split("\n").find((l) => l.startsWith("tests:"))}`);
-  }, 300_000);
+    // the logs archive holds the stage logs
+    const list = Bun.spawnSync(["tar", "-tzf", join(outDir, "logs.tar.gz")]).stdout.toString();
+    for (const log of ["kernels.log", "tensor.log", "demo_cuda.log", "gpt_cuda.log", "bench.log", "encoders.log"]) expect(list).toContain(log);
+    console.log(`cuda_emu.test.ts: check.sh --emulated: ${took.toFixed(0)} s, ${line("kernels")}`);
+  }, 900_000);
+
+  test("a check.sh killed at its limit still returns the summary of the stages that ran, and the logs so far", async () => {
+    if (buildError) throw new Error(`fp8_cuda_emu_test did not build:\n${buildError}`);
+    const outDir = join(buildDir, "check-emu-kill");
+    rmSync(outDir, { recursive: true, force: true });
+    mkdirSync(outDir, { recursive: true });
+    const proc = Bun.spawn(["setsid", "bash", script, "--emulated", process.execPath], { cwd: root, env: envFor(outDir), stdout: "ignore", stderr: "ignore" });
+    const summaryPath = join(outDir, "summary.txt");
+    const deadline = Date.now() + 120_000;
+    // as a GPU call's time limit would: kill the whole group once the first correctness stage has ended
+    while (Date.now() < deadline && !(existsSync(summaryPath) && /^encoders: /m.test(readFileSync(summaryPath, "utf8")))) await Bun.sleep(100);
+    try { process.kill(-proc.pid, "SIGKILL"); } catch { proc.kill("SIGKILL"); }
+    await proc.exited;
+    const summary = readFileSync(summaryPath, "utf8");
+    expect(summary).toMatch(/^build: ok/m);
+    expect(summary).toMatch(/^encoders: PASS/m);
+    expect(summary).not.toMatch(/^total: /m);
+    expect(existsSync(join(outDir, "logs.tar.gz"))).toBe(true);
+    expect(filesUnder(outDir).length).toBeLessThanOrEqual(8);
+  }, 150_000);
 });
 
 describe.skipIf(skipReason !== null)("the demo on libfp8_cuda_emu", () => {

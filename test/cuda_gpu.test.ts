@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { cuda } from "../src/index.ts";
 import { check, cudaLib, lib, nativeAlloc, nativeFree, nativeView, type NativePtr } from "../src/ffi/index.ts";
-import type { CudaContext, DeviceBuffer, HostArray } from "../src/cuda/index.ts";
+import type { CastKernel, CudaContext, DeviceBuffer, HostArray } from "../src/cuda/index.ts";
 import { uniformStream } from "../src/tensor/random.ts";
 
 const gpu = cuda.isAvailable();
@@ -160,13 +160,15 @@ gpuDescribe("cuda on a GPU", () => {
   const keep = (b: DeviceBuffer) => (owned.push(b), b);
   const scalar = (v: number) => keep(cuda.scalarBuffer(ctx, v));
 
+  let defaultKernel: CastKernel = "reference";
   beforeAll(() => {
     ctx = cuda.device(0);
+    defaultKernel = ctx.castKernel;
     console.log(`cuda_gpu.test.ts: ${ctx.info.name}, cc ${ctx.info.computeCapability.join(".")}, ${ctx.info.smCount} SMs`);
   });
   afterAll(() => {
     for (const b of owned) b.dispose();
-    ctx.castKernel = "reference";
+    ctx.castKernel = defaultKernel;
   });
 
   const scales = [1, 0.5, 2 ** -15, 1.7, 179.2, 1e-30, 1e30, 0, -2, Infinity, NaN];
@@ -667,7 +669,7 @@ gpuDescribe("cuda on a GPU", () => {
   test("CUDA errors come back as statuses naming the call and the CUDA error", () => {
     const out = new BigUint64Array(1);
     expect(cudaLib().fp8_cuda_malloc(ctx.handle, 2 ** 52, out)).toBe(-2); // FP8_ERR_OUT_OF_MEMORY
-    expect(String(cudaLib().fp8_cuda_last_error())).toMatch(/^fp8_cuda_malloc: cudaMallocAsync: cudaErrorMemoryAllocation/);
+    expect(String(cudaLib().fp8_cuda_last_error())).toMatch(/^fp8_cuda_malloc: cudaMallocFromPoolAsync: cudaErrorMemoryAllocation/);
     expect(() => cuda.deviceInfo(99)).toThrow(/device 99 out of range/);
     // the context still works afterwards
     const b = keep(cuda.randn(ctx, [1000], "float32", 5));

@@ -9,6 +9,7 @@
 import { describe, expect, test } from "bun:test";
 import { cuda, float8, manualSeed, memoryStats, nn, optim, randn, tensor, Tensor, tidy, zeros } from "../src/index.ts";
 import { defineParityTests } from "./helpers/device_cases.ts";
+import { setAmaxReducer } from "../src/float8/convert.ts";
 
 const gpu = cuda.isAvailable();
 if (!gpu) console.log(`cuda_tensor_gpu.test.ts: SKIPPED: no usable GPU (${cuda.probe().reason})`);
@@ -111,6 +112,45 @@ gpuDescribe("CUDA graphs of Tensor programs (cuda.captureGraph)", () => {
       }
     });
   }
+
+  test("delayed scaling with a cross-rank amax reducer (as initProcessGroup installs): one packed device tensor, no host read, captured replays equal eager steps bit for bit", () => {
+    // The reducer stands in for allReduce(max): it doubles the packed amaxes on the device, so its
+    // effect shows in the scales. A host read (.item()) inside the sync would make the capture fail.
+    const seen: number[] = [];
+    setAmaxReducer((packed) => {
+      expect(packed.device).toBe("cuda");
+      seen.push(packed.numel);
+      packed.copyFrom(packed.mul(2));
+    });
+    try {
+      const eager = setup("delayed");
+      let eagerLoss = NaN;
+      for (let i = 0; i < STEPS; i++) {
+        eager.load(i);
+        eagerLoss = tidy(() => eager.step()).item();
+      }
+      expect(seen).toEqual(Array(STEPS).fill(6)); // 2 layers x (input, weight, grad output), once per step
+      const graphed = setup("delayed");
+      graphed.load(0);
+      tidy(() => graphed.step());
+      const g = cuda.captureGraph(() => graphed.step());
+      for (let i = 1; i < STEPS; i++) {
+        graphed.load(i);
+        g.replay();
+      }
+      expect(g.result.item()).toBe(eagerLoss);
+      expect(paramBytes(graphed.model)).toEqual(paramBytes(eager.model));
+      const scales = (m: nn.Module) => float8.float8Layers(m).map((l) => Buffer.from(l.scaling.input.scale!.bytes()).toString("hex"));
+      expect(scales(graphed.model)).toEqual(scales(eager.model));
+      g.dispose();
+      for (const s of [eager, graphed]) {
+        s.opt.zeroGrad();
+        s.model.dispose();
+      }
+    } finally {
+      setAmaxReducer(null);
+    }
+  });
 
   test("a captured embedding + float8 model (token indices and targets on the device) replays like eager steps bit for bit", () => {
     const V = 48, T = 32;

@@ -16,7 +16,7 @@
 //            libfp8_cuda_emu, so a GPU session never loses its minutes to a broken benchmark)
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cuda, float8, manualSeed, nn, randn, tidy } from "../../src/index.ts";
+import { cuda, float8, manualSeed, nn, optim, randn, tidy } from "../../src/index.ts";
 import type { CudaContext, DeviceBuffer } from "../../src/cuda/index.ts";
 
 const smoke = process.argv.includes("--smoke");
@@ -26,6 +26,8 @@ if (!cuda.isAvailable()) {
   process.exit(2);
 }
 const ctx: CudaContext = cuda.device(0);
+/** The context's default encoder (hardware unless FP8_CUDA_CAST_KERNEL says otherwise; see bench/gpu/encoders.ts). */
+const defaultKernel = ctx.castKernel;
 const owned: DeviceBuffer[] = [];
 const keep = (b: DeviceBuffer) => (owned.push(b), b);
 
@@ -94,8 +96,29 @@ console.log(`device: ${info.name}, cc ${info.computeCapability.join(".")}, ${inf
     bw(`row-wise cast bf16 -> e4m3, a scale per row (${kernel})`, 3 * n, () => cuda.quantizeRowwise(xb, "float8_e4m3fn", { out: q, scale: rowScale }),
       "one launch; each row read twice (the second time mostly from L2)");
   }
-  ctx.castKernel = "reference";
+  ctx.castKernel = defaultKernel;
   for (const b of [xf, xb, dst, q, qt]) b.dispose();
+
+  // The memory-bound kernels a training step runs besides the casts (issue 16: 16-byte vector
+  // loads, templated on the dtype), through the Tensor API on device cuda, against the same copy.
+  // Bytes: what each kernel must read and write once.
+  const R = smoke ? 64 : quick ? 4096 : 8192, C = smoke ? 96 : 8192, m = R * C;
+  for (const dtype of ["bfloat16", "float32"] as const) {
+    const es = dtype === "float32" ? 4 : 2;
+    const x = randn([R, C], { dtype, device: "cuda" }).keep(), y = randn([R, C], { dtype, device: "cuda" }).keep();
+    const w = randn([C], { dtype, device: "cuda" }).keep();
+    bw(`relu ${dtype}`, 2 * es * m, () => tidy(() => void x.relu()), "eltwise_kernel");
+    bw(`add ${dtype} (same shape)`, 3 * es * m, () => tidy(() => void x.add(y)), "binary_dense_kernel");
+    bw(`softmax ${dtype} (rows of ${C})`, 2 * es * m, () => tidy(() => void nn.softmax(x, -1)), "softmax_kernel: 16-byte vectors per row");
+    bw(`layerNorm ${dtype} (rows of ${C})`, 2 * es * m, () => tidy(() => void nn.layerNorm(x, w, w)), "row kernel: not vectorized yet");
+    const p = randn([m], { dtype, device: "cuda", requiresGrad: true }).keep();
+    p.grad = randn([m], { dtype, device: "cuda" }).keep();
+    const opt = new optim.AdamW([p], { lr: 1e-4 });
+    opt.step(); // state
+    // param + grad read, param written; exp_avg, exp_avg_sq f32 read and written
+    bw(`AdamW step ${dtype} params`, 3 * es * m + 16 * m, () => opt.step(), "adamw_kernel");
+    for (const t of [x, y, w, p.grad!, p]) t.dispose();
+  }
 }
 
 // ---- 2. GEMM 8192^3 ------------------------------------------------------------------
@@ -170,7 +193,7 @@ for (const [M, K, N] of smoke ? [[32, 64, 48]] : quick ? [[1024, 2048, 1024]] : 
   const variants: [string, cuda.Float8LinearCuda, "reference" | "hardware"][] = [
     ["float8, dynamic", new cuda.Float8LinearCuda(ctx, M, K, N, { fallback: "never" }), "reference"],
     ["float8, dynamic, hardware cast", new cuda.Float8LinearCuda(ctx, M, K, N, { fallback: "never" }), "hardware"],
-    ["Float8LinearCuda auto", new cuda.Float8LinearCuda(ctx, M, K, N), "reference"],
+    ["Float8LinearCuda auto", new cuda.Float8LinearCuda(ctx, M, K, N), defaultKernel],
   ];
   const target = big ? ">= 1.45" : ">= 1.0";
   for (const [label, layer, kernel] of variants) {
@@ -180,7 +203,7 @@ for (const [M, K, N] of smoke ? [[32, 64, 48]] : quick ? [[1024, 2048, 1024]] : 
     rows.push({ section: "linear", name: `${label} ${shape} graph`, ms: t.replay, value: tb.replay / t.replay, unit: "x", ratio: tb.replay / t.replay, ratioOf: "bf16 graph", target });
     layer.dispose();
   }
-  ctx.castKernel = "reference";
+  ctx.castKernel = defaultKernel;
   base.dispose();
   for (const b of [x, w, dy, y, dx, dw]) b.dispose();
 }

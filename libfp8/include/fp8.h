@@ -503,10 +503,21 @@ FP8_API int32_t fp8_cuda_ctx_destroy(fp8_cuda_ctx_t ctx);
 FP8_API int32_t fp8_cuda_ctx_stream(fp8_cuda_ctx_t ctx, void **out);
 /* Entries in the context's GEMM plan cache. */
 FP8_API int32_t fp8_cuda_gemm_plans(fp8_cuda_ctx_t ctx, int64_t *out);
-/* Encoder of every fp8 cast on ctx: REFERENCE (fp8_ref.h integer code, the
- * default) or HARDWARE (cvt.rn.satfinite + NaN fix-up); both are meant to be
- * bit-identical to the CPU, and bench/gpu/check.sh tests both. */
+/* Encoder of every fp8 cast on ctx: REFERENCE (fp8_ref.h integer code) or
+ * HARDWARE (cvt.rn.satfinite + NaN fix-up, sm_89+). Both are meant to be
+ * bit-identical to the CPU; bench/gpu/check.sh compares them on every f32 and
+ * bf16 bit pattern (fp8_cuda_encoder_check). A new context takes
+ * $FP8_CUDA_CAST_KERNEL ("reference" / "hardware") when set, else HARDWARE in
+ * libfp8_cuda and REFERENCE in libfp8_cuda_emu (which has no hardware encoder). */
 FP8_API int32_t fp8_cuda_set_cast_kernel(fp8_cuda_ctx_t ctx, int32_t kernel);
+FP8_API int32_t fp8_cuda_get_cast_kernel(fp8_cuda_ctx_t ctx, int32_t *kernel);
+/* The two encoders side by side on the device: bit patterns k * step of
+ * src_dtype (F32: 2^32 patterns, BF16: 2^16; step 1 = all of them), each
+ * multiplied by `scale` as the casts do, encoded to fp8_dtype by both.
+ * result[0] <- patterns whose bytes differ, result[1] <- the smallest such
+ * pattern (0xFFFFFFFF if none). Waits for the result. */
+FP8_API int32_t fp8_cuda_encoder_check(fp8_cuda_ctx_t ctx, int32_t fp8_dtype, int32_t src_dtype,
+                                       float scale, int64_t step, uint32_t *result);
 /* Blocks until all work queued on ctx is done; reports its errors. */
 FP8_API int32_t fp8_cuda_synchronize(fp8_cuda_ctx_t ctx);
 
@@ -609,7 +620,8 @@ FP8_API int32_t fp8_cuda_bias_grad(fp8_cuda_ctx_t ctx, void *d_dbias, int32_t db
  * d_c (M,N) <- (d_a (M,K) @ d_b (N,K)^T) * (1 / *d_scale_a) * (1 / *d_scale_b) [+ d_bias (N)]
  * Both operands K-contiguous (cuBLASLt "TN", the only fp8 layout on Hopper).
  * a, b E4M3FN/E5M2, not both E5M2; c F32/BF16; bias NULL or (N) BF16 (fused
- * epilogue) or F32 (separate f32 add). K and N multiples of 16, pointers
+ * epilogue) or F32 (added in f32 before c's one rounding, through an f32
+ * temporary when c is BF16). K and N multiples of 16, pointers
  * 16-byte aligned. The inverse scales are computed on the device. */
 FP8_API int32_t fp8_cuda_scaled_mm(fp8_cuda_ctx_t ctx, void *d_c, int32_t c_dtype,
                                    const void *d_a, int32_t a_dtype, const void *d_b,

@@ -87,7 +87,8 @@ export function initProcessGroup(opts: ProcessGroupOptions = {}): { rank: number
     localRank: readInt((o) => d.fp8_dist_local_rank(o), op),
     backend,
   };
-  setAmaxReducer((amaxes) => allReduceArray(amaxes, "max", { key: "float8.syncAmaxAndScaleHistory" }));
+  // one collective for every layer's amaxes, on their device (NCCL: on the compute stream)
+  setAmaxReducer((packed) => void allReduce(packed, "max", { key: "float8.syncAmaxAndScaleHistory" }));
   // NCCL binds this rank to GPU local_rank % count: "cuda" tensors live there too
   if (backend === "nccl") setCudaDevice(group.localRank % Math.max(1, cudaProbe().deviceCount));
   return { rank: group.rank, worldSize: group.size };

@@ -23,6 +23,8 @@ export const symbols = {
   fp8_cuda_ctx_stream: { args: [P, P], returns: i32 },
   fp8_cuda_gemm_plans: { args: [P, P], returns: i32 },
   fp8_cuda_set_cast_kernel: { args: [P, i32], returns: i32 },
+  fp8_cuda_get_cast_kernel: { args: [P, P], returns: i32 },
+  fp8_cuda_encoder_check: { args: [P, i32, i32, f32, I64, P], returns: i32 },
   fp8_cuda_synchronize: { args: [P], returns: i32 },
   fp8_cuda_malloc: { args: [P, I64, P], returns: i32 },
   fp8_cuda_free: { args: [P, P], returns: i32 },

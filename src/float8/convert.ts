@@ -5,6 +5,8 @@ import { Float8Error } from "../errors.ts";
 import { DTYPE_CODE } from "../tensor/dtype.ts";
 import { Linear } from "../nn/layers.ts";
 import type { Module } from "../nn/module.ts";
+import type { NativePtr } from "../ffi/index.ts";
+import { Tensor, zeros } from "../tensor/tensor.ts";
 import { Float8LinearConfig, ScalingType } from "./config.ts";
 import { Float8Linear, type RoleScaling } from "./float8_linear.ts";
 
@@ -49,12 +51,38 @@ export function float8Layers(model: Module): Float8Linear[] {
   return [...model.namedModules()].map(([, m]) => m).filter((m): m is Float8Linear => m instanceof Float8Linear);
 }
 
-/** A hook that reduces all amaxes across ranks before the sync (set by src/distributed). */
-let amaxReducer: ((amaxes: Float32Array) => void) | null = null;
+/**
+ * A hook that reduces all amaxes across ranks before the sync (set by src/distributed): it gets
+ * one float32 tensor [n] holding every delayed-scaling amax of one device, and reduces it in
+ * place (one collective; on a GPU with NCCL, stream-ordered on the device, no host read).
+ */
+export type AmaxReducer = (packed: Tensor) => void;
+let amaxReducer: AmaxReducer | null = null;
 
 /** Installs (or clears) the cross-rank MAX reduction used by the sync. */
-export function setAmaxReducer(fn: ((amaxes: Float32Array) => void) | null): void {
+export function setAmaxReducer(fn: AmaxReducer | null): void {
   amaxReducer = fn;
+}
+
+/**
+ * Every state's amax into one float32 buffer on their device, reduced there by the reducer,
+ * and back: device-to-device copies around one collective, so nothing reads the device from
+ * the host and the whole sync can be captured in a CUDA graph (issue 16).
+ */
+function reduceAmaxes(states: readonly RoleScaling[], reducer: AmaxReducer, op: string): void {
+  for (const device of new Set(states.map((s) => s.amax!.device))) {
+    const on = states.filter((s) => s.amax!.device === device);
+    const packed = zeros([on.length], { dtype: "float32", device });
+    try {
+      const b = packed.backend, base = packed.ptrFor(op);
+      const at = (i: number) => (base + 4 * i) as NativePtr;
+      on.forEach((st, i) => b.copy(at(i), st.amax!.ptrFor(op), 4));
+      reducer(packed);
+      on.forEach((st, i) => b.copy(st.amax!.ptrFor(op), at(i), 4));
+    } finally {
+      packed.dispose();
+    }
+  }
 }
 
 /**
@@ -75,13 +103,7 @@ export function syncFloat8AmaxAndScaleHistory(model: Module): void {
       byLen.set(len, [...(byLen.get(len) ?? []), st]);
     }
   }
-  if (amaxReducer) {
-    const all = [...byLen.values()].flat();
-    const buf = new Float32Array(all.length);
-    all.forEach((st, i) => (buf[i] = st.amax!.item()));
-    amaxReducer(buf);
-    all.forEach((st, i) => st.amax!.backend.upload(st.amax!.ptrFor("syncFloat8AmaxAndScaleHistory"), buf.subarray(i, i + 1), 4));
-  }
+  if (amaxReducer) reduceAmaxes([...byLen.values()].flat(), amaxReducer, "syncFloat8AmaxAndScaleHistory");
   for (const [len, states] of byLen) {
     const op = "syncFloat8AmaxAndScaleHistory";
     // one call per device (a model normally lives on one)

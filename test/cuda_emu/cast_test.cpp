@@ -371,7 +371,41 @@ void on_a_full_size_device() {
 
 }  // namespace
 
+/* fp8_cuda_encoder_check and the default encoder (issue 16): on the emulator both
+ * encoders are the reference, so every sampled pattern agrees; the default is the
+ * reference here, and $FP8_CUDA_CAST_KERNEL overrides it for new contexts. */
+void encoders() {
+    section("cast: encoder check and default");
+    uint32_t res[2] = {7, 7};
+    for (int32_t f8 : {FP8_DTYPE_E4M3FN, FP8_DTYPE_E5M2}) {
+        CUDA_OK(fp8_cuda_encoder_check(ctx, f8, FP8_DTYPE_F32, 448.0f / 3.0f, 65537, res));
+        CHECK(res[0] == 0 && res[1] == 0xffffffffu, "encoder_check f32 -> %s: %u differ, first 0x%x", dt_name(f8), res[0], res[1]);
+        CUDA_OK(fp8_cuda_encoder_check(ctx, f8, FP8_DTYPE_BF16, 1.0f, 1, res));
+        CHECK(res[0] == 0 && res[1] == 0xffffffffu, "encoder_check bf16 -> %s: %u differ, first 0x%x", dt_name(f8), res[0], res[1]);
+    }
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "step", fp8_cuda_encoder_check(ctx, FP8_DTYPE_E4M3FN, FP8_DTYPE_F32, 1.0f, 0, res));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "src_dtype", fp8_cuda_encoder_check(ctx, FP8_DTYPE_E4M3FN, FP8_DTYPE_E5M2, 1.0f, 1, res));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "fp8_dtype", fp8_cuda_encoder_check(ctx, FP8_DTYPE_F32, FP8_DTYPE_F32, 1.0f, 1, res));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "result", fp8_cuda_encoder_check(ctx, FP8_DTYPE_E4M3FN, FP8_DTYPE_F32, 1.0f, 1, nullptr));
+    int32_t k = -1;
+    const char *saved = getenv("FP8_CUDA_CAST_KERNEL");
+    unsetenv("FP8_CUDA_CAST_KERNEL");
+    for (const char *env : {(const char *)nullptr, "hardware", "reference"}) {
+        if (env) setenv("FP8_CUDA_CAST_KERNEL", env, 1);
+        fp8_cuda_ctx_t c2 = nullptr;
+        CUDA_OK(fp8_cuda_ctx_create(0, &c2));
+        CUDA_OK(fp8_cuda_get_cast_kernel(c2, &k));
+        const int32_t want = env && strcmp(env, "hardware") == 0 ? FP8_CUDA_CAST_HARDWARE : FP8_CUDA_CAST_REFERENCE;
+        CHECK(k == want, "new context with FP8_CUDA_CAST_KERNEL=%s: cast kernel %d, want %d", env ? env : "(unset)", k, want);
+        CUDA_OK(fp8_cuda_ctx_destroy(c2));
+    }
+    if (saved) setenv("FP8_CUDA_CAST_KERNEL", saved, 1);
+    else unsetenv("FP8_CUDA_CAST_KERNEL");
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "kernel", fp8_cuda_get_cast_kernel(ctx, nullptr));
+}
+
 void test_cast() {
+    encoders();
     amax_and_scales();
     quantize();
     quantize_transpose();

@@ -209,7 +209,82 @@ void graphs() {
 
 }  // namespace
 
+/* The first reduction on a new context: its scratch (amax bits, block counter)
+ * must be zeroed on the context's own stream. The emulator runs legacy-stream
+ * work (cudaMemset) only when something waits for it, which a non-blocking
+ * stream never does, so a cudaMemset here would leave the counter unzeroed
+ * (issue 16). Twice: a fresh context, then a second one at once. */
+void fresh_context_scratch() {
+    section("context: scratch of a new context");
+    Buf x(FP8_DTYPE_F32, 1 << 16), cpu(FP8_DTYPE_F32, 1);
+    fill_random(x, 3.0f);
+    CPU_OK(fp8_cpu_amax(cpu.as<float>(), x.p(), FP8_DTYPE_F32, x.n()));
+    for (int k = 0; k < 2; k++) {
+        fp8_cuda_ctx_t c2 = nullptr;
+        CUDA_OK(fp8_cuda_ctx_create(0, &c2));
+        Buf amax(FP8_DTYPE_F32, 1);
+        amax.set(0, -1.0f);
+        CUDA_OK(fp8_cuda_amax(c2, amax.as<float>(), x.p(), FP8_DTYPE_F32, x.n()));
+        CUDA_OK(fp8_cuda_synchronize(c2));
+        same_bytes("amax as the first launch on a new context", amax, cpu);
+        CUDA_OK(fp8_cuda_ctx_destroy(c2));
+    }
+}
+
+/* The context allocates from its own pool and leaves the device's default pool
+ * (NCCL's, other libraries') as it found it (issue 16). */
+void own_memory_pool() {
+    section("context: memory pool");
+    int64_t pools0 = -1, pools1 = -1, pools2 = -1;
+    uint64_t threshold = 1;
+    fp8_cuda_emu_pools(&pools0, &threshold);
+    CHECK(threshold == 0, "the default pool's release threshold was changed to %llu", (unsigned long long)threshold);
+    fp8_cuda_ctx_t c2 = nullptr;
+    CUDA_OK(fp8_cuda_ctx_create(0, &c2));
+    void *p = nullptr;
+    CUDA_OK(fp8_cuda_malloc(c2, 1 << 20, &p));
+    CUDA_OK(fp8_cuda_free(c2, p));
+    fp8_cuda_emu_pools(&pools1, &threshold);
+    CHECK(pools1 == pools0 + 1 && threshold == 0, "a context: %lld -> %lld pools, default threshold %llu",
+          (long long)pools0, (long long)pools1, (unsigned long long)threshold);
+    CUDA_OK(fp8_cuda_ctx_destroy(c2));
+    fp8_cuda_emu_pools(&pools2, nullptr);
+    CHECK(pools2 == pools0, "ctx_destroy left its pool: %lld pools, %lld before", (long long)pools2, (long long)pools0);
+    /* a failed pool creation fails ctx_create cleanly */
+    MemoryWatch watch;
+    fp8_cuda_emu_fail_call("cudaMemPoolCreate", 0, (int32_t)cudaErrorMemoryAllocation);
+    c2 = nullptr;
+    CUDA_FAILS(FP8_ERR_OUT_OF_MEMORY, "cudaMemPoolCreate", fp8_cuda_ctx_create(0, &c2));
+    CHECK(c2 == nullptr, "a failed ctx_create left a context");
+    watch.check("ctx_create failing at cudaMemPoolCreate");
+}
+
+/* Timers are refused while capturing: the event would be a graph node, and
+ * waiting on it (timer_stop) would break the capture (issue 16). */
+void timers_during_capture() {
+    section("context: timers during capture");
+    CUDA_OK(fp8_cuda_graph_begin(ctx));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "while capturing", fp8_cuda_timer_start(ctx));
+    float ms = 0;
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "while capturing", fp8_cuda_timer_stop(ctx, &ms));
+    Buf x(FP8_DTYPE_F32, 64);
+    CUDA_OK(fp8_cuda_fill(ctx, x.p(), FP8_DTYPE_F32, 64, 2.0));
+    fp8_cuda_graph_t g = nullptr;
+    CUDA_OK(fp8_cuda_graph_end(ctx, &g)); /* the capture is intact */
+    CHECK(g != nullptr, "graph_end after refused timers gave no graph");
+    x.set(0, 0.0f);
+    CUDA_OK(fp8_cuda_graph_launch(ctx, g));
+    CUDA_OK(fp8_cuda_synchronize(ctx));
+    CHECK(x.get(0) == 2.0f, "the replay of a capture with refused timers wrote %g", x.get(0));
+    CUDA_OK(fp8_cuda_graph_destroy(g));
+    CUDA_OK(fp8_cuda_timer_start(ctx));
+    CUDA_OK(fp8_cuda_timer_stop(ctx, &ms));
+}
+
 void test_context() {
+    own_memory_pool();
+    timers_during_capture();
+    fresh_context_scratch();
     probe_and_devices();
     context_basics();
     memory_and_copies();

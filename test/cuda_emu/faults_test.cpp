@@ -71,10 +71,10 @@ void context_failures() {
         {"cublasLtCreate", 0, kCublasAllocFailed, FP8_ERR_OUT_OF_MEMORY, "cublasLtCreate"},
         {"cudaMalloc", 0, kCudaOutOfMemory, FP8_ERR_OUT_OF_MEMORY, "cudaMalloc(workspace)"},
         {"cudaMalloc", 1, kCudaOutOfMemory, FP8_ERR_OUT_OF_MEMORY, "cudaMalloc(scratch)"},
-        {"cudaMemset", 0, kCudaInvalidValue, FP8_ERR_BACKEND, "cudaMemset(scratch)"},
+        {"cudaMemsetAsync", 0, kCudaInvalidValue, FP8_ERR_BACKEND, "cudaMemsetAsync(scratch)"},
         {"cudaEventCreate", 0, kCudaOutOfMemory, FP8_ERR_OUT_OF_MEMORY, "cudaEventCreate"},
         {"cudaEventCreate", 1, kCudaInvalidValue, FP8_ERR_BACKEND, "cudaEventCreate"},
-        {"cudaDeviceGetDefaultMemPool", 0, kCudaInvalidValue, FP8_ERR_BACKEND, "cudaDeviceGetDefaultMemPool"},
+        {"cudaMemPoolCreate", 0, kCudaOutOfMemory, FP8_ERR_OUT_OF_MEMORY, "cudaMemPoolCreate"},
         {"cudaMemPoolSetAttribute", 0, kCudaInvalidValue, FP8_ERR_BACKEND, "cudaMemPoolSetAttribute"},
     };
     for (const auto &c : cases) {
@@ -95,7 +95,7 @@ void memory_failures() {
     int64_t bytes0, allocs0, bytes, allocs;
     CUDA_OK(fp8_cuda_memory_stats(ctx, &bytes0, &allocs0));
     failing("cudaMallocAsync", 0, kCudaOutOfMemory, [&] {
-        CUDA_FAILS(FP8_ERR_OUT_OF_MEMORY, "cudaMallocAsync", fp8_cuda_malloc(ctx, 100, &p));
+        CUDA_FAILS(FP8_ERR_OUT_OF_MEMORY, "cudaMallocFromPoolAsync", fp8_cuda_malloc(ctx, 100, &p));
     });
     CUDA_OK(fp8_cuda_memory_stats(ctx, &bytes, &allocs));
     CHECK(p == nullptr && bytes == bytes0 && allocs == allocs0, "a failed malloc changed the statistics");
@@ -160,11 +160,11 @@ void temporary_failures() {
     loss.set(0, 1.0f);
     with_device_shape(4, 0, [&] { /* no workspace: every temporary is allocated */
         failing("cudaMallocAsync", 0, kCudaOutOfMemory, [&] {
-            CUDA_FAILS(FP8_ERR_OUT_OF_MEMORY, "cudaMallocAsync",
+            CUDA_FAILS(FP8_ERR_OUT_OF_MEMORY, "cudaMallocFromPoolAsync",
                        fp8_cuda_cross_entropy(ctx, loss.as<float>(), logp.p(), x.p(), t.data(), FP8_DTYPE_F32, rows, cols, -1));
         });
         failing("cudaMallocAsync", 0, kCudaOutOfMemory, [&] {
-            CUDA_FAILS(FP8_ERR_OUT_OF_MEMORY, "cudaMallocAsync",
+            CUDA_FAILS(FP8_ERR_OUT_OF_MEMORY, "cudaMallocFromPoolAsync",
                        fp8_cuda_cross_entropy_backward(ctx, dx.p(), logp.p(), t.data(), loss.as<float>(), FP8_DTYPE_F32, rows,
                                                        cols, -1));
         });
@@ -175,7 +175,7 @@ void temporary_failures() {
         Buf w(FP8_DTYPE_F32, 10 * cols);
         std::vector<int32_t> idx((size_t)rows, 3);
         failing("cudaMallocAsync", 0, kCudaOutOfMemory, [&] {
-            CUDA_FAILS(FP8_ERR_OUT_OF_MEMORY, "cudaMallocAsync",
+            CUDA_FAILS(FP8_ERR_OUT_OF_MEMORY, "cudaMallocFromPoolAsync",
                        fp8_cuda_embedding_backward(ctx, w.p(), x.p(), idx.data(), FP8_DTYPE_F32, rows, 10, cols));
         });
     });
@@ -229,9 +229,9 @@ void gemm_failures() {
     };
     failing("cublasLtMatmulDescSetAttribute", 3, kCublasInvalidValue, [&] { CUDA_OK(rowwise()); });
     M++;
-    failing("cudaMallocAsync", 0, kCudaOutOfMemory, [&] { CUDA_FAILS(FP8_ERR_OUT_OF_MEMORY, "cudaMallocAsync", rowwise()); });
+    failing("cudaMallocAsync", 0, kCudaOutOfMemory, [&] { CUDA_FAILS(FP8_ERR_OUT_OF_MEMORY, "cudaMallocFromPoolAsync", rowwise()); });
     CUDA_OK(fp8_cuda_set_rowwise_gemm(ctx, FP8_CUDA_ROWWISE_EPILOGUE));
-    failing("cudaMallocAsync", 0, kCudaOutOfMemory, [&] { CUDA_FAILS(FP8_ERR_OUT_OF_MEMORY, "cudaMallocAsync", rowwise()); });
+    failing("cudaMallocAsync", 0, kCudaOutOfMemory, [&] { CUDA_FAILS(FP8_ERR_OUT_OF_MEMORY, "cudaMallocFromPoolAsync", rowwise()); });
     failing("launch", 0, kCudaLaunchFailure, [&] { CUDA_FAILS(FP8_ERR_BACKEND, "rowwise_epilogue_kernel", rowwise()); });
     CUDA_OK(fp8_cuda_set_rowwise_gemm(ctx, FP8_CUDA_ROWWISE_AUTO));
     failing("launch", 0, kCudaLaunchFailure, [&] { CUDA_FAILS(FP8_ERR_BACKEND, "inverse_vectors_kernel", rowwise()); });

@@ -635,4 +635,74 @@ FP8_API int32_t fp8_cuda_sync_amax_history(fp8_cuda_ctx_t c, float *const *d_ama
     });
 }
 
+/* ---- the two encoders, side by side (issue 16) ------------------------------------- */
+
+}  // extern "C"
+
+namespace fp8cuda {
+namespace {
+/* Bit patterns k * step (k < count) of an f32 or bf16 value, each multiplied by
+ * scale as every cast does (mul_x86), encoded by the reference and by the
+ * hardware encoder; res[0] counts the patterns where the bytes differ, res[1]
+ * keeps the smallest such pattern. Where the hardware encoder is not compiled
+ * (below sm_89, and the emulator) both are the reference. */
+template <int FP8>
+__global__ void __launch_bounds__(256)
+encoder_check_kernel(int src_dt, float scale, uint64_t count, uint64_t step, unsigned *res) {
+    const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
+    for (uint64_t k = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; k < count; k += stride) {
+        const uint32_t bits = (uint32_t)(k * step);
+        const float x = src_dt == FP8_DTYPE_F32 ? __uint_as_float(bits) : bf16_bits_to_f32(bits & 0xffffu);
+        const float y = mul_x86(x, scale);
+        const uint32_t ref = encode2<FP8, FP8_CUDA_CAST_REFERENCE>(y, 0.0f) & 0xffu;
+        const uint32_t hw = encode2<FP8, FP8_CUDA_CAST_HARDWARE>(y, 0.0f) & 0xffu;
+        if (ref != hw) {
+            atomicAdd(&res[0], 1u);
+            atomicMin(&res[1], bits);
+        }
+    }
+}
+}  // namespace
+}  // namespace fp8cuda
+
+extern "C" {
+
+FP8_API int32_t fp8_cuda_encoder_check(fp8_cuda_ctx_t c, int32_t fp8_dtype, int32_t src_dtype, float scale,
+                                       int64_t step, uint32_t *result) {
+    static const char fn[] = "fp8_cuda_encoder_check";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
+        FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
+        FP8_REQUIRE(step >= 1, fn, "step must be >= 1, got %lld", (long long)step);
+        FP8_REQUIRE_PTR(result, fn);
+        ENTER(fn, c, ctx);
+        FP8_REQUIRE(!ctx->capturing, fn, "not allowed while capturing a graph");
+        const uint64_t patterns = src_dtype == FP8_DTYPE_F32 ? (uint64_t)1 << 32 : (uint64_t)1 << 16;
+        const uint64_t count = (patterns + (uint64_t)step - 1) / (uint64_t)step;
+        unsigned *res = ctx->scratch + 8; /* [8], [9]: free scratch words */
+        const unsigned init[2] = {0u, 0xffffffffu};
+        FP8_CUDA_TRY(fn, "cudaMemcpyAsync", cudaMemcpyAsync(res, init, sizeof init, cudaMemcpyHostToDevice, ctx->stream));
+        const unsigned grid = grid_for(ctx, (int64_t)std::min<uint64_t>(count, (uint64_t)1 << 40), 256, 16);
+        if (fp8_dtype == FP8_DTYPE_E5M2)
+            encoder_check_kernel<FP8_DTYPE_E5M2><<<grid, 256, 0, ctx->stream>>>(src_dtype, scale, count, (uint64_t)step, res);
+        else
+            encoder_check_kernel<FP8_DTYPE_E4M3FN><<<grid, 256, 0, ctx->stream>>>(src_dtype, scale, count, (uint64_t)step, res);
+        FP8_LAUNCH_CHECK(fn, "encoder_check_kernel");
+        unsigned out[2];
+        FP8_CUDA_TRY(fn, "cudaMemcpyAsync", cudaMemcpyAsync(out, res, sizeof out, cudaMemcpyDeviceToHost, ctx->stream));
+        FP8_CUDA_TRY(fn, "cudaStreamSynchronize", cudaStreamSynchronize(ctx->stream));
+        result[0] = out[0];
+        result[1] = out[1];
+        return FP8_OK;
+    });
+}
+
+FP8_API int32_t fp8_cuda_get_cast_kernel(fp8_cuda_ctx_t c, int32_t *kernel) {
+    static const char fn[] = "fp8_cuda_get_cast_kernel";
+    FP8_REQUIRE(c != NULL, fn, "ctx is NULL");
+    FP8_REQUIRE_PTR(kernel, fn);
+    *kernel = unwrap(c)->cast_kernel;
+    return FP8_OK;
+}
+
 }  // extern "C"

@@ -5,6 +5,7 @@
  * cast_kernels.cu and eltwise_kernels.cu, GEMMs in gemm.cu.
  */
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "cuda_common.cuh"
@@ -14,7 +15,7 @@ namespace fp8cuda {
 namespace {
 constexpr size_t kWorkspaceBytes = (size_t)32 << 20; /* cuBLASLt on Hopper: 32 MiB */
 constexpr size_t kScratchBytes = 256;
-constexpr int kMinMajor = 9; /* built for sm_90 / sm_90a / compute_90 only */
+constexpr int kMinMajor = 9; /* SASS for sm_90, sm_100, sm_120; compute_90 PTX for the rest */
 
 bool is_unsupported(cudaError_t e) {
     return e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver ||
@@ -30,9 +31,24 @@ const char *hint(cudaError_t e) {
     case cudaErrorStubLibrary: return "; no usable NVIDIA driver (libcuda.so.1)";
     case cudaErrorNoDevice: return "; no GPU visible (check CUDA_VISIBLE_DEVICES and nvidia-smi)";
     case cudaErrorNoKernelImageForDevice:
-        return "; libfp8_cuda is built for sm_90 (Hopper) and cannot run on this GPU";
+        return "; libfp8_cuda has no code for this GPU (built for sm_90, sm_100, sm_120 and compute_90 PTX; see FP8_CUDA_ARCHS)";
     default: return "";
     }
+}
+/* The encoder of a new context's casts: $FP8_CUDA_CAST_KERNEL when set, else
+ * the hardware encoder (cvt.rn.satfinite), which bench/gpu/check.sh compares
+ * with the reference on every f32 and bf16 pattern before anything else runs
+ * and turns off (FP8_CUDA_CAST_KERNEL=reference) if they differ. The emulator
+ * has no hardware encoder and keeps the reference. */
+int default_cast_kernel() {
+    const char *env = getenv("FP8_CUDA_CAST_KERNEL");
+    if (env && strcmp(env, "reference") == 0) return FP8_CUDA_CAST_REFERENCE;
+    if (env && strcmp(env, "hardware") == 0) return FP8_CUDA_CAST_HARDWARE;
+#ifdef FP8_CUDA_EMU
+    return FP8_CUDA_CAST_REFERENCE;
+#else
+    return FP8_CUDA_CAST_HARDWARE;
+#endif
 }
 }  // namespace
 
@@ -154,12 +170,13 @@ FP8_API int32_t fp8_cuda_ctx_create(int32_t device, fp8_cuda_ctx_t *out) {
         if (p.major < kMinMajor)
             return fp8_fail(FP8_ERR_UNSUPPORTED, fn,
                             "device %d (%s) has compute capability %d.%d; libfp8_cuda is built "
-                            "for 9.0 (Hopper: sm_90a, sm_90, compute_90 PTX)",
+                            "for 9.0 and later (sm_90, sm_100, sm_120 and compute_90 PTX)",
                             (int)device, p.name, p.major, p.minor);
         FP8_CUDA_TRY(fn, "cudaSetDevice", cudaSetDevice(device));
 
         Ctx *ctx = new Ctx();
         ctx->device = device;
+        ctx->cast_kernel = default_cast_kernel();
         ctx->sm_count = p.multiProcessorCount;
         /* On failure below, release what exists and return the status. */
         auto fail = [&](int32_t st) {
@@ -169,6 +186,7 @@ FP8_API int32_t fp8_cuda_ctx_create(int32_t device, fp8_cuda_ctx_t *out) {
             if (ctx->workspace) cudaFree(ctx->workspace);
             if (ctx->lt) cublasLtDestroy(ctx->lt);
             if (ctx->stream) cudaStreamDestroy(ctx->stream);
+            if (ctx->pool) cudaMemPoolDestroy(ctx->pool);
             delete ctx;
             return st;
         };
@@ -183,18 +201,28 @@ FP8_API int32_t fp8_cuda_ctx_create(int32_t device, fp8_cuda_ctx_t *out) {
             return fail(cuda_fail(fn, "cudaMalloc(workspace)", e));
         if ((e = cudaMalloc((void **)&ctx->scratch, kScratchBytes)) != cudaSuccess)
             return fail(cuda_fail(fn, "cudaMalloc(scratch)", e));
-        if ((e = cudaMemset(ctx->scratch, 0, kScratchBytes)) != cudaSuccess)
-            return fail(cuda_fail(fn, "cudaMemset(scratch)", e));
+        /* On the context's own stream: cudaMemset would run on the legacy default
+         * stream, which this non-blocking stream does not wait for, so the first
+         * reduction could read an unzeroed block counter (issue 16). */
+        if ((e = cudaMemsetAsync(ctx->scratch, 0, kScratchBytes, ctx->stream)) != cudaSuccess)
+            return fail(cuda_fail(fn, "cudaMemsetAsync(scratch)", e));
         if ((e = cudaEventCreate(&ctx->timer_start)) != cudaSuccess ||
             (e = cudaEventCreate(&ctx->timer_stop)) != cudaSuccess)
             return fail(cuda_fail(fn, "cudaEventCreate", e));
-        /* Keep freed blocks in the stream-ordered pool: a training step then
-         * allocates without going back to the driver. */
-        cudaMemPool_t pool;
-        if ((e = cudaDeviceGetDefaultMemPool(&pool, device)) != cudaSuccess)
-            return fail(cuda_fail(fn, "cudaDeviceGetDefaultMemPool", e));
+        /* The context's own pool keeps freed blocks (release threshold "never"): a
+         * training step then allocates without going back to the driver. The
+         * process-wide default pool is left alone, so that NCCL and other
+         * libraries in the process are not starved of memory (issue 16). */
+        cudaMemPoolProps props;
+        memset(&props, 0, sizeof props);
+        props.allocType = cudaMemAllocationTypePinned;
+        props.handleTypes = cudaMemHandleTypeNone;
+        props.location.type = cudaMemLocationTypeDevice;
+        props.location.id = device;
+        if ((e = cudaMemPoolCreate(&ctx->pool, &props)) != cudaSuccess)
+            return fail(cuda_fail(fn, "cudaMemPoolCreate", e));
         uint64_t keep = UINT64_MAX;
-        if ((e = cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep)) != cudaSuccess)
+        if ((e = cudaMemPoolSetAttribute(ctx->pool, cudaMemPoolAttrReleaseThreshold, &keep)) != cudaSuccess)
             return fail(cuda_fail(fn, "cudaMemPoolSetAttribute", e));
         *out = reinterpret_cast<fp8_cuda_ctx_t>(ctx);
         return FP8_OK;
@@ -225,6 +253,7 @@ FP8_API int32_t fp8_cuda_ctx_destroy(fp8_cuda_ctx_t c) {
         cudaFree(ctx->workspace);
         cublasLtDestroy(ctx->lt);
         cudaStreamDestroy(ctx->stream);
+        cudaMemPoolDestroy(ctx->pool); /* after the frees above completed */
         delete ctx;
         if (first != cudaSuccess) return cuda_fail(fn, "queued work", first);
         return FP8_OK;
@@ -278,7 +307,7 @@ FP8_API int32_t fp8_cuda_malloc(fp8_cuda_ctx_t c, int64_t nbytes, void **d_out) 
         FP8_REQUIRE(!ctx->capturing, fn, "not allowed while capturing a graph");
         void *p = nullptr;
         size_t size = nbytes == 0 ? 1 : (size_t)nbytes;
-        FP8_CUDA_TRY(fn, "cudaMallocAsync", cudaMallocAsync(&p, size, ctx->stream));
+        FP8_CUDA_TRY(fn, "cudaMallocFromPoolAsync", pool_alloc(ctx, &p, size));
         try {
             ctx->allocations.emplace(p, nbytes);
         } catch (...) {
@@ -402,6 +431,9 @@ FP8_API int32_t fp8_cuda_timer_start(fp8_cuda_ctx_t c) {
     static const char fn[] = "fp8_cuda_timer_start";
     return guard(fn, [&]() -> int32_t {
         ENTER(fn, c, ctx);
+        /* An event recorded during capture is a graph node, and waiting on it
+         * breaks the capture (issue 16). */
+        FP8_REQUIRE(!ctx->capturing, fn, "timers are not allowed while capturing a graph (time the replays instead)");
         FP8_CUDA_TRY(fn, "cudaEventRecord", cudaEventRecord(ctx->timer_start, ctx->stream));
         return FP8_OK;
     });
@@ -412,6 +444,7 @@ FP8_API int32_t fp8_cuda_timer_stop(fp8_cuda_ctx_t c, float *ms) {
     return guard(fn, [&]() -> int32_t {
         FP8_REQUIRE_PTR(ms, fn);
         ENTER(fn, c, ctx);
+        FP8_REQUIRE(!ctx->capturing, fn, "timers are not allowed while capturing a graph (time the replays instead)");
         FP8_CUDA_TRY(fn, "cudaEventRecord", cudaEventRecord(ctx->timer_stop, ctx->stream));
         FP8_CUDA_TRY(fn, "cudaEventSynchronize", cudaEventSynchronize(ctx->timer_stop));
         FP8_CUDA_TRY(fn, "cudaEventElapsedTime",

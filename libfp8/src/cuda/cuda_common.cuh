@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <map>
 #include <new>
 #include <stdexcept>
@@ -46,6 +47,11 @@ struct Ctx {
     int device = 0;
     int sm_count = 0;
     cudaStream_t stream = nullptr;
+    /* The context's own stream-ordered memory pool (cudaMemPoolCreate), which keeps
+     * freed blocks: a training step then allocates without going back to the
+     * driver, while the device's default pool (NCCL's, other libraries') keeps
+     * its release threshold. Every allocation goes through pool_alloc. */
+    cudaMemPool_t pool = nullptr;
     cublasLtHandle_t lt = nullptr;
     void *workspace = nullptr;
     size_t workspace_bytes = 0;
@@ -73,6 +79,11 @@ struct Ctx {
 };
 
 inline Ctx *unwrap(fp8_cuda_ctx_t c) { return reinterpret_cast<Ctx *>(c); }
+
+/* Stream-ordered allocation from the context's pool, on its stream. */
+inline cudaError_t pool_alloc(const Ctx *ctx, void **p, size_t bytes) {
+    return cudaMallocFromPoolAsync(p, bytes, ctx->pool, ctx->stream);
+}
 
 void destroy_plans(Ctx *ctx); /* gemm.cu */
 
@@ -163,6 +174,54 @@ __device__ __forceinline__ void store_hp(void *p, int dt, int64_t i, float v) {
         ((float *)p)[i] = v;
     else
         ((uint16_t *)p)[i] = f32_to_bf16_bits(v);
+}
+
+/* 16-byte vectors (issue 16): element kernels that stream F32 / BF16 arrays load and
+ * store one uint4 per step, kVec<DT> elements (4 f32 or 8 bf16), so that enough
+ * bytes are in flight per SM to saturate HBM; the caller takes this path when
+ * every pointer is 16-byte aligned and finishes the tail element by element. */
+template <int DT>
+constexpr int kVec = DT == FP8_DTYPE_F32 ? 4 : 8;
+/* x[0..kVec) <- vector v of p (element v * kVec onwards), as f32. */
+template <int DT>
+__device__ __forceinline__ void load_vec(const void *p, int64_t v, float *x) {
+    const uint4 u = ((const uint4 *)p)[v];
+    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+    for (int k = 0; k < 4; k++) {
+        if (DT == FP8_DTYPE_F32) {
+            x[k] = __uint_as_float(w[k]);
+        } else {
+            x[2 * k] = bf16_bits_to_f32(w[k] & 0xffffu);
+            x[2 * k + 1] = bf16_bits_to_f32(w[k] >> 16);
+        }
+    }
+}
+/* vector v of p <- x[0..kVec), each rounded once to DT. */
+template <int DT>
+__device__ __forceinline__ void store_vec(void *p, int64_t v, const float *x) {
+    uint32_t w[4];
+    for (int k = 0; k < 4; k++)
+        w[k] = DT == FP8_DTYPE_F32 ? __float_as_uint(x[k])
+                                   : (uint32_t)f32_to_bf16_bits(x[2 * k]) | ((uint32_t)f32_to_bf16_bits(x[2 * k + 1]) << 16);
+    ((uint4 *)p)[v] = make_uint4(w[0], w[1], w[2], w[3]);
+}
+/* The same kVec<DT> elements of an f32 array (optimizer state): kVec / 4 float4s. */
+template <int DT>
+__device__ __forceinline__ void load_vec_f32(const float *p, int64_t v, float *x) {
+    for (int k = 0; k < kVec<DT> / 4; k++) {
+        const float4 f = ((const float4 *)p)[v * (kVec<DT> / 4) + k];
+        x[4 * k] = f.x, x[4 * k + 1] = f.y, x[4 * k + 2] = f.z, x[4 * k + 3] = f.w;
+    }
+}
+template <int DT>
+__device__ __forceinline__ void store_vec_f32(float *p, int64_t v, const float *x) {
+    for (int k = 0; k < kVec<DT> / 4; k++)
+        ((float4 *)p)[v * (kVec<DT> / 4) + k] = make_float4(x[4 * k], x[4 * k + 1], x[4 * k + 2], x[4 * k + 3]);
+}
+inline bool all_aligned16(std::initializer_list<const void *> ps) {
+    for (const void *p : ps)
+        if (p && ((uintptr_t)p & 15u)) return false;
+    return true;
 }
 
 template <int FP8>

@@ -209,11 +209,22 @@ __global__ void inverse_scales_kernel(float *inv, const float *scale_lt_a, const
 /* The cached plan of g, built on first use. FP8_ERR_UNSUPPORTED when
  * cuBLASLt has no algorithm for it (for outer-vector plans: also when it
  * refused one at launch before). `what` describes the GEMM for messages. */
+GemmKey key_of(const LtGemm &g) {
+    return GemmKey{g.m, g.n, g.k, g.batch_a, g.batch_b, (int32_t)g.a_type, (int32_t)g.b_type, (int32_t)g.d_type,
+                   (int32_t)g.op_a, (int32_t)g.op_b, g.bias ? 1 : 0, g.bias ? (int32_t)g.bias_type : -1,
+                   g.fast_accum ? 1 : 0, (int32_t)g.scaling, align_of(g.A), align_of(g.B), align_of(g.D),
+                   g.bias ? align_of(g.bias) : 0};
+}
+
+/* True when g's plan is cached as refused (outer-vector plans): the caller can
+ * fall back before allocating or launching anything for it. */
+bool cached_refusal(const Ctx *ctx, const LtGemm &g) {
+    auto it = ctx->plans.find(key_of(g));
+    return it != ctx->plans.end() && it->second->refused;
+}
+
 int32_t find_plan(const char *fn, Ctx *ctx, const LtGemm &g, const char *what, GemmPlan **out) {
-    GemmKey key{g.m, g.n, g.k, g.batch_a, g.batch_b, (int32_t)g.a_type, (int32_t)g.b_type, (int32_t)g.d_type,
-                (int32_t)g.op_a, (int32_t)g.op_b, g.bias ? 1 : 0, g.bias ? (int32_t)g.bias_type : -1,
-                g.fast_accum ? 1 : 0, (int32_t)g.scaling, align_of(g.A), align_of(g.B), align_of(g.D),
-                g.bias ? align_of(g.bias) : 0};
+    const GemmKey key = key_of(g);
     GemmPlan *plan = nullptr;
     auto it = ctx->plans.find(key);
     if (it != ctx->plans.end()) {
@@ -256,16 +267,65 @@ int32_t find_plan(const char *fn, Ctx *ctx, const LtGemm &g, const char *what, G
     return FP8_OK;
 }
 
+/* d (rows, cols) BF16 <- bf16(acc (rows, cols) f32 + bias (cols)): the
+ * unfused bias of a bf16 GEMM result, added in f32 to the unrounded result
+ * and rounded once, as fp8_cpu_matmul / fp8_cpu_scaled_mm do (issue 16). */
+__global__ void __launch_bounds__(256)
+bias_round_bf16_kernel(uint16_t *d, const float *acc, const void *bias, int bias_dt, int64_t rows, int64_t cols) {
+    const int64_t n = rows * cols, stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        d[i] = f32_to_bf16_bits(__fadd_rn(acc[i], load_hp(bias, bias_dt, i % cols)));
+}
+/* acc (n) f32 <- c (n) bf16: the c_old of an accumulating (beta = 1) GEMM. */
+__global__ void __launch_bounds__(256) widen_bf16_kernel(float *acc, const uint16_t *c, int64_t n) {
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) acc[i] = bf16_bits_to_f32(c[i]);
+}
+
+int32_t run(const char *fn, fp8_cuda_ctx_t handle, Ctx *ctx, const LtGemm &g, int32_t bias_dtype,
+            const float *scale_lt_a, const float *scale_lt_b, const char *what);
+
+/* A bf16 D with a bias cuBLASLt does not fuse (an f32 bias, or no algorithm
+ * with the bias epilogue): the GEMM runs into a stream-ordered f32 temporary
+ * (holding c_old when beta = 1), then bias_round_bf16_kernel adds the bias and
+ * rounds once. Adding it to the already-rounded bf16 D would round twice. */
+int32_t run_bias_via_f32(const char *fn, fp8_cuda_ctx_t handle, Ctx *ctx, const LtGemm &g, int32_t bias_dtype,
+                         const float *scale_lt_a, const float *scale_lt_b, const char *what) {
+    const int64_t batch = std::max(g.batch_a, g.batch_b), n = batch * g.m * g.n;
+    void *tmp = nullptr;
+    FP8_CUDA_TRY(fn, "cudaMallocFromPoolAsync", pool_alloc(ctx, &tmp, (size_t)n * 4));
+    LtGemm f = g;
+    f.D = tmp, f.d_type = CUDA_R_32F, f.bias = nullptr, f.bias_type = CUDA_R_32F;
+    int32_t st = FP8_OK;
+    if (g.beta != 0.0f) {
+        widen_bf16_kernel<<<grid_for(ctx, n, 256), 256, 0, ctx->stream>>>((float *)tmp, (const uint16_t *)g.D, n);
+        if (cudaGetLastError() != cudaSuccess) st = fp8_fail(FP8_ERR_BACKEND, fn, "launch of widen_bf16_kernel failed");
+    }
+    if (st == FP8_OK) st = run(fn, handle, ctx, f, bias_dtype, scale_lt_a, scale_lt_b, what);
+    if (st == FP8_OK) {
+        bias_round_bf16_kernel<<<grid_for(ctx, n, 256), 256, 0, ctx->stream>>>((uint16_t *)g.D, (const float *)tmp,
+                                                                                g.bias, bias_dtype, batch * g.n, g.m);
+        const cudaError_t e = cudaGetLastError();
+        if (e != cudaSuccess) st = cuda_fail(fn, "launch of bias_round_bf16_kernel", e);
+    }
+    const cudaError_t fe = cudaFreeAsync(tmp, ctx->stream);
+    if (st == FP8_OK && fe != cudaSuccess) st = cuda_fail(fn, "cudaFreeAsync", fe);
+    return st;
+}
+
 /* Runs g: finds or builds its plan, writes the inverse scales (tensorwise)
  * or sets the scale vectors (outer vector), launches the matmul, and adds the
- * bias separately when it could not be fused. FP8_ERR_UNSUPPORTED as
- * find_plan, or an outer-vector GEMM that cublasLtMatmul refused (nothing of
- * the GEMM was queued then). */
+ * bias separately when it could not be fused (for a bf16 D through an f32
+ * temporary, run_bias_via_f32). FP8_ERR_UNSUPPORTED as find_plan, or an
+ * outer-vector GEMM that cublasLtMatmul refused (nothing of the GEMM was
+ * queued then). */
 int32_t run(const char *fn, fp8_cuda_ctx_t handle, Ctx *ctx, const LtGemm &g, int32_t bias_dtype,
             const float *scale_lt_a, const float *scale_lt_b, const char *what) {
     GemmPlan *plan = nullptr;
     int32_t st = find_plan(fn, ctx, g, what, &plan);
     if (st != FP8_OK) return st;
+    if (g.bias && !plan->fused_bias && g.d_type == CUDA_R_16BF)
+        return run_bias_via_f32(fn, handle, ctx, g, bias_dtype, scale_lt_a, scale_lt_b, what);
     if (g.scaling == kTensorwise) {
         inverse_scales_kernel<<<1, 1, 0, ctx->stream>>>((float *)(ctx->scratch + 2), scale_lt_a, scale_lt_b);
         FP8_LAUNCH_CHECK(fn, "inverse_scales_kernel");
@@ -375,20 +435,21 @@ rowwise_epilogue_kernel(void *c, int c_dtype, const float *acc, const float *sca
     }
 }
 
-/* Device memory for the length of one call: cudaMallocAsync from the context's pool (kept
+/* Device memory for the length of one call: cudaMallocFromPoolAsync from the context's pool (kept
  * warm, see fp8_cuda_ctx_create) and cudaFreeAsync queued after the work that reads it, so
  * nothing waits; legal inside graph capture. Freed on every return path. */
 struct StreamTemp {
+    const Ctx *ctx;
     cudaStream_t stream;
     void *p = nullptr;
-    explicit StreamTemp(cudaStream_t s) : stream(s) {}
+    explicit StreamTemp(const Ctx *c) : ctx(c), stream(c->stream) {}
     StreamTemp(const StreamTemp &) = delete;
     StreamTemp &operator=(const StreamTemp &) = delete;
     ~StreamTemp() {
         if (p) cudaFreeAsync(p, stream);
     }
     int32_t alloc(const char *fn, size_t bytes) {
-        FP8_CUDA_TRY(fn, "cudaMallocAsync", cudaMallocAsync(&p, bytes, stream));
+        FP8_CUDA_TRY(fn, "cudaMallocFromPoolAsync", pool_alloc(ctx, &p, bytes));
         return FP8_OK;
     }
     int32_t release(const char *fn) {
@@ -407,7 +468,13 @@ int32_t rowwise_outer_vec(const char *fn, fp8_cuda_ctx_t handle, Ctx *ctx, LtGem
     return fp8_fail(FP8_ERR_UNSUPPORTED, fn, "built against cuBLAS %d.%d, which has no outer-vector scale mode "
                     "(12.9+); %s", CUBLAS_VER_MAJOR, CUBLAS_VER_MINOR, what);
 #endif
-    StreamTemp inv(ctx->stream);
+    g.scaling = kOuterVec;
+    /* A refusal cached by an earlier call: fall back before allocating anything (issue 16). */
+    if (cached_refusal(ctx, g))
+        return fp8_fail(FP8_ERR_UNSUPPORTED, fn,
+                        "cuBLASLt does not take outer-vector (row-wise) scaling for %s (no algorithm, or "
+                        "refused at launch)", what);
+    StreamTemp inv(ctx);
     const size_t off_b = ((size_t)M * 4 + 255) / 256 * 256;
     int32_t st = inv.alloc(fn, off_b + (size_t)N * 4);
     if (st != FP8_OK) return st;
@@ -425,7 +492,7 @@ int32_t rowwise_outer_vec(const char *fn, fp8_cuda_ctx_t handle, Ctx *ctx, LtGem
 int32_t rowwise_epilogue(const char *fn, fp8_cuda_ctx_t handle, Ctx *ctx, LtGemm g, void *d_c,
                          int32_t c_dtype, const float *scale_a, const float *scale_b, const void *bias,
                          int32_t bias_dtype, int64_t M, int64_t N, const char *what) {
-    StreamTemp acc(ctx->stream);
+    StreamTemp acc(ctx);
     int32_t st;
     if (c_dtype != FP8_DTYPE_F32 && (st = acc.alloc(fn, (size_t)M * (size_t)N * 4)) != FP8_OK) return st;
     float *accp = acc.p ? (float *)acc.p : (float *)d_c;

@@ -90,29 +90,56 @@ __device__ __forceinline__ float group_max(float v) {
 /* ---- softmax ------------------------------------------------------------------- */
 
 /* dst (rows, cols) <- softmax of src along each row, oneDNN's "accurate"
- * algorithm as on the CPU: exp(x - max) / sum; log: (x - max) - log(sum). */
-template <int G>
+ * algorithm as on the CPU: exp(x - max) / sum; log: (x - max) - log(sum).
+ * With vec (src and dst 16-byte aligned, cols a multiple of kVec<DT>) each
+ * lane reads and writes 16-byte vectors of its row (issue 16). */
+template <int G, int DT>
 __global__ void __launch_bounds__(kThreads)
-softmax_kernel(void *dst, const void *src, int dt, int64_t rows, int64_t cols, int use_log) {
+softmax_kernel(void *dst, const void *src, int64_t rows, int64_t cols, int use_log, bool vec) {
+    constexpr int V = kVec<DT>;
     const int lane = threadIdx.x % G;
+    const int64_t cv = cols / V;
     for (int64_t r = first_row<G>(); r < rows; r += row_step<G>()) {
-        const int64_t base = r * cols;
+        const int64_t base = r * cols, vbase = base / V;
         float mx = -INFINITY;
-        for (int64_t c = lane; c < cols; c += G) mx = fmaxf(mx, load_hp(src, dt, base + c));
+        if (vec) {
+            for (int64_t q = lane; q < cv; q += G) {
+                float x[V];
+                load_vec<DT>(src, vbase + q, x);
+                for (int j = 0; j < V; j++) mx = fmaxf(mx, x[j]);
+            }
+        } else {
+            for (int64_t c = lane; c < cols; c += G) mx = fmaxf(mx, load_hp(src, DT, base + c));
+        }
         mx = group_max<G>(mx);
         float sum = 0.0f;
-        for (int64_t c = lane; c < cols; c += G) sum += expf(load_hp(src, dt, base + c) - mx);
-        sum = group_sum<G>(sum);
-        if (use_log) {
-            const float log_sum = logf(sum);
-            for (int64_t c = lane; c < cols; c += G)
-                store_hp(dst, dt, base + c, (load_hp(src, dt, base + c) - mx) - log_sum);
+        if (vec) {
+            for (int64_t q = lane; q < cv; q += G) {
+                float x[V];
+                load_vec<DT>(src, vbase + q, x);
+                for (int j = 0; j < V; j++) sum += expf(x[j] - mx);
+            }
         } else {
-            for (int64_t c = lane; c < cols; c += G)
-                store_hp(dst, dt, base + c, expf(load_hp(src, dt, base + c) - mx) / sum);
+            for (int64_t c = lane; c < cols; c += G) sum += expf(load_hp(src, DT, base + c) - mx);
+        }
+        sum = group_sum<G>(sum);
+        const float log_sum = use_log ? logf(sum) : 0.0f;
+        if (vec) {
+            for (int64_t q = lane; q < cv; q += G) {
+                float x[V];
+                load_vec<DT>(src, vbase + q, x);
+                for (int j = 0; j < V; j++) x[j] = use_log ? (x[j] - mx) - log_sum : expf(x[j] - mx) / sum;
+                store_vec<DT>(dst, vbase + q, x);
+            }
+        } else {
+            for (int64_t c = lane; c < cols; c += G) {
+                const float x = load_hp(src, DT, base + c);
+                store_hp(dst, DT, base + c, use_log ? (x - mx) - log_sum : expf(x - mx) / sum);
+            }
         }
     }
 }
+
 
 /* dsrc (rows, cols) from ddst and the forward output y = dst:
  * softmax: y * (dy - sum(dy * y)); log-softmax: dy - exp(y) * sum(dy). */
@@ -465,8 +492,20 @@ inline unsigned row_grid(const Ctx *ctx, int64_t rows, bool warp_per_row) {
     return grid_for(ctx, rows, warp_per_row ? kThreads / 32 : 1);
 }
 
+template <int G>
+void launch_softmax(const Ctx *ctx, void *dst, const void *src, int dt, int64_t rows, int64_t cols, int use_log) {
+    const int V = dt == FP8_DTYPE_F32 ? 4 : 8;
+    const bool vec = all_aligned16({dst, src}) && cols % V == 0;
+    if (dt == FP8_DTYPE_F32)
+        softmax_kernel<G, FP8_DTYPE_F32><<<row_grid(ctx, rows, G == 32), kThreads, 0, ctx->stream>>>(dst, src, rows, cols,
+                                                                                                  use_log, vec);
+    else
+        softmax_kernel<G, FP8_DTYPE_BF16><<<row_grid(ctx, rows, G == 32), kThreads, 0, ctx->stream>>>(dst, src, rows, cols,
+                                                                                                   use_log, vec);
+}
+
 /* Device memory for the length of one call: the context's workspace when it
- * is big enough (stream-ordered and idle between calls), else cudaMallocAsync,
+ * is big enough (stream-ordered and idle between calls), else the context's pool,
  * freed on the stream after the work this call queues. */
 struct CallTemp {
     cudaStream_t stream = nullptr;
@@ -484,7 +523,7 @@ struct CallTemp {
             p = ctx->workspace;
             return FP8_OK;
         }
-        FP8_CUDA_TRY(fn, "cudaMallocAsync", cudaMallocAsync(&p, bytes, stream));
+        FP8_CUDA_TRY(fn, "cudaMallocFromPoolAsync", pool_alloc(ctx, &p, bytes));
         owned = true;
         return FP8_OK;
     }
@@ -555,11 +594,9 @@ FP8_API int32_t fp8_cuda_softmax(fp8_cuda_ctx_t c, void *d_dst, const void *d_sr
         ENTER(fn, c, ctx);
         if (rows == 0 || cols == 0) return FP8_OK;
         if (cols <= kWarpRowCols)
-            softmax_kernel<32><<<row_grid(ctx, rows, true), kThreads, 0, ctx->stream>>>(d_dst, d_src, dtype, rows,
-                                                                                        cols, log != 0);
+            launch_softmax<32>(ctx, d_dst, d_src, dtype, rows, cols, log != 0);
         else
-            softmax_kernel<kThreads><<<row_grid(ctx, rows, false), kThreads, 0, ctx->stream>>>(
-                d_dst, d_src, dtype, rows, cols, log != 0);
+            launch_softmax<kThreads>(ctx, d_dst, d_src, dtype, rows, cols, log != 0);
         FP8_LAUNCH_CHECK(fn, "softmax_kernel");
         return FP8_OK;
     });

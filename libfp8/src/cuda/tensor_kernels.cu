@@ -112,6 +112,25 @@ binary_kernel(void *dst, const void *a, const void *b, int dt, int alg, Strided2
     }
 }
 
+/* dst (n) <- a (op) b, all three dense with the same shape: 16-byte vectors
+ * (vec: every pointer aligned), then the tail. */
+template <int DT>
+__global__ void __launch_bounds__(kThreads)
+binary_dense_kernel(void *dst, const void *a, const void *b, int alg, int64_t n, bool vec) {
+    constexpr int V = kVec<DT>;
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x, tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int64_t nv = vec ? n / V : 0;
+    for (int64_t k = tid; k < nv; k += stride) {
+        float x[V], y[V];
+        load_vec<DT>(a, k, x);
+        load_vec<DT>(b, k, y);
+#pragma unroll
+        for (int j = 0; j < V; j++) x[j] = binary_apply(alg, x[j], y[j]);
+        store_vec<DT>(dst, k, x);
+    }
+    for (int64_t i = nv * V + tid; i < n; i += stride) store_hp(dst, DT, i, binary_apply(alg, load_hp(a, DT, i), load_hp(b, DT, i)));
+}
+
 /* ---- eltwise (oneDNN's formulas, as fp8_cpu_eltwise runs them) --------------------- */
 
 /* sigmoid as oneDNN's logistic_fwd: 0 where exp(-s) would overflow; NaN stays NaN. */
@@ -185,18 +204,43 @@ __device__ __forceinline__ float eltwise_backward(int alg, float dd, float s, fl
 }
 
 /* dst (n) <- f(src), or with BACKWARD dst <- ddst * f'(src). The alg is a
- * run-time value, uniform across the grid. */
-template <bool BACKWARD>
+ * run-time value, uniform across the grid; the dtype a template argument. With
+ * vec (every pointer 16-byte aligned) one 16-byte vector per step, then the
+ * tail element by element. */
+template <bool BACKWARD, int DT>
 __global__ void __launch_bounds__(kThreads)
-eltwise_kernel(void *dst, const void *ddst, const void *src, int dt, int64_t n, int alg, float alpha,
-               float beta) {
-    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-        const float s = load_hp(src, dt, i);
-        const float y = BACKWARD ? eltwise_backward(alg, load_hp(ddst, dt, i), s, alpha, beta)
-                                 : eltwise_forward(alg, s, alpha, beta);
-        store_hp(dst, dt, i, y);
+eltwise_kernel(void *dst, const void *ddst, const void *src, int64_t n, int alg, float alpha, float beta,
+               bool vec) {
+    constexpr int V = kVec<DT>;
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x, tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int64_t nv = vec ? n / V : 0;
+    for (int64_t k = tid; k < nv; k += stride) {
+        float s[V], d[V], y[V];
+        load_vec<DT>(src, k, s);
+        if (BACKWARD) load_vec<DT>(ddst, k, d);
+#pragma unroll
+        for (int j = 0; j < V; j++)
+            y[j] = BACKWARD ? eltwise_backward(alg, d[j], s[j], alpha, beta) : eltwise_forward(alg, s[j], alpha, beta);
+        store_vec<DT>(dst, k, y);
     }
+    for (int64_t i = nv * V + tid; i < n; i += stride) {
+        const float s = load_hp(src, DT, i);
+        const float y = BACKWARD ? eltwise_backward(alg, load_hp(ddst, DT, i), s, alpha, beta)
+                                 : eltwise_forward(alg, s, alpha, beta);
+        store_hp(dst, DT, i, y);
+    }
+}
+
+template <bool BACKWARD>
+void launch_eltwise(const Ctx *ctx, void *dst, const void *ddst, const void *src, int dt, int64_t n, int alg,
+                    float alpha, float beta) {
+    const bool vec = all_aligned16({dst, ddst, src});
+    if (dt == FP8_DTYPE_F32)
+        eltwise_kernel<BACKWARD, FP8_DTYPE_F32><<<grid_for(ctx, vec ? n / 4 + 1 : n, kThreads), kThreads, 0, ctx->stream>>>(
+            dst, ddst, src, n, alg, alpha, beta, vec);
+    else
+        eltwise_kernel<BACKWARD, FP8_DTYPE_BF16><<<grid_for(ctx, vec ? n / 8 + 1 : n, kThreads), kThreads, 0, ctx->stream>>>(
+            dst, ddst, src, n, alg, alpha, beta, vec);
 }
 
 /* ---- reductions ------------------------------------------------------------------- */
@@ -582,6 +626,17 @@ FP8_API int32_t fp8_cuda_binary(fp8_cuda_ctx_t c, void *d_dst, const int64_t *ds
         broadcast_strides(a_dims, ndim, as);
         broadcast_strides(b_dims, ndim, bs);
         const Strided2 s = coalesce(ndim, dst_dims, as, bs);
+        if (s.ndim == 1 && s.stride0[0] == 1 && s.stride1[0] == 1) { /* no broadcast: the dense vector kernel */
+            const bool vec = all_aligned16({d_dst, d_a, d_b});
+            if (dtype == FP8_DTYPE_F32)
+                binary_dense_kernel<FP8_DTYPE_F32><<<grid_for(ctx, vec ? n / 4 + 1 : n, kThreads), kThreads, 0, ctx->stream>>>(
+                    d_dst, d_a, d_b, alg, n, vec);
+            else
+                binary_dense_kernel<FP8_DTYPE_BF16><<<grid_for(ctx, vec ? n / 8 + 1 : n, kThreads), kThreads, 0, ctx->stream>>>(
+                    d_dst, d_a, d_b, alg, n, vec);
+            FP8_LAUNCH_CHECK(fn, "binary_dense_kernel");
+            return FP8_OK;
+        }
         const unsigned blocks = grid_for(ctx, n, kThreads);
         if (fits_u32(n))
             binary_kernel<uint32_t><<<blocks, kThreads, 0, ctx->stream>>>(d_dst, d_a, d_b, dtype, alg, s, (uint32_t)n);
@@ -603,8 +658,7 @@ FP8_API int32_t fp8_cuda_eltwise(fp8_cuda_ctx_t c, void *d_dst, const void *d_sr
         FP8_REQUIRE_DATA(d_src, n, fn);
         ENTER(fn, c, ctx);
         if (n == 0) return FP8_OK;
-        eltwise_kernel<false><<<grid_for(ctx, n, kThreads), kThreads, 0, ctx->stream>>>(d_dst, nullptr, d_src, dtype,
-                                                                                         n, alg, alpha, beta);
+        launch_eltwise<false>(ctx, d_dst, nullptr, d_src, dtype, n, alg, alpha, beta);
         FP8_LAUNCH_CHECK(fn, "eltwise_kernel");
         return FP8_OK;
     });
@@ -622,8 +676,7 @@ FP8_API int32_t fp8_cuda_eltwise_backward(fp8_cuda_ctx_t c, void *d_dsrc, const 
         FP8_REQUIRE_DATA(d_src, n, fn);
         ENTER(fn, c, ctx);
         if (n == 0) return FP8_OK;
-        eltwise_kernel<true><<<grid_for(ctx, n, kThreads), kThreads, 0, ctx->stream>>>(d_dsrc, d_ddst, d_src, dtype,
-                                                                                        n, alg, alpha, beta);
+        launch_eltwise<true>(ctx, d_dsrc, d_ddst, d_src, dtype, n, alg, alpha, beta);
         FP8_LAUNCH_CHECK(fn, "eltwise_kernel");
         return FP8_OK;
     });

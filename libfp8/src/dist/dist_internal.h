@@ -33,14 +33,16 @@ int32_t fp8_dist_fail(int32_t status, const char *fn, const char *fmt, ...)
     } while (0)
 
 /* Version of the struct below; the loader refuses a plugin with another. */
-#define FP8_DIST_NCCL_ABI 1
+#define FP8_DIST_NCCL_ABI 2
 /* Bytes of an ncclUniqueId (NCCL_UNIQUE_ID_BYTES). */
 #define FP8_DIST_NCCL_ID_BYTES 128
 
-/* The NCCL plugin's entry points. Buffers are device pointers; every call is
- * synchronous: it returns after the collective finished on the plugin's stream
- * or failed. `fn` is the public function name used in error messages. A call
- * that does not finish within timeout_ms aborts the communicator and fails. */
+/* The NCCL plugin's entry points. Buffers are device pointers; collectives are
+ * stream-ordered: they return once enqueued on the plugin's stream, and later
+ * work on that stream (or a host read that synchronizes it) sees the result.
+ * `fn` is the public function name used in error messages. A collective that
+ * does not finish within timeout_ms, or an asynchronous NCCL error, makes the
+ * plugin's watchdog abort the communicator; the next call fails with why. */
 typedef struct {
     int32_t abi;
     int32_t (*get_unique_id)(void *id /* FP8_DIST_NCCL_ID_BYTES */);
@@ -57,6 +59,8 @@ typedef struct {
                               int64_t recv_count, int32_t op, int64_t timeout_ms);
     int32_t (*broadcast)(const char *fn, void *buf, int64_t nbytes, int32_t root,
                          int64_t timeout_ms);
+    /* Deadline of init (ms; 0 = forever); ABI 2. */
+    int32_t (*set_timeout)(int64_t timeout_ms);
 } fp8_dist_nccl_api;
 
 /* Exported by libfp8_dist_nccl.so: hands out its table; errors go through `fail`. */

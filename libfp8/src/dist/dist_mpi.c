@@ -447,6 +447,7 @@ static int32_t nccl_start(const char *fn) {
     rc = MPI_Ibcast(id, FP8_DIST_NCCL_ID_BYTES, MPI_BYTE, 0, g.comm, &req);
     if (rc != MPI_SUCCESS) return mpi_fail(fn, rc, "MPI_Ibcast (ncclUniqueId)");
     if ((wst = wait_for(&req, fn, "broadcast of the ncclUniqueId"))) return wst;
+    g.nccl->set_timeout(g.timeout_ms); /* init's deadline (issue 16) */
     return g.nccl->init(id, g.rank, g.size, g.local_rank);
 }
 

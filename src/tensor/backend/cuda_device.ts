@@ -98,6 +98,9 @@ export class CudaContext {
     const out = outPtr();
     checkCuda(cudaLib().fp8_cuda_ctx_create(index, out), `cuda.device(${index})`);
     this.#handle = Number(out[0]) as NativePtr;
+    const k = new Int32Array(1);
+    checkCuda(cudaLib().fp8_cuda_get_cast_kernel(this.#handle, k), `cuda.device(${index})`);
+    this.#castKernel = k[0] === 1 ? "hardware" : "reference";
   }
 
   get index(): number {
@@ -131,6 +134,17 @@ export class CudaContext {
     const out = new BigInt64Array(1);
     checkCuda(cudaLib().fp8_cuda_gemm_plans(this.handle, out), "cuda.gemmPlans");
     return Number(out[0]);
+  }
+
+  /**
+   * Compares the hardware fp8 encoder with the reference on the device: every `step`-th bit pattern of
+   * `src` (float32: 2^32 patterns, bfloat16: 2^16), each multiplied by `scale` as the casts do. Returns the
+   * number of patterns whose fp8 bytes differ and the first such pattern (null when none).
+   */
+  encoderCheck(fp8: "float8_e4m3fn" | "float8_e5m2", src: "float32" | "bfloat16", scale: number, step = 1): { mismatches: number; first: number | null } {
+    const res = new Uint32Array(2);
+    checkCuda(cudaLib().fp8_cuda_encoder_check(this.handle, fp8 === "float8_e5m2" ? 3 : 2, src === "bfloat16" ? 1 : 0, scale, step, res), "cuda.encoderCheck");
+    return { mismatches: res[0]!, first: res[0] === 0 ? null : res[1]! };
   }
 
   get castKernel(): CastKernel {

@@ -32,6 +32,10 @@ FP8_API int32_t fp8_cuda_emu_set_outer_vec(int32_t mode);
  * the contexts' workspaces and temporaries). */
 FP8_API int32_t fp8_cuda_emu_memory(int64_t *live_bytes, int64_t *live_allocs);
 
+/* Memory pools created with cudaMemPoolCreate and not destroyed, and the
+ * release threshold of the device's default pool (0 unless someone set it). */
+FP8_API int32_t fp8_cuda_emu_pools(int64_t *live_pools, uint64_t *default_release_threshold);
+
 /* Launch sites seen so far, i = 0, 1, ... until FP8_ERR_INVALID_ARG: source
  * file and line of the <<<...>>>, the kernel as written there, and how many
  * grids ran from it. Strings stay valid while the library is loaded. */

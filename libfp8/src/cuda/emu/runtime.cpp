@@ -441,6 +441,7 @@ cudaError_t device_free(void *p) {
 struct GraphData {
     std::vector<std::function<cudaError_t()>> ops;
     std::vector<void *> owned;
+    bool invalidated = false; /* a call not allowed during capture broke it (cudaStreamEndCapture fails) */
     ~GraphData() {
         for (void *p : owned) device_free(p);
     }
@@ -451,6 +452,7 @@ struct GraphData {
 
 struct CUstream_st {
     std::shared_ptr<fp8emu::GraphData> capture; /* non-null while capturing */
+    bool non_blocking = false; /* cudaStreamNonBlocking: does not wait for the legacy default stream */
 };
 struct CUgraph_st {
     std::shared_ptr<fp8emu::GraphData> data;
@@ -461,8 +463,13 @@ struct CUgraphExec_st {
 struct CUevent_st {
     std::chrono::steady_clock::time_point t;
     bool recorded = false;
+    /* recorded into a capture: a node of that graph, not a point in time */
+    std::weak_ptr<fp8emu::GraphData> captured;
 };
-struct CUmemPoolHandle_st {};
+struct CUmemPoolHandle_st {
+    uint64_t release_threshold = 0;
+    int device = 0;
+};
 
 namespace fp8emu {
 
@@ -479,8 +486,35 @@ int injected_failure(const char *call) {
     return e;
 }
 
+/* The legacy default stream (stream 0; cudaMemset and cudaMemcpy run on it).
+ * A real GPU may run its work any time before the next call that waits for it;
+ * the emulator takes the latest such time: the work is kept here until the
+ * legacy stream, or a blocking stream (which waits for it), or the whole
+ * device is synchronized or given new work. A non-blocking stream never waits
+ * for it, so a kernel on one that relies on an unsynchronized cudaMemset reads
+ * the memory as it was before (issue 16). */
+std::mutex legacy_mutex;
+std::vector<std::function<void()>> &legacy_work() {
+    static std::vector<std::function<void()>> v;
+    return v;
+}
+void flush_legacy() {
+    std::vector<std::function<void()>> work;
+    {
+        std::lock_guard<std::mutex> lock(legacy_mutex);
+        work.swap(legacy_work());
+    }
+    for (auto &op : work) op();
+}
+/* Work submitted to `stream`: the legacy stream and blocking streams first
+ * finish what the legacy stream holds. */
+void order_after_legacy(cudaStream_t stream) {
+    if (!stream || !stream->non_blocking) flush_legacy();
+}
+
 void submit_grid(const Site &site, dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
                  std::function<void()> body) {
+    order_after_legacy(stream);
     if (const int e = injected_failure("launch")) {
         set_error((cudaError_t)e);
         return;
@@ -506,6 +540,7 @@ void submit_grid(const Site &site, dim3 grid, dim3 block, size_t smem, cudaStrea
 }
 
 cudaError_t submit_host(cudaStream_t stream, std::function<void()> op) {
+    order_after_legacy(stream);
     if (stream && stream->capture) {
         stream->capture->ops.push_back([op = std::move(op)]() {
             op();
@@ -612,6 +647,7 @@ const char *cudaGetErrorName(cudaError_t e) {
     case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
     case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     }
     return "cudaErrorUnknown";
@@ -680,11 +716,15 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d) {
     p->maxThreadsPerBlock = 1024;
     return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize() {
+    flush_legacy();
+    return cudaSuccess;
+}
 
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) {
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {
     FP8_EMU_INJECT("cudaStreamCreateWithFlags");
     *s = new CUstream_st();
+    (*s)->non_blocking = (flags & cudaStreamNonBlocking) != 0;
     return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
@@ -694,6 +734,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     FP8_EMU_INJECT("cudaStreamSynchronize");
     if (s && s->capture) return set_error(cudaErrorStreamCaptureUnsupported);
+    order_after_legacy(s);
     return cudaSuccess;
 }
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
@@ -704,6 +745,11 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
 }
 cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g) {
     if (!s || !s->capture) return set_error(cudaErrorInvalidValue);
+    if (s->capture->invalidated) {
+        s->capture.reset();
+        *g = nullptr;
+        return set_error(cudaErrorStreamCaptureInvalidated);
+    }
     *g = new CUgraph_st{std::move(s->capture)};
     s->capture.reset();
     return cudaSuccess;
@@ -740,14 +786,28 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
     delete e;
     return cudaSuccess;
 }
-cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     FP8_EMU_INJECT("cudaEventRecord");
     if (!e) return set_error(cudaErrorInvalidResourceHandle);
+    if (s && s->capture) { /* becomes a node of the graph being captured */
+        e->captured = s->capture;
+        e->recorded = false;
+        return cudaSuccess;
+    }
+    e->captured.reset();
     e->t = std::chrono::steady_clock::now();
     e->recorded = true;
     return cudaSuccess;
 }
-cudaError_t cudaEventSynchronize(cudaEvent_t e) { return e ? cudaSuccess : set_error(cudaErrorInvalidResourceHandle); }
+/* Waiting on an event recorded into a capture is not allowed, and invalidates it. */
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+    if (!e) return set_error(cudaErrorInvalidResourceHandle);
+    if (auto g = e->captured.lock()) {
+        g->invalidated = true;
+        return set_error(cudaErrorStreamCaptureUnsupported);
+    }
+    return cudaSuccess;
+}
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t stop) {
     if (!start || !stop || !start->recorded || !stop->recorded) return set_error(cudaErrorInvalidResourceHandle);
     *ms = std::chrono::duration<float, std::milli>(stop->t - start->t).count();
@@ -769,7 +829,10 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
     *p = device_alloc(bytes);
     return *p ? cudaSuccess : set_error(cudaErrorMemoryAllocation);
 }
-cudaError_t cudaFree(void *p) { return set_error(device_free(p)); }
+cudaError_t cudaFree(void *p) {
+    flush_legacy(); /* cudaFree waits for the device */
+    return set_error(device_free(p));
+}
 cudaError_t cudaMallocAsync(void **p, size_t bytes, cudaStream_t s) {
     FP8_EMU_INJECT("cudaMallocAsync");
     *p = device_alloc(bytes);
@@ -787,7 +850,9 @@ cudaError_t cudaFreeAsync(void *p, cudaStream_t s) {
 }
 cudaError_t cudaMemset(void *p, int value, size_t bytes) {
     FP8_EMU_INJECT("cudaMemset");
-    memset(p, value, bytes);
+    /* on the legacy default stream: asynchronous for device memory */
+    std::lock_guard<std::mutex> lock(legacy_mutex);
+    legacy_work().push_back([=] { memset(p, value, bytes); });
     return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t s) {
@@ -798,16 +863,48 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
     FP8_EMU_INJECT("cudaMemcpyAsync");
     return submit_host(s, [=] { memmove(dst, src, bytes); });
 }
+/* The device's default pool (one, whatever the device) and the pools created. */
+CUmemPoolHandle_st the_default_pool;
+int64_t pools_live = 0;
 cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t *pool, int d) {
     FP8_EMU_INJECT("cudaDeviceGetDefaultMemPool");
-    static CUmemPoolHandle_st the_pool;
     if (d < 0 || d >= machine().device_count) return set_error(cudaErrorInvalidDevice);
-    *pool = &the_pool;
+    *pool = &the_default_pool;
     return cudaSuccess;
 }
-cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t, cudaMemPoolAttr, void *) {
+cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr attr, void *value) {
     FP8_EMU_INJECT("cudaMemPoolSetAttribute");
+    if (!pool || !value || attr != cudaMemPoolAttrReleaseThreshold) return set_error(cudaErrorInvalidValue);
+    pool->release_threshold = *(const uint64_t *)value;
     return cudaSuccess;
+}
+cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t pool, cudaMemPoolAttr attr, void *value) {
+    if (!pool || !value || attr != cudaMemPoolAttrReleaseThreshold) return set_error(cudaErrorInvalidValue);
+    *(uint64_t *)value = pool->release_threshold;
+    return cudaSuccess;
+}
+cudaError_t cudaMemPoolCreate(cudaMemPool_t *pool, const cudaMemPoolProps *props) {
+    FP8_EMU_INJECT("cudaMemPoolCreate");
+    if (!pool || !props || props->allocType != cudaMemAllocationTypePinned ||
+        props->location.type != cudaMemLocationTypeDevice)
+        return set_error(cudaErrorInvalidValue);
+    if (props->location.id < 0 || props->location.id >= machine().device_count) return set_error(cudaErrorInvalidDevice);
+    *pool = new CUmemPoolHandle_st();
+    (*pool)->device = props->location.id;
+    pools_live++;
+    return cudaSuccess;
+}
+cudaError_t cudaMemPoolDestroy(cudaMemPool_t pool) {
+    if (!pool || pool == &the_default_pool) return set_error(cudaErrorInvalidValue);
+    delete pool;
+    pools_live--;
+    return cudaSuccess;
+}
+/* Fails under the name "cudaMallocAsync" too (fp8_cuda_emu_fail_call): both are
+ * the stream-ordered allocation. */
+cudaError_t cudaMallocFromPoolAsync(void **p, size_t bytes, cudaMemPool_t pool, cudaStream_t s) {
+    if (!pool) return set_error(cudaErrorInvalidValue);
+    return cudaMallocAsync(p, bytes, s);
 }
 
 /* ---- fp8_cuda_emu.h ---------------------------------------------------------------- */
@@ -820,6 +917,12 @@ FP8_API int32_t fp8_cuda_emu_configure(int32_t device_count, int32_t sm_count, i
     machine().device_count = device_count;
     machine().sm_count = sm_count;
     machine().cc_major = cc_major;
+    return FP8_OK;
+}
+
+FP8_API int32_t fp8_cuda_emu_pools(int64_t *live_pools, uint64_t *default_release_threshold) {
+    if (live_pools) *live_pools = pools_live;
+    if (default_release_threshold) *default_release_threshold = the_default_pool.release_threshold;
     return FP8_OK;
 }
 
