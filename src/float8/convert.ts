@@ -5,7 +5,7 @@ import { Float8Error } from "../errors.ts";
 import { DTYPE_CODE } from "../tensor/dtype.ts";
 import { Linear } from "../nn/layers.ts";
 import type { Module } from "../nn/module.ts";
-import type { NativePtr } from "../ffi/index.ts";
+import type { NativePtr } from "../tensor/backend/index.ts";
 import { Tensor, zeros } from "../tensor/tensor.ts";
 import { Float8LinearConfig, ScalingType } from "./config.ts";
 import { Float8Linear, type RoleScaling } from "./float8_linear.ts";

@@ -7,7 +7,7 @@ import { cudaBackend } from "./cuda.ts";
 import { activeCapture } from "./capture.ts";
 import type { Backend, Device } from "./types.ts";
 
-export type { Backend, Device, HostMemory } from "./types.ts";
+export type { Backend, Device, HostMemory, NativePtr } from "./types.ts";
 export { cpuBackend, roundPow2Bits } from "./cpu.ts";
 export { setCudaDevice, currentCudaDevice } from "./cuda.ts";
 export { emulatedDeviceBackend } from "./emulated.ts";

@@ -9,6 +9,7 @@
 // Data pointers are memory of the backend's device; dims/strides arrays and
 // the pointer tables of syncAmaxHistory are host arrays.
 import type { NativePtr } from "../../ffi/index.ts";
+export type { NativePtr }; // re-exported: layers above the backend name native pointers only through it
 
 /** Where a tensor's storage lives. "cuda" needs libfp8_cuda (see src/cuda). */
 export type Device = "cpu" | "cuda";
