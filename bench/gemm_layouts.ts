@@ -16,7 +16,7 @@ import { float8, randn, noGrad, transpose, type Tensor } from "../src/index.ts";
 import { check, lib, libraryPath } from "../src/ffi/index.ts";
 import { gemm, linearGemm } from "../src/tensor/ops/linalg.ts";
 import { gemmLayoutPolicy, materializeTransposedA, setGemmLayoutPolicy, type GemmLayoutPolicy, type LinearGemm } from "../src/tensor/ops/gemm_layout.ts";
-import { argValue, cpuInfo, hasFlag } from "./harness.ts";
+import { argValue, cpuInfo, hasFlag, lines } from "./harness.ts";
 
 if (hasFlag("help") || hasFlag("h")) {
   console.log(`usage: bun bench/gemm_layouts.ts [--shapes M,K,N;M,K,N] [--rounds R] [--threads T] [--quick] [--json]
@@ -40,17 +40,6 @@ check(lib.fp8_set_num_threads(threads), "fp8_set_num_threads");
 const LAYOUTS = ["ab,ab", "ab,ba", "ba,ab", "ba,ba"];
 const PAUSE_MS = 10;
 
-async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  const decoder = new TextDecoder();
-  let buf = "";
-  for await (const chunk of stream) {
-    buf += decoder.decode(chunk, { stream: true });
-    for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
-      yield buf.slice(0, i);
-      buf = buf.slice(i + 1);
-    }
-  }
-}
 
 async function startRaw(P: number, R: number, Q: number) {
   const proc = Bun.spawn([rawPath, String(P), String(R), String(Q), "bf16", "--serve"], {

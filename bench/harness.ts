@@ -90,3 +90,16 @@ export function cpuInfo(): { model: string; gemmFlags: string; flags: string; li
   const line = `${model}, ${os.cpus().length} CPUs, ${gemmFlags}`;
   return { model, gemmFlags, flags, line };
 }
+
+/** Lines of a child's stdout, one per next() (benchmarks that drive a baseline process line by line). */
+export async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let buf = "";
+  for await (const chunk of stream) {
+    buf += decoder.decode(chunk, { stream: true });
+    for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+      yield buf.slice(0, i);
+      buf = buf.slice(i + 1);
+    }
+  }
+}

@@ -6,6 +6,7 @@
 // swapping who goes first every turn, so both see the same machine load. It
 // prints each side's best GFLOP/s, ours/raw of those bests, and the median of
 // the per-turn ratios (the steadier number on a busy machine).
+import { lines } from "./harness.ts";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { check, lib, libraryPath, nativeAlloc, nativeFree, nativeView, type NativePtr } from "../src/ffi/index.ts";
@@ -62,18 +63,6 @@ const rawPath = option("raw") ?? join(dirname(libraryPath), "fp8_bench_onednn_ra
 if (!existsSync(rawPath)) fail(`baseline ${rawPath} not found; build it with cmake (target fp8_bench_onednn_raw)`);
 if (threads !== undefined) check(lib.fp8_set_num_threads(threads), "set_num_threads");
 
-/** Lines of a child's stdout, one per next(). */
-async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  const decoder = new TextDecoder();
-  let buf = "";
-  for await (const chunk of stream) {
-    buf += decoder.decode(chunk, { stream: true });
-    for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
-      yield buf.slice(0, i);
-      buf = buf.slice(i + 1);
-    }
-  }
-}
 
 /** The baseline as a child process that runs one timed call per request. */
 async function startBaseline(M: number, K: number, N: number, dtype: DtypeName) {

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { nn, float8, optim, randn, tensor, tidy, noGrad, manualSeed, type Tensor } from "../src/index.ts";
 import { check, lib } from "../src/ffi/index.ts";
 import { buildModel } from "../examples/demo.ts";
-import { argValue, cpuInfo, hasFlag } from "./harness.ts";
+import { argValue, cpuInfo, hasFlag, lines } from "./harness.ts";
 
 if (hasFlag("help") || hasFlag("h")) {
   console.log(`usage: bun bench/vs_torch.ts [options]
@@ -65,17 +65,6 @@ console.log(`# flags: ${cpu.flags || "(unknown)"}`);
 console.log(`# load average: ${require("node:os").loadavg().map((v: number) => v.toFixed(1)).join(" ")}`);
 
 // ------------------------------------------------------------------ torch side
-async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  const decoder = new TextDecoder();
-  let buf = "";
-  for await (const chunk of stream) {
-    buf += decoder.decode(chunk, { stream: true });
-    for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
-      yield buf.slice(0, i);
-      buf = buf.slice(i + 1);
-    }
-  }
-}
 
 type TorchSide = { version: string; threads: number; run(i: number, times: number): Promise<number>; stop(): Promise<void> };
 
