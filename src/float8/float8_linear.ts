@@ -20,6 +20,7 @@ import { gemm } from "../tensor/ops/linalg.ts";
 import { sumTo } from "../tensor/ops/reduce.ts";
 import { Linear } from "../nn/layers.ts";
 import { CastConfig, Float8LinearConfig, ScalingGranularity, ScalingType } from "./config.ts";
+import { BlockFloat8LinearFunction } from "./block_scaling.ts";
 import {
   Float8Tensor, hpTensorAndScaleToFloat8, hpTensorToFloat8Axiswise, hpTensorToFloat8Dynamic, scaledMm, toFloat8SaturatedWithDecoded,
   toFloat8SaturatedWithTranspose, type GemmInputRole,
@@ -284,7 +285,9 @@ export class Float8Linear extends Linear {
       );
     }
     this.forwardCount++;
-    const out = Float8LinearFunction.apply(x, this.weight, this.bias, this);
+    const out = this.config.blockScaling
+      ? BlockFloat8LinearFunction.apply(x, this.weight, this.bias, this) // block-scaled recipes: block_scaling.ts
+      : Float8LinearFunction.apply(x, this.weight, this.bias, this);
     if (delayed && this.config.enablePreAndPostForward) {
       this.isAmaxInitialized = true;
       this.amaxAndScaleSynced = false;
