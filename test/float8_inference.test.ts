@@ -75,6 +75,43 @@ describe("fp8-weight GEMV kernel (libfp8/src/cpu/gemv_fp8.c)", () => {
     }
   });
 
+  test("bf16 inputs (the AVX-512 BF16 path where the CPU has it) match the f64 reference on every ISA", () => {
+    for (const dt of [E4M3, E5M2]) {
+      const tab = decodeTable(dt);
+      for (const [M, K, N] of [[1, 300, 20], [5, 64, 9], [16, 1056, 18]] as const) {
+        const xf = Float32Array.from({ length: M * K }, () => rnd() * 2 - 1);
+        const xb = Uint16Array.from(new Uint32Array(xf.buffer), (u) => u >>> 16); // truncate: exact bf16 values
+        const xv = Float32Array.from(xb, (h) => new Float32Array(new Uint32Array([h << 16]).buffer)[0]!);
+        const w = Uint8Array.from({ length: N * K }, () => {
+          const b = Math.floor(rnd() * 256);
+          return (b & 0x7f) >= (dt === E4M3 ? 0x7f : 0x7c) ? b & 0x80 : b;
+        });
+        for (const mode of [0, 1, 2]) {
+          const scale = Float32Array.from({ length: mode === 2 ? N : 1 }, () => 2 ** (rnd() * 6 - 3));
+          const ref = new Float64Array(M * N);
+          let refMax = 0;
+          for (let m = 0; m < M; m++)
+            for (let n = 0; n < N; n++) {
+              let acc = 0;
+              for (let k = 0; k < K; k++) acc += tab[w[n * K + k]!]! * xv[m * K + k]!;
+              ref[m * N + n] = mode === 1 ? acc * scale[0]! : mode === 2 ? acc * scale[n]! : acc;
+              refMax = Math.max(refMax, Math.abs(ref[m * N + n]!));
+            }
+          for (const isa of isas()) {
+            lib.fp8_cpu_set_isa(isa);
+            const y = new Float32Array(M * N);
+            const st = lib.fp8_cpu_gemv_fp8w(y, F32, xb, BF16, M, K, w, dt, N, mode, mode ? scale : null, 1, 1, null, 0);
+            lib.fp8_cpu_set_isa(2);
+            expect(st).toBe(0);
+            for (let i = 0; i < M * N; i++) {
+              if (Math.abs(y[i]! - ref[i]!) > 1e-5 * refMax * Math.sqrt(K)) throw new Error(`bf16 isa ${isa} mode ${mode} M ${M} [${i}]: ${y[i]} vs ${ref[i]}`);
+            }
+          }
+        }
+      }
+    }
+  });
+
   test("bf16 input and output", () => {
     const [M, K, N] = [2, 64, 8];
     const x = new Uint16Array(M * K).fill(0x3f80); // 1.0

@@ -11,11 +11,12 @@
  *   FP8_GEMV_SCALE_ROW:    s[n] per output feature, applied to each output;
  *   FP8_GEMV_SCALE_BLOCK:  s[n / br][k / bc] (row-major grid), applied to the decoded
  *                          weight inside the block (fp8 * s rounded to f32).
- * Paths: AVX-512F, AVX2+FMA and portable C, chosen like the cast kernels
+ * Paths: AVX-512 BF16 for bf16 x (weights decoded to bf16, vdpbf16ps), AVX-512 (F/BW/VL), AVX2+F16C+FMA and portable C, chosen like the cast kernels
  * (fp8_cpu_set_isa caps them). Results agree to f32 rounding between paths
  * (the order of the k sums differs), not bit for bit.
  * Weight codes are decoded exactly for finite values; NaN codes (0x7F/0xFF in
- * e4m3) are not expected in frozen weights and decode to +-480.
+ * e4m3) are not expected in frozen weights and decode to +-480 (the vector decode
+ * goes through f16: libfp8/src/cpu/gemv_fp8.c, DEC_FACTOR).
  */
 #include <stdlib.h>
 #ifdef _OPENMP
@@ -41,6 +42,9 @@ typedef struct {
     const float *scale;
     int64_t br, bc, nbc;
     float *acc; /* (M, N) f32 out */
+    const float *xp; /* vector paths: the x tile packed as [k / W][m][W] */
+    const uint16_t *xb;  /* bf16 path: x (M, K) as given */
+    const uint16_t *xpb; /* bf16 path: the x tile packed as [k / 32][m][32] */
 } gemv_args;
 
 /* ---- portable ------------------------------------------------------------ */
@@ -69,80 +73,32 @@ static void gemv_rows_portable(const gemv_args *a, int64_t n0, int64_t n1) {
 }
 
 #ifdef GEMV_X86
-/* ---- AVX-512 ------------------------------------------------------------- */
+/* Vector decode, up to a power of two: e5m2 is the high byte of an f16; an e4m3 magnitude
+ * shifted left by 7 is an f16 worth 2^-8 of the e4m3 value (subnormals included), so
+ * vcvtph2ps decodes both exactly and the factor 2^8 joins the scale (exact). */
+#define DEC_FACTOR(e5m2) ((e5m2) ? 1.0f : 256.0f)
+/* Columns of x per tile: an x tile of MM rows stays in L1 (32 KiB) while every weight row
+ * of the thread's range streams past it. */
+#define GEMV_TILE_BYTES 32768
 
-/* 16 fp8 bytes -> 16 f32: e5m2 is the high byte of an f16 (exact via vcvtph2ps);
- * e4m3: normals by integer rebias, subnormals (|code| < 8) as code * 2^-9. */
-__attribute__((target("avx512f,avx512bw,avx512vl,f16c,fma"))) static inline __m512 dec16(const uint8_t *p, int e5m2) {
-    const __m128i b = _mm_loadu_si128((const __m128i *)p);
-    if (e5m2) return _mm512_cvtph_ps(_mm256_slli_epi16(_mm256_cvtepu8_epi16(b), 8));
-    const __m512i v = _mm512_cvtepu8_epi32(b);
-    const __m512i mag = _mm512_and_si512(v, _mm512_set1_epi32(0x7F));
-    const __m512i sign = _mm512_slli_epi32(_mm512_and_si512(v, _mm512_set1_epi32(0x80)), 24);
-    const __m512i nrm = _mm512_add_epi32(_mm512_slli_epi32(mag, 20), _mm512_set1_epi32(120 << 23));
-    const __m512 sub = _mm512_mul_ps(_mm512_cvtepi32_ps(mag), _mm512_set1_ps(0.001953125f));
-    const __mmask16 is_sub = _mm512_cmplt_epi32_mask(mag, _mm512_set1_epi32(8));
-    const __m512 f = _mm512_mask_blend_ps(is_sub, _mm512_castsi512_ps(nrm), sub);
-    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(f), sign));
+__attribute__((target("avx2,f16c"))) static inline __m256i f16_bits16(__m256i v, int e5m2) {
+    if (e5m2) return _mm256_slli_epi16(v, 8);
+    return _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi16(v, 7), _mm256_set1_epi16(0x3F80)),
+                           _mm256_and_si256(_mm256_slli_epi16(v, 8), _mm256_set1_epi16((short)0x8000)));
 }
 
-/* NB output rows of W at once, MM rows of x: NB*MM accumulators of 16 lanes. */
-#define DEF_AVX512(NB, MM)                                                                                   \
-    __attribute__((target("avx512f,avx512bw,avx512vl,f16c,fma"))) static void gemv512_##NB##_##MM(          \
-        const gemv_args *a, int64_t n) {                                                                    \
-        __m512 acc[NB][MM];                                                                                 \
-        for (int j = 0; j < NB; j++)                                                                        \
-            for (int m = 0; m < MM; m++) acc[j][m] = _mm512_setzero_ps();                                   \
-        const int64_t K = a->K, K16 = K & ~(int64_t)15;                                                    \
-        const int blk = a->scale_mode == FP8_GEMV_SCALE_BLOCK;                                              \
-        const float *sr[NB];                                                                                \
-        for (int j = 0; j < NB; j++) sr[j] = blk ? a->scale + ((n + j) / a->br) * a->nbc : NULL;            \
-        for (int64_t k0 = 0, kb = 0; k0 < K16; k0 += a->bc, kb++) {                                         \
-            const int64_t k1 = k0 + a->bc < K16 ? k0 + a->bc : K16;                                        \
-            __m512 sv[NB];                                                                                   \
-            for (int j = 0; j < NB; j++) sv[j] = _mm512_set1_ps(blk ? sr[j][kb] : 1.0f);                     \
-            for (int64_t k = k0; k < k1; k += 16) {                                                         \
-                __m512 wv[NB];                                                                               \
-                for (int j = 0; j < NB; j++) {                                                              \
-                    wv[j] = dec16(a->w + (n + j) * K + k, a->e5m2);                                          \
-                    if (blk) wv[j] = _mm512_mul_ps(wv[j], sv[j]);                                            \
-                }                                                                                           \
-                for (int m = 0; m < MM; m++) {                                                              \
-                    const __m512 xv = _mm512_loadu_ps(a->x + m * K + k);                                      \
-                    for (int j = 0; j < NB; j++) acc[j][m] = _mm512_fmadd_ps(wv[j], xv, acc[j][m]);          \
-                }                                                                                           \
-            }                                                                                               \
-        }                                                                                                   \
-        for (int j = 0; j < NB; j++)                                                                        \
-            for (int m = 0; m < MM; m++) {                                                                  \
-                float s = _mm512_reduce_add_ps(acc[j][m]);                                                  \
-                for (int64_t k = K16; k < K; k++) {                                                         \
-                    float wv = decode_one(a->w[(n + j) * K + k], a->e5m2);                                  \
-                    if (blk) wv *= a->scale[((n + j) / a->br) * a->nbc + k / a->bc];                        \
-                    s += wv * a->x[m * K + k];                                                              \
-                }                                                                                           \
-                a->acc[m * a->N + n + j] = s;                                                               \
-            }                                                                                               \
-    }
-DEF_AVX512(4, 1)
-DEF_AVX512(4, 2)
-DEF_AVX512(2, 4)
-DEF_AVX512(1, 8)
-DEF_AVX512(1, 16)
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,f16c,fma"))) static inline __m512 dec16(const uint8_t *p, int e5m2) {
+    return _mm512_cvtph_ps(f16_bits16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)p)), e5m2));
+}
 
-/* ---- AVX2 ---------------------------------------------------------------- */
+__attribute__((target("sse4.1,f16c"))) static inline __m128i f16_bits8(__m128i v, int e5m2) {
+    if (e5m2) return _mm_slli_epi16(v, 8);
+    return _mm_or_si128(_mm_and_si128(_mm_slli_epi16(v, 7), _mm_set1_epi16(0x3F80)),
+                        _mm_and_si128(_mm_slli_epi16(v, 8), _mm_set1_epi16((short)0x8000)));
+}
 
 __attribute__((target("avx2,f16c,fma"))) static inline __m256 dec8(const uint8_t *p, int e5m2) {
-    const __m128i b = _mm_loadl_epi64((const __m128i *)p);
-    if (e5m2) return _mm256_cvtph_ps(_mm_slli_epi16(_mm_cvtepu8_epi16(b), 8));
-    const __m256i v = _mm256_cvtepu8_epi32(b);
-    const __m256i mag = _mm256_and_si256(v, _mm256_set1_epi32(0x7F));
-    const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0x80)), 24);
-    const __m256i nrm = _mm256_add_epi32(_mm256_slli_epi32(mag, 20), _mm256_set1_epi32(120 << 23));
-    const __m256 sub = _mm256_mul_ps(_mm256_cvtepi32_ps(mag), _mm256_set1_ps(0.001953125f));
-    const __m256 is_sub = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(8), mag));
-    const __m256 f = _mm256_blendv_ps(_mm256_castsi256_ps(nrm), sub, is_sub);
-    return _mm256_castsi256_ps(_mm256_or_si256(_mm256_castps_si256(f), sign));
+    return _mm256_cvtph_ps(f16_bits8(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)p)), e5m2));
 }
 
 __attribute__((target("avx2,fma"))) static inline float hsum8(__m256 v) {
@@ -152,77 +108,235 @@ __attribute__((target("avx2,fma"))) static inline float hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-#define DEF_AVX2(NB, MM)                                                                                     \
-    __attribute__((target("avx2,f16c,fma"))) static void gemv256_##NB##_##MM(const gemv_args *a, int64_t n) { \
-        __m256 acc[NB][MM];                                                                                 \
-        for (int j = 0; j < NB; j++)                                                                        \
-            for (int m = 0; m < MM; m++) acc[j][m] = _mm256_setzero_ps();                                   \
-        const int64_t K = a->K, K8 = K & ~(int64_t)7;                                                    \
-        const int blk = a->scale_mode == FP8_GEMV_SCALE_BLOCK;                                              \
-        const float *sr[NB];                                                                                \
-        for (int j = 0; j < NB; j++) sr[j] = blk ? a->scale + ((n + j) / a->br) * a->nbc : NULL;            \
-        for (int64_t k0 = 0, kb = 0; k0 < K8; k0 += a->bc, kb++) {                                         \
-            const int64_t k1 = k0 + a->bc < K8 ? k0 + a->bc : K8;                                        \
-            __m256 sv[NB];                                                                                   \
-            for (int j = 0; j < NB; j++) sv[j] = _mm256_set1_ps(blk ? sr[j][kb] : 1.0f);                     \
-            for (int64_t k = k0; k < k1; k += 8) {                                                         \
-                __m256 wv[NB];                                                                               \
-                for (int j = 0; j < NB; j++) {                                                              \
-                    wv[j] = dec8(a->w + (n + j) * K + k, a->e5m2);                                          \
-                    if (blk) wv[j] = _mm256_mul_ps(wv[j], sv[j]);                                            \
-                }                                                                                           \
-                for (int m = 0; m < MM; m++) {                                                              \
-                    const __m256 xv = _mm256_loadu_ps(a->x + m * K + k);                                      \
-                    for (int j = 0; j < NB; j++) acc[j][m] = _mm256_fmadd_ps(wv[j], xv, acc[j][m]);          \
-                }                                                                                           \
-            }                                                                                               \
-        }                                                                                                   \
-        for (int j = 0; j < NB; j++)                                                                        \
-            for (int m = 0; m < MM; m++) {                                                                  \
-                float s = hsum8(acc[j][m]);                                                                 \
-                for (int64_t k = K8; k < K; k++) {                                                          \
-                    float wv = decode_one(a->w[(n + j) * K + k], a->e5m2);                                  \
-                    if (blk) wv *= a->scale[((n + j) / a->br) * a->nbc + k / a->bc];                        \
-                    s += wv * a->x[m * K + k];                                                              \
-                }                                                                                           \
-                a->acc[m * a->N + n + j] = s;                                                               \
-            }                                                                                               \
+/* One kernel: NB weight rows (n .. n+NB-1) times MM rows of x over columns [k0, k1), k0 a
+ * multiple of the vector width (and of the scale block), k1 <= K; the sums are written
+ * (first) or added into acc. */
+#define DEF_GEMV(NAME, TARGET, VT, W, DEC, SET1, MUL, FMA, LOAD, ZERO, HSUM, NB, MM)                      \
+    __attribute__((target(TARGET))) static void NAME##_##NB##_##MM(const gemv_args *a, int64_t n,        \
+                                                                   int64_t k0, int64_t k1, int first) {   \
+        VT acc[NB][MM];                                                                                  \
+        _Pragma("GCC unroll 16")                                                                         \
+        for (int j = 0; j < NB; j++)                                                                     \
+            _Pragma("GCC unroll 16")                                                                     \
+            for (int m = 0; m < MM; m++) acc[j][m] = ZERO();                                             \
+        const int64_t K = a->K, kv = k0 + ((k1 - k0) & ~(int64_t)(W - 1));                               \
+        const int blk = a->scale_mode == FP8_GEMV_SCALE_BLOCK;                                           \
+        const float fac = DEC_FACTOR(a->e5m2);                                                           \
+        const float *sr[NB];                                                                             \
+        _Pragma("GCC unroll 16")                                                                         \
+        for (int j = 0; j < NB; j++) sr[j] = blk ? a->scale + ((n + j) / a->br) * a->nbc : NULL;         \
+        for (int64_t kb0 = k0; kb0 < kv; kb0 += a->bc) {                                                 \
+            const int64_t kb1 = kb0 + a->bc < kv ? kb0 + a->bc : kv;                                     \
+            VT sv[NB];                                                                                   \
+            _Pragma("GCC unroll 16")                                                                     \
+            for (int j = 0; j < NB; j++) sv[j] = SET1(blk ? sr[j][kb0 / a->bc] * fac : 1.0f);           \
+            for (int64_t k = kb0; k < kb1; k += W) {                                                     \
+                VT wv[NB];                                                                               \
+                _Pragma("GCC unroll 16")                                                                 \
+                for (int j = 0; j < NB; j++) {                                                           \
+                    wv[j] = DEC(a->w + (n + j) * K + k, a->e5m2);                                        \
+                    if (blk) wv[j] = MUL(wv[j], sv[j]);                                                  \
+                }                                                                                        \
+                _Pragma("GCC unroll 16")                                                                 \
+                for (int m = 0; m < MM; m++) {                                                           \
+                    const VT xv = LOAD(a->xp + ((k - k0) / W * MM + m) * W);                             \
+                    _Pragma("GCC unroll 16")                                                             \
+                    for (int j = 0; j < NB; j++) acc[j][m] = FMA(wv[j], xv, acc[j][m]);                  \
+                }                                                                                        \
+            }                                                                                            \
+        }                                                                                                \
+        _Pragma("GCC unroll 16")                                                                         \
+        for (int j = 0; j < NB; j++)                                                                     \
+            _Pragma("GCC unroll 16")                                                                     \
+            for (int m = 0; m < MM; m++) {                                                               \
+                float s = HSUM(acc[j][m]) * (blk ? 1.0f : fac);                                          \
+                for (int64_t k = kv; k < k1; k++) {                                                      \
+                    float wv = decode_one(a->w[(n + j) * K + k], a->e5m2);                               \
+                    if (blk) wv *= sr[j][k / a->bc];                                                     \
+                    s += wv * a->x[m * K + k];                                                           \
+                }                                                                                        \
+                float *o = a->acc + m * a->N + n + j;                                                    \
+                *o = first ? s : *o + s;                                                                 \
+            }                                                                                            \
     }
-DEF_AVX2(4, 1)
-DEF_AVX2(2, 2)
-DEF_AVX2(2, 4)
-DEF_AVX2(1, 8)
 
-typedef void (*gemv_fn)(const gemv_args *, int64_t);
+#define T512 "avx512f,avx512bw,avx512vl,avx2,f16c,fma"
+#define DEF512(NB, MM) DEF_GEMV(gemv512, T512, __m512, 16, dec16, _mm512_set1_ps, _mm512_mul_ps, _mm512_fmadd_ps, \
+                                _mm512_loadu_ps, _mm512_setzero_ps, _mm512_reduce_add_ps, NB, MM)
+#define T256 "avx2,f16c,fma"
+#define DEF256(NB, MM) DEF_GEMV(gemv256, T256, __m256, 8, dec8, _mm256_set1_ps, _mm256_mul_ps, _mm256_fmadd_ps, \
+                                _mm256_loadu_ps, _mm256_setzero_ps, hsum8, NB, MM)
+DEF512(4, 1)
+DEF512(1, 1)
+DEF512(4, 2)
+DEF512(1, 2)
+DEF512(2, 4)
+DEF512(1, 4)
+DEF512(1, 8)
+DEF512(1, 16)
+DEF256(4, 1)
+DEF256(1, 1)
+DEF256(2, 2)
+DEF256(1, 2)
+DEF256(2, 4)
+DEF256(1, 4)
+DEF256(1, 8)
 
-/* Runs rows [n0, n1) of W over row groups of x: (kernel, NB, MM) chosen for M. */
+typedef void (*gemv_fn)(const gemv_args *, int64_t, int64_t, int64_t, int);
+
+/* A per-thread buffer of at least n floats for packed x tiles (grown on demand, kept). */
+static float *fp8_tile_buffer(int64_t n) {
+    static _Thread_local float *buf = NULL;
+    static _Thread_local int64_t cap = 0;
+    if (n > cap) {
+        free(buf);
+        buf = aligned_alloc(64, (size_t)((n * 4 + 63) / 64 * 64));
+        cap = buf ? n : 0;
+    }
+    return buf;
+}
+
+/* ---- AVX-512 BF16: bf16 inputs, weights decoded to bf16 (exact), vdpbf16ps ----------------
+ * Every fp8 value (divided by DEC_FACTOR) is exact in bf16, and vdpbf16ps multiplies bf16
+ * pairs exactly and sums in f32: the f32 sum of the same products, in another order, at half
+ * the instructions of f32 FMAs. Used for bf16 x with TENSOR / ROW / NONE scales (block scales
+ * multiply the weight first, which bf16 cannot hold exactly; those take the f32 kernels). */
+#define TBF "avx512f,avx512bw,avx512vl,avx512bf16,avx2,f16c,fma"
+
+__attribute__((target(TBF))) static inline __m512bh dec32bf(const uint8_t *p, int e5m2) {
+    const __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)p));
+    const __m512i h = e5m2 ? _mm512_slli_epi16(v, 8)
+                           : _mm512_or_si512(_mm512_and_si512(_mm512_slli_epi16(v, 7), _mm512_set1_epi16(0x3F80)),
+                                             _mm512_and_si512(_mm512_slli_epi16(v, 8), _mm512_set1_epi16((short)0x8000)));
+    const __m512 lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+    const __m512 hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
+    return _mm512_cvtne2ps_pbh(hi, lo);
+}
+
+#define DEF_BF16(NB, MM)                                                                                 \
+    __attribute__((target(TBF))) static void gemvbf_##NB##_##MM(const gemv_args *a, int64_t n, int64_t k0, \
+                                                               int64_t k1, int first) {                  \
+        __m512 acc[NB][MM];                                                                              \
+        _Pragma("GCC unroll 16") for (int j = 0; j < NB; j++)                                            \
+            _Pragma("GCC unroll 16") for (int m = 0; m < MM; m++) acc[j][m] = _mm512_setzero_ps();       \
+        const int64_t K = a->K, kv = k0 + ((k1 - k0) & ~(int64_t)31);                                     \
+        const float fac = DEC_FACTOR(a->e5m2);                                                           \
+        for (int64_t k = k0; k < kv; k += 32) {                                                          \
+            __m512bh wv[NB];                                                                             \
+            _Pragma("GCC unroll 16") for (int j = 0; j < NB; j++) wv[j] = dec32bf(a->w + (n + j) * K + k, a->e5m2); \
+            _Pragma("GCC unroll 16") for (int m = 0; m < MM; m++) {                                      \
+                const __m512bh xv = (__m512bh)_mm512_loadu_si512(a->xpb + ((k - k0) / 32 * MM + m) * 32); \
+                _Pragma("GCC unroll 16") for (int j = 0; j < NB; j++) acc[j][m] = _mm512_dpbf16_ps(acc[j][m], wv[j], xv); \
+            }                                                                                            \
+        }                                                                                                \
+        for (int j = 0; j < NB; j++)                                                                     \
+            for (int m = 0; m < MM; m++) {                                                               \
+                float s = _mm512_reduce_add_ps(acc[j][m]) * fac;                                         \
+                for (int64_t k = kv; k < k1; k++)                                                        \
+                    s += decode_one(a->w[(n + j) * K + k], a->e5m2) * fp8_bf16_to_f32(a->xb[m * K + k]); \
+                float *o = a->acc + m * a->N + n + j;                                                    \
+                *o = first ? s : *o + s;                                                                 \
+            }                                                                                            \
+    }
+DEF_BF16(4, 1)
+DEF_BF16(1, 1)
+DEF_BF16(4, 2)
+DEF_BF16(1, 2)
+DEF_BF16(2, 4)
+DEF_BF16(1, 4)
+DEF_BF16(1, 8)
+DEF_BF16(1, 16)
+
+/* A per-thread buffer of at least n uint16 for packed bf16 x tiles. */
+static uint16_t *bf16_tile_buffer(int64_t n) {
+    static _Thread_local uint16_t *buf = NULL;
+    static _Thread_local int64_t cap = 0;
+    if (n > cap) {
+        free(buf);
+        buf = aligned_alloc(64, (size_t)((n * 2 + 63) / 64 * 64));
+        cap = buf ? n : 0;
+    }
+    return buf;
+}
+
+/* The bf16 path over rows [n0, n1); returns 0 when its buffer could not be allocated. */
+static int gemv_rows_bf16(const gemv_args *a, int64_t n0, int64_t n1) {
+    for (int64_t m0 = 0; m0 < a->M;) {
+        const int64_t left = a->M - m0;
+        gemv_fn f, f1;
+        int nb, mm;
+        if (left >= 16) f = f1 = gemvbf_1_16, nb = 1, mm = 16;
+        else if (left >= 8) f = f1 = gemvbf_1_8, nb = 1, mm = 8;
+        else if (left >= 4) f = gemvbf_2_4, f1 = gemvbf_1_4, nb = 2, mm = 4;
+        else if (left >= 2) f = gemvbf_4_2, f1 = gemvbf_1_2, nb = 4, mm = 2;
+        else f = gemvbf_4_1, f1 = gemvbf_1_1, nb = 4, mm = 1;
+        gemv_args sub = *a;
+        sub.xb = a->xb + m0 * a->K;
+        sub.acc = a->acc + m0 * a->N;
+        sub.M = mm;
+        int64_t kt = (GEMV_TILE_BYTES / (2 * mm)) / 32 * 32;
+        if (kt < 32) kt = 32;
+        uint16_t *xp = bf16_tile_buffer(kt * mm);
+        if (!xp) return 0;
+        sub.xpb = xp;
+        for (int64_t k0 = 0; k0 < a->K; k0 += kt) {
+            const int64_t k1 = k0 + kt < a->K ? k0 + kt : a->K;
+            const int64_t nv = (k1 - k0) / 32;
+            for (int64_t v = 0; v < nv; v++)
+                for (int64_t m = 0; m < mm; m++) memcpy(xp + (v * mm + m) * 32, sub.xb + m * a->K + k0 + v * 32, 64);
+            int64_t n = n0;
+            for (; n + nb <= n1; n += nb) f(&sub, n, k0, k1, k0 == 0);
+            for (; n < n1; n++) f1(&sub, n, k0, k1, k0 == 0);
+        }
+        m0 += mm;
+    }
+    return 1;
+}
+
+/* Rows [n0, n1) of W: per group of x rows (the widest kernel that fits), per x tile, every
+ * weight row of the range (NB at a time, the rest one by one). */
 static void gemv_rows_vec(const gemv_args *a, int64_t n0, int64_t n1, int isa) {
     for (int64_t m0 = 0; m0 < a->M;) {
         const int64_t left = a->M - m0;
-        gemv_fn f;
+        gemv_fn f, f1;
         int nb, mm;
         if (isa == 2) {
-            if (left >= 16) f = gemv512_1_16, nb = 1, mm = 16;
-            else if (left >= 8) f = gemv512_1_8, nb = 1, mm = 8;
-            else if (left >= 4) f = gemv512_2_4, nb = 2, mm = 4;
-            else if (left >= 2) f = gemv512_4_2, nb = 4, mm = 2;
-            else f = gemv512_4_1, nb = 4, mm = 1;
+            if (left >= 16) f = f1 = gemv512_1_16, nb = 1, mm = 16;
+            else if (left >= 8) f = f1 = gemv512_1_8, nb = 1, mm = 8;
+            else if (left >= 4) f = gemv512_2_4, f1 = gemv512_1_4, nb = 2, mm = 4;
+            else if (left >= 2) f = gemv512_4_2, f1 = gemv512_1_2, nb = 4, mm = 2;
+            else f = gemv512_4_1, f1 = gemv512_1_1, nb = 4, mm = 1;
         } else {
-            if (left >= 8) f = gemv256_1_8, nb = 1, mm = 8;
-            else if (left >= 4) f = gemv256_2_4, nb = 2, mm = 4;
-            else if (left >= 2) f = gemv256_2_2, nb = 2, mm = 2;
-            else f = gemv256_4_1, nb = 4, mm = 1;
+            if (left >= 8) f = f1 = gemv256_1_8, nb = 1, mm = 8;
+            else if (left >= 4) f = gemv256_2_4, f1 = gemv256_1_4, nb = 2, mm = 4;
+            else if (left >= 2) f = gemv256_2_2, f1 = gemv256_1_2, nb = 2, mm = 2;
+            else f = gemv256_4_1, f1 = gemv256_1_1, nb = 4, mm = 1;
         }
         gemv_args sub = *a;
         sub.x = a->x + m0 * a->K;
         sub.acc = a->acc + m0 * a->N;
         sub.M = mm;
-        int64_t n = n0;
-        for (; n + nb <= n1; n += nb) f(&sub, n);
-        if (n < n1) {
-            /* leftover rows: the portable loop */
-            gemv_args p = sub;
-            gemv_rows_portable(&p, n, n1);
+        const int64_t unit = a->scale_mode == FP8_GEMV_SCALE_BLOCK ? a->bc : 16;
+        int64_t kt = (GEMV_TILE_BYTES / (4 * mm)) / unit * unit;
+        if (kt < unit) kt = unit;
+        const int64_t W = isa == 2 ? 16 : 8;
+        /* rows of x are K apart: 16 of them alias in L1 when K is a multiple of 4 KiB, so
+         * each tile is packed contiguously, in the order the kernel reads it */
+        float *xp = fp8_tile_buffer(kt * mm);
+        if (!xp) {
+            gemv_rows_portable(&sub, n0, n1);
+            m0 += mm;
+            continue;
+        }
+        sub.xp = xp;
+        for (int64_t k0 = 0; k0 < a->K; k0 += kt) {
+            const int64_t k1 = k0 + kt < a->K ? k0 + kt : a->K;
+            const int64_t nv = (k1 - k0) / W;
+            for (int64_t v = 0; v < nv; v++)
+                for (int64_t m = 0; m < mm; m++) memcpy(xp + (v * mm + m) * W, sub.x + m * a->K + k0 + v * W, (size_t)W * 4);
+            int64_t n = n0;
+            for (; n + nb <= n1; n += nb) f(&sub, n, k0, k1, k0 == 0);
+            for (; n < n1; n++) f1(&sub, n, k0, k1, k0 == 0);
         }
         m0 += mm;
     }
@@ -268,9 +382,15 @@ int32_t fp8_cpu_gemv_fp8w(void *y, int32_t y_dtype, const void *x, int32_t x_dty
     gemv_args a = {xf, M, K, N, (const uint8_t *)w_fp8, w_dtype == FP8_DTYPE_E5M2, scale_mode, scale,
                    scale_mode == FP8_GEMV_SCALE_BLOCK ? block_rows : 1,
                    scale_mode == FP8_GEMV_SCALE_BLOCK ? block_cols : K,
-                   scale_mode == FP8_GEMV_SCALE_BLOCK ? (K + block_cols - 1) / block_cols : 1, acc};
+                   scale_mode == FP8_GEMV_SCALE_BLOCK ? (K + block_cols - 1) / block_cols : 1, acc, NULL, (const uint16_t *)x, NULL};
     int32_t isa = 0;
     fp8_cpu_get_isa(&isa);
+    int use_bf16 = 0;
+#ifdef GEMV_X86
+    __builtin_cpu_init();
+    use_bf16 = isa == 2 && x_dtype == FP8_DTYPE_BF16 && scale_mode != FP8_GEMV_SCALE_BLOCK &&
+               __builtin_cpu_supports("avx512bf16");
+#endif
     /* Blocks of output rows per thread: multiples of 16, so vector row groups stay whole. */
 #pragma omp parallel
     {
@@ -282,13 +402,16 @@ int32_t fp8_cpu_gemv_fp8w(void *y, int32_t y_dtype, const void *x, int32_t x_dty
         const int64_t per = ((N + nt - 1) / nt + 15) & ~(int64_t)15;
         const int64_t n0 = t * per < N ? t * per : N, n1 = n0 + per < N ? n0 + per : N;
         if (n0 < n1) {
+            int done = 0;
 #ifdef GEMV_X86
-            /* the vector paths take whole blocks of 16 columns per scale */
-            if (isa >= 1 && (scale_mode != FP8_GEMV_SCALE_BLOCK || block_cols % 16 == 0))
+            if (use_bf16) done = gemv_rows_bf16(&a, n0, n1); /* bf16 inputs on AVX-512 BF16 */
+            /* the f32 vector paths take whole blocks of 16 columns per scale */
+            if (!done && isa >= 1 && (scale_mode != FP8_GEMV_SCALE_BLOCK || block_cols % 16 == 0)) {
                 gemv_rows_vec(&a, n0, n1, isa);
-            else
+                done = 1;
+            }
 #endif
-                gemv_rows_portable(&a, n0, n1);
+            if (!done) gemv_rows_portable(&a, n0, n1);
         }
     }
     for (int64_t m = 0; m < M; m++)
