@@ -63,7 +63,7 @@ for (const recipe of RECIPES) {
       expect(float8.computeError(xr.grad!, xf.grad!)).toBeGreaterThanOrEqual(12);
       // the bias gradient is the high-precision column sum, as in torchao
       expect(float8.computeError(ref.bias!.grad!, lin.bias!.grad!)).toBe(Infinity);
-    });
+    }, 60000);
 
     test("each GEMM casts its operands along its own reduction dim (transposed operands re-blocked)", () => {
       manualSeed(20);
@@ -90,7 +90,7 @@ for (const recipe of RECIPES) {
       // casting the grad_weight operands along the forward's dim (K, N) instead gives other values
       const gwWrong = matmulT(castDecode(g, recipe).transpose(0, 1), castDecode(x.detach(), recipe).transpose(0, 1));
       expect(float8.computeError(gwWrong, lin.weight.grad!)).toBeLessThan(120);
-    });
+    }, 60000);
 
     test("convertToFloat8Training: state dict keys as the plain model; loads into a fresh one; trains", () => {
       manualSeed(21);
@@ -120,9 +120,45 @@ for (const recipe of RECIPES) {
       }
       expect(losses.at(-1)!).toBeLessThan(losses[0]! * 0.5);
       opt.dispose();
-    });
+    }, 120000);
   });
 }
+
+describe("block-scaled recipes: telemetry", () => {
+  test("float8.stats reports per-block saturation and underflow: MX FLOOR clips blocks whose amax mantissa exceeds 1.75, RCEIL does not", () => {
+    manualSeed(22);
+    const [M, K, N] = [8, 64, 32];
+    // every 32-element block of row 0 has amax 1.9 * 2^k: FLOOR's 2^(k-8) scale puts it at 486 > 448
+    const xv = randn([M, K]).mul(0.1).toArray();
+    for (let b = 0; b < K / 32; b++) xv[b * 32] = 1.9 * 2 ** b;
+    // row 1: one huge value next to tiny ones in one block: the tiny ones underflow
+    xv[K] = 1000;
+    for (let c = 1; c < 32; c++) xv[K + c] = 1e-6;
+    const x = tensor(xv, { shape: [M, K] });
+    const results: Record<string, any> = {};
+    for (const recipe of ["mxfp8", "mxfp8_rceil", "blockwise"] as const) {
+      const model = new nn.Sequential(new nn.Linear(K, N));
+      float8.convertToFloat8Training(model, { config: Float8LinearConfig.fromRecipeName(recipe) });
+      float8.enableStats(model, { every: 1 });
+      model.forward(x).sum().backward();
+      const rows = float8.stats(model);
+      expect(rows.map((r) => r.role).sort()).toEqual(["grad_output", "input", "weight"]);
+      results[recipe] = rows.find((r) => r.role === "input");
+    }
+    expect(results.mxfp8.blocks).toBe(M * 2);
+    // row 0's two blocks at least (a random block clips too when its amax mantissa is above 1.75)
+    expect(results.mxfp8.blocksSaturated).toBeGreaterThanOrEqual(2 / 16);
+    expect(results.mxfp8.saturated).toBeGreaterThanOrEqual(2 / (M * K));
+    expect(results.mxfp8.saturated * M * K).toBeLessThanOrEqual(results.mxfp8.blocksSaturated * 16 * 32);
+    expect(results.mxfp8_rceil.saturated).toBe(0);
+    expect(results.mxfp8.blocksUnderflow).toBeGreaterThanOrEqual(1 / 16);
+    expect(results.mxfp8.underflow).toBeGreaterThanOrEqual(31 / (M * K));
+    expect(results.blockwise.blocks).toBe(M); // 1x128 blocks over K = 64: one per row
+    expect(results.blockwise.saturated).toBe(0);
+    expect(results.mxfp8.sqnrDb).toBeGreaterThan(15); // the clipped amaxes lose up to 5 %
+    expect(results.mxfp8_rceil.sqnrDb).toBeGreaterThan(results.mxfp8.sqnrDb);
+  }, 60000);
+});
 
 describe("block-scaled recipes: errors", () => {
   test("block casts reject non-2-D and non-float inputs with a Float8Error", () => {

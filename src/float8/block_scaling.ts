@@ -16,11 +16,12 @@
 import { Float8Error } from "../errors.ts";
 import { lib, check } from "../ffi/index.ts";
 import { Function, type FunctionCtx } from "../autograd/graph.ts";
-import { DTYPE_CODE, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
+import { DTYPE_CODE, FP8_MAX, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { reshape, reshapeOwned, transpose } from "../tensor/ops/movement.ts";
 import { gemm } from "../tensor/ops/linalg.ts";
 import { sumTo } from "../tensor/ops/reduce.ts";
+import type { CastStats } from "./stats.ts";
 
 /** The two block-scaled recipes. */
 export type BlockRecipeKind = "blockwise" | "mxfp8";
@@ -163,12 +164,84 @@ function blockGemmTN(a: Tensor, b: Tensor, cfg: BlockScalingConfig, bRows: numbe
   }
 }
 
+/** Telemetry of a block-scaled cast: CastStats plus the share of blocks that clipped or underflowed anywhere. */
+export interface BlockCastStats extends CastStats {
+  /** number of blocks */
+  blocks: number;
+  /** share of blocks with at least one saturated element */
+  blocksSaturated: number;
+  /** share of blocks with at least one element that underflowed to zero */
+  blocksUnderflow: number;
+}
+
+/**
+ * Per-block telemetry of the cast hp -> q (host-side, for occasional collection): the shares of
+ * elements and of blocks that saturated (|x * multiplier| beyond the fp8 max plus half an ulp, so the
+ * cast clamped them: MX's FLOOR scales allow up to 511/448 of the max) or underflowed (nonzero -> 0),
+ * the SQNR of the cast, the amax and the smallest quantize multiplier ("scale").
+ */
+export function collectBlockCastStats(hp: Tensor, q: BlockFloat8Tensor, step: number): BlockCastStats {
+  const [rows, cols] = q.shape;
+  const x = hp.toArray(), v = q.data.toArray(), dq = q.dequantize("float32");
+  const d = dq.toArray();
+  dq.dispose();
+  const fp8 = q.data.dtype as Float8DType;
+  const beyond = fp8 === "float8_e4m3fn" ? 448 + 16 : 57344 + 4096;
+  const nbc = Math.ceil(cols / q.blockCols), nbr = Math.ceil(rows / q.blockRows);
+  const nb = nbr * nbc;
+  const mult = new Float64Array(nb);
+  if (q.kind === "mx") {
+    const bytes = new Uint8Array(q.scale.bytes());
+    for (let b = 0; b < nb; b++) mult[b] = bytes[b] === 255 ? NaN : 2 ** (127 - bytes[b]!);
+  } else {
+    const inv = q.scale.toArray();
+    for (let b = 0; b < nb; b++) mult[b] = Math.fround(1 / inv[b]!);
+  }
+  const satBlock = new Uint8Array(nb), undBlock = new Uint8Array(nb);
+  let sat = 0, und = 0, amax = 0, refSq = 0, errSq = 0;
+  for (let i = 0; i < x.length; i++) {
+    const r = Math.floor(i / cols), c = i - r * cols;
+    const b = Math.floor(r / q.blockRows) * nbc + Math.floor(c / q.blockCols);
+    const xi = x[i]!;
+    amax = Math.max(amax, Math.abs(xi));
+    if (Math.abs(v[i]!) === FP8_MAX[fp8] && Math.abs(Math.fround(xi * mult[b]!)) > beyond) sat++, (satBlock[b] = 1);
+    if (xi !== 0 && v[i] === 0) und++, (undBlock[b] = 1);
+    refSq += xi * xi;
+    errSq += (xi - d[i]!) ** 2;
+  }
+  const n = Math.max(x.length, 1);
+  const count = (a: Uint8Array) => a.reduce((p, y) => p + y, 0) / Math.max(nb, 1);
+  let minMult = Infinity;
+  for (const m of mult) if (m < minMult) minMult = m;
+  return {
+    step, amax, scale: minMult, saturated: sat / n, underflow: und / n, sqnrDb: 10 * Math.log10(refSq / errSq),
+    blocks: nb, blocksSaturated: count(satBlock), blocksUnderflow: count(undBlock),
+  };
+}
+
 /** What a block-scaled Float8Linear needs from its layer. */
 export interface BlockLinearLayer {
   readonly config: { readonly blockScaling: BlockScalingConfig | null };
+  /** telemetry: whether this forward collects, the forward count, and where the stats go */
+  statsDue(): boolean;
+  readonly forwardsSeen: number;
+  readonly lastStats: Map<"input" | "weight" | "grad_output", CastStats>;
 }
 
-type Ctx = { x2: Tensor; w: Tensor; cfg: BlockScalingConfig; M: number; N: number; xShape: readonly number[]; outDtype: HighPrecisionDType; hasBias: boolean };
+type Ctx = {
+  x2: Tensor; w: Tensor; cfg: BlockScalingConfig; M: number; N: number; xShape: readonly number[]; outDtype: HighPrecisionDType; hasBias: boolean;
+  layer: BlockLinearLayer; collect: boolean;
+};
+
+/** Records the per-block telemetry of casting x (rows, R) as a GEMM operand along R. */
+function recordBlockStats(layer: BlockLinearLayer, role: "input" | "weight" | "grad_output", x: Tensor, cfg: BlockScalingConfig, blockRows = 1): void {
+  const q = quantizeOperand(x, cfg, blockRows);
+  try {
+    layer.lastStats.set(role, collectBlockCastStats(x, q, layer.forwardsSeen));
+  } finally {
+    q.dispose();
+  }
+}
 
 /**
  * Float8Linear's three GEMMs under a block-scaled recipe. Each GEMM casts its
@@ -187,8 +260,13 @@ export class BlockFloat8LinearFunction extends Function {
     const x2 = reshape(x, [M, K]);
     const outDtype = x.dtype as HighPrecisionDType;
     const out = blockGemmTN(x2, w, cfg, cfg.weightBlockRows, outDtype, bias);
+    const collect = layer.statsDue();
+    if (collect) {
+      recordBlockStats(layer, "input", x2, cfg);
+      recordBlockStats(layer, "weight", w, cfg, cfg.weightBlockRows);
+    }
     ctx.saveForBackward(x2);
-    Object.assign(ctx.data, { x2, w, cfg, M, N, xShape: x.shape, outDtype, hasBias: !!bias } satisfies Ctx);
+    Object.assign(ctx.data, { x2, w, cfg, M, N, xShape: x.shape, outDtype, hasBias: !!bias, layer, collect } satisfies Ctx);
     return reshapeOwned(out, [...x.shape.slice(0, -1), N]);
   }
 
@@ -199,6 +277,7 @@ export class BlockFloat8LinearFunction extends Function {
     const [needX, needW, needB] = ctx.needsInputGrad;
     let gradInput: Tensor | null = null, gradWeight: Tensor | null = null;
     const op = `Float8Linear(${cfg.kind}).backward`;
+    if (c.collect) recordBlockStats(c.layer, "grad_output", g2, cfg); // as cast for the grad_input GEMM
     if (needX) {
       const K = w.shape[1];
       if (cfg.kind === "blockwise") {

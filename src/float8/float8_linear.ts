@@ -307,6 +307,11 @@ export class Float8Linear extends Linear {
   }
 
   /** Records telemetry of one cast (called by the casts when statsDue()). */
+  /** Forwards run so far (the `step` of telemetry). */
+  get forwardsSeen(): number {
+    return this.forwardCount;
+  }
+
   recordStats(role: GemmInputRole, hp: Tensor, f: Float8Tensor): void {
     this.lastStats.set(role, collectCastStats(hp, f, this.forwardCount));
   }
