@@ -73,7 +73,7 @@ describe("fp8-weight GEMV kernel (libfp8/src/cpu/gemv_fp8.c)", () => {
         }
       }
     }
-  });
+  }, 120000);
 
   test("bf16 inputs (the AVX-512 BF16 path where the CPU has it) match the f64 reference on every ISA", () => {
     for (const dt of [E4M3, E5M2]) {
@@ -110,7 +110,7 @@ describe("fp8-weight GEMV kernel (libfp8/src/cpu/gemv_fp8.c)", () => {
         }
       }
     }
-  });
+  }, 120000);
 
   test("bf16 input and output", () => {
     const [M, K, N] = [2, 64, 8];
@@ -119,7 +119,7 @@ describe("fp8-weight GEMV kernel (libfp8/src/cpu/gemv_fp8.c)", () => {
     const y = new Uint16Array(M * N);
     expect(lib.fp8_cpu_gemv_fp8w(y, BF16, x, BF16, M, K, w, E4M3, N, 1, new Float32Array([0.5]), 1, 1, null, 0)).toBe(0);
     expect([...y]).toEqual(new Array(M * N).fill(0x4200)); // 64 * 0.5 = 32
-  });
+  }, 120000);
 
   test("bad arguments are errors naming the function", () => {
     const x = new Float32Array(32 * 8), w = new Uint8Array(64), y = new Float32Array(32 * 8);
@@ -129,7 +129,7 @@ describe("fp8-weight GEMV kernel (libfp8/src/cpu/gemv_fp8.c)", () => {
     expect(lib.fp8_cpu_gemv_fp8w(y, F32, x, F32, 1, 8, w, E4M3, 8, 2, null, 1, 1, null, 0)).not.toBe(0);
     expect(String(lib.fp8_last_error())).toContain("scale is NULL");
     expect(lib.fp8_cpu_gemv_fp8w(y, F32, x, F32, 1, 8, w, E4M3, 8, 9, null, 1, 1, null, 0)).not.toBe(0);
-  });
+  }, 120000);
 });
 
 function mlp() {
@@ -159,7 +159,7 @@ describe("quantizeForInference", () => {
         const small = q.forward(x16);
         const big = q.forward(cat([x16, x16], 0)).slice(0, 0, 16);
         expect(float8.computeError(big, small)).toBeGreaterThanOrEqual(activation === "none" ? 35 : 30);
-      });
+      }, 120000);
     }
   }
 
@@ -173,7 +173,7 @@ describe("quantizeForInference", () => {
     const trained = float8.convertToFloat8Training(mlp());
     float8.quantizeForInference(trained);
     expect(float8.float8Layers(trained).length).toBe(0);
-  });
+  }, 120000);
 
   test("saves to safetensors with F8_E4M3 weights (about half of bf16's bytes) and loads back", () => {
     manualSeed(6);
@@ -199,7 +199,7 @@ describe("quantizeForInference", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }, 120000);
 
   test("bad options are Float8Errors", () => {
     expect(() => float8.quantizeForInference(mlp(), { recipe: "mxfp8" as never })).toThrow(/quantizeForInference.*recipe/);
@@ -207,5 +207,5 @@ describe("quantizeForInference", () => {
     expect(() => float8.quantizeForInference(mlp(), { foo: 1 } as never)).toThrow(/unknown option 'foo'/);
     const l = float8.quantizeForInference(new nn.Linear(32, 16)) as InstanceType<typeof float8.Float8InferenceLinear>;
     expect(() => l.forward(randn([2, 31]))).toThrow(/Float8InferenceLinear.forward/);
-  });
+  }, 120000);
 });

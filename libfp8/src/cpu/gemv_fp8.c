@@ -15,14 +15,16 @@
  * (fp8_cpu_set_isa caps them). Results agree to f32 rounding between paths
  * (the order of the k sums differs), not bit for bit.
  * Weight codes are decoded exactly for finite values; NaN codes (0x7F/0xFF in
- * e4m3) are not expected in frozen weights and decode to +-480 (the vector decode
- * goes through f16: libfp8/src/cpu/gemv_fp8.c, DEC_FACTOR).
+ * e4m3) are not expected in frozen weights: the f32 paths decode them to +-480 (their
+ * vector decode goes through f16, DEC_FACTOR), the bf16 path (a table of exact bf16
+ * values, two word permutes per 32 codes) to NaN.
  */
 #include <stdlib.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
+#include "cast_kernels.h"
 #include "fp8_ref.h"
 #include "internal.h"
 
@@ -197,20 +199,19 @@ static float *fp8_tile_buffer(int64_t n) {
 }
 
 /* ---- AVX-512 BF16: bf16 inputs, weights decoded to bf16 (exact), vdpbf16ps ----------------
- * Every fp8 value (divided by DEC_FACTOR) is exact in bf16, and vdpbf16ps multiplies bf16
+ * Every fp8 value is exact in bf16, and vdpbf16ps multiplies bf16
  * pairs exactly and sums in f32: the f32 sum of the same products, in another order, at half
  * the instructions of f32 FMAs. Used for bf16 x with TENSOR / ROW / NONE scales (block scales
  * multiply the weight first, which bf16 cannot hold exactly; those take the f32 kernels). */
 #define TBF "avx512f,avx512bw,avx512vl,avx512bf16,avx2,f16c,fma"
 
-__attribute__((target(TBF))) static inline __m512bh dec32bf(const uint8_t *p, int e5m2) {
-    const __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)p));
-    const __m512i h = e5m2 ? _mm512_slli_epi16(v, 8)
-                           : _mm512_or_si512(_mm512_and_si512(_mm512_slli_epi16(v, 7), _mm512_set1_epi16(0x3F80)),
-                                             _mm512_and_si512(_mm512_slli_epi16(v, 8), _mm512_set1_epi16((short)0x8000)));
-    const __m512 lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
-    const __m512 hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
-    return _mm512_cvtne2ps_pbh(hi, lo);
+/* 32 codes -> their exact bf16 values by table: two word permutes over the 128 magnitudes
+ * (index bits 5:0, bit 6 picks the half), then the sign (the table of cast_kernels.h). */
+__attribute__((target(TBF))) static inline __m512bh lut32bf(const uint8_t *p, __m512i t0, __m512i t1, __m512i t2, __m512i t3) {
+    const __m512i b = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)p));
+    const __m512i lo = _mm512_permutex2var_epi16(t0, b, t1), hi = _mm512_permutex2var_epi16(t2, b, t3);
+    const __m512i mag = _mm512_mask_blend_epi16(_mm512_test_epi16_mask(b, _mm512_set1_epi16(0x40)), lo, hi);
+    return (__m512bh)_mm512_or_si512(mag, _mm512_slli_epi16(_mm512_and_si512(b, _mm512_set1_epi16(0x80)), 8));
 }
 
 #define DEF_BF16(NB, MM)                                                                                 \
@@ -220,10 +221,12 @@ __attribute__((target(TBF))) static inline __m512bh dec32bf(const uint8_t *p, in
         _Pragma("GCC unroll 16") for (int j = 0; j < NB; j++)                                            \
             _Pragma("GCC unroll 16") for (int m = 0; m < MM; m++) acc[j][m] = _mm512_setzero_ps();       \
         const int64_t K = a->K, kv = k0 + ((k1 - k0) & ~(int64_t)31);                                     \
-        const float fac = DEC_FACTOR(a->e5m2);                                                           \
+        const uint16_t *tb = fp8_cast_decode_tables()->bf16[a->e5m2];                                    \
+        const __m512i t0 = _mm512_loadu_si512(tb), t1 = _mm512_loadu_si512(tb + 32);                     \
+        const __m512i t2 = _mm512_loadu_si512(tb + 64), t3 = _mm512_loadu_si512(tb + 96);                \
         for (int64_t k = k0; k < kv; k += 32) {                                                          \
             __m512bh wv[NB];                                                                             \
-            _Pragma("GCC unroll 16") for (int j = 0; j < NB; j++) wv[j] = dec32bf(a->w + (n + j) * K + k, a->e5m2); \
+            _Pragma("GCC unroll 16") for (int j = 0; j < NB; j++) wv[j] = lut32bf(a->w + (n + j) * K + k, t0, t1, t2, t3); \
             _Pragma("GCC unroll 16") for (int m = 0; m < MM; m++) {                                      \
                 const __m512bh xv = (__m512bh)_mm512_loadu_si512(a->xpb + ((k - k0) / 32 * MM + m) * 32); \
                 _Pragma("GCC unroll 16") for (int j = 0; j < NB; j++) acc[j][m] = _mm512_dpbf16_ps(acc[j][m], wv[j], xv); \
@@ -231,7 +234,7 @@ __attribute__((target(TBF))) static inline __m512bh dec32bf(const uint8_t *p, in
         }                                                                                                \
         for (int j = 0; j < NB; j++)                                                                     \
             for (int m = 0; m < MM; m++) {                                                               \
-                float s = _mm512_reduce_add_ps(acc[j][m]) * fac;                                         \
+                float s = _mm512_reduce_add_ps(acc[j][m]);                                               \
                 for (int64_t k = kv; k < k1; k++)                                                        \
                     s += decode_one(a->w[(n + j) * K + k], a->e5m2) * fp8_bf16_to_f32(a->xb[m * K + k]); \
                 float *o = a->acc + m * a->N + n + j;                                                    \
