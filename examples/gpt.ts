@@ -366,6 +366,7 @@ export function validationLoss(model: Gpt, data: CharData, o: Pick<GptOptions, "
 export function generateComparison(model: Gpt, data: CharData, o: GptOptions, n: number, prompt = "And God said"): string {
   const lines: string[] = [];
   const timeSample = () => {
+    sample(model, data, prompt, Math.min(n, 8)); // warm-up: GEMM primitives, allocator cache
     const t0 = performance.now();
     const text = sample(model, data, prompt, n);
     return { text, perSec: n / ((performance.now() - t0) / 1000) };

@@ -395,7 +395,7 @@ int32_t fp8_cpu_gemv_fp8w(void *y, int32_t y_dtype, const void *x, int32_t x_dty
                __builtin_cpu_supports("avx512bf16");
 #endif
     /* Blocks of output rows per thread: multiples of 16, so vector row groups stay whole. */
-#pragma omp parallel
+#pragma omp parallel if (N * K >= ((int64_t)1 << 18)) /* small weights: one thread, no wake-ups */
     {
 #ifdef _OPENMP
         const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
