@@ -28,7 +28,9 @@ import {
 import { captureOrWarn } from "./common.ts";
 import { lrFactor } from "./schedule.ts";
 
-export const RECIPES = ["f32", "bf16", "dynamic", "delayed"] as const;
+export const RECIPES = ["f32", "bf16", "dynamic", "delayed", "blockwise", "mxfp8"] as const;
+/** The runs of a plain `bun run demo` (the block-scaled recipes on request: --recipe ...,blockwise,mxfp8). */
+export const DEFAULT_RECIPES: readonly Recipe[] = ["f32", "bf16", "dynamic", "delayed"];
 export type Recipe = (typeof RECIPES)[number];
 
 const PIXELS = 28 * 28;
@@ -148,6 +150,10 @@ export function buildModel(recipe: Recipe, dtype: HighPrecisionDType, seed: numb
       // fp8 values instead of refusing (no effect on the CPU)
       config: new float8.Float8LinearConfig({ castConfigInput: cast(), castConfigWeight: cast(), castConfigGradOutput: cast(), padInnerDim: true }),
     });
+  }
+  if (recipe === "blockwise" || recipe === "mxfp8") {
+    // block-scaled float8 (1x128 / 128x128 f32 scales, or MX 1x32 e8m0 scales); CPU only for now
+    float8.convertToFloat8Training(model, { config: float8.Float8LinearConfig.fromRecipeName(recipe) });
   }
   return model.to({ device });
 }
@@ -338,7 +344,7 @@ function evaluate(model: nn.Sequential, data: Digits, dtype: HighPrecisionDType,
     const seen: { fqn: string; layer: float8.Float8Linear; input: Tensor; sink: { grad?: Tensor } }[] = [];
     let h = tensor(data.testX, { shape: [n, PIXELS], dtype, device });
     for (const [fqn, layer] of model.namedChildren()) {
-      if (layer instanceof float8.Float8Linear) {
+      if (layer instanceof float8.Float8Linear && !layer.config.blockScaling) {
         const sink = {};
         seen.push({ fqn, layer, input: h, sink });
         h = CaptureGrad.apply(layer.forward(h), sink);
@@ -431,6 +437,8 @@ const STYLE: Record<Recipe, { color: string; dash: string; width: number }> = {
   bf16: { color: "#2ca02c", dash: "10 4", width: 2.5 },
   dynamic: { color: "#d62728", dash: "4 3", width: 2 },
   delayed: { color: "#ff7f0e", dash: "1 3", width: 2.5 },
+  blockwise: { color: "#9467bd", dash: "6 2 1 2", width: 2 },
+  mxfp8: { color: "#8c564b", dash: "2 2", width: 2 },
 };
 
 /** Bias-corrected exponential moving average (as Adam corrects its moments). */
@@ -506,7 +514,8 @@ package, once per recipe, with the same seed, weights, data order and steps.
 
 options:
   --steps N          training steps per recipe (default 1000)
-  --recipe LIST      comma-separated runs out of f32,bf16,dynamic,delayed (default all four)
+  --recipe LIST      comma-separated runs out of f32,bf16,dynamic,delayed,blockwise,mxfp8
+                     (default the first four; blockwise and mxfp8 are the block-scaled recipes)
   --batch-size N     samples per step (default 128)
   --lr X             AdamW learning rate of the first half; then x0.3, x0.1, x0.03
                      from 50 %, 75 % and 90 % of the steps (default 0.001)
@@ -538,7 +547,7 @@ export async function main(argv: string[]): Promise<void> {
       args: argv,
       options: {
         steps: { type: "string", default: "1000" },
-        recipe: { type: "string", default: RECIPES.join(",") },
+        recipe: { type: "string", default: DEFAULT_RECIPES.join(",") },
         "batch-size": { type: "string", default: "128" },
         lr: { type: "string", default: "0.001" },
         dtype: { type: "string", default: "bfloat16" },

@@ -226,7 +226,9 @@ function sampleBatch(ids: Int32Array, B: number, T: number, rand: () => number):
 
 // ---------------------------------------------------------------- training
 
-export type GptRecipe = "bf16" | "float8";
+/** bf16, float8 (tensorwise dynamic), and the block-scaled recipes blockwise and mxfp8 (CPU). */
+export type GptRecipe = "bf16" | "float8" | "blockwise" | "mxfp8";
+export const GPT_RECIPES: readonly GptRecipe[] = ["bf16", "float8", "blockwise", "mxfp8"];
 
 export interface GptOptions {
   steps: number;
@@ -269,6 +271,9 @@ export function buildGpt(recipe: GptRecipe, vocabSize: number, o: Pick<GptOption
       // padInnerDim: batch x seq and dim come from flags; cuBLASLt's fp8 GEMM needs inner dims % 16 (no effect on the CPU)
       config: new float8.Float8LinearConfig({ padInnerDim: true }),
     });
+  }
+  if (recipe === "blockwise" || recipe === "mxfp8") {
+    float8.convertToFloat8Training(model, { moduleFilterFn: (_m, fqn) => fqn !== "output", config: float8.Float8LinearConfig.fromRecipeName(recipe) });
   }
   return model.to({ device: o.device ?? "cpu" });
 }
@@ -327,6 +332,19 @@ export function trainGpt(recipe: GptRecipe, data: CharData, o: GptOptions): GptR
   const msPerStep = (performance.now() - t0) / Math.max(o.steps, 1);
   opt.zeroGrad();
   opt.dispose();
+  const valLoss = validationLoss(model, data, o);
+  const tail = losses.slice(-Math.max(1, Math.round(losses.length / 10)));
+  return {
+    recipe, losses, msPerStep, model,
+    finalTrainLoss: tail.reduce((a, b) => a + b, 0) / tail.length,
+    valLoss,
+  };
+}
+
+/** Mean loss over o.evalBatches fixed validation batches (the same batches for every model). */
+export function validationLoss(model: Gpt, data: CharData, o: Pick<GptOptions, "batchSize" | "seqLen" | "seed" | "evalBatches">): number {
+  const { batchSize: B, seqLen: T } = o;
+  const V = data.chars.length;
   const valRand = uniformStream(o.seed ^ 0x7a1);
   let valLoss = 0;
   noGrad(() => {
@@ -335,12 +353,36 @@ export function trainGpt(recipe: GptRecipe, data: CharData, o: GptOptions): GptR
       valLoss += tidy(() => nn.crossEntropy(model.forward(x, B, T).reshape([B * T, V]).to({ dtype: "float32" }), y).item());
     }
   });
-  const tail = losses.slice(-Math.max(1, Math.round(losses.length / 10)));
-  return {
-    recipe, losses, msPerStep, model,
-    finalTrainLoss: tail.reduce((a, b) => a + b, 0) / tail.length,
-    valLoss: valLoss / Math.max(o.evalBatches, 1),
+  return valLoss / Math.max(o.evalBatches, 1);
+}
+
+/**
+ * --generate: samples n characters from the trained bf16 model, then from the same model with its
+ * Linear weights frozen in float8 (float8.quantizeForInference, weight-only, row-wise scales), and
+ * reports characters per second of each and the validation loss with fp8 weights. Each character
+ * runs the model on the whole context (no KV cache), so a Linear sees M = context length rows:
+ * the fp8 GEMV (M <= 16) serves contexts up to 16 characters, oneDNN on the decoded weight the rest.
+ */
+export function generateComparison(model: Gpt, data: CharData, o: GptOptions, n: number, prompt = "And God said"): string {
+  const lines: string[] = [];
+  const timeSample = () => {
+    sample(model, data, prompt, Math.min(n, 8)); // warm-up: GEMM primitives, allocator cache
+    const t0 = performance.now();
+    const text = sample(model, data, prompt, n);
+    return { text, perSec: n / ((performance.now() - t0) / 1000) };
   };
+  const bf = timeSample();
+  const bfLoss = validationLoss(model, data, o);
+  float8.quantizeForInference(model, { recipe: "rowwise", activation: "none" });
+  const f8 = timeSample();
+  const f8Loss = validationLoss(model, data, o);
+  lines.push(`generate ${n} characters (context up to ${o.seqLen}):`);
+  lines.push(`  bf16 weights: ${bf.perSec.toFixed(1)} tokens/s, val loss ${bfLoss.toFixed(4)}`);
+  lines.push(`  fp8 weights (weight-only, rowwise): ${f8.perSec.toFixed(1)} tokens/s (${(f8.perSec / bf.perSec).toFixed(2)}x), ` +
+    `val loss ${f8Loss.toFixed(4)} (${f8Loss >= bfLoss ? "+" : ""}${((100 * (f8Loss - bfLoss)) / bfLoss).toFixed(2)} %)`);
+  lines.push(`--- bf16 sample ---\n${prompt}${bf.text}`);
+  lines.push(`--- fp8-weight sample ---\n${prompt}${f8.text}`);
+  return lines.join("\n");
 }
 
 /** Samples `length` characters after `prompt` (temperature, top-k), from a seeded generator. */
@@ -383,7 +425,10 @@ options:
   --heads N        attention heads (default 4)
   --lr X           AdamW learning rate of the first half; then x0.3, x0.1, x0.03
                    from 50 %, 75 % and 90 % of the steps (default 0.003)
-  --recipe LIST    bf16,float8 (default both)
+  --recipe LIST    bf16,float8,blockwise,mxfp8 (default bf16,float8; blockwise and mxfp8 are
+                   the block-scaled float8 recipes, on the CPU)
+  --generate N     after training, sample N characters from the bf16 model with bf16 and with
+                   fp8 weights (float8.quantizeForInference) and compare tokens/s and val loss
   --sample N       characters to sample from each model (default 240)
   --seed N         seed (default 0)
   --device D       cpu (default) or cuda
@@ -418,6 +463,7 @@ export async function main(argv: string[]): Promise<void> {
       lr: { type: "string", default: "0.003" },
       recipe: { type: "string", default: "bf16,float8" },
       sample: { type: "string", default: "240" },
+      generate: { type: "string", default: "0" },
       seed: { type: "string", default: "0" },
       device: { type: "string", default: "cpu" },
       graph: { type: "string", default: "on" },
@@ -460,8 +506,8 @@ export async function main(argv: string[]): Promise<void> {
   };
   const recipes = values.recipe.split(",").map((s) => s.trim());
   for (const r of recipes) {
-    if (r !== "bf16" && r !== "float8") {
-      console.error(`gpt: unknown recipe '${r}'; choose from bf16, float8`);
+    if (!(GPT_RECIPES as readonly string[]).includes(r)) {
+      console.error(`gpt: unknown recipe '${r}'; choose from ${GPT_RECIPES.join(", ")}`);
       process.exit(2);
     }
   }
@@ -476,21 +522,22 @@ export async function main(argv: string[]): Promise<void> {
   for (const r of recipes as GptRecipe[]) {
     const bar = new Progress(r, o.steps);
     const res = trainGpt(r, data, { ...o, progress: (s, l) => bar.update(s, l) });
-    if (r === "float8") {
+    if (r !== "bf16") {
       const n = float8.float8Layers(res.model).length;
-      console.log(`float8: ${n} Float8Linear layers (output projection kept in bf16)`);
+      console.log(`${r}: ${n} Float8Linear layers (output projection kept in bf16)`);
     }
     results.push(res);
   }
-  console.log("\nrecipe  train loss (last 10%)  val loss  ms/step");
+  console.log("\nrecipe     train loss (last 10%)  val loss  ms/step");
   for (const r of results) {
-    console.log(`${r.recipe.padEnd(6)}  ${r.finalTrainLoss.toFixed(4).padStart(21)}  ${r.valLoss.toFixed(4).padStart(8)}  ${r.msPerStep.toFixed(1).padStart(7)}`);
+    console.log(`${r.recipe.padEnd(9)}  ${r.finalTrainLoss.toFixed(4).padStart(21)}  ${r.valLoss.toFixed(4).padStart(8)}  ${r.msPerStep.toFixed(1).padStart(7)}`);
   }
-  const bf = results.find((r) => r.recipe === "bf16"), f8 = results.find((r) => r.recipe === "float8");
-  if (bf && f8) {
+  const bf = results.find((r) => r.recipe === "bf16");
+  for (const f8 of results.filter((r) => r.recipe !== "bf16")) {
+    if (!bf) break;
     const rel = (100 * (f8.valLoss - bf.valLoss)) / bf.valLoss;
     const relTrain = (100 * (f8.finalTrainLoss - bf.finalTrainLoss)) / bf.finalTrainLoss;
-    console.log(`float8 vs bf16: val loss ${rel >= 0 ? "+" : ""}${rel.toFixed(2)} %, train loss ${relTrain >= 0 ? "+" : ""}${relTrain.toFixed(2)} % ` +
+    console.log(`${f8.recipe} vs bf16: val loss ${rel >= 0 ? "+" : ""}${rel.toFixed(2)} %, train loss ${relTrain >= 0 ? "+" : ""}${relTrain.toFixed(2)} % ` +
       `(target: within 3 %: ${Math.abs(rel) <= 3 ? "met" : "NOT met"})`);
   }
   const n = int("sample");
@@ -498,6 +545,12 @@ export async function main(argv: string[]): Promise<void> {
     for (const r of results) {
       console.log(`\n--- ${r.recipe} sample ---\nAnd God said${sample(r.model, data, "And God said", n)}`);
     }
+  }
+  const g = int("generate");
+  if (g > 0) {
+    if (!bf) console.error("gpt: --generate needs the bf16 recipe among --recipe");
+    else if (device !== "cpu") console.error("gpt: --generate runs on the CPU (float8 inference is CPU-only)");
+    else console.log(`\n${generateComparison(bf.model, data, o, g)}`);
   }
   for (const r of results) r.model.dispose();
   console.log(`\ntotal time: ${((performance.now() - t0) / 1000).toFixed(1)} s`);

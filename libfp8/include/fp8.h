@@ -205,6 +205,51 @@ FP8_API int32_t fp8_cpu_scaled_mm_rowwise(void *c, int32_t c_dtype, const void *
                                           int64_t K, int64_t N, int32_t trans_a,
                                           int32_t trans_b);
 
+/* ---- block scaling (libfp8/src/cpu/block_cast.c; rules in src/core/block_ref.h) ----
+ * src/dst matrices (rows, cols) row-major; blocks of block_rows x block_cols
+ * (edge blocks clipped); scales row-major (ceil(rows/br), ceil(cols/bc)).
+ * Bit-identical on every ISA (fp8_cpu_set_isa). */
+enum { FP8_MX_FLOOR = 0, FP8_MX_RCEIL = 1 }; /* torchao's ScaleCalculationMode */
+
+/* f32-scaled blocks (1x128 activations, 128x128 weights): per block
+ * scale = f32(fp8_max / max(f64(amax), 1e-12)), dst = sat_rne(f32(x) * scale);
+ * inv_scale[b] <- f32(1 / scale) (the dequantize multiplier, torchao's layout). */
+FP8_API int32_t fp8_cpu_quantize_blockwise(void *dst_fp8, float *inv_scale, int32_t fp8_dtype,
+                                           const void *src, int32_t src_dtype, int64_t rows,
+                                           int64_t cols, int64_t block_rows, int64_t block_cols);
+/* dst (F32/BF16) <- round_to_dst(f32(decode(src_fp8)) * inv_scale[block]). */
+FP8_API int32_t fp8_cpu_dequantize_blockwise(void *dst, int32_t dst_dtype, const void *src_fp8,
+                                             int32_t fp8_dtype, const float *inv_scale,
+                                             int64_t rows, int64_t cols, int64_t block_rows,
+                                             int64_t block_cols);
+/* MX blocks of `block` elements along cols (MXFP8: 32), e8m0 scales (uint8,
+ * 2^(E-127), 0xFF NaN): mode FP8_MX_FLOOR (OCP spec) or FP8_MX_RCEIL;
+ * dst = sat_rne(f32(x) * 2^(127-E)). */
+FP8_API int32_t fp8_cpu_quantize_mx(void *dst_fp8, uint8_t *scale_e8m0, int32_t fp8_dtype,
+                                    const void *src, int32_t src_dtype, int64_t rows,
+                                    int64_t cols, int64_t block, int32_t mode);
+/* dst (F32/BF16) <- round_to_dst(f32(decode(src_fp8)) * 2^(E-127)). */
+FP8_API int32_t fp8_cpu_dequantize_mx(void *dst, int32_t dst_dtype, const void *src_fp8,
+                                      int32_t fp8_dtype, const uint8_t *scale_e8m0, int64_t rows,
+                                      int64_t cols, int64_t block);
+/* *out <- the e8m0 scale of a block with this amax (the scalar rule, for tests). */
+FP8_API int32_t fp8_cpu_mx_scale(uint8_t *out, float amax, int32_t fp8_dtype, int32_t mode);
+/* [end block scaling] */
+
+/* ---- fp8-weight GEMV for inference (libfp8/src/cpu/gemv_fp8.c) ----------
+ * y (M, N) <- x (M, K) @ (decode(w_fp8) (N, K) with its scales)^T + bias, for
+ * 1 <= M <= 16 (the memory-bound decode step; larger M: dequantize and use
+ * fp8_cpu_matmul). The weight is decoded in registers, sums are f32.
+ * scale (dequantize multipliers, value = fp8 * s): NONE; TENSOR (1 float);
+ * ROW (N floats, one per output feature); BLOCK ((N/br) x (K/bc) grid,
+ * fp8_cpu_quantize_blockwise's inv_scale). x, y, bias F32 or BF16. */
+enum { FP8_GEMV_SCALE_NONE = 0, FP8_GEMV_SCALE_TENSOR = 1, FP8_GEMV_SCALE_ROW = 2, FP8_GEMV_SCALE_BLOCK = 3 };
+FP8_API int32_t fp8_cpu_gemv_fp8w(void *y, int32_t y_dtype, const void *x, int32_t x_dtype, int64_t M,
+                                  int64_t K, const void *w_fp8, int32_t w_dtype, int64_t N,
+                                  int32_t scale_mode, const float *scale, int64_t block_rows,
+                                  int64_t block_cols, const void *bias, int32_t bias_dtype);
+/* [end fp8-weight GEMV] */
+
 /* ---- GEMM (oneDNN, libfp8/src/cpu/matmul.cpp) -------------------------- */
 
 /* c (batch, M, N) <- alpha * op(a) @ op(b) + bias + beta * c

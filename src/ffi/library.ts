@@ -46,6 +46,15 @@ export const symbols = {
     returns: i32,
   },
 
+  // block scaling (libfp8/src/cpu/block_cast.c)
+  fp8_cpu_quantize_blockwise: { args: [P, P, i32, P, i32, I64, I64, I64, I64], returns: i32 },
+  fp8_cpu_dequantize_blockwise: { args: [P, i32, P, i32, P, I64, I64, I64, I64], returns: i32 },
+  fp8_cpu_quantize_mx: { args: [P, P, i32, P, i32, I64, I64, I64, i32], returns: i32 },
+  fp8_cpu_dequantize_mx: { args: [P, i32, P, i32, P, I64, I64, I64], returns: i32 },
+  fp8_cpu_mx_scale: { args: [P, f32, i32, i32], returns: i32 },
+  // fp8-weight GEMV for inference (libfp8/src/cpu/gemv_fp8.c)
+  fp8_cpu_gemv_fp8w: { args: [P, i32, P, i32, I64, I64, P, i32, I64, i32, P, I64, I64, P, i32], returns: i32 },
+
   fp8_cpu_matmul: {
     args: [P, i32, P, P, i32, P, i32, I64, I64, I64, I64, I64, i32, i32, f32, f32],
     returns: i32,

@@ -3,6 +3,7 @@
 // torchao's defaults and short reprs ("i:dyn,w:del,go:sta").
 import { Float8Error } from "../errors.ts";
 import { isFloat8, type Float8DType } from "../tensor/dtype.ts";
+import { BlockScalingConfig } from "./block_scaling.ts";
 
 /** How a tensor's scale is chosen. */
 export const ScalingType = {
@@ -147,10 +148,12 @@ export interface Float8LinearConfigOptions {
    * use_fnuz_dtype; default false). The CPU runs them; CUDA devices reject them.
    */
   useFnuzDtype?: boolean;
+  /** block-scaled recipe (blockwise or mxfp8, see block_scaling.ts); when set it replaces the per-operand casts (default null) */
+  blockScaling?: BlockScalingConfig | null;
 }
 
 /** Named recipes (torchao's Float8LinearRecipeName). */
-export type Float8RecipeName = "tensorwise" | "rowwise" | "rowwise_with_gw_hp";
+export type Float8RecipeName = "tensorwise" | "rowwise" | "rowwise_with_gw_hp" | "blockwise" | "mxfp8" | "mxfp8_rceil";
 
 /** Configuration of Float8Linear (torchao's Float8LinearConfig). */
 export class Float8LinearConfig {
@@ -172,6 +175,7 @@ export class Float8LinearConfig {
   readonly castConfigGradOutputForGradWeight: CastConfig;
   readonly roundScalesToPowerOf2: boolean;
   readonly useFnuzDtype: boolean;
+  readonly blockScaling: BlockScalingConfig | null;
 
   constructor(opts: Float8LinearConfigOptions = {}) {
     const known = new Set([
@@ -179,7 +183,7 @@ export class Float8LinearConfig {
       "gemmConfigGradWeight", "enableAmaxInit", "enablePreAndPostForward", "enableFsdpFloat8AllGather",
       "padInnerDim", "emulate", "delayedScalingConfig", "forceRecomputeFp8WeightInBwd",
       "castConfigInputForGradWeight", "castConfigWeightForGradInput", "castConfigGradOutputForGradWeight", "roundScalesToPowerOf2",
-      "useFnuzDtype",
+      "useFnuzDtype", "blockScaling",
     ]);
     for (const k of Object.keys(opts)) {
       if (!known.has(k)) throw new Float8Error("Float8LinearConfig", `unknown option '${k}'`);
@@ -220,6 +224,10 @@ export class Float8LinearConfig {
     this.castConfigGradOutputForGradWeight = opts.castConfigGradOutputForGradWeight === undefined ? this.castConfigGradOutput : cast(opts.castConfigGradOutputForGradWeight, "castConfigGradOutputForGradWeight");
     this.roundScalesToPowerOf2 = flag(opts.roundScalesToPowerOf2, "roundScalesToPowerOf2", false);
     this.useFnuzDtype = flag(opts.useFnuzDtype, "useFnuzDtype", false);
+    if (opts.blockScaling != null && !(opts.blockScaling instanceof BlockScalingConfig)) {
+      throw new Float8Error("Float8LinearConfig", "blockScaling must be a BlockScalingConfig");
+    }
+    this.blockScaling = opts.blockScaling ?? null;
     // each GEMM runs in float8 or in high precision: both operands cast, or neither (torchao's rule)
     const gemms: [string, CastConfig, CastConfig][] = [
       ["output", this.castConfigInput, this.castConfigWeight],
@@ -256,7 +264,7 @@ export class Float8LinearConfig {
   /** True when every cast is tensorwise and each tensor is cast the same way in every GEMM. */
   get isSimpleTensorwise(): boolean {
     const all = [this.castConfigInput, this.castConfigWeight, this.castConfigGradOutput];
-    return all.every((c) => c.scalingGranularity === ScalingGranularity.TENSORWISE && c.scalingType !== ScalingType.DISABLED && c.targetDtype === undefined) &&
+    return this.blockScaling === null && all.every((c) => c.scalingGranularity === ScalingGranularity.TENSORWISE && c.scalingType !== ScalingType.DISABLED && c.targetDtype === undefined) &&
       this.castConfigInput.sameAs(this.castConfigInputForGradWeight) &&
       this.castConfigWeight.sameAs(this.castConfigWeightForGradInput) &&
       this.castConfigGradOutput.sameAs(this.castConfigGradOutputForGradWeight);
@@ -264,6 +272,7 @@ export class Float8LinearConfig {
 
   /** "i:dyn,w:del,go:sta" (per-GEMM overrides appended as i_gw, w_gi, go_gw where they differ) */
   scalingRepr(): string {
+    if (this.blockScaling) return this.blockScaling.repr();
     let s = `i:${this.castConfigInput.shortStr()},w:${this.castConfigWeight.shortStr()},go:${this.castConfigGradOutput.shortStr()}`;
     if (!this.castConfigInputForGradWeight.sameAs(this.castConfigInput)) s += `,i_gw:${this.castConfigInputForGradWeight.shortStr()}`;
     if (!this.castConfigWeightForGradInput.sameAs(this.castConfigWeight)) s += `,w_gi:${this.castConfigWeightForGradInput.shortStr()}`;
@@ -276,7 +285,11 @@ export class Float8LinearConfig {
    * - "tensorwise": dynamic tensorwise scaling everywhere (the default config);
    * - "rowwise": axiswise dynamic scaling of every operand, all in e4m3, power-of-2 scales;
    * - "rowwise_with_gw_hp": rowwise output and grad_input GEMMs (the weight tensorwise for
-   *   grad_input) and the grad_weight GEMM in high precision.
+   *   grad_input) and the grad_weight GEMM in high precision;
+   * - "blockwise": 1x128 blocks (input, grad_output) and 128x128 blocks (weight), f32 scales, e4m3
+   *   (torchao's blockwise_fp8_training, Transformer Engine's Float8BlockScaling);
+   * - "mxfp8" / "mxfp8_rceil": 32-element blocks along each GEMM's reduction dim, e8m0 scales, e4m3
+   *   (torchao's MXLinear with FLOOR / RCEIL scales, Transformer Engine's MXFP8BlockScaling).
    */
   static fromRecipeName(name: Float8RecipeName, opts: { useFnuzDtype?: boolean } = {}): Float8LinearConfig {
     const AX = ScalingGranularity.AXISWISE;
@@ -304,8 +317,14 @@ export class Float8LinearConfig {
           castConfigGradOutputForGradWeight: new CastConfig({ scalingType: ScalingType.DISABLED }),
           roundScalesToPowerOf2: true,
         });
+      case "blockwise":
+        return new Float8LinearConfig({ blockScaling: new BlockScalingConfig({ kind: "blockwise" }) });
+      case "mxfp8":
+        return new Float8LinearConfig({ blockScaling: new BlockScalingConfig({ kind: "mxfp8" }) });
+      case "mxfp8_rceil":
+        return new Float8LinearConfig({ blockScaling: new BlockScalingConfig({ kind: "mxfp8", mxMode: "rceil" }) });
       default:
-        throw new Float8Error("Float8LinearConfig.fromRecipeName", `unknown recipe '${String(name)}'; expected tensorwise, rowwise or rowwise_with_gw_hp`);
+        throw new Float8Error("Float8LinearConfig.fromRecipeName", `unknown recipe '${String(name)}'; expected tensorwise, rowwise, rowwise_with_gw_hp, blockwise, mxfp8 or mxfp8_rceil`);
     }
   }
 }

@@ -21,6 +21,7 @@ import { materializeTransposedA } from "../tensor/ops/gemm_layout.ts";
 import { sumTo } from "../tensor/ops/reduce.ts";
 import { Linear } from "../nn/layers.ts";
 import { CastConfig, Float8LinearConfig, ScalingGranularity, ScalingType } from "./config.ts";
+import { BlockFloat8LinearFunction } from "./block_scaling.ts";
 import {
   Float8Tensor, hpTensorAndScaleToFloat8, hpTensorToFloat8Axiswise, hpTensorToFloat8Dynamic, scaledMm, toFloat8SaturatedWithDecoded,
   toFloat8SaturatedWithTranspose, type GemmInputRole,
@@ -317,7 +318,9 @@ export class Float8Linear extends Linear {
       );
     }
     this.forwardCount++;
-    const out = Float8LinearFunction.apply(x, this.weight, this.bias, this);
+    const out = this.config.blockScaling
+      ? BlockFloat8LinearFunction.apply(x, this.weight, this.bias, this) // block-scaled recipes: block_scaling.ts
+      : Float8LinearFunction.apply(x, this.weight, this.bias, this);
     if (delayed && this.config.enablePreAndPostForward) {
       this.isAmaxInitialized = true;
       this.amaxAndScaleSynced = false;
@@ -337,6 +340,11 @@ export class Float8Linear extends Linear {
   }
 
   /** Records telemetry of one cast (called by the casts when statsDue()). */
+  /** Forwards run so far (the `step` of telemetry). */
+  get forwardsSeen(): number {
+    return this.forwardCount;
+  }
+
   recordStats(role: GemmInputRole, hp: Tensor, f: Float8Tensor): void {
     this.lastStats.set(role, collectCastStats(hp, f, this.forwardCount));
   }
