@@ -354,6 +354,19 @@ FP8_API int32_t fp8_cpu_adamw_step(void *param, const void *grad, float *exp_avg
                                    float beta1, float beta2, float eps, float weight_decay,
                                    int64_t step);
 
+/* ---- what oneDNN runs (libfp8/src/cpu/onednn_check.cpp) ---------------- */
+
+/* The oneDNN release loaded at run time. */
+FP8_API int32_t fp8_cpu_onednn_version(int32_t *major, int32_t *minor, int32_t *patch);
+/* *out <- how many distinct primitives oneDNN has run with a reference
+ * ("ref...") implementation in this process (each is also logged once to
+ * stderr). 0 on a healthy training step. */
+FP8_API int32_t fp8_cpu_onednn_ref_count(int64_t *out);
+/* JSON: {"version":"3.7.2","api":3,"ref":[{"op","impl","problem"}...],
+ *        "fp8_matmul":[{"problem","path":"native"|"decode_bf16","native_impl","reason"}...]}.
+ * Owned by the library; valid until the next call on this thread. */
+FP8_API const char *fp8_cpu_onednn_report(void);
+
 /* ==== distributed (libfp8_dist, libfp8/src/dist) ========================
  * A separate shared library, libfp8_dist, so that libfp8 never depends on MPI.
  * Its errors are read with fp8_dist_last_error() (same rules as fp8_last_error).

@@ -110,8 +110,8 @@ extern "C" FP8_API int32_t fp8_cpu_copy_strided(void *dst, const int64_t *dst_st
         Key key("copy_strided");
         key.add(ndim).add(dims, ndim).add(ss.data(), ndim).add(ds.data(), ndim).add(elem_size);
         dnnl::primitive prim = cached(key, [&] {
-            return dnnl::primitive(dnnl::reorder(
-                dnnl::reorder::primitive_desc(engine(), src_md, engine(), dst_md)));
+            return make_primitive<dnnl::reorder>("reorder", reorder_pd(src_md, dst_md),
+                                                 dims_str(dims, ndim));
         });
         execute(prim, {{DNNL_ARG_FROM, wrap(src_md, src)}, {DNNL_ARG_TO, wrap(dst_md, dst)}});
         return FP8_OK;

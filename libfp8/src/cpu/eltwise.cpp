@@ -39,8 +39,7 @@ EltwiseAlg to_onednn(int32_t alg, float alpha, float beta) {
 bool alg_known(int32_t alg) { return alg >= FP8_ELTWISE_RELU && alg <= FP8_ELTWISE_SIGMOID; }
 
 dnnl::eltwise_forward::primitive_desc forward_pd(const dnnl::memory::desc &md, const EltwiseAlg &e) {
-    dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_training, e.alg, md, e.alpha, e.beta);
-    return dnnl::eltwise_forward::primitive_desc(d, engine());
+    return eltwise_fwd_pd(e.alg, md, e.alpha, e.beta);
 }
 
 Key eltwise_key(const char *op, int64_t n, int32_t dtype, const EltwiseAlg &e) {
@@ -66,7 +65,8 @@ extern "C" FP8_API int32_t fp8_cpu_eltwise(void *dst, const void *src, int32_t d
         const EltwiseAlg e = to_onednn(alg, alpha, beta);
         const dnnl::memory::desc md({n}, hp_dt(dtype), tag::a);
         dnnl::primitive prim = cached(eltwise_key("eltwise", n, dtype, e), [&] {
-            return dnnl::primitive(dnnl::eltwise_forward(forward_pd(md, e)));
+            return make_primitive<dnnl::eltwise_forward>("eltwise", forward_pd(md, e),
+                                                         "n " + std::to_string(n));
         });
         execute(prim, {{DNNL_ARG_SRC, wrap(md, src)}, {DNNL_ARG_DST, wrap(md, dst)}});
         return FP8_OK;
@@ -91,9 +91,9 @@ extern "C" FP8_API int32_t fp8_cpu_eltwise_backward(void *dsrc, const void *ddst
         const EltwiseAlg e = to_onednn(alg, alpha, beta);
         const dnnl::memory::desc md({n}, hp_dt(dtype), tag::a);
         dnnl::primitive prim = cached(eltwise_key("eltwise_bwd", n, dtype, e), [&] {
-            dnnl::eltwise_backward::desc d(e.alg, md, md, e.alpha, e.beta);
-            return dnnl::primitive(dnnl::eltwise_backward(
-                dnnl::eltwise_backward::primitive_desc(d, engine(), forward_pd(md, e))));
+            return make_primitive<dnnl::eltwise_backward>(
+                "eltwise_backward", eltwise_bwd_pd(e.alg, md, e.alpha, e.beta, forward_pd(md, e)),
+                "n " + std::to_string(n));
         });
         execute(prim, {{DNNL_ARG_SRC, wrap(md, src)},
                        {DNNL_ARG_DIFF_DST, wrap(md, ddst)},

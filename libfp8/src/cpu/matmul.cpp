@@ -17,6 +17,8 @@
  * bf16 matmul with alpha = f32(f32(1/scale_a) * f32(1/scale_b)).
  */
 #include <cstdint>
+#include <cstdio>
+#include <string>
 
 #include "fp8_ref.h"
 #include "onednn.hpp"
@@ -50,6 +52,15 @@ struct Gemm {
     bool accumulate; /* beta == 1 */
 };
 
+std::string gemm_str(const Gemm &g) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "batch %lld/%lld M %lld K %lld N %lld %s%s ab dt %d c dt %d",
+                  (long long)g.batch_a, (long long)g.batch_b, (long long)g.M, (long long)g.K,
+                  (long long)g.N, g.trans_a ? "Aᵀ" : "A", g.trans_b ? "Bᵀ" : "B", (int)g.ab_dt,
+                  (int)g.c_dt);
+    return buf;
+}
+
 /* Runs g on oneDNN; c_dt must be a destination oneDNN supports for ab_dt. */
 void run_onednn(const Gemm &g) {
     const int64_t batch = g.batch_a > g.batch_b ? g.batch_a : g.batch_b;
@@ -73,8 +84,8 @@ void run_onednn(const Gemm &g) {
         if (g.bias) po.append_binary(dnnl::algorithm::binary_add, bias_md);
         dnnl::primitive_attr attr;
         attr.set_post_ops(po);
-        dnnl::matmul::desc d(a_md, b_md, c_md);
-        return dnnl::primitive(dnnl::matmul(dnnl::matmul::primitive_desc(d, attr, engine())));
+        return make_primitive<dnnl::matmul>("matmul", matmul_pd(a_md, b_md, c_md, attr),
+                                            gemm_str(g));
     });
 
     float alpha = g.alpha;
