@@ -5,3 +5,4 @@ export { manualSeed, randperm, uniformStream } from "./random.ts";
 export { FP8_MAX, isFloat8, type DType, type Float8DType, type HighPrecisionDType } from "./dtype.ts";
 export { expand, permute, transpose, reshape, slice, squeeze, unsqueeze } from "./ops/movement.ts";
 export { argmax } from "./ops/reduce.ts";
+export { onednnInfo, type OnednnInfo, type OnednnRefPrimitive, type OnednnFp8MatmulChoice } from "./backend/onednn.ts";

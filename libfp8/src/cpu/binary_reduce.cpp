@@ -147,9 +147,9 @@ int32_t reduce_empty(const char *fn, void *dst, int64_t n_dst, int32_t dtype, in
     return FP8_OK;
 }
 
-/* Rows narrower than this go to oneDNN (one vector of columns or less leaves
- * our kernel nothing to vectorise). */
-constexpr int64_t kColsumMinCols = 16;
+/* A sum over trailing dims (C == 1) goes to oneDNN, which has a JIT kernel
+ * for it; every other column count is ours (oneDNN 2.6 runs ref:any there). */
+constexpr int64_t kColsumMinCols = 2;
 
 /* bf16 dst <- the f32 result, rounded once; an f32 dst already holds it. */
 void round_out(void *dst, const float *out, int32_t dtype, int64_t n) {
