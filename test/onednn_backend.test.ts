@@ -115,6 +115,47 @@ test("training steps of an MLP with bias and of the GPT example (bf16 and float8
   const info = JSON.parse(proc.stdout.toString().trim().split("\n").pop()!);
   expect(info.refPrimitives, JSON.stringify(info.refPrimitives)).toEqual([]);
   expect(stderr).not.toContain("reference implementation");
+  // the float8 steps asked libfp8 how to run their fp8 GEMMs, and it never picked a ref kernel
+  const choices = info.fp8Matmul as { path: string; nativeImpl: string; reason: string }[];
+  expect(choices.length).toBeGreaterThan(0);
+  for (const c of choices) if (c.path === "native") expect(c.nativeImpl).not.toMatch(/^ref/);
+  console.log(`fp8 matmul paths: ${[...new Set(choices.map((c) => `${c.path} (${c.reason.replace(/[\d.]+ ms/g, "… ms")})`))].join("; ")}`);
+});
+
+// fp8 GEMMs whose f32 sums are exact (K = 16, values 2^-3..2^3 with 3 mantissa
+// bits), so that any correct kernel, native or decode + bf16, gives the same bits.
+const fp8Script = `
+import { lib } from "./src/ffi/index.ts";
+import { onednnInfo } from "./src/index.ts";
+const out = [];
+for (const [M, K, N, ad, bd, ta, tb] of [[32, 16, 48, 2, 2, 0, 1], [17, 16, 33, 3, 2, 1, 0], [64, 16, 64, 2, 3, 0, 0]]) {
+  let x = 12345;
+  const rnd = () => (x = (x * 1103515245 + 12345) >>> 0) >>> 8;
+  // e4m3 (2) / e5m2 (3) codes of +-2^e * (1 + m/8), e in -3..3; e5m2 keeps 2 mantissa bits
+  const code = (d) => { const s = rnd() & 1, e = (rnd() % 7) - 3, m = rnd() % (d === 2 ? 8 : 4);
+    return (s << 7) | (d === 2 ? ((e + 7) << 3) | m : ((e + 15) << 2) | m); };
+  const a = Uint8Array.from({ length: M * K }, () => code(ad)), b = Uint8Array.from({ length: K * N }, () => code(bd));
+  const c = new Float32Array(M * N), bias = Float32Array.from({ length: N }, (_, i) => i / 4);
+  const st = lib.fp8_cpu_scaled_mm(c, 0, a, ad, b, bd, Float32Array.of(0.5), Float32Array.of(4), bias, 0, M, K, N, ta, tb);
+  if (st !== 0) throw new Error("scaled_mm failed " + st);
+  out.push(Array.from(new Uint32Array(c.buffer)));
+}
+console.log(JSON.stringify({ out, paths: onednnInfo().fp8Matmul }));`;
+
+test("fp8 matmul: the native oneDNN path (where it exists) equals the decode + bf16 path bit for bit", () => {
+  const run = (mode: string) => {
+    const proc = Bun.spawnSync([process.execPath, "-e", fp8Script], { cwd: root, env: { ...process.env, FP8_CPU_FP8_MATMUL: mode }, stderr: "pipe" });
+    expect(proc.exitCode, proc.stderr.toString()).toBe(0);
+    return JSON.parse(proc.stdout.toString().trim().split("\n").pop()!) as { out: number[][]; paths: { path: string; nativeImpl: string; reason: string }[] };
+  };
+  const decode = run("decode");
+  const native = run("native");
+  for (const p of decode.paths) expect(p.path).toBe("decode_bf16");
+  expect(native.out).toEqual(decode.out);
+  const ran = native.paths.map((p) => (p.path === "native" ? `native ${p.nativeImpl}` : `decode (${p.reason})`));
+  // where oneDNN builds the primitive at all, FP8_CPU_FP8_MATMUL=native must have run it
+  for (const p of native.paths) if (p.path !== "native") expect(p.reason).toMatch(/no fp8 matmul/);
+  console.log(`fp8 matmul with FP8_CPU_FP8_MATMUL=native ran: ${[...new Set(ran)].join("; ")}`);
 });
 
 test("a primitive that runs a reference implementation is recorded and logged once", () => {

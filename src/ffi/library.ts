@@ -50,6 +50,7 @@ const symbols = {
     args: [P, i32, P, i32, P, i32, P, P, P, i32, I64, I64, I64, i32, i32],
     returns: i32,
   },
+  fp8_cpu_scaled_mm_path: { args: [P, i32, i32, i32, i32, I64, I64, I64, i32, i32], returns: i32 },
 
   fp8_cpu_eltwise: { args: [P, P, i32, I64, i32, f32, f32], returns: i32 },
   fp8_cpu_eltwise_backward: { args: [P, P, P, i32, I64, i32, f32, f32], returns: i32 },

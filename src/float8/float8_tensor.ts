@@ -404,6 +404,15 @@ export function scaledMm(a: Float8Tensor, b: Float8Tensor, opts: ScaledMmOptions
   // f32(1/scale_b) in the epilogue: what fp8_cpu_scaled_mm computes, without
   // decoding an operand twice. (f64 then f32 rounding of 1/s and of the product
   // equals the f32 operations: binary64 has more than 2 * 24 + 2 bits.)
+  const transA = !!opts.transposeA, transB = !!opts.transposeB;
+  if (a.data.device === "cpu" && cpuNativeFp8(a, b, outDtype, bias, M, K, N, transA, transB)) {
+    // oneDNN's own fp8 matmul, where libfp8 found it a JIT kernel faster than decode + bf16
+    const out = Tensor.empty([M, N], outDtype, "cpu");
+    check(lib.fp8_cpu_scaled_mm(out.ptrFor(op), DTYPE_CODE[outDtype], a.data.ptrFor(op), DTYPE_CODE[a.dtype], b.data.ptrFor(op),
+      DTYPE_CODE[b.dtype], a.scale.ptrFor(op), b.scale.ptrFor(op), bias ? bias.ptrFor(op) : null, bias ? DTYPE_CODE[bias.dtype] : 0,
+      M, K, N, transA ? 1 : 0, transB ? 1 : 0), op);
+    return out;
+  }
   const alpha = Math.fround(Math.fround(1 / a.scale.item()) * Math.fround(1 / b.scale.item()));
   const [ad, aTemp] = a.decodedOrTemporary();
   const [bd, bTemp] = b.decodedOrTemporary();
@@ -413,6 +422,14 @@ export function scaledMm(a: Float8Tensor, b: Float8Tensor, opts: ScaledMmOptions
   return reshapeOwned(c, [M, N]);
 }
 
+
+const nativeOut = new Int32Array(1);
+/** Whether libfp8 runs this CPU fp8 GEMM on oneDNN's native fp8 matmul (decided once per problem and recorded: onednnInfo().fp8Matmul). */
+function cpuNativeFp8(a: Float8Tensor, b: Float8Tensor, outDtype: HighPrecisionDType, bias: Tensor | null, M: number, K: number, N: number, transA: boolean, transB: boolean): boolean {
+  check(lib.fp8_cpu_scaled_mm_path(nativeOut, DTYPE_CODE[outDtype], DTYPE_CODE[a.dtype], DTYPE_CODE[b.dtype], bias ? DTYPE_CODE[bias.dtype] : -1,
+    M, K, N, transA ? 1 : 0, transB ? 1 : 0), "scaledMm");
+  return nativeOut[0] !== 0;
+}
 
 /** A kept one-element 1.0 per device backend (made once: no upload per GEMM). */
 const ones = new Map<Device, { backend: object; t: Tensor }>();

@@ -40,6 +40,12 @@
 #else
 #define FP8_ONEDNN_V3 0
 #endif
+/* f8_e4m3 / f8_e5m2 memory (matmul operands) arrived in oneDNN 3.2 */
+#if DNNL_VERSION_MAJOR > 3 || (DNNL_VERSION_MAJOR == 3 && DNNL_VERSION_MINOR >= 2)
+#define FP8_ONEDNN_HAS_F8 1
+#else
+#define FP8_ONEDNN_HAS_F8 0
+#endif
 
 #include "dims.hpp"
 #include "internal.h"
@@ -111,6 +117,10 @@ inline dnnl::primitive cached(const Key &key, const std::function<dnnl::primitiv
  * plain C++ loops), keyed by op and implementation; the first of each kind is
  * logged to stderr. Defined in onednn_check.cpp. */
 void note_impl(const char *op, const char *impl, const std::string &what);
+bool is_ref_impl(const char *impl);
+/* Records how an fp8 matmul problem runs ("native" or "decode_bf16"). */
+void note_fp8_matmul(const std::string &problem, const std::string &path, const std::string &impl,
+                     const std::string &reason);
 
 /* The primitive of pd, after checking its implementation. `what` describes the
  * problem (shapes, dtypes) for the record. */
