@@ -4,6 +4,8 @@
  * (oneDNN computes in f32 and rounds once to bf16).
  */
 #include <cstdint>
+#include <cstring>
+#include <vector>
 
 #include "onednn.hpp"
 
@@ -33,6 +35,46 @@ EltwiseAlg to_onednn(int32_t alg, float alpha, float beta) {
         case FP8_ELTWISE_LINEAR: return {A::eltwise_linear, alpha, beta};
         case FP8_ELTWISE_ABS: return {A::eltwise_abs, 0.0f, 0.0f};
         default: return {A::eltwise_logistic, 0.0f, 0.0f}; /* FP8_ELTWISE_SIGMOID */
+    }
+}
+
+/* Positions and values of src's elements >= 8 (NaN excluded), where
+ * gelu(x) = x * Phi(x) rounds to x in f32 (1 - Phi(8) ~ 6e-16); gathered
+ * before the primitive runs, so that dst may equal src. Usually empty. */
+struct LargeElems {
+    std::vector<int64_t> at;
+    std::vector<uint32_t> bits;
+};
+
+LargeElems gelu_large(const void *src, int32_t dtype, int64_t n) {
+    LargeElems l;
+    if (dtype == FP8_DTYPE_F32) {
+        const float *s = static_cast<const float *>(src);
+        for (int64_t i = 0; i < n; ++i)
+            if (s[i] >= 8.0f) {
+                uint32_t u;
+                std::memcpy(&u, &s[i], 4);
+                l.at.push_back(i);
+                l.bits.push_back(u);
+            }
+    } else {
+        /* bf16 >= 8: sign clear and bits in [0x4100, 0x7F80] (inf in, NaN out) */
+        const uint16_t *s = static_cast<const uint16_t *>(src);
+        for (int64_t i = 0; i < n; ++i)
+            if (s[i] >= 0x4100 && s[i] <= 0x7F80) {
+                l.at.push_back(i);
+                l.bits.push_back(s[i]);
+            }
+    }
+    return l;
+}
+
+void restore_large(void *dst, int32_t dtype, const LargeElems &l) {
+    for (size_t k = 0; k < l.at.size(); ++k) {
+        if (dtype == FP8_DTYPE_F32)
+            std::memcpy(static_cast<float *>(dst) + l.at[k], &l.bits[k], 4);
+        else
+            static_cast<uint16_t *>(dst)[l.at[k]] = (uint16_t)l.bits[k];
     }
 }
 
@@ -68,7 +110,10 @@ extern "C" FP8_API int32_t fp8_cpu_eltwise(void *dst, const void *src, int32_t d
             return make_primitive<dnnl::eltwise_forward>("eltwise", forward_pd(md, e),
                                                          "n " + std::to_string(n));
         });
+        const bool fix_gelu = kGeluErfOverflowsNearMax && alg == FP8_ELTWISE_GELU_ERF;
+        const LargeElems large = fix_gelu ? gelu_large(src, dtype, n) : LargeElems();
         execute(prim, {{DNNL_ARG_SRC, wrap(md, src)}, {DNNL_ARG_DST, wrap(md, dst)}});
+        if (fix_gelu) restore_large(dst, dtype, large);
         return FP8_OK;
     }
     FP8_ONEDNN_EXIT(fn)

@@ -112,6 +112,16 @@ inline dnnl::primitive cached(const Key &key, const std::function<dnnl::primitiv
     return p;
 }
 
+/* ---- behaviour that differs between releases ---------------------------
+ * oneDNN 3.x's reorder does not move 1- and 2-byte elements as opaque bits:
+ * bf16 NaN payloads are quieted and subnormals flushed, and a u8 copy between
+ * equal padded layouts can miss elements (seen with 3.7.2). copy.cpp then
+ * copies those with its own loop. */
+constexpr bool kReorderCopiesNarrowBits = !FP8_ONEDNN_V3;
+/* oneDNN 3.x's gelu_erf forward gives NaN at +inf and overflows to inf near
+ * FLT_MAX, where gelu(x) = x (3.7.2); eltwise.cpp writes x there. */
+constexpr bool kGeluErfOverflowsNearMax = FP8_ONEDNN_V3;
+
 /* ---- reference-implementation check -------------------------------------
  * Records every primitive whose implementation name starts with "ref" (oneDNN's
  * plain C++ loops), keyed by op and implementation; the first of each kind is
