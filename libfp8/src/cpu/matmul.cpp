@@ -252,6 +252,8 @@ bool use_native_fp8(const Gemm &native, const std::string &problem,
             reason = "FP8_CPU_FP8_MATMUL=native";
         } else if (is_ref_impl(impl.c_str())) {
             reason = "oneDNN's fp8 matmul here is a reference implementation";
+        } else if (impl.find("brg") == std::string::npos && impl.find("jit") == std::string::npos) {
+            reason = "oneDNN's fp8 matmul here is not a JIT (brgemm) kernel";
         } else {
             /* warm both (primitive creation, first touch), then one timed run each */
             run_onednn(native);
