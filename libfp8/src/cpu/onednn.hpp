@@ -15,7 +15,7 @@
  *  - make_primitive(), which every primitive goes through: it reads the
  *    implementation oneDNN picked (impl_info_str()) and, when it is a
  *    reference one ("ref..."), logs it once and records it for
- *    fp8_cpu_onednn_ref_report (see docs/architecture.md).
+ *    fp8_cpu_onednn_report (see docs/architecture.md).
  */
 #ifndef FP8_CPU_ONEDNN_HPP
 #define FP8_CPU_ONEDNN_HPP
