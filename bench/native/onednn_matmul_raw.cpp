@@ -6,7 +6,8 @@
  *
  * Build: part of the default CMake build (target fp8_bench_onednn_raw).
  * Usage: fp8_bench_onednn_raw M K N f32|bf16 [--reps R] [--trans-b] [--c-dtype f32|bf16] [--serve]
- * Prints one JSON line: best-of-R time and GFLOP/s, the median, the kernel.
+ * Prints one JSON line: best-of-R time and GFLOP/s, the median, the kernel
+ * and the oneDNN version. Builds against oneDNN 2.x and 3.x.
  * --serve: print the JSON line (no timings) once ready, then for each "run"
  * line on stdin execute once and print the milliseconds; stop at "quit" or
  * EOF. This lets a caller alternate single runs with its own, so that both
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include <oneapi/dnnl/dnnl.hpp>
+#include <oneapi/dnnl/dnnl_version.h>
 
 using dt = dnnl::memory::data_type;
 
@@ -82,8 +84,15 @@ int main(int argc, char **argv) {
         const dnnl::memory::desc a_md({M, K}, ab, dims{K, 1});
         const dnnl::memory::desc b_md({K, N}, ab, trans_b ? dims{1, K} : dims{N, 1});
         const dnnl::memory::desc c_md({M, N}, c_dt, dims{N, 1});
+#if DNNL_VERSION_MAJOR >= 3
+        dnnl::matmul::primitive_desc pd(eng, a_md, b_md, c_md);
+#else
         dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), eng);
+#endif
         dnnl::matmul prim(pd);
+        const dnnl_version_t *v = dnnl_version();
+        const std::string version = std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
+                                    std::to_string(v->patch);
 
         std::vector<uint32_t> a = fill(M * K, ab, 1), b = fill(K * N, ab, 2);
         std::vector<uint32_t> c((size_t)(c_dt == dt::f32 ? M * N : (M * N + 1) / 2));
@@ -102,8 +111,9 @@ int main(int argc, char **argv) {
         run();
         const double gflop = 2.0 * (double)M * (double)K * (double)N * 1e-9;
         if (serve) {
-            std::printf("{\"M\":%lld,\"K\":%lld,\"N\":%lld,\"dtype\":\"%s\",\"impl\":\"%s\"}\n",
-                        (long long)M, (long long)K, (long long)N, argv[4], pd.impl_info_str());
+            std::printf("{\"M\":%lld,\"K\":%lld,\"N\":%lld,\"dtype\":\"%s\",\"impl\":\"%s\",\"onednn\":\"%s\"}\n",
+                        (long long)M, (long long)K, (long long)N, argv[4], pd.impl_info_str(),
+                        version.c_str());
             std::fflush(stdout);
             char line[64];
             while (std::fgets(line, sizeof line, stdin) && std::strncmp(line, "quit", 4)) {
@@ -118,10 +128,10 @@ int main(int argc, char **argv) {
         const double best = ms.front(), median = ms[ms.size() / 2];
         std::printf(
             "{\"M\":%lld,\"K\":%lld,\"N\":%lld,\"dtype\":\"%s\",\"c_dtype\":\"%s\",\"trans_b\":%s,"
-            "\"reps\":%d,\"best_ms\":%.4f,\"median_ms\":%.4f,\"gflops\":%.2f,\"impl\":\"%s\"}\n",
+            "\"reps\":%d,\"best_ms\":%.4f,\"median_ms\":%.4f,\"gflops\":%.2f,\"impl\":\"%s\",\"onednn\":\"%s\"}\n",
             (long long)M, (long long)K, (long long)N, argv[4], c_dt == dt::f32 ? "f32" : "bf16",
             trans_b ? "true" : "false", reps, best, median, gflop / (best * 1e-3),
-            pd.impl_info_str());
+            pd.impl_info_str(), version.c_str());
     } catch (dnnl::error &e) {
         std::fprintf(stderr, "fp8_bench_onednn_raw: oneDNN: %s\n", e.what());
         return 1;

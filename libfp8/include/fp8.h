@@ -271,12 +271,23 @@ FP8_API int32_t fp8_cpu_matmul(void *c, int32_t c_dtype, const void *a, const vo
  *   a: (M, K) e4m3/e5m2, or (K, M) stored when trans_a; b: (K, N), or (N, K) when trans_b.
  *   scale_a, scale_b point at one float each. Decoding fp8 to bf16 is exact, the
  *   product runs as oneDNN bf16 matmul with f32 accumulation and the scale in the
- *   epilogue. c F32 or BF16; bias NULL or (N) F32/BF16. */
+ *   epilogue. c F32 or BF16; bias NULL or (N) F32/BF16. With oneDNN >= 3.2 the
+ *   product may run on oneDNN's fp8 matmul instead (same epilogue), chosen per
+ *   problem only when it is a JIT kernel that beat the decode path in a
+ *   measurement on first use (see fp8_cpu_scaled_mm_path). */
 FP8_API int32_t fp8_cpu_scaled_mm(void *c, int32_t c_dtype, const void *a, int32_t a_dtype,
                                   const void *b, int32_t b_dtype, const float *scale_a,
                                   const float *scale_b, const void *bias, int32_t bias_dtype,
                                   int64_t M, int64_t K, int64_t N, int32_t trans_a,
                                   int32_t trans_b);
+/* *native <- 1 when fp8_cpu_scaled_mm runs this problem on oneDNN's native fp8
+ * matmul, 0 when it decodes to bf16. Decided on the first call for a problem
+ * (creating the native primitive, rejecting reference implementations, timing
+ * both paths) and recorded in fp8_cpu_onednn_report. bias_dtype -1: no bias.
+ * FP8_CPU_FP8_MATMUL=decode|native in the environment overrides the choice. */
+FP8_API int32_t fp8_cpu_scaled_mm_path(int32_t *native, int32_t c_dtype, int32_t a_dtype,
+                                       int32_t b_dtype, int32_t bias_dtype, int64_t M, int64_t K,
+                                       int64_t N, int32_t trans_a, int32_t trans_b);
 
 /* ---- elementwise, reductions, normalisation (oneDNN where it has them) -- */
 
@@ -420,6 +431,19 @@ FP8_API int32_t fp8_cpu_adamw_step(void *param, const void *grad, float *exp_avg
                                    float *exp_avg_sq, int32_t dtype, int64_t n, float lr,
                                    float beta1, float beta2, float eps, float weight_decay,
                                    int64_t step);
+
+/* ---- what oneDNN runs (libfp8/src/cpu/onednn_check.cpp) ---------------- */
+
+/* The oneDNN release loaded at run time. */
+FP8_API int32_t fp8_cpu_onednn_version(int32_t *major, int32_t *minor, int32_t *patch);
+/* *out <- how many distinct primitives oneDNN has run with a reference
+ * ("ref...") implementation in this process (each is also logged once to
+ * stderr). 0 on a healthy training step. */
+FP8_API int32_t fp8_cpu_onednn_ref_count(int64_t *out);
+/* JSON: {"version":"3.7.2","api":3,"ref":[{"op","impl","problem"}...],
+ *        "fp8_matmul":[{"problem","path":"native"|"decode_bf16","native_impl","reason"}...]}.
+ * Owned by the library; valid until the next call on this thread. */
+FP8_API const char *fp8_cpu_onednn_report(void);
 
 /* ==== distributed (libfp8_dist, libfp8/src/dist) ========================
  * A separate shared library, libfp8_dist, so that libfp8 never depends on MPI.

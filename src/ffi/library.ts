@@ -63,6 +63,7 @@ export const symbols = {
     args: [P, i32, P, i32, P, i32, P, P, P, i32, I64, I64, I64, i32, i32],
     returns: i32,
   },
+  fp8_cpu_scaled_mm_path: { args: [P, i32, i32, i32, i32, I64, I64, I64, i32, i32], returns: i32 },
 
   fp8_cpu_eltwise: { args: [P, P, i32, I64, i32, f32, f32], returns: i32 },
   fp8_cpu_eltwise_backward: { args: [P, P, P, i32, I64, i32, f32, f32], returns: i32 },
@@ -82,6 +83,10 @@ export const symbols = {
   fp8_cpu_embedding_backward: { args: [P, P, P, i32, I64, I64, I64], returns: i32 },
   fp8_cpu_cross_entropy: { args: [P, P, P, P, i32, I64, I64, i32], returns: i32 },
   fp8_cpu_cross_entropy_backward: { args: [P, P, P, f32, i32, I64, I64, i32], returns: i32 },
+
+  fp8_cpu_onednn_version: { args: [P, P, P], returns: i32 },
+  fp8_cpu_onednn_ref_count: { args: [P], returns: i32 },
+  fp8_cpu_onednn_report: { args: [], returns: cstring },
 
   fp8_cpu_sgd_step: { args: [P, P, P, i32, I64, f32, f32, f32, f32, i32, i32], returns: i32 },
   fp8_cpu_adamw_step: {

@@ -443,6 +443,16 @@ export function scaledMm(a: Float8Tensor, b: Float8Tensor, opts: ScaledMmOptions
   // f32(1/scale_b) in the epilogue: what fp8_cpu_scaled_mm computes, without
   // decoding an operand twice. (f64 then f32 rounding of 1/s and of the product
   // equals the f32 operations: binary64 has more than 2 * 24 + 2 bits.)
+  const be = a.data.backend;
+  if (be.nativeFp8Matmul?.(DTYPE_CODE[outDtype], DTYPE_CODE[a.dtype], DTYPE_CODE[b.dtype], bias ? DTYPE_CODE[bias.dtype] : -1,
+    M, K, N, !!opts.transposeA, !!opts.transposeB, op) && be.scaledMmStrided) {
+    // oneDNN's own fp8 matmul, where libfp8 found it a JIT kernel faster than decode + bf16 (onednnInfo().fp8Matmul)
+    const out = Tensor.empty([M, N], outDtype, a.data.device);
+    be.scaledMmStrided(out.ptrFor(op), DTYPE_CODE[outDtype], a.data.ptrFor(op), DTYPE_CODE[a.dtype], b.data.ptrFor(op),
+      DTYPE_CODE[b.dtype], a.scale.ptrFor(op), b.scale.ptrFor(op), bias ? bias.ptrFor(op) : null, bias ? DTYPE_CODE[bias.dtype] : 0,
+      M, K, N, !!opts.transposeA, !!opts.transposeB, op);
+    return out;
+  }
   // A transposed a is read row-major where this CPU's GEMM is faster so (src/tensor/ops/gemm_layout.ts):
   // from the transposed decode its cast wrote, or else from a transpose made now.
   const alpha = Math.fround(Math.fround(1 / a.scale.item()) * Math.fround(1 / b.scale.item()));

@@ -6,3 +6,4 @@ export { FP8_MAX, isFloat8, type DType, type Float8DType, type HighPrecisionDTyp
 export { expand, permute, transpose, reshape, slice, squeeze, unsqueeze } from "./ops/movement.ts";
 export { argmax } from "./ops/reduce.ts";
 export { setGemmLayoutPolicy, gemmLayoutPolicy, gemmLayoutChoices, type GemmLayoutPolicy } from "./ops/gemm_layout.ts";
+export { onednnInfo, type OnednnInfo, type OnednnRefPrimitive, type OnednnFp8MatmulChoice } from "./backend/onednn.ts";

@@ -10,6 +10,10 @@
  *
  * Reductions always write an f32 result (oneDNN accumulates in f32) and round
  * once to bf16 afterwards, so a bf16 mean is not a mean of rounded sums.
+ * Sum and mean over one contiguous block of dims (a bias gradient: the sum
+ * over dim 0) run on our column-sum kernel (colsum.c), not on oneDNN, whose
+ * 2.6 release runs them as a reference loop; the mean divides the f32 sum by
+ * the count, as oneDNN's reference reduction does.
  */
 #include <cmath>
 #include <cstdint>
@@ -19,9 +23,33 @@
 #include "fp8_ref.h"
 #include "onednn.hpp"
 
+extern "C" void fp8_cpu_colsum_f32(float *dst, const void *src, int32_t dtype, int64_t outer,
+                                   int64_t R, int64_t C);
+
 namespace {
 
 using namespace fp8::onednn;
+
+/* When the reduced dims (dst dim 1, src dim > 1) form one contiguous block,
+ * src is (outer, R, C) with that block as R: sets those and returns true. */
+bool as_colsum(const int64_t *dst_dims, const int64_t *src_dims, int ndim, int64_t *outer,
+               int64_t *R, int64_t *C) {
+    int first = -1, last = -1;
+    for (int d = 0; d < ndim; ++d)
+        if (dst_dims[d] != src_dims[d]) {
+            if (first < 0) first = d;
+            last = d;
+        }
+    if (first < 0) return false;
+    *outer = *R = *C = 1;
+    for (int d = 0; d < ndim; ++d) {
+        if (d < first) *outer *= src_dims[d];
+        else if (d > last) *C *= src_dims[d];
+        else if (dst_dims[d] != 1 && src_dims[d] != 1) return false; /* kept dim inside the block */
+        else *R *= src_dims[d];
+    }
+    return true;
+}
 
 /* Row-major dense strides of dims. */
 dims_t dense_strides(const int64_t *dims, int ndim) {
@@ -67,11 +95,12 @@ void binary_onednn(void *dst, const void *src0, const int64_t *src0_dims, const 
         dnnl::primitive_attr attr;
         if (negate) {
             dnnl::post_ops po;
-            po.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear, -1.0f, 0.0f);
+            append_eltwise(po, dnnl::algorithm::eltwise_linear, -1.0f, 0.0f);
             attr.set_post_ops(po);
         }
-        dnnl::binary::desc bd(binary_alg(alg), md0, md1, md0);
-        return dnnl::primitive(dnnl::binary(dnnl::binary::primitive_desc(bd, attr, engine())));
+        return make_primitive<dnnl::binary>(
+            "binary", binary_pd(binary_alg(alg), md0, md1, md0, attr),
+            dims_str(src0_dims, ndim) + " op " + dims_str(src1_dims, ndim));
     });
     execute(prim, {{DNNL_ARG_SRC_0, wrap(md0, src0)},
                    {DNNL_ARG_SRC_1, wrap(md1, src1)},
@@ -117,6 +146,17 @@ int32_t reduce_empty(const char *fn, void *dst, int64_t n_dst, int32_t dtype, in
     const float v = alg == FP8_REDUCE_SUM ? 0.0f : NAN;
     for (int64_t i = 0; i < n_dst; ++i) fp8_store_hp(dst, dtype, i, v);
     return FP8_OK;
+}
+
+/* A sum over trailing dims (C == 1) goes to oneDNN, which has a JIT kernel
+ * for it; every other column count is ours (oneDNN 2.6 runs ref:any there). */
+constexpr int64_t kColsumMinCols = 2;
+
+/* bf16 dst <- the f32 result, rounded once; an f32 dst already holds it. */
+void round_out(void *dst, const float *out, int32_t dtype, int64_t n) {
+    if (dtype != FP8_DTYPE_BF16) return;
+    uint16_t *d16 = static_cast<uint16_t *>(dst);
+    for (int64_t i = 0; i < n; ++i) d16[i] = fp8_f32_to_bf16(out[i]);
 }
 
 dnnl::algorithm reduce_alg(int32_t alg) {
@@ -216,21 +256,29 @@ extern "C" FP8_API int32_t fp8_cpu_reduce(void *dst, const int64_t *dst_dims, co
             return FP8_OK;
         }
 
+        float *out = dtype == FP8_DTYPE_F32 ? static_cast<float *>(dst)
+                                            : scratch_as<float>(0, (size_t)n_dst);
+        int64_t outer, R, C;
+        if ((alg == FP8_REDUCE_SUM || alg == FP8_REDUCE_MEAN) &&
+            as_colsum(dst_dims, src_dims, ndim, &outer, &R, &C) && C >= kColsumMinCols) {
+            fp8_cpu_colsum_f32(out, src, dtype, outer, R, C);
+            if (alg == FP8_REDUCE_MEAN)
+                for (int64_t i = 0; i < n_dst; ++i) out[i] /= (float)R;
+            round_out(dst, out, dtype, n_dst);
+            return FP8_OK;
+        }
+
         const auto src_md = dense_md(src_dims, ndim, hp_dt(dtype));
         const auto dst_md = dense_md(dst_dims, ndim, dt::f32);
         Key key("reduce");
         key.add(ndim).add(src_dims, ndim).add(dst_dims, ndim).add(dtype).add(alg);
         dnnl::primitive prim = cached(key, [&] {
-            dnnl::reduction::desc rd(reduce_alg(alg), src_md, dst_md, 0.0f, 0.0f);
-            return dnnl::primitive(dnnl::reduction(dnnl::reduction::primitive_desc(rd, engine())));
+            return make_primitive<dnnl::reduction>(
+                "reduction", reduction_pd(reduce_alg(alg), src_md, dst_md),
+                dims_str(src_dims, ndim) + " -> " + dims_str(dst_dims, ndim));
         });
-        float *out = dtype == FP8_DTYPE_F32 ? static_cast<float *>(dst)
-                                            : scratch_as<float>(0, (size_t)n_dst);
         execute(prim, {{DNNL_ARG_SRC, wrap(src_md, src)}, {DNNL_ARG_DST, wrap(dst_md, out)}});
-        if (dtype == FP8_DTYPE_BF16) {
-            uint16_t *d16 = static_cast<uint16_t *>(dst);
-            for (int64_t i = 0; i < n_dst; ++i) d16[i] = fp8_f32_to_bf16(out[i]);
-        }
+        round_out(dst, out, dtype, n_dst);
         return FP8_OK;
     }
     FP8_ONEDNN_EXIT(fn)

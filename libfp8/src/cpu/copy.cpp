@@ -6,7 +6,8 @@
  * 4-byte -> s32, and a same-type reorder converts nothing (bf16 NaN payloads
  * and f32 signalling NaNs come through unchanged). Zero strides (a broadcast
  * source) are outside what oneDNN descriptors accept, so those copies take a
- * plain loop.
+ * plain loop, as do 1- and 2-byte copies on oneDNN 3.x, whose reorder does
+ * not keep their bits (onednn.hpp: kReorderCopiesNarrowBits).
  */
 #include <cstdint>
 #include <cstring>
@@ -36,7 +37,10 @@ void copy_loop_typed(T *dst, const int64_t *ds, const T *src, const int64_t *ss,
             so += i * ss[d];
             dof += i * ds[d];
         }
-        for (int64_t j = 0; j < inner; ++j) dst[dof + j * ds[last]] = src[so + j * ss[last]];
+        if (ds[last] == 1 && ss[last] == 1)
+            std::memcpy(dst + dof, src + so, (size_t)inner * sizeof(T));
+        else
+            for (int64_t j = 0; j < inner; ++j) dst[dof + j * ds[last]] = src[so + j * ss[last]];
     }
 }
 
@@ -94,7 +98,7 @@ extern "C" FP8_API int32_t fp8_cpu_copy_strided(void *dst, const int64_t *dst_st
             std::memcpy(dst, src, (size_t)elem_size);
             return FP8_OK;
         }
-        if (zero_stride) {
+        if (zero_stride || (!kReorderCopiesNarrowBits && elem_size < 4)) {
             copy_loop(dst, dst_strides, src, src_strides, dims, ndim, elem_size, n);
             return FP8_OK;
         }
@@ -110,8 +114,8 @@ extern "C" FP8_API int32_t fp8_cpu_copy_strided(void *dst, const int64_t *dst_st
         Key key("copy_strided");
         key.add(ndim).add(dims, ndim).add(ss.data(), ndim).add(ds.data(), ndim).add(elem_size);
         dnnl::primitive prim = cached(key, [&] {
-            return dnnl::primitive(dnnl::reorder(
-                dnnl::reorder::primitive_desc(engine(), src_md, engine(), dst_md)));
+            return make_primitive<dnnl::reorder>("reorder", reorder_pd(src_md, dst_md),
+                                                 dims_str(dims, ndim));
         });
         execute(prim, {{DNNL_ARG_FROM, wrap(src_md, src)}, {DNNL_ARG_TO, wrap(dst_md, dst)}});
         return FP8_OK;

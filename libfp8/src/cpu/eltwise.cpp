@@ -4,6 +4,8 @@
  * (oneDNN computes in f32 and rounds once to bf16).
  */
 #include <cstdint>
+#include <cstring>
+#include <vector>
 
 #include <vector>
 
@@ -38,11 +40,50 @@ EltwiseAlg to_onednn(int32_t alg, float alpha, float beta) {
     }
 }
 
+/* Positions and values of src's elements >= 8 (NaN excluded), where
+ * gelu(x) = x * Phi(x) rounds to x in f32 (1 - Phi(8) ~ 6e-16); gathered
+ * before the primitive runs, so that dst may equal src. Usually empty. */
+struct LargeElems {
+    std::vector<int64_t> at;
+    std::vector<uint32_t> bits;
+};
+
+LargeElems gelu_large(const void *src, int32_t dtype, int64_t n) {
+    LargeElems l;
+    if (dtype == FP8_DTYPE_F32) {
+        const float *s = static_cast<const float *>(src);
+        for (int64_t i = 0; i < n; ++i)
+            if (s[i] >= 8.0f) {
+                uint32_t u;
+                std::memcpy(&u, &s[i], 4);
+                l.at.push_back(i);
+                l.bits.push_back(u);
+            }
+    } else {
+        /* bf16 >= 8: sign clear and bits in [0x4100, 0x7F80] (inf in, NaN out) */
+        const uint16_t *s = static_cast<const uint16_t *>(src);
+        for (int64_t i = 0; i < n; ++i)
+            if (s[i] >= 0x4100 && s[i] <= 0x7F80) {
+                l.at.push_back(i);
+                l.bits.push_back(s[i]);
+            }
+    }
+    return l;
+}
+
+void restore_large(void *dst, int32_t dtype, const LargeElems &l) {
+    for (size_t k = 0; k < l.at.size(); ++k) {
+        if (dtype == FP8_DTYPE_F32)
+            std::memcpy(static_cast<float *>(dst) + l.at[k], &l.bits[k], 4);
+        else
+            static_cast<uint16_t *>(dst)[l.at[k]] = (uint16_t)l.bits[k];
+    }
+}
+
 bool alg_known(int32_t alg) { return alg >= FP8_ELTWISE_RELU && alg <= FP8_ELTWISE_SIGMOID; }
 
 dnnl::eltwise_forward::primitive_desc forward_pd(const dnnl::memory::desc &md, const EltwiseAlg &e) {
-    dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_training, e.alg, md, e.alpha, e.beta);
-    return dnnl::eltwise_forward::primitive_desc(d, engine());
+    return eltwise_fwd_pd(e.alg, md, e.alpha, e.beta);
 }
 
 Key eltwise_key(const char *op, int64_t n, int32_t dtype, const EltwiseAlg &e) {
@@ -86,9 +127,13 @@ extern "C" FP8_API int32_t fp8_cpu_eltwise(void *dst, const void *src, int32_t d
         const EltwiseAlg e = to_onednn(alg, alpha, beta);
         const dnnl::memory::desc md({n}, hp_dt(dtype), tag::a);
         dnnl::primitive prim = cached(eltwise_key("eltwise", n, dtype, e), [&] {
-            return dnnl::primitive(dnnl::eltwise_forward(forward_pd(md, e)));
+            return make_primitive<dnnl::eltwise_forward>("eltwise", forward_pd(md, e),
+                                                         "n " + std::to_string(n));
         });
+        const bool fix_gelu = kGeluErfOverflowsNearMax && alg == FP8_ELTWISE_GELU_ERF;
+        const LargeElems large = fix_gelu ? gelu_large(src, dtype, n) : LargeElems();
         execute(prim, {{DNNL_ARG_SRC, wrap(md, src)}, {DNNL_ARG_DST, wrap(md, dst)}});
+        if (fix_gelu) restore_large(dst, dtype, large);
         return FP8_OK;
     }
     FP8_ONEDNN_EXIT(fn)
@@ -117,9 +162,9 @@ extern "C" FP8_API int32_t fp8_cpu_eltwise_backward(void *dsrc, const void *ddst
         const EltwiseAlg e = to_onednn(alg, alpha, beta);
         const dnnl::memory::desc md({n}, hp_dt(dtype), tag::a);
         dnnl::primitive prim = cached(eltwise_key("eltwise_bwd", n, dtype, e), [&] {
-            dnnl::eltwise_backward::desc d(e.alg, md, md, e.alpha, e.beta);
-            return dnnl::primitive(dnnl::eltwise_backward(
-                dnnl::eltwise_backward::primitive_desc(d, engine(), forward_pd(md, e))));
+            return make_primitive<dnnl::eltwise_backward>(
+                "eltwise_backward", eltwise_bwd_pd(e.alg, md, e.alpha, e.beta, forward_pd(md, e)),
+                "n " + std::to_string(n));
         });
         execute(prim, {{DNNL_ARG_SRC, wrap(md, src)},
                        {DNNL_ARG_DIFF_DST, wrap(md, ddst)},

@@ -15,8 +15,25 @@
  *
  * scaled_mm decodes fp8 to bf16 (exact) into thread-local scratch and runs the
  * bf16 matmul with alpha = f32(f32(1/scale_a) * f32(1/scale_b)).
+ * With oneDNN >= 3.2 it may instead run oneDNN's own fp8 matmul (f8_e4m3 /
+ * f8_e5m2 operands, the same alpha and bias post-ops), but only where that is
+ * really fast: the first call of each problem creates the native primitive,
+ * rejects it when oneDNN offers a reference implementation (torch's CPU
+ * _scaled_mm runs ref:any on a Sapphire Rapids Xeon, ~20000x slower than
+ * bf16), and otherwise times both paths once and keeps the faster. Every
+ * decision is recorded (fp8_cpu_onednn_report). FP8_CPU_FP8_MATMUL=decode or
+ * =native overrides the choice (native: whenever oneDNN can build it, ref or
+ * not; for tests). See docs/architecture.md.
  */
+#include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "fp8_ref.h"
@@ -52,33 +69,60 @@ struct Gemm {
     bool trans_a, trans_b;
     float alpha;
     bool accumulate; /* beta == 1 */
+    dt b_dt = dt::undef; /* b's type when it differs from a's (native fp8) */
 };
+
+struct Descs {
+    dnnl::memory::desc a, b, c, alpha, bias;
+    bool batched, scaled;
+};
+
+Descs describe(const Gemm &g) {
+    Descs d;
+    const int64_t batch = g.batch_a > g.batch_b ? g.batch_a : g.batch_b;
+    d.scaled = g.alpha != 1.0f;
+    d.batched = batch > 1;
+    const dt b_dt = g.b_dt == dt::undef ? g.ab_dt : g.b_dt;
+    d.a = op_md(d.batched, g.batch_a, g.M, g.K, g.ab_dt, g.trans_a);
+    d.b = op_md(d.batched, g.batch_b, g.K, g.N, b_dt, g.trans_b);
+    d.c = op_md(d.batched, batch, g.M, g.N, g.c_dt, false);
+    /* post-op operands: a scalar, and a row broadcast over (batch and) M */
+    d.alpha = op_md(d.batched, 1, 1, 1, dt::f32, false);
+    d.bias = op_md(d.batched, 1, 1, g.N, g.bias_dt, false);
+    return d;
+}
+
+dnnl::matmul::primitive_desc describe_pd(const Gemm &g, const Descs &d) {
+    dnnl::post_ops po;
+    if (d.scaled) po.append_binary(dnnl::algorithm::binary_mul, d.alpha);
+    if (g.accumulate) po.append_sum(1.0f);
+    if (g.bias) po.append_binary(dnnl::algorithm::binary_add, d.bias);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(po);
+    return matmul_pd(d.a, d.b, d.c, attr);
+}
+
+std::string gemm_str(const Gemm &g) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "batch %lld/%lld M %lld K %lld N %lld %s%s ab dt %d c dt %d",
+                  (long long)g.batch_a, (long long)g.batch_b, (long long)g.M, (long long)g.K,
+                  (long long)g.N, g.trans_a ? "Aᵀ" : "A", g.trans_b ? "Bᵀ" : "B", (int)g.ab_dt,
+                  (int)g.c_dt);
+    return buf;
+}
 
 /* Runs g on oneDNN; c_dt must be a destination oneDNN supports for ab_dt. */
 void run_onednn(const Gemm &g) {
-    const int64_t batch = g.batch_a > g.batch_b ? g.batch_a : g.batch_b;
-    const bool scaled = g.alpha != 1.0f;
-    const bool batched = batch > 1;
-    const auto a_md = op_md(batched, g.batch_a, g.M, g.K, g.ab_dt, g.trans_a);
-    const auto b_md = op_md(batched, g.batch_b, g.K, g.N, g.ab_dt, g.trans_b);
-    const auto c_md = op_md(batched, batch, g.M, g.N, g.c_dt, false);
-    /* post-op operands: a scalar, and a row broadcast over (batch and) M */
-    const dnnl::memory::desc alpha_md = op_md(batched, 1, 1, 1, dt::f32, false);
-    const dnnl::memory::desc bias_md = op_md(batched, 1, 1, g.N, g.bias_dt, false);
+    const Descs d = describe(g);
+    const bool scaled = d.scaled;
+    const auto &a_md = d.a, &b_md = d.b, &c_md = d.c, &alpha_md = d.alpha, &bias_md = d.bias;
 
     Key key("matmul");
     key.add(g.batch_a).add(g.batch_b).add(g.M).add(g.K).add(g.N);
     key.add((int64_t)g.ab_dt).add((int64_t)g.c_dt).add(g.trans_a).add(g.trans_b);
-    key.add(scaled).add(g.accumulate).add(g.bias ? (int64_t)g.bias_dt : -1);
+    key.add(scaled).add(g.accumulate).add(g.bias ? (int64_t)g.bias_dt : -1).add((int64_t)g.b_dt);
     dnnl::primitive prim = cached(key, [&] {
-        dnnl::post_ops po;
-        if (scaled) po.append_binary(dnnl::algorithm::binary_mul, alpha_md);
-        if (g.accumulate) po.append_sum(1.0f);
-        if (g.bias) po.append_binary(dnnl::algorithm::binary_add, bias_md);
-        dnnl::primitive_attr attr;
-        attr.set_post_ops(po);
-        dnnl::matmul::desc d(a_md, b_md, c_md);
-        return dnnl::primitive(dnnl::matmul(dnnl::matmul::primitive_desc(d, attr, engine())));
+        return make_primitive<dnnl::matmul>("matmul", describe_pd(g, d), gemm_str(g));
     });
 
     float alpha = g.alpha;
@@ -207,6 +251,157 @@ void decode_to_bf16(uint16_t *dst, const uint8_t *src, int64_t n, int32_t fp8_dt
     for (int64_t i = 0; i < n; ++i) dst[i] = table[src[i]];
 }
 
+/* ---- native fp8 matmul or decode + bf16 (see the file comment) ---------- */
+
+#if FP8_ONEDNN_HAS_F8
+double time_ms(const std::function<void()> &f) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+dt fp8_onednn_dt(int32_t d) { return d == FP8_DTYPE_E4M3FN ? dt::f8_e4m3 : dt::f8_e5m2; }
+#endif
+
+/* Whether scaled_mm problem `native` (the Gemm with fp8 operands) runs on
+ * oneDNN's fp8 matmul; records the decision. run_decode runs the same problem
+ * on the decode path. */
+bool use_native_fp8(const Gemm &native, const std::string &problem,
+                    const std::function<void()> &run_decode) {
+    bool use = false;
+    std::string impl, reason;
+#if FP8_ONEDNN_HAS_F8
+    const char *env = std::getenv("FP8_CPU_FP8_MATMUL");
+    const std::string mode = env ? env : "";
+    if (mode == "decode") {
+        reason = "FP8_CPU_FP8_MATMUL=decode";
+    } else if (native.M == 0 || native.N == 0 || native.K == 0) {
+        reason = "empty problem";
+    } else {
+        try {
+            impl = describe_pd(native, describe(native)).impl_info_str();
+        } catch (dnnl::error &) {
+            reason = "oneDNN has no fp8 matmul for this problem on this CPU";
+        }
+        if (impl.empty()) {
+        } else if (mode == "native") {
+            use = true;
+            reason = "FP8_CPU_FP8_MATMUL=native";
+        } else if (is_ref_impl(impl.c_str())) {
+            reason = "oneDNN's fp8 matmul here is a reference implementation";
+        } else if (impl.find("brg") == std::string::npos && impl.find("jit") == std::string::npos) {
+            reason = "oneDNN's fp8 matmul here is not a JIT (brgemm) kernel";
+        } else {
+            /* warm both (primitive creation, first touch), then one timed run each */
+            run_onednn(native);
+            run_decode();
+            const double t_native = time_ms([&] { run_onednn(native); });
+            const double t_decode = time_ms([&] { run_decode(); });
+            use = t_native < t_decode;
+            char buf[96];
+            std::snprintf(buf, sizeof buf, "measured: native %.3f ms, decode + bf16 %.3f ms",
+                          t_native, t_decode);
+            reason = buf;
+        }
+    }
+#else
+    (void)native;
+    (void)run_decode;
+    reason = "compiled against oneDNN " + std::to_string(DNNL_VERSION_MAJOR) + "." +
+             std::to_string(DNNL_VERSION_MINOR) + ", which has no fp8 matmul";
+#endif
+    note_fp8_matmul(problem, use ? "native" : "decode_bf16", impl, reason);
+    return use;
+}
+
+/* One tensorwise scaled_mm call (validated). */
+struct Fp8Call {
+    void *c;
+    int32_t c_dtype;
+    const void *a;
+    int32_t a_dtype;
+    const void *b;
+    int32_t b_dtype;
+    const void *bias;
+    int32_t bias_dtype;
+    int64_t M, K, N;
+    bool trans_a, trans_b;
+    float alpha;
+};
+
+Gemm base_gemm(const Fp8Call &f) {
+    Gemm g;
+    g.c = f.c; g.c_dt = hp_dt(f.c_dtype); g.a = f.a; g.b = f.b; g.ab_dt = dt::bf16;
+    g.bias = f.bias; g.bias_dt = hp_dt(f.bias_dtype);
+    g.batch_a = 1; g.batch_b = 1; g.M = f.M; g.K = f.K; g.N = f.N;
+    g.trans_a = f.trans_a; g.trans_b = f.trans_b;
+    g.alpha = f.alpha; g.accumulate = false;
+    return g;
+}
+
+/* The call on oneDNN's fp8 matmul (operands as they are). */
+Gemm native_gemm(const Fp8Call &f) {
+    Gemm g = base_gemm(f);
+#if FP8_ONEDNN_HAS_F8
+    g.ab_dt = fp8_onednn_dt(f.a_dtype);
+    g.b_dt = fp8_onednn_dt(f.b_dtype);
+#endif
+    return g;
+}
+
+/* The call as exact bf16 decodes (thread-local scratch) and oneDNN's bf16 matmul. */
+void run_decode(const Fp8Call &f) {
+    uint16_t *a16 = scratch_as<uint16_t>(1, (size_t)(f.M * f.K));
+    uint16_t *b16 = scratch_as<uint16_t>(2, (size_t)(f.K * f.N));
+    decode_to_bf16(a16, static_cast<const uint8_t *>(f.a), f.M * f.K, f.a_dtype);
+    decode_to_bf16(b16, static_cast<const uint8_t *>(f.b), f.K * f.N, f.b_dtype);
+    Gemm g = base_gemm(f);
+    g.a = a16;
+    g.b = b16;
+    run_gemm(g, f.c_dtype, f.bias_dtype, FP8_DTYPE_BF16);
+}
+
+std::string path_key(const Fp8Call &f) {
+    Key key("scaled_mm_path");
+    key.add(f.M).add(f.K).add(f.N).add(f.a_dtype).add(f.b_dtype).add(f.c_dtype);
+    key.add(f.trans_a).add(f.trans_b).add(f.bias ? f.bias_dtype : -1);
+    return key.str();
+}
+
+std::mutex path_mu;
+std::unordered_map<std::string, bool> paths; /* key -> native */
+
+bool lookup_path(const std::string &key, bool *native) {
+    std::lock_guard<std::mutex> lock(path_mu);
+    auto it = paths.find(key);
+    if (it == paths.end()) return false;
+    *native = it->second;
+    return true;
+}
+
+/* Decides (and records) the path of f's problem, running f to measure when
+ * both paths are candidates; returns whether it is native. */
+/* oneDNN's f8 matmul takes float8_e4m3fn / float8_e5m2 operands with an f32 or
+ * bf16 output and bias; float16 and the fnuz formats always decode, and so does
+ * an empty inner dimension (bias only). */
+bool native_candidate(int32_t a_dtype, int32_t b_dtype, int32_t c_dtype, int32_t bias_dtype, int64_t K) {
+    return K > 0 && fp8_is_fp8(a_dtype) && fp8_is_fp8(b_dtype) && fp8_is_float_hp(c_dtype) &&
+           (bias_dtype < 0 || fp8_is_float_hp(bias_dtype));
+}
+
+bool decide_path(const Fp8Call &f) {
+    char problem[160];
+    std::snprintf(problem, sizeof problem, "M %lld K %lld N %lld %s%s x %s%s -> %s%s",
+                  (long long)f.M, (long long)f.K, (long long)f.N, fp8_dtype_name(f.a_dtype),
+                  f.trans_a ? "ᵀ" : "", fp8_dtype_name(f.b_dtype), f.trans_b ? "ᵀ" : "",
+                  fp8_dtype_name(f.c_dtype), f.bias ? " + bias" : "");
+    const bool native = use_native_fp8(native_gemm(f), problem, [&] { run_decode(f); });
+    std::lock_guard<std::mutex> lock(path_mu);
+    if (paths.size() >= 4096) paths.clear();
+    paths.emplace(path_key(f), native);
+    return native;
+}
+
 }  // namespace
 
 extern "C" FP8_API int32_t fp8_cpu_matmul(void *c, int32_t c_dtype, const void *a,
@@ -270,20 +465,62 @@ extern "C" FP8_API int32_t fp8_cpu_scaled_mm(void *c, int32_t c_dtype, const voi
         /* torchao hands _scaled_mm reciprocal scales computed in f32. */
         const float inv_a = 1.0f / *scale_a;
         const float inv_b = 1.0f / *scale_b;
-        const float alpha = inv_a * inv_b;
+        const Fp8Call call{c, c_dtype, a, a_dtype, b, b_dtype, bias, bias_dtype, M, K, N,
+                           trans_a != 0, trans_b != 0, inv_a * inv_b};
+        bool native = false;
+        if (native_candidate(a_dtype, b_dtype, c_dtype, bias ? bias_dtype : -1, K) &&
+            !lookup_path(path_key(call), &native))
+            native = decide_path(call);
+        if (native)
+            run_onednn(native_gemm(call));
+        else
+            run_decode(call);
+        return FP8_OK;
+    }
+    FP8_ONEDNN_EXIT(fn)
+}
 
-        uint16_t *a16 = scratch_as<uint16_t>(1, (size_t)(M * K));
-        uint16_t *b16 = scratch_as<uint16_t>(2, (size_t)(K * N));
-        decode_to_bf16(a16, static_cast<const uint8_t *>(a), M * K, a_dtype);
-        decode_to_bf16(b16, static_cast<const uint8_t *>(b), K * N, b_dtype);
-
-        Gemm g;
-        g.c = c; g.c_dt = hp_dt(c_dtype); g.a = a16; g.b = b16; g.ab_dt = dt::bf16;
-        g.bias = bias; g.bias_dt = hp_dt(bias_dtype);
-        g.batch_a = 1; g.batch_b = 1; g.M = M; g.K = K; g.N = N;
-        g.trans_a = trans_a != 0; g.trans_b = trans_b != 0;
-        g.alpha = alpha; g.accumulate = false;
-        run_gemm(g, c_dtype, bias_dtype, FP8_DTYPE_BF16);
+extern "C" FP8_API int32_t fp8_cpu_scaled_mm_path(int32_t *native, int32_t c_dtype,
+                                                  int32_t a_dtype, int32_t b_dtype,
+                                                  int32_t bias_dtype, int64_t M, int64_t K,
+                                                  int64_t N, int32_t trans_a, int32_t trans_b) {
+    static const char *fn = "fp8_cpu_scaled_mm_path";
+    FP8_ONEDNN_ENTRY {
+        FP8_REQUIRE_PTR(native, fn);
+        FP8_REQUIRE(fp8_is_fp8_cpu(a_dtype), fn, "a_dtype %s (%d) must be an fp8 dtype",
+                    fp8_dtype_name(a_dtype), a_dtype);
+        FP8_REQUIRE(fp8_is_fp8_cpu(b_dtype), fn, "b_dtype %s (%d) must be an fp8 dtype",
+                    fp8_dtype_name(b_dtype), b_dtype);
+        FP8_REQUIRE(fp8_is_float_any(c_dtype), fn, "c_dtype %s (%d) must be float32, bfloat16 or float16",
+                    fp8_dtype_name(c_dtype), c_dtype);
+        FP8_REQUIRE(bias_dtype == -1 || fp8_is_float_any(bias_dtype), fn,
+                    "bias_dtype %s (%d) must be -1 (no bias), float32, bfloat16 or float16",
+                    fp8_dtype_name(bias_dtype), bias_dtype);
+        const int32_t st = check_problem(fn, 1, 1, M, K, N);
+        if (st != FP8_OK) return st;
+        if (!native_candidate(a_dtype, b_dtype, c_dtype, bias_dtype, K)) {
+            *native = 0;
+            return FP8_OK;
+        }
+        static const uint8_t dummy = 0;
+        /* the key only needs bias set or not */
+        Fp8Call call{nullptr, c_dtype, &dummy, a_dtype, &dummy, b_dtype,
+                     bias_dtype >= 0 ? &dummy : nullptr, bias_dtype >= 0 ? bias_dtype : 0,
+                     M, K, N, trans_a != 0, trans_b != 0, 0.5f};
+        bool use;
+        if (lookup_path(path_key(call), &use)) {
+            *native = use;
+            return FP8_OK;
+        }
+        /* first sight: decide on zero operands of the problem's size (GEMM time
+         * does not depend on the values) */
+        std::vector<uint8_t> a((size_t)(M * K)), b((size_t)(K * N));
+        std::vector<float> c((size_t)(M * N)), bias((size_t)N);
+        call.a = a.data();
+        call.b = b.data();
+        call.c = c.data();
+        if (bias_dtype >= 0) call.bias = bias.data();
+        *native = decide_path(call);
         return FP8_OK;
     }
     FP8_ONEDNN_EXIT(fn)

@@ -11,6 +11,7 @@
  */
 #include <cmath>
 #include <cstdint>
+#include <string>
 
 #include "onednn.hpp"
 
@@ -27,12 +28,12 @@ int32_t check_rows_cols(const char *fn, int64_t rows, int64_t cols, int64_t min_
     return FP8_OK;
 }
 
-dnnl::softmax_v2_forward::primitive_desc softmax_fwd_pd(const dnnl::memory::desc &md, bool log) {
-    dnnl::softmax_v2_forward::desc d(dnnl::prop_kind::forward_training,
-                                     log ? dnnl::algorithm::softmax_log
-                                         : dnnl::algorithm::softmax_accurate,
-                                     md, md, 1);
-    return dnnl::softmax_v2_forward::primitive_desc(d, engine());
+dnnl::algorithm softmax_alg(bool log) {
+    return log ? dnnl::algorithm::softmax_log : dnnl::algorithm::softmax_accurate;
+}
+
+std::string rc_str(int64_t rows, int64_t cols) {
+    return std::to_string(rows) + "x" + std::to_string(cols);
 }
 
 /* (cols) params of dtype as f32: the caller's pointer when already f32. */
@@ -55,12 +56,6 @@ dnnl::normalization_flags lnorm_flags(bool scale, bool shift) {
     return f;
 }
 
-dnnl::layer_normalization_forward::primitive_desc lnorm_fwd_pd(const dnnl::memory::desc &data,
-                                                               const dnnl::memory::desc &stat,
-                                                               float eps, dnnl::normalization_flags f) {
-    dnnl::layer_normalization_forward::desc d(dnnl::prop_kind::forward_training, data, stat, eps, f);
-    return dnnl::layer_normalization_forward::primitive_desc(d, engine());
-}
 
 }  // namespace
 
@@ -80,7 +75,8 @@ extern "C" FP8_API int32_t fp8_cpu_softmax(void *dst, const void *src, int32_t d
         Key key("softmax");
         key.add(rows).add(cols).add(dtype).add(log != 0);
         dnnl::primitive prim = cached(key, [&] {
-            return dnnl::primitive(dnnl::softmax_v2_forward(softmax_fwd_pd(md, log != 0)));
+            return make_primitive<softmax_forward>(
+                "softmax", softmax_fwd_pd(softmax_alg(log != 0), md, 1), rc_str(rows, cols));
         });
         execute(prim, {{DNNL_ARG_SRC, wrap(md, src)}, {DNNL_ARG_DST, wrap(md, dst)}});
         return FP8_OK;
@@ -106,10 +102,10 @@ extern "C" FP8_API int32_t fp8_cpu_softmax_backward(void *dsrc, const void *ddst
         Key key("softmax_bwd");
         key.add(rows).add(cols).add(dtype).add(log != 0);
         dnnl::primitive prim = cached(key, [&] {
-            const auto alg = log != 0 ? dnnl::algorithm::softmax_log : dnnl::algorithm::softmax_accurate;
-            dnnl::softmax_v2_backward::desc d(alg, md, md, md, 1);
-            return dnnl::primitive(dnnl::softmax_v2_backward(dnnl::softmax_v2_backward::primitive_desc(
-                d, engine(), softmax_fwd_pd(md, log != 0))));
+            const auto alg = softmax_alg(log != 0);
+            return make_primitive<softmax_backward>(
+                "softmax_backward", softmax_bwd_pd(alg, md, 1, softmax_fwd_pd(alg, md, 1)),
+                rc_str(rows, cols));
         });
         execute(prim, {{DNNL_ARG_DST, wrap(md, dst)},
                        {DNNL_ARG_DIFF_DST, wrap(md, ddst)},
@@ -143,8 +139,8 @@ extern "C" FP8_API int32_t fp8_cpu_layer_norm(void *dst, float *mean, float *rst
         Key key("layer_norm");
         key.add(rows).add(cols).add(dtype).add_float(eps).add((int64_t)flags);
         dnnl::primitive prim = cached(key, [&] {
-            return dnnl::primitive(
-                dnnl::layer_normalization_forward(lnorm_fwd_pd(data_md, stat_md, eps, flags)));
+            return make_primitive<dnnl::layer_normalization_forward>(
+                "layer_norm", lnorm_fwd_pd(data_md, stat_md, eps, flags), rc_str(rows, cols));
         });
 
         float *var = rstd; /* oneDNN's variance, turned into rstd below */
@@ -196,11 +192,11 @@ extern "C" FP8_API int32_t fp8_cpu_layer_norm_backward(void *dsrc, void *dgamma,
         Key key("layer_norm_bwd");
         key.add(rows).add(cols).add(dtype);
         dnnl::primitive prim = cached(key, [&] {
-            dnnl::layer_normalization_backward::desc d(dnnl::prop_kind::backward, data_md, data_md,
-                                                       stat_md, 0.0f, flags);
-            return dnnl::primitive(dnnl::layer_normalization_backward(
-                dnnl::layer_normalization_backward::primitive_desc(
-                    d, engine(), lnorm_fwd_pd(data_md, stat_md, 0.0f, flags))));
+            return make_primitive<dnnl::layer_normalization_backward>(
+                "layer_norm_backward",
+                lnorm_bwd_pd(data_md, stat_md, 0.0f, flags,
+                             lnorm_fwd_pd(data_md, stat_md, 0.0f, flags)),
+                rc_str(rows, cols));
         });
 
         const float *g32;

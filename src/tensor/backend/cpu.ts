@@ -15,6 +15,9 @@ function memcpy(dst: HostMemory, src: HostMemory, nbytes: number): void {
   if (nbytes > 0) bytesOf(dst, nbytes).set(bytesOf(src, nbytes));
 }
 
+/** The path answer of fp8_cpu_scaled_mm_path (one int32, reused). */
+const pathOut = new Int32Array(1);
+
 /** libfp8's CPU backend. */
 export const cpuBackend: Backend = {
   device: "cpu",
@@ -92,6 +95,24 @@ export const cpuBackend: Backend = {
     check(lib.fp8_cpu_quantize_dynamic(dst, decoded, fp8, src, sd, n, amax, scale, clamp, p2), op),
   quantizeTranspose: (dst, dstT, fp8, src, sd, rows, cols, scale, op) =>
     check(lib.fp8_cpu_quantize_transpose(dst, dstT, null, null, fp8, src, sd, rows, cols, scale), op),
+  nativeFp8Matmul: (cd, ad, bd, biasd, M, K, N, transA, transB, op) => {
+    check(lib.fp8_cpu_scaled_mm_path(pathOut, cd, ad, bd, biasd, M, K, N, transA ? 1 : 0, transB ? 1 : 0), op);
+    return pathOut[0] !== 0;
+  },
+  scaledMmStrided: (c, cd, a, ad, b, bd, sa, sb, bias, biasd, M, K, N, transA, transB, op) =>
+    check(lib.fp8_cpu_scaled_mm(c, cd, a, ad, b, bd, sa, sb, bias, biasd, M, K, N, transA ? 1 : 0, transB ? 1 : 0), op),
+  blockKernels: {
+    quantizeBlockwise: (data, scale, fp8, src, sd, rows, cols, br, bc, op) =>
+      check(lib.fp8_cpu_quantize_blockwise(data, scale, fp8, src, sd, rows, cols, br, bc), op),
+    dequantizeBlockwise: (dst, dd, data, fp8, scale, rows, cols, br, bc, op) =>
+      check(lib.fp8_cpu_dequantize_blockwise(dst, dd, data, fp8, scale, rows, cols, br, bc), op),
+    quantizeMx: (data, scale, fp8, src, sd, rows, cols, block, rceil, op) =>
+      check(lib.fp8_cpu_quantize_mx(data, scale, fp8, src, sd, rows, cols, block, rceil), op),
+    dequantizeMx: (dst, dd, data, fp8, scale, rows, cols, block, op) =>
+      check(lib.fp8_cpu_dequantize_mx(dst, dd, data, fp8, scale, rows, cols, block), op),
+    gemvFp8w: (y, yd, x, xd, M, K, w, wd, N, mode, ws, br, bc, bias, biasd, op) =>
+      check(lib.fp8_cpu_gemv_fp8w(y, yd, x, xd, M, K, w, wd, N, mode, ws, br, bc, bias, biasd), op),
+  },
   quantizeTransposeDecode: (dst, decoded, decodedT, fp8, src, sd, rows, cols, scale, op) =>
     check(lib.fp8_cpu_quantize_transpose(dst, null, decoded, decodedT, fp8, src, sd, rows, cols, scale), op),
   dequantize: (dst, dd, src, fp8, n, scale, op) => check(lib.fp8_cpu_dequantize(dst, dd, src, fp8, n, scale), op),

@@ -51,6 +51,8 @@ export function emulatedDeviceBackend(device: Device = "cuda"): Backend & { live
     device,
     hostAccessible: false,
     quantizeTransposeDecode: undefined, // a bf16 decode is a CPU GEMM's input (host backends only)
+    nativeFp8Matmul: undefined, scaledMmStrided: undefined, // libfp8's CPU GEMM paths (host backends only)
+    blockKernels: undefined, // block-scaled casts and the fp8-weight GEMV are the CPU's only
     nativeMemory: "host", // host memory underneath: MPI moves it, as NCCL would move GPU memory
     alloc: (nbytes) => {
       const p = nativeAlloc(nbytes);

@@ -5,9 +5,9 @@ import { cudaProbe } from "../../ffi/index.ts";
 import { cpuBackend } from "./cpu.ts";
 import { cudaBackend } from "./cuda.ts";
 import { activeCapture } from "./capture.ts";
-import type { Backend, Device } from "./types.ts";
+import type { Backend, BlockKernels, Device } from "./types.ts";
 
-export type { Backend, Device, HostMemory, NativePtr } from "./types.ts";
+export type { Backend, BlockKernels, Device, HostMemory, NativePtr } from "./types.ts";
 export { cpuBackend, roundPow2Bits } from "./cpu.ts";
 export { setCudaDevice, currentCudaDevice } from "./cuda.ts";
 export { emulatedDeviceBackend } from "./emulated.ts";
@@ -65,4 +65,12 @@ export function isDeviceAvailable(device: Device): boolean {
  */
 export function hostReadsAllowed(): boolean {
   return activeCapture() === null;
+}
+
+/** The block-scaled casts and fp8-weight GEMV of `backend`, or a Float8Error naming op and device where it has none. */
+export function blockKernelsOf(backend: Backend, op: string): BlockKernels {
+  if (!backend.blockKernels) {
+    throw new Float8Error(op, `block-scaled float8 and the fp8-weight GEMV run on the CPU only; got a tensor on ${backend.device}`);
+  }
+  return backend.blockKernels;
 }

@@ -101,6 +101,15 @@ export interface Backend {
    * and decodedT (cols, rows) BF16, the exact decode of each fp8 byte (any of dst/decoded may be null), for a
    * GEMM that reads src^T row-major (src/tensor/ops/gemm_layout.ts).
    */
+  /**
+   * Host backends only: whether libfp8 runs this fp8 GEMM on oneDNN's own fp8 matmul (a JIT kernel measured
+   * faster than decode + bf16; decided once per problem and recorded, see onednnInfo().fp8Matmul).
+   */
+  nativeFp8Matmul?(cDtype: number, aDtype: number, bDtype: number, biasDtype: number, M: number, K: number, N: number, transA: boolean, transB: boolean, op: string): boolean;
+  /** Host backends only: scaledMm with any operand transposes (fp8_cpu_scaled_mm). */
+  scaledMmStrided?(c: NativePtr, cDtype: number, a: NativePtr, aDtype: number, b: NativePtr, bDtype: number, scaleA: NativePtr, scaleB: NativePtr, bias: NativePtr | null, biasDtype: number, M: number, K: number, N: number, transA: boolean, transB: boolean, op: string): void;
+  /** Block-scaled fp8 casts and the fp8-weight GEMV (host backends only; see blockKernelsOf). */
+  blockKernels?: BlockKernels;
   quantizeTransposeDecode?(dst: NativePtr | null, decoded: NativePtr | null, decodedT: NativePtr, fp8Dtype: number, src: NativePtr, srcDtype: number, rows: number, cols: number, scale: NativePtr, op: string): void;
   /**
    * dst <- sat_rne(src * scale) and decoded (n) BF16 <- the exact value of each
@@ -133,4 +142,20 @@ export interface Backend {
   adamwConstants?(out: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, op: string): void;
   /** Devices with CUDA graphs only: adamwStep reading those constants from device memory (`consts`), which a replayed graph needs. */
   adamwStepDeviceConsts?(param: NativePtr, grad: NativePtr, expAvg: NativePtr, expAvgSq: NativePtr, dtype: number, n: number, consts: NativePtr, beta2: number, eps: number, op: string): void;
+}
+
+/**
+ * libfp8's block-scaled casts (1x128 / 128x128 with f32 scales, MX with e8m0 scales) and its
+ * fp8-weight GEMV, with the C entry points' arguments (libfp8/include/fp8.h) plus the op name.
+ * The CPU has them; a device backend does not yet (docs/block_scaling_and_inference.md).
+ */
+export interface BlockKernels {
+  quantizeBlockwise(data: NativePtr, scale: NativePtr, fp8Dtype: number, src: NativePtr, srcDtype: number, rows: number, cols: number, blockRows: number, blockCols: number, op: string): void;
+  dequantizeBlockwise(dst: NativePtr, dstDtype: number, data: NativePtr, fp8Dtype: number, scale: NativePtr, rows: number, cols: number, blockRows: number, blockCols: number, op: string): void;
+  quantizeMx(data: NativePtr, scale: NativePtr, fp8Dtype: number, src: NativePtr, srcDtype: number, rows: number, cols: number, block: number, rceil: number, op: string): void;
+  dequantizeMx(dst: NativePtr, dstDtype: number, data: NativePtr, fp8Dtype: number, scale: NativePtr, rows: number, cols: number, block: number, op: string): void;
+  gemvFp8w(
+    y: NativePtr, yDtype: number, x: NativePtr, xDtype: number, M: number, K: number, w: NativePtr, wDtype: number, N: number,
+    scaleMode: number, wScale: NativePtr, blockRows: number, blockCols: number, bias: NativePtr | null, biasDtype: number, op: string,
+  ): void;
 }
