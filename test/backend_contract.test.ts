@@ -9,6 +9,7 @@
 // device code paths) and CUDA where a GPU is present.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
+import { Float8Error } from "../src/errors.ts";
 import { join } from "node:path";
 import { cuda, float8, manualSeed, nn, randn, tidy, type Device, type Tensor } from "../src/index.ts";
 import { lib, cudaLib, type NativePtr } from "../src/ffi/index.ts";
@@ -28,6 +29,8 @@ class Spy {
     const obj = b as unknown as Record<string, unknown>;
     for (const key of Object.keys(obj)) {
       const orig = obj[key];
+      // a group of kernels (blockKernels) is part of the backend too
+      if (orig !== null && typeof orig === "object" && !ArrayBuffer.isView(orig)) this.wrapBackend(orig as Backend, tracked);
       if (typeof orig !== "function") continue;
       obj[key] = (...args: unknown[]) => {
         this.depth++;
@@ -96,6 +99,13 @@ const x32 = (device: Device, seed: number, shape = [32, 64], dtype: "float32" | 
   return randn(shape, { dtype, device });
 };
 
+/** Runs fn on the CPU; on a device, fn must refuse with a Float8Error (CPU-only features). */
+function cpuOnly(d: Device, fn: () => void): void {
+  if (d === "cpu") return fn();
+  x32(d, 23); // a device tensor, so the backend is exercised either way
+  expect(fn).toThrow(Float8Error);
+}
+
 /** One run of each public float8 function that takes or makes tensors. */
 const CASES: Record<string, (device: Device) => void> = {
   toFloat8Saturated: (d) => void float8.toFloat8Saturated(x32(d, 1), 4, "float8_e4m3fn"),
@@ -119,6 +129,23 @@ const CASES: Record<string, (device: Device) => void> = {
     const b = float8.hpTensorToFloat8Dynamic(x32(d, 13, [48, 64]), "float8_e4m3fn", "weight");
     float8.scaledMm(a, b, { transposeB: true, outDtype: "bfloat16" });
   },
+  // Block scaling and float8 inference run on the CPU only: on a device each refuses with a Float8Error
+  // before any kernel runs (and so cannot hand device memory to the CPU's kernels).
+  quantizeBlockwise: (d) => cpuOnly(d, () => void float8.quantizeBlockwise(x32(d, 18, [128, 256], "float32"), 1, 128).dequantize()),
+  "quantizeMx + collectBlockCastStats": (d) => cpuOnly(d, () => {
+    const x = x32(d, 19, [32, 64], "float32");
+    const q = float8.quantizeMx(x, 32, "rceil");
+    expect(float8.collectBlockCastStats(x, q, 0).blocks).toBeGreaterThan(0);
+    q.dequantize("bfloat16");
+  }),
+  "quantizeForInference + Float8InferenceLinear (GEMV and oneDNN paths)": (d) => cpuOnly(d, () => {
+    manualSeed(20);
+    const m = new nn.Sequential(new nn.Linear(64, 48)).to({ dtype: "bfloat16", device: d });
+    float8.quantizeForInference(m, { recipe: "rowwise", activation: "none" });
+    m.forward(x32(d, 21, [float8.GEMV_MAX_M, 64]));
+    m.forward(x32(d, 22, [float8.GEMV_MAX_M + 8, 64]));
+    m.dispose();
+  }),
   "Float8Linear + convertToFloat8Training + enableStats/stats + syncFloat8AmaxAndScaleHistory": (d) => {
     for (const recipe of ["dynamic", "delayed"] as const) {
       manualSeed(14);
@@ -147,8 +174,11 @@ const NOT_TENSOR_FUNCTIONS: Record<string, string> = {
   explainDecision: "roofline model", deviceSpec: "roofline model", H100_SXM: "constant", H200: "constant",
   autoFilterForRecipe: "times GEMMs through nn.Linear/Float8Linear (run above)", deviceGemmTimer: "times GEMMs through the public ops",
   measureMemcpyBandwidth: "host memcpy timing",
+  BlockScalingConfig: "config", BlockFloat8Tensor: "class; its tensor methods run above (dequantize)",
+  Float8InferenceLinear: "module; run above (quantizeForInference)", GEMV_MAX_M: "constant",
 };
 const COVERED_BY_LINEAR_CASE = ["Float8Linear", "convertToFloat8Training", "enableStats", "stats", "syncFloat8AmaxAndScaleHistory"];
+const COVERED_BY_BLOCK_CASES = ["quantizeMx", "collectBlockCastStats", "quantizeForInference"];
 
 const root = join(import.meta.dir, "..");
 const emuLib = join(root, "build", "libfp8_cuda_emu.so");
@@ -166,7 +196,7 @@ describe("the device contract: public float8 functions go through the backend", 
   }, 300000);
 
   test("every public float8 export is either run here on every backend or listed as tensor-free", () => {
-    const covered = new Set([...Object.keys(CASES), ...COVERED_BY_LINEAR_CASE]);
+    const covered = new Set([...Object.keys(CASES), ...COVERED_BY_LINEAR_CASE, ...COVERED_BY_BLOCK_CASES]);
     const missing = Object.keys(float8).filter((k) => !covered.has(k) && !(k in NOT_TENSOR_FUNCTIONS));
     // a new public function must get a case in CASES (or a reason in NOT_TENSOR_FUNCTIONS)
     expect(missing).toEqual([]);
