@@ -147,7 +147,7 @@ export interface Backend {
 /**
  * libfp8's block-scaled casts (1x128 / 128x128 with f32 scales, MX with e8m0 scales) and its
  * fp8-weight GEMV, with the C entry points' arguments (libfp8/include/fp8.h) plus the op name.
- * The CPU has them; a device backend does not yet (docs/block_scaling_and_inference.md).
+ * The CPU has them; a device backend does not yet (docs/architecture.md, block scaling).
  */
 export interface BlockKernels {
   quantizeBlockwise(data: NativePtr, scale: NativePtr, fp8Dtype: number, src: NativePtr, srcDtype: number, rows: number, cols: number, blockRows: number, blockCols: number, op: string): void;
