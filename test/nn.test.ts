@@ -76,7 +76,7 @@ describe("Module", () => {
 
   test("Linear repr and parameter shapes", () => {
     const l = new nn.Linear(64, 96);
-    expect(l.toString()).toBe("Linear(in=64, out=96, bias=true)");
+    expect(l.toString()).toBe("Linear(in_features=64, out_features=96, bias=True)");
     expect(l.weight.shape).toEqual([96, 64]);
     expect(new nn.Linear(3, 2, { bias: false }).bias).toBeNull();
   });

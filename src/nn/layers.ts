@@ -40,7 +40,7 @@ export class Linear extends Module {
   }
 
   extraRepr(): string {
-    return `in=${this.inFeatures}, out=${this.outFeatures}, bias=${this.bias !== null}`;
+    return `in_features=${this.inFeatures}, out_features=${this.outFeatures}, bias=${this.bias !== null ? "True" : "False"}`; // torch's wording
   }
 }
 
