@@ -71,7 +71,7 @@ console.log(`# multi_gpu (bench_multi_gpu counterpart) on ${machineLine()}, DDP 
 const rows: { model: string; ranks: number; msPerStep: number }[] = [];
 for (const n of rankCounts) {
   const args = ["--worker", "--M", String(M), "--D", String(D), "--layers", String(L), "--steps", String(steps), "--device", device];
-  const cmd = mpirunCommand({ n, script: join(import.meta.dir, "multi_gpu.ts"), scriptArgs: args, mpirun, mpirunArgs: ["-quiet"] });
+  const cmd = mpirunCommand({ n, script: join(import.meta.dir, "multi_gpu.ts"), scriptArgs: args, mpirun, quiet: true });
   const p = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe" });
   const out = p.stdout.toString();
   for (const line of out.split("\n")) if (line.startsWith("RESULT ")) rows.push(JSON.parse(line.slice(7)));

@@ -16,9 +16,11 @@ export function mpirunCommand(opts: {
   mpirunArgs?: string[];
   mpirun?: string;
   env?: Record<string, string | undefined>;
+  /** hide mpirun's own banners: `-quiet` where this mpirun takes it (Open MPI 4 and older; Open MPI 5 rejects it) */
+  quiet?: boolean;
 }): string[] {
   const env = opts.env ?? process.env;
-  const extra = opts.mpirunArgs ?? [];
+  const extra = [...(opts.mpirunArgs ?? []), ...(opts.quiet && takesQuiet(opts.mpirun ?? "mpirun") ? ["-quiet"] : [])];
   const has = (flag: string) => extra.includes(flag);
   const cmd = [opts.mpirun ?? "mpirun", "-n", String(opts.n)];
   if (process.getuid?.() === 0 && !has("--allow-run-as-root")) cmd.push("--allow-run-as-root");
@@ -28,6 +30,18 @@ export function mpirunCommand(opts: {
   cmd.push("-x", `OMP_NUM_THREADS=${threads}`);
   for (const name of Object.keys(env).filter((k) => k.startsWith("FLOAT8_")).sort()) cmd.push("-x", name);
   return [...cmd, ...extra, process.execPath, opts.script, ...(opts.scriptArgs ?? [])];
+}
+
+const quietByMpirun = new Map<string, boolean>();
+/** Whether this mpirun takes -quiet: Open MPI up to 4 does, Open MPI 5 (Debian 13) stops on it. Asked once per mpirun. */
+function takesQuiet(mpirun: string): boolean {
+  let yes = quietByMpirun.get(mpirun);
+  if (yes === undefined) {
+    const out = Bun.spawnSync([mpirun, "--version"], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
+    yes = /Open MPI\) [1-4]\./.test(out);
+    quietByMpirun.set(mpirun, yes);
+  }
+  return yes;
 }
 
 function usage(msg: string): never {

@@ -17,14 +17,12 @@ if (skipReason) console.warn(`distributed.test.ts: skipping the multi-process te
 
 type Results = Map<string, any>;
 
-// Open MPI 5 (Debian 13) has no -quiet; 4.x (Debian 12) takes it.
-const quiet = mpirun && /Open MPI\) [1-4]\./.test(Bun.spawnSync([mpirun, "--version"]).stdout.toString()) ? ["-quiet"] : [];
 
 /** Runs a worker on `ranks` ranks under mpirun (0: one plain process) and collects its RESULT lines. */
 function runWorker(worker: string, ranks = 2): { results: Results; output: string } {
   const script = join(import.meta.dir, "dist", worker);
   const cmd = ranks > 0
-    ? mpirunCommand({ n: ranks, script, mpirun: mpirun!, mpirunArgs: quiet, env: { ...process.env, OMP_NUM_THREADS: "1" } })
+    ? mpirunCommand({ n: ranks, script, mpirun: mpirun!, quiet: true, env: { ...process.env, OMP_NUM_THREADS: "1" } })
     : [process.execPath, script];
   const proc = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe", timeout: 60000 });
   const output = proc.stdout.toString() + proc.stderr.toString();

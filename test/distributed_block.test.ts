@@ -13,7 +13,7 @@ if (skipReason) console.warn(`distributed_block.test.ts: skipping: ${skipReason}
 describe.skipIf(skipReason !== null)("block-scaled recipes under FSDP (2 ranks)", () => {
   test("FSDP with blockwise and mxfp8 Float8Linear layers matches DDP (>= 40 dB after 5 steps)", () => {
     const script = join(import.meta.dir, "dist", "block_worker.ts");
-    const cmd = mpirunCommand({ n: 2, script, mpirun: mpirun!, mpirunArgs: ["-quiet"], env: { ...process.env, OMP_NUM_THREADS: "1" } });
+    const cmd = mpirunCommand({ n: 2, script, mpirun: mpirun!, quiet: true, env: { ...process.env, OMP_NUM_THREADS: "1" } });
     const proc = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe", timeout: 120000 });
     const output = proc.stdout.toString() + proc.stderr.toString();
     const results = new Map<string, any>();

@@ -15,7 +15,7 @@ describe.skipIf(skipReason !== null)("FSDP with a static-scaled float8 weight (2
   let output = "";
   beforeAll(() => {
     const script = join(import.meta.dir, "dist", "parity_worker.ts");
-    const cmd = mpirunCommand({ n: 2, script, mpirun: mpirun!, mpirunArgs: ["-quiet"], env: { ...process.env, OMP_NUM_THREADS: "1" } });
+    const cmd = mpirunCommand({ n: 2, script, mpirun: mpirun!, quiet: true, env: { ...process.env, OMP_NUM_THREADS: "1" } });
     const proc = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe", timeout: 60000 });
     output = proc.stdout.toString() + proc.stderr.toString();
     const m = /^RESULT fsdp_static (.*)$/m.exec(output);

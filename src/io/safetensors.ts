@@ -579,17 +579,25 @@ export function save(
 function readPair(path: string, withOptimizer: boolean): { model: ParsedSafetensors; optParsed: ParsedSafetensors | null; optSource: string } {
   const optPath = optimizerPath(path), prev = previousOptimizerPath(path);
   for (let attempt = 0; ; attempt++) {
-    const model = readParsed(path);
-    if (!withOptimizer) return { model, optParsed: null, optSource: optPath };
-    const id = model.metadata[META.id];
-    if (existsSync(prev) && checkpointIdOf(prev) === id && checkpointIdOf(optPath) !== id) {
-      return { model, optParsed: readParsed(prev), optSource: prev };
+    let id: string | undefined;
+    // a save that holds the lock, or one that committed since the model was read (saves from other
+    // processes follow each other), means the reads may have crossed a commit: read the pair again
+    const moved = () => attempt < 50 && (existsSync(lockPathOf(path)) || (id !== undefined && checkpointIdOf(path) !== id));
+    try {
+      const model = readParsed(path);
+      if (!withOptimizer) return { model, optParsed: null, optSource: optPath };
+      id = model.metadata[META.id];
+      if (existsSync(prev) && checkpointIdOf(prev) === id && checkpointIdOf(optPath) !== id) {
+        return { model, optParsed: readParsed(prev), optSource: prev };
+      }
+      const optParsed = readParsed(optPath);
+      if (optParsed.metadata[META.id] === id || !moved()) {
+        return { model, optParsed, optSource: optPath }; // a mismatch here is reported by load()
+      }
+    } catch (e) {
+      if (!moved()) throw e; // a file renamed away under a read is a commit in progress; anything else is reported
     }
-    const optParsed = readParsed(optPath);
-    if (optParsed.metadata[META.id] === id || attempt >= 20 || !existsSync(lockPathOf(path))) {
-      return { model, optParsed, optSource: optPath }; // a mismatch here is reported by load()
-    }
-    Bun.sleepSync(10); // a save is committing: read the pair again
+    Bun.sleepSync(10);
   }
 }
 
