@@ -47,7 +47,8 @@ struct GemmKey {
  * met since the host last looked (fp8_cuda_take_index_error): op is one of
  * FP8_CUDA_INDEX_* (0: none), the valid range [0, limit). Lives in pinned,
  * mapped host memory: a kernel writes it only when it meets a bad value, and
- * the host reads it after a synchronisation it makes anyway (no extra copy). */
+ * the host reads it after a synchronisation it makes anyway (no extra copy;
+ * docs/architecture.md, "Error model"). */
 struct IndexError {
     int32_t op;
     int32_t index;
