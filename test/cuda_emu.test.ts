@@ -192,6 +192,25 @@ describe.skipIf(skipReason !== null)("bench/gpu/check.sh on libfp8_cuda_emu", ()
   }, 150_000);
 });
 
+/**
+ * Out-of-range int32 indices / targets already on the device (issue 15, item 4): the TypeScript side of
+ * the kernels' index-error flag, test/cuda_index_flag_gpu.test.ts, run on the emulated device. It must
+ * run its tests (not skip them for want of a GPU) and pass.
+ */
+describe.skipIf(skipReason !== null)("device-resident index checks on libfp8_cuda_emu", () => {
+  test("cuda_index_flag_gpu.test.ts passes on the emulated device: a bad index in a replayed graph throws at the next read, then valid replays work", () => {
+    if (buildError) throw new Error(`fp8_cuda_emu_test did not build:\n${buildError}`);
+    const env: Record<string, string | undefined> = { ...process.env, FLOAT8_CUDA_LIB: join(buildDir, "libfp8_cuda_emu.so") };
+    delete env.FP8_CUDA_EMU_TRACE;
+    const proc = Bun.spawnSync([process.execPath, "test", "./test/cuda_index_flag_gpu.test.ts"], { cwd: root, env });
+    const out = proc.stdout.toString() + proc.stderr.toString();
+    if (proc.exitCode !== 0) throw new Error(`exit ${proc.exitCode}:\n${out.slice(-4000)}`);
+    expect(out).not.toContain("SKIPPED");
+    expect(out).toMatch(/^ *3 pass/m);
+    expect(out).toMatch(/^ *0 fail/m);
+  }, 60_000);
+});
+
 describe.skipIf(skipReason !== null)("the demo on libfp8_cuda_emu", () => {
   test("bun examples/demo.ts --device cuda gives the CPU's accuracies and losses (20 steps, f32 and float8 dynamic and delayed; steps 2-19 replayed as a CUDA graph)", () => {
     if (buildError) throw new Error(`fp8_cuda_emu_test did not build:\n${buildError}`);

@@ -18,7 +18,7 @@
 #              for every later stage
 #   kernels    the kernels against the CPU twins, bit for bit (test/cuda.test.ts, cuda_gpu.test.ts)
 #   nccl       all-reduce / all-gather / reduce-scatter / broadcast on one GPU (no MPI)
-#   tensor     Float8Linear and every op family on the GPU against the CPU (cuda_tensor_gpu.test.ts)
+#   tensor     Float8Linear and every op family on the GPU against the CPU (cuda_tensor_gpu.test.ts), device-side index checks (cuda_index_flag_gpu.test.ts)
 #   demo       examples/demo.ts --device cuda (graph replays)
 #   eager      the demo's float8 run with eager steps (--graph off)
 #   gpt        examples/gpt.ts --device cuda
@@ -218,7 +218,7 @@ fi
 
 # ---- 2. Float8Linear and the op families on the GPU, then the demo and gpt -------------------
 begin tensor
-run tensor tensor.log "$BUN_BIN" test --timeout 120000 ./test/cuda_tensor_gpu.test.ts
+run tensor tensor.log "$BUN_BIN" test --timeout 120000 ./test/cuda_tensor_gpu.test.ts ./test/cuda_index_flag_gpu.test.ts
 finish tensor "$STATUS — $(tests_line tensor.log)"
 grep -E "^\(fail\)" "$LOGS/tensor.log" | head -6 >>"$SUMMARY"
 

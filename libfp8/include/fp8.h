@@ -589,6 +589,20 @@ FP8_API int32_t fp8_cuda_encoder_check(fp8_cuda_ctx_t ctx, int32_t fp8_dtype, in
                                        float scale, int64_t step, uint32_t *result);
 /* Blocks until all work queued on ctx is done; reports its errors. */
 FP8_API int32_t fp8_cuda_synchronize(fp8_cuda_ctx_t ctx);
+/* Out-of-range integer inputs already on the device (issue 15): the embedding
+ * and cross-entropy kernels cannot return a status without a host sync, so
+ * the first bad index / target they meet is recorded in the context (a flag
+ * in pinned, mapped host memory; the op's result is still safe: see each
+ * function). This returns it and clears it: *op <- FP8_CUDA_INDEX_* (0 when
+ * none), *index <- the value, *limit <- the row / class count (valid range
+ * [0, limit)). Costs no device work; call it after fp8_cuda_synchronize or a
+ * d2h copy (work still queued may record one later). */
+#define FP8_CUDA_INDEX_EMBEDDING 1
+#define FP8_CUDA_INDEX_EMBEDDING_BACKWARD 2
+#define FP8_CUDA_INDEX_CROSS_ENTROPY 3
+#define FP8_CUDA_INDEX_CROSS_ENTROPY_BACKWARD 4
+FP8_API int32_t fp8_cuda_take_index_error(fp8_cuda_ctx_t ctx, int32_t *op, int64_t *index,
+                                          int64_t *limit);
 
 /* Stream-ordered device memory (cudaMallocAsync; 256-byte aligned, a valid
  * unique pointer even for 0 bytes). Free with fp8_cuda_free on the same ctx. */
@@ -807,12 +821,14 @@ FP8_API int32_t fp8_cuda_rms_norm_backward(fp8_cuda_ctx_t ctx, void *d_dsrc, voi
                                            const float *d_rstd, const void *d_gamma, int32_t dtype,
                                            int64_t rows, int64_t cols);
 /* Embedding: d_dst (n_idx, dim) <- d_weight (num, dim) rows picked by d_idx
- * (int32, n_idx), copied bit for bit; an index outside [0, num) gives a zero row. */
+ * (int32, n_idx), copied bit for bit; an index outside [0, num) gives a zero row
+ * and is recorded for fp8_cuda_take_index_error. */
 FP8_API int32_t fp8_cuda_embedding(fp8_cuda_ctx_t ctx, void *d_dst, const void *d_weight,
                                    const int32_t *d_idx, int32_t dtype, int64_t n_idx, int64_t num,
                                    int64_t dim);
 /* d_dweight (num, dim) += d_ddst (n_idx, dim) scattered by d_idx; an index
- * outside [0, num) adds nothing. Deterministic, no atomics: a stable sort
+ * outside [0, num) adds nothing (recorded for fp8_cuda_take_index_error; with
+ * num == 0 the indices are not read). Deterministic, no atomics: a stable sort
  * (CUB) groups the positions of each row, summed in f32 in position order as
  * the CPU does. n_idx < 2^31; a temporary of ~16 bytes per index. */
 FP8_API int32_t fp8_cuda_embedding_backward(fp8_cuda_ctx_t ctx, void *d_dweight, const void *d_ddst,
@@ -822,14 +838,15 @@ FP8_API int32_t fp8_cuda_embedding_backward(fp8_cuda_ctx_t ctx, void *d_dweight,
  * cols >= 1), d_targets int32 (rows); d_logp (rows, cols) <- log_softmax, kept
  * for backward; *d_loss (one f32 on the device) <- mean NLL, NaN when every
  * row is ignored. A target outside [0, cols) that is not ignore_index (the CPU
- * refuses it) makes the loss NaN. */
+ * refuses it) makes the loss NaN and is recorded for fp8_cuda_take_index_error. */
 FP8_API int32_t fp8_cuda_cross_entropy(fp8_cuda_ctx_t ctx, float *d_loss, void *d_logp,
                                        const void *d_logits, const int32_t *d_targets,
                                        int32_t dtype, int64_t rows, int64_t cols,
                                        int32_t ignore_index);
 /* d_dlogits (rows, cols) <- *d_dloss * (softmax - onehot) / count, count = rows
  * not ignored (found on the device); 0 on ignored rows, NaN on rows whose
- * target is outside [0, cols). d_dloss: one f32 on the device. */
+ * target is outside [0, cols) (recorded for fp8_cuda_take_index_error). d_dloss:
+ * one f32 on the device. */
 FP8_API int32_t fp8_cuda_cross_entropy_backward(fp8_cuda_ctx_t ctx, void *d_dlogits,
                                                 const void *d_logp, const int32_t *d_targets,
                                                 const float *d_dloss, int32_t dtype, int64_t rows,

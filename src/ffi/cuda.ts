@@ -26,6 +26,7 @@ export const symbols = {
   fp8_cuda_get_cast_kernel: { args: [P, P], returns: i32 },
   fp8_cuda_encoder_check: { args: [P, i32, i32, f32, I64, P], returns: i32 },
   fp8_cuda_synchronize: { args: [P], returns: i32 },
+  fp8_cuda_take_index_error: { args: [P, P, P, P], returns: i32 },
   fp8_cuda_malloc: { args: [P, I64, P], returns: i32 },
   fp8_cuda_free: { args: [P, P], returns: i32 },
   fp8_cuda_memory_stats: { args: [P, P, P], returns: i32 },

@@ -5,13 +5,36 @@
  * arithmetic, to an ulp; embedding and its backward bit for bit, including
  * repeated and out-of-range indices. Rows go to a warp (cols <= 1024) or a
  * block; parameter gradients and the loss are summed in one slice, in
- * several, or with no workspace at all.
+ * several, or with no workspace at all. Out-of-range indices and targets
+ * (every buffer ends at a guard page, so an out-of-bounds access would fault)
+ * set the context's index-error flag, read by fp8_cuda_take_index_error.
  */
 #include "harness.h"
 
 namespace harness {
 
 namespace {
+
+/* After a sync: the flag holds `op` with a value outside [0, limit) and that
+ * limit (`bad(index)` says which values the input held that are bad), or
+ * nothing when op is 0. Reading it clears it. */
+template <class Bad>
+void expect_index_error(const char *what, int32_t op, int64_t limit, Bad bad) {
+    CUDA_OK(fp8_cuda_synchronize(ctx));
+    int32_t got = -1;
+    int64_t index = -1, lim = -1;
+    CUDA_OK(fp8_cuda_take_index_error(ctx, &got, &index, &lim));
+    if (op == 0) {
+        CHECK(got == 0 && index == 0 && lim == 0, "%s: index error flag set (op %d, index %lld, limit %lld), expected none",
+              what, (int)got, (long long)index, (long long)lim);
+        return;
+    }
+    CHECK(got == op && lim == limit && (index < 0 || index >= limit) && bad(index),
+          "%s: index error flag op %d index %lld limit %lld, expected op %d with one of the bad values, limit %lld", what,
+          (int)got, (long long)index, (long long)lim, (int)op, (long long)limit);
+    CUDA_OK(fp8_cuda_take_index_error(ctx, &got, &index, &lim));
+    CHECK(got == 0, "%s: the index error flag is not cleared by reading it", what);
+}
 
 const int64_t kRowShapes[][2] = {{1, 1}, {33, 7}, {5, 1024}, {4, 1025}, {2, 3000}, {300, 40}, {0, 5}, {64, 96}};
 
@@ -177,6 +200,13 @@ void embedding() {
                 fill_random(w, 1.0f, true);
                 y.fill_bytes(0x77);
                 CUDA_OK(fp8_cuda_embedding(ctx, y.p(), w.p(), idx.data(), dt, n_idx, num, dim));
+                const bool any_bad = (int64_t)valid_idx.size() < n_idx && dim > 0;
+                auto is_bad_idx = [&](int64_t v) {
+                    for (int64_t i = 0; i < n_idx; i++)
+                        if (idx[(size_t)i] == v) return true;
+                    return false;
+                };
+                expect_index_error("embedding", any_bad ? FP8_CUDA_INDEX_EMBEDDING : 0, num, is_bad_idx);
                 /* rows of valid indices are the weight's bits; an invalid index gives zeros */
                 const int32_t es = dtype_size(dt);
                 memset(ref.p(), 0, ref.nbytes());
@@ -204,6 +234,9 @@ void embedding() {
                     with_device_shape(4, ws, [&] {
                         CUDA_OK(fp8_cuda_embedding_backward(ctx, dw_run.p(), dy.p(), idx.data(), dt, n_idx, num, dim));
                     });
+                    /* num == 0: nothing to add to, so the indices are not read */
+                    expect_index_error("embedding_backward", any_bad && num > 0 ? FP8_CUDA_INDEX_EMBEDDING_BACKWARD : 0, num,
+                                       is_bad_idx);
                     watch.check("embedding_backward temporaries");
                     if (ws == (size_t)-1) {
                         CPU_OK(fp8_cpu_embedding_backward(dw_ref.p(), dy_valid.p(), valid_idx.data(), dt,
@@ -245,10 +278,15 @@ void cross_entropy() {
                     dloss.set(0, 0.75f);
                     for (size_t ws : {(size_t)-1, (size_t)0}) { /* no workspace: temporaries are allocated */
                         MemoryWatch watch;
+                        const bool any_bad = mode == 2 && rows > 0;
+                        auto is_bad_target = [&](int64_t v) { return bad_row >= 0 && v == t[(size_t)bad_row]; };
                         with_device_shape(4, ws, [&] {
                             CUDA_OK(fp8_cuda_cross_entropy(ctx, loss.as<float>(), logp.p(), x.p(), t.data(), dt, rows, cols, ignore));
+                            expect_index_error("cross_entropy", any_bad ? FP8_CUDA_INDEX_CROSS_ENTROPY : 0, cols, is_bad_target);
                             CUDA_OK(fp8_cuda_cross_entropy_backward(ctx, dx.p(), logp.p(), t.data(), dloss.as<float>(), dt, rows,
                                                                     cols, ignore));
+                            expect_index_error("cross_entropy_backward", any_bad ? FP8_CUDA_INDEX_CROSS_ENTROPY_BACKWARD : 0,
+                                               cols, is_bad_target);
                         });
                         watch.check("cross_entropy temporaries");
                         char what[128];
@@ -283,6 +321,49 @@ void cross_entropy() {
     CUDA_FAILS(FP8_ERR_INVALID_ARG, "d_dloss", fp8_cuda_cross_entropy_backward(ctx, &f, &f, &t0, nullptr, FP8_DTYPE_F32, 1, 1, -100));
     CUDA_FAILS(FP8_ERR_INVALID_ARG, "d_targets is NULL",
                fp8_cuda_cross_entropy_backward(ctx, &f, &f, nullptr, &f, FP8_DTYPE_F32, 1, 1, -100));
+}
+
+/* The flag at the edges of the range: num and -1 are bad, 0 and num - 1 are
+ * not; an ignored target is not checked (even a negative ignore_index); the
+ * first bad value recorded stays until the host reads it; the read clears it. */
+void index_flag_edges() {
+    section("nn: index error flag");
+    const int64_t num = 5, dim = 3;
+    Buf w(FP8_DTYPE_F32, num * dim), y(FP8_DTYPE_F32, 2 * dim);
+    fill_random(w);
+    const auto is = [](int64_t want) { return [want](int64_t v) { return v == want; }; };
+    for (int32_t bad : {(int32_t)num, -1, INT32_MIN, INT32_MAX}) {
+        int32_t idx[2] = {0, bad};
+        CUDA_OK(fp8_cuda_embedding(ctx, y.p(), w.p(), idx, FP8_DTYPE_F32, 2, num, dim));
+        char what[64];
+        snprintf(what, sizeof what, "embedding index %d of %lld", (int)bad, (long long)num);
+        expect_index_error(what, FP8_CUDA_INDEX_EMBEDDING, num, is(bad));
+        for (int64_t c = 0; c < dim; c++) CHECK(y.get(dim + c) == 0.0f, "%s: row not zero", what);
+    }
+    int32_t ok_idx[2] = {0, (int32_t)num - 1};
+    CUDA_OK(fp8_cuda_embedding(ctx, y.p(), w.p(), ok_idx, FP8_DTYPE_F32, 2, num, dim));
+    expect_index_error("embedding indices 0 and num - 1", 0, num, is(0));
+    /* the first recorded value stays: a later bad call does not replace it */
+    int32_t first[1] = {7}, second[1] = {-3};
+    CUDA_OK(fp8_cuda_embedding(ctx, y.p(), w.p(), first, FP8_DTYPE_F32, 1, num, dim));
+    CUDA_OK(fp8_cuda_embedding(ctx, y.p(), w.p(), second, FP8_DTYPE_F32, 1, num, dim));
+    expect_index_error("embedding: first bad value kept", FP8_CUDA_INDEX_EMBEDDING, num, is(7));
+    /* cross entropy: ignore_index -100 is skipped, -1 and cols are not */
+    const int64_t rows = 3, cols = 4;
+    Buf x(FP8_DTYPE_F32, rows * cols), logp(FP8_DTYPE_F32, rows * cols), loss(FP8_DTYPE_F32, 1);
+    fill_random(x);
+    int32_t ignored[3] = {-100, 0, 3};
+    CUDA_OK(fp8_cuda_cross_entropy(ctx, loss.as<float>(), logp.p(), x.p(), ignored, FP8_DTYPE_F32, rows, cols, -100));
+    expect_index_error("cross_entropy with ignore_index -100", 0, cols, is(0));
+    for (int32_t bad : {(int32_t)cols, -1}) {
+        int32_t t[3] = {0, bad, 1};
+        CUDA_OK(fp8_cuda_cross_entropy(ctx, loss.as<float>(), logp.p(), x.p(), t, FP8_DTYPE_F32, rows, cols, -100));
+        expect_index_error("cross_entropy target out of range", FP8_CUDA_INDEX_CROSS_ENTROPY, cols, is(bad));
+    }
+    int32_t op = 0;
+    int64_t a = 0, b = 0;
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "op is NULL", fp8_cuda_take_index_error(ctx, nullptr, &a, &b));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "ctx", fp8_cuda_take_index_error(nullptr, &op, &a, &b));
 }
 
 /* An H200's 132 SMs: dgamma / dbeta in many slices, the loss over many rows. */
@@ -323,6 +404,7 @@ void test_nn() {
     rms_norm();
     embedding();
     cross_entropy();
+    index_flag_edges();
     on_a_full_size_device();
 }
 

@@ -183,6 +183,7 @@ FP8_API int32_t fp8_cuda_ctx_create(int32_t device, fp8_cuda_ctx_t *out) {
             if (ctx->timer_stop) cudaEventDestroy(ctx->timer_stop);
             if (ctx->timer_start) cudaEventDestroy(ctx->timer_start);
             if (ctx->scratch) cudaFree(ctx->scratch);
+            if (ctx->index_error) cudaFreeHost(ctx->index_error);
             if (ctx->workspace) cudaFree(ctx->workspace);
             if (ctx->lt) cublasLtDestroy(ctx->lt);
             if (ctx->stream) cudaStreamDestroy(ctx->stream);
@@ -206,6 +207,11 @@ FP8_API int32_t fp8_cuda_ctx_create(int32_t device, fp8_cuda_ctx_t *out) {
          * reduction could read an unzeroed block counter (issue 16). */
         if ((e = cudaMemsetAsync(ctx->scratch, 0, kScratchBytes, ctx->stream)) != cudaSuccess)
             return fail(cuda_fail(fn, "cudaMemsetAsync(scratch)", e));
+        if ((e = cudaHostAlloc((void **)&ctx->index_error, sizeof(IndexError), cudaHostAllocMapped)) != cudaSuccess)
+            return fail(cuda_fail(fn, "cudaHostAlloc(index error flag)", e));
+        memset(ctx->index_error, 0, sizeof(IndexError));
+        if ((e = cudaHostGetDevicePointer((void **)&ctx->d_index_error, ctx->index_error, 0)) != cudaSuccess)
+            return fail(cuda_fail(fn, "cudaHostGetDevicePointer(index error flag)", e));
         if ((e = cudaEventCreate(&ctx->timer_start)) != cudaSuccess ||
             (e = cudaEventCreate(&ctx->timer_stop)) != cudaSuccess)
             return fail(cuda_fail(fn, "cudaEventCreate", e));
@@ -250,6 +256,7 @@ FP8_API int32_t fp8_cuda_ctx_destroy(fp8_cuda_ctx_t c) {
             if (s.host) cudaFreeHost(s.host);
         }
         cudaFree(ctx->scratch);
+        cudaFreeHost(ctx->index_error);
         cudaFree(ctx->workspace);
         cublasLtDestroy(ctx->lt);
         cudaStreamDestroy(ctx->stream);
@@ -291,6 +298,26 @@ FP8_API int32_t fp8_cuda_synchronize(fp8_cuda_ctx_t c) {
         ENTER(fn, c, ctx);
         FP8_REQUIRE(!ctx->capturing, fn, "not allowed while capturing a graph");
         FP8_CUDA_TRY(fn, "cudaStreamSynchronize", cudaStreamSynchronize(ctx->stream));
+        return FP8_OK;
+    });
+}
+
+FP8_API int32_t fp8_cuda_take_index_error(fp8_cuda_ctx_t c, int32_t *op, int64_t *index, int64_t *limit) {
+    static const char fn[] = "fp8_cuda_take_index_error";
+    return guard(fn, [&]() -> int32_t {
+        FP8_REQUIRE_PTR(op, fn);
+        FP8_REQUIRE_PTR(index, fn);
+        FP8_REQUIRE_PTR(limit, fn);
+        ENTER(fn, c, ctx);
+        volatile IndexError *e = ctx->index_error; /* written by the device */
+        *op = e->op;
+        *index = *op ? e->index : 0;
+        *limit = *op ? e->limit : 0;
+        if (*op) {
+            e->index = 0;
+            e->limit = 0;
+            e->op = 0;
+        }
         return FP8_OK;
     });
 }

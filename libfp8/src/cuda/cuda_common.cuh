@@ -43,6 +43,18 @@ struct GemmKey {
     bool operator<(const GemmKey &o) const;
 };
 
+/* The first out-of-range index (embedding) or target (cross entropy) a kernel
+ * met since the host last looked (fp8_cuda_take_index_error): op is one of
+ * FP8_CUDA_INDEX_* (0: none), the valid range [0, limit). Lives in pinned,
+ * mapped host memory: a kernel writes it only when it meets a bad value, and
+ * the host reads it after a synchronisation it makes anyway (no extra copy;
+ * docs/architecture.md, "Error model"). */
+struct IndexError {
+    int32_t op;
+    int32_t index;
+    int64_t limit;
+};
+
 struct Ctx {
     int device = 0;
     int sm_count = 0;
@@ -59,6 +71,8 @@ struct Ctx {
      * [0] amax bits, [1] finished-block counter (both zero between launches),
      * [2], [3] inverse scales of the current scaled_mm (floats). */
     uint32_t *scratch = nullptr;
+    IndexError *index_error = nullptr;   /* host view (cudaHostAllocMapped) */
+    IndexError *d_index_error = nullptr; /* the same memory, as kernels address it */
     cudaEvent_t timer_start = nullptr, timer_stop = nullptr;
     int cast_kernel = FP8_CUDA_CAST_REFERENCE;
     int rowwise_gemm = FP8_CUDA_ROWWISE_AUTO; /* fp8_cuda_set_rowwise_gemm */
@@ -154,6 +168,16 @@ inline unsigned grid_for(const Ctx *ctx, int64_t work, int threads, int blocks_p
 }
 
 /* ---- device scalar helpers --------------------------------------------------- */
+
+/* Records a bad index in *e unless one is recorded already (the first wins;
+ * atomic among device threads, which is all that is needed: the host reads
+ * it only after the stream is idle). */
+__device__ __forceinline__ void report_bad_index(IndexError *e, int32_t op, int32_t index, int64_t limit) {
+    if (atomicCAS(&e->op, 0, op) == 0) {
+        e->index = index;
+        e->limit = limit;
+    }
+}
 
 /* f32 -> bf16 bits: the device twin of internal.h's fp8_f32_to_bf16 (RNE,
  * NaN kept quiet with its payload's top bits). Tested bit for bit on the GPU. */

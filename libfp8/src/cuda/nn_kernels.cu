@@ -17,7 +17,11 @@
  * stable sort; no float atomics anywhere.
  *
  * Integer inputs (embedding indices, cross-entropy targets) live on the device,
- * so they are not validated here: the caller checks them on the host. An
+ * so they cannot be refused here without a host sync: the host checks them as
+ * it uploads them, and a bad value that is already on the device (computed
+ * there, or in a captured graph) is recorded by the kernel that meets it in
+ * the context's index-error flag (report_bad_index, cuda_common.cuh), which
+ * the host reads at its next synchronisation (fp8_cuda_take_index_error). An
  * out-of-range value never reads or writes out of bounds; what it does
  * instead is stated at each function in fp8.h.
  */
@@ -347,10 +351,11 @@ rms_norm_backward_kernel(void *dsrc, const void *ddst, const void *src, const fl
  * blockIdx.x walks the indices; blockIdx.y and the threads cover dim. */
 template <class E>
 __global__ void embedding_kernel(E *dst, const E *weight, const int32_t *idx, int64_t n_idx,
-                                 int64_t num, int64_t dim) {
+                                 int64_t num, int64_t dim, IndexError *err) {
     for (int64_t i = blockIdx.x; i < n_idx; i += gridDim.x) {
         const int32_t k = idx[i];
         const bool ok = k >= 0 && k < num;
+        if (!ok && blockIdx.y == 0 && threadIdx.x == 0) report_bad_index(err, FP8_CUDA_INDEX_EMBEDDING, k, num);
         for (int64_t c = (int64_t)blockIdx.y * blockDim.x + threadIdx.x; c < dim;
              c += (int64_t)gridDim.y * blockDim.x)
             dst[i * dim + c] = ok ? weight[(int64_t)k * dim + c] : (E)0;
@@ -360,11 +365,13 @@ __global__ void embedding_kernel(E *dst, const E *weight, const int32_t *idx, in
 /* Sort input for the embedding gradient: keys[i] <- idx[i], or `invalid`
  * (above every row of weight) when idx[i] is outside [0, num); pos[i] <- i. */
 __global__ void embedding_keys_kernel(uint32_t *keys, int32_t *pos, const int32_t *idx, int64_t n_idx,
-                                      int64_t num, uint32_t invalid) {
+                                      int64_t num, uint32_t invalid, IndexError *err) {
     const int64_t stride = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n_idx; i += stride) {
         const int32_t k = idx[i];
-        keys[i] = k >= 0 && k < num ? (uint32_t)k : invalid;
+        const bool ok = k >= 0 && k < num;
+        if (!ok) report_bad_index(err, FP8_CUDA_INDEX_EMBEDDING_BACKWARD, k, num);
+        keys[i] = ok ? (uint32_t)k : invalid;
         pos[i] = (int32_t)i;
     }
 }
@@ -400,7 +407,7 @@ __global__ void embedding_backward_kernel(void *dweight, const void *ddst, const
 template <int G>
 __global__ void __launch_bounds__(kThreads)
 cross_entropy_kernel(void *logp, float *row_logp, const void *logits, const int32_t *targets, int dt,
-                     int64_t rows, int64_t cols, int32_t ignore_index) {
+                     int64_t rows, int64_t cols, int32_t ignore_index, IndexError *err) {
     const int lane = threadIdx.x % G;
     for (int64_t r = first_row<G>(); r < rows; r += row_step<G>()) {
         const int64_t base = r * cols;
@@ -417,7 +424,10 @@ cross_entropy_kernel(void *logp, float *row_logp, const void *logits, const int3
             store_hp(logp, dt, base + c, v);
             if (c == t) row_logp[r] = round_hp(v, dt);
         }
-        if (lane == 0 && t != ignore_index && (t < 0 || t >= cols)) row_logp[r] = NAN;
+        if (lane == 0 && t != ignore_index && (t < 0 || t >= cols)) {
+            row_logp[r] = NAN;
+            report_bad_index(err, FP8_CUDA_INDEX_CROSS_ENTROPY, t, cols);
+        }
     }
 }
 
@@ -455,13 +465,14 @@ cross_entropy_weight_kernel(float *w, const float *dloss, const int32_t *targets
 template <int G>
 __global__ void __launch_bounds__(kThreads)
 cross_entropy_backward_kernel(void *dlogits, const void *logp, const int32_t *targets, const float *w_ptr,
-                              int dt, int64_t rows, int64_t cols, int32_t ignore_index) {
+                              int dt, int64_t rows, int64_t cols, int32_t ignore_index, IndexError *err) {
     const int lane = threadIdx.x % G;
     const float w = *w_ptr;
     for (int64_t r = first_row<G>(); r < rows; r += row_step<G>()) {
         const int64_t base = r * cols;
         const int32_t t = targets[r];
         const bool ignored = t == ignore_index, bad = !ignored && (t < 0 || t >= cols);
+        if (bad && lane == 0) report_bad_index(err, FP8_CUDA_INDEX_CROSS_ENTROPY_BACKWARD, t, cols);
         for (int64_t c = lane; c < cols; c += G) {
             float v = 0.0f;
             if (bad) {
@@ -752,10 +763,10 @@ FP8_API int32_t fp8_cuda_embedding(fp8_cuda_ctx_t c, void *d_dst, const void *d_
         const dim3 grid(grid_for(ctx, n_idx, 1, 32), gy);
         if (dtype == FP8_DTYPE_F32)
             embedding_kernel<uint32_t><<<grid, threads, 0, ctx->stream>>>(
-                (uint32_t *)d_dst, (const uint32_t *)d_weight, d_idx, n_idx, num, dim);
+                (uint32_t *)d_dst, (const uint32_t *)d_weight, d_idx, n_idx, num, dim, ctx->d_index_error);
         else
             embedding_kernel<uint16_t><<<grid, threads, 0, ctx->stream>>>(
-                (uint16_t *)d_dst, (const uint16_t *)d_weight, d_idx, n_idx, num, dim);
+                (uint16_t *)d_dst, (const uint16_t *)d_weight, d_idx, n_idx, num, dim, ctx->d_index_error);
         FP8_LAUNCH_CHECK(fn, "embedding_kernel");
         return FP8_OK;
     });
@@ -797,7 +808,8 @@ FP8_API int32_t fp8_cuda_embedding_backward(fp8_cuda_ctx_t c, void *d_dweight, c
         void *sort_temp = base + 4 * vec;
 
         embedding_keys_kernel<<<grid_for(ctx, n_idx, kThreads), kThreads, 0, ctx->stream>>>(keys_in, pos_in, d_idx,
-                                                                                            n_idx, num, invalid);
+                                                                                            n_idx, num, invalid,
+                                                                                            ctx->d_index_error);
         FP8_LAUNCH_CHECK(fn, "embedding_keys_kernel");
         FP8_CUDA_TRY(fn, "cub::DeviceRadixSort::SortPairs",
                      cub::DeviceRadixSort::SortPairs(sort_temp, sort_bytes, keys_in, keys, pos_in, pos, n, 0, end_bit,
@@ -832,10 +844,10 @@ FP8_API int32_t fp8_cuda_cross_entropy(fp8_cuda_ctx_t c, float *d_loss, void *d_
         if (rows > 0) {
             if (cols <= kWarpRowCols)
                 cross_entropy_kernel<32><<<row_grid(ctx, rows, true), kThreads, 0, ctx->stream>>>(
-                    d_logp, row_logp, d_logits, d_targets, dtype, rows, cols, ignore_index);
+                    d_logp, row_logp, d_logits, d_targets, dtype, rows, cols, ignore_index, ctx->d_index_error);
             else
                 cross_entropy_kernel<kThreads><<<row_grid(ctx, rows, false), kThreads, 0, ctx->stream>>>(
-                    d_logp, row_logp, d_logits, d_targets, dtype, rows, cols, ignore_index);
+                    d_logp, row_logp, d_logits, d_targets, dtype, rows, cols, ignore_index, ctx->d_index_error);
             FP8_LAUNCH_CHECK(fn, "cross_entropy_kernel");
         }
         cross_entropy_loss_kernel<<<1, kReduceThreads, 0, ctx->stream>>>(d_loss, row_logp, d_targets, rows,
@@ -867,10 +879,10 @@ FP8_API int32_t fp8_cuda_cross_entropy_backward(fp8_cuda_ctx_t c, void *d_dlogit
         FP8_LAUNCH_CHECK(fn, "cross_entropy_weight_kernel");
         if (cols <= kWarpRowCols)
             cross_entropy_backward_kernel<32><<<row_grid(ctx, rows, true), kThreads, 0, ctx->stream>>>(
-                d_dlogits, d_logp, d_targets, w, dtype, rows, cols, ignore_index);
+                d_dlogits, d_logp, d_targets, w, dtype, rows, cols, ignore_index, ctx->d_index_error);
         else
             cross_entropy_backward_kernel<kThreads><<<row_grid(ctx, rows, false), kThreads, 0, ctx->stream>>>(
-                d_dlogits, d_logp, d_targets, w, dtype, rows, cols, ignore_index);
+                d_dlogits, d_logp, d_targets, w, dtype, rows, cols, ignore_index, ctx->d_index_error);
         FP8_LAUNCH_CHECK(fn, "cross_entropy_backward_kernel");
         return temp.release(fn);
     });

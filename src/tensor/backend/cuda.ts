@@ -65,6 +65,30 @@ const h = (): NativePtr => ctx().handle;
 /** bun:ffi takes a typed array or a numeric pointer for a host `ptr` argument. */
 const hostArg = (m: HostMemory) => m as NativePtr;
 
+/** The op names of fp8.h's FP8_CUDA_INDEX_* codes, as src/tensor/ops/nn.ts names its calls. */
+const INDEX_ERROR_OPS: Record<number, { op: string; what: string; rule: string }> = {
+  1: { op: "embedding", what: "index", rule: "rows of the weight" },
+  2: { op: "embedding.backward", what: "index", rule: "rows of the weight" },
+  3: { op: "crossEntropy", what: "target", rule: "classes, and it is not ignoreIndex" },
+  4: { op: "crossEntropy.backward", what: "target", rule: "classes, and it is not ignoreIndex" },
+};
+
+/**
+ * After a synchronisation: throws the out-of-range index or target an embedding / crossEntropy kernel
+ * met in device-resident int32 data (inside a captured CUDA graph, where the host cannot check it), and
+ * clears it. The kernels record it without a sync, so it surfaces at the next download or synchronize.
+ */
+function throwIndexError(): void {
+  const bad = ctx().takeIndexError();
+  if (bad === null) return;
+  const k = INDEX_ERROR_OPS[bad.op] ?? { op: "cuda", what: "index", rule: "entries" };
+  throw new Float8Error(
+    k.op,
+    `${k.what} ${bad.index} in device int32 data is out of range [0, ${bad.limit}) (${bad.limit} ${k.rule}); ` +
+      `found by the kernel and reported at this synchronisation: results since then are not valid (zero rows / no gradient / NaN loss)`,
+  );
+}
+
 /** A temporary device copy of a host array, freed (stream-ordered) by the caller. */
 function uploadTemp(data: ArrayBufferView): NativePtr {
   const out = new BigUint64Array(1);
@@ -155,9 +179,15 @@ export const cudaBackend: Backend = {
   emptyCache: () => {},
   // staged through pinned memory: returns without waiting for the stream (src may be reused at once)
   upload: (dst, src, nbytes) => checkCuda(cudaLib().fp8_cuda_memcpy_h2d_async(h(), dst, hostArg(src), nbytes), "to(cuda)"),
-  download: (dst, src, nbytes) => checkCuda(cudaLib().fp8_cuda_memcpy_d2h(h(), hostArg(dst), src, nbytes), "to(cpu)"),
+  download: (dst, src, nbytes) => {
+    checkCuda(cudaLib().fp8_cuda_memcpy_d2h(h(), hostArg(dst), src, nbytes), "to(cpu)");
+    throwIndexError();
+  },
   copy: (dst, src, nbytes) => checkCuda(cudaLib().fp8_cuda_memcpy_d2d(h(), dst, src, nbytes), "copy"),
-  synchronize: () => ctx().synchronize(),
+  synchronize: () => {
+    ctx().synchronize();
+    throwIndexError();
+  },
 
   convert: (dst, dd, src, sd, n, op) => checkCuda(cudaLib().fp8_cuda_convert(h(), dst, dd, src, sd, n), op),
   fill: (dst, dtype, n, value, op) => checkCuda(cudaLib().fp8_cuda_fill(h(), dst, dtype, n, value), op),

@@ -122,6 +122,17 @@ export class CudaContext {
     checkCuda(cudaLib().fp8_cuda_synchronize(this.handle), "cuda.synchronize");
   }
 
+  /**
+   * The first out-of-range embedding index or cross-entropy target a kernel met on this context since
+   * the last call (kernels record it on the device without a host sync), or null; reading clears it.
+   * Meaningful after a synchronisation (a download or synchronize()).
+   */
+  takeIndexError(): { op: number; index: number; limit: number } | null {
+    const op = new Int32Array(1), index = new BigInt64Array(1), limit = new BigInt64Array(1);
+    checkCuda(cudaLib().fp8_cuda_take_index_error(this.handle, op, index, limit), "cuda.takeIndexError");
+    return op[0] === 0 ? null : { op: op[0], index: Number(index[0]), limit: Number(limit[0]) };
+  }
+
   /** Live device bytes and allocations made through this context. */
   memoryStats(): { liveBytes: number; liveAllocs: number } {
     const b = new BigInt64Array(1), a = new BigInt64Array(1);

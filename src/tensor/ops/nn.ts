@@ -62,7 +62,8 @@ export function crossEntropy(
   const be = logits.backend;
   if (activeCapture() && targets instanceof Tensor && targets.device === logits.device) {
     // Inside a CUDA-graph capture nothing crosses to the host, so the targets are used where they
-    // are, unchecked (a target out of range and not ignoreIndex gives a NaN loss on the device).
+    // are: the kernels check them (a target out of range and not ignoreIndex gives a NaN loss and is
+    // recorded on the device; the next download or synchronize throws it, see backend/cuda.ts).
     if (targets.dtype !== "int32" || logits.ndim < 1 || targets.numel !== rows) {
       throw new Float8Error(op, `logits ${fmtShape(logits.shape)} (${logits.dtype}) need ${rows} int32 targets, got ${fmtShape(targets.shape)} ${targets.dtype}`);
     }
@@ -169,7 +170,8 @@ export function embedding(indices: Tensor | Int32Array | readonly number[], weig
   let idxOnDevice: Tensor;
   if (activeCapture() && indices instanceof Tensor && indices.device === weight.device) {
     // Inside a CUDA-graph capture nothing crosses to the host, so the indices are used where they
-    // are, unchecked (on the device an index out of range reads a zero row and gets no gradient).
+    // are: the kernels check them (an index out of range reads a zero row, gets no gradient and is
+    // recorded on the device; the next download or synchronize throws it, see backend/cuda.ts).
     if (indices.dtype !== "int32") throw new Float8Error(op, `indices must be int32, got dtype ${indices.dtype}`);
     idxOnDevice = indices;
   } else {

@@ -820,6 +820,12 @@ cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned int) {
     *p = malloc(bytes ? bytes : 1);
     return *p ? cudaSuccess : set_error(cudaErrorMemoryAllocation);
 }
+/* One address space: a mapped host buffer is its own device pointer. */
+cudaError_t cudaHostGetDevicePointer(void **d, void *host, unsigned int) {
+    FP8_EMU_INJECT("cudaHostGetDevicePointer");
+    *d = host;
+    return cudaSuccess;
+}
 cudaError_t cudaFreeHost(void *p) {
     free(p);
     return cudaSuccess;

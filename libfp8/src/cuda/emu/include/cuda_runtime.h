@@ -214,8 +214,9 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s);
 cudaError_t cudaEventSynchronize(cudaEvent_t e);
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t stop);
 
-enum { cudaHostAllocDefault = 0 };
+enum { cudaHostAllocDefault = 0, cudaHostAllocMapped = 2 };
 cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned int flags);
+cudaError_t cudaHostGetDevicePointer(void **d, void *host, unsigned int flags);
 cudaError_t cudaFreeHost(void *p);
 cudaError_t cudaMalloc(void **p, size_t bytes);
 cudaError_t cudaFree(void *p);
@@ -321,6 +322,11 @@ inline unsigned atomicAdd(unsigned *p, unsigned v) {
 inline unsigned atomicMin(unsigned *p, unsigned v) {
     const unsigned old = *p;
     if (v < old) *p = v;
+    return old;
+}
+inline int atomicCAS(int *p, int compare, int v) {
+    const int old = *p;
+    if (old == compare) *p = v;
     return old;
 }
 inline unsigned atomicExch(unsigned *p, unsigned v) {
