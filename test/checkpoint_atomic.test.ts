@@ -7,6 +7,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { uniformStream } from "../src/tensor/random.ts";
 
 const worker = join(import.meta.dir, "helpers", "save_worker.ts");
 let dir = "";
@@ -31,17 +32,8 @@ function loadedGeneration(path: string): number {
   return Number(m[1]);
 }
 
-/** A deterministic PRNG for the kill delays (mulberry32), so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic PRNG for the kill delays, so a failure can be replayed. */
+const rng = uniformStream;
 
 test("a save killed (SIGKILL) at 24 random points always leaves the complete old or new pair, and the next save cleans up", async () => {
   const path = join(dir, "killed.safetensors");

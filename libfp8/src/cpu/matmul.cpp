@@ -381,6 +381,20 @@ bool lookup_path(const std::string &key, bool *native) {
 
 /* Decides (and records) the path of f's problem, running f to measure when
  * both paths are candidates; returns whether it is native. */
+/* The dtype and size checks of fp8_cpu_scaled_mm and its path query (bias_dtype -1: no bias). */
+int32_t check_scaled_mm(const char *fn, int32_t a_dtype, int32_t b_dtype, int32_t c_dtype, int32_t bias_dtype,
+                        int64_t M, int64_t K, int64_t N) {
+    FP8_REQUIRE(fp8_is_fp8_cpu(a_dtype), fn, "a_dtype %s (%d) must be an fp8 dtype", fp8_dtype_name(a_dtype),
+                a_dtype);
+    FP8_REQUIRE(fp8_is_fp8_cpu(b_dtype), fn, "b_dtype %s (%d) must be an fp8 dtype", fp8_dtype_name(b_dtype),
+                b_dtype);
+    FP8_REQUIRE(fp8_is_float_any(c_dtype), fn, "c_dtype %s (%d) must be float32, bfloat16 or float16",
+                fp8_dtype_name(c_dtype), c_dtype);
+    FP8_REQUIRE(bias_dtype == -1 || fp8_is_float_any(bias_dtype), fn,
+                "bias_dtype %s (%d) must be float32, bfloat16 or float16", fp8_dtype_name(bias_dtype), bias_dtype);
+    return check_problem(fn, 1, 1, M, K, N);
+}
+
 /* oneDNN's f8 matmul takes float8_e4m3fn / float8_e5m2 operands with an f32 or
  * bf16 output and bias; float16 and the fnuz formats always decode, and so does
  * an empty inner dimension (bias only). */
@@ -450,16 +464,7 @@ extern "C" FP8_API int32_t fp8_cpu_scaled_mm(void *c, int32_t c_dtype, const voi
         FP8_REQUIRE_PTR(b, fn);
         FP8_REQUIRE_PTR(scale_a, fn);
         FP8_REQUIRE_PTR(scale_b, fn);
-        FP8_REQUIRE(fp8_is_fp8_cpu(a_dtype), fn, "a_dtype %s (%d) must be an fp8 dtype",
-                    fp8_dtype_name(a_dtype), a_dtype);
-        FP8_REQUIRE(fp8_is_fp8_cpu(b_dtype), fn, "b_dtype %s (%d) must be an fp8 dtype",
-                    fp8_dtype_name(b_dtype), b_dtype);
-        FP8_REQUIRE(fp8_is_float_any(c_dtype), fn, "c_dtype %s (%d) must be float32, bfloat16 or float16",
-                    fp8_dtype_name(c_dtype), c_dtype);
-        FP8_REQUIRE(!bias || fp8_is_float_any(bias_dtype), fn,
-                    "bias_dtype %s (%d) must be float32, bfloat16 or float16", fp8_dtype_name(bias_dtype),
-                    bias_dtype);
-        const int32_t st = check_problem(fn, 1, 1, M, K, N);
+        const int32_t st = check_scaled_mm(fn, a_dtype, b_dtype, c_dtype, bias ? bias_dtype : -1, M, K, N);
         if (st != FP8_OK) return st;
 
         /* torchao hands _scaled_mm reciprocal scales computed in f32. */
@@ -487,16 +492,10 @@ extern "C" FP8_API int32_t fp8_cpu_scaled_mm_path(int32_t *native, int32_t c_dty
     static const char *fn = "fp8_cpu_scaled_mm_path";
     FP8_ONEDNN_ENTRY {
         FP8_REQUIRE_PTR(native, fn);
-        FP8_REQUIRE(fp8_is_fp8_cpu(a_dtype), fn, "a_dtype %s (%d) must be an fp8 dtype",
-                    fp8_dtype_name(a_dtype), a_dtype);
-        FP8_REQUIRE(fp8_is_fp8_cpu(b_dtype), fn, "b_dtype %s (%d) must be an fp8 dtype",
-                    fp8_dtype_name(b_dtype), b_dtype);
-        FP8_REQUIRE(fp8_is_float_any(c_dtype), fn, "c_dtype %s (%d) must be float32, bfloat16 or float16",
-                    fp8_dtype_name(c_dtype), c_dtype);
         FP8_REQUIRE(bias_dtype == -1 || fp8_is_float_any(bias_dtype), fn,
                     "bias_dtype %s (%d) must be -1 (no bias), float32, bfloat16 or float16",
                     fp8_dtype_name(bias_dtype), bias_dtype);
-        const int32_t st = check_problem(fn, 1, 1, M, K, N);
+        const int32_t st = check_scaled_mm(fn, a_dtype, b_dtype, c_dtype, bias_dtype, M, K, N);
         if (st != FP8_OK) return st;
         if (!native_candidate(a_dtype, b_dtype, c_dtype, bias_dtype, K)) {
             *native = 0;
