@@ -462,6 +462,47 @@ describe("fp8_cpu_adamw_step", () => {
     const of32 = { lr: f32(o.lr), beta1: f32(o.beta1), beta2: f32(o.beta2), eps: f32(o.eps), weightDecay: f32(o.weightDecay) };
     expectClose(param, adamwRef(F32, p0, [g], of32), 1e-5, 1e-7);
   });
+
+  // The AVX-512 loop (libfp8/src/cpu/optim.c) must give the portable loop's bits: every size
+  // around the 16-lane tail, the parallel size, both lerp forms, and values that stress the
+  // bf16 rounding (ties, overflow to inf, NaN and inf gradients).
+  test("the AVX-512 path gives the portable path's bits (f32 and bf16, tails, NaN/inf, both lerp forms)", () => {
+    const isa = new Int32Array(1);
+    expect(lib.fp8_cpu_get_isa(isa)).toBe(0);
+    const sizes = [...Array.from({ length: 40 }, (_, i) => i + 1), 4096 + 17, 70_001];
+    const opts: AdamWOptions[] = [
+      { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 },
+      { lr: 0.5, beta1: 0.3, beta2: 0.9, eps: 1e-30, weightDecay: 0 },
+    ];
+    let compared = 0;
+    try {
+      for (const { dtype } of DTYPES) {
+        for (const o of opts) {
+          for (const n of sizes) {
+            const p0 = randomValues(dtype, n, 90 + n, -3e38, 3e38).map((x, i) => (i % 7 === 0 ? x * 1e-38 : i % 5 === 0 ? x * 1e-30 : x));
+            const grads = [91, 92].map((seed) => randomValues(dtype, n, seed + n).map((x, i) => (i === 3 ? NaN : i === 5 ? Infinity : i === 11 ? 1e30 : x)));
+            const runs = [2, 0].map((cap) => {
+              expect(lib.fp8_cpu_set_isa(cap)).toBe(0);
+              const param = buffer(dtype, p0);
+              const m = new Float32Array(n);
+              const v = new Float32Array(n);
+              grads.forEach((g, k) => {
+                expect(lib.fp8_cpu_adamw_step(param, buffer(dtype, g), m, v, dtype, n, o.lr, o.beta1, o.beta2, o.eps, o.weightDecay, k + 1)).toBe(0);
+              });
+              return [new Uint8Array(param.buffer), new Uint8Array(m.buffer), new Uint8Array(v.buffer)];
+            });
+            for (let b = 0; b < 3; b++) {
+              if (!Bun.deepEquals(runs[0]![b], runs[1]![b])) throw new Error(`dtype ${dtype} n=${n} lr=${o.lr}: buffer ${b} differs between AVX-512 and portable`);
+            }
+            compared++;
+          }
+        }
+      }
+    } finally {
+      lib.fp8_cpu_set_isa(2);
+    }
+    expect(compared).toBe(DTYPES.length * opts.length * sizes.length);
+  });
 });
 
 // ---- argument checks: a status, a message naming the function, no crash -----------

@@ -10,6 +10,13 @@
  */
 #include "internal.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define FP8_OPTIM_X86 1
+#else
+#define FP8_OPTIM_X86 0
+#endif
+
 #define PAR_ELEMS 32768
 
 /* param, grad (n) of dtype; buf (n) f32, NULL when momentum == 0.
@@ -53,6 +60,73 @@ int32_t fp8_cpu_sgd_step(void *param, const void *grad, float *buf, int32_t dtyp
     return FP8_OK;
 }
 
+#if FP8_OPTIM_X86
+/* AdamW over [i0, i0 + len) of an f32 or bf16 parameter with AVX-512, 16 elements
+ * a step (the tail masked): the scalar loop's operations in the same order, each
+ * an IEEE-rounded f32 op (the *_round_ps forms with the current rounding mode are
+ * builtins that the compiler never fuses into an FMA), so every element gets the
+ * scalar loop's bits; the bf16 rounding (nearest even, NaN kept quiet) is the
+ * scalar fp8_f32_to_bf16's integer arithmetic. The portable loop ran
+ * unvectorised (the dtype test per element, no -march), which made AdamW the
+ * slowest part of the demo's step (bench/RESULTS.md, Session 4). fp8_cpu_set_isa(< 2)
+ * selects the portable loop (test/native_kernels.test.ts compares the two). */
+#define ADAMW_CHUNK 4096
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+#define RND _MM_FROUND_CUR_DIRECTION
+
+/* the AVX-512 path under fp8_cpu_set_isa's cap, as the cast and column-sum kernels */
+static int adamw_has_avx512(void) {
+    int32_t isa = 0;
+    fp8_cpu_get_isa(&isa);
+    return isa >= 2;
+}
+
+T512 static void adamw_avx512(void *param, const void *grad, float *exp_avg, float *exp_avg_sq, int bf16,
+                              int64_t i0, int64_t len, const fp8_adamw_consts *k, float beta2, float eps) {
+    const __m512 decay = _mm512_set1_ps(k->decay), w1 = _mm512_set1_ps(k->w1), one_w1 = _mm512_set1_ps(1.0f - k->w1);
+    const __m512 w2 = _mm512_set1_ps(k->w2), b2 = _mm512_set1_ps(beta2), epsv = _mm512_set1_ps(eps);
+    const __m512 nss = _mm512_set1_ps(k->neg_step_size), bc2 = _mm512_set1_ps(k->bias_correction2_sqrt);
+    const int lerp_low = k->w1 < 0.5f;
+    const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+    const __m512i quiet = _mm512_set1_epi32(0x0040), bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
+    for (int64_t j = 0; j < len; j += 16) {
+        const int64_t i = i0 + j;
+        const __mmask16 mk = len - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (len - j)) - 1);
+        __m512 g, p;
+        if (bf16) {
+            g = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, (const uint16_t *)grad + i)), 16));
+            p = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, (const uint16_t *)param + i)), 16));
+        } else {
+            g = _mm512_maskz_loadu_ps(mk, (const float *)grad + i);
+            p = _mm512_maskz_loadu_ps(mk, (const float *)param + i);
+        }
+        p = _mm512_mul_round_ps(p, decay, RND);
+        __m512 m = _mm512_maskz_loadu_ps(mk, exp_avg + i);
+        const __m512 d = _mm512_sub_round_ps(g, m, RND);
+        m = lerp_low ? _mm512_add_round_ps(m, _mm512_mul_round_ps(w1, d, RND), RND)
+                     : _mm512_sub_round_ps(g, _mm512_mul_round_ps(d, one_w1, RND), RND);
+        const __m512 v = _mm512_add_round_ps(_mm512_mul_round_ps(_mm512_maskz_loadu_ps(mk, exp_avg_sq + i), b2, RND),
+                                             _mm512_mul_round_ps(w2, _mm512_mul_round_ps(g, g, RND), RND), RND);
+        _mm512_mask_storeu_ps(exp_avg + i, mk, m);
+        _mm512_mask_storeu_ps(exp_avg_sq + i, mk, v);
+        const __m512 denom = _mm512_add_round_ps(_mm512_div_round_ps(_mm512_sqrt_round_ps(v, RND), bc2, RND), epsv, RND);
+        const __m512 out = _mm512_add_round_ps(p, _mm512_mul_round_ps(nss, _mm512_div_round_ps(m, denom, RND), RND), RND);
+        if (bf16) {
+            const __m512i u = _mm512_castps_si512(out);
+            const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, abs_mask), inf);
+            const __m512i rounded = _mm512_srli_epi32(
+                _mm512_add_epi32(_mm512_add_epi32(u, bias), _mm512_and_si512(_mm512_srli_epi32(u, 16), one)), 16);
+            const __m512i q = _mm512_mask_blend_epi32(nan, rounded, _mm512_or_si512(_mm512_srli_epi32(u, 16), quiet));
+            _mm256_mask_storeu_epi16((uint16_t *)param + i, mk, _mm512_cvtepi32_epi16(q));
+        } else {
+            _mm512_mask_storeu_ps((float *)param + i, mk, out);
+        }
+    }
+}
+#undef T512
+#undef RND
+#endif
+
 /* param, grad (n) of dtype; exp_avg, exp_avg_sq (n) f32; step >= 1 is the
  * step being taken (torch increments its counter before the update).
  *   param *= 1 - lr * wd
@@ -81,6 +155,19 @@ int32_t fp8_cpu_adamw_step(void *param, const void *grad, float *exp_avg, float 
     const fp8_adamw_consts k = fp8_adamw_constants_of(lr, beta1, beta2, weight_decay, step);
     const float decay = k.decay, w1 = k.w1, w2 = k.w2, neg_step_size = k.neg_step_size;
     const float bias_correction2_sqrt = k.bias_correction2_sqrt;
+
+#if FP8_OPTIM_X86
+    if (dtype != FP8_DTYPE_F16 && adamw_has_avx512()) {
+        const int64_t chunks = (n + ADAMW_CHUNK - 1) / ADAMW_CHUNK;
+#pragma omp parallel for schedule(static) if (n > PAR_ELEMS)
+        for (int64_t c = 0; c < chunks; c++) {
+            const int64_t i0 = c * ADAMW_CHUNK;
+            const int64_t len = n - i0 < ADAMW_CHUNK ? n - i0 : ADAMW_CHUNK;
+            adamw_avx512(param, grad, exp_avg, exp_avg_sq, dtype == FP8_DTYPE_BF16, i0, len, &k, beta2, eps);
+        }
+        return FP8_OK;
+    }
+#endif
 
 #pragma omp parallel for if (n > PAR_ELEMS)
     for (int64_t i = 0; i < n; i++) {
