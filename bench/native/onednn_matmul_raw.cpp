@@ -24,6 +24,8 @@
 #include <oneapi/dnnl/dnnl.hpp>
 #include <oneapi/dnnl/dnnl_version.h>
 
+#include "bench_fill.hpp"
+
 using dt = dnnl::memory::data_type;
 
 static int usage() {
@@ -39,22 +41,7 @@ static bool parse_dt(const char *s, dt *out) {
     return true;
 }
 
-/* n values in [-1, 1) in the given type (bf16 as the top half of f32). */
-static std::vector<uint32_t> fill(int64_t n, dt d, unsigned seed) {
-    std::vector<uint32_t> words((size_t)(d == dt::f32 ? n : (n + 1) / 2));
-    uint32_t x = seed * 2654435761u + 1;
-    for (int64_t i = 0; i < n; ++i) {
-        x = x * 1664525u + 1013904223u;
-        float f = (float)(x >> 8) / 8388608.0f - 1.0f;
-        uint32_t u;
-        std::memcpy(&u, &f, 4);
-        if (d == dt::f32)
-            words[(size_t)i] = u;
-        else
-            reinterpret_cast<uint16_t *>(words.data())[i] = (uint16_t)(u >> 16);
-    }
-    return words;
-}
+using fp8bench::fill;
 
 int main(int argc, char **argv) {
     if (argc < 5) return usage();
