@@ -9,6 +9,7 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { lib } from "../src/ffi/index.ts";
 import fixture from "./fixtures/block_scaling.json";
+import { supportedIsas, withIsa } from "./helpers/isa.ts";
 
 const F32 = 0;
 const BF16 = 1;
@@ -142,21 +143,7 @@ function refMx(src: Float32Array | Uint16Array, rows: number, cols: number, bloc
 
 // ---- libfp8 calls ----------------------------------------------------------------
 
-function supportedIsas(): number[] {
-  const out = new Int32Array(1);
-  lib.fp8_cpu_set_isa(2);
-  lib.fp8_cpu_get_isa(out);
-  return Array.from({ length: out[0]! + 1 }, (_, i) => i);
-}
 const ISAS = supportedIsas();
-function withIsa<T>(isa: number, fn: () => T): T {
-  expect(lib.fp8_cpu_set_isa(isa)).toBe(0);
-  try {
-    return fn();
-  } finally {
-    lib.fp8_cpu_set_isa(2);
-  }
-}
 const srcDtype = (src: Float32Array | Uint16Array) => (src instanceof Float32Array ? F32 : BF16);
 
 function libBlockwise(src: Float32Array | Uint16Array, rows: number, cols: number, br: number, bc: number, dt: number) {

@@ -8,6 +8,7 @@ import fc from "fast-check";
 import { lib, nativeAlloc, nativeFree, nativeView } from "../src/ffi/index.ts";
 import tables from "./fixtures/fp8_tables.json";
 import { uniformStream } from "../src/tensor/random.ts";
+import { supportedIsas, withIsa } from "./helpers/isa.ts";
 
 const F32 = 0;
 const BF16 = 1;
@@ -45,24 +46,7 @@ function fixtureDecode(key: "e4m3" | "e5m2"): number[] {
   );
 }
 
-/** ISA paths this CPU can run: 0 portable, 1 AVX2, 2 AVX-512. */
-function supportedIsas(): number[] {
-  const out = new Int32Array(1);
-  expect(lib.fp8_cpu_set_isa(2)).toBe(0);
-  expect(lib.fp8_cpu_get_isa(out)).toBe(0);
-  return Array.from({ length: out[0]! + 1 }, (_, i) => i);
-}
 const ISAS = supportedIsas();
-
-/** Runs fn with the kernels capped at `isa`, restoring the best path afterwards. */
-function withIsa<T>(isa: number, fn: () => T): T {
-  expect(lib.fp8_cpu_set_isa(isa)).toBe(0);
-  try {
-    return fn();
-  } finally {
-    lib.fp8_cpu_set_isa(2);
-  }
-}
 
 function convert<T extends Float32Array | Uint16Array | Uint8Array>(
   dst: T,

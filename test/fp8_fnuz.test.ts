@@ -7,6 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { lib } from "../src/ffi/index.ts";
 import tables from "./fixtures/fp8_fnuz_tables.json";
 import { uniformStream } from "../src/tensor/random.ts";
+import { supportedIsas, withIsa } from "./helpers/isa.ts";
 
 const F32 = 0, BF16 = 1, E4M3 = 2, E4M3FNUZ = 9, E5M2FNUZ = 10;
 const FORMATS = [
@@ -20,21 +21,7 @@ const fromBits = (u: number) => ((u32[0] = u >>> 0), f32[0]!);
 const decodeFixture = (key: "e4m3fnuz" | "e5m2fnuz") => tables.decode[key].map((s: string) => (s === "nan" ? NaN : Number(s)));
 const encodeFixture = (key: "e4m3fnuz" | "e5m2fnuz") => new Uint8Array(Buffer.from(tables.encode_bf16_saturating[key], "base64"));
 
-function supportedIsas(): number[] {
-  const out = new Int32Array(1);
-  expect(lib.fp8_cpu_set_isa(2)).toBe(0);
-  expect(lib.fp8_cpu_get_isa(out)).toBe(0);
-  return Array.from({ length: out[0]! + 1 }, (_, i) => i);
-}
 const ISAS = supportedIsas();
-function withIsa<T>(isa: number, fn: () => T): T {
-  expect(lib.fp8_cpu_set_isa(isa)).toBe(0);
-  try {
-    return fn();
-  } finally {
-    lib.fp8_cpu_set_isa(2);
-  }
-}
 function convert<T extends Float32Array | Uint16Array | Uint8Array>(dst: T, dstDtype: number, src: Float32Array | Uint16Array | Uint8Array, srcDtype: number): T {
   expect(lib.fp8_cpu_convert(dst, dstDtype, src, srcDtype, src.length)).toBe(0);
   return dst;
