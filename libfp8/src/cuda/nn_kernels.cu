@@ -91,141 +91,246 @@ __device__ __forceinline__ float group_max(float v) {
     return v;
 }
 
+/* ---- rows in 16-byte chunks (issue 16) ------------------------------------------ */
+
+/* Every row kernel below reads and writes its row through for_row, which
+ * cuts the row's array indices [base, base + cols) at the multiples of
+ * V = kVec<DT> (16 bytes of DT): a head of (-base) mod V elements, whole
+ * chunks of V elements, a tail of fewer than V. Lane l of the row's G threads
+ * visits head element l, then chunks l, l + G, l + 2G, ..., then tail element
+ * l, each chunk's elements in index order. A chunk is one 16-byte load or
+ * store when the arrays it touches are 16-byte aligned (their base pointers;
+ * the chunk starts at a multiple of V), else V loads of one element: the same
+ * values in the same order either way. So each lane's partial sums, and the
+ * fixed butterfly over the lanes that follows (group_sum), depend only on
+ * (base mod V, cols, G), never on the pointers' alignment: an aligned buffer
+ * and an unaligned view give the same bits, run after run (tested in
+ * test/cuda_emu/nn_test.cpp). Per-column operands (gamma, beta) start their
+ * chunks at column c = head, a multiple of V only when base is one: they are
+ * read as vectors in rows with base % V == 0 (cols a multiple of V: all rows).
+ *
+ * Bytes in flight: a row grid (row_grid) has up to 8 blocks of 256 threads
+ * per SM, each thread with one 16-byte load outstanding per array it streams:
+ * >= 32 KiB per SM where the element-by-element loads of 2 or 4 bytes gave
+ * 4-8 KiB (an H200 needs about 22 KiB per SM to saturate HBM3e). */
+
+/* The width of one visit: 1 element or a chunk of N = kVec<DT>. */
+template <int N>
+struct Width {
+    static constexpr int n = N;
+};
+
+/* x[0..N) <- elements i .. i + N - 1 of p (DT), as f32: one 16-byte load when
+ * N is a whole vector and vec (p is 16-byte aligned; i is then a multiple of N),
+ * else element by element. */
+template <int DT, int N>
+__device__ __forceinline__ void load_n(const void *p, int64_t i, bool vec, float *x) {
+    if constexpr (N == kVec<DT>) {
+        if (vec) {
+            load_vec<DT>(p, i / N, x);
+            return;
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < N; j++) x[j] = load_hp(p, DT, i + j);
+}
+/* elements i .. i + N - 1 of p <- x[0..N), each rounded once to DT. */
+template <int DT, int N>
+__device__ __forceinline__ void store_n(void *p, int64_t i, bool vec, const float *x) {
+    if constexpr (N == kVec<DT>) {
+        if (vec) {
+            store_vec<DT>(p, i / N, x);
+            return;
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < N; j++) store_hp(p, DT, i + j, x[j]);
+}
+
+/* Calls f(Width<N>{}, c) for this lane's part of the row at array indices
+ * [base, base + cols): N elements from column c (see above). */
+template <int G, int DT, class F>
+__device__ __forceinline__ void for_row(int lane, int64_t base, int64_t cols, F &&f) {
+    constexpr int V = kVec<DT>;
+    const int64_t head = min((int64_t)((V - base % V) % V), cols);
+    const int64_t chunks = (cols - head) / V, tail = head + chunks * V;
+    if (lane < head) f(Width<1>{}, (int64_t)lane);
+    for (int64_t k = lane; k < chunks; k += G) f(Width<V>{}, head + k * V);
+    if (tail + lane < cols) f(Width<1>{}, tail + lane);
+}
+
 /* ---- softmax ------------------------------------------------------------------- */
 
 /* dst (rows, cols) <- softmax of src along each row, oneDNN's "accurate"
  * algorithm as on the CPU: exp(x - max) / sum; log: (x - max) - log(sum).
- * With vec (src and dst 16-byte aligned, cols a multiple of kVec<DT>) each
- * lane reads and writes 16-byte vectors of its row (issue 16). */
+ * vec: src and dst 16-byte aligned. */
 template <int G, int DT>
 __global__ void __launch_bounds__(kThreads)
 softmax_kernel(void *dst, const void *src, int64_t rows, int64_t cols, int use_log, bool vec) {
-    constexpr int V = kVec<DT>;
     const int lane = threadIdx.x % G;
-    const int64_t cv = cols / V;
     for (int64_t r = first_row<G>(); r < rows; r += row_step<G>()) {
-        const int64_t base = r * cols, vbase = base / V;
+        const int64_t base = r * cols;
         float mx = -INFINITY;
-        if (vec) {
-            for (int64_t q = lane; q < cv; q += G) {
-                float x[V];
-                load_vec<DT>(src, vbase + q, x);
-                for (int j = 0; j < V; j++) mx = fmaxf(mx, x[j]);
-            }
-        } else {
-            for (int64_t c = lane; c < cols; c += G) mx = fmaxf(mx, load_hp(src, DT, base + c));
-        }
+        for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
+            constexpr int N = decltype(w)::n;
+            float x[N];
+            load_n<DT, N>(src, base + c, vec, x);
+            for (int j = 0; j < N; j++) mx = fmaxf(mx, x[j]);
+        });
         mx = group_max<G>(mx);
         float sum = 0.0f;
-        if (vec) {
-            for (int64_t q = lane; q < cv; q += G) {
-                float x[V];
-                load_vec<DT>(src, vbase + q, x);
-                for (int j = 0; j < V; j++) sum += expf(x[j] - mx);
-            }
-        } else {
-            for (int64_t c = lane; c < cols; c += G) sum += expf(load_hp(src, DT, base + c) - mx);
-        }
+        for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
+            constexpr int N = decltype(w)::n;
+            float x[N];
+            load_n<DT, N>(src, base + c, vec, x);
+            for (int j = 0; j < N; j++) sum += expf(x[j] - mx);
+        });
         sum = group_sum<G>(sum);
         const float log_sum = use_log ? logf(sum) : 0.0f;
-        if (vec) {
-            for (int64_t q = lane; q < cv; q += G) {
-                float x[V];
-                load_vec<DT>(src, vbase + q, x);
-                for (int j = 0; j < V; j++) x[j] = use_log ? (x[j] - mx) - log_sum : expf(x[j] - mx) / sum;
-                store_vec<DT>(dst, vbase + q, x);
-            }
-        } else {
-            for (int64_t c = lane; c < cols; c += G) {
-                const float x = load_hp(src, DT, base + c);
-                store_hp(dst, DT, base + c, use_log ? (x - mx) - log_sum : expf(x - mx) / sum);
-            }
-        }
+        for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
+            constexpr int N = decltype(w)::n;
+            float x[N];
+            load_n<DT, N>(src, base + c, vec, x);
+            for (int j = 0; j < N; j++) x[j] = use_log ? (x[j] - mx) - log_sum : expf(x[j] - mx) / sum;
+            store_n<DT, N>(dst, base + c, vec, x);
+        });
     }
 }
 
-
 /* dsrc (rows, cols) from ddst and the forward output y = dst:
- * softmax: y * (dy - sum(dy * y)); log-softmax: dy - exp(y) * sum(dy). */
-template <int G>
+ * softmax: y * (dy - sum(dy * y)); log-softmax: dy - exp(y) * sum(dy).
+ * vec: dsrc, ddst and dst 16-byte aligned. */
+template <int G, int DT>
 __global__ void __launch_bounds__(kThreads)
-softmax_backward_kernel(void *dsrc, const void *ddst, const void *dst, int dt, int64_t rows,
-                        int64_t cols, int use_log) {
+softmax_backward_kernel(void *dsrc, const void *ddst, const void *dst, int64_t rows, int64_t cols, int use_log,
+                        bool vec) {
     const int lane = threadIdx.x % G;
     for (int64_t r = first_row<G>(); r < rows; r += row_step<G>()) {
         const int64_t base = r * cols;
         float s = 0.0f;
-        for (int64_t c = lane; c < cols; c += G) {
-            const float dy = load_hp(ddst, dt, base + c);
-            s += use_log ? dy : dy * load_hp(dst, dt, base + c);
-        }
+        for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
+            constexpr int N = decltype(w)::n;
+            float dy[N], y[N];
+            load_n<DT, N>(ddst, base + c, vec, dy);
+            if (!use_log) load_n<DT, N>(dst, base + c, vec, y);
+            for (int j = 0; j < N; j++) s += use_log ? dy[j] : dy[j] * y[j];
+        });
         s = group_sum<G>(s);
-        for (int64_t c = lane; c < cols; c += G) {
-            const float dy = load_hp(ddst, dt, base + c), y = load_hp(dst, dt, base + c);
-            store_hp(dsrc, dt, base + c, use_log ? dy - expf(y) * s : y * (dy - s));
-        }
+        for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
+            constexpr int N = decltype(w)::n;
+            float dy[N], y[N];
+            load_n<DT, N>(ddst, base + c, vec, dy);
+            load_n<DT, N>(dst, base + c, vec, y);
+            for (int j = 0; j < N; j++) dy[j] = use_log ? dy[j] - expf(y[j]) * s : y[j] * (dy[j] - s);
+            store_n<DT, N>(dsrc, base + c, vec, dy);
+        });
     }
 }
 
 /* ---- layer norm --------------------------------------------------------------------- */
 
+/* gamma (or beta) at columns c .. c + N - 1 into x, or `none` when it is NULL;
+ * vec: gamma and the chunk are 16-byte aligned (see for_row). */
+template <int DT, int N>
+__device__ __forceinline__ void load_param(const void *gamma, int64_t c, bool vec, float none, float *x) {
+    if (gamma)
+        load_n<DT, N>(gamma, c, vec, x);
+    else
+        for (int j = 0; j < N; j++) x[j] = none;
+}
+
 /* dst (rows, cols) <- (x - mean) * rstd [* gamma] [+ beta]; mean, rstd (rows)
- * f32 with a two-pass variance and rstd = 1 / sqrt(var + eps), as the CPU. */
-template <int G>
+ * f32 with a two-pass variance and rstd = 1 / sqrt(var + eps), as the CPU.
+ * vec: dst and src 16-byte aligned; pvec: gamma and beta (those given) too. */
+template <int G, int DT>
 __global__ void __launch_bounds__(kThreads)
 layer_norm_kernel(void *dst, float *mean_out, float *rstd_out, const void *src, const void *gamma,
-                  const void *beta, int dt, int64_t rows, int64_t cols, float eps) {
+                  const void *beta, int64_t rows, int64_t cols, float eps, bool vec, bool pvec) {
     const int lane = threadIdx.x % G;
     for (int64_t r = first_row<G>(); r < rows; r += row_step<G>()) {
         const int64_t base = r * cols;
+        const bool gv = pvec && base % kVec<DT> == 0;
         float s = 0.0f;
-        for (int64_t c = lane; c < cols; c += G) s += load_hp(src, dt, base + c);
+        for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
+            constexpr int N = decltype(w)::n;
+            float x[N];
+            load_n<DT, N>(src, base + c, vec, x);
+            for (int j = 0; j < N; j++) s += x[j];
+        });
         const float mean = group_sum<G>(s) / (float)cols;
         float q = 0.0f;
-        for (int64_t c = lane; c < cols; c += G) {
-            const float d = load_hp(src, dt, base + c) - mean;
-            q += d * d;
-        }
+        for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
+            constexpr int N = decltype(w)::n;
+            float x[N];
+            load_n<DT, N>(src, base + c, vec, x);
+            for (int j = 0; j < N; j++) {
+                const float d = x[j] - mean;
+                q += d * d;
+            }
+        });
         const float var = group_sum<G>(q) / (float)cols;
         const float rs = 1.0f / sqrtf(var + eps);
         if (lane == 0) {
             mean_out[r] = mean;
             rstd_out[r] = rs;
         }
-        for (int64_t c = lane; c < cols; c += G) {
-            float y = (load_hp(src, dt, base + c) - mean) * rs;
-            if (gamma) y *= load_hp(gamma, dt, c);
-            if (beta) y += load_hp(beta, dt, c);
-            store_hp(dst, dt, base + c, y);
-        }
+        for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
+            constexpr int N = decltype(w)::n;
+            float x[N], g[N], b[N];
+            load_n<DT, N>(src, base + c, vec, x);
+            load_param<DT, N>(gamma, c, gv, 1.0f, g);
+            load_param<DT, N>(beta, c, gv, 0.0f, b);
+            for (int j = 0; j < N; j++) {
+                float y = (x[j] - mean) * rs;
+                if (gamma) y *= g[j];
+                if (beta) y += b[j];
+                x[j] = y;
+            }
+            store_n<DT, N>(dst, base + c, vec, x);
+        });
     }
 }
 
 /* dsrc (rows, cols) with xhat = (x - mean) * rstd, dxhat = dy * gamma (1 without):
- * rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)). */
-template <int G>
+ * rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)).
+ * vec: dsrc, ddst and src 16-byte aligned; pvec: gamma too. */
+template <int G, int DT>
 __global__ void __launch_bounds__(kThreads)
 layer_norm_backward_kernel(void *dsrc, const void *ddst, const void *src, const float *mean,
-                           const float *rstd, const void *gamma, int dt, int64_t rows,
-                           int64_t cols) {
+                           const float *rstd, const void *gamma, int64_t rows, int64_t cols, bool vec,
+                           bool pvec) {
     const int lane = threadIdx.x % G;
     for (int64_t r = first_row<G>(); r < rows; r += row_step<G>()) {
         const int64_t base = r * cols;
+        const bool gv = pvec && base % kVec<DT> == 0;
         const float mu = mean[r], rs = rstd[r];
         float s1 = 0.0f, s2 = 0.0f;
-        for (int64_t c = lane; c < cols; c += G) {
-            const float xhat = (load_hp(src, dt, base + c) - mu) * rs;
-            const float dxhat = load_hp(ddst, dt, base + c) * (gamma ? load_hp(gamma, dt, c) : 1.0f);
-            s1 += dxhat;
-            s2 += dxhat * xhat;
-        }
+        for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
+            constexpr int N = decltype(w)::n;
+            float x[N], dy[N], g[N];
+            load_n<DT, N>(src, base + c, vec, x);
+            load_n<DT, N>(ddst, base + c, vec, dy);
+            load_param<DT, N>(gamma, c, gv, 1.0f, g);
+            for (int j = 0; j < N; j++) {
+                const float xhat = (x[j] - mu) * rs, dxhat = dy[j] * g[j];
+                s1 += dxhat;
+                s2 += dxhat * xhat;
+            }
+        });
         const float mean_dxhat = group_sum<G>(s1) / (float)cols;
         const float mean_dxhat_xhat = group_sum<G>(s2) / (float)cols;
-        for (int64_t c = lane; c < cols; c += G) {
-            const float xhat = (load_hp(src, dt, base + c) - mu) * rs;
-            const float dxhat = load_hp(ddst, dt, base + c) * (gamma ? load_hp(gamma, dt, c) : 1.0f);
-            store_hp(dsrc, dt, base + c, rs * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat));
-        }
+        for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
+            constexpr int N = decltype(w)::n;
+            float x[N], dy[N], g[N];
+            load_n<DT, N>(src, base + c, vec, x);
+            load_n<DT, N>(ddst, base + c, vec, dy);
+            load_param<DT, N>(gamma, c, gv, 1.0f, g);
+            for (int j = 0; j < N; j++) {
+                const float xhat = (x[j] - mu) * rs, dxhat = dy[j] * g[j];
+                x[j] = rs * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat);
+            }
+            store_n<DT, N>(dsrc, base + c, vec, x);
+        });
     }
 }
 
@@ -293,72 +398,96 @@ __global__ void norm_param_grad_sum_kernel(void *dgamma, void *dbeta, const doub
 
 /* dst (rows, cols) <- round(x * rstd) * gamma, rstd = f32(1 / sqrt(sum(x^2) / cols + eps))
  * with the sum in double, exactly fp8_cpu_rms_norm's operations (cols == 0 gives
- * a NaN rstd, as there). */
-template <int G>
+ * a NaN rstd, as there); only the order of the row sum differs (for_row's).
+ * vec: dst and src 16-byte aligned; pvec: gamma too. */
+template <int G, int DT>
 __global__ void __launch_bounds__(kThreads)
-rms_norm_kernel(void *dst, float *rstd_out, const void *src, const void *gamma, int dt, int64_t rows,
-                int64_t cols, float eps) {
+rms_norm_kernel(void *dst, float *rstd_out, const void *src, const void *gamma, int64_t rows, int64_t cols,
+                float eps, bool vec, bool pvec) {
     const int lane = threadIdx.x % G;
     for (int64_t r = first_row<G>(); r < rows; r += row_step<G>()) {
         const int64_t base = r * cols;
+        const bool gv = pvec && base % kVec<DT> == 0;
         double sumsq = 0.0;
-        for (int64_t c = lane; c < cols; c += G) {
-            const double x = load_hp(src, dt, base + c);
-            sumsq += x * x; /* exact product: an FMA gives the same sum */
-        }
+        for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
+            constexpr int N = decltype(w)::n;
+            float x[N];
+            load_n<DT, N>(src, base + c, vec, x);
+            for (int j = 0; j < N; j++) {
+                const double xd = x[j];
+                sumsq += xd * xd; /* exact product: an FMA gives the same sum */
+            }
+        });
         sumsq = group_sum<G>(sumsq);
         const float rs = (float)(1.0 / sqrt(sumsq / (double)cols + (double)eps));
         if (lane == 0) rstd_out[r] = rs;
-        for (int64_t c = lane; c < cols; c += G) {
-            float y = load_hp(src, dt, base + c) * rs;
-            if (gamma) y = round_hp(y, dt) * load_hp(gamma, dt, c);
-            store_hp(dst, dt, base + c, y);
-        }
+        for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
+            constexpr int N = decltype(w)::n;
+            float x[N], g[N];
+            load_n<DT, N>(src, base + c, vec, x);
+            load_param<DT, N>(gamma, c, gv, 1.0f, g);
+            for (int j = 0; j < N; j++) {
+                const float y = x[j] * rs;
+                x[j] = gamma ? round_hp(y, DT) * g[j] : y;
+            }
+            store_n<DT, N>(dst, base + c, vec, x);
+        });
     }
 }
 
 /* dsrc (rows, cols) <- r * g * dy - x * r^3 / cols * sum(dy * g * x), in double
- * with fp8_cpu_rms_norm_backward's operation order (no contraction into FMAs). */
-template <int G>
+ * with fp8_cpu_rms_norm_backward's operation order (no contraction into FMAs).
+ * vec: dsrc, ddst and src 16-byte aligned; pvec: gamma too. */
+template <int G, int DT>
 __global__ void __launch_bounds__(kThreads)
-rms_norm_backward_kernel(void *dsrc, const void *ddst, const void *src, const float *rstd,
-                         const void *gamma, int dt, int64_t rows, int64_t cols) {
+rms_norm_backward_kernel(void *dsrc, const void *ddst, const void *src, const float *rstd, const void *gamma,
+                         int64_t rows, int64_t cols, bool vec, bool pvec) {
     const int lane = threadIdx.x % G;
     for (int64_t r = first_row<G>(); r < rows; r += row_step<G>()) {
         const int64_t base = r * cols;
+        const bool gv = pvec && base % kVec<DT> == 0;
         const double rs = rstd[r];
         double dot = 0.0;
-        for (int64_t c = lane; c < cols; c += G) {
-            const double g = gamma ? (double)load_hp(gamma, dt, c) : 1.0;
-            const double dy = load_hp(ddst, dt, base + c), x = load_hp(src, dt, base + c);
-            dot = __dadd_rn(dot, __dmul_rn(__dmul_rn(dy, g), x));
-        }
+        for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
+            constexpr int N = decltype(w)::n;
+            float x[N], dy[N], g[N];
+            load_n<DT, N>(src, base + c, vec, x);
+            load_n<DT, N>(ddst, base + c, vec, dy);
+            load_param<DT, N>(gamma, c, gv, 1.0f, g);
+            for (int j = 0; j < N; j++) dot = __dadd_rn(dot, __dmul_rn(__dmul_rn((double)dy[j], (double)g[j]), (double)x[j]));
+        });
         dot = group_sum<G>(dot);
         const double coef = __ddiv_rn(__dmul_rn(__dmul_rn(__dmul_rn(dot, rs), rs), rs), (double)cols);
-        for (int64_t c = lane; c < cols; c += G) {
-            const double g = gamma ? (double)load_hp(gamma, dt, c) : 1.0;
-            const double dy = load_hp(ddst, dt, base + c), x = load_hp(src, dt, base + c);
-            const double dx = __dsub_rn(__dmul_rn(__dmul_rn(rs, g), dy), __dmul_rn(coef, x));
-            store_hp(dsrc, dt, base + c, (float)dx);
-        }
+        for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
+            constexpr int N = decltype(w)::n;
+            float x[N], dy[N], g[N];
+            load_n<DT, N>(src, base + c, vec, x);
+            load_n<DT, N>(ddst, base + c, vec, dy);
+            load_param<DT, N>(gamma, c, gv, 1.0f, g);
+            for (int j = 0; j < N; j++)
+                x[j] = (float)__dsub_rn(__dmul_rn(__dmul_rn(rs, (double)g[j]), (double)dy[j]), __dmul_rn(coef, (double)x[j]));
+            store_n<DT, N>(dsrc, base + c, vec, x);
+        });
     }
 }
 
 /* ---- embedding ---------------------------------------------------------------------- */
 
-/* dst (n_idx, dim) <- weight (num, dim) rows picked by idx, copied bit for bit
- * (E: the element's bits); an index outside [0, num) gives a row of zeros.
- * blockIdx.x walks the indices; blockIdx.y and the threads cover dim. */
-template <class E>
-__global__ void embedding_kernel(E *dst, const E *weight, const int32_t *idx, int64_t n_idx,
-                                 int64_t num, int64_t dim, IndexError *err) {
+/* dst (n_idx, units) <- weight (num, units) rows picked by idx, copied bit for
+ * bit in units U of a row's bytes: uint4 (16 bytes) when both pointers are
+ * 16-byte aligned and a row is a whole number of them, else uint32_t, else the
+ * bf16 element. An index outside [0, num) gives a row of zeros. blockIdx.x
+ * walks the indices; blockIdx.y and the threads cover the row. */
+template <class U>
+__global__ void embedding_kernel(U *dst, const U *weight, const int32_t *idx, int64_t n_idx,
+                                 int64_t num, int64_t units, IndexError *err) {
     for (int64_t i = blockIdx.x; i < n_idx; i += gridDim.x) {
         const int32_t k = idx[i];
         const bool ok = k >= 0 && k < num;
         if (!ok && blockIdx.y == 0 && threadIdx.x == 0) report_bad_index(err, FP8_CUDA_INDEX_EMBEDDING, k, num);
-        for (int64_t c = (int64_t)blockIdx.y * blockDim.x + threadIdx.x; c < dim;
+        for (int64_t c = (int64_t)blockIdx.y * blockDim.x + threadIdx.x; c < units;
              c += (int64_t)gridDim.y * blockDim.x)
-            dst[i * dim + c] = ok ? weight[(int64_t)k * dim + c] : (E)0;
+            dst[i * units + c] = ok ? weight[(int64_t)k * units + c] : U{};
     }
 }
 
@@ -379,20 +508,27 @@ __global__ void embedding_keys_kernel(uint32_t *keys, int32_t *pos, const int32_
 /* dweight (num, dim) += ddst (n, dim) grouped by row. keys (n) ascending and
  * pos (n) come from a stable sort, so each key's run lists its positions in
  * increasing order. The block at the first position of a run sums the run
- * into that weight row, one thread per column, in f32 from dweight's value
- * and in position order: the additions fp8_cpu_embedding_backward makes. */
+ * into that weight row in f32, from dweight's value and in position order:
+ * the additions fp8_cpu_embedding_backward makes, element by element. Each
+ * thread takes N neighbouring columns: a 16-byte vector of DT when
+ * both pointers are aligned and dim is a multiple of it (N = kVec<DT>), else 1. */
+template <int DT, int N>
 __global__ void embedding_backward_kernel(void *dweight, const void *ddst, const uint32_t *keys,
-                                          const int32_t *pos, int dt, int64_t n, uint32_t invalid,
-                                          int64_t dim) {
+                                          const int32_t *pos, int64_t n, uint32_t invalid, int64_t dim) {
+    constexpr bool vec = N > 1;
     for (int64_t k = blockIdx.x; k < n; k += gridDim.x) {
         const uint32_t key = keys[k];
         if (key >= invalid || (k > 0 && keys[k - 1] == key)) continue; /* uniform in the block */
         const int64_t row = (int64_t)key * dim;
-        for (int64_t c = (int64_t)blockIdx.y * blockDim.x + threadIdx.x; c < dim;
-             c += (int64_t)gridDim.y * blockDim.x) {
-            float acc = load_hp(dweight, dt, row + c);
-            for (int64_t j = k; j < n && keys[j] == key; j++) acc += load_hp(ddst, dt, (int64_t)pos[j] * dim + c);
-            store_hp(dweight, dt, row + c, acc);
+        for (int64_t c = ((int64_t)blockIdx.y * blockDim.x + threadIdx.x) * N; c < dim;
+             c += (int64_t)gridDim.y * blockDim.x * N) {
+            float acc[N], d[N];
+            load_n<DT, N>(dweight, row + c, vec, acc);
+            for (int64_t j = k; j < n && keys[j] == key; j++) {
+                load_n<DT, N>(ddst, (int64_t)pos[j] * dim + c, vec, d);
+                for (int e = 0; e < N; e++) acc[e] += d[e];
+            }
+            store_n<DT, N>(dweight, row + c, vec, acc);
         }
     }
 }
@@ -403,27 +539,42 @@ __global__ void embedding_backward_kernel(void *dweight, const void *ddst, const
  * operations: f32 row max, sum of exp(x - max) in double, log_sum = f32(log(sum)),
  * logp = (x - max) - log_sum rounded to dtype. row_logp[r] <- the stored logp
  * at the row's target; NaN for a target outside [0, cols) that is not
- * ignore_index; unwritten for an ignored row. */
-template <int G>
+ * ignore_index; unwritten for an ignored row. vec: logp and logits 16-byte aligned. */
+template <int G, int DT>
 __global__ void __launch_bounds__(kThreads)
-cross_entropy_kernel(void *logp, float *row_logp, const void *logits, const int32_t *targets, int dt,
-                     int64_t rows, int64_t cols, int32_t ignore_index, IndexError *err) {
+cross_entropy_kernel(void *logp, float *row_logp, const void *logits, const int32_t *targets, int64_t rows,
+                     int64_t cols, int32_t ignore_index, IndexError *err, bool vec) {
     const int lane = threadIdx.x % G;
     for (int64_t r = first_row<G>(); r < rows; r += row_step<G>()) {
         const int64_t base = r * cols;
         float mx = -INFINITY;
-        for (int64_t c = lane; c < cols; c += G) mx = fmaxf(mx, load_hp(logits, dt, base + c));
+        for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
+            constexpr int N = decltype(w)::n;
+            float x[N];
+            load_n<DT, N>(logits, base + c, vec, x);
+            for (int j = 0; j < N; j++) mx = fmaxf(mx, x[j]);
+        });
         mx = group_max<G>(mx);
         double sum = 0.0;
-        for (int64_t c = lane; c < cols; c += G) sum += exp((double)(load_hp(logits, dt, base + c) - mx));
+        for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
+            constexpr int N = decltype(w)::n;
+            float x[N];
+            load_n<DT, N>(logits, base + c, vec, x);
+            for (int j = 0; j < N; j++) sum += exp((double)(x[j] - mx));
+        });
         sum = group_sum<G>(sum);
         const float log_sum = (float)log(sum);
         const int32_t t = targets[r];
-        for (int64_t c = lane; c < cols; c += G) {
-            const float v = (load_hp(logits, dt, base + c) - mx) - log_sum;
-            store_hp(logp, dt, base + c, v);
-            if (c == t) row_logp[r] = round_hp(v, dt);
-        }
+        for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
+            constexpr int N = decltype(w)::n;
+            float x[N];
+            load_n<DT, N>(logits, base + c, vec, x);
+            for (int j = 0; j < N; j++) {
+                x[j] = (x[j] - mx) - log_sum;
+                if (c + j == t) row_logp[r] = round_hp(x[j], DT);
+            }
+            store_n<DT, N>(logp, base + c, vec, x);
+        });
         if (lane == 0 && t != ignore_index && (t < 0 || t >= cols)) {
             row_logp[r] = NAN;
             report_bad_index(err, FP8_CUDA_INDEX_CROSS_ENTROPY, t, cols);
@@ -461,28 +612,30 @@ cross_entropy_weight_kernel(float *w, const float *dloss, const int32_t *targets
 
 /* dlogits (rows, cols) <- w * (exp(logp) - onehot(target)); 0 on ignored rows,
  * NaN on rows whose target is outside [0, cols). exp in double rounded to f32:
- * the correctly rounded expf in all but ties, as glibc's expf on the CPU. */
-template <int G>
+ * the correctly rounded expf in all but ties, as glibc's expf on the CPU.
+ * vec: dlogits and logp 16-byte aligned. */
+template <int G, int DT>
 __global__ void __launch_bounds__(kThreads)
 cross_entropy_backward_kernel(void *dlogits, const void *logp, const int32_t *targets, const float *w_ptr,
-                              int dt, int64_t rows, int64_t cols, int32_t ignore_index, IndexError *err) {
+                              int64_t rows, int64_t cols, int32_t ignore_index, IndexError *err, bool vec) {
     const int lane = threadIdx.x % G;
-    const float w = *w_ptr;
+    const float wt = *w_ptr;
     for (int64_t r = first_row<G>(); r < rows; r += row_step<G>()) {
         const int64_t base = r * cols;
         const int32_t t = targets[r];
         const bool ignored = t == ignore_index, bad = !ignored && (t < 0 || t >= cols);
         if (bad && lane == 0) report_bad_index(err, FP8_CUDA_INDEX_CROSS_ENTROPY_BACKWARD, t, cols);
-        for (int64_t c = lane; c < cols; c += G) {
-            float v = 0.0f;
-            if (bad) {
-                v = NAN;
-            } else if (!ignored) {
-                const float p = (float)exp((double)load_hp(logp, dt, base + c));
-                v = w * (p - (c == t ? 1.0f : 0.0f));
+        for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
+            constexpr int N = decltype(w)::n;
+            float v[N];
+            if (bad || ignored) {
+                for (int j = 0; j < N; j++) v[j] = bad ? NAN : 0.0f;
+            } else {
+                load_n<DT, N>(logp, base + c, vec, v);
+                for (int j = 0; j < N; j++) v[j] = wt * ((float)exp((double)v[j]) - (c + j == t ? 1.0f : 0.0f));
             }
-            store_hp(dlogits, dt, base + c, v);
-        }
+            store_n<DT, N>(dlogits, base + c, vec, v);
+        });
     }
 }
 
@@ -503,16 +656,24 @@ inline unsigned row_grid(const Ctx *ctx, int64_t rows, bool warp_per_row) {
     return grid_for(ctx, rows, warp_per_row ? kThreads / 32 : 1);
 }
 
-template <int G>
-void launch_softmax(const Ctx *ctx, void *dst, const void *src, int dt, int64_t rows, int64_t cols, int use_log) {
-    const int V = dt == FP8_DTYPE_F32 ? 4 : 8;
-    const bool vec = all_aligned16({dst, src}) && cols % V == 0;
-    if (dt == FP8_DTYPE_F32)
-        softmax_kernel<G, FP8_DTYPE_F32><<<row_grid(ctx, rows, G == 32), kThreads, 0, ctx->stream>>>(dst, src, rows, cols,
-                                                                                                  use_log, vec);
-    else
-        softmax_kernel<G, FP8_DTYPE_BF16><<<row_grid(ctx, rows, G == 32), kThreads, 0, ctx->stream>>>(dst, src, rows, cols,
-                                                                                                   use_log, vec);
+/* Calls launch(Width<G>{}, Width<DT>{}, grid) for a row kernel over (rows, cols):
+ * G = 32 (a warp per row) for rows up to kWarpRowCols, else kThreads (the
+ * block per row); DT the dtype (F32 or BF16). */
+template <class L>
+void launch_rows(const Ctx *ctx, int dt, int64_t rows, int64_t cols, L &&launch) {
+    const bool warp = cols <= kWarpRowCols;
+    const unsigned grid = row_grid(ctx, rows, warp);
+    if (warp) {
+        if (dt == FP8_DTYPE_F32)
+            launch(Width<32>{}, Width<FP8_DTYPE_F32>{}, grid);
+        else
+            launch(Width<32>{}, Width<FP8_DTYPE_BF16>{}, grid);
+    } else {
+        if (dt == FP8_DTYPE_F32)
+            launch(Width<kThreads>{}, Width<FP8_DTYPE_F32>{}, grid);
+        else
+            launch(Width<kThreads>{}, Width<FP8_DTYPE_BF16>{}, grid);
+    }
 }
 
 /* Device memory for the length of one call: the context's workspace when it
@@ -604,10 +765,11 @@ FP8_API int32_t fp8_cuda_softmax(fp8_cuda_ctx_t c, void *d_dst, const void *d_sr
         FP8_REQUIRE_DATA(d_src, rows * cols, fn);
         ENTER(fn, c, ctx);
         if (rows == 0 || cols == 0) return FP8_OK;
-        if (cols <= kWarpRowCols)
-            launch_softmax<32>(ctx, d_dst, d_src, dtype, rows, cols, log != 0);
-        else
-            launch_softmax<kThreads>(ctx, d_dst, d_src, dtype, rows, cols, log != 0);
+        const bool vec = all_aligned16({d_dst, d_src});
+        launch_rows(ctx, dtype, rows, cols, [&](auto g, auto d, unsigned grid) {
+            softmax_kernel<decltype(g)::n, decltype(d)::n><<<grid, kThreads, 0, ctx->stream>>>(d_dst, d_src, rows, cols,
+                                                                                           log != 0, vec);
+        });
         FP8_LAUNCH_CHECK(fn, "softmax_kernel");
         return FP8_OK;
     });
@@ -626,12 +788,11 @@ FP8_API int32_t fp8_cuda_softmax_backward(fp8_cuda_ctx_t c, void *d_dsrc, const 
         FP8_REQUIRE_DATA(d_dst, rows * cols, fn);
         ENTER(fn, c, ctx);
         if (rows == 0 || cols == 0) return FP8_OK;
-        if (cols <= kWarpRowCols)
-            softmax_backward_kernel<32><<<row_grid(ctx, rows, true), kThreads, 0, ctx->stream>>>(
-                d_dsrc, d_ddst, d_dst, dtype, rows, cols, log != 0);
-        else
-            softmax_backward_kernel<kThreads><<<row_grid(ctx, rows, false), kThreads, 0, ctx->stream>>>(
-                d_dsrc, d_ddst, d_dst, dtype, rows, cols, log != 0);
+        const bool vec = all_aligned16({d_dsrc, d_ddst, d_dst});
+        launch_rows(ctx, dtype, rows, cols, [&](auto g, auto d, unsigned grid) {
+            softmax_backward_kernel<decltype(g)::n, decltype(d)::n><<<grid, kThreads, 0, ctx->stream>>>(
+                d_dsrc, d_ddst, d_dst, rows, cols, log != 0, vec);
+        });
         FP8_LAUNCH_CHECK(fn, "softmax_backward_kernel");
         return FP8_OK;
     });
@@ -652,12 +813,11 @@ FP8_API int32_t fp8_cuda_layer_norm(fp8_cuda_ctx_t c, void *d_dst, float *d_mean
         FP8_REQUIRE_DATA(d_rstd, rows, fn);
         ENTER(fn, c, ctx);
         if (rows == 0) return FP8_OK;
-        if (cols <= kWarpRowCols)
-            layer_norm_kernel<32><<<row_grid(ctx, rows, true), kThreads, 0, ctx->stream>>>(
-                d_dst, d_mean, d_rstd, d_src, d_gamma, d_beta, dtype, rows, cols, eps);
-        else
-            layer_norm_kernel<kThreads><<<row_grid(ctx, rows, false), kThreads, 0, ctx->stream>>>(
-                d_dst, d_mean, d_rstd, d_src, d_gamma, d_beta, dtype, rows, cols, eps);
+        const bool vec = all_aligned16({d_dst, d_src}), pvec = all_aligned16({d_gamma, d_beta});
+        launch_rows(ctx, dtype, rows, cols, [&](auto g, auto d, unsigned grid) {
+            layer_norm_kernel<decltype(g)::n, decltype(d)::n><<<grid, kThreads, 0, ctx->stream>>>(
+                d_dst, d_mean, d_rstd, d_src, d_gamma, d_beta, rows, cols, eps, vec, pvec);
+        });
         FP8_LAUNCH_CHECK(fn, "layer_norm_kernel");
         return FP8_OK;
     });
@@ -679,12 +839,11 @@ FP8_API int32_t fp8_cuda_layer_norm_backward(fp8_cuda_ctx_t c, void *d_dsrc, voi
         FP8_REQUIRE_DATA(d_rstd, rows, fn);
         ENTER(fn, c, ctx);
         if (rows > 0) {
-            if (cols <= kWarpRowCols)
-                layer_norm_backward_kernel<32><<<row_grid(ctx, rows, true), kThreads, 0, ctx->stream>>>(
-                    d_dsrc, d_ddst, d_src, d_mean, d_rstd, d_gamma, dtype, rows, cols);
-            else
-                layer_norm_backward_kernel<kThreads><<<row_grid(ctx, rows, false), kThreads, 0, ctx->stream>>>(
-                    d_dsrc, d_ddst, d_src, d_mean, d_rstd, d_gamma, dtype, rows, cols);
+            const bool vec = all_aligned16({d_dsrc, d_ddst, d_src}), pvec = all_aligned16({d_gamma});
+            launch_rows(ctx, dtype, rows, cols, [&](auto g, auto d, unsigned grid) {
+                layer_norm_backward_kernel<decltype(g)::n, decltype(d)::n><<<grid, kThreads, 0, ctx->stream>>>(
+                    d_dsrc, d_ddst, d_src, d_mean, d_rstd, d_gamma, rows, cols, vec, pvec);
+            });
             FP8_LAUNCH_CHECK(fn, "layer_norm_backward_kernel");
         }
         return norm_param_grads(fn, ctx, kLayerNorm, d_dgamma, d_dbeta, d_ddst, d_src, d_mean, d_rstd, dtype,
@@ -705,12 +864,11 @@ FP8_API int32_t fp8_cuda_rms_norm(fp8_cuda_ctx_t c, void *d_dst, float *d_rstd, 
         FP8_REQUIRE_DATA(d_rstd, rows, fn);
         ENTER(fn, c, ctx);
         if (rows == 0) return FP8_OK;
-        if (cols <= kWarpRowCols)
-            rms_norm_kernel<32><<<row_grid(ctx, rows, true), kThreads, 0, ctx->stream>>>(
-                d_dst, d_rstd, d_src, d_gamma, dtype, rows, cols, eps);
-        else
-            rms_norm_kernel<kThreads><<<row_grid(ctx, rows, false), kThreads, 0, ctx->stream>>>(
-                d_dst, d_rstd, d_src, d_gamma, dtype, rows, cols, eps);
+        const bool vec = all_aligned16({d_dst, d_src}), pvec = all_aligned16({d_gamma});
+        launch_rows(ctx, dtype, rows, cols, [&](auto g, auto d, unsigned grid) {
+            rms_norm_kernel<decltype(g)::n, decltype(d)::n><<<grid, kThreads, 0, ctx->stream>>>(
+                d_dst, d_rstd, d_src, d_gamma, rows, cols, eps, vec, pvec);
+        });
         FP8_LAUNCH_CHECK(fn, "rms_norm_kernel");
         return FP8_OK;
     });
@@ -731,12 +889,11 @@ FP8_API int32_t fp8_cuda_rms_norm_backward(fp8_cuda_ctx_t c, void *d_dsrc, void 
         FP8_REQUIRE_DATA(d_rstd, rows, fn);
         ENTER(fn, c, ctx);
         if (rows > 0 && cols > 0) {
-            if (cols <= kWarpRowCols)
-                rms_norm_backward_kernel<32><<<row_grid(ctx, rows, true), kThreads, 0, ctx->stream>>>(
-                    d_dsrc, d_ddst, d_src, d_rstd, d_gamma, dtype, rows, cols);
-            else
-                rms_norm_backward_kernel<kThreads><<<row_grid(ctx, rows, false), kThreads, 0, ctx->stream>>>(
-                    d_dsrc, d_ddst, d_src, d_rstd, d_gamma, dtype, rows, cols);
+            const bool vec = all_aligned16({d_dsrc, d_ddst, d_src}), pvec = all_aligned16({d_gamma});
+            launch_rows(ctx, dtype, rows, cols, [&](auto g, auto d, unsigned grid) {
+                rms_norm_backward_kernel<decltype(g)::n, decltype(d)::n><<<grid, kThreads, 0, ctx->stream>>>(
+                    d_dsrc, d_ddst, d_src, d_rstd, d_gamma, rows, cols, vec, pvec);
+            });
             FP8_LAUNCH_CHECK(fn, "rms_norm_backward_kernel");
         }
         return norm_param_grads(fn, ctx, kRmsNorm, d_dgamma, nullptr, d_ddst, d_src, nullptr, d_rstd, dtype, rows,
@@ -757,16 +914,25 @@ FP8_API int32_t fp8_cuda_embedding(fp8_cuda_ctx_t c, void *d_dst, const void *d_
         FP8_REQUIRE_DATA(d_idx, n_idx, fn);
         ENTER(fn, c, ctx);
         if (n_idx == 0 || dim == 0) return FP8_OK;
+        /* a row's bytes in the widest unit both pointers and the row length allow */
+        const int64_t row_bytes = dim * fp8_dtype_size(dtype);
+        const int unit = all_aligned16({d_dst, d_weight}) && row_bytes % 16 == 0 ? 16
+                         : aligned(d_dst, 4) && aligned(d_weight, 4) && row_bytes % 4 == 0 ? 4
+                                                                                            : 2;
+        const int64_t units = row_bytes / unit;
         int threads;
         unsigned gy;
-        column_layout(dim, &threads, &gy);
+        column_layout(units, &threads, &gy);
         const dim3 grid(grid_for(ctx, n_idx, 1, 32), gy);
-        if (dtype == FP8_DTYPE_F32)
+        if (unit == 16)
+            embedding_kernel<uint4><<<grid, threads, 0, ctx->stream>>>(
+                (uint4 *)d_dst, (const uint4 *)d_weight, d_idx, n_idx, num, units, ctx->d_index_error);
+        else if (unit == 4)
             embedding_kernel<uint32_t><<<grid, threads, 0, ctx->stream>>>(
-                (uint32_t *)d_dst, (const uint32_t *)d_weight, d_idx, n_idx, num, dim, ctx->d_index_error);
+                (uint32_t *)d_dst, (const uint32_t *)d_weight, d_idx, n_idx, num, units, ctx->d_index_error);
         else
             embedding_kernel<uint16_t><<<grid, threads, 0, ctx->stream>>>(
-                (uint16_t *)d_dst, (const uint16_t *)d_weight, d_idx, n_idx, num, dim, ctx->d_index_error);
+                (uint16_t *)d_dst, (const uint16_t *)d_weight, d_idx, n_idx, num, units, ctx->d_index_error);
         FP8_LAUNCH_CHECK(fn, "embedding_kernel");
         return FP8_OK;
     });
@@ -814,12 +980,25 @@ FP8_API int32_t fp8_cuda_embedding_backward(fp8_cuda_ctx_t c, void *d_dweight, c
         FP8_CUDA_TRY(fn, "cub::DeviceRadixSort::SortPairs",
                      cub::DeviceRadixSort::SortPairs(sort_temp, sort_bytes, keys_in, keys, pos_in, pos, n, 0, end_bit,
                                                      ctx->stream));
+        /* N neighbouring columns per thread: a 16-byte vector when the rows allow */
+        const int V = dtype == FP8_DTYPE_F32 ? 4 : 8;
+        const bool cols_vec = all_aligned16({d_dweight, d_ddst}) && dim % V == 0;
         int threads;
         unsigned gy;
-        column_layout(dim, &threads, &gy);
+        column_layout(cols_vec ? dim / V : dim, &threads, &gy);
         const dim3 grid(grid_for(ctx, n_idx, 1, 16), gy);
-        embedding_backward_kernel<<<grid, threads, 0, ctx->stream>>>(d_dweight, d_ddst, keys, pos, dtype, n_idx,
-                                                                     invalid, dim);
+        if (dtype == FP8_DTYPE_F32 && cols_vec)
+            embedding_backward_kernel<FP8_DTYPE_F32, 4><<<grid, threads, 0, ctx->stream>>>(
+                d_dweight, d_ddst, keys, pos, n_idx, invalid, dim);
+        else if (dtype == FP8_DTYPE_F32)
+            embedding_backward_kernel<FP8_DTYPE_F32, 1><<<grid, threads, 0, ctx->stream>>>(
+                d_dweight, d_ddst, keys, pos, n_idx, invalid, dim);
+        else if (cols_vec)
+            embedding_backward_kernel<FP8_DTYPE_BF16, 8><<<grid, threads, 0, ctx->stream>>>(
+                d_dweight, d_ddst, keys, pos, n_idx, invalid, dim);
+        else
+            embedding_backward_kernel<FP8_DTYPE_BF16, 1><<<grid, threads, 0, ctx->stream>>>(
+                d_dweight, d_ddst, keys, pos, n_idx, invalid, dim);
         FP8_LAUNCH_CHECK(fn, "embedding_backward_kernel");
         return temp.release(fn);
     });
@@ -842,12 +1021,11 @@ FP8_API int32_t fp8_cuda_cross_entropy(fp8_cuda_ctx_t c, float *d_loss, void *d_
         if ((st = temp.get(fn, ctx, (size_t)rows * sizeof(float))) != FP8_OK) return st;
         float *row_logp = (float *)temp.p;
         if (rows > 0) {
-            if (cols <= kWarpRowCols)
-                cross_entropy_kernel<32><<<row_grid(ctx, rows, true), kThreads, 0, ctx->stream>>>(
-                    d_logp, row_logp, d_logits, d_targets, dtype, rows, cols, ignore_index, ctx->d_index_error);
-            else
-                cross_entropy_kernel<kThreads><<<row_grid(ctx, rows, false), kThreads, 0, ctx->stream>>>(
-                    d_logp, row_logp, d_logits, d_targets, dtype, rows, cols, ignore_index, ctx->d_index_error);
+            const bool vec = all_aligned16({d_logp, d_logits});
+            launch_rows(ctx, dtype, rows, cols, [&](auto g, auto d, unsigned grid) {
+                cross_entropy_kernel<decltype(g)::n, decltype(d)::n><<<grid, kThreads, 0, ctx->stream>>>(
+                    d_logp, row_logp, d_logits, d_targets, rows, cols, ignore_index, ctx->d_index_error, vec);
+            });
             FP8_LAUNCH_CHECK(fn, "cross_entropy_kernel");
         }
         cross_entropy_loss_kernel<<<1, kReduceThreads, 0, ctx->stream>>>(d_loss, row_logp, d_targets, rows,
@@ -877,12 +1055,11 @@ FP8_API int32_t fp8_cuda_cross_entropy_backward(fp8_cuda_ctx_t c, void *d_dlogit
         cross_entropy_weight_kernel<<<1, kReduceThreads, 0, ctx->stream>>>(w, d_dloss, d_targets, rows,
                                                                            ignore_index);
         FP8_LAUNCH_CHECK(fn, "cross_entropy_weight_kernel");
-        if (cols <= kWarpRowCols)
-            cross_entropy_backward_kernel<32><<<row_grid(ctx, rows, true), kThreads, 0, ctx->stream>>>(
-                d_dlogits, d_logp, d_targets, w, dtype, rows, cols, ignore_index, ctx->d_index_error);
-        else
-            cross_entropy_backward_kernel<kThreads><<<row_grid(ctx, rows, false), kThreads, 0, ctx->stream>>>(
-                d_dlogits, d_logp, d_targets, w, dtype, rows, cols, ignore_index, ctx->d_index_error);
+        const bool vec = all_aligned16({d_dlogits, d_logp});
+        launch_rows(ctx, dtype, rows, cols, [&](auto g, auto d, unsigned grid) {
+            cross_entropy_backward_kernel<decltype(g)::n, decltype(d)::n><<<grid, kThreads, 0, ctx->stream>>>(
+                d_dlogits, d_logp, d_targets, w, rows, cols, ignore_index, ctx->d_index_error, vec);
+        });
         FP8_LAUNCH_CHECK(fn, "cross_entropy_backward_kernel");
         return temp.release(fn);
     });
