@@ -1,7 +1,9 @@
 // bench/gpu/bench.ts — GPU benchmarks of the CUDA backend (issue 4), each
 // quoted against a baseline measured in the same run:
 //   1. cast and amax bandwidth vs a device-to-device copy (target >= 85 %),
-//      row-wise (axiswise) cast included;
+//      row-wise (axiswise) cast included; then the other memory-bound kernels (eltwise, binary,
+//      AdamW, and every row kernel: softmax, layer / RMS norm, cross entropy, embedding, with
+//      their backwards) as a fraction of the same copy;
 //   2. the fp8 GEMM vs the bf16 GEMM at 8192^3 (target >= 1.8x), and the
 //      row-scaled fp8 GEMM on both of its paths (no target: a ratio to quote);
 //   3. Float8 Linear fwd+bwd vs the bf16 Linear at M,K,N = 4096,8192,16384
@@ -18,6 +20,8 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cuda, float8, manualSeed, nn, optim, randn, tidy } from "../../src/index.ts";
 import type { CudaContext, DeviceBuffer } from "../../src/cuda/index.ts";
+import { cudaBackend } from "../../src/tensor/backend/cuda.ts";
+import { DTYPE_CODE } from "../../src/tensor/dtype.ts";
 
 const smoke = process.argv.includes("--smoke");
 const quick = smoke || process.argv.includes("--quick");
@@ -99,25 +103,56 @@ console.log(`device: ${info.name}, cc ${info.computeCapability.join(".")}, ${inf
   ctx.castKernel = defaultKernel;
   for (const b of [xf, xb, dst, q, qt]) b.dispose();
 
-  // The memory-bound kernels a training step runs besides the casts (issue 16: 16-byte vector
-  // loads, templated on the dtype), through the Tensor API on device cuda, against the same copy.
-  // Bytes: what each kernel must read and write once.
+  // The memory-bound kernels a training step runs besides the casts (issue 16 item 6: templated on
+  // the dtype, 16-byte vector loads and stores), each against the same device copy. Bytes: what each
+  // kernel must read and write once (its compulsory traffic; a second pass over a row comes from L2).
+  // Elementwise, binary and AdamW through the Tensor API; the row kernels (nn_kernels.cu) called
+  // directly on device buffers, one kernel per timed call.
   const R = smoke ? 64 : quick ? 4096 : 8192, C = smoke ? 96 : 8192, m = R * C;
+  const be = cudaBackend;
   for (const dtype of ["bfloat16", "float32"] as const) {
-    const es = dtype === "float32" ? 4 : 2;
+    const es = dtype === "float32" ? 4 : 2, dt = DTYPE_CODE[dtype];
     const x = randn([R, C], { dtype, device: "cuda" }).keep(), y = randn([R, C], { dtype, device: "cuda" }).keep();
-    const w = randn([C], { dtype, device: "cuda" }).keep();
     bw(`relu ${dtype}`, 2 * es * m, () => tidy(() => void x.relu()), "eltwise_kernel");
     bw(`add ${dtype} (same shape)`, 3 * es * m, () => tidy(() => void x.add(y)), "binary_dense_kernel");
-    bw(`softmax ${dtype} (rows of ${C})`, 2 * es * m, () => tidy(() => void nn.softmax(x, -1)), "softmax_kernel: 16-byte vectors per row");
-    bw(`layerNorm ${dtype} (rows of ${C})`, 2 * es * m, () => tidy(() => void nn.layerNorm(x, w, w)), "row kernel: not vectorized yet");
+    x.dispose();
+    y.dispose();
     const p = randn([m], { dtype, device: "cuda", requiresGrad: true }).keep();
     p.grad = randn([m], { dtype, device: "cuda" }).keep();
     const opt = new optim.AdamW([p], { lr: 1e-4 });
     opt.step(); // state
     // param + grad read, param written; exp_avg, exp_avg_sq f32 read and written
     bw(`AdamW step ${dtype} params`, 3 * es * m + 16 * m, () => opt.step(), "adamw_kernel");
-    for (const t of [x, y, w, p.grad!, p]) t.dispose();
+    p.grad!.dispose();
+    p.dispose();
+
+    const buf = (shape: number[], d: typeof dtype | "float32" | "int32" = dtype) => keep(cuda.DeviceBuffer.empty(ctx, shape, d));
+    const a = keep(cuda.randn(ctx, [R, C], dtype, 41)), g = keep(cuda.randn(ctx, [R, C], dtype, 42, 0.1));
+    const out = buf([R, C]), w = keep(cuda.randn(ctx, [C], dtype, 43)), b = keep(cuda.randn(ctx, [C], dtype, 44));
+    const mean = buf([R], "float32"), rstd = buf([R], "float32"), loss = keep(cuda.scalarBuffer(ctx)), dloss = keep(cuda.scalarBuffer(ctx, 1));
+    const rowNote = `row kernel, ${C <= 1024 ? "a warp" : "a block"} per row of ${C}`;
+    const row = (name: string, moved: number, fn: () => void, note = rowNote) => bw(`${name} ${dtype} (${R} x ${C})`, moved * es * m, fn, note);
+    row("softmax", 2, () => be.softmax(out.ptr, a.ptr, dt, R, C, 0, "bench"));
+    row("logSoftmax", 2, () => be.softmax(out.ptr, a.ptr, dt, R, C, 1, "bench"));
+    be.softmax(out.ptr, a.ptr, dt, R, C, 0, "bench");
+    const sm = keep(cuda.copy(buf([R, C]), out)), dx = buf([R, C]);
+    row("softmax backward", 3, () => be.softmaxBackward(dx.ptr, g.ptr, sm.ptr, dt, R, C, 0, "bench"));
+    row("layerNorm", 2, () => be.layerNorm(out.ptr, mean.ptr, rstd.ptr, a.ptr, w.ptr, b.ptr, dt, R, C, 1e-5, "bench"));
+    row("layerNorm backward, dx only", 3, () => be.layerNormBackward(dx.ptr, null, null, g.ptr, a.ptr, mean.ptr, rstd.ptr, w.ptr, dt, R, C, "bench"));
+    const dw = buf([C]), db = buf([C]);
+    row("layerNorm backward, dx + dgamma + dbeta", 3, () => be.layerNormBackward(dx.ptr, dw.ptr, db.ptr, g.ptr, a.ptr, mean.ptr, rstd.ptr, w.ptr, dt, R, C, "bench"),
+      "row kernel, then norm_param_grad_kernel reads dy and x again (counted once)");
+    row("rmsNorm", 2, () => be.rmsNorm(out.ptr, rstd.ptr, a.ptr, w.ptr, dt, R, C, 1e-6, "bench"));
+    row("rmsNorm backward, dx only", 3, () => be.rmsNormBackward(dx.ptr, null, g.ptr, a.ptr, rstd.ptr, w.ptr, dt, R, C, "bench"));
+    const targets = keep(cuda.DeviceBuffer.from(ctx, Int32Array.from({ length: R }, (_, i) => (i * 7919) % C), [R], "int32"));
+    row("crossEntropy (logp + loss)", 2, () => be.crossEntropy(loss.ptr, out.ptr, a.ptr, targets.ptr, dt, R, C, -100, "bench"));
+    row("crossEntropy backward", 2, () => be.crossEntropyBackward(dx.ptr, out.ptr, targets.ptr, dloss.ptr, dt, R, C, -100, "bench"));
+    // embedding: R distinct rows of an (R, C) table (a permutation), so the backward touches each weight row once
+    const idx = keep(cuda.DeviceBuffer.from(ctx, Int32Array.from({ length: R }, (_, i) => (i * 7919) % R), [R], "int32"));
+    row("embedding", 2, () => be.embedding(out.ptr, a.ptr, idx.ptr, dt, R, R, C, "bench"), "16-byte units per row");
+    row("embedding backward", 3, () => be.embeddingBackward(dx.ptr, g.ptr, idx.ptr, dt, R, R, C, "bench"),
+      "radix sort of the indices, then 16-byte column groups per row");
+    for (const t of [a, g, out, w, b, mean, rstd, loss, dloss, sm, dx, dw, db, targets, idx]) t.dispose();
   }
 }
 

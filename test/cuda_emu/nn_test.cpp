@@ -366,6 +366,162 @@ void index_flag_edges() {
     CUDA_FAILS(FP8_ERR_INVALID_ARG, "ctx", fp8_cuda_take_index_error(nullptr, &op, &a, &b));
 }
 
+/* Rows of x with the values the chunked walk must carry like any other:
+ * (when there are enough rows) row 1 all equal, row 2 zeros, row 3 one +inf,
+ * row 4 one NaN, row 5 all -inf. */
+void special_rows(Buf &x, int64_t rows, int64_t cols) {
+    for (int64_t r = 1; r < rows && r <= 5; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            const int64_t i = r * cols + c;
+            if (r == 1) x.set(i, 1.5f);
+            if (r == 2) x.set(i, 0.0f);
+            if (r == 3 && c == cols / 2) x.set(i, INFINITY);
+            if (r == 4 && c == cols - 1) x.set(i, NAN);
+            if (r == 5) x.set(i, -INFINITY);
+        }
+}
+
+/* close() on copies of got and ref whose rows 3 to 5 (special_rows' +inf,
+ * NaN and -inf rows) are zeroed: there oneDNN's softmax on the CPU gives 0 to
+ * the finite elements (its exp clamps the NaN of inf - inf, and a NaN max), and
+ * its backward +-inf from a NaN forward output, where the device, like torch,
+ * gives NaN to the whole row (checked separately for the forward). */
+void close_but_inf_nan_rows(const char *what, const Buf &got, const Buf &ref, int64_t cols, double rtol, double atol) {
+    Buf a(got.dtype(), got.n()), b(ref.dtype(), ref.n());
+    a.copy_from(got);
+    b.copy_from(ref);
+    for (int64_t i = 3 * cols; i < std::min<int64_t>(6 * cols, got.n()); i++) a.set(i, 0.0f), b.set(i, 0.0f);
+    close(what, a, b, rtol, atol);
+}
+
+/* The row kernels walk each row in 16-byte chunks (for_row in nn_kernels.cu):
+ * one vector per chunk where every pointer is 16-byte aligned, element by
+ * element where one is not, in the same order. Row lengths that are whole
+ * vectors (64, 8, 2048), ragged (37, 1031: a head and a tail in most rows),
+ * shorter than a vector (3), and longer than a warp's 1024 columns (the block
+ * path); rows of equal values, zeros, an inf, a NaN, all -inf. Layout 0 has
+ * every buffer aligned; layout 1 every row buffer one element off (a view at
+ * an odd element offset), gamma / beta too; layout 2 only the outputs off.
+ * Layout 0 matches the CPU as the tests above; layouts 1 and 2 give layout
+ * 0's bytes exactly. Embedding rows are copied in 16-byte, 4-byte or 2-byte
+ * units by alignment; its backward in vectors of columns or one by one. */
+void chunked_rows() {
+    section("nn: 16-byte chunks");
+    const int64_t shapes[][2] = {{6, 64}, {9, 37}, {6, 3}, {6, 8}, {6, 1031}, {6, 2048}};
+    for (int32_t dt : {FP8_DTYPE_F32, FP8_DTYPE_BF16})
+        for (const auto &sh : shapes) {
+            const int64_t rows = sh[0], cols = sh[1], n = rows * cols;
+            const int es = dtype_size(dt);
+            Buf x0(dt, n), dy0(dt, n), g0(dt, cols), b0(dt, cols);
+            fill_random(x0, 2.0f);
+            special_rows(x0, rows, cols);
+            fill_random(dy0);
+            fill_random(g0);
+            fill_random(b0);
+            std::vector<int32_t> t((size_t)rows);
+            for (int64_t r = 0; r < rows; r++) t[(size_t)r] = r == 0 ? -100 : (int32_t)(rng() % (uint64_t)cols);
+            /* the backwards' forward inputs, from the CPU, the same for every layout */
+            Buf sm_y(dt, n), lsm_y(dt, n), mean(FP8_DTYPE_F32, rows), rstd(FP8_DTYPE_F32, rows), ln_y(dt, n);
+            Buf rms_rstd(FP8_DTYPE_F32, rows), rms_y(dt, n), logp_cpu(dt, n), dloss(FP8_DTYPE_F32, 1);
+            CPU_OK(fp8_cpu_softmax(sm_y.p(), x0.p(), dt, rows, cols, 0));
+            CPU_OK(fp8_cpu_softmax(lsm_y.p(), x0.p(), dt, rows, cols, 1));
+            CPU_OK(fp8_cpu_layer_norm(ln_y.p(), mean.as<float>(), rstd.as<float>(), x0.p(), g0.p(), b0.p(), dt, rows, cols, 1e-5f));
+            CPU_OK(fp8_cpu_rms_norm(rms_y.p(), rms_rstd.as<float>(), x0.p(), g0.p(), dt, rows, cols, 1e-6f));
+            float cpu_loss = 0.0f;
+            CPU_OK(fp8_cpu_cross_entropy(&cpu_loss, logp_cpu.p(), x0.p(), t.data(), dt, rows, cols, -100));
+            dloss.set(0, 0.5f);
+            const char *names[] = {"softmax", "log_softmax", "softmax_backward", "log_softmax_backward", "layer_norm",
+                                   "layer_norm_backward", "rms_norm", "rms_norm_backward", "cross_entropy logp",
+                                   "cross_entropy_backward", "embedding", "embedding_backward"};
+            constexpr int kOps = 12;
+            std::vector<Buf> first; /* layout 0's outputs */
+            for (int layout = 0; layout < 3; layout++) {
+                const int in_off = layout == 1 ? es : 0, out_off = layout == 0 ? 0 : es;
+                auto in = [&](const Buf &src) {
+                    Buf b(dt, src.n(), in_off);
+                    b.copy_from(src);
+                    return b;
+                };
+                Buf x = in(x0), dy = in(dy0), g = in(g0), b = in(b0), smy = in(sm_y), lsmy = in(lsm_y), logp_in = in(logp_cpu);
+                std::vector<Buf> out;
+                for (int k = 0; k < kOps; k++) out.emplace_back(dt, k == 11 ? cols * 4 : n, out_off);
+                Buf m(FP8_DTYPE_F32, rows), rs(FP8_DTYPE_F32, rows), rs_rms(FP8_DTYPE_F32, rows), loss(FP8_DTYPE_F32, 1);
+                CUDA_OK(fp8_cuda_softmax(ctx, out[0].p(), x.p(), dt, rows, cols, 0));
+                CUDA_OK(fp8_cuda_softmax(ctx, out[1].p(), x.p(), dt, rows, cols, 1));
+                CUDA_OK(fp8_cuda_softmax_backward(ctx, out[2].p(), dy.p(), smy.p(), dt, rows, cols, 0));
+                CUDA_OK(fp8_cuda_softmax_backward(ctx, out[3].p(), dy.p(), lsmy.p(), dt, rows, cols, 1));
+                CUDA_OK(fp8_cuda_layer_norm(ctx, out[4].p(), m.as<float>(), rs.as<float>(), x.p(), g.p(), b.p(), dt, rows, cols, 1e-5f));
+                CUDA_OK(fp8_cuda_layer_norm_backward(ctx, out[5].p(), nullptr, nullptr, dy.p(), x.p(), mean.as<float>(),
+                                                     rstd.as<float>(), g.p(), dt, rows, cols));
+                CUDA_OK(fp8_cuda_rms_norm(ctx, out[6].p(), rs_rms.as<float>(), x.p(), g.p(), dt, rows, cols, 1e-6f));
+                CUDA_OK(fp8_cuda_rms_norm_backward(ctx, out[7].p(), nullptr, dy.p(), x.p(), rms_rstd.as<float>(), g.p(), dt,
+                                                   rows, cols));
+                CUDA_OK(fp8_cuda_cross_entropy(ctx, loss.as<float>(), out[8].p(), x.p(), t.data(), dt, rows, cols, -100));
+                CUDA_OK(fp8_cuda_cross_entropy_backward(ctx, out[9].p(), logp_in.p(), t.data(), dloss.as<float>(), dt, rows,
+                                                        cols, -100));
+                /* embedding: rows of x picked by index (x as the weight: rows x cols) */
+                std::vector<int32_t> idx((size_t)rows);
+                for (int64_t r = 0; r < rows; r++) idx[(size_t)r] = (int32_t)((r * 5 + 2) % rows);
+                CUDA_OK(fp8_cuda_embedding(ctx, out[10].p(), x.p(), idx.data(), dt, rows, rows, cols));
+                /* backward into a (4, cols) weight: every row of dy added to row idx % 4 */
+                for (auto &k : idx) k %= 4;
+                for (int64_t i = 0; i < 4 * cols; i++) out[11].set(i, 0.25f * (float)(i % 7));
+                CUDA_OK(fp8_cuda_embedding_backward(ctx, out[11].p(), dy.p(), idx.data(), dt, rows, 4, cols));
+                char what[128];
+                if (layout == 0) {
+                    /* against the CPU, with the tolerances of the tests above */
+                    snprintf(what, sizeof what, "chunked softmax (%lld, %lld) %s", (long long)rows, (long long)cols, dt_name(dt));
+                    Buf ref(dt, n);
+                    close_but_inf_nan_rows(what, out[0], sm_y, cols, rtol_for(dt), 1e-7);
+                    close_but_inf_nan_rows(what, out[1], lsm_y, cols, rtol_for(dt), 1e-5);
+                    for (int k = 0; k < 2; k++) /* a row with +inf or NaN, or all -inf: NaN throughout, as torch */
+                        for (int64_t i = 3 * cols; i < std::min<int64_t>(6 * cols, n); i++)
+                            CHECK(std::isnan(out[(size_t)k].get(i)), "%s: %s of a row with +inf, NaN or all -inf: [%lld] = %g, expected NaN",
+                                  what, names[k], (long long)i, out[(size_t)k].get(i));
+                    CPU_OK(fp8_cpu_softmax_backward(ref.p(), dy0.p(), sm_y.p(), dt, rows, cols, 0));
+                    close_but_inf_nan_rows(what, out[2], ref, cols, dt == FP8_DTYPE_F32 ? 1e-5 : 1.6e-2, dt == FP8_DTYPE_F32 ? 1e-6 : 1e-3);
+                    CPU_OK(fp8_cpu_softmax_backward(ref.p(), dy0.p(), lsm_y.p(), dt, rows, cols, 1));
+                    close_but_inf_nan_rows(what, out[3], ref, cols, dt == FP8_DTYPE_F32 ? 1e-5 : 1.6e-2,
+                                           dt == FP8_DTYPE_F32 ? 1e-6 + 8e-7 * std::sqrt((double)cols) : 1e-3);
+                    snprintf(what, sizeof what, "chunked layer_norm (%lld, %lld) %s", (long long)rows, (long long)cols, dt_name(dt));
+                    close(what, out[4], ln_y, rtol_for(dt), dt == FP8_DTYPE_F32 ? 1e-5 : 1.6e-2);
+                    close(what, m, mean, 1e-5, 1e-6);
+                    close(what, rs, rstd, 1e-5, 0);
+                    CPU_OK(fp8_cpu_layer_norm_backward(ref.p(), nullptr, nullptr, dy0.p(), x0.p(), mean.as<float>(),
+                                                       rstd.as<float>(), g0.p(), dt, rows, cols));
+                    close(what, out[5], ref, dt == FP8_DTYPE_F32 ? 1e-4 : 1.6e-2, dt == FP8_DTYPE_F32 ? 1e-5 : 2e-2);
+                    snprintf(what, sizeof what, "chunked rms_norm (%lld, %lld) %s", (long long)rows, (long long)cols, dt_name(dt));
+                    close(what, out[6], rms_y, dt == FP8_DTYPE_F32 ? 4.8e-7 : 8e-3, 0);
+                    close(what, rs_rms, rms_rstd, 2.4e-7, 0);
+                    CPU_OK(fp8_cpu_rms_norm_backward(ref.p(), nullptr, dy0.p(), x0.p(), rms_rstd.as<float>(), g0.p(), dt, rows, cols));
+                    close(what, out[7], ref, dt == FP8_DTYPE_F32 ? 1e-6 : 8e-3, dt == FP8_DTYPE_F32 ? 1e-7 : 1e-4);
+                    snprintf(what, sizeof what, "chunked cross_entropy (%lld, %lld) %s", (long long)rows, (long long)cols, dt_name(dt));
+                    close(what, out[8], logp_cpu, dt == FP8_DTYPE_F32 ? 2.4e-7 : 8e-3, dt == FP8_DTYPE_F32 ? 5e-7 : 0);
+                    const float lg = loss.get(0);
+                    close_values(what, &lg, &cpu_loss, 1, 1e-6, 0);
+                    CPU_OK(fp8_cpu_cross_entropy_backward(ref.p(), logp_cpu.p(), t.data(), 0.5f, dt, rows, cols, -100));
+                    close(what, out[9], ref, dt == FP8_DTYPE_F32 ? 2.4e-7 : 8e-3, 1e-9);
+                    snprintf(what, sizeof what, "chunked embedding (%lld, %lld) %s", (long long)rows, (long long)cols, dt_name(dt));
+                    std::vector<int32_t> idx_fwd((size_t)rows);
+                    for (int64_t r = 0; r < rows; r++) idx_fwd[(size_t)r] = (int32_t)((r * 5 + 2) % rows);
+                    CPU_OK(fp8_cpu_embedding(ref.p(), x0.p(), idx_fwd.data(), dt, rows, rows, cols));
+                    same_bytes(what, out[10], ref);
+                    Buf dw_ref(dt, cols * 4);
+                    for (int64_t i = 0; i < 4 * cols; i++) dw_ref.set(i, 0.25f * (float)(i % 7));
+                    CPU_OK(fp8_cpu_embedding_backward(dw_ref.p(), dy0.p(), idx.data(), dt, rows, 4, cols));
+                    same_bytes(what, out[11], dw_ref);
+                    first = std::move(out);
+                } else {
+                    for (int k = 0; k < kOps; k++) {
+                        snprintf(what, sizeof what, "%s (%lld, %lld) %s, %s misaligned by one element", names[k], (long long)rows,
+                                 (long long)cols, dt_name(dt), layout == 1 ? "every buffer" : "the output");
+                        same_bytes(what, out[(size_t)k], first[(size_t)k]);
+                    }
+                }
+            }
+        }
+}
+
 /* An H200's 132 SMs: dgamma / dbeta in many slices, the loss over many rows. */
 void on_a_full_size_device() {
     section("nn: 132 SMs");
@@ -406,6 +562,7 @@ void test_nn() {
     cross_entropy();
     index_flag_edges();
     on_a_full_size_device();
+    chunked_rows();
 }
 
 }  // namespace harness
