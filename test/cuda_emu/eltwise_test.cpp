@@ -65,12 +65,15 @@ void randn_device() {
 
 void bias() {
     section("eltwise: bias_add");
-    const int64_t shapes[][2] = {{0, 5}, {5, 0}, {1, 1}, {7, 300}, {300, 7}, {2000, 3}};
+    /* 16-byte vectors of columns (cols a multiple of 4 f32 / 8 bf16, y aligned),
+     * ragged columns, and y one element off alignment: the same bits */
+    const int64_t shapes[][2] = {{0, 5}, {5, 0}, {1, 1}, {7, 300}, {300, 7}, {2000, 3}, {9, 64}, {5, 2056}};
     for (int32_t ydt : {FP8_DTYPE_F32, FP8_DTYPE_BF16})
         for (int32_t bdt : {FP8_DTYPE_F32, FP8_DTYPE_BF16})
-            for (const auto &sh : shapes) {
+            for (const auto &sh : shapes)
+            for (int off : {0, 1}) {
                 const int64_t rows = sh[0], cols = sh[1];
-                Buf y(ydt, rows * cols), ref(ydt, rows * cols), b(bdt, cols);
+                Buf y(ydt, rows * cols, off * dtype_size(ydt)), ref(ydt, rows * cols), b(bdt, cols);
                 fill_random(y, 1.0f, true);
                 fill_random(b, 3.0f);
                 ref.copy_from(y);
@@ -78,8 +81,8 @@ void bias() {
                     for (int64_t c = 0; c < cols; c++) ref.set(r * cols + c, ref.get(r * cols + c) + b.get(c));
                 CUDA_OK(fp8_cuda_bias_add(ctx, y.p(), ydt, b.p(), bdt, rows, cols));
                 char what[96];
-                snprintf(what, sizeof what, "bias_add (%lld, %lld) %s + %s", (long long)rows, (long long)cols, dt_name(ydt),
-                         dt_name(bdt));
+                snprintf(what, sizeof what, "bias_add (%lld, %lld) %s + %s%s", (long long)rows, (long long)cols, dt_name(ydt),
+                         dt_name(bdt), off ? ", y one element off" : "");
                 same_bytes(what, y, ref);
             }
     float f;
@@ -89,24 +92,32 @@ void bias() {
     CUDA_FAILS(FP8_ERR_INVALID_ARG, "d_bias is NULL", fp8_cuda_bias_add(ctx, &f, FP8_DTYPE_F32, nullptr, FP8_DTYPE_F32, 1, 1));
 
     section("eltwise: bias_grad");
-    const int64_t gshapes[][2] = {{0, 5}, {5, 0}, {1, 1}, {50, 33}, {1000, 40}, {3000, 7}, {129, 300}};
+    /* dy aligned with vectors of columns (40, 300 f32; 40, 264 bf16), ragged, and
+     * one element off alignment, which must give the aligned run's bits */
+    const int64_t gshapes[][2] = {{0, 5}, {5, 0}, {1, 1}, {50, 33}, {1000, 40}, {3000, 7}, {129, 300}, {700, 264}};
     for (int32_t ddt : {FP8_DTYPE_F32, FP8_DTYPE_BF16})
         for (int32_t ydt : {FP8_DTYPE_F32, FP8_DTYPE_BF16})
             for (const auto &sh : gshapes)
                 for (size_t ws : {(size_t)-1, (size_t)64}) { /* 64 bytes: no room for partial sums */
                     const int64_t rows = sh[0], cols = sh[1];
-                    Buf dy(ydt, rows * cols), db(ddt, cols), ref(ddt, cols);
+                    Buf dy(ydt, rows * cols), db(ddt, cols), ref(ddt, cols), dy_off(ydt, rows * cols, dtype_size(ydt)),
+                        db_off(ddt, cols);
                     fill_random(dy);
                     for (int64_t c = 0; c < cols; c++) {
                         double s = 0;
                         for (int64_t r = 0; r < rows; r++) s += dy.get(r * cols + c);
                         ref.set(c, (float)s);
                     }
-                    with_device_shape(4, ws, [&] { CUDA_OK(fp8_cuda_bias_grad(ctx, db.p(), ddt, dy.p(), ydt, rows, cols)); });
+                    dy_off.copy_from(dy);
+                    with_device_shape(4, ws, [&] {
+                        CUDA_OK(fp8_cuda_bias_grad(ctx, db.p(), ddt, dy.p(), ydt, rows, cols));
+                        CUDA_OK(fp8_cuda_bias_grad(ctx, db_off.p(), ddt, dy_off.p(), ydt, rows, cols));
+                    });
                     char what[96];
                     snprintf(what, sizeof what, "bias_grad (%lld, %lld) %s -> %s workspace %s", (long long)rows,
                              (long long)cols, dt_name(ydt), dt_name(ddt), ws == 64 ? "64 bytes" : "full");
                     close(what, db, ref, rtol_for(ddt), 2e-6 * (double)rows + 1e-6);
+                    same_bytes(what, db_off, db); /* dy one element off: element loads, the same sums */
                 }
     CUDA_FAILS(FP8_ERR_INVALID_ARG, "dbias_dtype", fp8_cuda_bias_grad(ctx, &f, FP8_DTYPE_U8, &f, FP8_DTYPE_F32, 1, 1));
     CUDA_FAILS(FP8_ERR_INVALID_ARG, "dy_dtype", fp8_cuda_bias_grad(ctx, &f, FP8_DTYPE_F32, &f, FP8_DTYPE_I32, 1, 1));

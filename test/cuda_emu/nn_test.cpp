@@ -407,7 +407,7 @@ void close_but_inf_nan_rows(const char *what, const Buf &got, const Buf &ref, in
  * units by alignment; its backward in vectors of columns or one by one. */
 void chunked_rows() {
     section("nn: 16-byte chunks");
-    const int64_t shapes[][2] = {{6, 64}, {9, 37}, {6, 3}, {6, 8}, {6, 1031}, {6, 2048}};
+    const int64_t shapes[][2] = {{6, 64}, {9, 37}, {6, 3}, {6, 8}, {6, 1031}, {6, 2048}, {300, 72}, {200, 45}};
     for (int32_t dt : {FP8_DTYPE_F32, FP8_DTYPE_BF16})
         for (const auto &sh : shapes) {
             const int64_t rows = sh[0], cols = sh[1], n = rows * cols;
@@ -432,8 +432,9 @@ void chunked_rows() {
             dloss.set(0, 0.5f);
             const char *names[] = {"softmax", "log_softmax", "softmax_backward", "log_softmax_backward", "layer_norm",
                                    "layer_norm_backward", "rms_norm", "rms_norm_backward", "cross_entropy logp",
-                                   "cross_entropy_backward", "embedding", "embedding_backward"};
-            constexpr int kOps = 12;
+                                   "cross_entropy_backward", "embedding", "embedding_backward", "layer_norm_backward dgamma",
+                                   "layer_norm_backward dbeta", "rms_norm_backward dgamma"};
+            constexpr int kOps = 15;
             std::vector<Buf> first; /* layout 0's outputs */
             for (int layout = 0; layout < 3; layout++) {
                 const int in_off = layout == 1 ? es : 0, out_off = layout == 0 ? 0 : es;
@@ -444,17 +445,17 @@ void chunked_rows() {
                 };
                 Buf x = in(x0), dy = in(dy0), g = in(g0), b = in(b0), smy = in(sm_y), lsmy = in(lsm_y), logp_in = in(logp_cpu);
                 std::vector<Buf> out;
-                for (int k = 0; k < kOps; k++) out.emplace_back(dt, k == 11 ? cols * 4 : n, out_off);
+                for (int k = 0; k < kOps; k++) out.emplace_back(dt, k == 11 ? cols * 4 : k >= 12 ? cols : n, out_off);
                 Buf m(FP8_DTYPE_F32, rows), rs(FP8_DTYPE_F32, rows), rs_rms(FP8_DTYPE_F32, rows), loss(FP8_DTYPE_F32, 1);
                 CUDA_OK(fp8_cuda_softmax(ctx, out[0].p(), x.p(), dt, rows, cols, 0));
                 CUDA_OK(fp8_cuda_softmax(ctx, out[1].p(), x.p(), dt, rows, cols, 1));
                 CUDA_OK(fp8_cuda_softmax_backward(ctx, out[2].p(), dy.p(), smy.p(), dt, rows, cols, 0));
                 CUDA_OK(fp8_cuda_softmax_backward(ctx, out[3].p(), dy.p(), lsmy.p(), dt, rows, cols, 1));
                 CUDA_OK(fp8_cuda_layer_norm(ctx, out[4].p(), m.as<float>(), rs.as<float>(), x.p(), g.p(), b.p(), dt, rows, cols, 1e-5f));
-                CUDA_OK(fp8_cuda_layer_norm_backward(ctx, out[5].p(), nullptr, nullptr, dy.p(), x.p(), mean.as<float>(),
+                CUDA_OK(fp8_cuda_layer_norm_backward(ctx, out[5].p(), out[12].p(), out[13].p(), dy.p(), x.p(), mean.as<float>(),
                                                      rstd.as<float>(), g.p(), dt, rows, cols));
                 CUDA_OK(fp8_cuda_rms_norm(ctx, out[6].p(), rs_rms.as<float>(), x.p(), g.p(), dt, rows, cols, 1e-6f));
-                CUDA_OK(fp8_cuda_rms_norm_backward(ctx, out[7].p(), nullptr, dy.p(), x.p(), rms_rstd.as<float>(), g.p(), dt,
+                CUDA_OK(fp8_cuda_rms_norm_backward(ctx, out[7].p(), out[14].p(), dy.p(), x.p(), rms_rstd.as<float>(), g.p(), dt,
                                                    rows, cols));
                 CUDA_OK(fp8_cuda_cross_entropy(ctx, loss.as<float>(), out[8].p(), x.p(), t.data(), dt, rows, cols, -100));
                 CUDA_OK(fp8_cuda_cross_entropy_backward(ctx, out[9].p(), logp_in.p(), t.data(), dloss.as<float>(), dt, rows,
@@ -487,14 +488,19 @@ void chunked_rows() {
                     close(what, out[4], ln_y, rtol_for(dt), dt == FP8_DTYPE_F32 ? 1e-5 : 1.6e-2);
                     close(what, m, mean, 1e-5, 1e-6);
                     close(what, rs, rstd, 1e-5, 0);
-                    CPU_OK(fp8_cpu_layer_norm_backward(ref.p(), nullptr, nullptr, dy0.p(), x0.p(), mean.as<float>(),
+                    Buf dg_ref(dt, cols), db_ref(dt, cols);
+                    const double atol = (dt == FP8_DTYPE_F32 ? 1e-5 : 1e-2) * std::sqrt((double)rows + 1);
+                    CPU_OK(fp8_cpu_layer_norm_backward(ref.p(), dg_ref.p(), db_ref.p(), dy0.p(), x0.p(), mean.as<float>(),
                                                        rstd.as<float>(), g0.p(), dt, rows, cols));
                     close(what, out[5], ref, dt == FP8_DTYPE_F32 ? 1e-4 : 1.6e-2, dt == FP8_DTYPE_F32 ? 1e-5 : 2e-2);
+                    close(what, out[12], dg_ref, rtol_for(dt), atol);
+                    close(what, out[13], db_ref, rtol_for(dt), atol);
                     snprintf(what, sizeof what, "chunked rms_norm (%lld, %lld) %s", (long long)rows, (long long)cols, dt_name(dt));
                     close(what, out[6], rms_y, dt == FP8_DTYPE_F32 ? 4.8e-7 : 8e-3, 0);
                     close(what, rs_rms, rms_rstd, 2.4e-7, 0);
-                    CPU_OK(fp8_cpu_rms_norm_backward(ref.p(), nullptr, dy0.p(), x0.p(), rms_rstd.as<float>(), g0.p(), dt, rows, cols));
+                    CPU_OK(fp8_cpu_rms_norm_backward(ref.p(), dg_ref.p(), dy0.p(), x0.p(), rms_rstd.as<float>(), g0.p(), dt, rows, cols));
                     close(what, out[7], ref, dt == FP8_DTYPE_F32 ? 1e-6 : 8e-3, dt == FP8_DTYPE_F32 ? 1e-7 : 1e-4);
+                    close(what, out[14], dg_ref, dt == FP8_DTYPE_F32 ? 1e-6 : 8e-3, 1e-7);
                     snprintf(what, sizeof what, "chunked cross_entropy (%lld, %lld) %s", (long long)rows, (long long)cols, dt_name(dt));
                     close(what, out[8], logp_cpu, dt == FP8_DTYPE_F32 ? 2.4e-7 : 8e-3, dt == FP8_DTYPE_F32 ? 5e-7 : 0);
                     const float lg = loss.get(0);

@@ -2,6 +2,9 @@
  * eltwise_kernels.cu — the few elementwise kernels a Linear's forward and
  * backward need on the device (bias add, bias gradient), plus fill and a
  * counter-based randn for tests and benchmarks. F32 or BF16, f32 arithmetic.
+ * bias add and bias gradient are templated on the streamed dtype with 16-byte
+ * vectors of neighbouring columns (issue 16); fill and randn (tests and
+ * benchmarks only) stay one element per thread.
  */
 #include "cuda_common.cuh"
 
@@ -41,40 +44,76 @@ __global__ void randn_kernel(void *dst, int dt, int64_t n, uint64_t seed, float 
     }
 }
 
-/* y (rows, cols) += bias (cols). blockIdx.y walks rows, x covers columns. */
-__global__ void bias_add_kernel(void *y, int y_dt, const void *bias, int bias_dt, int64_t rows,
-                                int64_t cols) {
-    const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= cols) return;
-    const float b = load_hp(bias, bias_dt, c);
+/* V = kVec<DT> neighbouring elements of p from index i into x (nc of them valid,
+ * the rest 0): one 16-byte load when vec and all V are there. */
+template <int DT>
+__device__ __forceinline__ void load_cols(const void *p, int64_t i, int nc, bool vec, float *x) {
+    constexpr int V = kVec<DT>;
+    if (vec && nc == V) {
+        load_vec<DT>(p, i / V, x);
+        return;
+    }
+    for (int j = 0; j < V; j++) x[j] = j < nc ? load_hp(p, DT, i + j) : 0.0f;
+}
+
+/* y (rows, cols) of YDT += bias (cols). blockIdx.y walks rows; each thread of
+ * blockIdx.x takes V = kVec<YDT> neighbouring columns, as one 16-byte vector
+ * when vec (y aligned, cols a multiple of V), else one by one (issue 16). */
+template <int YDT>
+__global__ void bias_add_kernel(void *y, const void *bias, int bias_dt, int64_t rows, int64_t cols, bool vec) {
+    constexpr int V = kVec<YDT>;
+    const int64_t c0 = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * V;
+    if (c0 >= cols) return;
+    const int nc = (int)min((int64_t)V, cols - c0);
+    float b[V];
+    for (int j = 0; j < V; j++) b[j] = j < nc ? load_hp(bias, bias_dt, c0 + j) : 0.0f;
     for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
-        const int64_t i = r * cols + c;
-        store_hp(y, y_dt, i, load_hp(y, y_dt, i) + b);
+        const int64_t i = r * cols + c0;
+        float x[V];
+        load_cols<YDT>(y, i, nc, vec, x);
+        for (int j = 0; j < V; j++) x[j] += b[j];
+        if (vec && nc == V)
+            store_vec<YDT>(y, i / V, x);
+        else
+            for (int j = 0; j < nc; j++) store_hp(y, YDT, i + j, x[j]);
     }
 }
 
-/* Column sums of dy (rows, cols): block (32, 8) takes 32 columns and one of
- * gridDim.y row slices; its 8 row lanes are summed in shared memory. With one
- * slice the sum goes straight to out, else to partial (slices, cols) in f32. */
-__global__ void column_sum_kernel(void *out, int out_dt, float *partial, const void *dy, int dy_dt,
-                                  int64_t rows, int64_t cols, int64_t rows_per_slice) {
+/* Column sums of dy (rows, cols) of DT: block (32, 8) takes 32 * V columns
+ * (V = kVec<DT> neighbouring columns per thread, 16-byte loads when vec: dy
+ * aligned and cols a multiple of V; else one by one, the same sums) and one
+ * of gridDim.y row slices; each column's 8 row lanes are summed in shared
+ * memory, in lane order. With one slice the sum goes straight to out, else to
+ * partial (slices, cols) in f32. */
+template <int DT>
+__global__ void column_sum_kernel(void *out, int out_dt, float *partial, const void *dy, int64_t rows,
+                                  int64_t cols, int64_t rows_per_slice, bool vec) {
+    constexpr int V = kVec<DT>;
     __shared__ float acc[8][33];
-    const int64_t c = (int64_t)blockIdx.x * 32 + threadIdx.x;
+    const int64_t c0 = ((int64_t)blockIdx.x * 32 + threadIdx.x) * V;
+    const int nc = (int)max((int64_t)0, min((int64_t)V, cols - c0));
     const int64_t r_begin = (int64_t)blockIdx.y * rows_per_slice;
     const int64_t r_end = min(rows, r_begin + rows_per_slice);
-    float s = 0.0f;
-    if (c < cols)
-        for (int64_t r = r_begin + threadIdx.y; r < r_end; r += 8) s += load_hp(dy, dy_dt, r * cols + c);
-    acc[threadIdx.y][threadIdx.x] = s;
-    __syncthreads();
-    if (threadIdx.y != 0 || c >= cols) return;
-    float t = 0.0f;
+    float s[V];
+    for (int j = 0; j < V; j++) s[j] = 0.0f;
+    for (int64_t r = r_begin + threadIdx.y; r < r_end && nc > 0; r += 8) {
+        float x[V];
+        load_cols<DT>(dy, r * cols + c0, nc, vec, x);
+        for (int j = 0; j < V; j++) s[j] += x[j];
+    }
+    for (int j = 0; j < V; j++) { /* one column of each thread at a time through shared memory */
+        __syncthreads();
+        acc[threadIdx.y][threadIdx.x] = s[j];
+        __syncthreads();
+        if (threadIdx.y != 0 || j >= nc) continue;
+        float t = 0.0f;
 #pragma unroll
-    for (int k = 0; k < 8; k++) t += acc[k][threadIdx.x];
-    if (gridDim.y == 1)
-        store_hp(out, out_dt, c, t);
-    else
-        partial[(int64_t)blockIdx.y * cols + c] = t;
+        for (int k = 0; k < 8; k++) t += acc[k][threadIdx.x];
+        if (gridDim.y == 1)
+            store_hp(out, out_dt, c0 + j, t);
+        else
+            partial[(int64_t)blockIdx.y * cols + c0 + j] = t;
+    }
 }
 
 __global__ void sum_slices_kernel(void *out, int out_dt, const float *partial, int64_t slices,
@@ -145,11 +184,17 @@ FP8_API int32_t fp8_cuda_bias_add(fp8_cuda_ctx_t c, void *d_y, int32_t y_dtype, 
         FP8_REQUIRE_DATA(d_bias, cols, fn);
         ENTER(fn, c, ctx);
         if (rows == 0 || cols == 0) return FP8_OK;
-        const unsigned gx = (unsigned)((cols + kThreads - 1) / kThreads);
+        const int V = y_dtype == FP8_DTYPE_F32 ? 4 : 8;
+        const bool vec = all_aligned16({d_y}) && cols % V == 0;
+        const unsigned gx = (unsigned)((cols + (int64_t)kThreads * V - 1) / ((int64_t)kThreads * V));
         int64_t gy = ((int64_t)ctx->sm_count * 16 + gx - 1) / gx;
         gy = gy < 1 ? 1 : gy > rows ? rows : gy > 65535 ? 65535 : gy;
-        bias_add_kernel<<<dim3(gx, (unsigned)gy), kThreads, 0, ctx->stream>>>(d_y, y_dtype, d_bias, bias_dtype,
-                                                                             rows, cols);
+        if (y_dtype == FP8_DTYPE_F32)
+            bias_add_kernel<FP8_DTYPE_F32><<<dim3(gx, (unsigned)gy), kThreads, 0, ctx->stream>>>(d_y, d_bias, bias_dtype,
+                                                                                             rows, cols, vec);
+        else
+            bias_add_kernel<FP8_DTYPE_BF16><<<dim3(gx, (unsigned)gy), kThreads, 0, ctx->stream>>>(d_y, d_bias, bias_dtype,
+                                                                                              rows, cols, vec);
         FP8_LAUNCH_CHECK(fn, "bias_add_kernel");
         return FP8_OK;
     });
@@ -167,7 +212,9 @@ FP8_API int32_t fp8_cuda_bias_grad(fp8_cuda_ctx_t c, void *d_dbias, int32_t dbia
         FP8_REQUIRE_DATA(d_dy, rows * cols, fn);
         ENTER(fn, c, ctx);
         if (cols == 0) return FP8_OK;
-        const int64_t col_blocks = (cols + 31) / 32;
+        /* 32 threads of V columns each per block, whether the loads are vectors or not */
+        const int V = dy_dtype == FP8_DTYPE_F32 ? 4 : 8;
+        const int64_t col_blocks = (cols + 32 * V - 1) / (32 * V);
         /* Enough row slices to fill the GPU about 4 times over, each >= 64 rows,
          * partial sums fitting in the (stream-ordered, idle here) GEMM workspace. */
         int64_t slices = ((int64_t)ctx->sm_count * 4 + col_blocks - 1) / col_blocks;
@@ -176,8 +223,14 @@ FP8_API int32_t fp8_cuda_bias_grad(fp8_cuda_ctx_t c, void *d_dbias, int32_t dbia
         slices = std::max<int64_t>(std::min<int64_t>(slices, 65535), 1);
         const int64_t rows_per_slice = rows == 0 ? 1 : (rows + slices - 1) / slices;
         float *partial = (float *)ctx->workspace;
-        column_sum_kernel<<<dim3((unsigned)col_blocks, (unsigned)slices), dim3(32, 8), 0, ctx->stream>>>(
-            d_dbias, dbias_dtype, partial, d_dy, dy_dtype, rows, cols, rows_per_slice);
+        const bool vec = all_aligned16({d_dy}) && cols % V == 0;
+        const dim3 grid((unsigned)col_blocks, (unsigned)slices), block(32, 8);
+        if (dy_dtype == FP8_DTYPE_F32)
+            column_sum_kernel<FP8_DTYPE_F32><<<grid, block, 0, ctx->stream>>>(d_dbias, dbias_dtype, partial, d_dy, rows,
+                                                                              cols, rows_per_slice, vec);
+        else
+            column_sum_kernel<FP8_DTYPE_BF16><<<grid, block, 0, ctx->stream>>>(d_dbias, dbias_dtype, partial, d_dy, rows,
+                                                                               cols, rows_per_slice, vec);
         FP8_LAUNCH_CHECK(fn, "column_sum_kernel");
         if (slices > 1) {
             sum_slices_kernel<<<(unsigned)((cols + kThreads - 1) / kThreads), kThreads, 0, ctx->stream>>>(

@@ -339,45 +339,63 @@ layer_norm_backward_kernel(void *dsrc, const void *ddst, const void *src, const 
 enum { kLayerNorm = 0, kRmsNorm = 1 };
 
 /* In double: layer norm dgamma = sum dy * xhat, dbeta = sum dy; RMS norm
- * dgamma = sum (dy * x) * rstd (the CPU's order). Block (32, 8) takes 32
- * columns and one of gridDim.y row slices; its 8 row lanes are summed in
- * shared memory. With one slice the sums go straight to the outputs (either
- * may be NULL), else to partial (slices, 2, cols). */
-template <int MODE>
+ * dgamma = sum (dy * x) * rstd (the CPU's order). Block (32, 8) takes 32 * V
+ * columns (V = kVec<DT>, V neighbouring columns per thread: 16-byte loads when
+ * vec, i.e. ddst and src aligned and cols a multiple of V; one by one
+ * otherwise, with the same columns, rows and order) and one of gridDim.y row
+ * slices. Each column's 8 row lanes are summed in shared memory, in lane
+ * order. With one slice the sums go straight to the outputs (either may be
+ * NULL), else to partial (slices, 2, cols). */
+template <int MODE, int DT>
 __global__ void norm_param_grad_kernel(void *dgamma, void *dbeta, double *partial, const void *ddst,
-                                       const void *src, const float *mean, const float *rstd,
-                                       int dt, int64_t rows, int64_t cols, int64_t rows_per_slice) {
+                                       const void *src, const float *mean, const float *rstd, int64_t rows,
+                                       int64_t cols, int64_t rows_per_slice, bool vec) {
+    constexpr int V = kVec<DT>;
     __shared__ double acc[2][8][33];
-    const int64_t c = (int64_t)blockIdx.x * 32 + threadIdx.x;
+    const int64_t c0 = ((int64_t)blockIdx.x * 32 + threadIdx.x) * V;
+    const int nc = (int)max((int64_t)0, min((int64_t)V, cols - c0)); /* columns of this thread */
     const int64_t r_begin = (int64_t)blockIdx.y * rows_per_slice;
     const int64_t r_end = min(rows, r_begin + rows_per_slice);
-    double g = 0.0, b = 0.0;
-    if (c < cols)
-        for (int64_t r = r_begin + threadIdx.y; r < r_end; r += 8) {
-            const float dy = load_hp(ddst, dt, r * cols + c), x = load_hp(src, dt, r * cols + c);
+    double g[V], b[V];
+    for (int j = 0; j < V; j++) g[j] = 0.0, b[j] = 0.0;
+    for (int64_t r = r_begin + threadIdx.y; r < r_end && nc > 0; r += 8) {
+        float dy[V], x[V];
+        if (nc == V) {
+            load_n<DT, V>(ddst, r * cols + c0, vec, dy);
+            load_n<DT, V>(src, r * cols + c0, vec, x);
+        } else {
+            for (int j = 0; j < nc; j++) dy[j] = load_hp(ddst, DT, r * cols + c0 + j), x[j] = load_hp(src, DT, r * cols + c0 + j);
+            for (int j = nc; j < V; j++) dy[j] = 0.0f, x[j] = 0.0f; /* never stored */
+        }
+        for (int j = 0; j < V; j++) {
             if (MODE == kLayerNorm) {
-                g += (double)dy * (double)((x - mean[r]) * rstd[r]);
-                b += (double)dy;
+                g[j] += (double)dy[j] * (double)((x[j] - mean[r]) * rstd[r]);
+                b[j] += (double)dy[j];
             } else {
-                g = __dadd_rn(g, __dmul_rn(__dmul_rn((double)dy, (double)x), (double)rstd[r]));
+                g[j] = __dadd_rn(g[j], __dmul_rn(__dmul_rn((double)dy[j], (double)x[j]), (double)rstd[r]));
             }
         }
-    acc[0][threadIdx.y][threadIdx.x] = g;
-    acc[1][threadIdx.y][threadIdx.x] = b;
-    __syncthreads();
-    if (threadIdx.y != 0 || c >= cols) return;
-    double tg = 0.0, tb = 0.0;
-#pragma unroll
-    for (int k = 0; k < 8; k++) {
-        tg += acc[0][k][threadIdx.x];
-        tb += acc[1][k][threadIdx.x];
     }
-    if (gridDim.y == 1) {
-        if (dgamma) store_hp(dgamma, dt, c, (float)tg);
-        if (dbeta) store_hp(dbeta, dt, c, (float)tb);
-    } else {
-        partial[((int64_t)blockIdx.y * 2) * cols + c] = tg;
-        partial[((int64_t)blockIdx.y * 2 + 1) * cols + c] = tb;
+    for (int j = 0; j < V; j++) { /* one column of each thread at a time through shared memory */
+        __syncthreads();      /* the previous column's reads are done */
+        acc[0][threadIdx.y][threadIdx.x] = g[j];
+        acc[1][threadIdx.y][threadIdx.x] = b[j];
+        __syncthreads();
+        if (threadIdx.y != 0 || j >= nc) continue;
+        const int64_t c = c0 + j;
+        double tg = 0.0, tb = 0.0;
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            tg += acc[0][k][threadIdx.x];
+            tb += acc[1][k][threadIdx.x];
+        }
+        if (gridDim.y == 1) {
+            if (dgamma) store_hp(dgamma, DT, c, (float)tg);
+            if (dbeta) store_hp(dbeta, DT, c, (float)tb);
+        } else {
+            partial[((int64_t)blockIdx.y * 2) * cols + c] = tg;
+            partial[((int64_t)blockIdx.y * 2 + 1) * cols + c] = tb;
+        }
     }
 }
 
@@ -715,7 +733,10 @@ int32_t norm_param_grads(const char *fn, Ctx *ctx, int mode, void *dgamma, void 
                          const void *src, const float *mean, const float *rstd, int32_t dtype, int64_t rows,
                          int64_t cols) {
     if ((!dgamma && !dbeta) || cols == 0) return FP8_OK;
-    const int64_t col_blocks = (cols + 31) / 32;
+    /* 32 threads of V = kVec<dtype> columns each per block: the same grid (and so the
+     * same row slices and sums) whether the loads are vectors or not */
+    const int V = dtype == FP8_DTYPE_F32 ? 4 : 8;
+    const int64_t col_blocks = (cols + 32 * V - 1) / (32 * V);
     const int64_t slice_bytes = 2 * cols * (int64_t)sizeof(double);
     int64_t slices = ((int64_t)ctx->sm_count * 4 + col_blocks - 1) / col_blocks;
     slices = std::min<int64_t>(slices, (rows + 63) / 64);
@@ -723,13 +744,20 @@ int32_t norm_param_grads(const char *fn, Ctx *ctx, int mode, void *dgamma, void 
     slices = std::max<int64_t>(std::min<int64_t>(slices, 65535), 1);
     const int64_t rows_per_slice = rows == 0 ? 1 : (rows + slices - 1) / slices;
     double *partial = (double *)ctx->workspace;
+    const bool vec = all_aligned16({ddst, src}) && cols % V == 0;
     const dim3 grid((unsigned)col_blocks, (unsigned)slices), block(32, 8);
-    if (mode == kLayerNorm)
-        norm_param_grad_kernel<kLayerNorm><<<grid, block, 0, ctx->stream>>>(
-            dgamma, dbeta, partial, ddst, src, mean, rstd, dtype, rows, cols, rows_per_slice);
+    if (mode == kLayerNorm && dtype == FP8_DTYPE_F32)
+        norm_param_grad_kernel<kLayerNorm, FP8_DTYPE_F32><<<grid, block, 0, ctx->stream>>>(
+            dgamma, dbeta, partial, ddst, src, mean, rstd, rows, cols, rows_per_slice, vec);
+    else if (mode == kLayerNorm)
+        norm_param_grad_kernel<kLayerNorm, FP8_DTYPE_BF16><<<grid, block, 0, ctx->stream>>>(
+            dgamma, dbeta, partial, ddst, src, mean, rstd, rows, cols, rows_per_slice, vec);
+    else if (dtype == FP8_DTYPE_F32)
+        norm_param_grad_kernel<kRmsNorm, FP8_DTYPE_F32><<<grid, block, 0, ctx->stream>>>(
+            dgamma, dbeta, partial, ddst, src, mean, rstd, rows, cols, rows_per_slice, vec);
     else
-        norm_param_grad_kernel<kRmsNorm><<<grid, block, 0, ctx->stream>>>(
-            dgamma, dbeta, partial, ddst, src, mean, rstd, dtype, rows, cols, rows_per_slice);
+        norm_param_grad_kernel<kRmsNorm, FP8_DTYPE_BF16><<<grid, block, 0, ctx->stream>>>(
+            dgamma, dbeta, partial, ddst, src, mean, rstd, rows, cols, rows_per_slice, vec);
     FP8_LAUNCH_CHECK(fn, "norm_param_grad_kernel");
     if (slices > 1) {
         norm_param_grad_sum_kernel<<<(unsigned)((cols + kThreads - 1) / kThreads), kThreads, 0, ctx->stream>>>(
