@@ -90,6 +90,33 @@ void binary() {
                  dims_str(bd).c_str(), dims_str(dd).c_str());
         same_values(what, y, ref);
     }
+    /* Broadcasting with an innermost dim of whole 16-byte vectors (binary_broadcast_vec_kernel):
+     * (B, T, C) op (C), op (B, T, 1), op (B, 1, C), (1, C) op (R, C), and (n) op (1); ragged
+     * innermost dims (12 bf16, 6 f32), and each with the output or an operand one element off
+     * 16-byte alignment (the element kernel): the CPU's bits every time. */
+    const std::vector<int64_t> cases[][3] = {
+        {{3, 5, 64}, {3, 5, 64}, {1, 1, 64}}, {{3, 5, 64}, {3, 5, 1}, {3, 5, 64}}, {{4, 3, 16}, {4, 1, 16}, {4, 3, 16}},
+        {{9, 8}, {1, 8}, {9, 8}},             {{1000}, {1000}, {1}},              {{2, 7, 24}, {2, 7, 24}, {24}},
+        {{5, 12}, {5, 12}, {1, 12}},          {{5, 6}, {1, 6}, {5, 6}}};
+    for (const auto &c : cases)
+        for (int32_t dt : {FP8_DTYPE_F32, FP8_DTYPE_BF16})
+            for (int off = 0; off < 3; off++) /* 0: aligned, 1: dst one element off, 2: b one element off */
+                for (int alg : {FP8_BINARY_ADD, FP8_BINARY_MUL, FP8_BINARY_DIV, FP8_BINARY_MAX}) {
+                    auto dd = c[0], ad = c[1], bd = c[2];
+                    const int nd = (int)dd.size();
+                    if ((int)ad.size() < nd) ad.insert(ad.begin(), (size_t)(nd - (int)ad.size()), 1);
+                    if ((int)bd.size() < nd) bd.insert(bd.begin(), (size_t)(nd - (int)bd.size()), 1);
+                    const int es = dtype_size(dt);
+                    Buf a(dt, prod(ad)), b(dt, prod(bd), off == 2 ? es : 0), y(dt, prod(dd), off == 1 ? es : 0), ref(dt, prod(dd));
+                    for (int64_t i = 0; i < a.n(); i++) a.set(i, i % 11 == 3 ? NAN : i % 7 == 0 ? 0.0f : randn());
+                    for (int64_t i = 0; i < b.n(); i++) b.set(i, i % 13 == 5 ? INFINITY : i % 5 == 0 ? -0.0f : randn());
+                    CUDA_OK(fp8_cuda_binary(ctx, y.p(), dd.data(), a.p(), ad.data(), b.p(), bd.data(), dt, nd, alg));
+                    CPU_OK(fp8_cpu_binary(ref.p(), dd.data(), a.p(), ad.data(), b.p(), bd.data(), dt, nd, alg));
+                    char what[160];
+                    snprintf(what, sizeof what, "binary alg %d %s: a %s b %s -> %s (%s)", alg, dt_name(dt), dims_str(ad).c_str(),
+                             dims_str(bd).c_str(), dims_str(dd).c_str(), off == 0 ? "aligned" : off == 1 ? "dst off" : "b off");
+                    same_values(what, y, ref);
+                }
     int64_t d3[3] = {2, 3, 4}, bad[3] = {2, 5, 4}, neg[3] = {2, -3, 4}, zero[3] = {2, 0, 4};
     float buf[64];
     CUDA_OK(fp8_cuda_binary(ctx, buf, zero, buf, zero, buf, zero, FP8_DTYPE_F32, 3, FP8_BINARY_ADD));
@@ -253,15 +280,16 @@ void copy_strided() {
 void masked_fill() {
     section("tensor: masked_fill");
     for (int32_t dt : {FP8_DTYPE_F32, FP8_DTYPE_BF16})
-        for (int64_t mask_n : {1, 7, 64, 1000}) {
+        for (int64_t mask_n : {1, 7, 64, 1000, 24})
+            for (int off : {0, 1}) { /* 64, 1000 (and 24 for f32): 16-byte vectors unless y is one element off */
             const int64_t n = mask_n * 37;
-            Buf s(dt, n), y(dt, n), ref(dt, n), m = Buf::bytes(mask_n);
+            Buf s(dt, n), y(dt, n, off * dtype_size(dt)), ref(dt, n), m = Buf::bytes(mask_n);
             for (int64_t i = 0; i < mask_n; i++) m.as<uint8_t>()[i] = rng() % 3 == 0 ? (uint8_t)(1 + rng() % 200) : 0;
             fill_random(s, 1.0f, true);
             CUDA_OK(fp8_cuda_masked_fill(ctx, y.p(), s.p(), m.as<uint8_t>(), dt, n, mask_n, -1e9f));
             CPU_OK(fp8_cpu_masked_fill(ref.p(), s.p(), m.as<uint8_t>(), dt, n, mask_n, -1e9f));
             char what[64];
-            snprintf(what, sizeof what, "masked_fill %s mask_n %lld", dt_name(dt), (long long)mask_n);
+            snprintf(what, sizeof what, "masked_fill %s mask_n %lld%s", dt_name(dt), (long long)mask_n, off ? " (dst off)" : "");
             same_bytes(what, y, ref);
             CUDA_OK(fp8_cuda_masked_fill(ctx, s.p(), s.p(), m.as<uint8_t>(), dt, n, mask_n, -1e9f));
             same_bytes("masked_fill in place", s, ref);

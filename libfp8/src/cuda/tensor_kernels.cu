@@ -112,6 +112,36 @@ binary_kernel(void *dst, const void *a, const void *b, int dt, int alg, Strided2
     }
 }
 
+/* dst (n, dense) <- a (op) b with broadcasting, V = kVec<DT> elements per step
+ * (issue 16): the host takes this path when the innermost dim of s is a
+ * multiple of V, each operand steps through it by 1 (a 16-byte vector) or 0
+ * (one element broadcast), every outer stride is a multiple of V and every
+ * pointer is 16-byte aligned, so each step's V elements lie in one row of the
+ * innermost dim. The same operations per element as binary_kernel. */
+template <int DT>
+__global__ void __launch_bounds__(kThreads)
+binary_broadcast_vec_kernel(void *dst, const void *a, const void *b, int alg, Strided2 s, uint32_t nv, bool a_vec,
+                            bool b_vec) {
+    constexpr int V = kVec<DT>;
+    const uint32_t stride = (uint32_t)gridDim.x * blockDim.x;
+    for (uint32_t k = (uint32_t)blockIdx.x * blockDim.x + threadIdx.x; k < nv; k += stride) {
+        uint32_t ao, bo;
+        strided_offsets(s, k * (uint32_t)V, ao, bo);
+        float x[V], y[V];
+        if (a_vec)
+            load_vec<DT>(a, ao / V, x);
+        else
+            for (int j = 0; j < V; j++) x[j] = load_hp(a, DT, ao);
+        if (b_vec)
+            load_vec<DT>(b, bo / V, y);
+        else
+            for (int j = 0; j < V; j++) y[j] = load_hp(b, DT, bo);
+#pragma unroll
+        for (int j = 0; j < V; j++) x[j] = binary_apply(alg, x[j], y[j]);
+        store_vec<DT>(dst, k, x);
+    }
+}
+
 /* dst (n) <- a (op) b, all three dense with the same shape: 16-byte vectors
  * (vec: every pointer aligned), then the tail. */
 template <int DT>
@@ -468,6 +498,26 @@ masked_fill_kernel(void *dst, const void *src, const uint8_t *__restrict__ mask,
         store_hp(dst, dt, i, mask[i % mask_n] ? value : load_hp(src, dt, i));
 }
 
+/* The same, V = kVec<DT> elements per step as 16-byte vectors of src and dst
+ * (both aligned, mask_n a multiple of V, so a step's mask bytes are
+ * neighbours; issue 16). */
+template <int DT>
+__global__ void __launch_bounds__(kThreads)
+masked_fill_vec_kernel(void *dst, const void *src, const uint8_t *__restrict__ mask, uint32_t nv, uint32_t mask_n,
+                       float value) {
+    constexpr int V = kVec<DT>;
+    const uint32_t stride = (uint32_t)gridDim.x * blockDim.x;
+    for (uint32_t k = (uint32_t)blockIdx.x * blockDim.x + threadIdx.x; k < nv; k += stride) {
+        const uint32_t m = (k * (uint32_t)V) % mask_n;
+        float x[V];
+        load_vec<DT>(src, k, x);
+#pragma unroll
+        for (int j = 0; j < V; j++)
+            if (mask[m + j]) x[j] = value;
+        store_vec<DT>(dst, k, x);
+    }
+}
+
 /* ---- launchers ---------------------------------------------------------------------- */
 
 /* Rows of G threads: a warp for rows up to 1024 long, the block beyond. */
@@ -635,6 +685,23 @@ FP8_API int32_t fp8_cuda_binary(fp8_cuda_ctx_t c, void *d_dst, const int64_t *ds
                 binary_dense_kernel<FP8_DTYPE_BF16><<<grid_for(ctx, vec ? n / 8 + 1 : n, kThreads), kThreads, 0, ctx->stream>>>(
                     d_dst, d_a, d_b, alg, n, vec);
             FP8_LAUNCH_CHECK(fn, "binary_dense_kernel");
+            return FP8_OK;
+        }
+        /* broadcasting along outer dims, the innermost dim in 16-byte vectors */
+        const int V = dtype == FP8_DTYPE_F32 ? 4 : 8;
+        const int last = s.ndim - 1;
+        bool vec = fits_u32(n) && s.dims[last] % V == 0 && all_aligned16({d_dst, d_a, d_b}) &&
+                   (s.stride0[last] == 0 || s.stride0[last] == 1) && (s.stride1[last] == 0 || s.stride1[last] == 1);
+        for (int d = 0; d < last && vec; d++) vec = s.stride0[d] % V == 0 && s.stride1[d] % V == 0;
+        if (vec) {
+            const int64_t nv = n / V;
+            if (dtype == FP8_DTYPE_F32)
+                binary_broadcast_vec_kernel<FP8_DTYPE_F32><<<grid_for(ctx, nv, kThreads), kThreads, 0, ctx->stream>>>(
+                    d_dst, d_a, d_b, alg, s, (uint32_t)nv, s.stride0[last] == 1, s.stride1[last] == 1);
+            else
+                binary_broadcast_vec_kernel<FP8_DTYPE_BF16><<<grid_for(ctx, nv, kThreads), kThreads, 0, ctx->stream>>>(
+                    d_dst, d_a, d_b, alg, s, (uint32_t)nv, s.stride0[last] == 1, s.stride1[last] == 1);
+            FP8_LAUNCH_CHECK(fn, "binary_broadcast_vec_kernel");
             return FP8_OK;
         }
         const unsigned blocks = grid_for(ctx, n, kThreads);
@@ -816,6 +883,18 @@ FP8_API int32_t fp8_cuda_masked_fill(fp8_cuda_ctx_t c, void *d_dst, const void *
         FP8_REQUIRE_DATA(d_mask, mask_n, fn);
         ENTER(fn, c, ctx);
         if (n == 0) return FP8_OK;
+        const int V = dtype == FP8_DTYPE_F32 ? 4 : 8;
+        if (fits_u32(n) && mask_n % V == 0 && all_aligned16({d_dst, d_src})) {
+            const int64_t nv = n / V;
+            if (dtype == FP8_DTYPE_F32)
+                masked_fill_vec_kernel<FP8_DTYPE_F32><<<grid_for(ctx, nv, kThreads), kThreads, 0, ctx->stream>>>(
+                    d_dst, d_src, d_mask, (uint32_t)nv, (uint32_t)mask_n, value);
+            else
+                masked_fill_vec_kernel<FP8_DTYPE_BF16><<<grid_for(ctx, nv, kThreads), kThreads, 0, ctx->stream>>>(
+                    d_dst, d_src, d_mask, (uint32_t)nv, (uint32_t)mask_n, value);
+            FP8_LAUNCH_CHECK(fn, "masked_fill_vec_kernel");
+            return FP8_OK;
+        }
         const unsigned blocks = grid_for(ctx, n, kThreads);
         if (fits_u32(n))
             masked_fill_kernel<uint32_t><<<blocks, kThreads, 0, ctx->stream>>>(d_dst, d_src, d_mask, dtype,
