@@ -248,6 +248,56 @@ inline bool all_aligned16(std::initializer_list<const void *> ps) {
     return true;
 }
 
+/* Row walks in 16-byte chunks (issue 16; used by nn_kernels.cu and tensor_kernels.cu). */
+
+/* The width of one visit: 1 element or a chunk of N = kVec<DT>. */
+template <int N>
+struct Width {
+    static constexpr int n = N;
+};
+
+/* x[0..N) <- elements i .. i + N - 1 of p (DT), as f32: one 16-byte load when
+ * N is a whole vector and vec (p is 16-byte aligned; i is then a multiple of N),
+ * else element by element. */
+template <int DT, int N>
+__device__ __forceinline__ void load_n(const void *p, int64_t i, bool vec, float *x) {
+    if constexpr (N == kVec<DT>) {
+        if (vec) {
+            load_vec<DT>(p, i / N, x);
+            return;
+        }
+    }
+    for (int j = 0; j < N; j++) x[j] = load_hp(p, DT, i + j);
+}
+/* elements i .. i + N - 1 of p <- x[0..N), each rounded once to DT. */
+template <int DT, int N>
+__device__ __forceinline__ void store_n(void *p, int64_t i, bool vec, const float *x) {
+    if constexpr (N == kVec<DT>) {
+        if (vec) {
+            store_vec<DT>(p, i / N, x);
+            return;
+        }
+    }
+    for (int j = 0; j < N; j++) store_hp(p, DT, i + j, x[j]);
+}
+
+/* Calls f(Width<N>{}, c) for this lane's part of the row at array indices
+ * [base, base + cols): N elements from column c. The row is cut at the array
+ * indices that are multiples of V = kVec<DT>: a head of (-base) mod V
+ * elements, whole chunks of V, a tail; lane l of the G lanes visits head
+ * element l, chunks l, l + G, ..., then tail element l. The order of a lane's
+ * visits depends only on (base mod V, cols, G), not on whether the chunks are
+ * read as vectors (nn_kernels.cu, "rows in 16-byte chunks"). */
+template <int G, int DT, class F>
+__device__ __forceinline__ void for_row(int lane, int64_t base, int64_t cols, F &&f) {
+    constexpr int V = kVec<DT>;
+    const int64_t head = min((int64_t)((V - base % V) % V), cols);
+    const int64_t chunks = (cols - head) / V, tail = head + chunks * V;
+    if (lane < head) f(Width<1>{}, (int64_t)lane);
+    for (int64_t k = lane; k < chunks; k += G) f(Width<V>{}, head + k * V);
+    if (tail + lane < cols) f(Width<1>{}, tail + lane);
+}
+
 template <int FP8>
 __device__ __forceinline__ uint8_t encode_ref(float y) {
     return FP8 == FP8_DTYPE_E5M2 ? fp8_ref_e5m2_from_f32(y) : fp8_ref_e4m3fn_from_f32(y);

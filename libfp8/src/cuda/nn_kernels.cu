@@ -109,55 +109,17 @@ __device__ __forceinline__ float group_max(float v) {
  * chunks at column c = head, a multiple of V only when base is one: they are
  * read as vectors in rows with base % V == 0 (cols a multiple of V: all rows).
  *
- * Bytes in flight: a row grid (row_grid) has up to 8 blocks of 256 threads
- * per SM, each thread with one 16-byte load outstanding per array it streams:
- * >= 32 KiB per SM where the element-by-element loads of 2 or 4 bytes gave
- * 4-8 KiB (an H200 needs about 22 KiB per SM to saturate HBM3e). */
+ * Bytes in flight (issue 16): each thread has a 16-byte load outstanding per
+ * array it streams, where it had 2 or 4 bytes, and nvcc 13 unrolls a row pass
+ * whose chunks do not depend on each other by 4 (four ld.global.v4 per
+ * iteration in softmax_kernel's PTX for sm_90). At the 40-68 registers these
+ * kernels take (nvcc --resource-usage, sm_90), 3 to 6 blocks of 256 threads
+ * stay resident per SM: 12-24 KiB per streamed array per SM from single
+ * loads, up to 4 times that unrolled, against the 4-8 KiB of the element
+ * loads and the ~22 KiB an H200 needs to saturate HBM. Compiled and run on the
+ * emulator only so far (bench/gpu/bench.ts measures it on a GPU). */
 
-/* The width of one visit: 1 element or a chunk of N = kVec<DT>. */
-template <int N>
-struct Width {
-    static constexpr int n = N;
-};
-
-/* x[0..N) <- elements i .. i + N - 1 of p (DT), as f32: one 16-byte load when
- * N is a whole vector and vec (p is 16-byte aligned; i is then a multiple of N),
- * else element by element. */
-template <int DT, int N>
-__device__ __forceinline__ void load_n(const void *p, int64_t i, bool vec, float *x) {
-    if constexpr (N == kVec<DT>) {
-        if (vec) {
-            load_vec<DT>(p, i / N, x);
-            return;
-        }
-    }
-#pragma unroll
-    for (int j = 0; j < N; j++) x[j] = load_hp(p, DT, i + j);
-}
-/* elements i .. i + N - 1 of p <- x[0..N), each rounded once to DT. */
-template <int DT, int N>
-__device__ __forceinline__ void store_n(void *p, int64_t i, bool vec, const float *x) {
-    if constexpr (N == kVec<DT>) {
-        if (vec) {
-            store_vec<DT>(p, i / N, x);
-            return;
-        }
-    }
-#pragma unroll
-    for (int j = 0; j < N; j++) store_hp(p, DT, i + j, x[j]);
-}
-
-/* Calls f(Width<N>{}, c) for this lane's part of the row at array indices
- * [base, base + cols): N elements from column c (see above). */
-template <int G, int DT, class F>
-__device__ __forceinline__ void for_row(int lane, int64_t base, int64_t cols, F &&f) {
-    constexpr int V = kVec<DT>;
-    const int64_t head = min((int64_t)((V - base % V) % V), cols);
-    const int64_t chunks = (cols - head) / V, tail = head + chunks * V;
-    if (lane < head) f(Width<1>{}, (int64_t)lane);
-    for (int64_t k = lane; k < chunks; k += G) f(Width<V>{}, head + k * V);
-    if (tail + lane < cols) f(Width<1>{}, tail + lane);
-}
+/* Width, load_n, store_n and for_row: cuda_common.cuh. */
 
 /* ---- softmax ------------------------------------------------------------------- */
 

@@ -316,15 +316,17 @@ __device__ __forceinline__ float group_reduce(int alg, float v) {
     }
 }
 
-/* Last-axis reduction of src (rows, cols), split into `chunks` segments of
- * `chunk` columns per row; G threads (a warp, or the block for long segments)
- * per segment s = r * chunks + c. out[s] <- reduce(segment): with one chunk
+/* Last-axis reduction of src (rows, cols) of SDT, split into `chunks` segments
+ * of `chunk` columns per row; G threads (a warp, or the block for long
+ * segments) per segment s = r * chunks + c, which walk it in 16-byte chunks
+ * (for_row in cuda_common.cuh: vectors when vec, src 16-byte aligned; the same
+ * order of combination either way). out[s] <- reduce(segment): with one chunk
  * the final (rows) result in out_dt, else (rows, chunks) f32 partials under
  * partial_alg. count: elements per output, for the mean. */
-template <int G>
+template <int G, int SDT>
 __global__ void __launch_bounds__(kThreads)
-reduce_rows_kernel(void *out, int out_dt, const void *src, int src_dt, int64_t rows, int64_t cols,
-                   int64_t chunk, int64_t chunks, int alg, float count) {
+reduce_rows_kernel(void *out, int out_dt, const void *src, int64_t rows, int64_t cols, int64_t chunk,
+                   int64_t chunks, int alg, float count, bool vec) {
     constexpr int kGroups = kThreads / G;
     const int lane = threadIdx.x % G;
     const int64_t segs = rows * chunks;
@@ -334,7 +336,12 @@ reduce_rows_kernel(void *out, int out_dt, const void *src, int src_dt, int64_t r
         const int64_t end = min(cols, begin + chunk);
         const int64_t base = r * cols;
         float acc = reduce_identity(alg);
-        for (int64_t j = begin + lane; j < end; j += G) acc = reduce_combine(alg, acc, load_hp(src, src_dt, base + j));
+        for_row<G, SDT>(lane, base + begin, end - begin, [&](auto w, int64_t c) {
+            constexpr int N = decltype(w)::n;
+            float x[N];
+            load_n<SDT, N>(src, base + begin + c, vec, x);
+            for (int j = 0; j < N; j++) acc = reduce_combine(alg, acc, x[j]);
+        });
         acc = group_reduce<G>(alg, acc);
         if (lane == 0) store_hp(out, out_dt, s, reduce_finish(alg, acc, count));
     }
@@ -532,8 +539,14 @@ unsigned blocks_for_groups(const Ctx *ctx, int64_t groups) {
 template <int G>
 int32_t launch_rows(const char *fn, Ctx *ctx, void *out, int out_dt, const void *src, int src_dt, int64_t rows,
                     int64_t cols, int64_t chunk, int64_t chunks, int alg, float count) {
-    reduce_rows_kernel<G><<<blocks_for_groups<G>(ctx, rows * chunks), kThreads, 0, ctx->stream>>>(
-        out, out_dt, src, src_dt, rows, cols, chunk, chunks, alg, count);
+    const unsigned grid = blocks_for_groups<G>(ctx, rows * chunks);
+    const bool vec = all_aligned16({src});
+    if (src_dt == FP8_DTYPE_F32)
+        reduce_rows_kernel<G, FP8_DTYPE_F32><<<grid, kThreads, 0, ctx->stream>>>(out, out_dt, src, rows, cols, chunk,
+                                                                                 chunks, alg, count, vec);
+    else
+        reduce_rows_kernel<G, FP8_DTYPE_BF16><<<grid, kThreads, 0, ctx->stream>>>(out, out_dt, src, rows, cols, chunk,
+                                                                                  chunks, alg, count, vec);
     FP8_LAUNCH_CHECK(fn, "reduce_rows_kernel");
     return FP8_OK;
 }
