@@ -121,7 +121,7 @@ console.log(`device: ${info.name}, cc ${info.computeCapability.join(".")}, ${inf
     const v = randn([C], { dtype, device: "cuda" }).keep();
     frac(`mul ${dtype} (${R} x ${C}) by (${C})`, 2 * es * m, () => tidy(() => void x.mul(v)), "binary_broadcast_vec_kernel");
     frac(`sum ${dtype} over the last dim (${R} x ${C})`, es * m, () => tidy(() => void x.sum(-1)), "reduce_rows_kernel");
-    frac(`sum ${dtype} over the first dim (${R} x ${C})`, es * m, () => tidy(() => void x.sum(0)), "reduce_columns_kernel (one element per thread)");
+    frac(`sum ${dtype} over the first dim (${R} x ${C})`, es * m, () => tidy(() => void x.sum(0)), "reduce_columns_kernel");
     x.dispose();
     y.dispose();
     v.dispose();

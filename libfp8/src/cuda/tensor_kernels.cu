@@ -347,29 +347,42 @@ reduce_rows_kernel(void *out, int out_dt, const void *src, int64_t rows, int64_t
     }
 }
 
-/* Middle-axis reduction of src (outer, rows, cols) over rows. Block (32, 8)
- * takes 32 columns of one outer index (blockIdx.z, grid-stride) and one of
- * gridDim.y row slices; its 8 row lanes meet in shared memory. With one
- * slice out is the final (outer, cols) result in out_dt, else (outer, slices,
- * cols) f32 partials under partial_alg. */
+/* Middle-axis reduction of src (outer, rows, cols) of SDT over rows. Block
+ * (32, 8) takes 32 * V columns of one outer index (blockIdx.z, grid-stride),
+ * V = kVec<SDT> neighbouring columns per thread (one 16-byte load when vec:
+ * src aligned and cols a multiple of V; else one by one, the same columns and
+ * order), and one of gridDim.y row slices; each column's 8 row lanes meet in
+ * shared memory, in lane order. With one slice out is the final (outer, cols)
+ * result in out_dt, else (outer, slices, cols) f32 partials under partial_alg. */
+template <int SDT>
 __global__ void __launch_bounds__(kThreads)
-reduce_columns_kernel(void *out, int out_dt, const void *src, int src_dt, int64_t outer, int64_t rows,
-                      int64_t cols, int64_t rows_per_slice, int alg, float count) {
+reduce_columns_kernel(void *out, int out_dt, const void *src, int64_t outer, int64_t rows, int64_t cols,
+                      int64_t rows_per_slice, int alg, float count, bool vec) {
+    constexpr int V = kVec<SDT>;
     __shared__ float acc_s[8][33];
-    const int64_t c = (int64_t)blockIdx.x * 32 + threadIdx.x;
+    const int64_t c0 = ((int64_t)blockIdx.x * 32 + threadIdx.x) * V;
+    const int nc = (int)max((int64_t)0, min((int64_t)V, cols - c0));
     const int64_t slice = blockIdx.y, slices = gridDim.y;
     const int64_t r_begin = slice * rows_per_slice;
     const int64_t r_end = min(rows, r_begin + rows_per_slice);
     for (int64_t o = blockIdx.z; o < outer; o += gridDim.z) {
-        const int64_t base = o * rows * cols + c;
-        float acc = reduce_identity(alg);
-        if (c < cols)
-            for (int64_t r = r_begin + threadIdx.y; r < r_end; r += 8)
-                acc = reduce_combine(alg, acc, load_hp(src, src_dt, base + r * cols));
-        __syncthreads(); /* readers of the previous o are done */
-        acc_s[threadIdx.y][threadIdx.x] = acc;
-        __syncthreads();
-        if (threadIdx.y == 0 && c < cols) {
+        const int64_t base = o * rows * cols + c0;
+        float acc[V];
+        for (int j = 0; j < V; j++) acc[j] = reduce_identity(alg);
+        for (int64_t r = r_begin + threadIdx.y; r < r_end && nc > 0; r += 8) {
+            float x[V];
+            if (vec && nc == V)
+                load_vec<SDT>(src, (base + r * cols) / V, x);
+            else
+                for (int j = 0; j < nc; j++) x[j] = load_hp(src, SDT, base + r * cols + j);
+            for (int j = 0; j < nc; j++) acc[j] = reduce_combine(alg, acc[j], x[j]);
+        }
+        for (int j = 0; j < V; j++) { /* one column of each thread at a time through shared memory */
+            __syncthreads();          /* readers of the previous column (or o) are done */
+            acc_s[threadIdx.y][threadIdx.x] = acc[j];
+            __syncthreads();
+            if (threadIdx.y != 0 || j >= nc) continue;
+            const int64_t c = c0 + j;
             float t = acc_s[0][threadIdx.x];
 #pragma unroll
             for (int k = 1; k < 8; k++) t = reduce_combine(alg, t, acc_s[k][threadIdx.x]);
@@ -582,31 +595,43 @@ int32_t reduce_last_axis(const char *fn, Ctx *ctx, void *dst, const void *src, i
 
 /* dst (outer, cols) <- reduce of src (outer, rows, cols) along rows, in row
  * slices (partials in the workspace) when the columns alone cannot fill the GPU. */
+/* One pass of reduce_columns_kernel over src (outer, rows, cols) of src_dt:
+ * grid (column blocks of 32 * kVec<src_dt>, slices, z). */
+int32_t launch_columns(const char *fn, Ctx *ctx, void *out, int out_dt, const void *src, int src_dt, int64_t outer,
+                       int64_t rows, int64_t cols, int64_t slices, int64_t z, int64_t rows_per_slice, int alg,
+                       float count) {
+    const int V = src_dt == FP8_DTYPE_F32 ? 4 : 8;
+    const dim3 grid((unsigned)((cols + 32 * V - 1) / (32 * V)), (unsigned)slices, (unsigned)z), block(32, 8);
+    const bool vec = all_aligned16({src}) && cols % V == 0;
+    if (src_dt == FP8_DTYPE_F32)
+        reduce_columns_kernel<FP8_DTYPE_F32><<<grid, block, 0, ctx->stream>>>(out, out_dt, src, outer, rows, cols,
+                                                                              rows_per_slice, alg, count, vec);
+    else
+        reduce_columns_kernel<FP8_DTYPE_BF16><<<grid, block, 0, ctx->stream>>>(out, out_dt, src, outer, rows, cols,
+                                                                               rows_per_slice, alg, count, vec);
+    FP8_LAUNCH_CHECK(fn, "reduce_columns_kernel");
+    return FP8_OK;
+}
+
+/* dst (outer, cols) <- reduce of src (outer, rows, cols) along rows, in row
+ * slices (partials in the workspace) when the columns alone cannot fill the GPU. */
 int32_t reduce_middle_axis(const char *fn, Ctx *ctx, void *dst, const void *src, int dt, int64_t outer,
                            int64_t rows, int64_t cols, int alg) {
     const float count = (float)rows;
-    const int64_t col_blocks = (cols + 31) / 32;
+    const int V = dt == FP8_DTYPE_F32 ? 4 : 8;
+    const int64_t col_blocks = (cols + 32 * V - 1) / (32 * V);
     const int64_t z = std::min<int64_t>(outer, 65535);
     int64_t slices = ((int64_t)ctx->sm_count * 4 + col_blocks * z - 1) / (col_blocks * z);
     slices = std::min<int64_t>(slices, (rows + 63) / 64);
     slices = std::min<int64_t>(slices, (int64_t)(ctx->workspace_bytes / sizeof(float)) / (outer * cols));
     slices = std::max<int64_t>(std::min<int64_t>(slices, 65535), 1);
     const int64_t rows_per_slice = (rows + slices - 1) / slices;
-    const dim3 block(32, 8);
-    if (slices == 1) {
-        reduce_columns_kernel<<<dim3((unsigned)col_blocks, 1, (unsigned)z), block, 0, ctx->stream>>>(
-            dst, dt, src, dt, outer, rows, cols, rows, alg, count);
-        FP8_LAUNCH_CHECK(fn, "reduce_columns_kernel");
-        return FP8_OK;
-    }
+    if (slices == 1) return launch_columns(fn, ctx, dst, dt, src, dt, outer, rows, cols, 1, z, rows, alg, count);
     float *partial = (float *)ctx->workspace;
-    reduce_columns_kernel<<<dim3((unsigned)col_blocks, (unsigned)slices, (unsigned)z), block, 0, ctx->stream>>>(
-        partial, FP8_DTYPE_F32, src, dt, outer, rows, cols, rows_per_slice, partial_alg(alg), count);
-    FP8_LAUNCH_CHECK(fn, "reduce_columns_kernel");
-    reduce_columns_kernel<<<dim3((unsigned)col_blocks, 1, (unsigned)z), block, 0, ctx->stream>>>(
-        dst, dt, partial, FP8_DTYPE_F32, outer, slices, cols, slices, alg, count);
-    FP8_LAUNCH_CHECK(fn, "reduce_columns_kernel");
-    return FP8_OK;
+    const int32_t st = launch_columns(fn, ctx, partial, FP8_DTYPE_F32, src, dt, outer, rows, cols, slices, z,
+                                      rows_per_slice, partial_alg(alg), count);
+    if (st != FP8_OK) return st;
+    return launch_columns(fn, ctx, dst, dt, partial, FP8_DTYPE_F32, outer, slices, cols, 1, z, slices, alg, count);
 }
 
 template <int G, typename I>
