@@ -114,10 +114,11 @@ binary_kernel(void *dst, const void *a, const void *b, int dt, int alg, Strided2
 
 /* dst (n, dense) <- a (op) b with broadcasting, V = kVec<DT> elements per step
  * (issue 16): the host takes this path when the innermost dim of s is a
- * multiple of V, each operand steps through it by 1 (a 16-byte vector) or 0
- * (one element broadcast), every outer stride is a multiple of V and every
- * pointer is 16-byte aligned, so each step's V elements lie in one row of the
- * innermost dim. The same operations per element as binary_kernel. */
+ * multiple of V (so each step's V elements lie in one row of it) and each
+ * operand steps through it by 1, read as 16-byte vectors (then that operand is
+ * 16-byte aligned and its outer strides are multiples of V), or by 0, one
+ * element broadcast to the V. dst is aligned. The same operations per element
+ * as binary_kernel. */
 template <int DT>
 __global__ void __launch_bounds__(kThreads)
 binary_broadcast_vec_kernel(void *dst, const void *a, const void *b, int alg, Strided2 s, uint32_t nv, bool a_vec,
@@ -728,17 +729,20 @@ FP8_API int32_t fp8_cuda_binary(fp8_cuda_ctx_t c, void *d_dst, const int64_t *ds
         /* broadcasting along outer dims, the innermost dim in 16-byte vectors */
         const int V = dtype == FP8_DTYPE_F32 ? 4 : 8;
         const int last = s.ndim - 1;
-        bool vec = fits_u32(n) && s.dims[last] % V == 0 && all_aligned16({d_dst, d_a, d_b}) &&
-                   (s.stride0[last] == 0 || s.stride0[last] == 1) && (s.stride1[last] == 0 || s.stride1[last] == 1);
-        for (int d = 0; d < last && vec; d++) vec = s.stride0[d] % V == 0 && s.stride1[d] % V == 0;
+        /* an operand read as vectors (inner stride 1) must be aligned with every outer stride a
+         * multiple of V; one broadcast along the inner dim (stride 0) is read one element a step */
+        const bool a_vec = s.stride0[last] == 1, b_vec = s.stride1[last] == 1;
+        bool vec = fits_u32(n) && s.dims[last] % V == 0 && all_aligned16({d_dst, a_vec ? d_a : nullptr, b_vec ? d_b : nullptr}) &&
+                   (a_vec || s.stride0[last] == 0) && (b_vec || s.stride1[last] == 0);
+        for (int d = 0; d < last && vec; d++) vec = (!a_vec || s.stride0[d] % V == 0) && (!b_vec || s.stride1[d] % V == 0);
         if (vec) {
             const int64_t nv = n / V;
             if (dtype == FP8_DTYPE_F32)
                 binary_broadcast_vec_kernel<FP8_DTYPE_F32><<<grid_for(ctx, nv, kThreads), kThreads, 0, ctx->stream>>>(
-                    d_dst, d_a, d_b, alg, s, (uint32_t)nv, s.stride0[last] == 1, s.stride1[last] == 1);
+                    d_dst, d_a, d_b, alg, s, (uint32_t)nv, a_vec, b_vec);
             else
                 binary_broadcast_vec_kernel<FP8_DTYPE_BF16><<<grid_for(ctx, nv, kThreads), kThreads, 0, ctx->stream>>>(
-                    d_dst, d_a, d_b, alg, s, (uint32_t)nv, s.stride0[last] == 1, s.stride1[last] == 1);
+                    d_dst, d_a, d_b, alg, s, (uint32_t)nv, a_vec, b_vec);
             FP8_LAUNCH_CHECK(fn, "binary_broadcast_vec_kernel");
             return FP8_OK;
         }
