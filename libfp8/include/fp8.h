@@ -748,6 +748,31 @@ enum { /* how fp8_cuda_scaled_mm_rowwise applies the row scales */
 };
 /* Path of every row-scaled GEMM on ctx (bench/gpu/check.sh tests each). */
 FP8_API int32_t fp8_cuda_set_rowwise_gemm(fp8_cuda_ctx_t ctx, int32_t path);
+/* -- block scaling on the device: the twins of fp8_cpu_{quantize,dequantize}_{blockwise,mx}
+ *    (libfp8/src/cuda/block_kernels.cu; rules in src/core/block_ref.h), same
+ *    arguments after ctx, bytes and scales bit-identical to the CPU. -- */
+/* d_src (rows, cols) F32/BF16 -> d_dst_fp8 (rows, cols) and d_inv_scale
+ * (ceil(rows/br), ceil(cols/bc)) f32, as fp8_cpu_quantize_blockwise. */
+FP8_API int32_t fp8_cuda_quantize_blockwise(fp8_cuda_ctx_t ctx, void *d_dst_fp8, float *d_inv_scale,
+                                            int32_t fp8_dtype, const void *d_src, int32_t src_dtype,
+                                            int64_t rows, int64_t cols, int64_t block_rows,
+                                            int64_t block_cols);
+/* d_dst (F32/BF16) <- round_to_dst(f32(decode(d_src_fp8)) * d_inv_scale[block]). */
+FP8_API int32_t fp8_cuda_dequantize_blockwise(fp8_cuda_ctx_t ctx, void *d_dst, int32_t dst_dtype,
+                                              const void *d_src_fp8, int32_t fp8_dtype,
+                                              const float *d_inv_scale, int64_t rows, int64_t cols,
+                                              int64_t block_rows, int64_t block_cols);
+/* MX blocks of `block` elements along cols, e8m0 scales (rows, ceil(cols/block)),
+ * mode FP8_MX_FLOOR or FP8_MX_RCEIL, as fp8_cpu_quantize_mx. */
+FP8_API int32_t fp8_cuda_quantize_mx(fp8_cuda_ctx_t ctx, void *d_dst_fp8, uint8_t *d_scale_e8m0,
+                                     int32_t fp8_dtype, const void *d_src, int32_t src_dtype,
+                                     int64_t rows, int64_t cols, int64_t block, int32_t mode);
+/* d_dst (F32/BF16) <- round_to_dst(f32(decode(d_src_fp8)) * 2^(E-127)). */
+FP8_API int32_t fp8_cuda_dequantize_mx(fp8_cuda_ctx_t ctx, void *d_dst, int32_t dst_dtype,
+                                       const void *d_src_fp8, int32_t fp8_dtype,
+                                       const uint8_t *d_scale_e8m0, int64_t rows, int64_t cols,
+                                       int64_t block);
+/* [end block scaling on the device] */
 /* -- Tensor ops on the device: the twins of the CPU ops above, same
  *    arguments after ctx, same semantics, F32/BF16 with f32 arithmetic.
  *    Host-side metadata (dims, strides) is read on the host; every data
