@@ -13,6 +13,8 @@
 // scales applied (libfp8's fp8_cpu_dequantize_blockwise / _mx) and runs oneDNN's
 // f32 GEMM: an MX decode is exact (power-of-two scales), a blockwise decode rounds
 // fp8 * f32 scale to f32 once (where the reference rounds the dot product instead).
+// On cuda the same casts run on the device (libfp8/src/cuda/block_kernels.cu, bit for
+// bit with the CPU's) and the decoded operands go through the device's f32 GEMM.
 import { Float8Error } from "../errors.ts";
 import { Function, type FunctionCtx } from "../autograd/graph.ts";
 import { DTYPE_CODE, FP8_MAX, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
@@ -101,10 +103,9 @@ export class BlockFloat8Tensor {
   }
 }
 
-function checkCpu2d(x: Tensor, op: string): void {
-  if (!x.backend.hostAccessible) {
-    throw new Float8Error(op, `block-scaled casts run on the CPU only (device kernels are not written yet); got a tensor on ${x.device}`);
-  }
+/** The block casts take a 2-D float32 / bfloat16 tensor on a device with block kernels (the CPU, cuda). */
+function check2d(x: Tensor, op: string): void {
+  blockKernelsOf(x.backend, op);
   if (x.ndim !== 2 || (x.dtype !== "float32" && x.dtype !== "bfloat16")) {
     throw new Float8Error(op, `expects a 2-D float32 or bfloat16 tensor, got shape [${x.shape.join(", ")}] dtype ${x.dtype}`);
   }
@@ -113,7 +114,7 @@ function checkCpu2d(x: Tensor, op: string): void {
 /** Quantises a 2-D tensor in blockRows x blockCols blocks with f32 scales (amax / fp8 max, torchao's 1e-12 floor). */
 export function quantizeBlockwise(x: Tensor, blockRows: number, blockCols: number, float8Dtype: Float8DType = "float8_e4m3fn"): BlockFloat8Tensor {
   const op = "quantizeBlockwise";
-  checkCpu2d(x, op);
+  check2d(x, op);
   const [rows, cols] = x.shape;
   const data = Tensor.empty([rows, cols], float8Dtype, x.device);
   const scale = Tensor.empty([Math.ceil(rows / blockRows), Math.ceil(cols / blockCols)], "float32", x.device);
@@ -124,7 +125,7 @@ export function quantizeBlockwise(x: Tensor, blockRows: number, blockCols: numbe
 /** Quantises a 2-D tensor in MX blocks of `block` elements along its last dim (e8m0 scales). */
 export function quantizeMx(x: Tensor, block = 32, mode: MxScaleMode = "floor", float8Dtype: Float8DType = "float8_e4m3fn"): BlockFloat8Tensor {
   const op = "quantizeMx";
-  checkCpu2d(x, op);
+  check2d(x, op);
   const [rows, cols] = x.shape;
   const data = Tensor.empty([rows, cols], float8Dtype, x.device);
   const scale = Tensor.empty([rows, Math.ceil(cols / block)], "float8_e4m3fn", x.device); // e8m0 bytes

@@ -253,6 +253,20 @@ export const cudaBackend: Backend = {
   quantizeRowwise: (dst, scale, fp8, src, sd, rows, cols, p2, op) =>
     checkCuda(cudaLib().fp8_cuda_quantize_rowwise(h(), dst, scale, fp8, src, sd, rows, cols, p2), op),
   roundScalesToPowerOf2: (scale, n, op) => checkCuda(cudaLib().fp8_cuda_round_scales_pow2(h(), scale, n), op),
+  // block-scaled casts: libfp8/src/cuda/block_kernels.cu, bit-identical to the CPU's
+  blockKernels: {
+    quantizeBlockwise: (data, scale, fp8, src, sd, rows, cols, br, bc, op) =>
+      checkCuda(cudaLib().fp8_cuda_quantize_blockwise(h(), data, scale, fp8, src, sd, rows, cols, br, bc), op),
+    dequantizeBlockwise: (dst, dd, data, fp8, scale, rows, cols, br, bc, op) =>
+      checkCuda(cudaLib().fp8_cuda_dequantize_blockwise(h(), dst, dd, data, fp8, scale, rows, cols, br, bc), op),
+    quantizeMx: (data, scale, fp8, src, sd, rows, cols, block, rceil, op) =>
+      checkCuda(cudaLib().fp8_cuda_quantize_mx(h(), data, scale, fp8, src, sd, rows, cols, block, rceil), op),
+    dequantizeMx: (dst, dd, data, fp8, scale, rows, cols, block, op) =>
+      checkCuda(cudaLib().fp8_cuda_dequantize_mx(h(), dst, dd, data, fp8, scale, rows, cols, block), op),
+    gemvFp8w: (_y, _yd, _x, _xd, M, K, _w, _wd, N, _mode, _ws, _br, _bc, _bias, _biasd, op) => {
+      throw new Float8Error(op, `the fp8-weight GEMV (M=${M}, K=${K}, N=${N}) runs on the CPU only; got tensors on cuda (move the inference model to the CPU, or use a float8 training recipe on cuda)`);
+    },
+  },
   syncAmaxHistory: (amax, history, scale, fp8, clamp, historyLen, op) => {
     const t = amaxTables(amax, history, scale, fp8, clamp);
     checkCuda(cudaLib().fp8_cuda_sync_amax_history(h(), t[0], t[1], t[2], t[3], t[4], amax.length, historyLen), op);

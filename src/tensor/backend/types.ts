@@ -108,7 +108,7 @@ export interface Backend {
   nativeFp8Matmul?(cDtype: number, aDtype: number, bDtype: number, biasDtype: number, M: number, K: number, N: number, transA: boolean, transB: boolean, op: string): boolean;
   /** Host backends only: scaledMm with any operand transposes (fp8_cpu_scaled_mm). */
   scaledMmStrided?(c: NativePtr, cDtype: number, a: NativePtr, aDtype: number, b: NativePtr, bDtype: number, scaleA: NativePtr, scaleB: NativePtr, bias: NativePtr | null, biasDtype: number, M: number, K: number, N: number, transA: boolean, transB: boolean, op: string): void;
-  /** Block-scaled fp8 casts and the fp8-weight GEMV (host backends only; see blockKernelsOf). */
+  /** Block-scaled fp8 casts (CPU and cuda) and the fp8-weight GEMV (CPU only; see blockKernelsOf). */
   blockKernels?: BlockKernels;
   quantizeTransposeDecode?(dst: NativePtr | null, decoded: NativePtr | null, decodedT: NativePtr, fp8Dtype: number, src: NativePtr, srcDtype: number, rows: number, cols: number, scale: NativePtr, op: string): void;
   /**
@@ -147,7 +147,8 @@ export interface Backend {
 /**
  * libfp8's block-scaled casts (1x128 / 128x128 with f32 scales, MX with e8m0 scales) and its
  * fp8-weight GEMV, with the C entry points' arguments (libfp8/include/fp8.h) plus the op name.
- * The CPU has them; a device backend does not yet (docs/architecture.md, block scaling).
+ * The CPU has all of them; cuda has the casts (fp8_cuda_*, bit-identical) and answers
+ * gemvFp8w with a Float8Error (docs/architecture.md, block scaling on the device).
  */
 export interface BlockKernels {
   quantizeBlockwise(data: NativePtr, scale: NativePtr, fp8Dtype: number, src: NativePtr, srcDtype: number, rows: number, cols: number, blockRows: number, blockCols: number, op: string): void;
