@@ -14,7 +14,9 @@
 // f32 GEMM: an MX decode is exact (power-of-two scales), a blockwise decode rounds
 // fp8 * f32 scale to f32 once (where the reference rounds the dot product instead).
 // On cuda the same casts run on the device (libfp8/src/cuda/block_kernels.cu, bit for
-// bit with the CPU's) and the decoded operands go through the device's f32 GEMM.
+// bit with the CPU's) and each GEMM is one block-scaled GEMM (fp8_cuda_scaled_mm_blockwise /
+// _mx): cuBLASLt's block scale modes where the GPU has them, else the same decode + f32 GEMM
+// on the device, said once with a warning (cuda.blockGemmInfo()).
 import { Float8Error } from "../errors.ts";
 import { Function, type FunctionCtx } from "../autograd/graph.ts";
 import { DTYPE_CODE, FP8_MAX, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
@@ -156,6 +158,22 @@ function castDecode(x: Tensor, cfg: BlockScalingConfig, blockRows = 1): Tensor {
  */
 function blockGemmTN(a: Tensor, b: Tensor, cfg: BlockScalingConfig, bRows: number, outDtype: HighPrecisionDType, bias: Tensor | null): Tensor {
   const [P, R] = a.shape, Q = b.shape[0];
+  if (deviceBlockGemm(a, cfg, R, Q)) {
+    // a device with block-scaled GEMMs (cuda): cuBLASLt's block scale modes, or its own dequantize fallback
+    const op = `Float8Linear(${cfg.kind})`;
+    const qa = quantizeOperand(a, cfg, 1), qb = quantizeOperand(b, cfg, bRows);
+    try {
+      const out = Tensor.empty([P, Q], outDtype, a.device);
+      blockKernelsOf(a.backend, op).scaledMmBlock!(
+        out.ptrFor(op), DTYPE_CODE[outDtype], qa.data.ptrFor(op), DTYPE_CODE[qa.data.dtype], qb.data.ptrFor(op), DTYPE_CODE[qb.data.dtype],
+        qa.scale.ptrFor(op), qb.scale.ptrFor(op), cfg.kind === "mxfp8", bRows, bias ? bias.ptrFor(op) : null, bias ? DTYPE_CODE[bias.dtype] : 0, P, R, Q, op,
+      );
+      return out;
+    } finally {
+      qa.dispose();
+      qb.dispose();
+    }
+  }
   const ad = castDecode(a, cfg), bd = castDecode(b, cfg, bRows);
   try {
     return reshapeOwned(gemm(ad, bd, { M: P, K: R, N: Q, transB: true, bias, outDtype, op: `Float8Linear(${cfg.kind})` }), [P, Q]);
@@ -163,6 +181,17 @@ function blockGemmTN(a: Tensor, b: Tensor, cfg: BlockScalingConfig, bRows: numbe
     ad.dispose();
     bd.dispose();
   }
+}
+
+/**
+ * Whether a (rows, R) @ b (Q, R)^T runs as one block-scaled GEMM on a's device: a backend with
+ * scaledMmBlock (cuda), the block sizes cuBLASLt scales (128 blockwise, 32 MX), R and Q multiples of 16
+ * (its fp8 GEMMs), not e5m2 x e5m2. Elsewhere the operands are decoded and the f32 GEMM runs.
+ */
+function deviceBlockGemm(a: Tensor, cfg: BlockScalingConfig, R: number, Q: number): boolean {
+  if (a.backend.hostAccessible || !a.backend.blockKernels?.scaledMmBlock) return false;
+  if (cfg.blockSize !== (cfg.kind === "mxfp8" ? 32 : 128) || cfg.float8Dtype === "float8_e5m2") return false;
+  return R % 16 === 0 && Q % 16 === 0;
 }
 
 /** Telemetry of a block-scaled cast: CastStats plus the share of blocks that clipped or underflowed anywhere. */
@@ -281,15 +310,16 @@ export class BlockFloat8LinearFunction extends Function {
     if (c.collect) recordBlockStats(c.layer, "grad_output", g2, cfg); // as cast for the grad_input GEMM
     if (needX) {
       const K = w.shape[1];
-      if (cfg.kind === "blockwise") {
+      if (cfg.kind === "blockwise" && !deviceBlockGemm(g2, cfg, N, K)) {
         // w's 128x128 blocks are the blocks of w^T too: decode once, GEMM with b not transposed
         const gd = castDecode(g2, cfg), wd = castDecode(w, cfg, cfg.weightBlockRows);
         gradInput = reshapeOwned(gemm(gd, wd, { M, K: N, N: K, outDtype, op }), [M, K]);
         gd.dispose();
         wd.dispose();
       } else {
+        // re-blocked along N (blockwise on a device GEMM: w^T in the same 128x128 blocks)
         const wT = transpose(w, 0, 1);
-        gradInput = blockGemmTN(g2, wT, cfg, 1, outDtype, null);
+        gradInput = blockGemmTN(g2, wT, cfg, cfg.kind === "blockwise" ? cfg.weightBlockRows : 1, outDtype, null);
         wT.dispose();
       }
     }

@@ -219,6 +219,195 @@ void grid_stride() {
     });
 }
 
+
+/* ---- block-scaled GEMMs (gemm.cu) ------------------------------------------------------------ */
+
+/* The documented layouts, written from fp8.h's formulas (forward: where source (r, kb) goes). */
+std::vector<uint8_t> reference_layout(int32_t layout, const Buf &src, int64_t rows, int64_t cols) {
+    int64_t bytes = 0;
+    CPU_OK(fp8_cuda_block_scales_layout_size(layout, rows, cols, &bytes));
+    std::vector<uint8_t> out((size_t)bytes, 0);
+    if (layout == FP8_CUDA_BLOCK_LAYOUT_MX)
+        for (auto &b : out) b = 127;
+    const int64_t cols4 = (cols + 3) / 4 * 4;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t kb = 0; kb < cols; kb++) {
+            if (layout == FP8_CUDA_BLOCK_LAYOUT_VEC128) {
+                memcpy(&out[(size_t)((kb * rows + r) * 4)], src.as<float>() + r * cols + kb, 4);
+            } else if (layout == FP8_CUDA_BLOCK_LAYOUT_BLK128) {
+                memcpy(&out[(size_t)((r * cols4 + kb) * 4)], src.as<float>() + r * cols + kb, 4);
+            } else {
+                const int64_t off = ((r / 128) * (cols4 / 4) + kb / 4) * 512 + (r % 32) * 16 + ((r % 128) / 32) * 4 + kb % 4;
+                out[(size_t)off] = src.as<uint8_t>()[r * cols + kb];
+            }
+        }
+    return out;
+}
+
+void scale_layouts() {
+    section("block: cuBLASLt scale layouts");
+    for (int32_t layout : {FP8_CUDA_BLOCK_LAYOUT_VEC128, FP8_CUDA_BLOCK_LAYOUT_BLK128, FP8_CUDA_BLOCK_LAYOUT_MX})
+        for (int64_t rows : {1, 5, 128, 130, 257})
+            for (int64_t cols : {1, 3, 4, 7, 9}) {
+                const bool mx = layout == FP8_CUDA_BLOCK_LAYOUT_MX;
+                Buf src = mx ? Buf::bytes(rows * cols) : Buf(FP8_DTYPE_F32, rows * cols);
+                for (int64_t i = 0; i < rows * cols; i++) {
+                    if (mx) src.as<uint8_t>()[i] = (uint8_t)(rng() % 255);
+                    else src.set(i, (float)i + 0.5f);
+                }
+                const std::vector<uint8_t> ref = reference_layout(layout, src, rows, cols);
+                Buf dst = Buf::bytes((int64_t)ref.size());
+                dst.fill_bytes(0xAB);
+                CUDA_OK(fp8_cuda_block_scales_layout(ctx, dst.p(), src.p(), layout, rows, cols));
+                CUDA_OK(fp8_cuda_synchronize(ctx));
+                char what[96];
+                snprintf(what, sizeof what, "block_scales_layout %d (%lld, %lld)", (int)layout, (long long)rows, (long long)cols);
+                same_bytes(what, dst.p(), ref.data(), ref.size(), FP8_DTYPE_U8);
+            }
+    int64_t bytes = 0;
+    CHECK(fp8_cuda_block_scales_layout_size(FP8_CUDA_BLOCK_LAYOUT_MX, 129, 5, &bytes) == FP8_OK && bytes == 256 * 8,
+          "MX layout of (129, 5) scales: %lld bytes, want 2048", (long long)bytes);
+    CHECK(fp8_cuda_block_scales_layout_size(FP8_CUDA_BLOCK_LAYOUT_BLK128, 3, 5, &bytes) == FP8_OK && bytes == 3 * 8 * 4,
+          "BLK128 layout of (3, 5) scales: %lld bytes, want 96", (long long)bytes);
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "layout must be 0 (VEC128), 1 (BLK128) or 2 (MX), got 3",
+               fp8_cuda_block_scales_layout(ctx, &bytes, &bytes, 3, 1, 1));
+}
+
+/* Emulated device of compute capability cc (the context's and the emulated cuBLASLt's). */
+void set_device_cc(int cc) {
+    CHECK(fp8_cuda_emu_configure(1, 4, cc) == FP8_OK, "fp8_cuda_emu_configure(1, 4, %d)", cc);
+    ctx_internals()->cc_major = cc;
+}
+
+struct BlockGemmCase {
+    bool mx;
+    int64_t b_rows, M, K, N;
+    int32_t c_dtype;
+    bool bias;
+};
+
+/* Runs one block GEMM on the device and checks it against the CPU's method (decode both
+ * operands to f32 with their scales, f32 GEMM): |device - cpu| <= K * 2^-22 * sum_k |a_k b_k|
+ * (f32 accumulation in another order: each of the K partial sums is off by at most an f32
+ * ulp of the running |sum|), plus half a bf16 ulp of |cpu| for a bf16 c. Returns the path. */
+int32_t check_block_gemm(const BlockGemmCase &t, int32_t want_path, const char *want_reason) {
+    const int64_t M = t.M, K = t.K, N = t.N, bs = t.mx ? 32 : 128, kb = (K + bs - 1) / bs;
+    Buf a(FP8_DTYPE_F32, M * K), b(FP8_DTYPE_F32, N * K);
+    fill_blocks(a, M, K, 1, bs, kNone);
+    fill_blocks(b, N, K, t.b_rows, bs, kNone);
+    Buf qa = Buf::bytes(M * K), qb = Buf::bytes(N * K);
+    const int64_t nsb = ((N + t.b_rows - 1) / t.b_rows) * kb;
+    Buf sa = t.mx ? Buf::bytes(M * kb) : Buf(FP8_DTYPE_F32, M * kb), sb = t.mx ? Buf::bytes(nsb) : Buf(FP8_DTYPE_F32, nsb);
+    Buf da(FP8_DTYPE_F32, M * K), db(FP8_DTYPE_F32, N * K);
+    if (t.mx) {
+        CPU_OK(fp8_cpu_quantize_mx(qa.p(), sa.as<uint8_t>(), FP8_DTYPE_E4M3FN, a.p(), FP8_DTYPE_F32, M, K, 32, FP8_MX_FLOOR));
+        CPU_OK(fp8_cpu_quantize_mx(qb.p(), sb.as<uint8_t>(), FP8_DTYPE_E4M3FN, b.p(), FP8_DTYPE_F32, N, K, 32, FP8_MX_FLOOR));
+        CPU_OK(fp8_cpu_dequantize_mx(da.p(), FP8_DTYPE_F32, qa.p(), FP8_DTYPE_E4M3FN, sa.as<uint8_t>(), M, K, 32));
+        CPU_OK(fp8_cpu_dequantize_mx(db.p(), FP8_DTYPE_F32, qb.p(), FP8_DTYPE_E4M3FN, sb.as<uint8_t>(), N, K, 32));
+    } else {
+        CPU_OK(fp8_cpu_quantize_blockwise(qa.p(), sa.as<float>(), FP8_DTYPE_E4M3FN, a.p(), FP8_DTYPE_F32, M, K, 1, 128));
+        CPU_OK(fp8_cpu_quantize_blockwise(qb.p(), sb.as<float>(), FP8_DTYPE_E4M3FN, b.p(), FP8_DTYPE_F32, N, K, t.b_rows, 128));
+        CPU_OK(fp8_cpu_dequantize_blockwise(da.p(), FP8_DTYPE_F32, qa.p(), FP8_DTYPE_E4M3FN, sa.as<float>(), M, K, 1, 128));
+        CPU_OK(fp8_cpu_dequantize_blockwise(db.p(), FP8_DTYPE_F32, qb.p(), FP8_DTYPE_E4M3FN, sb.as<float>(), N, K, t.b_rows, 128));
+    }
+    Buf bias(FP8_DTYPE_BF16, N);
+    fill_random(bias, 4.0f);
+    Buf ref(FP8_DTYPE_F32, M * N), absref(FP8_DTYPE_F32, M * N), ada(FP8_DTYPE_F32, M * K), adb(FP8_DTYPE_F32, N * K);
+    for (int64_t i = 0; i < M * K; i++) ada.set(i, std::fabs(da.get(i)));
+    for (int64_t i = 0; i < N * K; i++) adb.set(i, std::fabs(db.get(i)));
+    CPU_OK(fp8_cpu_matmul(ref.p(), FP8_DTYPE_F32, da.p(), db.p(), FP8_DTYPE_F32, t.bias ? bias.p() : nullptr, FP8_DTYPE_BF16,
+                          1, 1, M, K, N, 0, 1, 1.0f, 0.0f));
+    CPU_OK(fp8_cpu_matmul(absref.p(), FP8_DTYPE_F32, ada.p(), adb.p(), FP8_DTYPE_F32, nullptr, FP8_DTYPE_F32, 1, 1, M, K, N,
+                          0, 1, 1.0f, 0.0f));
+    Buf c(t.c_dtype, M * N);
+    if (t.mx)
+        CUDA_OK(fp8_cuda_scaled_mm_mx(ctx, c.p(), t.c_dtype, qa.p(), FP8_DTYPE_E4M3FN, qb.p(), FP8_DTYPE_E4M3FN,
+                                      sa.as<uint8_t>(), sb.as<uint8_t>(), t.bias ? bias.p() : nullptr, FP8_DTYPE_BF16, M, K, N));
+    else
+        CUDA_OK(fp8_cuda_scaled_mm_blockwise(ctx, c.p(), t.c_dtype, qa.p(), FP8_DTYPE_E4M3FN, qb.p(), FP8_DTYPE_E4M3FN,
+                                             sa.as<float>(), sb.as<float>(), t.b_rows, t.bias ? bias.p() : nullptr,
+                                             FP8_DTYPE_BF16, M, K, N, 0));
+    CUDA_OK(fp8_cuda_synchronize(ctx));
+    int32_t path = -1;
+    char reason[320];
+    CUDA_OK(fp8_cuda_block_gemm_info(ctx, &path, reason, sizeof reason));
+    char what[200];
+    snprintf(what, sizeof what, "%s GEMM b %lldx%d (%lld, %lld, %lld) -> %s%s", t.mx ? "MX" : "blockwise",
+             (long long)t.b_rows, t.mx ? 32 : 128, (long long)M, (long long)K, (long long)N, dt_name(t.c_dtype),
+             t.bias ? " + bias" : "");
+    CHECK(path == want_path, "%s: took path %d, want %d (reason: %s)", what, (int)path, (int)want_path, reason);
+    CHECK(want_reason ? strstr(reason, want_reason) != nullptr : reason[0] == 0, "%s: reason '%s', want '%s'", what,
+          reason, want_reason ? want_reason : "");
+    const double bound = (double)K * std::ldexp(1.0, -22);
+    int64_t bad = 0;
+    double worst = 0;
+    for (int64_t i = 0; i < M * N; i++) {
+        const double r = ref.get(i), g = c.get(i);
+        double tol = bound * absref.get(i) + 1e-30;
+        if (t.c_dtype == FP8_DTYPE_BF16) tol += std::ldexp(std::fabs(r), -8);
+        worst = std::max(worst, std::fabs(g - r) / tol);
+        if (!(std::fabs(g - r) <= tol)) {
+            if (bad < 3) printf("    %s [%lld]: device %.9g, cpu %.9g, tolerance %.3g\n", what, (long long)i, g, r, tol);
+            bad++;
+        }
+    }
+    CHECK(bad == 0, "%s: %lld of %lld elements outside the bound (worst %.2f of it)", what, (long long)bad,
+          (long long)(M * N), worst);
+    return path;
+}
+
+void block_gemms() {
+    section("block: block-scaled GEMMs");
+    const BlockGemmCase cases[] = {
+        {false, 128, 5, 256, 32, FP8_DTYPE_F32, false},   {false, 128, 130, 384, 144, FP8_DTYPE_BF16, true},
+        {false, 1, 64, 208, 48, FP8_DTYPE_F32, true},     {false, 128, 3, 208, 160, FP8_DTYPE_BF16, false},
+        {true, 1, 5, 256, 32, FP8_DTYPE_F32, false},      {true, 1, 130, 208, 144, FP8_DTYPE_BF16, true},
+    };
+    MemoryWatch mem;
+    /* sm_90 (the emulator's default): 1x128 / 128x128 on cuBLASLt, MX falls back */
+    set_device_cc(9);
+    for (const auto &t : cases)
+        check_block_gemm(t, t.mx ? FP8_CUDA_BLOCK_GEMM_DEQUANT : FP8_CUDA_BLOCK_GEMM_CUBLASLT, t.mx ? "needs sm_100" : nullptr);
+    /* sm_100: MX on cuBLASLt, 1x128 / 128x128 fall back */
+    set_device_cc(10);
+    for (const auto &t : cases)
+        check_block_gemm(t, t.mx ? FP8_CUDA_BLOCK_GEMM_CUBLASLT : FP8_CUDA_BLOCK_GEMM_DEQUANT, t.mx ? nullptr : "Hopper (sm_90)");
+    /* the dequantize path on request, on either device */
+    CUDA_OK(fp8_cuda_set_block_gemm(ctx, FP8_CUDA_BLOCK_GEMM_DEQUANT));
+    for (const auto &t : cases) check_block_gemm(t, FP8_CUDA_BLOCK_GEMM_DEQUANT, "fp8_cuda_set_block_gemm");
+    /* CUBLASLT forced where the device lacks the mode: an error, nothing run */
+    CUDA_OK(fp8_cuda_set_block_gemm(ctx, FP8_CUDA_BLOCK_GEMM_CUBLASLT));
+    {
+        Buf c(FP8_DTYPE_F32, 16 * 16), q = Buf::bytes(16 * 128), s(FP8_DTYPE_F32, 16);
+        CUDA_FAILS(FP8_ERR_UNSUPPORTED, "Hopper (sm_90) mode of cuBLASLt; device 0 is sm_100",
+                   fp8_cuda_scaled_mm_blockwise(ctx, c.p(), FP8_DTYPE_F32, q.p(), FP8_DTYPE_E4M3FN, q.p(), FP8_DTYPE_E4M3FN,
+                                                s.as<float>(), s.as<float>(), 1, nullptr, 0, 16, 128, 16, 0));
+    }
+    /* cuBLASLt without an algorithm (1), or refusing at launch (2): AUTO falls back and says why */
+    CUDA_OK(fp8_cuda_set_block_gemm(ctx, FP8_CUDA_BLOCK_GEMM_AUTO));
+    set_device_cc(9);
+    for (int mode : {1, 2}) {
+        CHECK(fp8_cuda_emu_set_block_scale(mode) == FP8_OK, "fp8_cuda_emu_set_block_scale(%d)", mode);
+        const BlockGemmCase t = {false, 128, 7 + mode, 256, 32, FP8_DTYPE_F32, false}; /* a shape of its own: no cached plan */
+        check_block_gemm(t, FP8_CUDA_BLOCK_GEMM_DEQUANT, mode == 1 ? "no algorithm" : "refused block scaling");
+        check_block_gemm(t, FP8_CUDA_BLOCK_GEMM_DEQUANT, "does not take block scaling"); /* the cached refusal */
+    }
+    fp8_cuda_emu_set_block_scale(0);
+    CHECK(fp8_cuda_emu_set_block_scale(3) == FP8_ERR_INVALID_ARG, "fp8_cuda_emu_set_block_scale(3) accepted");
+    CUDA_OK(fp8_cuda_synchronize(ctx));
+    mem.check("block GEMMs");
+    /* argument errors */
+    float f = 0;
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "b_block_rows must be 1 or 128, got 64",
+               fp8_cuda_scaled_mm_blockwise(ctx, &f, FP8_DTYPE_F32, &f, FP8_DTYPE_E4M3FN, &f, FP8_DTYPE_E4M3FN, &f, &f, 64,
+                                            nullptr, 0, 4, 16, 16, 0));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "fp8 GEMM needs K and N multiples of 16",
+               fp8_cuda_scaled_mm_mx(ctx, &f, FP8_DTYPE_F32, &f, FP8_DTYPE_E4M3FN, &f, FP8_DTYPE_E4M3FN, (uint8_t *)&f,
+                                     (uint8_t *)&f, nullptr, 0, 4, 20, 16));
+    CUDA_FAILS(FP8_ERR_INVALID_ARG, "path must be 0 (auto), 1 (cuBLASLt scale modes) or 2 (dequantize), got 5",
+               fp8_cuda_set_block_gemm(ctx, 5));
+}
+
 void errors() {
     section("block: argument errors");
     float f = 0;
@@ -257,6 +446,8 @@ void test_block() {
     decode_any_bytes();
     grid_stride();
     errors();
+    scale_layouts();
+    block_gemms();
 }
 
 }  // namespace harness

@@ -159,4 +159,13 @@ export interface BlockKernels {
     y: NativePtr, yDtype: number, x: NativePtr, xDtype: number, M: number, K: number, w: NativePtr, wDtype: number, N: number,
     scaleMode: number, wScale: NativePtr, blockRows: number, blockCols: number, bias: NativePtr | null, biasDtype: number, op: string,
   ): void;
+  /**
+   * Devices with block-scaled GEMMs (cuda: fp8_cuda_scaled_mm_blockwise / _mx): c (M, N) <- a (M, K) @
+   * b (N, K)^T from the block-quantised operands (a: 1x128 f32 or 1x32 e8m0 scales; b: bBlockRows x 128
+   * or 1x32), K and N multiples of 16. Hosts decode and use their f32 GEMM instead.
+   */
+  scaledMmBlock?(
+    c: NativePtr, cDtype: number, a: NativePtr, aDtype: number, b: NativePtr, bDtype: number, scaleA: NativePtr, scaleB: NativePtr,
+    mx: boolean, bBlockRows: number, bias: NativePtr | null, biasDtype: number, M: number, K: number, N: number, op: string,
+  ): void;
 }
