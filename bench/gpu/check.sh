@@ -16,9 +16,11 @@
 #   encoders   the hardware fp8 encoder against the reference on every f32 and bf16 bit
 #              pattern (bench/gpu/encoders.ts); any difference -> FP8_CUDA_CAST_KERNEL=reference
 #              for every later stage
-#   kernels    the kernels against the CPU twins, bit for bit (test/cuda.test.ts, cuda_gpu.test.ts)
+#   kernels    the kernels against the CPU twins, bit for bit (test/cuda.test.ts, cuda_gpu.test.ts), and
+#              the block-scaled GEMMs' paths and results (block_gemm_cuda.test.ts)
 #   nccl       all-reduce / all-gather / reduce-scatter / broadcast on one GPU (no MPI)
-#   tensor     Float8Linear and every op family on the GPU against the CPU (cuda_tensor_gpu.test.ts), device-side index checks (cuda_index_flag_gpu.test.ts)
+#   tensor     Float8Linear and every op family on the GPU against the CPU (cuda_tensor_gpu.test.ts: the
+#              block casts byte for byte among them), device-side index checks (cuda_index_flag_gpu.test.ts)
 #   demo       examples/demo.ts --device cuda (graph replays)
 #   eager      the demo's float8 run with eager steps (--graph off)
 #   gpt        examples/gpt.ts --device cuda
@@ -204,7 +206,7 @@ else
 fi
 
 begin kernels
-run kernels kernels.log "$BUN_BIN" test --timeout 120000 ./test/cuda.test.ts ./test/cuda_gpu.test.ts
+run kernels kernels.log "$BUN_BIN" test --timeout 120000 ./test/cuda.test.ts ./test/cuda_gpu.test.ts ./test/block_gemm_cuda.test.ts
 finish kernels "$STATUS — $(tests_line kernels.log)"
 grep -E "^\(fail\)" "$LOGS/kernels.log" | head -6 >>"$SUMMARY"
 
