@@ -24,7 +24,8 @@
 #   demo       examples/demo.ts --device cuda (graph replays)
 #   eager      the demo's float8 run with eager steps (--graph off)
 #   gpt        examples/gpt.ts --device cuda
-#   bench      bench/gpu/bench.ts (--quick when less than its full cap is left)
+#   bench      bench/gpu/bench.ts (--quick when less than its full cap is left), then the
+#              block-scaled GEMMs (bench/gpu/block_gemm.ts) in what is left of the cap
 #
 #   bench/gpu/check.sh --plan      prints the stage caps and the budget, and exits
 #   bench/gpu/check.sh --emulated  runs this same script without a GPU, on
@@ -241,8 +242,17 @@ begin bench
 BENCH_ARGS=("${BENCH_SIZE[@]}")
 (( ! EMULATED && $(allow bench) < CAP[bench] )) && BENCH_ARGS+=(--quick)
 run bench bench.log env OUT="$LOGS" "$BUN_BIN" bench/gpu/bench.ts "${BENCH_ARGS[@]}"
+BENCH_STATUS=$STATUS
 [[ -f $LOGS/gpu_bench.txt ]] && cp "$LOGS/gpu_bench.txt" "$LOGS/gpu_bench.json" "$OUTDIR/" 2>/dev/null
-finish bench "$STATUS ${BENCH_ARGS[*]} — table in gpu_bench.txt"
+# the block-scaled GEMMs (blockwise, mxfp8) in what is left of the cap: a few seconds
+if (( $(allow bench) >= 15 )); then
+  run bench block_gemm.log "$BUN_BIN" bench/gpu/block_gemm.ts "${BENCH_SIZE[@]}"
+  BLOCK_LINE=$(grep -m1 -E "^block GEMMs:" "$LOGS/block_gemm.log")
+  [[ $STATUS != PASS ]] && BLOCK_LINE="block GEMMs: $STATUS"
+else
+  BLOCK_LINE="block GEMMs: skipped (under 15 s of the bench cap left)"
+fi
+finish bench "$BENCH_STATUS ${BENCH_ARGS[*]} — table in gpu_bench.txt; ${BLOCK_LINE:-block GEMMs: no result line (see block_gemm.log)}"
 
 note "total: $((SECONDS - T0))s of ${BUDGET}s; $([[ $RC -eq 0 ]] && echo 'all stages PASS' || echo 'some stages did not pass')"
 pack_logs
