@@ -164,10 +164,15 @@ function blockGemmTN(a: Tensor, b: Tensor, cfg: BlockScalingConfig, bRows: numbe
     const qa = quantizeOperand(a, cfg, 1), qb = quantizeOperand(b, cfg, bRows);
     try {
       const out = Tensor.empty([P, Q], outDtype, a.device);
-      blockKernelsOf(a.backend, op).scaledMmBlock!(
-        out.ptrFor(op), DTYPE_CODE[outDtype], qa.data.ptrFor(op), DTYPE_CODE[qa.data.dtype], qb.data.ptrFor(op), DTYPE_CODE[qb.data.dtype],
-        qa.scale.ptrFor(op), qb.scale.ptrFor(op), cfg.kind === "mxfp8", bRows, bias ? bias.ptrFor(op) : null, bias ? DTYPE_CODE[bias.dtype] : 0, P, R, Q, op,
-      );
+      try {
+        blockKernelsOf(a.backend, op).scaledMmBlock!(
+          out.ptrFor(op), DTYPE_CODE[outDtype], qa.data.ptrFor(op), DTYPE_CODE[qa.data.dtype], qb.data.ptrFor(op), DTYPE_CODE[qb.data.dtype],
+          qa.scale.ptrFor(op), qb.scale.ptrFor(op), cfg.kind === "mxfp8", bRows, bias ? bias.ptrFor(op) : null, bias ? DTYPE_CODE[bias.dtype] : 0, P, R, Q, op,
+        );
+      } catch (e) {
+        out.dispose();
+        throw e;
+      }
       return out;
     } finally {
       qa.dispose();
