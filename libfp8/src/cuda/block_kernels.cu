@@ -17,7 +17,8 @@
  * elements, e.g. 1x128 and MX's 1x32; the whole 256-thread CTA for larger
  * ones, e.g. 128x128); a first pass reduces the block's amax, a second
  * multiplies and encodes (the block is then in L1/L2). Dequantize: one CTA
- * per row at a time, threads along the columns.
+ * per row at a time, threads along the columns. Index arithmetic is 32-bit
+ * below 2^31 elements.
  */
 #include <type_traits>
 
@@ -47,25 +48,24 @@ __device__ __forceinline__ uint32_t block_abs_bits(const void *src, int64_t i) {
 
 /* dst_fp8 (rows, cols) and the scales (nbr, nbc) row-major <- the block casts.
  * Scale block b covers rows (b / nbc) * br.. and cols (b % nbc) * bc.., clipped. */
-template <int SRC, int FP8, int KERNEL, int RULE, int G>
+template <int SRC, int FP8, int KERNEL, int RULE, int G, class I>
 __global__ void __launch_bounds__(kBlockThreads)
 block_quantize_kernel(uint8_t *__restrict__ dst, void *__restrict__ scale_out, const void *__restrict__ src,
-                      int64_t rows, int64_t cols, int64_t br, int64_t bc, int64_t nbc, int64_t nblocks) {
+                      I rows, I cols, I br, I bc, I nbc, I nblocks) {
     constexpr int kPerCta = kBlockThreads / G;
     __shared__ uint32_t warp_max[kBlockThreads / 32];
     const int t = threadIdx.x % G;
-    for (int64_t b = (int64_t)blockIdx.x * kPerCta + threadIdx.x / G; b < nblocks;
-         b += (int64_t)gridDim.x * kPerCta) {
-        const int64_t r0 = (b / nbc) * br, c0 = (b % nbc) * bc;
-        const int64_t rlen = r0 + br < rows ? br : rows - r0;
-        const int64_t clen = c0 + bc < cols ? bc : cols - c0;
-        const int64_t count = rlen * clen;
+    for (I b = (I)blockIdx.x * kPerCta + threadIdx.x / G; b < nblocks; b += (I)gridDim.x * kPerCta) {
+        const I r0 = (b / nbc) * br, c0 = (b % nbc) * bc;
+        const I rlen = r0 + br < rows ? br : rows - r0;
+        const I clen = c0 + bc < cols ? bc : cols - c0;
+        const I count = rlen * clen;
         /* element e of the block: row r0 + e / clen, col c0 + e % clen */
-        auto index = [&](int64_t e) {
+        auto index = [&](I e) -> I {
             return rlen == 1 ? r0 * cols + c0 + e : (r0 + e / clen) * cols + c0 + e % clen;
         };
         uint32_t m = 0;
-        for (int64_t e = t; e < count; e += G) m = max(m, block_abs_bits<SRC>(src, index(e)));
+        for (I e = t; e < count; e += G) m = max(m, block_abs_bits<SRC>(src, (int64_t)index(e)));
         m = __reduce_max_sync(0xffffffffu, m);
         if (G > 32) {
             __syncthreads(); /* the previous block's readers are done with warp_max */
@@ -89,8 +89,8 @@ block_quantize_kernel(uint8_t *__restrict__ dst, void *__restrict__ scale_out, c
             nan_block = e8 == FP8_E8M0_NAN;
             mult = fp8_e8m0_reciprocal(e8);
         }
-        for (int64_t e = t; e < count; e += G) {
-            const int64_t i = index(e);
+        for (I e = t; e < count; e += G) {
+            const int64_t i = (int64_t)index(e);
             const float x = block_load<SRC>(src, i);
             dst[i] = nan_block ? fp8_mx_nan_block_code(x) : (uint8_t)encode2<FP8, KERNEL>(mul_x86(x, mult), 0.0f);
         }
@@ -106,14 +106,14 @@ __device__ __forceinline__ float block_decode_mul(float v, float mult) {
 
 /* dst (rows, cols) F32/BF16 <- decode(src_fp8) * the multiplier of its block:
  * scales[(r / br) * nbc + c / bc] (f32), or 2^(E-127) of the e8m0 byte (E8M0). */
-template <int DST, int FP8, bool E8M0>
+template <int DST, int FP8, bool E8M0, class I>
 __global__ void __launch_bounds__(kBlockThreads)
 block_dequantize_kernel(void *__restrict__ dst, const uint8_t *__restrict__ src, const void *__restrict__ scales,
-                        int64_t rows, int64_t cols, int64_t br, int64_t bc, int64_t nbc) {
-    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-        const int64_t srow = (r / br) * nbc;
-        for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
-            const int64_t s = srow + c / bc, i = r * cols + c;
+                        I rows, I cols, I br, I bc, I nbc) {
+    for (I r = blockIdx.x; r < rows; r += gridDim.x) {
+        const I srow = (r / br) * nbc;
+        for (I c = threadIdx.x; c < cols; c += blockDim.x) {
+            const I s = srow + c / bc, i = r * cols + c;
             const float mult = E8M0 ? fp8_e8m0_to_f32(((const uint8_t *)scales)[s]) : ((const float *)scales)[s];
             const float y = block_decode_mul(decode_fp8<FP8>(src[i]), mult);
             if (DST == FP8_DTYPE_F32)
@@ -144,19 +144,23 @@ void with_hp_fp8(int32_t hp_dtype, int32_t fp8_dtype, F &&f) {
     }
 }
 
-template <int SRC, int FP8, int KERNEL, int RULE>
+/* Index arithmetic in 32 bits below 2^31 elements (a 64-bit division costs tens of
+ * instructions per element), in 64 bits above. Block sizes are clamped to the matrix. */
+inline bool small_index(int64_t rows, int64_t cols) { return rows * cols < ((int64_t)1 << 31); }
+
+template <int SRC, int FP8, int KERNEL, int RULE, class I>
 void launch_block_quantize(const Ctx *ctx, uint8_t *dst, void *scale, const void *src, int64_t rows,
                            int64_t cols, int64_t br, int64_t bc) {
+    br = br < rows ? br : rows, bc = bc < cols ? bc : cols; /* same blocks, and the sizes fit I */
     const int64_t nbr = (rows + br - 1) / br, nbc = (cols + bc - 1) / bc, nblocks = nbr * nbc;
-    const int64_t rlen = br < rows ? br : rows, clen = bc < cols ? bc : cols;
-    if (rlen * clen > kWarpBlockElems) {
+    if (br * bc > kWarpBlockElems) {
         const unsigned grid = grid_for(ctx, nblocks, 1, 16);
-        block_quantize_kernel<SRC, FP8, KERNEL, RULE, kBlockThreads><<<grid, kBlockThreads, 0, ctx->stream>>>(
-            dst, scale, src, rows, cols, br, bc, nbc, nblocks);
+        block_quantize_kernel<SRC, FP8, KERNEL, RULE, kBlockThreads, I><<<grid, kBlockThreads, 0, ctx->stream>>>(
+            dst, scale, src, (I)rows, (I)cols, (I)br, (I)bc, (I)nbc, (I)nblocks);
     } else {
         const unsigned grid = grid_for(ctx, nblocks, kBlockThreads / 32, 16);
-        block_quantize_kernel<SRC, FP8, KERNEL, RULE, 32><<<grid, kBlockThreads, 0, ctx->stream>>>(
-            dst, scale, src, rows, cols, br, bc, nbc, nblocks);
+        block_quantize_kernel<SRC, FP8, KERNEL, RULE, 32, I><<<grid, kBlockThreads, 0, ctx->stream>>>(
+            dst, scale, src, (I)rows, (I)cols, (I)br, (I)bc, (I)nbc, (I)nblocks);
     }
 }
 
@@ -166,20 +170,25 @@ int32_t block_quantize(const char *fn, Ctx *ctx, void *dst, void *scale, int32_t
     if (rows * cols == 0) return FP8_OK;
     with_hp_fp8(src_dtype, fp8_dtype, [&](auto s, auto f) {
         constexpr int S = decltype(s)::value, F = decltype(f)::value;
-        if (ctx->cast_kernel == FP8_CUDA_CAST_HARDWARE)
-            launch_block_quantize<S, F, FP8_CUDA_CAST_HARDWARE, RULE>(ctx, (uint8_t *)dst, scale, src, rows, cols, br, bc);
-        else
-            launch_block_quantize<S, F, FP8_CUDA_CAST_REFERENCE, RULE>(ctx, (uint8_t *)dst, scale, src, rows, cols, br, bc);
+        const bool small = small_index(rows, cols);
+        if (ctx->cast_kernel == FP8_CUDA_CAST_HARDWARE) {
+            if (small) launch_block_quantize<S, F, FP8_CUDA_CAST_HARDWARE, RULE, uint32_t>(ctx, (uint8_t *)dst, scale, src, rows, cols, br, bc);
+            else launch_block_quantize<S, F, FP8_CUDA_CAST_HARDWARE, RULE, int64_t>(ctx, (uint8_t *)dst, scale, src, rows, cols, br, bc);
+        } else {
+            if (small) launch_block_quantize<S, F, FP8_CUDA_CAST_REFERENCE, RULE, uint32_t>(ctx, (uint8_t *)dst, scale, src, rows, cols, br, bc);
+            else launch_block_quantize<S, F, FP8_CUDA_CAST_REFERENCE, RULE, int64_t>(ctx, (uint8_t *)dst, scale, src, rows, cols, br, bc);
+        }
     });
     FP8_LAUNCH_CHECK(fn, "block_quantize_kernel");
     return FP8_OK;
 }
 
-template <int DST, int FP8, bool E8M0>
+template <int DST, int FP8, bool E8M0, class I>
 void launch_block_dequantize(const Ctx *ctx, unsigned grid, void *dst, const void *src, const void *scales,
                              int64_t rows, int64_t cols, int64_t br, int64_t bc, int64_t nbc) {
-    block_dequantize_kernel<DST, FP8, E8M0><<<grid, kBlockThreads, 0, ctx->stream>>>(
-        dst, (const uint8_t *)src, scales, rows, cols, br, bc, nbc);
+    br = br < rows ? br : rows, bc = bc < cols ? bc : cols; /* the same blocks (nbc is computed before) */
+    block_dequantize_kernel<DST, FP8, E8M0, I><<<grid, kBlockThreads, 0, ctx->stream>>>(
+        dst, (const uint8_t *)src, scales, (I)rows, (I)cols, (I)br, (I)bc, (I)nbc);
 }
 
 template <bool E8M0>
@@ -189,9 +198,11 @@ int32_t block_dequantize(const char *fn, Ctx *ctx, void *dst, int32_t dst_dtype,
     if (rows * cols == 0) return FP8_OK;
     const int64_t nbc = (cols + bc - 1) / bc;
     const unsigned grid = grid_for(ctx, rows, 1, 16);
+    const bool small = small_index(rows, cols);
     with_hp_fp8(dst_dtype, fp8_dtype, [&](auto d, auto f) {
-        launch_block_dequantize<decltype(d)::value, decltype(f)::value, E8M0>(ctx, grid, dst, src, scales, rows, cols,
-                                                                              br, bc, nbc);
+        constexpr int D = decltype(d)::value, F = decltype(f)::value;
+        if (small) launch_block_dequantize<D, F, E8M0, uint32_t>(ctx, grid, dst, src, scales, rows, cols, br, bc, nbc);
+        else launch_block_dequantize<D, F, E8M0, int64_t>(ctx, grid, dst, src, scales, rows, cols, br, bc, nbc);
     });
     FP8_LAUNCH_CHECK(fn, "block_dequantize_kernel");
     return FP8_OK;
