@@ -79,6 +79,7 @@ const GROUPS: [string, string][] = [
   ["nn", "nn_kernels.cu: softmax, layer norm, RMS norm, embedding and cross entropy with their backwards"],
   ["optim", "optim_kernels.cu: SGD and AdamW steps match the CPU bit for bit"],
   ["gemm", "gemm.cu on the emulated cuBLASLt: scaled, row-wise scaled and plain GEMMs match the CPU"],
+  ["block", "block_kernels.cu: blockwise (1x128, 128x128) and MX (FLOOR, RCEIL) quantize and dequantize match the CPU bit for bit, ragged shapes and NaN / inf / zero blocks included"],
   ["faults", "failing CUDA, cuBLASLt and CUB calls give the mapped status, name the call and leak nothing"],
 ];
 

@@ -16,13 +16,16 @@
 #   encoders   the hardware fp8 encoder against the reference on every f32 and bf16 bit
 #              pattern (bench/gpu/encoders.ts); any difference -> FP8_CUDA_CAST_KERNEL=reference
 #              for every later stage
-#   kernels    the kernels against the CPU twins, bit for bit (test/cuda.test.ts, cuda_gpu.test.ts)
+#   kernels    the kernels against the CPU twins, bit for bit (test/cuda.test.ts, cuda_gpu.test.ts), and
+#              the block-scaled GEMMs' paths and results (block_gemm_cuda.test.ts)
 #   nccl       all-reduce / all-gather / reduce-scatter / broadcast on one GPU (no MPI)
-#   tensor     Float8Linear and every op family on the GPU against the CPU (cuda_tensor_gpu.test.ts), device-side index checks (cuda_index_flag_gpu.test.ts)
+#   tensor     Float8Linear and every op family on the GPU against the CPU (cuda_tensor_gpu.test.ts: the
+#              block casts byte for byte among them), device-side index checks (cuda_index_flag_gpu.test.ts)
 #   demo       examples/demo.ts --device cuda (graph replays)
 #   eager      the demo's float8 run with eager steps (--graph off)
 #   gpt        examples/gpt.ts --device cuda
-#   bench      bench/gpu/bench.ts (--quick when less than its full cap is left)
+#   bench      bench/gpu/bench.ts (--quick when less than its full cap is left), then the
+#              block-scaled GEMMs (bench/gpu/block_gemm.ts) in what is left of the cap
 #
 #   bench/gpu/check.sh --plan      prints the stage caps and the budget, and exits
 #   bench/gpu/check.sh --emulated  runs this same script without a GPU, on
@@ -204,7 +207,7 @@ else
 fi
 
 begin kernels
-run kernels kernels.log "$BUN_BIN" test --timeout 120000 ./test/cuda.test.ts ./test/cuda_gpu.test.ts
+run kernels kernels.log "$BUN_BIN" test --timeout 120000 ./test/cuda.test.ts ./test/cuda_gpu.test.ts ./test/block_gemm_cuda.test.ts
 finish kernels "$STATUS — $(tests_line kernels.log)"
 grep -E "^\(fail\)" "$LOGS/kernels.log" | head -6 >>"$SUMMARY"
 
@@ -239,8 +242,17 @@ begin bench
 BENCH_ARGS=("${BENCH_SIZE[@]}")
 (( ! EMULATED && $(allow bench) < CAP[bench] )) && BENCH_ARGS+=(--quick)
 run bench bench.log env OUT="$LOGS" "$BUN_BIN" bench/gpu/bench.ts "${BENCH_ARGS[@]}"
+BENCH_STATUS=$STATUS
 [[ -f $LOGS/gpu_bench.txt ]] && cp "$LOGS/gpu_bench.txt" "$LOGS/gpu_bench.json" "$OUTDIR/" 2>/dev/null
-finish bench "$STATUS ${BENCH_ARGS[*]} — table in gpu_bench.txt"
+# the block-scaled GEMMs (blockwise, mxfp8) in what is left of the cap: a few seconds
+if (( $(allow bench) >= 15 )); then
+  run bench block_gemm.log "$BUN_BIN" bench/gpu/block_gemm.ts "${BENCH_SIZE[@]}"
+  BLOCK_LINE=$(grep -m1 -E "^block GEMMs:" "$LOGS/block_gemm.log")
+  [[ $STATUS != PASS ]] && BLOCK_LINE="block GEMMs: $STATUS"
+else
+  BLOCK_LINE="block GEMMs: skipped (under 15 s of the bench cap left)"
+fi
+finish bench "$BENCH_STATUS ${BENCH_ARGS[*]} — table in gpu_bench.txt; ${BLOCK_LINE:-block GEMMs: no result line (see block_gemm.log)}"
 
 note "total: $((SECONDS - T0))s of ${BUDGET}s; $([[ $RC -eq 0 ]] && echo 'all stages PASS' || echo 'some stages did not pass')"
 pack_logs

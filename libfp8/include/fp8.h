@@ -748,6 +748,79 @@ enum { /* how fp8_cuda_scaled_mm_rowwise applies the row scales */
 };
 /* Path of every row-scaled GEMM on ctx (bench/gpu/check.sh tests each). */
 FP8_API int32_t fp8_cuda_set_rowwise_gemm(fp8_cuda_ctx_t ctx, int32_t path);
+/* -- block scaling on the device: the twins of fp8_cpu_{quantize,dequantize}_{blockwise,mx}
+ *    (libfp8/src/cuda/block_kernels.cu; rules in src/core/block_ref.h), same
+ *    arguments after ctx, bytes and scales bit-identical to the CPU. -- */
+/* d_src (rows, cols) F32/BF16 -> d_dst_fp8 (rows, cols) and d_inv_scale
+ * (ceil(rows/br), ceil(cols/bc)) f32, as fp8_cpu_quantize_blockwise. */
+FP8_API int32_t fp8_cuda_quantize_blockwise(fp8_cuda_ctx_t ctx, void *d_dst_fp8, float *d_inv_scale,
+                                            int32_t fp8_dtype, const void *d_src, int32_t src_dtype,
+                                            int64_t rows, int64_t cols, int64_t block_rows,
+                                            int64_t block_cols);
+/* d_dst (F32/BF16) <- round_to_dst(f32(decode(d_src_fp8)) * d_inv_scale[block]). */
+FP8_API int32_t fp8_cuda_dequantize_blockwise(fp8_cuda_ctx_t ctx, void *d_dst, int32_t dst_dtype,
+                                              const void *d_src_fp8, int32_t fp8_dtype,
+                                              const float *d_inv_scale, int64_t rows, int64_t cols,
+                                              int64_t block_rows, int64_t block_cols);
+/* MX blocks of `block` elements along cols, e8m0 scales (rows, ceil(cols/block)),
+ * mode FP8_MX_FLOOR or FP8_MX_RCEIL, as fp8_cpu_quantize_mx. */
+FP8_API int32_t fp8_cuda_quantize_mx(fp8_cuda_ctx_t ctx, void *d_dst_fp8, uint8_t *d_scale_e8m0,
+                                     int32_t fp8_dtype, const void *d_src, int32_t src_dtype,
+                                     int64_t rows, int64_t cols, int64_t block, int32_t mode);
+/* d_dst (F32/BF16) <- round_to_dst(f32(decode(d_src_fp8)) * 2^(E-127)). */
+FP8_API int32_t fp8_cuda_dequantize_mx(fp8_cuda_ctx_t ctx, void *d_dst, int32_t dst_dtype,
+                                       const void *d_src_fp8, int32_t fp8_dtype,
+                                       const uint8_t *d_scale_e8m0, int64_t rows, int64_t cols,
+                                       int64_t block);
+/* Block-scaled fp8 GEMMs (libfp8/src/cuda/gemm.cu), c (M,N) <- a (M,K) @ b (N,K)^T with
+ * each product of a K block multiplied by the blocks' dequantize multipliers, operands,
+ * dtypes, bias and alignment as fp8_cuda_scaled_mm. Two paths (fp8_cuda_set_block_gemm):
+ * CUBLASLT: cuBLASLt's own scale modes (cuBLAS 12.9+): VEC128_32F (1x128) and
+ *   BLK128x128_32F (128x128 weight) on sm_90; VEC32_UE8M0 (MXFP8) on sm_100 and later.
+ *   Our row-major scales are reordered on the device into the layouts cuBLASLt reads
+ *   (fp8_cuda_block_scales_layout).
+ * DEQUANT: the CPU's method on the device: both operands decoded to f32 with their block
+ *   scales (fp8_cuda_dequantize_blockwise / _mx, bit-identical to the CPU's decode), then
+ *   the f32 GEMM (cuBLASLt), c rounded once.
+ * AUTO (default) takes CUBLASLT where the device and cuBLASLt have the mode, else DEQUANT;
+ * fp8_cuda_block_gemm_info says which path the last call took and why it fell back. */
+enum {
+    FP8_CUDA_BLOCK_GEMM_AUTO = 0,
+    FP8_CUDA_BLOCK_GEMM_CUBLASLT = 1, /* FP8_ERR_UNSUPPORTED where the mode is missing */
+    FP8_CUDA_BLOCK_GEMM_DEQUANT = 2,
+};
+FP8_API int32_t fp8_cuda_set_block_gemm(fp8_cuda_ctx_t ctx, int32_t path);
+/* *path <- the path of the last block GEMM on ctx (0 before the first); reason (reason_cap
+ * bytes, may be NULL) <- why it did not run on cuBLASLt's scale modes ("" when it did). */
+FP8_API int32_t fp8_cuda_block_gemm_info(fp8_cuda_ctx_t ctx, int32_t *path, char *reason,
+                                         int64_t reason_cap);
+/* d_scale_a (M, ceil(K/128)) f32: 1x128 blocks of a (fp8_cuda_quantize_blockwise's inv_scale);
+ * d_scale_b (ceil(N/b_block_rows), ceil(K/128)) f32, b_block_rows 1 (1x128) or 128 (128x128). */
+FP8_API int32_t fp8_cuda_scaled_mm_blockwise(fp8_cuda_ctx_t ctx, void *d_c, int32_t c_dtype,
+                                             const void *d_a, int32_t a_dtype, const void *d_b,
+                                             int32_t b_dtype, const float *d_scale_a,
+                                             const float *d_scale_b, int64_t b_block_rows,
+                                             const void *d_bias, int32_t bias_dtype, int64_t M,
+                                             int64_t K, int64_t N, int32_t use_fast_accum);
+/* d_scale_a (M, ceil(K/32)), d_scale_b (N, ceil(K/32)) e8m0 bytes (fp8_cuda_quantize_mx, block 32). */
+FP8_API int32_t fp8_cuda_scaled_mm_mx(fp8_cuda_ctx_t ctx, void *d_c, int32_t c_dtype, const void *d_a,
+                                      int32_t a_dtype, const void *d_b, int32_t b_dtype,
+                                      const uint8_t *d_scale_a, const uint8_t *d_scale_b,
+                                      const void *d_bias, int32_t bias_dtype, int64_t M, int64_t K,
+                                      int64_t N);
+/* Our row-major block scales (rows, cols) (rows: the operand's rows or row blocks, cols: its
+ * K blocks) -> the layout cuBLASLt reads for a scale mode:
+ *   VEC128 (VEC128_32F): f32, K-block-major: dst[kb * rows + r];
+ *   BLK128 (BLK128x128_32F): f32, row blocks of round_up(cols, 4): dst[r * round_up(cols, 4) + kb];
+ *   MX (VEC32_UE8M0): e8m0 bytes in 128x4 tiles (rows padded to 128, cols to 4, padding 127 = 1.0):
+ *     dst[((r / 128) * ceil(cols / 4) + kb / 4) * 512 + (r % 32) * 16 + ((r % 128) / 32) * 4 + kb % 4].
+ * *nbytes <- the size of dst. */
+enum { FP8_CUDA_BLOCK_LAYOUT_VEC128 = 0, FP8_CUDA_BLOCK_LAYOUT_BLK128 = 1, FP8_CUDA_BLOCK_LAYOUT_MX = 2 };
+FP8_API int32_t fp8_cuda_block_scales_layout_size(int32_t layout, int64_t rows, int64_t cols,
+                                                  int64_t *nbytes);
+FP8_API int32_t fp8_cuda_block_scales_layout(fp8_cuda_ctx_t ctx, void *d_dst, const void *d_src,
+                                             int32_t layout, int64_t rows, int64_t cols);
+/* [end block scaling on the device] */
 /* -- Tensor ops on the device: the twins of the CPU ops above, same
  *    arguments after ctx, same semantics, F32/BF16 with f32 arithmetic.
  *    Host-side metadata (dims, strides) is read on the host; every data

@@ -13,6 +13,7 @@ export {
 export type { ScaledMmOptions, QuantizeRowwiseOptions, MatmulOptions, DelayedScalingEntry } from "./ops.ts";
 export { Float8LinearCuda, HighPrecisionLinearCuda } from "./linear.ts";
 export { captureGraph, TensorGraph } from "./graphs.ts";
-export { setCudaDevice as setDevice, currentCudaDevice as currentDevice } from "../tensor/backend/cuda.ts";
+export { setCudaDevice as setDevice, currentCudaDevice as currentDevice, setBlockGemm, blockGemmInfo } from "../tensor/backend/cuda.ts";
+export type { BlockGemmPath } from "../tensor/backend/cuda.ts";
 export type { Float8LinearCudaOptions, LinearGrads } from "./linear.ts";
 export type { CudaProbe, CudaState } from "../ffi/index.ts";

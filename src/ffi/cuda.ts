@@ -73,6 +73,21 @@ export const symbols = {
   },
   fp8_cuda_set_rowwise_gemm: { args: [P, i32], returns: i32 },
 
+  // [block scaling on the device]
+  fp8_cuda_quantize_blockwise: { args: [P, P, P, i32, P, i32, I64, I64, I64, I64], returns: i32 },
+  fp8_cuda_dequantize_blockwise: { args: [P, P, i32, P, i32, P, I64, I64, I64, I64], returns: i32 },
+  fp8_cuda_quantize_mx: { args: [P, P, P, i32, P, i32, I64, I64, I64, i32], returns: i32 },
+  fp8_cuda_dequantize_mx: { args: [P, P, i32, P, i32, P, I64, I64, I64], returns: i32 },
+  fp8_cuda_set_block_gemm: { args: [P, i32], returns: i32 },
+  fp8_cuda_block_gemm_info: { args: [P, P, P, I64], returns: i32 },
+  fp8_cuda_scaled_mm_blockwise: {
+    args: [P, P, i32, P, i32, P, i32, P, P, I64, P, i32, I64, I64, I64, i32],
+    returns: i32,
+  },
+  fp8_cuda_scaled_mm_mx: { args: [P, P, i32, P, i32, P, i32, P, P, P, i32, I64, I64, I64], returns: i32 },
+  fp8_cuda_block_scales_layout_size: { args: [i32, I64, I64, P], returns: i32 },
+  fp8_cuda_block_scales_layout: { args: [P, P, P, i32, I64, I64], returns: i32 },
+
   // [tensor-kernels]
   fp8_cuda_binary: { args: [P, P, P, P, P, P, P, i32, i32, i32], returns: i32 },
   fp8_cuda_eltwise: { args: [P, P, P, i32, I64, i32, f32, f32], returns: i32 },

@@ -13,6 +13,10 @@
 // scales applied (libfp8's fp8_cpu_dequantize_blockwise / _mx) and runs oneDNN's
 // f32 GEMM: an MX decode is exact (power-of-two scales), a blockwise decode rounds
 // fp8 * f32 scale to f32 once (where the reference rounds the dot product instead).
+// On cuda the same casts run on the device (libfp8/src/cuda/block_kernels.cu, bit for
+// bit with the CPU's) and each GEMM is one block-scaled GEMM (fp8_cuda_scaled_mm_blockwise /
+// _mx): cuBLASLt's block scale modes where the GPU has them, else the same decode + f32 GEMM
+// on the device, said once with a warning (cuda.blockGemmInfo()).
 import { Float8Error } from "../errors.ts";
 import { Function, type FunctionCtx } from "../autograd/graph.ts";
 import { DTYPE_CODE, FP8_MAX, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
@@ -101,10 +105,9 @@ export class BlockFloat8Tensor {
   }
 }
 
-function checkCpu2d(x: Tensor, op: string): void {
-  if (!x.backend.hostAccessible) {
-    throw new Float8Error(op, `block-scaled casts run on the CPU only (device kernels are not written yet); got a tensor on ${x.device}`);
-  }
+/** The block casts take a 2-D float32 / bfloat16 tensor on a device with block kernels (the CPU, cuda). */
+function check2d(x: Tensor, op: string): void {
+  blockKernelsOf(x.backend, op);
   if (x.ndim !== 2 || (x.dtype !== "float32" && x.dtype !== "bfloat16")) {
     throw new Float8Error(op, `expects a 2-D float32 or bfloat16 tensor, got shape [${x.shape.join(", ")}] dtype ${x.dtype}`);
   }
@@ -113,7 +116,7 @@ function checkCpu2d(x: Tensor, op: string): void {
 /** Quantises a 2-D tensor in blockRows x blockCols blocks with f32 scales (amax / fp8 max, torchao's 1e-12 floor). */
 export function quantizeBlockwise(x: Tensor, blockRows: number, blockCols: number, float8Dtype: Float8DType = "float8_e4m3fn"): BlockFloat8Tensor {
   const op = "quantizeBlockwise";
-  checkCpu2d(x, op);
+  check2d(x, op);
   const [rows, cols] = x.shape;
   const data = Tensor.empty([rows, cols], float8Dtype, x.device);
   const scale = Tensor.empty([Math.ceil(rows / blockRows), Math.ceil(cols / blockCols)], "float32", x.device);
@@ -124,7 +127,7 @@ export function quantizeBlockwise(x: Tensor, blockRows: number, blockCols: numbe
 /** Quantises a 2-D tensor in MX blocks of `block` elements along its last dim (e8m0 scales). */
 export function quantizeMx(x: Tensor, block = 32, mode: MxScaleMode = "floor", float8Dtype: Float8DType = "float8_e4m3fn"): BlockFloat8Tensor {
   const op = "quantizeMx";
-  checkCpu2d(x, op);
+  check2d(x, op);
   const [rows, cols] = x.shape;
   const data = Tensor.empty([rows, cols], float8Dtype, x.device);
   const scale = Tensor.empty([rows, Math.ceil(cols / block)], "float8_e4m3fn", x.device); // e8m0 bytes
@@ -155,6 +158,27 @@ function castDecode(x: Tensor, cfg: BlockScalingConfig, blockRows = 1): Tensor {
  */
 function blockGemmTN(a: Tensor, b: Tensor, cfg: BlockScalingConfig, bRows: number, outDtype: HighPrecisionDType, bias: Tensor | null): Tensor {
   const [P, R] = a.shape, Q = b.shape[0];
+  if (deviceBlockGemm(a, cfg, R, Q)) {
+    // a device with block-scaled GEMMs (cuda): cuBLASLt's block scale modes, or its own dequantize fallback
+    const op = `Float8Linear(${cfg.kind})`;
+    const qa = quantizeOperand(a, cfg, 1), qb = quantizeOperand(b, cfg, bRows);
+    try {
+      const out = Tensor.empty([P, Q], outDtype, a.device);
+      try {
+        blockKernelsOf(a.backend, op).scaledMmBlock!(
+          out.ptrFor(op), DTYPE_CODE[outDtype], qa.data.ptrFor(op), DTYPE_CODE[qa.data.dtype], qb.data.ptrFor(op), DTYPE_CODE[qb.data.dtype],
+          qa.scale.ptrFor(op), qb.scale.ptrFor(op), cfg.kind === "mxfp8", bRows, bias ? bias.ptrFor(op) : null, bias ? DTYPE_CODE[bias.dtype] : 0, P, R, Q, op,
+        );
+      } catch (e) {
+        out.dispose();
+        throw e;
+      }
+      return out;
+    } finally {
+      qa.dispose();
+      qb.dispose();
+    }
+  }
   const ad = castDecode(a, cfg), bd = castDecode(b, cfg, bRows);
   try {
     return reshapeOwned(gemm(ad, bd, { M: P, K: R, N: Q, transB: true, bias, outDtype, op: `Float8Linear(${cfg.kind})` }), [P, Q]);
@@ -162,6 +186,17 @@ function blockGemmTN(a: Tensor, b: Tensor, cfg: BlockScalingConfig, bRows: numbe
     ad.dispose();
     bd.dispose();
   }
+}
+
+/**
+ * Whether a (rows, R) @ b (Q, R)^T runs as one block-scaled GEMM on a's device: a backend with
+ * scaledMmBlock (cuda), the block sizes cuBLASLt scales (128 blockwise, 32 MX), R and Q multiples of 16
+ * (its fp8 GEMMs), not e5m2 x e5m2. Elsewhere the operands are decoded and the f32 GEMM runs.
+ */
+function deviceBlockGemm(a: Tensor, cfg: BlockScalingConfig, R: number, Q: number): boolean {
+  if (a.backend.hostAccessible || !a.backend.blockKernels?.scaledMmBlock) return false;
+  if (cfg.blockSize !== (cfg.kind === "mxfp8" ? 32 : 128) || cfg.float8Dtype === "float8_e5m2") return false;
+  return R % 16 === 0 && Q % 16 === 0;
 }
 
 /** Telemetry of a block-scaled cast: CastStats plus the share of blocks that clipped or underflowed anywhere. */
@@ -280,15 +315,16 @@ export class BlockFloat8LinearFunction extends Function {
     if (c.collect) recordBlockStats(c.layer, "grad_output", g2, cfg); // as cast for the grad_input GEMM
     if (needX) {
       const K = w.shape[1];
-      if (cfg.kind === "blockwise") {
+      if (cfg.kind === "blockwise" && !deviceBlockGemm(g2, cfg, N, K)) {
         // w's 128x128 blocks are the blocks of w^T too: decode once, GEMM with b not transposed
         const gd = castDecode(g2, cfg), wd = castDecode(w, cfg, cfg.weightBlockRows);
         gradInput = reshapeOwned(gemm(gd, wd, { M, K: N, N: K, outDtype, op }), [M, K]);
         gd.dispose();
         wd.dispose();
       } else {
+        // re-blocked along N (blockwise on a device GEMM: w^T in the same 128x128 blocks)
         const wT = transpose(w, 0, 1);
-        gradInput = blockGemmTN(g2, wT, cfg, 1, outDtype, null);
+        gradInput = blockGemmTN(g2, wT, cfg, cfg.kind === "blockwise" ? cfg.weightBlockRows : 1, outDtype, null);
         wT.dispose();
       }
     }

@@ -188,6 +188,7 @@ void test_tensor();
 void test_nn();
 void test_optim();
 void test_gemm();
+void test_block();
 void test_faults();
 
 }  // namespace harness

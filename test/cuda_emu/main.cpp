@@ -8,7 +8,7 @@
  * GEMMs), plus argument errors and the launch paths each shape takes.
  *
  *   cmake --build build --target fp8_cuda_emu_test
- *   build/fp8_cuda_emu_test [group ...]     groups: context cast eltwise tensor nn optim gemm faults
+ *   build/fp8_cuda_emu_test [group ...]     groups: context cast eltwise tensor nn optim gemm block faults
  *
  * With no group named, everything runs and the run also fails when a launch
  * site (a <<<...>>> in libfp8/src/cuda) never ran, except those listed in
@@ -36,7 +36,8 @@ struct Group {
 };
 const Group kGroups[] = {
     {"context", test_context}, {"cast", test_cast}, {"eltwise", test_eltwise}, {"tensor", test_tensor},
-    {"nn", test_nn},           {"optim", test_optim}, {"gemm", test_gemm},     {"faults", test_faults},
+    {"nn", test_nn},           {"optim", test_optim}, {"gemm", test_gemm},     {"block", test_block},
+    {"faults", test_faults},
 };
 
 /* Launch sites no test can reach in reasonable time: 64-bit indexing needs

@@ -332,6 +332,35 @@ export const DEVICE_CASES: DeviceCase[] = [
     castConfigWeight: new float8.CastConfig({ scalingType: float8.ScalingType.DELAYED }),
     castConfigGradOutput: new float8.CastConfig({ scalingType: float8.ScalingType.DELAYED }),
   }), { sqnrDb: 30 }),
+  {
+    name: "block casts: blockwise 1x128 / 128x128 and MX 1x32 (floor, rceil), ragged, inf and zero blocks: bytes, scales and decodes exact",
+    run: (d) => {
+      const out: Result[] = [];
+      for (const dtype of ["float32", "bfloat16"] as const) {
+        manualSeed(31);
+        const base = randn([130, 300], { dtype: "float32", std: 3 });
+        const v = base.toArray();
+        for (let c = 0; c < 128; c++) v[c] = 0; // row 0, first 1x128 block: zeros
+        v[300 + 5] = -Infinity; // row 1: an inf block
+        for (let i = 2 * 300; i < 3 * 300; i++) v[i] *= 2 ** ((i % 40) - 20); // row 2: many exponents
+        const x = tensor(v, { shape: [130, 300], dtype, device: d });
+        base.dispose();
+        for (const [br, bc] of [[1, 128], [128, 128]]) {
+          const q = float8.quantizeBlockwise(x, br, bc);
+          out.push(r(`${dtype} blockwise ${br}x${bc} data`, q.data, "exact"), r(`${dtype} blockwise ${br}x${bc} scale`, q.scale, "exact"));
+          out.push(r(`${dtype} blockwise ${br}x${bc} decode f32`, q.dequantize("float32"), "exact"), r(`${dtype} blockwise ${br}x${bc} decode bf16`, q.dequantize("bfloat16"), "exact"));
+        }
+        for (const mode of ["floor", "rceil"] as const) {
+          const q = float8.quantizeMx(x, 32, mode, mode === "floor" ? "float8_e4m3fn" : "float8_e5m2");
+          out.push(r(`${dtype} mx ${mode} data`, q.data, "exact"), r(`${dtype} mx ${mode} scale`, q.scale, "exact"));
+          out.push(r(`${dtype} mx ${mode} decode f32`, q.dequantize("float32"), "exact"), r(`${dtype} mx ${mode} decode bf16`, q.dequantize("bfloat16"), "exact"));
+        }
+      }
+      return out;
+    },
+  },
+  mlpTraining("MLP, AdamW, 3 steps, float8 blockwise", (ps) => new optim.AdamW(ps, { lr: 1e-2 }), float8.Float8LinearConfig.fromRecipeName("blockwise"), { sqnrDb: 30 }),
+  mlpTraining("MLP, AdamW, 3 steps, float8 mxfp8", (ps) => new optim.AdamW(ps, { lr: 1e-2 }), float8.Float8LinearConfig.fromRecipeName("mxfp8"), { sqnrDb: 30 }),
 ];
 
 /** Data movement of two tensors x (2, 3, 4) and z (2, 3, 2), plus exact adds. */

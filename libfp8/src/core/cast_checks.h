@@ -111,6 +111,40 @@ static inline int32_t fp8_check_amax_history_tables(const char *fn, const char *
     return FP8_OK;
 }
 
+
+/* Block casts (fp8_{cpu,cuda}_{quantize,dequantize}_{blockwise,mx}): the
+ * matrix (rows, cols) and its block_rows x block_cols blocks. */
+static inline int32_t fp8_check_block_dims(const char *fn, int64_t rows, int64_t cols, int64_t br,
+                                           int64_t bc) {
+    FP8_REQUIRE(rows >= 0 && cols >= 0, fn, "rows %lld and cols %lld must be >= 0", (long long)rows,
+                (long long)cols);
+    FP8_REQUIRE(br >= 1 && bc >= 1, fn, "block %lldx%lld must be at least 1x1", (long long)br,
+                (long long)bc);
+    FP8_REQUIRE(cols == 0 || rows <= INT64_MAX / cols, fn, "rows %lld x cols %lld overflows",
+                (long long)rows, (long long)cols);
+    return FP8_OK;
+}
+
+/* A block cast's three buffers (data out, scales, data in; named by the caller),
+ * required only when the matrix has elements. */
+static inline int32_t fp8_check_block_ptrs(const char *fn, const char *pfx, int64_t n, const void *out,
+                                           const char *out_name, const void *scale,
+                                           const char *scale_name, const void *in,
+                                           const char *in_name) {
+    if (n == 0) return FP8_OK;
+    FP8_REQUIRE_PTR_AS(out, pfx, out_name, fn);
+    FP8_REQUIRE_PTR_AS(scale, pfx, scale_name, fn);
+    FP8_REQUIRE_PTR_AS(in, pfx, in_name, fn);
+    return FP8_OK;
+}
+
+/* MX scale rule: FP8_MX_FLOOR or FP8_MX_RCEIL. */
+static inline int32_t fp8_check_mx_mode(const char *fn, int32_t mode) {
+    FP8_REQUIRE(mode == FP8_MX_FLOOR || mode == FP8_MX_RCEIL, fn,
+                "mode must be 0 (FLOOR) or 1 (RCEIL), got %d", (int)mode);
+    return FP8_OK;
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,10 +11,13 @@
  * (block_ref.h), shared with the tests' expectations through the C ABI.
  * Blocks at the right and bottom edges may be partial (a block is clipped to
  * the matrix); the references require divisible shapes and agree on those.
+ * The argument checks are cast_checks.h's, shared with the CUDA twins
+ * (libfp8/src/cuda/block_kernels.cu).
  */
 #include <stdlib.h>
 
 #include "block_ref.h"
+#include "cast_checks.h"
 #include "cast_kernels.h"
 #include "fp8_ref.h"
 #include "internal.h"
@@ -71,22 +74,6 @@ static void span_decode(const fp8_cast_kernels *k, void *dst, int32_t dst_dtype,
     }
 }
 
-static int32_t check_dims(const char *fn, int64_t rows, int64_t cols, int64_t br, int64_t bc) {
-    FP8_REQUIRE(rows >= 0 && cols >= 0, fn, "rows %lld and cols %lld must be >= 0", (long long)rows,
-                (long long)cols);
-    FP8_REQUIRE(br >= 1 && bc >= 1, fn, "block %lldx%lld must be at least 1x1", (long long)br,
-                (long long)bc);
-    FP8_REQUIRE(cols == 0 || rows <= INT64_MAX / cols, fn, "rows %lld x cols %lld overflows",
-                (long long)rows, (long long)cols);
-    return FP8_OK;
-}
-
-#define CHECK(call)                        \
-    do {                                   \
-        const int32_t st_ = (call);        \
-        if (st_ != FP8_OK) return st_;     \
-    } while (0)
-
 /* ---- f32-scaled blocks ------------------------------------------------- */
 
 int32_t fp8_cpu_quantize_blockwise(void *dst_fp8, float *inv_scale, int32_t fp8_dtype, const void *src,
@@ -95,12 +82,10 @@ int32_t fp8_cpu_quantize_blockwise(void *dst_fp8, float *inv_scale, int32_t fp8_
     static const char fn[] = "fp8_cpu_quantize_blockwise";
     FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
     FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
-    CHECK(check_dims(fn, rows, cols, block_rows, block_cols));
+    FP8_CHECK(fp8_check_block_dims(fn, rows, cols, block_rows, block_cols));
     const int64_t n = rows * cols;
+    FP8_CHECK(fp8_check_block_ptrs(fn, "", n, dst_fp8, "dst_fp8", inv_scale, "inv_scale", src, "src"));
     if (n == 0) return FP8_OK;
-    FP8_REQUIRE_PTR(dst_fp8, fn);
-    FP8_REQUIRE_PTR(inv_scale, fn);
-    FP8_REQUIRE_PTR(src, fn);
     const fp8_cast_kernels *k = block_kernels();
     const int64_t es = fp8_dtype_size(src_dtype);
     const int64_t nbr = (rows + block_rows - 1) / block_rows, nbc = (cols + block_cols - 1) / block_cols;
@@ -134,12 +119,10 @@ int32_t fp8_cpu_dequantize_blockwise(void *dst, int32_t dst_dtype, const void *s
     static const char fn[] = "fp8_cpu_dequantize_blockwise";
     FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
     FP8_REQUIRE_HP(dst_dtype, "dst_dtype", fn);
-    CHECK(check_dims(fn, rows, cols, block_rows, block_cols));
+    FP8_CHECK(fp8_check_block_dims(fn, rows, cols, block_rows, block_cols));
     const int64_t n = rows * cols;
+    FP8_CHECK(fp8_check_block_ptrs(fn, "", n, dst, "dst", inv_scale, "inv_scale", src_fp8, "src_fp8"));
     if (n == 0) return FP8_OK;
-    FP8_REQUIRE_PTR(dst, fn);
-    FP8_REQUIRE_PTR(inv_scale, fn);
-    FP8_REQUIRE_PTR(src_fp8, fn);
     const fp8_cast_kernels *k = block_kernels();
     const int64_t es = fp8_dtype_size(dst_dtype);
     const int64_t nbc = (cols + block_cols - 1) / block_cols;
@@ -162,14 +145,11 @@ int32_t fp8_cpu_quantize_mx(void *dst_fp8, uint8_t *scale_e8m0, int32_t fp8_dtyp
     static const char fn[] = "fp8_cpu_quantize_mx";
     FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
     FP8_REQUIRE_HP(src_dtype, "src_dtype", fn);
-    FP8_REQUIRE(mode == FP8_MX_FLOOR || mode == FP8_MX_RCEIL, fn,
-                "mode must be 0 (FLOOR) or 1 (RCEIL), got %d", (int)mode);
-    CHECK(check_dims(fn, rows, cols, 1, block));
+    FP8_CHECK(fp8_check_mx_mode(fn, mode));
+    FP8_CHECK(fp8_check_block_dims(fn, rows, cols, 1, block));
     const int64_t n = rows * cols;
+    FP8_CHECK(fp8_check_block_ptrs(fn, "", n, dst_fp8, "dst_fp8", scale_e8m0, "scale_e8m0", src, "src"));
     if (n == 0) return FP8_OK;
-    FP8_REQUIRE_PTR(dst_fp8, fn);
-    FP8_REQUIRE_PTR(scale_e8m0, fn);
-    FP8_REQUIRE_PTR(src, fn);
     const fp8_cast_kernels *k = block_kernels();
     const int64_t es = fp8_dtype_size(src_dtype);
     const int64_t nbc = (cols + block - 1) / block;
@@ -198,12 +178,10 @@ int32_t fp8_cpu_dequantize_mx(void *dst, int32_t dst_dtype, const void *src_fp8,
     static const char fn[] = "fp8_cpu_dequantize_mx";
     FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
     FP8_REQUIRE_HP(dst_dtype, "dst_dtype", fn);
-    CHECK(check_dims(fn, rows, cols, 1, block));
+    FP8_CHECK(fp8_check_block_dims(fn, rows, cols, 1, block));
     const int64_t n = rows * cols;
+    FP8_CHECK(fp8_check_block_ptrs(fn, "", n, dst, "dst", scale_e8m0, "scale_e8m0", src_fp8, "src_fp8"));
     if (n == 0) return FP8_OK;
-    FP8_REQUIRE_PTR(dst, fn);
-    FP8_REQUIRE_PTR(scale_e8m0, fn);
-    FP8_REQUIRE_PTR(src_fp8, fn);
     const fp8_cast_kernels *k = block_kernels();
     const int64_t es = fp8_dtype_size(dst_dtype);
     const int64_t nbc = (cols + block - 1) / block;
@@ -223,8 +201,7 @@ int32_t fp8_cpu_mx_scale(uint8_t *out, float amax, int32_t fp8_dtype, int32_t mo
     static const char fn[] = "fp8_cpu_mx_scale";
     FP8_REQUIRE_PTR(out, fn);
     FP8_REQUIRE_FP8(fp8_dtype, "fp8_dtype", fn);
-    FP8_REQUIRE(mode == FP8_MX_FLOOR || mode == FP8_MX_RCEIL, fn,
-                "mode must be 0 (FLOOR) or 1 (RCEIL), got %d", (int)mode);
+    FP8_CHECK(fp8_check_mx_mode(fn, mode));
     *out = fp8_mx_scale_from_amax(amax, fp8_dtype, mode);
     return FP8_OK;
 }

@@ -178,6 +178,7 @@ FP8_API int32_t fp8_cuda_ctx_create(int32_t device, fp8_cuda_ctx_t *out) {
         ctx->device = device;
         ctx->cast_kernel = default_cast_kernel();
         ctx->sm_count = p.multiProcessorCount;
+        ctx->cc_major = p.major, ctx->cc_minor = p.minor;
         /* On failure below, release what exists and return the status. */
         auto fail = [&](int32_t st) {
             if (ctx->timer_stop) cudaEventDestroy(ctx->timer_stop);

@@ -76,6 +76,13 @@ struct Ctx {
     cudaEvent_t timer_start = nullptr, timer_stop = nullptr;
     int cast_kernel = FP8_CUDA_CAST_REFERENCE;
     int rowwise_gemm = FP8_CUDA_ROWWISE_AUTO; /* fp8_cuda_set_rowwise_gemm */
+    /* Block-scaled GEMMs (gemm.cu): the device's compute capability picks the cuBLASLt
+     * scale modes it can take; fp8_cuda_set_block_gemm forces a path; the path the last
+     * block GEMM took and why it fell back are kept for fp8_cuda_block_gemm_info. */
+    int cc_major = 0, cc_minor = 0;
+    int block_gemm = FP8_CUDA_BLOCK_GEMM_AUTO;
+    int last_block_gemm = 0;
+    char block_gemm_reason[320] = {0};
     bool capturing = false;
     /* Pinned staging for fp8_cuda_memcpy_h2d_async: a ring of buffers, each
      * with the event of the copy that last read it. */

@@ -18,6 +18,7 @@
  */
 #include <tuple>
 
+#include "cast_checks.h"
 #include "cuda_common.cuh"
 
 namespace fp8cuda {
@@ -60,6 +61,7 @@ enum Scaling : int32_t {
     kTensorwise = 1, /* fp8; 1/scale scalars written to ctx scratch [2], [3] */
     kOuterVec = 2,   /* fp8; CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F vectors, set per call */
     kUnitScale = 3,  /* fp8 without scales: the raw f32 accumulator of the rowwise epilogue path */
+    kBlock = 4,      /* fp8; cuBLASLt block scale modes (mode_a, mode_b), reordered scales set per call */
 };
 
 /* One GEMM in cuBLASLt's column-major terms: D (m, n) = alpha * op(A) @ op(B) + beta * D. */
@@ -72,6 +74,8 @@ struct LtGemm {
     float alpha, beta;
     Scaling scaling;
     const float *vec_a, *vec_b; /* kOuterVec: A's (m) and B's (n) scale vectors */
+    int32_t mode_a, mode_b;     /* kBlock: cublasLtMatmulMatrixScale_t of A and B */
+    const void *blk_a, *blk_b;  /* kBlock: A's and B's scales in cuBLASLt's layout */
     bool fast_accum;            /* fp8 only */
     const void *bias;           /* (m) or NULL */
     cudaDataType_t bias_type;
@@ -83,6 +87,15 @@ struct LtGemm {
 #else
 #define FP8_HAVE_OUTER_VEC 0
 #endif
+/* ... and the block scale modes VEC128_32F, BLK128x128_32F (VEC32_UE8M0 came in 12.8). */
+#define FP8_HAVE_BLOCK_SCALE FP8_HAVE_OUTER_VEC
+
+/* Plans that may be refused (no algorithm, or an error at launch) and are then
+ * cached as refused, so that AUTO falls back without asking cuBLASLt again. */
+bool may_refuse(const LtGemm &g) { return g.scaling == kOuterVec || g.scaling == kBlock; }
+const char *scaling_words(const LtGemm &g) {
+    return g.scaling == kBlock ? "block scaling" : "outer-vector (row-wise) scaling";
+}
 
 int32_t align_of(const void *p) {
     uintptr_t a = (uintptr_t)p;
@@ -152,6 +165,19 @@ int32_t build_plan(const char *fn, Ctx *ctx, const LtGemm &g, bool fuse_bias, Ge
         return FP8_OK;
 #endif
     }
+    if (g.scaling == kBlock) {
+#if FP8_HAVE_BLOCK_SCALE
+        if (cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &g.mode_a, sizeof g.mode_a) !=
+                CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &g.mode_b, sizeof g.mode_b) !=
+                CUBLAS_STATUS_SUCCESS)
+            return FP8_OK;
+        SET_DESC(A_SCALE_POINTER, g.blk_a);
+        SET_DESC(B_SCALE_POINTER, g.blk_b);
+#else
+        return FP8_OK;
+#endif
+    }
     if (fuse_bias) {
         cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
         int32_t bias_type = (int32_t)g.bias_type;
@@ -192,7 +218,7 @@ int32_t build_plan(const char *fn, Ctx *ctx, const LtGemm &g, bool fuse_bias, Ge
      * so does INVALID_VALUE for an outer-vector plan (a scale mode this
      * cuBLASLt does not take for these types). */
     if (s == CUBLAS_STATUS_NOT_SUPPORTED || (s == CUBLAS_STATUS_SUCCESS && returned == 0) ||
-        (g.scaling == kOuterVec && s == CUBLAS_STATUS_INVALID_VALUE))
+        (may_refuse(g) && s == CUBLAS_STATUS_INVALID_VALUE))
         return FP8_OK;
     if (s != CUBLAS_STATUS_SUCCESS) return cublas_fail(fn, "cublasLtMatmulAlgoGetHeuristic", s);
     p->algo = result.algo;
@@ -212,7 +238,8 @@ __global__ void inverse_scales_kernel(float *inv, const float *scale_lt_a, const
 GemmKey key_of(const LtGemm &g) {
     return GemmKey{g.m, g.n, g.k, g.batch_a, g.batch_b, (int32_t)g.a_type, (int32_t)g.b_type, (int32_t)g.d_type,
                    (int32_t)g.op_a, (int32_t)g.op_b, g.bias ? 1 : 0, g.bias ? (int32_t)g.bias_type : -1,
-                   g.fast_accum ? 1 : 0, (int32_t)g.scaling, align_of(g.A), align_of(g.B), align_of(g.D),
+                   g.fast_accum ? 1 : 0, (int32_t)g.scaling | (g.mode_a << 8) | (g.mode_b << 16), align_of(g.A),
+                   align_of(g.B), align_of(g.D),
                    g.bias ? align_of(g.bias) : 0};
 }
 
@@ -246,7 +273,7 @@ int32_t find_plan(const char *fn, Ctx *ctx, const LtGemm &g, const char *what, G
             delete p;
             return st;
         }
-        if (!found && g.scaling != kOuterVec) {
+        if (!found && !may_refuse(g)) {
             delete p;
             return fp8_fail(FP8_ERR_UNSUPPORTED, fn, "cuBLASLt has no algorithm for %s", what);
         }
@@ -261,8 +288,8 @@ int32_t find_plan(const char *fn, Ctx *ctx, const LtGemm &g, const char *what, G
     }
     if (plan->refused)
         return fp8_fail(FP8_ERR_UNSUPPORTED, fn,
-                        "cuBLASLt does not take outer-vector (row-wise) scaling for %s (no algorithm, or "
-                        "refused at launch)", what);
+                        "cuBLASLt does not take %s for %s (no algorithm, or refused at launch)", scaling_words(g),
+                        what);
     *out = plan;
     return FP8_OK;
 }
@@ -338,6 +365,14 @@ int32_t run(const char *fn, fp8_cuda_ctx_t handle, Ctx *ctx, const LtGemm &g, in
                        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &g.vec_b,
                                                       sizeof g.vec_b));
     }
+    if (g.scaling == kBlock) {
+        FP8_CUBLAS_TRY(fn, "cublasLtMatmulDescSetAttribute(A_SCALE_POINTER)",
+                       cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &g.blk_a,
+                                                      sizeof g.blk_a));
+        FP8_CUBLAS_TRY(fn, "cublasLtMatmulDescSetAttribute(B_SCALE_POINTER)",
+                       cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &g.blk_b,
+                                                      sizeof g.blk_b));
+    }
     if (plan->fused_bias)
         FP8_CUBLAS_TRY(fn, "cublasLtMatmulDescSetAttribute(BIAS_POINTER)",
                        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias,
@@ -345,14 +380,14 @@ int32_t run(const char *fn, fp8_cuda_ctx_t handle, Ctx *ctx, const LtGemm &g, in
     const cublasStatus_t ls =
         cublasLtMatmul(ctx->lt, plan->desc, &g.alpha, g.A, plan->a, g.B, plan->b, &g.beta, g.D, plan->d, g.D,
                        plan->d, &plan->algo, ctx->workspace, ctx->workspace_bytes, ctx->stream);
-    if (ls != CUBLAS_STATUS_SUCCESS && g.scaling == kOuterVec &&
+    if (ls != CUBLAS_STATUS_SUCCESS && may_refuse(g) &&
         (ls == CUBLAS_STATUS_NOT_SUPPORTED || ls == CUBLAS_STATUS_INVALID_VALUE)) {
         /* cublasLt.h (A_SCALE_POINTER): "If set for an unsupported matrix
          * data, scale, and compute type combination, calling cublasLtMatmul()
          * will return CUBLAS_INVALID_VALUE" - a refusal, not a fault. */
         plan->refused = true;
-        return fp8_fail(FP8_ERR_UNSUPPORTED, fn, "cuBLASLt refused outer-vector (row-wise) scaling for %s: cublasLtMatmul: %s (%s)",
-                        what, cublasLtGetStatusName(ls), cublasLtGetStatusString(ls));
+        return fp8_fail(FP8_ERR_UNSUPPORTED, fn, "cuBLASLt refused %s for %s: cublasLtMatmul: %s (%s)",
+                        scaling_words(g), what, cublasLtGetStatusName(ls), cublasLtGetStatusString(ls));
     }
     if (ls != CUBLAS_STATUS_SUCCESS) return cublas_fail(fn, "cublasLtMatmul", ls);
     if (g.bias && !plan->fused_bias) {
@@ -505,6 +540,49 @@ int32_t rowwise_epilogue(const char *fn, fp8_cuda_ctx_t handle, Ctx *ctx, LtGemm
     return acc.p ? acc.release(fn) : FP8_OK;
 }
 
+/* ---- block-scale layouts for cuBLASLt (the block-scaled GEMMs below) ---- */
+
+__host__ __device__ inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+/* Bytes of our (rows, cols) block scales in cuBLASLt's layout (see fp8.h). */
+int64_t layout_bytes(int32_t layout, int64_t rows, int64_t cols) {
+    switch (layout) {
+    case FP8_CUDA_BLOCK_LAYOUT_VEC128: return rows * cols * 4;
+    case FP8_CUDA_BLOCK_LAYOUT_BLK128: return rows * round_up(cols, 4) * 4;
+    default: return round_up(rows, 128) * round_up(cols, 4);
+    }
+}
+
+/* dst (cuBLASLt's layout) <- src (rows, cols) row-major: one thread per element of dst, which
+ * reads the source element it holds (padding: 0 for f32 scales, 127 = 2^0 for e8m0). */
+__global__ void __launch_bounds__(256)
+block_scales_layout_kernel(void *dst, const void *src, int layout, int64_t rows, int64_t cols, int64_t n) {
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        if (layout == FP8_CUDA_BLOCK_LAYOUT_VEC128) {
+            const int64_t kb = i / rows, r = i % rows;
+            ((float *)dst)[i] = ((const float *)src)[r * cols + kb];
+        } else if (layout == FP8_CUDA_BLOCK_LAYOUT_BLK128) {
+            const int64_t ld = round_up(cols, 4), r = i / ld, kb = i % ld;
+            ((float *)dst)[i] = kb < cols ? ((const float *)src)[r * cols + kb] : 0.0f;
+        } else {
+            const int64_t tile = i / 512, in = i % 512, tiles_per_row = round_up(cols, 4) / 4;
+            const int64_t r = (tile / tiles_per_row) * 128 + ((in % 16) / 4) * 32 + in / 16;
+            const int64_t kb = (tile % tiles_per_row) * 4 + in % 4;
+            ((uint8_t *)dst)[i] = r < rows && kb < cols ? ((const uint8_t *)src)[r * cols + kb] : (uint8_t)127;
+        }
+    }
+}
+
+int32_t launch_layout(const char *fn, Ctx *ctx, void *dst, const void *src, int32_t layout, int64_t rows,
+                      int64_t cols) {
+    const int64_t n = layout == FP8_CUDA_BLOCK_LAYOUT_MX ? layout_bytes(layout, rows, cols) : layout_bytes(layout, rows, cols) / 4;
+    if (n == 0) return FP8_OK;
+    block_scales_layout_kernel<<<grid_for(ctx, n, 256), 256, 0, ctx->stream>>>(dst, src, layout, rows, cols, n);
+    FP8_LAUNCH_CHECK(fn, "block_scales_layout_kernel");
+    return FP8_OK;
+}
+
 }  // namespace
 }  // namespace fp8cuda
 
@@ -556,6 +634,154 @@ int32_t scaled_problem(const char *fn, ScaledProblem *p, void *d_c, int32_t c_dt
     g.bias = d_bias, g.bias_type = d_bias ? lt_type(bias_dtype) : CUDA_R_32F;
     return FP8_OK;
 }
+
+/* ---- block-scaled GEMMs (issue 19; docs/architecture.md, block scaling on the device) ---------------
+ * c = a @ b^T where a K block of each operand has its own dequantize multiplier (our
+ * quantize_blockwise / quantize_mx scales). Two paths, fp8_cuda_set_block_gemm picks; AUTO:
+ *
+ * CUBLASLT: cuBLASLt applies the block scales (cublasLt.h, cublasLtMatmulMatrixScale_t):
+ *   VEC128_32F "a dedicated CUDA_R_32F scaling factor for each 128-element block in the innermost
+ *   dimension", BLK128x128_32F "... for each 128x128-element block", VEC32_UE8M0 "CUDA_R_8F_UE8M0
+ *   ... the block size is 32 elements". The header leaves the scale tensors' layouts to the cuBLAS
+ *   guide; the ones used here are those PyTorch checks before handing its scales to these modes
+ *   (aten/src/ATen/native/cuda/ScaledBlas.cpp: a 1x128 scale (M, K/128) with strides (1, M); a
+ *   128x128 scale (round_up(K/128, 4), N/128) with strides (1, round_up(K/128, 4))) and, for MX,
+ *   the 128x4 tiles of cuBLAS' 1D block scaling layout that Transformer Engine's
+ *   nvte_swizzle_scaling_factors and torchao's to_blocked produce (rows padded to 128, K blocks to
+ *   4; within a tile, row r and block c at (r % 32) * 16 + (r / 32) * 4 + c).
+ *   block_scales_layout_kernel writes them from our row-major scales (one launch per operand, into
+ *   a stream-ordered temporary). Device support: 1x128 / 128x128 on sm_90 (NVIDIA's cuBLAS 12.9
+ *   post: Hopper; Transformer Engine emulates the recipe with MXFP8 on Blackwell), MXFP8 on sm_100+.
+ *   cuBLASLt's A is our b, so A's mode is b's (BLK128x128 for a 128x128 weight) and B's is a's.
+ * DEQUANT: the CPU's method on the device: a and b decoded to f32 with their block scales
+ *   (fp8_cuda_dequantize_blockwise / _mx: the CPU's decode bit for bit), then the f32 GEMM; the
+ *   accumulation order is cuBLASLt's, so it matches the CPU within f32 rounding.
+ * AUTO takes CUBLASLT where this build, this device and this cuBLASLt have the mode and falls back
+ * to DEQUANT otherwise (a refusal is cached in the plan); fp8_cuda_block_gemm_info reports the
+ * path and the reason. */
+
+namespace {
+
+/* One block GEMM: the problem, and our scales with their block shapes. */
+struct BlockProblem {
+    ScaledProblem sp;
+    bool mx;               /* e8m0 scales, 1x32 blocks; else f32, 1x128 (a) and b_rows x 128 (b) */
+    const void *sa, *sb;   /* row-major (M, kb) and (ceil(N / b_rows), kb) */
+    int64_t b_rows, M, K, N, kb;
+    void *c;
+    int32_t c_dtype, a_dtype, b_dtype, bias_dtype;
+    const void *a, *b, *bias;
+};
+
+/* The CUBLASLT path; FP8_ERR_UNSUPPORTED (nothing queued) where cuBLASLt refuses it. */
+int32_t block_cublaslt(const char *fn, fp8_cuda_ctx_t handle, Ctx *ctx, const BlockProblem &bp) {
+#if !FP8_HAVE_BLOCK_SCALE
+    return fp8_fail(FP8_ERR_UNSUPPORTED, fn, "built against cuBLAS %d.%d, which has no block scale modes (12.9+)",
+                    CUBLAS_VER_MAJOR, CUBLAS_VER_MINOR);
+#else
+    LtGemm g = bp.sp.g;
+    g.scaling = kBlock;
+    int32_t layout_a, layout_b; /* cuBLASLt's A is our b */
+    if (bp.mx) {
+        g.mode_a = g.mode_b = CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0;
+        layout_a = layout_b = FP8_CUDA_BLOCK_LAYOUT_MX;
+    } else {
+        g.mode_a = bp.b_rows == 128 ? CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F : CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
+        g.mode_b = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
+        layout_a = bp.b_rows == 128 ? FP8_CUDA_BLOCK_LAYOUT_BLK128 : FP8_CUDA_BLOCK_LAYOUT_VEC128;
+        layout_b = FP8_CUDA_BLOCK_LAYOUT_VEC128;
+    }
+    const int64_t b_blocks = (bp.N + bp.b_rows - 1) / bp.b_rows;
+    const int64_t bytes_a = layout_bytes(layout_a, b_blocks, bp.kb), bytes_b = layout_bytes(layout_b, bp.M, bp.kb);
+    const int64_t off_b = round_up(bytes_a, 256);
+    if (cached_refusal(ctx, g)) /* a refusal cached by an earlier call: nothing allocated or queued */
+        return fp8_fail(FP8_ERR_UNSUPPORTED, fn, "cuBLASLt does not take block scaling for %s (refused before)",
+                        bp.sp.what);
+    StreamTemp tmp(ctx);
+    int32_t st = tmp.alloc(fn, (size_t)(off_b + bytes_b));
+    if (st != FP8_OK) return st;
+    g.blk_a = tmp.p, g.blk_b = (const char *)tmp.p + off_b;
+    GemmPlan *plan = nullptr;
+    if ((st = find_plan(fn, ctx, g, bp.sp.what, &plan)) != FP8_OK) return st; /* refused: nothing queued */
+    if ((st = launch_layout(fn, ctx, (void *)g.blk_a, bp.sb, layout_a, b_blocks, bp.kb)) != FP8_OK ||
+        (st = launch_layout(fn, ctx, (void *)g.blk_b, bp.sa, layout_b, bp.M, bp.kb)) != FP8_OK)
+        return st;
+    if ((st = run(fn, handle, ctx, g, bp.bias_dtype, nullptr, nullptr, bp.sp.what)) != FP8_OK) return st;
+    return tmp.release(fn);
+#endif
+}
+
+/* The DEQUANT path: f32 decodes of a and b with their block scales, then the f32 GEMM. */
+int32_t block_dequant(const char *fn, fp8_cuda_ctx_t handle, Ctx *ctx, const BlockProblem &bp) {
+    const int64_t MK = bp.M * bp.K, NK = bp.N * bp.K, MN = bp.M * bp.N;
+    const int64_t off_b = round_up(MK * 4, 256), off_c = off_b + round_up(NK * 4, 256);
+    const bool f32_c = bp.c_dtype == FP8_DTYPE_F32;
+    StreamTemp tmp(ctx);
+    int32_t st = tmp.alloc(fn, (size_t)(off_c + (f32_c ? 0 : MN * 4)));
+    if (st != FP8_OK) return st;
+    float *ad = (float *)tmp.p, *bd = (float *)((char *)tmp.p + off_b);
+    float *cd = f32_c ? (float *)bp.c : (float *)((char *)tmp.p + off_c);
+    if (bp.mx) {
+        st = fp8_cuda_dequantize_mx(handle, ad, FP8_DTYPE_F32, bp.a, bp.a_dtype, (const uint8_t *)bp.sa, bp.M, bp.K, 32);
+        if (st == FP8_OK)
+            st = fp8_cuda_dequantize_mx(handle, bd, FP8_DTYPE_F32, bp.b, bp.b_dtype, (const uint8_t *)bp.sb, bp.N, bp.K, 32);
+    } else {
+        st = fp8_cuda_dequantize_blockwise(handle, ad, FP8_DTYPE_F32, bp.a, bp.a_dtype, (const float *)bp.sa, bp.M, bp.K,
+                                           1, 128);
+        if (st == FP8_OK)
+            st = fp8_cuda_dequantize_blockwise(handle, bd, FP8_DTYPE_F32, bp.b, bp.b_dtype, (const float *)bp.sb, bp.N,
+                                               bp.K, bp.b_rows, 128);
+    }
+    if (st != FP8_OK) return st;
+    LtGemm g{};
+    g.m = bp.N, g.n = bp.M, g.k = bp.K, g.batch_a = 1, g.batch_b = 1;
+    g.a_type = g.b_type = g.d_type = CUDA_R_32F;
+    g.op_a = CUBLAS_OP_T, g.op_b = CUBLAS_OP_N;
+    g.A = bd, g.B = ad, g.D = cd, g.alpha = 1.0f, g.beta = 0.0f;
+    g.scaling = kNoScale, g.fast_accum = false;
+    g.bias = bp.bias, g.bias_type = bp.bias ? lt_type(bp.bias_dtype) : CUDA_R_32F; /* added in f32 */
+    if ((st = run(fn, handle, ctx, g, bp.bias_dtype, nullptr, nullptr, bp.sp.what)) != FP8_OK) return st;
+    if (!f32_c && (st = fp8_cuda_convert(handle, bp.c, bp.c_dtype, cd, FP8_DTYPE_F32, MN)) != FP8_OK) return st;
+    return tmp.release(fn);
+}
+
+/* AUTO / CUBLASLT / DEQUANT, recording the path taken and the reason for a fallback. */
+int32_t block_gemm(const char *fn, fp8_cuda_ctx_t handle, Ctx *ctx, const BlockProblem &bp) {
+    char why[sizeof ctx->block_gemm_reason] = "";
+    const int path = ctx->block_gemm;
+    const char *mode = bp.mx ? "MXFP8 (VEC32_UE8M0)" : bp.b_rows == 128 ? "1x128 x 128x128 (VEC128_32F, BLK128x128_32F)"
+                                                                         : "1x128 x 1x128 (VEC128_32F)";
+    if (path == FP8_CUDA_BLOCK_GEMM_DEQUANT) {
+        snprintf(why, sizeof why, "the dequantize path was chosen with fp8_cuda_set_block_gemm");
+    } else {
+        if (!FP8_HAVE_BLOCK_SCALE) {
+            snprintf(why, sizeof why, "%s block scaling: built against cuBLAS %d.%d, which has no block scale modes (12.9+)",
+                     mode, CUBLAS_VER_MAJOR, CUBLAS_VER_MINOR);
+        } else if (bp.mx && ctx->cc_major < 10) {
+            snprintf(why, sizeof why, "%s block scaling needs sm_100 or later; device %d is sm_%d%d", mode, ctx->device,
+                     ctx->cc_major, ctx->cc_minor);
+        } else if (!bp.mx && ctx->cc_major != 9) {
+            snprintf(why, sizeof why, "%s block scaling is a Hopper (sm_90) mode of cuBLASLt; device %d is sm_%d%d",
+                     mode, ctx->device, ctx->cc_major, ctx->cc_minor);
+        } else {
+            const int32_t st = block_cublaslt(fn, handle, ctx, bp);
+            if (st != FP8_ERR_UNSUPPORTED) {
+                if (st == FP8_OK) ctx->last_block_gemm = FP8_CUDA_BLOCK_GEMM_CUBLASLT, ctx->block_gemm_reason[0] = 0;
+                return st;
+            }
+            snprintf(why, sizeof why, "%s", fp8_cuda_last_error());
+        }
+        if (path == FP8_CUDA_BLOCK_GEMM_CUBLASLT) return fp8_fail(FP8_ERR_UNSUPPORTED, fn, "%s; %s", why, bp.sp.what);
+    }
+    const int32_t st = block_dequant(fn, handle, ctx, bp);
+    if (st == FP8_OK) {
+        ctx->last_block_gemm = FP8_CUDA_BLOCK_GEMM_DEQUANT;
+        snprintf(ctx->block_gemm_reason, sizeof ctx->block_gemm_reason, "%s", why);
+    }
+    return st;
+}
+
+}  // namespace
 
 }  // namespace
 
@@ -652,6 +878,101 @@ FP8_API int32_t fp8_cuda_matmul(fp8_cuda_ctx_t c, void *d_c, int32_t c_dtype, co
         g.scaling = kNoScale, g.fast_accum = false;
         g.bias = d_bias, g.bias_type = d_bias ? lt_type(bias_dtype) : CUDA_R_32F;
         return run(fn, c, ctx, g, bias_dtype, nullptr, nullptr, what);
+    });
+}
+
+
+FP8_API int32_t fp8_cuda_set_block_gemm(fp8_cuda_ctx_t c, int32_t path) {
+    static const char fn[] = "fp8_cuda_set_block_gemm";
+    FP8_REQUIRE(c != NULL, fn, "ctx is NULL");
+    FP8_REQUIRE(path == FP8_CUDA_BLOCK_GEMM_AUTO || path == FP8_CUDA_BLOCK_GEMM_CUBLASLT ||
+                    path == FP8_CUDA_BLOCK_GEMM_DEQUANT,
+                fn, "path must be 0 (auto), 1 (cuBLASLt scale modes) or 2 (dequantize), got %d", (int)path);
+    unwrap(c)->block_gemm = path;
+    return FP8_OK;
+}
+
+FP8_API int32_t fp8_cuda_block_gemm_info(fp8_cuda_ctx_t c, int32_t *path, char *reason, int64_t reason_cap) {
+    static const char fn[] = "fp8_cuda_block_gemm_info";
+    FP8_REQUIRE(c != NULL, fn, "ctx is NULL");
+    FP8_REQUIRE_PTR(path, fn);
+    FP8_REQUIRE(reason == NULL || reason_cap >= 1, fn, "reason_cap must be >= 1 with a reason buffer, got %lld",
+                (long long)reason_cap);
+    const Ctx *ctx = unwrap(c);
+    *path = ctx->last_block_gemm;
+    if (reason) snprintf(reason, (size_t)reason_cap, "%s", ctx->block_gemm_reason);
+    return FP8_OK;
+}
+
+namespace {
+int32_t block_entry(const char *fn, fp8_cuda_ctx_t c, bool mx, void *d_c, int32_t c_dtype, const void *d_a,
+                    int32_t a_dtype, const void *d_b, int32_t b_dtype, const void *d_scale_a, const void *d_scale_b,
+                    int64_t b_block_rows, const void *d_bias, int32_t bias_dtype, int64_t M, int64_t K, int64_t N,
+                    int32_t use_fast_accum) {
+    BlockProblem bp;
+    /* the scale pointers are checked as scaled_mm's (the float cast only names them) */
+    int32_t st = scaled_problem(fn, &bp.sp, d_c, c_dtype, d_a, a_dtype, d_b, b_dtype, (const float *)d_scale_a,
+                                (const float *)d_scale_b, d_bias, bias_dtype, M, K, N, use_fast_accum,
+                                mx ? " with MX (1x32, e8m0) block scales"
+                                   : b_block_rows == 128 ? " with 1x128 and 128x128 block scales"
+                                                         : " with 1x128 block scales");
+    if (st != FP8_OK) return st;
+    FP8_REQUIRE(b_block_rows == 1 || b_block_rows == 128, fn, "b_block_rows must be 1 or 128, got %lld",
+                (long long)b_block_rows);
+    Ctx *ctx = nullptr;
+    if ((st = enter(fn, c, &ctx)) != FP8_OK) return st;
+    bp.mx = mx, bp.sa = d_scale_a, bp.sb = d_scale_b, bp.b_rows = b_block_rows;
+    bp.M = M, bp.K = K, bp.N = N, bp.kb = (K + (mx ? 31 : 127)) / (mx ? 32 : 128);
+    bp.c = d_c, bp.c_dtype = c_dtype, bp.a_dtype = a_dtype, bp.b_dtype = b_dtype, bp.bias_dtype = bias_dtype;
+    bp.a = d_a, bp.b = d_b, bp.bias = d_bias;
+    return block_gemm(fn, c, ctx, bp);
+}
+}  // namespace
+
+FP8_API int32_t fp8_cuda_scaled_mm_blockwise(fp8_cuda_ctx_t c, void *d_c, int32_t c_dtype, const void *d_a,
+                                             int32_t a_dtype, const void *d_b, int32_t b_dtype,
+                                             const float *d_scale_a, const float *d_scale_b, int64_t b_block_rows,
+                                             const void *d_bias, int32_t bias_dtype, int64_t M, int64_t K, int64_t N,
+                                             int32_t use_fast_accum) {
+    static const char fn[] = "fp8_cuda_scaled_mm_blockwise";
+    return guard(fn, [&]() -> int32_t {
+        return block_entry(fn, c, false, d_c, c_dtype, d_a, a_dtype, d_b, b_dtype, d_scale_a, d_scale_b, b_block_rows,
+                           d_bias, bias_dtype, M, K, N, use_fast_accum);
+    });
+}
+
+FP8_API int32_t fp8_cuda_scaled_mm_mx(fp8_cuda_ctx_t c, void *d_c, int32_t c_dtype, const void *d_a, int32_t a_dtype,
+                                      const void *d_b, int32_t b_dtype, const uint8_t *d_scale_a,
+                                      const uint8_t *d_scale_b, const void *d_bias, int32_t bias_dtype, int64_t M,
+                                      int64_t K, int64_t N) {
+    static const char fn[] = "fp8_cuda_scaled_mm_mx";
+    return guard(fn, [&]() -> int32_t {
+        return block_entry(fn, c, true, d_c, c_dtype, d_a, a_dtype, d_b, b_dtype, d_scale_a, d_scale_b, 1, d_bias,
+                           bias_dtype, M, K, N, 0);
+    });
+}
+
+FP8_API int32_t fp8_cuda_block_scales_layout_size(int32_t layout, int64_t rows, int64_t cols, int64_t *nbytes) {
+    static const char fn[] = "fp8_cuda_block_scales_layout_size";
+    FP8_REQUIRE(layout >= FP8_CUDA_BLOCK_LAYOUT_VEC128 && layout <= FP8_CUDA_BLOCK_LAYOUT_MX, fn,
+                "layout must be 0 (VEC128), 1 (BLK128) or 2 (MX), got %d", (int)layout);
+    FP8_REQUIRE(rows >= 0 && cols >= 0 && rows <= ((int64_t)1 << 31) && cols <= ((int64_t)1 << 31), fn,
+                "rows %lld and cols %lld must be in [0, 2^31]", (long long)rows, (long long)cols);
+    FP8_REQUIRE_PTR(nbytes, fn);
+    *nbytes = layout_bytes(layout, rows, cols);
+    return FP8_OK;
+}
+
+FP8_API int32_t fp8_cuda_block_scales_layout(fp8_cuda_ctx_t c, void *d_dst, const void *d_src, int32_t layout,
+                                             int64_t rows, int64_t cols) {
+    static const char fn[] = "fp8_cuda_block_scales_layout";
+    return guard(fn, [&]() -> int32_t {
+        int64_t bytes = 0;
+        FP8_CHECK(fp8_cuda_block_scales_layout_size(layout, rows, cols, &bytes));
+        FP8_REQUIRE_DATA(d_dst, bytes, fn);
+        FP8_REQUIRE_DATA(d_src, rows * cols, fn);
+        ENTER(fn, c, ctx);
+        return launch_layout(fn, ctx, d_dst, d_src, layout, rows, cols);
     });
 }
 

@@ -138,6 +138,39 @@ function amaxTables(amax: readonly NativePtr[], history: readonly NativePtr[], s
 }
 
 /** quantizeAmax/quantizeDynamic's refusal: the bf16 decode exists for the CPU's emulated GEMM. */
+/** Paths of the block-scaled GEMMs (fp8.h, FP8_CUDA_BLOCK_GEMM_*). */
+export type BlockGemmPath = "auto" | "cublaslt" | "dequant";
+const BLOCK_GEMM_PATHS: readonly BlockGemmPath[] = ["auto", "cublaslt", "dequant"];
+
+/**
+ * How the block-scaled GEMMs (recipes "blockwise", "mxfp8") run on the current cuda device:
+ * "auto" (default) uses cuBLASLt's block scale modes where the device has them (1x128 / 128x128 on
+ * sm_90, MXFP8 on sm_100+) and otherwise decodes both operands with their block scales and runs
+ * the f32 GEMM ("dequant", the CPU's method); "cublaslt" fails where the mode is missing.
+ */
+export function setBlockGemm(path: BlockGemmPath): void {
+  const code = BLOCK_GEMM_PATHS.indexOf(path);
+  if (code < 0) throw new Float8Error("cuda.setBlockGemm", `expected "auto", "cublaslt" or "dequant", got ${String(path)}`);
+  checkCuda(cudaLib().fp8_cuda_set_block_gemm(h(), code), "cuda.setBlockGemm");
+}
+
+/** The path the last block-scaled GEMM on the current cuda device took ("none" before one ran) and why it did not use cuBLASLt's scale modes ("" when it did). */
+export function blockGemmInfo(): { path: "none" | "cublaslt" | "dequant"; reason: string } {
+  const path = new Int32Array(1), reason = new Uint8Array(320);
+  checkCuda(cudaLib().fp8_cuda_block_gemm_info(h(), path, reason, reason.length), "cuda.blockGemmInfo");
+  const end = reason.indexOf(0);
+  return { path: (["none", "cublaslt", "dequant"] as const)[path[0]] ?? "none", reason: new TextDecoder().decode(reason.subarray(0, end < 0 ? reason.length : end)) };
+}
+
+/** Fallback reasons already reported (each is said once per process). */
+const warnedBlockFallbacks = new Set<string>();
+function warnBlockFallback(mx: boolean): void {
+  const { path, reason } = blockGemmInfo();
+  if (path !== "dequant" || reason === "" || reason.includes("fp8_cuda_set_block_gemm") || warnedBlockFallbacks.has(reason)) return;
+  warnedBlockFallbacks.add(reason);
+  console.warn(`float8: ${mx ? "mxfp8" : "blockwise"} GEMMs on cuda run as dequantize + f32 GEMM (slower than cuBLASLt's block scaling): ${reason}. cuda.blockGemmInfo() reports the path.`);
+}
+
 const NO_DECODE_ON_CUDA = "a bf16 decode is a CPU GEMM's input; on cuda the cast writes fp8 only";
 
 /** The CUDA backend (device "cuda"). */
@@ -253,6 +286,25 @@ export const cudaBackend: Backend = {
   quantizeRowwise: (dst, scale, fp8, src, sd, rows, cols, p2, op) =>
     checkCuda(cudaLib().fp8_cuda_quantize_rowwise(h(), dst, scale, fp8, src, sd, rows, cols, p2), op),
   roundScalesToPowerOf2: (scale, n, op) => checkCuda(cudaLib().fp8_cuda_round_scales_pow2(h(), scale, n), op),
+  // block-scaled casts: libfp8/src/cuda/block_kernels.cu, bit-identical to the CPU's
+  blockKernels: {
+    quantizeBlockwise: (data, scale, fp8, src, sd, rows, cols, br, bc, op) =>
+      checkCuda(cudaLib().fp8_cuda_quantize_blockwise(h(), data, scale, fp8, src, sd, rows, cols, br, bc), op),
+    dequantizeBlockwise: (dst, dd, data, fp8, scale, rows, cols, br, bc, op) =>
+      checkCuda(cudaLib().fp8_cuda_dequantize_blockwise(h(), dst, dd, data, fp8, scale, rows, cols, br, bc), op),
+    quantizeMx: (data, scale, fp8, src, sd, rows, cols, block, rceil, op) =>
+      checkCuda(cudaLib().fp8_cuda_quantize_mx(h(), data, scale, fp8, src, sd, rows, cols, block, rceil), op),
+    dequantizeMx: (dst, dd, data, fp8, scale, rows, cols, block, op) =>
+      checkCuda(cudaLib().fp8_cuda_dequantize_mx(h(), dst, dd, data, fp8, scale, rows, cols, block), op),
+    gemvFp8w: (_y, _yd, _x, _xd, M, K, _w, _wd, N, _mode, _ws, _br, _bc, _bias, _biasd, op) => {
+      throw new Float8Error(op, `the fp8-weight GEMV (M=${M}, K=${K}, N=${N}) runs on the CPU only; got tensors on cuda (move the inference model to the CPU, or use a float8 training recipe on cuda)`);
+    },
+    scaledMmBlock: (c, cd, a, ad, b, bd, sa, sb, mx, bRows, bias, biasd, M, K, N, op) => {
+      if (mx) checkCuda(cudaLib().fp8_cuda_scaled_mm_mx(h(), c, cd, a, ad, b, bd, sa, sb, bias, biasd, M, K, N), op);
+      else checkCuda(cudaLib().fp8_cuda_scaled_mm_blockwise(h(), c, cd, a, ad, b, bd, sa, sb, bRows, bias, biasd, M, K, N, 0), op);
+      warnBlockFallback(mx);
+    },
+  },
   syncAmaxHistory: (amax, history, scale, fp8, clamp, historyLen, op) => {
     const t = amaxTables(amax, history, scale, fp8, clamp);
     checkCuda(cudaLib().fp8_cuda_sync_amax_history(h(), t[0], t[1], t[2], t[3], t[4], amax.length, historyLen), op);

@@ -52,7 +52,28 @@ export function emulatedDeviceBackend(device: Device = "cuda"): Backend & { live
     hostAccessible: false,
     quantizeTransposeDecode: undefined, // a bf16 decode is a CPU GEMM's input (host backends only)
     nativeFp8Matmul: undefined, scaledMmStrided: undefined, // libfp8's CPU GEMM paths (host backends only)
-    blockKernels: undefined, // block-scaled casts and the fp8-weight GEMV are the CPU's only
+    // as on cuda: the block casts run on the device (here the CPU's kernels on checked device pointers), the GEMV does not
+    blockKernels: {
+      quantizeBlockwise: (data, scale, fp8, src, sd, rows, cols, br, bc, op) => {
+        [0, 1, 3].forEach((i) => requireDevice("quantizeBlockwise", i, [data, scale, fp8, src][i], op));
+        cpuBackend.blockKernels!.quantizeBlockwise(data, scale, fp8, src, sd, rows, cols, br, bc, op);
+      },
+      dequantizeBlockwise: (dst, dd, data, fp8, scale, rows, cols, br, bc, op) => {
+        [0, 2, 4].forEach((i) => requireDevice("dequantizeBlockwise", i, [dst, dd, data, fp8, scale][i], op));
+        cpuBackend.blockKernels!.dequantizeBlockwise(dst, dd, data, fp8, scale, rows, cols, br, bc, op);
+      },
+      quantizeMx: (data, scale, fp8, src, sd, rows, cols, block, rceil, op) => {
+        [0, 1, 3].forEach((i) => requireDevice("quantizeMx", i, [data, scale, fp8, src][i], op));
+        cpuBackend.blockKernels!.quantizeMx(data, scale, fp8, src, sd, rows, cols, block, rceil, op);
+      },
+      dequantizeMx: (dst, dd, data, fp8, scale, rows, cols, block, op) => {
+        [0, 2, 4].forEach((i) => requireDevice("dequantizeMx", i, [dst, dd, data, fp8, scale][i], op));
+        cpuBackend.blockKernels!.dequantizeMx(dst, dd, data, fp8, scale, rows, cols, block, op);
+      },
+      gemvFp8w: (_y, _yd, _x, _xd, M, K, _w, _wd, N, _mode, _ws, _br, _bc, _bias, _biasd, op) => {
+        throw new Float8Error(op, `the fp8-weight GEMV (M=${M}, K=${K}, N=${N}) runs on the CPU only; got tensors on ${device}`);
+      },
+    },
     nativeMemory: "host", // host memory underneath: MPI moves it, as NCCL would move GPU memory
     alloc: (nbytes) => {
       const p = nativeAlloc(nbytes);

@@ -67,10 +67,13 @@ export function hostReadsAllowed(): boolean {
   return activeCapture() === null;
 }
 
-/** The block-scaled casts and fp8-weight GEMV of `backend`, or a Float8Error naming op and device where it has none. */
+/**
+ * The block-scaled casts and fp8-weight GEMV of `backend` (the CPU's; cuda's casts,
+ * whose gemvFp8w throws), or a Float8Error naming op and device where it has none.
+ */
 export function blockKernelsOf(backend: Backend, op: string): BlockKernels {
   if (!backend.blockKernels) {
-    throw new Float8Error(op, `block-scaled float8 and the fp8-weight GEMV run on the CPU only; got a tensor on ${backend.device}`);
+    throw new Float8Error(op, `block-scaled float8 has no kernels on ${backend.device} (the CPU and cuda have them)`);
   }
   return backend.blockKernels;
 }

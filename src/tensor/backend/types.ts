@@ -108,7 +108,7 @@ export interface Backend {
   nativeFp8Matmul?(cDtype: number, aDtype: number, bDtype: number, biasDtype: number, M: number, K: number, N: number, transA: boolean, transB: boolean, op: string): boolean;
   /** Host backends only: scaledMm with any operand transposes (fp8_cpu_scaled_mm). */
   scaledMmStrided?(c: NativePtr, cDtype: number, a: NativePtr, aDtype: number, b: NativePtr, bDtype: number, scaleA: NativePtr, scaleB: NativePtr, bias: NativePtr | null, biasDtype: number, M: number, K: number, N: number, transA: boolean, transB: boolean, op: string): void;
-  /** Block-scaled fp8 casts and the fp8-weight GEMV (host backends only; see blockKernelsOf). */
+  /** Block-scaled fp8 casts (CPU and cuda) and the fp8-weight GEMV (CPU only; see blockKernelsOf). */
   blockKernels?: BlockKernels;
   quantizeTransposeDecode?(dst: NativePtr | null, decoded: NativePtr | null, decodedT: NativePtr, fp8Dtype: number, src: NativePtr, srcDtype: number, rows: number, cols: number, scale: NativePtr, op: string): void;
   /**
@@ -147,7 +147,8 @@ export interface Backend {
 /**
  * libfp8's block-scaled casts (1x128 / 128x128 with f32 scales, MX with e8m0 scales) and its
  * fp8-weight GEMV, with the C entry points' arguments (libfp8/include/fp8.h) plus the op name.
- * The CPU has them; a device backend does not yet (docs/architecture.md, block scaling).
+ * The CPU has all of them; cuda has the casts (fp8_cuda_*, bit-identical) and answers
+ * gemvFp8w with a Float8Error (docs/architecture.md, block scaling on the device).
  */
 export interface BlockKernels {
   quantizeBlockwise(data: NativePtr, scale: NativePtr, fp8Dtype: number, src: NativePtr, srcDtype: number, rows: number, cols: number, blockRows: number, blockCols: number, op: string): void;
@@ -157,5 +158,14 @@ export interface BlockKernels {
   gemvFp8w(
     y: NativePtr, yDtype: number, x: NativePtr, xDtype: number, M: number, K: number, w: NativePtr, wDtype: number, N: number,
     scaleMode: number, wScale: NativePtr, blockRows: number, blockCols: number, bias: NativePtr | null, biasDtype: number, op: string,
+  ): void;
+  /**
+   * Devices with block-scaled GEMMs (cuda: fp8_cuda_scaled_mm_blockwise / _mx): c (M, N) <- a (M, K) @
+   * b (N, K)^T from the block-quantised operands (a: 1x128 f32 or 1x32 e8m0 scales; b: bBlockRows x 128
+   * or 1x32), K and N multiples of 16. Hosts decode and use their f32 GEMM instead.
+   */
+  scaledMmBlock?(
+    c: NativePtr, cDtype: number, a: NativePtr, aDtype: number, b: NativePtr, bDtype: number, scaleA: NativePtr, scaleB: NativePtr,
+    mx: boolean, bBlockRows: number, bias: NativePtr | null, biasDtype: number, M: number, K: number, N: number, op: string,
   ): void;
 }

@@ -13,9 +13,16 @@
  * (tensorwise; the CPU's alpha = inv_a * inv_b is the same product), or
  * acc * vec_b[j] * vec_a[i] (outer vectors; fp8_cpu_scaled_mm_rowwise's
  * order), then the bias, rounded once to D's type.
+ *
+ * Block scale modes (VEC128_32F, BLK128x128_32F, VEC32_UE8M0; docs/architecture.md,
+ * block scaling on the device): the product of each K block (128, or 32 for MX)
+ * is a CPU fp8 GEMM of that slice, multiplied by A's and B's scale of the block
+ * and summed in f32, the scales read from the layouts cuBLASLt reads (see fp8.h,
+ * fp8_cuda_block_scales_layout), so a wrong reorder on the device shows here.
  */
 #include <cublasLt.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -32,7 +39,7 @@ struct cublasLtMatmulDescOpaque_t {
     cudaDataType_t scale_type;
     int32_t trans_a = CUBLAS_OP_N, trans_b = CUBLAS_OP_N;
     int8_t fast_accum = 0;
-    const float *a_scale = nullptr, *b_scale = nullptr;
+    const void *a_scale = nullptr, *b_scale = nullptr; /* f32 (scalar, vectors, blocks) or e8m0 bytes */
     int32_t a_scale_mode = CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F, b_scale_mode = CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F;
     uint32_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
     const void *bias = nullptr;
@@ -59,7 +66,37 @@ struct cublasLtMatmulPreferenceOpaque_t {
 
 namespace {
 
-int outer_vec_mode = 0; /* fp8_cuda_emu_set_outer_vec */
+int outer_vec_mode = 0;   /* fp8_cuda_emu_set_outer_vec */
+int block_scale_mode = 0; /* fp8_cuda_emu_set_block_scale */
+
+bool is_block_mode(int32_t m) {
+    return m == CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F || m == CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F ||
+           m == CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0;
+}
+
+/* The emulated device's compute capability (major), as cuBLASLt would see it. */
+int device_cc_major() {
+    int dev = 0;
+    cudaDeviceProp prop;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&prop, dev) != cudaSuccess) return 0;
+    return prop.major;
+}
+
+int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+/* The scale of row `outer` (of outer_n) and K block kb (of nkb) of an operand, read from
+ * the layout of its block scale mode. */
+float block_scale_at(const void *p, int32_t mode, int64_t outer, int64_t outer_n, int64_t kb, int64_t nkb) {
+    if (mode == CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F) return ((const float *)p)[kb * outer_n + outer];
+    if (mode == CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F) return ((const float *)p)[(outer / 128) * round_up(nkb, 4) + kb];
+    const int64_t off = ((outer / 128) * (round_up(nkb, 4) / 4) + kb / 4) * 512 + (outer % 32) * 16 + ((outer % 128) / 32) * 4 + kb % 4;
+    const uint8_t e = ((const uint8_t *)p)[off];
+    if (e == 0xFF) return NAN;
+    uint32_t bits = e == 0 ? 0x00400000u : (uint32_t)e << 23;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
 
 bool is_fp8(cudaDataType_t t) { return t == CUDA_R_8F_E4M3 || t == CUDA_R_8F_E5M2; }
 
@@ -85,7 +122,7 @@ cublasStatus_t read_attr(T *out, const void *buf, size_t bytes) {
 struct Problem {
     int64_t m, n, k, batch;
     bool batched_a, batched_b;
-    bool fp8, outer_vec;
+    bool fp8, outer_vec, block;
 };
 
 cublasStatus_t check_problem(const cublasLtMatmulDescOpaque_t *desc, const cublasLtMatrixLayoutOpaque_t *a,
@@ -118,16 +155,31 @@ cublasStatus_t check_problem(const cublasLtMatmulDescOpaque_t *desc, const cubla
     const bool scales = desc->a_scale || desc->b_scale;
     p->outer_vec = desc->a_scale_mode == CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F ||
                    desc->b_scale_mode == CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+    p->block = is_block_mode(desc->a_scale_mode) || is_block_mode(desc->b_scale_mode);
     if (p->fp8) {
         /* Hopper: fp8 only as "TN", never e5m2 x e5m2, not batched here. */
         if (!ta || tb) return CUBLAS_STATUS_NOT_SUPPORTED;
         if (a->type == CUDA_R_8F_E5M2 && b->type == CUDA_R_8F_E5M2) return CUBLAS_STATUS_NOT_SUPPORTED;
         if (p->batch != 1) return CUBLAS_STATUS_NOT_SUPPORTED;
         if (p->outer_vec && desc->a_scale_mode != desc->b_scale_mode) return CUBLAS_STATUS_NOT_SUPPORTED;
+        if (p->block) {
+            const int32_t ma = desc->a_scale_mode, mb = desc->b_scale_mode;
+            const bool mx = ma == CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0 || mb == CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0;
+            if (mx) {
+                /* MXFP8: both operands, Blackwell (sm_100+) */
+                if (ma != mb || device_cc_major() < 10) return CUBLAS_STATUS_NOT_SUPPORTED;
+            } else {
+                /* 1x128 with 1x128 or 128x128 (not both 128x128), Hopper */
+                if (!is_block_mode(ma) || !is_block_mode(mb)) return CUBLAS_STATUS_NOT_SUPPORTED;
+                if (ma == CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F && mb == CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F)
+                    return CUBLAS_STATUS_NOT_SUPPORTED;
+                if (device_cc_major() != 9) return CUBLAS_STATUS_NOT_SUPPORTED;
+            }
+        }
     } else {
         if (a->type != b->type || (a->type != CUDA_R_32F && a->type != CUDA_R_16BF)) return CUBLAS_STATUS_NOT_SUPPORTED;
         if (a->type == CUDA_R_32F && d->type != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
-        if (scales || p->outer_vec || desc->fast_accum) return CUBLAS_STATUS_NOT_SUPPORTED;
+        if (scales || p->outer_vec || p->block || desc->fast_accum) return CUBLAS_STATUS_NOT_SUPPORTED;
     }
     if (desc->epilogue == CUBLASLT_EPILOGUE_BIAS) {
         const int32_t bias_type = desc->bias_type < 0 ? (int32_t)d->type : desc->bias_type;
@@ -261,6 +313,7 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtM
     const cublasStatus_t s = check_problem(desc, a, b, c, d, &p);
     if (s != CUBLAS_STATUS_SUCCESS) return s;
     if (p.outer_vec && outer_vec_mode == 1) return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (p.block && block_scale_mode == 1) return CUBLAS_STATUS_NOT_SUPPORTED;
     memset(&results[0], 0, sizeof results[0]);
     results[0].algo.data[0] = 0x656d75; /* "emu" */
     results[0].state = CUBLAS_STATUS_SUCCESS;
@@ -280,6 +333,8 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
     const cublasStatus_t s = check_problem(desc, a, b, c, d, &p);
     if (s != CUBLAS_STATUS_SUCCESS) return s;
     if (p.outer_vec && outer_vec_mode == 2) return CUBLAS_STATUS_INVALID_VALUE;
+    if (p.block && block_scale_mode == 2) return CUBLAS_STATUS_INVALID_VALUE;
+    if (p.block && (!desc->a_scale || !desc->b_scale)) return CUBLAS_STATUS_INVALID_VALUE;
     const float alpha = *(const float *)alpha_p, beta = *(const float *)beta_p;
     if (beta != 0.0f && C != D) return CUBLAS_STATUS_NOT_SUPPORTED; /* in-place accumulation only */
     if (beta != 0.0f && beta != 1.0f) return CUBLAS_STATUS_NOT_SUPPORTED;
@@ -297,11 +352,40 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
     if (bias && !bias_p) return CUBLAS_STATUS_INVALID_VALUE;
     const Problem q = p;
     const int outer = p.outer_vec;
-    const float *sa = desc->a_scale, *sb = desc->b_scale; /* device pointers, read when the GEMM runs */
+    const float *sa = (const float *)desc->a_scale, *sb = (const float *)desc->b_scale; /* device pointers, read when the GEMM runs */
+    const int32_t mode_a = desc->a_scale_mode, mode_b = desc->b_scale_mode;
+    const int64_t lda = a->ld, ldb = b->ld;
 
     auto gemm = [=]() {
         int32_t st;
-        if (!q.fp8) {
+        if (q.fp8 && q.block) {
+            /* sum over K blocks of (A slice @ B slice) * A's block scale * B's block scale, in f32 */
+            const int64_t kblk = mode_a == CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0 ? 32 : 128;
+            const int64_t nkb = (q.k + kblk - 1) / kblk;
+            std::vector<float> sum((size_t)(q.n * q.m), 0.0f), part((size_t)(q.n * q.m));
+            std::vector<uint8_t> xa((size_t)(q.m * kblk)), xb((size_t)(q.n * kblk));
+            const float one = 1.0f;
+            st = FP8_OK;
+            for (int64_t kb = 0; kb < nkb && st == FP8_OK; kb++) {
+                const int64_t k0 = kb * kblk, kl = k0 + kblk < q.k ? kblk : q.k - k0;
+                for (int64_t i = 0; i < q.m; i++) memcpy(&xa[(size_t)(i * kl)], (const uint8_t *)A + i * lda + k0, (size_t)kl);
+                for (int64_t j = 0; j < q.n; j++) memcpy(&xb[(size_t)(j * kl)], (const uint8_t *)B + j * ldb + k0, (size_t)kl);
+                st = fp8_cpu_scaled_mm(part.data(), FP8_DTYPE_F32, xb.data(), b_dt, xa.data(), a_dt, &one, &one, nullptr,
+                                       FP8_DTYPE_F32, q.n, kl, q.m, 0, 1);
+                for (int64_t j = 0; j < q.n && st == FP8_OK; j++) {
+                    const float s_b = block_scale_at(sb, mode_b, j, q.n, kb, nkb);
+                    for (int64_t i = 0; i < q.m; i++)
+                        sum[(size_t)(j * q.m + i)] += part[(size_t)(j * q.m + i)] * block_scale_at(sa, mode_a, i, q.m, kb, nkb) * s_b;
+                }
+            }
+            if (st == FP8_OK)
+                for (int64_t j = 0; j < q.n; j++)
+                    for (int64_t i = 0; i < q.m; i++) {
+                        float v = sum[(size_t)(j * q.m + i)] * alpha;
+                        if (bias_p) v += fp8_load_hp(bias_p, bias_dt, i);
+                        fp8_store_hp(D, d_dt, j * q.m + i, v);
+                    }
+        } else if (!q.fp8) {
             st = fp8_cpu_matmul(D, d_dt, B, A, a_dt, bias_p, bias_dt, q.batched_b ? q.batch : 1, q.batched_a ? q.batch : 1,
                                 q.n, q.k, q.m, trans_x, trans_y, alpha, beta);
         } else {
@@ -326,6 +410,12 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
     };
     fp8emu::submit_host(stream, gemm);
     return CUBLAS_STATUS_SUCCESS;
+}
+
+extern "C" FP8_API int32_t fp8_cuda_emu_set_block_scale(int32_t mode) {
+    if (mode < 0 || mode > 2) return FP8_ERR_INVALID_ARG;
+    block_scale_mode = mode;
+    return FP8_OK;
 }
 
 extern "C" FP8_API int32_t fp8_cuda_emu_set_outer_vec(int32_t mode) {

@@ -28,6 +28,11 @@ FP8_API int32_t fp8_cuda_emu_configure(int32_t device_count, int32_t sm_count, i
  * none), 2 refuses them in cublasLtMatmul (CUBLAS_STATUS_INVALID_VALUE). */
 FP8_API int32_t fp8_cuda_emu_set_outer_vec(int32_t mode);
 
+/* The same for the block scale modes (VEC128_32F, BLK128x128_32F, VEC32_UE8M0), which the
+ * emulated cuBLASLt otherwise takes as cuBLASLt does: 1x128 / 128x128 on a device of compute
+ * capability 9 (fp8_cuda_emu_configure), MXFP8 on 10 and later. */
+FP8_API int32_t fp8_cuda_emu_set_block_scale(int32_t mode);
+
 /* Emulated device memory now held (cudaMalloc / cudaMallocAsync, including
  * the contexts' workspaces and temporaries). */
 FP8_API int32_t fp8_cuda_emu_memory(int64_t *live_bytes, int64_t *live_allocs);
