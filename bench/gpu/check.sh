@@ -71,7 +71,10 @@ fi
 cd "$(dirname "$0")/../.." || exit 2
 ROOT=$PWD
 T0=$SECONDS
-WORK=${TMPDIR:-/tmp}/float8-gpu-check
+# A work folder of this run's own: two runs at once (CI jobs, parallel test files) must not
+# overwrite each other's logs or libraries. It is removed at exit unless the summary lives in it.
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/float8-gpu-check.XXXXXX") || exit 2
+if [[ -n ${OUT:-} ]]; then trap 'rm -rf "$WORK"' EXIT; fi
 OUTDIR=${OUT:-$WORK/out}
 LOGS=$WORK/logs
 rm -rf "$LOGS"
@@ -257,7 +260,7 @@ finish bench "$BENCH_STATUS ${BENCH_ARGS[*]} — table in gpu_bench.txt; ${BLOCK
 note "total: $((SECONDS - T0))s of ${BUDGET}s; $([[ $RC -eq 0 ]] && echo 'all stages PASS' || echo 'some stages did not pass')"
 pack_logs
 echo
-echo "==== float8 GPU check (summary.txt) ===="
+echo "==== float8 GPU check ($SUMMARY) ===="
 cat "$SUMMARY"
 [[ -f $OUTDIR/gpu_bench.txt ]] && cat "$OUTDIR/gpu_bench.txt"
 exit $RC
