@@ -158,4 +158,6 @@ export interface BlockKernels {
     y: NativePtr, yDtype: number, x: NativePtr, xDtype: number, M: number, K: number, w: NativePtr, wDtype: number, N: number,
     scaleMode: number, wScale: NativePtr, blockRows: number, blockCols: number, bias: NativePtr | null, biasDtype: number, op: string,
   ): void;
+  /** Whether a bf16 GEMM on this backend is native (CPU: AVX-512 BF16), so exact bf16 decodes of MX operands beat f32 ones (absent: no). */
+  bf16GemmNative?(): boolean;
 }
