@@ -5,6 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { nn, float8, optim, randn, manualSeed, tensor, tidy, type Tensor } from "../src/index.ts";
 import { lib } from "../src/ffi/index.ts";
+import { mxDecodeExactInBf16 } from "../src/float8/block_scaling.ts";
 
 const { Float8LinearConfig, Float8Linear, BlockScalingConfig } = float8;
 const RECIPES = ["blockwise", "mxfp8", "mxfp8_rceil"] as const;
@@ -162,7 +163,7 @@ describe("block-scaled recipes: MX operands decoded to bf16", () => {
           const v = f[i]!;
           if (!Number.isFinite(v) || b[i] !== v || (v !== 0 && Math.abs(v) < 2 ** -126) || Math.abs(v) > 3.3895313892515355e38) same = false;
         }
-        expect(float8.mxDecodeExactInBf16(q8)).toBe(same);
+        expect(mxDecodeExactInBf16(q8)).toBe(same);
         if (same) exactBytes.push(E);
         q8.dispose();
       }
@@ -177,7 +178,7 @@ describe("block-scaled recipes: MX operands decoded to bf16", () => {
       const x = randn([rows, cols]).mul(tensor([mag]));
       for (const mode of ["floor", "rceil"] as const) {
         const q = float8.quantizeMx(x, 32, mode);
-        expect(float8.mxDecodeExactInBf16(q)).toBe(true);
+        expect(mxDecodeExactInBf16(q)).toBe(true);
         expect([...q.dequantize("bfloat16").toArray()]).toEqual([...q.dequantize("float32").toArray()]);
         q.dispose();
       }
@@ -186,7 +187,7 @@ describe("block-scaled recipes: MX operands decoded to bf16", () => {
     const tiny = tensor(Array.from({ length: 64 }, (_, i) => (i < 32 ? 1 : 1e-37)), { shape: [1, 64] });
     const q = float8.quantizeMx(tiny, 32);
     expect(new Uint8Array(q.scale.rawView())[1]).toBeLessThan(10);
-    expect(float8.mxDecodeExactInBf16(q)).toBe(false);
+    expect(mxDecodeExactInBf16(q)).toBe(false);
     q.dispose();
   });
 });

@@ -5,7 +5,7 @@ export {
   computeError, fp8TensorStatistics, toFloat8SaturatedWithDecoded, scaledMm, checkInnerDim, hpTensorToFloat8Axiswise, roundScaleDownToPowerOf2, type GemmInputRole, type ScaledMmOptions,
 } from "./float8_tensor.ts";
 export { Float8Linear, RoleScaling } from "./float8_linear.ts";
-export { BlockScalingConfig, BlockFloat8Tensor, quantizeBlockwise, quantizeMx, mxDecodeExactInBf16, collectBlockCastStats, type BlockCastStats, type BlockRecipeKind, type MxScaleMode } from "./block_scaling.ts";
+export { BlockScalingConfig, BlockFloat8Tensor, quantizeBlockwise, quantizeMx, collectBlockCastStats, type BlockCastStats, type BlockRecipeKind, type MxScaleMode } from "./block_scaling.ts";
 export { quantizeForInference, Float8InferenceLinear, GEMV_MAX_M, type InferenceRecipe, type InferenceActivation, type QuantizeForInferenceOptions } from "./inference.ts";
 export { convertToFloat8Training, syncFloat8AmaxAndScaleHistory, float8Layers, type ModuleFilterFn } from "./convert.ts";
 export { enableStats, disableStats, stats, statsTable, type CastStats, type StatsRow } from "./stats.ts";
