@@ -395,10 +395,11 @@ __attribute__((target(TBFV))) static inline void tile_transpose(const uint8_t *w
         }                                                                                                 \
     }
 DEF_T(16)
+DEF_T(12)
 DEF_T(8)
 DEF_T(4)
 
-/* The transposed path over rows [n0, n1) for groups of 16, 8 and 4 rows of x; returns the
+/* The transposed path over rows [n0, n1) for groups of 16, 12, 8 and 4 rows of x; returns the
  * rows of x it did (the rest, M mod 4, take the kernels above). */
 __attribute__((target(TBFV))) static int64_t gemv_rows_bf16t(const gemv_args *a, int64_t n0, int64_t n1) {
     const uint16_t *tb = fp8_cast_decode_tables()->bf16[a->e5m2];
@@ -417,7 +418,7 @@ __attribute__((target(TBFV))) static int64_t gemv_rows_bf16t(const gemv_args *a,
                             _mm512_loadu_si512(lb + 64), _mm512_loadu_si512(sh)};
     int64_t m0 = 0;
     while (a->M - m0 >= 4) {
-        const int64_t left = a->M - m0, mm = left >= 16 ? 16 : left >= 8 ? 8 : 4;
+        const int64_t left = a->M - m0, mm = left >= 16 ? 16 : left >= 12 ? 12 : left >= 8 ? 8 : 4;
         gemv_args sub = *a;
         sub.xb = a->xb + m0 * a->K;
         sub.acc = a->acc + m0 * a->N;
@@ -432,6 +433,7 @@ __attribute__((target(TBFV))) static int64_t gemv_rows_bf16t(const gemv_args *a,
         for (int64_t n = n0; n < n1; n += 16) {
             const int nr = n1 - n < 16 ? (int)(n1 - n) : 16;
             if (mm == 16) gemvt_16(&sub, n, nr, tab);
+            else if (mm == 12) gemvt_12(&sub, n, nr, tab);
             else if (mm == 8) gemvt_8(&sub, n, nr, tab);
             else gemvt_4(&sub, n, nr, tab);
         }
