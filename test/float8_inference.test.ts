@@ -116,6 +116,8 @@ describe("fp8-weight GEMV kernel (libfp8/src/cpu/gemv_fp8.c)", () => {
     // K: below one 64-code tile, whole tiles, tiles plus a tail; N: partial 16-row blocks; the
     // last shape is big enough (N * K >= 2^18) for the two-thread split
     const shapes: [number, number][] = [[40, 21], [128, 16], [200, 37], [1090, 250]];
+    const threadsBefore = new Int32Array(1);
+    lib.fp8_get_num_threads(threadsBefore);
     for (const dt of [E4M3, E5M2]) {
       const tab = decodeTable(dt);
       for (const [K, N] of shapes) {
@@ -150,7 +152,7 @@ describe("fp8-weight GEMV kernel (libfp8/src/cpu/gemv_fp8.c)", () => {
         }
       }
     }
-    lib.fp8_set_num_threads(2);
+    lib.fp8_set_num_threads(threadsBefore[0]!);
   }, 120000);
 
   test("bf16 input and output", () => {
