@@ -112,6 +112,49 @@ describe("fp8-weight GEMV kernel (libfp8/src/cpu/gemv_fp8.c)", () => {
     }
   }, 120000);
 
+  test("bf16 inputs, every M in 1..16 (the 16-row transposed kernels from M = 4), ragged K and N, one and two threads", () => {
+    // K: below one 64-code tile, whole tiles, tiles plus a tail; N: partial 16-row blocks; the
+    // last shape is big enough (N * K >= 2^18) for the two-thread split
+    const shapes: [number, number][] = [[40, 21], [128, 16], [200, 37], [1090, 250]];
+    const threadsBefore = new Int32Array(1);
+    lib.fp8_get_num_threads(threadsBefore);
+    for (const dt of [E4M3, E5M2]) {
+      const tab = decodeTable(dt);
+      for (const [K, N] of shapes) {
+        const w = Uint8Array.from({ length: N * K }, () => {
+          const b = Math.floor(rnd() * 256);
+          return (b & 0x7f) >= (dt === E4M3 ? 0x7f : 0x7c) ? b & 0x80 : b;
+        });
+        const wv = Float64Array.from(w, (b) => tab[b]!);
+        for (let M = 1; M <= 16; M++) {
+          if (K * N > 100000 && M % 4 !== 0 && M !== 13) continue; // the big shape: M = 4, 8, 12, 13, 16
+          const xf = Float32Array.from({ length: M * K }, () => rnd() * 2 - 1);
+          const xb = Uint16Array.from(new Uint32Array(xf.buffer), (u) => u >>> 16);
+          const xv = Float64Array.from(xb, (h) => new Float32Array(new Uint32Array([h << 16]).buffer)[0]!);
+          const scale = Float32Array.from({ length: N }, () => 2 ** (rnd() * 6 - 3));
+          const ref = new Float64Array(M * N);
+          let refMax = 0;
+          for (let m = 0; m < M; m++)
+            for (let n = 0; n < N; n++) {
+              let acc = 0;
+              for (let k = 0; k < K; k++) acc += wv[n * K + k]! * xv[m * K + k]!;
+              ref[m * N + n] = acc * scale[n]!;
+              refMax = Math.max(refMax, Math.abs(ref[m * N + n]!));
+            }
+          for (const threads of [1, 2]) {
+            lib.fp8_set_num_threads(threads);
+            const y = new Float32Array(M * N);
+            expect(lib.fp8_cpu_gemv_fp8w(y, F32, xb, BF16, M, K, w, dt, N, 2, scale, 1, 1, null, 0)).toBe(0);
+            for (let i = 0; i < M * N; i++) {
+              if (!(Math.abs(y[i]! - ref[i]!) <= 1e-5 * refMax * Math.sqrt(K))) throw new Error(`dt ${dt} M ${M} K ${K} N ${N} threads ${threads} [${i}]: ${y[i]} vs ${ref[i]}`);
+            }
+          }
+        }
+      }
+    }
+    lib.fp8_set_num_threads(threadsBefore[0]!);
+  }, 120000);
+
   test("bf16 input and output", () => {
     const [M, K, N] = [2, 64, 8];
     const x = new Uint16Array(M * K).fill(0x3f80); // 1.0

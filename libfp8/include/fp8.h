@@ -234,6 +234,9 @@ FP8_API int32_t fp8_cpu_dequantize_mx(void *dst, int32_t dst_dtype, const void *
                                       int64_t cols, int64_t block);
 /* *out <- the e8m0 scale of a block with this amax (the scalar rule, for tests). */
 FP8_API int32_t fp8_cpu_mx_scale(uint8_t *out, float amax, int32_t fp8_dtype, int32_t mode);
+/* *out <- 1 where the CPU multiplies bf16 natively (AVX-512 BF16), else 0: the block-scaled
+ * Linear then runs MX GEMMs on exact bf16 decodes. */
+FP8_API int32_t fp8_cpu_bf16_native(int32_t *out);
 /* [end block scaling] */
 
 /* ---- fp8-weight GEMV for inference (libfp8/src/cpu/gemv_fp8.c) ----------

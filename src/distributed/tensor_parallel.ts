@@ -15,6 +15,14 @@
 // are those of a single process, and PrepareFloat8ModuleInput gathers the
 // input as fp8 bytes (cast before the all-gather).
 //
+// Block-scaled recipes (blockwise, mxfp8) need no cross-rank scale: each block is
+// quantised on its own. They need every block on one rank: a column-parallel
+// layer splits N (a reduction dim of the grad_input GEMM, blocked 1 x bs in the
+// output gradient and bs x bs / 1 x bs in the weight), a row-parallel one splits
+// K (the forward's reduction dim), so the split dim's chunk must be a multiple
+// of the block length; then each rank quantises exactly the blocks one process
+// would, and the sharded layer differs from it only in f32 summation order.
+//
 // Without torch's DTensor, "this activation is already replicated across the
 // tensor-parallel ranks" is tracked for the tensors PrepareModuleInput makes,
 // so that the column-parallel layers after it do not all-reduce its gradient
@@ -79,6 +87,23 @@ function shardParameter(m: Linear, name: "weight" | "bias", dim: number): void {
   p.dispose();
 }
 
+/**
+ * Throws unless a block-scaled Float8Linear's weight splits along `dim` (0: N, 1: K)
+ * into chunks that hold whole blocks (a multiple of the recipe's block length).
+ */
+function requireWholeBlocks(m: Linear, dim: number, style: string, fqn: string): void {
+  const cfg = m instanceof Float8Linear ? m.config.blockScaling : null;
+  if (!cfg) return;
+  const ws = getWorldSize(), size = m.weight.shape[dim]!;
+  if (size % ws === 0 && (size / ws) % cfg.blockSize !== 0) {
+    throw new Float8Error(
+      "parallelize",
+      `${style} '${fqn}': weight [${m.weight.shape.join(", ")}] (${m.weight.dtype}) split ${ws} ways along dim ${dim} (${dim === 0 ? "N, out_features" : "K, in_features"}) ` +
+        `gives chunks of ${size / ws}, not a multiple of the ${cfg.repr()} block length ${cfg.blockSize}: a block would straddle two ranks`,
+    );
+  }
+}
+
 function setFeatures(m: Linear, inFeatures: number, outFeatures: number): void {
   m.inFeatures = inFeatures;
   m.outFeatures = outFeatures;
@@ -115,6 +140,7 @@ export class ColwiseParallel extends ParallelStyle {
 
   apply(module: Module, fqn: string): void {
     const m = requireLinear(module, this.constructor.name, fqn);
+    requireWholeBlocks(m, 0, this.constructor.name, fqn);
     shardParameter(m, "weight", 0);
     shardParameter(m, "bias", 0);
     setFeatures(m, m.inFeatures, m.weight.shape[0]);
@@ -151,6 +177,7 @@ export class RowwiseParallel extends ParallelStyle {
 
   apply(module: Module, fqn: string): void {
     const m = requireLinear(module, this.constructor.name, fqn);
+    requireWholeBlocks(m, 1, this.constructor.name, fqn);
     shardParameter(m, "weight", 1);
     setFeatures(m, m.weight.shape[1], m.outFeatures);
     // the bias stays whole and registered, but the local GEMM must not add it
@@ -202,12 +229,12 @@ export class PrepareModuleInput extends ParallelStyle {
   }
 }
 
-/** The float8 layer a float8 style applies to, checked. */
-function requireFloat8(m: Module, style: string, fqn: string): Float8Linear {
+/** The float8 layer a float8 style applies to, checked (tensorwise, or a block-scaled recipe when `blocks`). */
+function requireFloat8(m: Module, style: string, fqn: string, blocks = false): Float8Linear {
   if (!(m instanceof Float8Linear)) {
     throw new Float8Error("parallelize", `${style} applies to a Float8Linear (convertToFloat8Training first); '${fqn}' is ${m.name}`);
   }
-  requireTensorwise(m.config, "parallelize", fqn);
+  if (!(blocks && m.config.blockScaling)) requireTensorwise(m.config, "parallelize", fqn);
   return m;
 }
 
@@ -220,12 +247,15 @@ function castWithWholeTensorScale(st: RoleScaling, key: string): void {
  * Float8 column-wise parallel (torchao's Float8ColwiseParallel). The weight
  * rows and the output gradient are split across ranks, so their dynamic
  * scales come from the MAX over ranks. An input gathered as fp8 by
- * PrepareFloat8ModuleInput is used as it is.
+ * PrepareFloat8ModuleInput is used as it is. Block-scaled layers (blockwise,
+ * mxfp8) need no shared scale; each rank's out_features must be a multiple of
+ * the block length.
  */
 export class Float8ColwiseParallel extends ColwiseParallel {
   apply(module: Module, fqn: string): void {
-    const m = requireFloat8(module, "Float8ColwiseParallel", fqn);
+    const m = requireFloat8(module, "Float8ColwiseParallel", fqn, true);
     super.apply(m, fqn);
+    if (m.config.blockScaling) return; // every block is cast on its own rank
     castWithWholeTensorScale(m.scaling.weight, `tp.${fqn}.weight.amax`);
     castWithWholeTensorScale(m.scaling.grad_output, `tp.${fqn}.gradOutput.amax`);
     let pending: Float8Tensor | null = null;
@@ -246,11 +276,14 @@ export class Float8ColwiseParallel extends ColwiseParallel {
  * Float8 row-wise parallel (torchao's Float8RowwiseParallel). The weight
  * columns and the input features are split across ranks, so their dynamic
  * scales come from the MAX over ranks; the output gradient is replicated.
+ * Block-scaled layers (blockwise, mxfp8) need no shared scale; each rank's
+ * in_features must be a multiple of the block length.
  */
 export class Float8RowwiseParallel extends RowwiseParallel {
   apply(module: Module, fqn: string): void {
-    const m = requireFloat8(module, "Float8RowwiseParallel", fqn);
+    const m = requireFloat8(module, "Float8RowwiseParallel", fqn, true);
     super.apply(m, fqn);
+    if (m.config.blockScaling) return; // every block is cast on its own rank
     castWithWholeTensorScale(m.scaling.weight, `tp.${fqn}.weight.amax`);
     castWithWholeTensorScale(m.scaling.input, `tp.${fqn}.input.amax`);
   }

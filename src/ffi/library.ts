@@ -51,6 +51,7 @@ export const symbols = {
   fp8_cpu_dequantize_blockwise: { args: [P, i32, P, i32, P, I64, I64, I64, I64], returns: i32 },
   fp8_cpu_quantize_mx: { args: [P, P, i32, P, i32, I64, I64, I64, i32], returns: i32 },
   fp8_cpu_dequantize_mx: { args: [P, i32, P, i32, P, I64, I64, I64], returns: i32 },
+  fp8_cpu_bf16_native: { args: [P], returns: i32 },
   fp8_cpu_mx_scale: { args: [P, f32, i32, i32], returns: i32 },
   // fp8-weight GEMV for inference (libfp8/src/cpu/gemv_fp8.c)
   fp8_cpu_gemv_fp8w: { args: [P, i32, P, i32, I64, I64, P, i32, I64, i32, P, I64, I64, P, i32], returns: i32 },

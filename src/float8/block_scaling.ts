@@ -13,6 +13,10 @@
 // scales applied (libfp8's fp8_cpu_dequantize_blockwise / _mx) and runs oneDNN's
 // f32 GEMM: an MX decode is exact (power-of-two scales), a blockwise decode rounds
 // fp8 * f32 scale to f32 once (where the reference rounds the dot product instead).
+// An MX GEMM decodes to bf16 instead, and runs oneDNN's bf16 GEMM, where the CPU
+// multiplies bf16 natively and every block's exponent keeps fp8 * 2^k a normal bf16
+// (mxDecodeExactInBf16): the operands are then the f32 decode's values exactly, and
+// only the GEMM's f32 summation order differs.
 // On cuda the same casts run on the device (libfp8/src/cuda/block_kernels.cu, bit for
 // bit with the CPU's) and each GEMM is one block-scaled GEMM (fp8_cuda_scaled_mm_blockwise /
 // _mx): cuBLASLt's block scale modes where the GPU has them, else the same decode + f32 GEMM
@@ -153,8 +157,53 @@ function castDecode(x: Tensor, cfg: BlockScalingConfig, blockRows = 1): Tensor {
 }
 
 /**
+ * The e8m0 scale bytes E for which fp8 * 2^(E - 127) is a normal bf16 (or zero) for every finite
+ * code of the dtype: the smallest subnormal code (e4m3fn 2^-9, e5m2 2^-16) stays >= 2^-126 (bf16
+ * GEMMs flush subnormal inputs) and the largest (448 = 1.75 * 2^8, 57344 = 1.75 * 2^15) stays
+ * <= bf16's max (1.99 * 2^127). Every fp8 significand (<= 4 bits) fits bf16's 8.
+ */
+const MX_BF16_EXACT: Partial<Record<Float8DType, readonly [number, number]>> = {
+  float8_e4m3fn: [1 + 9, 254 - 8],
+  float8_e5m2: [1 + 16, 254 - 15],
+};
+
+/**
+ * Whether an MX-quantised tensor decodes exactly to normal bf16 values (every scale byte in the
+ * range above): then its bf16 decode equals its f32 decode, value for value.
+ */
+export function mxDecodeExactInBf16(q: BlockFloat8Tensor): boolean {
+  const range = MX_BF16_EXACT[q.data.dtype as Float8DType];
+  if (q.kind !== "mx" || !range || !q.scale.backend.hostAccessible) return false;
+  const [lo, hi] = range;
+  const e = new Uint8Array(q.scale.rawView(), 0, q.scale.numel);
+  for (let i = 0; i < e.length; i++) if (e[i]! < lo || e[i]! > hi) return false;
+  return true;
+}
+
+let mxBf16Gemm = true;
+/** Turns the bf16 GEMM of exact MX decodes on or off (default on; off: f32 as for blockwise). For benchmarks and tests; returns the previous setting. */
+export function setMxBf16Gemm(on: boolean): boolean {
+  const was = mxBf16Gemm;
+  mxBf16Gemm = on;
+  return was;
+}
+
+/** Whether the backend of x runs bf16 GEMMs natively (CPU: AVX-512 BF16), asked once per backend. */
+const bf16Native = new WeakMap<object, boolean>();
+function bf16GemmNative(x: Tensor): boolean {
+  if (!mxBf16Gemm) return false;
+  let yes = bf16Native.get(x.backend);
+  if (yes === undefined) {
+    yes = blockKernelsOf(x.backend, "Float8Linear(mxfp8)").bf16GemmNative?.() ?? false;
+    bf16Native.set(x.backend, yes);
+  }
+  return yes;
+}
+
+/**
  * a (P, R) @ b (Q, R)^T -> (P, Q) with both operands block-quantised along R
- * (a in 1 x bs blocks, b in bRows x bs), decoded to f32, through oneDNN.
+ * (a in 1 x bs blocks, b in bRows x bs), decoded (f32; bf16 for MX operands that decode
+ * exactly to bf16 on a CPU with native bf16), through oneDNN.
  */
 function blockGemmTN(a: Tensor, b: Tensor, cfg: BlockScalingConfig, bRows: number, outDtype: HighPrecisionDType, bias: Tensor | null): Tensor {
   const [P, R] = a.shape, Q = b.shape[0];
@@ -179,12 +228,19 @@ function blockGemmTN(a: Tensor, b: Tensor, cfg: BlockScalingConfig, bRows: numbe
       qb.dispose();
     }
   }
-  const ad = castDecode(a, cfg), bd = castDecode(b, cfg, bRows);
+  const qa = quantizeOperand(a, cfg, 1);
+  let qb: BlockFloat8Tensor | null = null, ad: Tensor | null = null, bd: Tensor | null = null;
   try {
+    qb = quantizeOperand(b, cfg, bRows);
+    const dt: HighPrecisionDType = cfg.kind === "mxfp8" && bf16GemmNative(a) && mxDecodeExactInBf16(qa) && mxDecodeExactInBf16(qb) ? "bfloat16" : "float32";
+    ad = qa.dequantize(dt);
+    bd = qb.dequantize(dt);
     return reshapeOwned(gemm(ad, bd, { M: P, K: R, N: Q, transB: true, bias, outDtype, op: `Float8Linear(${cfg.kind})` }), [P, Q]);
   } finally {
-    ad.dispose();
-    bd.dispose();
+    qa.dispose();
+    qb?.dispose();
+    ad?.dispose();
+    bd?.dispose();
   }
 }
 

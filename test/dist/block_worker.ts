@@ -1,8 +1,10 @@
 // block_worker.ts — run by test/distributed_block.test.ts under `mpirun -n 2`: the block-scaled
 // recipes (blockwise, mxfp8) under FSDP (high-precision all-gather; the float8 all-gather is a
-// tensorwise feature) against DDP of the same recipe, 5 SGD steps. Rank 0 prints RESULT lines.
+// tensorwise feature) against DDP of the same recipe, 5 SGD steps; and a tensor / sequence
+// parallel SwiGLU FeedForward of block-scaled layers against one process of the same recipe, with
+// the refusal of a split that would cut a block. Rank 0 prints RESULT lines.
 import { nn, optim, float8, distributed as dist, manualSeed, randn, tidy, Tensor } from "../../src/index.ts";
-import { report, sqnr } from "./common.ts";
+import { FeedForward, report, sqnr } from "./common.ts";
 
 const { rank, worldSize } = dist.initProcessGroup({ backend: "mpi", timeoutMs: 60000 });
 const localRows = (t: Tensor) => t.slice(0, rank * (t.shape[0] / worldSize), (rank + 1) * (t.shape[0] / worldSize));
@@ -45,5 +47,77 @@ for (const recipe of ["blockwise", "mxfp8"] as const) {
     }
   }
   if (rank === 0) report(`fsdp_${recipe}`, { sqnrVsDdp: Number.isFinite(worst) ? worst : 999, error });
+}
+// ---- tensor / sequence parallel FeedForward of block-scaled layers vs one process ----------
+// D = 256, H = 512: on 2 ranks w1 / w3 keep 256 output rows and w2 256 input columns, whole
+// 128-blocks (and 32-blocks), so each rank quantises exactly the blocks one process does.
+const finite = (db: number) => (Number.isFinite(db) ? db : 999);
+for (const recipe of ["blockwise", "mxfp8"] as const) {
+  const config = float8.Float8LinearConfig.fromRecipeName(recipe);
+  for (const sequenceParallel of [false, true]) {
+    const B = 2, S = 8, D = 256, H = 512;
+    const build = () => {
+      manualSeed(3);
+      return float8.convertToFloat8Training(new FeedForward(D, H, "bfloat16"), { config }) as FeedForward;
+    };
+    const ref = build(), tp = build();
+    let error = "";
+    const sqnrs: Record<string, number> = {};
+    try {
+      dist.parallelize(tp, {
+        ...(sequenceParallel ? { "": new dist.PrepareModuleInput({ inputLayouts: dist.Shard(1), desiredInputLayouts: dist.Replicate() }) } : {}),
+        w1: new dist.Float8ColwiseParallel(),
+        w3: new dist.Float8ColwiseParallel(),
+        w2: new dist.Float8RowwiseParallel(sequenceParallel ? { outputLayouts: dist.Shard(1) } : {}),
+      });
+      manualSeed(4);
+      const x = randn([B, S, D], { dtype: "bfloat16" }), gOut = randn([B, S, D], { dtype: "bfloat16" });
+      const s = S / worldSize;
+      const mine = (t: Tensor, dim: number) => t.slice(dim, rank * (t.shape[dim] / worldSize), (rank + 1) * (t.shape[dim] / worldSize));
+      const xr = x.detach();
+      xr.requiresGrad = true;
+      const outRef = ref.forward(xr);
+      outRef.backward(gOut);
+      const xl = (sequenceParallel ? x.slice(1, rank * s, (rank + 1) * s) : x).detach();
+      xl.requiresGrad = true;
+      const out = tp.forward(xl);
+      out.backward(sequenceParallel ? gOut.slice(1, rank * s, (rank + 1) * s) : gOut);
+      const pairs: [string, Float32Array, Float32Array][] = [
+        ["output", (sequenceParallel ? mine(outRef, 1) : outRef).toArray(), out.toArray()],
+        ["gradInput", (sequenceParallel ? mine(xr.grad!, 1) : xr.grad!).toArray(), xl.grad!.toArray()],
+        ["w1.grad", mine(ref.w1.weight.grad!, 0).toArray(), tp.w1.weight.grad!.toArray()],
+        ["w3.grad", mine(ref.w3.weight.grad!, 0).toArray(), tp.w3.weight.grad!.toArray()],
+        ["w2.grad", mine(ref.w2.weight.grad!, 1).toArray(), tp.w2.weight.grad!.toArray()],
+      ];
+      for (const [n, a, b] of pairs) sqnrs[n] = finite(sqnr(a, b));
+      if (!sequenceParallel) {
+        // the block quantisation is really in use: one process of the recipe against bf16
+        manualSeed(3);
+        const bf16 = new FeedForward(D, H, "bfloat16");
+        sqnrs.refVsBf16 = finite(sqnr(bf16.forward(x).toArray(), outRef.toArray()));
+      }
+    } catch (e) {
+      error = String(e);
+    }
+    if (rank === 0) report(`tp_${recipe}${sequenceParallel ? "_sp" : ""}`, { sqnrs, error });
+  }
+}
+
+// A split that would cut blocks is refused on every rank: blockwise w1 with 64 output rows
+// (32 per rank, 128-blocks) and w2 with 64 input columns.
+for (const [name, plan] of [
+  ["colwise", { w1: new dist.Float8ColwiseParallel() }],
+  ["rowwise", { w2: new dist.Float8RowwiseParallel() }],
+] as const) {
+  manualSeed(5);
+  const m = float8.convertToFloat8Training(new FeedForward(32, 64), { config: float8.Float8LinearConfig.fromRecipeName("blockwise") }) as FeedForward;
+  let error = "", isFloat8Error = false;
+  try {
+    dist.parallelize(m, plan);
+  } catch (e) {
+    error = String(e);
+    isFloat8Error = e instanceof Error && e.name === "Float8Error";
+  }
+  report(`tp_refused_${name}_rank${rank}`, { error, isFloat8Error });
 }
 dist.destroyProcessGroup();

@@ -205,3 +205,17 @@ int32_t fp8_cpu_mx_scale(uint8_t *out, float amax, int32_t fp8_dtype, int32_t mo
     *out = fp8_mx_scale_from_amax(amax, fp8_dtype, mode);
     return FP8_OK;
 }
+
+/* Whether this CPU multiplies bf16 natively (AVX-512 BF16: vdpbf16ps, which oneDNN's bf16 GEMM
+ * uses; AMX CPUs have it too): where it does, an exact bf16 decode of MX operands lets the
+ * block-scaled Linear run oneDNN's bf16 GEMM instead of the f32 one (src/float8/block_scaling.ts). */
+int32_t fp8_cpu_bf16_native(int32_t *out) {
+    FP8_REQUIRE_PTR(out, "fp8_cpu_bf16_native");
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+    __builtin_cpu_init();
+    *out = __builtin_cpu_supports("avx512bf16") ? 1 : 0;
+#else
+    *out = 0;
+#endif
+    return FP8_OK;
+}

@@ -11,7 +11,8 @@
  *   FP8_GEMV_SCALE_ROW:    s[n] per output feature, applied to each output;
  *   FP8_GEMV_SCALE_BLOCK:  s[n / br][k / bc] (row-major grid), applied to the decoded
  *                          weight inside the block (fp8 * s rounded to f32).
- * Paths: AVX-512 BF16 for bf16 x (weights decoded to bf16, vdpbf16ps), AVX-512 (F/BW/VL), AVX2+F16C+FMA and portable C, chosen like the cast kernels
+ * Paths: AVX-512 BF16 for bf16 x (weights decoded to bf16, vdpbf16ps; from 4 rows of x with
+ * AVX-512 VBMI, 16 weight rows transposed into the vector lanes, gemvt_*), AVX-512 (F/BW/VL), AVX2+F16C+FMA and portable C, chosen like the cast kernels
  * (fp8_cpu_set_isa caps them). Results agree to f32 rounding between paths
  * (the order of the k sums differs), not bit for bit.
  * Weight codes are decoded exactly for finite values; NaN codes (0x7F/0xFF in
@@ -34,6 +35,8 @@
 #endif
 
 #define GEMV_MAX_M 16
+/* rows of x from which bf16 inputs take the transposed kernels (gemvt_*) */
+#define GEMV_T_MIN_M 4
 
 typedef struct {
     const float *x; /* (M, K) f32 */
@@ -298,6 +301,147 @@ static int gemv_rows_bf16(const gemv_args *a, int64_t n0, int64_t n1) {
     return 1;
 }
 
+/* ---- AVX-512 BF16 + VBMI, M >= 4: 16 weight rows per vector lane set ---------------------
+ * The kernels above put k in the vector lanes: every row of x is a vector load per product, each
+ * output needs a horizontal sum, and two weight rows against 8 rows of x read and decode the
+ * weight twice at M = 16 (1.0-1.2x our bf16 Linear there). Here the lanes are 16 output rows:
+ * a tile of 16 weight rows x 64 codes is transposed in registers (4-byte groups; 16 vectors,
+ * each holding 4 consecutive k of all 16 rows) and parked in a 1 KiB L1 buffer; per vector,
+ * one in-lane byte shuffle puts each row's k pairs where the unpacks want them, two byte-table
+ * permutes (vpermi2b, the 128 magnitudes' high and low bf16 bytes) and the sign decode it, and
+ * two byte unpacks give the bf16 pairs of k = 4g, 4g+1 (A) and 4g+2, 4g+3 (B) for the 16 rows.
+ * Each row of x then contributes a broadcast bf16 pair per vdpbf16ps (x is packed per call as
+ * [k / 4][m][4], so the M pairs of a group sit at fixed offsets). The weight is read and decoded
+ * once for all M rows, one decode feeds 2 x M products, and a vector's 16 sums are 16 outputs: no
+ * horizontal sums. The transpose costs 4 shuffles per 64 codes. A prepacked weight layout would
+ * save them but could not be kept in step with a weight that io.load or copyFrom rewrites in
+ * place, so the plain (N, K) layout stays the only one. */
+#define TBFV "avx512f,avx512bw,avx512vl,avx512vbmi,avx512bf16,avx2,f16c,fma"
+
+/* 16 rows of 64 codes (rows >= nr read as zero) -> out, 16 vectors g = 0..15 (64-byte
+ * aligned), vector g holding the 4 codes k = 4g..4g+3 of row r in its bytes 4r..4r+3. */
+__attribute__((target(TBFV))) static inline void tile_transpose(const uint8_t *w, int64_t K, int nr, uint8_t *out) {
+    __m512i o[16];
+    __m512i r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = i < nr ? _mm512_loadu_si512(w + i * K) : _mm512_setzero_si512();
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    /* r[4Q + q], 128-bit lane l: rows 4Q..4Q+3 of the 4-byte group 4l + q */
+    for (int Q = 0; Q < 4; Q++) {
+        r[4 * Q + 0] = _mm512_unpacklo_epi64(t[4 * Q], t[4 * Q + 2]);
+        r[4 * Q + 1] = _mm512_unpackhi_epi64(t[4 * Q], t[4 * Q + 2]);
+        r[4 * Q + 2] = _mm512_unpacklo_epi64(t[4 * Q + 1], t[4 * Q + 3]);
+        r[4 * Q + 3] = _mm512_unpackhi_epi64(t[4 * Q + 1], t[4 * Q + 3]);
+    }
+    /* a 4 x 4 transpose of 128-bit lanes per q: o[4l + q] lane Q = r[4Q + q] lane l */
+    for (int q = 0; q < 4; q++) {
+        const __m512i s0 = _mm512_shuffle_i32x4(r[q], r[4 + q], 0x44), s1 = _mm512_shuffle_i32x4(r[q], r[4 + q], 0xEE);
+        const __m512i s2 = _mm512_shuffle_i32x4(r[8 + q], r[12 + q], 0x44), s3 = _mm512_shuffle_i32x4(r[8 + q], r[12 + q], 0xEE);
+        o[q] = _mm512_shuffle_i32x4(s0, s2, 0x88);
+        o[4 + q] = _mm512_shuffle_i32x4(s0, s2, 0xDD);
+        o[8 + q] = _mm512_shuffle_i32x4(s1, s3, 0x88);
+        o[12 + q] = _mm512_shuffle_i32x4(s1, s3, 0xDD);
+    }
+    for (int g = 0; g < 16; g++) _mm512_store_si512(out + 64 * g, o[g]);
+}
+
+/* 16 rows (n .. n+nr-1, nr <= 16) times MM rows of x over all K; sums to acc (first write).
+ * MM <= 8 keeps two accumulators per row of x (k pairs 0 and 1 of each group) so that enough
+ * vdpbf16ps chains are independent. */
+#define DEF_T(MM)                                                                                           \
+    __attribute__((target(TBFV), noinline)) static void gemvt_##MM(const gemv_args *a, int64_t n, int nr,  \
+                                                        const __m512i tab[5]) {                             \
+        const uint16_t *xp = a->xpb;                                                                      \
+        enum { TWO = (MM) <= 8 };                                                                         \
+        __m512 acc[2][MM];                                                                                \
+        _Pragma("GCC unroll 16") for (int m = 0; m < MM; m++) acc[0][m] = acc[1][m] = _mm512_setzero_ps(); \
+        const int64_t K = a->K, kv = K & ~(int64_t)63;                                                     \
+        const uint8_t *w = a->w + n * K;                                                                  \
+        const uint16_t *x = a->xb;                                                                        \
+        const __m512i sgn = _mm512_set1_epi8((char)0x80);                                                 \
+        _Alignas(64) uint8_t tile[1024];                                                                  \
+        for (int64_t k0 = 0; k0 < kv; k0 += 64) {                                                         \
+            tile_transpose(w + k0, K, nr, tile);                                                          \
+            _Pragma("GCC unroll 2") for (int j = 0; j < 16; j++) {                                        \
+                const __m512i g = _mm512_shuffle_epi8(_mm512_load_si512(tile + 64 * j), tab[4]);         \
+                const __m512i hi = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(tab[0], g, tab[1]), g, sgn, 0xF8); \
+                const __m512i lo = _mm512_permutex2var_epi8(tab[2], g, tab[3]);                           \
+                const __m512bh A = (__m512bh)_mm512_unpacklo_epi8(lo, hi);                                \
+                const __m512bh B = (__m512bh)_mm512_unpackhi_epi8(lo, hi);                                \
+                const uint16_t *xk = xp + (k0 / 4 + j) * (MM * 4);                                        \
+                _Pragma("GCC unroll 16") for (int m = 0; m < MM; m++) {                                   \
+                    int32_t p0, p1;                                                                       \
+                    memcpy(&p0, xk + m * 4, 4);                                                           \
+                    memcpy(&p1, xk + m * 4 + 2, 4);                                                       \
+                    acc[0][m] = _mm512_dpbf16_ps(acc[0][m], A, (__m512bh)_mm512_set1_epi32(p0));          \
+                    acc[TWO][m] = _mm512_dpbf16_ps(acc[TWO][m], B, (__m512bh)_mm512_set1_epi32(p1));      \
+                }                                                                                         \
+            }                                                                                             \
+        }                                                                                                 \
+        const __mmask16 keep = (__mmask16)((1u << nr) - 1);                                               \
+        for (int m = 0; m < MM; m++) {                                                                    \
+            __m512 s = TWO ? _mm512_add_ps(acc[0][m], acc[1][m]) : acc[0][m];                             \
+            if (kv < K) {                                                                                 \
+                float t[16];                                                                              \
+                _mm512_storeu_ps(t, s);                                                                   \
+                for (int r = 0; r < nr; r++)                                                              \
+                    for (int64_t k = kv; k < K; k++)                                                      \
+                        t[r] += decode_one(w[r * K + k], a->e5m2) * fp8_bf16_to_f32(x[m * K + k]);        \
+                s = _mm512_loadu_ps(t);                                                                   \
+            }                                                                                             \
+            _mm512_mask_storeu_ps(a->acc + m * a->N + n, keep, s);                                        \
+        }                                                                                                 \
+    }
+DEF_T(16)
+DEF_T(12)
+DEF_T(8)
+DEF_T(4)
+
+/* The transposed path over rows [n0, n1) for groups of 16, 12, 8 and 4 rows of x; returns the
+ * rows of x it did (the rest, M mod 4, take the kernels above). */
+__attribute__((target(TBFV))) static int64_t gemv_rows_bf16t(const gemv_args *a, int64_t n0, int64_t n1) {
+    const uint16_t *tb = fp8_cast_decode_tables()->bf16[a->e5m2];
+    uint8_t hb[128], lb[128];
+    for (int i = 0; i < 128; i++) hb[i] = (uint8_t)(tb[i] >> 8), lb[i] = (uint8_t)tb[i];
+    /* the in-lane byte shuffle: lane L holds rows 4L..4L+3, 4 codes each (k = 4g..4g+3); the
+     * codes of k = 4g, 4g+1 go to bytes 0..7 (byte unpacks low: bf16 pairs of A, lane i = row i)
+     * and those of k = 4g+2, 4g+3 to bytes 8..15 (unpacks high: B) */
+    uint8_t sh[64];
+    for (int L = 0; L < 4; L++)
+        for (int w = 0; w < 8; w++) {
+            sh[16 * L + w] = (uint8_t)(4 * (w / 2) + w % 2);
+            sh[16 * L + 8 + w] = (uint8_t)(4 * (w / 2) + 2 + w % 2);
+        }
+    const __m512i tab[5] = {_mm512_loadu_si512(hb), _mm512_loadu_si512(hb + 64), _mm512_loadu_si512(lb),
+                            _mm512_loadu_si512(lb + 64), _mm512_loadu_si512(sh)};
+    int64_t m0 = 0;
+    while (a->M - m0 >= 4) {
+        const int64_t left = a->M - m0, mm = left >= 16 ? 16 : left >= 12 ? 12 : left >= 8 ? 8 : 4;
+        gemv_args sub = *a;
+        sub.xb = a->xb + m0 * a->K;
+        sub.acc = a->acc + m0 * a->N;
+        sub.M = mm;
+        /* x packed as [k / 4][m][4]: the pairs of one group of 4 k sit at fixed offsets */
+        const int64_t kv = a->K & ~(int64_t)63;
+        uint16_t *xp = bf16_tile_buffer(kv * mm > 0 ? kv * mm : 1);
+        if (!xp) break;
+        for (int64_t g = 0; g < kv / 4; g++)
+            for (int64_t m = 0; m < mm; m++) memcpy(xp + (g * mm + m) * 4, sub.xb + m * a->K + 4 * g, 8);
+        sub.xpb = xp;
+        for (int64_t n = n0; n < n1; n += 16) {
+            const int nr = n1 - n < 16 ? (int)(n1 - n) : 16;
+            if (mm == 16) gemvt_16(&sub, n, nr, tab);
+            else if (mm == 12) gemvt_12(&sub, n, nr, tab);
+            else if (mm == 8) gemvt_8(&sub, n, nr, tab);
+            else gemvt_4(&sub, n, nr, tab);
+        }
+        m0 += mm;
+    }
+    return m0;
+}
+
 /* Rows [n0, n1) of W: per group of x rows (the widest kernel that fits), per x tile, every
  * weight row of the range (NB at a time, the rest one by one). */
 static void gemv_rows_vec(const gemv_args *a, int64_t n0, int64_t n1, int isa) {
@@ -371,11 +515,13 @@ int32_t fp8_cpu_gemv_fp8w(void *y, int32_t y_dtype, const void *x, int32_t x_dty
 
     int32_t isa = 0;
     fp8_cpu_get_isa(&isa);
-    int use_bf16 = 0;
+    int use_bf16 = 0, use_t = 0;
 #ifdef GEMV_X86
     __builtin_cpu_init();
     use_bf16 = isa == 2 && x_dtype == FP8_DTYPE_BF16 && scale_mode != FP8_GEMV_SCALE_BLOCK &&
                __builtin_cpu_supports("avx512bf16");
+    /* the transposed kernels: 4 or more rows of x, and byte permutes (AVX-512 VBMI) */
+    use_t = use_bf16 && M >= GEMV_T_MIN_M && __builtin_cpu_supports("avx512vbmi");
 #endif
     /* f32 x is read in place; bf16 x is widened for the f32 kernels (also the bf16 path's
      * fallback) by a plain loop: an OpenMP region here would cost a second thread wake-up */
@@ -408,7 +554,14 @@ int32_t fp8_cpu_gemv_fp8w(void *y, int32_t y_dtype, const void *x, int32_t x_dty
         if (n0 < n1) {
             int done = 0;
 #ifdef GEMV_X86
-            if (use_bf16) done = gemv_rows_bf16(&a, n0, n1); /* bf16 inputs on AVX-512 BF16 */
+            if (use_bf16) { /* bf16 inputs on AVX-512 BF16 */
+                gemv_args rest = a;
+                if (use_t) {
+                    const int64_t md = gemv_rows_bf16t(&a, n0, n1);
+                    rest.xb += md * K, rest.acc += md * N, rest.M -= md;
+                }
+                done = rest.M == 0 || gemv_rows_bf16(&rest, n0, n1);
+            }
             /* the f32 vector paths take whole blocks of 16 columns per scale */
             if (!done && isa >= 1 && (scale_mode != FP8_GEMV_SCALE_BLOCK || block_cols % 16 == 0)) {
                 gemv_rows_vec(&a, n0, n1, isa);

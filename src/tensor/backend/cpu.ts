@@ -112,6 +112,11 @@ export const cpuBackend: Backend = {
       check(lib.fp8_cpu_dequantize_mx(dst, dd, data, fp8, scale, rows, cols, block), op),
     gemvFp8w: (y, yd, x, xd, M, K, w, wd, N, mode, ws, br, bc, bias, biasd, op) =>
       check(lib.fp8_cpu_gemv_fp8w(y, yd, x, xd, M, K, w, wd, N, mode, ws, br, bc, bias, biasd), op),
+    bf16GemmNative: () => {
+      const out = new Int32Array(1);
+      check(lib.fp8_cpu_bf16_native(out), "bf16GemmNative");
+      return out[0] === 1;
+    },
   },
   quantizeTransposeDecode: (dst, decoded, decodedT, fp8, src, sd, rows, cols, scale, op) =>
     check(lib.fp8_cpu_quantize_transpose(dst, null, decoded, decodedT, fp8, src, sd, rows, cols, scale), op),

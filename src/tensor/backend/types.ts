@@ -168,4 +168,6 @@ export interface BlockKernels {
     c: NativePtr, cDtype: number, a: NativePtr, aDtype: number, b: NativePtr, bDtype: number, scaleA: NativePtr, scaleB: NativePtr,
     mx: boolean, bBlockRows: number, bias: NativePtr | null, biasDtype: number, M: number, K: number, N: number, op: string,
   ): void;
+  /** Whether a bf16 GEMM on this backend is native (CPU: AVX-512 BF16), so exact bf16 decodes of MX operands beat f32 ones (absent: no). */
+  bf16GemmNative?(): boolean;
 }
