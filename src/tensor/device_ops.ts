@@ -1,0 +1,394 @@
+// device_ops.ts — the tensor-level device contract (docs/architecture.md, "The
+// device contract"). Operations take Tensors and small option objects with named
+// fields, allocate their outputs and return Tensors; this file alone turns them
+// into the calls of a device's kernel table (Backend, src/tensor/backend/types.ts):
+// it picks the backend, checks that every operand lives on that one device (one
+// function, one message), and translates tensors to pointers and dtypes to codes.
+//
+// Written once over any kernel table: a new device implements Backend and is
+// registered in backendFor; nothing here changes. float8, nn, optim and
+// distributed call these instead of the kernel table (test/import_rules.test.ts
+// fails if `ptrFor` or `DTYPE_CODE` reappear there).
+import { Float8Error } from "../errors.ts";
+import { offsetPtr } from "../ffi/index.ts";
+import { DTYPE_CODE, ITEM_SIZE, type DType, type Float8DType, type HighPrecisionDType } from "./dtype.ts";
+import { fmtShape } from "./shape.ts";
+import { Tensor } from "./tensor.ts";
+import { backendFor, type Backend, type NativePtr } from "./backend/index.ts";
+
+// ---- the one device check ----
+
+function describeOperand(t: Tensor): string {
+  return `${fmtShape(t.shape)} ${t.dtype} on ${t.device}`;
+}
+
+/**
+ * The kernel table every operand of `op` runs on: all given tensors (null and
+ * undefined are skipped) must be alive and on the device of the first one.
+ * Throws a Float8Error naming op and every operand's shape, dtype and device.
+ * The fixed arity keeps the hot path free of a rest-argument array.
+ */
+export function sameDevice(op: string, a: Tensor, b?: Tensor | null, c?: Tensor | null, d?: Tensor | null, e?: Tensor | null, f?: Tensor | null): Backend {
+  a.ptrFor(op); // alive
+  const dev = a.device;
+  if ((b && b.device !== dev) || (c && c.device !== dev) || (d && d.device !== dev) || (e && e.device !== dev) || (f && f.device !== dev)) {
+    const all = [a, b, c, d, e, f].filter((t): t is Tensor => !!t);
+    throw new Float8Error(op, `operands must be on one device, got ${all.map(describeOperand).join(", ")}`);
+  }
+  b?.ptrFor(op);
+  c?.ptrFor(op);
+  d?.ptrFor(op);
+  e?.ptrFor(op);
+  f?.ptrFor(op);
+  return backendFor(dev, op);
+}
+
+/** Throws a Float8Error from `op` when t is not a live Tensor (disposed, or not a Tensor at all). */
+export function requireLive(t: unknown, op: string, what = "argument"): asserts t is Tensor {
+  if (!(t instanceof Tensor)) throw new Float8Error(op, `${what} must be a Tensor, got ${t === null ? "null" : typeof t}`);
+  t.ptrFor(op);
+}
+
+const p = (t: Tensor, op: string): NativePtr => t.ptrFor(op);
+const pn = (t: Tensor | null | undefined, op: string): NativePtr | null => (t ? t.ptrFor(op) : null);
+
+// ---- memory ----
+
+/** Writes host values into t's storage (t.nbytes bytes, or host's byte length when smaller), on any device. */
+export function uploadInto(t: Tensor, host: ArrayBufferView, op: string): void {
+  const be = sameDevice(op, t);
+  be.upload(p(t, op), host, Math.min(host.byteLength, t.nbytes));
+}
+
+/** Fills elements [from, to) of t with value in place, on its device. */
+export function fillRange(t: Tensor, from: number, to: number, value: number, op: string): void {
+  if (!(to > from)) return;
+  if (from < 0 || to > t.numel) throw new Float8Error(op, `range [${from}, ${to}) is outside tensor ${describeOperand(t)}`);
+  const be = sameDevice(op, t);
+  be.fill(offsetPtr(p(t, op), from * ITEM_SIZE[t.dtype]), DTYPE_CODE[t.dtype], to - from, value, op);
+}
+
+/** dst[dstIndex + i] <- src[srcIndex + i] for i < count, same dtype, same device (a device-to-device copy). */
+export function copyElements(dst: Tensor, dstIndex: number, src: Tensor, srcIndex: number, count: number, op: string): void {
+  const be = sameDevice(op, dst, src);
+  if (dst.dtype !== src.dtype) throw new Float8Error(op, `copy needs one dtype, got ${describeOperand(dst)} and ${describeOperand(src)}`);
+  if (count < 0 || dstIndex < 0 || srcIndex < 0 || dstIndex + count > dst.numel || srcIndex + count > src.numel) {
+    throw new Float8Error(op, `copy of ${count} elements at ${srcIndex} -> ${dstIndex} is outside ${describeOperand(src)} -> ${describeOperand(dst)}`);
+  }
+  if (count === 0) return;
+  const item = ITEM_SIZE[dst.dtype];
+  be.copy(offsetPtr(p(dst, op), dstIndex * item), offsetPtr(p(src, op), srcIndex * item), count * item);
+}
+
+// ---- fp8 casts and scaling ----
+
+/** max |x| into a one-element float32 tensor (`out`, or a new one); NaN propagates. */
+export function amax(x: Tensor, out: Tensor | null = null, op = "amax"): Tensor {
+  const o = out ?? Tensor.empty([1], "float32", x.device);
+  const be = sameDevice(op, x, o);
+  be.amax(p(o, op), p(x, op), DTYPE_CODE[x.dtype], x.numel, op);
+  return o;
+}
+
+/** Options of amaxToScale. */
+export interface AmaxToScaleOptions {
+  /** clamp the scale to 65504 (float16 models) */
+  clampToFloat16?: boolean;
+  /** where max |src| goes (a one-element float32 tensor; default a new one) */
+  amaxOut?: Tensor | null;
+  /** where the scale goes (a one-element float32 tensor; default a new one) */
+  scaleOut?: Tensor | null;
+}
+
+/** Dynamic scale of src for float8Dtype in one pass: returns [scale, amax], each a one-element float32 tensor. */
+export function amaxToScale(src: Tensor, float8Dtype: Float8DType, opts: AmaxToScaleOptions = {}, op = "amaxToScale"): [Tensor, Tensor] {
+  const scale = opts.scaleOut ?? Tensor.empty([1], "float32", src.device);
+  const am = opts.amaxOut ?? Tensor.empty([1], "float32", src.device);
+  const be = sameDevice(op, src, scale, am);
+  be.amaxToScale(p(am, op), p(scale, op), p(src, op), DTYPE_CODE[src.dtype], src.numel, DTYPE_CODE[float8Dtype], opts.clampToFloat16 ? 1 : 0, op);
+  return [scale, am];
+}
+
+/** Options of quantize: what the cast writes besides the fp8 bytes, in the same pass where the device can. */
+export interface QuantizeOptions {
+  /** receives max |x| (delayed scaling's record for the next sync) */
+  amaxOut?: Tensor | null;
+  /** also write the exact bf16 value of each fp8 byte (row-major) */
+  decoded?: boolean;
+  /** also write the bf16 decode transposed (cols, rows) of a 2-D x (devices that have the kernel: see canDecodeTransposed) */
+  decodedT?: boolean;
+  /** also write the fp8 bytes transposed (cols, rows) of a 2-D x */
+  transposed?: boolean;
+}
+
+/** What quantize wrote: the fp8 bytes and the extra layouts that were asked for (else null). */
+export interface Quantized {
+  data: Tensor;
+  decoded: Tensor | null;
+  decodedT: Tensor | null;
+  transposed: Tensor | null;
+}
+
+/** Whether x's device can write a transposed bf16 decode in the cast (the CPU's GEMM input). */
+export function canDecodeTransposed(x: Tensor): boolean {
+  return x.backend.quantizeTransposeDecode !== undefined;
+}
+
+function need2d(x: Tensor, what: string, op: string): [number, number] {
+  if (x.ndim !== 2) throw new Float8Error(op, `${what} needs a 2-D tensor, got shape ${fmtShape(x.shape)} dtype ${x.dtype}`);
+  return [x.shape[0], x.shape[1]];
+}
+
+/**
+ * sat_rne(f32(x) * scale) as fp8 bytes of float8Dtype (scale: one f32 tensor on x's device), plus, in the same
+ * call, what opts asks for. One kernel of the backend per combination:
+ * decodedT -> quantizeTransposeDecode (with decoded optional; an amax first when amaxOut),
+ * transposed -> quantizeTranspose (amax first when amaxOut), amaxOut -> quantizeAmax (decoded optional),
+ * decoded -> quantizeDecode, else quantize.
+ */
+export function quantize(x: Tensor, scale: Tensor, float8Dtype: Float8DType, opts: QuantizeOptions = {}, op = "quantize"): Quantized {
+  const amaxOut = opts.amaxOut ?? null;
+  const be = sameDevice(op, x, scale, amaxOut);
+  const xc = DTYPE_CODE[x.dtype], fc = DTYPE_CODE[float8Dtype];
+  const data = Tensor.empty(x.shape, float8Dtype, x.device);
+  const decoded = opts.decoded ? Tensor.empty(x.shape, "bfloat16", x.device) : null;
+  const out: Quantized = { data, decoded, decodedT: null, transposed: null };
+  if (opts.decodedT) {
+    if (!be.quantizeTransposeDecode) throw new Float8Error(op, `a transposed bf16 decode is a host GEMM's input; device ${x.device} has none`);
+    const [rows, cols] = need2d(x, "a transposed decode", op);
+    if (amaxOut) be.amax(p(amaxOut, op), p(x, op), xc, x.numel, op);
+    out.decodedT = Tensor.empty([cols, rows], "bfloat16", x.device);
+    be.quantizeTransposeDecode(p(data, op), pn(decoded, op), p(out.decodedT, op), fc, p(x, op), xc, rows, cols, p(scale, op), op);
+  } else if (opts.transposed) {
+    const [rows, cols] = need2d(x, "a transposed cast", op);
+    if (decoded) throw new Float8Error(op, "a cast writes the transposed fp8 layout or the bf16 decode, not both");
+    if (amaxOut) be.amax(p(amaxOut, op), p(x, op), xc, x.numel, op);
+    out.transposed = Tensor.empty([cols, rows], float8Dtype, x.device);
+    if (x.numel > 0) be.quantizeTranspose(p(data, op), p(out.transposed, op), fc, p(x, op), xc, rows, cols, p(scale, op), op);
+  } else if (amaxOut) {
+    be.quantizeAmax(p(data, op), pn(decoded, op), fc, p(x, op), xc, x.numel, p(scale, op), p(amaxOut, op), op);
+  } else if (decoded) {
+    if (x.numel > 0) be.quantizeDecode(p(data, op), p(decoded, op), fc, p(x, op), xc, x.numel, p(scale, op), op);
+  } else if (x.numel > 0) {
+    be.quantize(p(data, op), fc, p(x, op), xc, x.numel, p(scale, op), op);
+  }
+  return out;
+}
+
+/** Options of quantizeDynamic. */
+export interface QuantizeDynamicOptions {
+  /** also write the exact bf16 value of each fp8 byte (host devices) */
+  decoded?: boolean;
+  /** round the scale down to a power of 2 */
+  roundPow2?: boolean;
+  /** clamp the scale to 65504 (float16 models) */
+  clampToFloat16?: boolean;
+}
+
+/** Dynamic scaling in one call: the scale from x's own amax, then the cast. Returns the fp8 bytes, the scale and the decode when asked. */
+export function quantizeDynamic(x: Tensor, float8Dtype: Float8DType, opts: QuantizeDynamicOptions = {}, op = "quantizeDynamic"): { data: Tensor; scale: Tensor; decoded: Tensor | null } {
+  const be = sameDevice(op, x);
+  const data = Tensor.empty(x.shape, float8Dtype, x.device);
+  const decoded = opts.decoded ? Tensor.empty(x.shape, "bfloat16", x.device) : null;
+  const scale = Tensor.empty([1], "float32", x.device);
+  be.quantizeDynamic(p(data, op), pn(decoded, op), DTYPE_CODE[float8Dtype], p(x, op), DTYPE_CODE[x.dtype], x.numel, null, p(scale, op),
+    opts.clampToFloat16 ? 1 : 0, opts.roundPow2 ? 1 : 0, op);
+  return { data, scale, decoded };
+}
+
+/** One scale per row of a 2-D x (optionally rounded down to powers of 2) and the cast: the fp8 bytes and the (rows) f32 scales. */
+export function quantizeRowwise(x: Tensor, float8Dtype: Float8DType, opts: { roundPow2?: boolean } = {}, op = "quantizeRowwise"): { data: Tensor; scale: Tensor } {
+  const [rows, cols] = need2d(x, "a row-wise cast", op);
+  const be = sameDevice(op, x);
+  const data = Tensor.empty(x.shape, float8Dtype, x.device);
+  const scale = Tensor.empty([rows], "float32", x.device);
+  be.quantizeRowwise(p(data, op), p(scale, op), DTYPE_CODE[float8Dtype], p(x, op), DTYPE_CODE[x.dtype], rows, cols, opts.roundPow2 ? 1 : 0, op);
+  return { data, scale };
+}
+
+/** f32(data) / scale rounded once to outDtype (one scale for the whole tensor). */
+export function dequantize(data: Tensor, scale: Tensor, outDtype: HighPrecisionDType, op = "dequantize"): Tensor {
+  const be = sameDevice(op, data, scale);
+  const out = Tensor.empty(data.shape, outDtype, data.device);
+  if (out.numel > 0) be.dequantize(p(out, op), DTYPE_CODE[outDtype], p(data, op), DTYPE_CODE[data.dtype], out.numel, p(scale, op), op);
+  return out;
+}
+
+/** scale <- 2^floor(log2(scale)) for every f32 element, in place. */
+export function roundScalesToPowerOf2(scale: Tensor, op = "roundScalesToPowerOf2"): void {
+  const be = sameDevice(op, scale);
+  be.roundScalesToPowerOf2(p(scale, op), scale.numel, op);
+}
+
+/** Counts of zeros, saturated values and NaNs of fp8 data. A device without the host kernel has its data copied to the CPU first. */
+export function fp8Stats(data: Tensor, op = "fp8Stats"): { zeros: number; saturated: number; nans: number } {
+  const be = sameDevice(op, data);
+  if (!be.fp8Stats) {
+    const host = data.to({ device: "cpu" });
+    try {
+      return fp8Stats(host, op);
+    } finally {
+      host.dispose();
+    }
+  }
+  const out = new BigInt64Array(3);
+  be.fp8Stats(out, p(data, op), DTYPE_CODE[data.dtype], data.numel, op);
+  return { zeros: Number(out[0]), saturated: Number(out[1]), nans: Number(out[2]) };
+}
+
+/**
+ * Telemetry of the cast src (rows, cols) -> fp8 with scale (one, or one per row when perRow): clipped and
+ * underflowed counts, sum x^2 and sum (x - fp8/scale)^2. A device without the host kernel has its tensors
+ * copied to the CPU first.
+ */
+export function castStats(src: Tensor, fp8: Tensor, scale: Tensor, perRow: boolean, rows: number, cols: number, op = "castStats"): { clipped: number; underflow: number; sumSq: number; errSq: number } {
+  const be = sameDevice(op, src, fp8, scale);
+  if (!be.castStats) {
+    const h = src.to({ device: "cpu" }), d = fp8.to({ device: "cpu" }), s = scale.to({ device: "cpu" });
+    try {
+      return castStats(h, d, s, perRow, rows, cols, op);
+    } finally {
+      for (const t of [h, d, s]) t.dispose();
+    }
+  }
+  const counts = new BigInt64Array(2), sums = new Float64Array(2);
+  be.castStats(counts, sums, p(src, op), DTYPE_CODE[src.dtype], p(fp8, op), DTYPE_CODE[fp8.dtype], p(scale, op), perRow, rows, cols, op);
+  return { clipped: Number(counts[0]), underflow: Number(counts[1]), sumSq: sums[0], errSq: sums[1] };
+}
+
+/** One delayed-scaling state for syncAmaxHistory: one-element f32 amax and scale, an f32 history. */
+export interface AmaxHistoryEntry {
+  amax: Tensor;
+  history: Tensor;
+  scale: Tensor;
+  float8Dtype: Float8DType;
+  clampToFloat16: boolean;
+}
+
+/** Delayed scaling's update for every entry in one backend call: history rolls and takes amax, scale <- amaxToScale(max(history)). All entries on one device, histories of historyLen. */
+export function syncAmaxHistory(entries: readonly AmaxHistoryEntry[], historyLen: number, op = "syncAmaxHistory"): void {
+  if (entries.length === 0) return;
+  const first = entries[0].amax;
+  let be: Backend | null = null;
+  for (const e of entries) {
+    be = sameDevice(op, first, e.amax, e.history, e.scale);
+    if (e.history.numel !== historyLen) throw new Float8Error(op, `history ${describeOperand(e.history)} is not of length ${historyLen}`);
+  }
+  be!.syncAmaxHistory(
+    entries.map((e) => p(e.amax, op)), entries.map((e) => p(e.history, op)), entries.map((e) => p(e.scale, op)),
+    Int32Array.from(entries, (e) => DTYPE_CODE[e.float8Dtype]), Int32Array.from(entries, (e) => (e.clampToFloat16 ? 1 : 0)), historyLen, op,
+  );
+}
+
+// ---- scaled fp8 GEMMs ----
+
+/** Options of the scaled GEMMs. */
+export interface ScaledGemmOptions {
+  M: number;
+  K: number;
+  N: number;
+  outDtype: HighPrecisionDType;
+  bias?: Tensor | null;
+  useFastAccum?: boolean;
+}
+
+/**
+ * Scaled fp8 GEMM in TN form: (M, N) <- a (M, K) @ b (N, K)^T / (scaleA * scaleB) [+ bias]. Tensorwise: one f32
+ * scale each; rowwise: scaleA (M) and scaleB (N).
+ */
+export function scaledMmTN(a: Tensor, b: Tensor, scaleA: Tensor, scaleB: Tensor, o: ScaledGemmOptions & { rowwise?: boolean }, op = "scaledMm"): Tensor {
+  const bias = o.bias ?? null;
+  const be = sameDevice(op, a, b, scaleA, scaleB, bias);
+  const out = Tensor.empty([o.M, o.N], o.outDtype, a.device);
+  const kernel = o.rowwise ? be.scaledMmRowwise : be.scaledMm;
+  kernel(p(out, op), DTYPE_CODE[o.outDtype], p(a, op), DTYPE_CODE[a.dtype], p(b, op), DTYPE_CODE[b.dtype], p(scaleA, op), p(scaleB, op),
+    pn(bias, op), bias ? DTYPE_CODE[bias.dtype] : 0, o.M, o.K, o.N, !!o.useFastAccum, op);
+  return out;
+}
+
+/** Options of the host fp8 GEMM with operand transposes. */
+export interface StridedScaledGemmOptions extends ScaledGemmOptions {
+  transA?: boolean;
+  transB?: boolean;
+}
+
+/**
+ * Whether a's device runs this tensorwise fp8 GEMM on a native fp8 kernel with operand transposes
+ * (scaledMmStrided; the CPU: oneDNN's own fp8 matmul where libfp8 measured it faster). False elsewhere.
+ */
+export function hasNativeFp8Gemm(a: Tensor, bDtype: DType, o: StridedScaledGemmOptions, op = "scaledMm"): boolean {
+  const be = a.backend;
+  if (!be.nativeFp8Matmul || !be.scaledMmStrided) return false;
+  const bias = o.bias ?? null;
+  return be.nativeFp8Matmul(DTYPE_CODE[o.outDtype], DTYPE_CODE[a.dtype], DTYPE_CODE[bDtype], bias ? DTYPE_CODE[bias.dtype] : -1,
+    o.M, o.K, o.N, !!o.transA, !!o.transB, op);
+}
+
+/** The tensorwise fp8 GEMM with any operand transposes on devices that have it (see hasNativeFp8Gemm). */
+export function scaledMmStrided(a: Tensor, b: Tensor, scaleA: Tensor, scaleB: Tensor, o: StridedScaledGemmOptions, op = "scaledMm"): Tensor {
+  const bias = o.bias ?? null;
+  const be = sameDevice(op, a, b, scaleA, scaleB, bias);
+  if (!be.scaledMmStrided) throw new Float8Error(op, `device ${a.device} has no strided fp8 GEMM`);
+  const out = Tensor.empty([o.M, o.N], o.outDtype, a.device);
+  be.scaledMmStrided(p(out, op), DTYPE_CODE[o.outDtype], p(a, op), DTYPE_CODE[a.dtype], p(b, op), DTYPE_CODE[b.dtype], p(scaleA, op), p(scaleB, op),
+    pn(bias, op), bias ? DTYPE_CODE[bias.dtype] : 0, o.M, o.K, o.N, !!o.transA, !!o.transB, op);
+  return out;
+}
+
+// ---- optimizers ----
+
+/** SGD's hyperparameters for one step. */
+export interface SgdStepOptions {
+  lr: number;
+  momentum: number;
+  dampening: number;
+  weightDecay: number;
+  nesterov: boolean;
+  /** the momentum buffer's first step (it takes the gradient as is) */
+  firstStep: boolean;
+}
+
+/** One SGD step in place on param (and its momentum buffer when given), on their device. */
+export function sgdStep(param: Tensor, grad: Tensor, buf: Tensor | null, o: SgdStepOptions, op = "SGD.step"): void {
+  const be = sameDevice(op, param, grad, buf);
+  be.sgdStep(p(param, op), p(grad, op), pn(buf, op), DTYPE_CODE[param.dtype], param.numel, o.lr, o.momentum, o.dampening, o.weightDecay,
+    o.nesterov ? 1 : 0, o.firstStep ? 1 : 0, op);
+}
+
+/** AdamW's hyperparameters for one step. */
+export interface AdamwStepOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** the step count, from 1 */
+  step: number;
+}
+
+/** One AdamW step in place on param and its moments, on their device. */
+export function adamwStep(param: Tensor, grad: Tensor, expAvg: Tensor, expAvgSq: Tensor, o: AdamwStepOptions, op = "AdamW.step"): void {
+  const be = sameDevice(op, param, grad, expAvg, expAvgSq);
+  be.adamwStep(p(param, op), p(grad, op), p(expAvg, op), p(expAvgSq, op), DTYPE_CODE[param.dtype], param.numel, o.lr, o.beta1, o.beta2, o.eps,
+    o.weightDecay, o.step, op);
+}
+
+/** Whether `device` can run an AdamW step whose per-step constants are read from device memory (what a CUDA-graph replay needs). */
+export function hasAdamwDeviceConsts(t: Tensor): boolean {
+  const be = t.backend;
+  return be.adamwStepDeviceConsts !== undefined && be.adamwConstants !== undefined;
+}
+
+/** AdamW's 5 per-step constants for o.step, computed on the host as adamwStep computes them, into out. */
+export function adamwConstants(t: Tensor, out: Float32Array, o: AdamwStepOptions, op = "AdamW.step"): void {
+  const be = sameDevice(op, t);
+  if (!be.adamwConstants) throw new Float8Error(op, `AdamW cannot be captured in a graph on device ${t.device}`);
+  be.adamwConstants(out, o.lr, o.beta1, o.beta2, o.eps, o.weightDecay, o.step, op);
+}
+
+/** adamwStep reading its per-step constants from `consts` (5 f32 on the device), for a captured step. */
+export function adamwStepDeviceConsts(param: Tensor, grad: Tensor, expAvg: Tensor, expAvgSq: Tensor, consts: Tensor, o: { beta2: number; eps: number }, op = "AdamW.step"): void {
+  const be = sameDevice(op, param, grad, expAvg, expAvgSq, consts);
+  if (!be.adamwStepDeviceConsts) throw new Float8Error(op, `AdamW cannot be captured in a graph on device ${param.device}`);
+  be.adamwStepDeviceConsts(p(param, op), p(grad, op), p(expAvg, op), p(expAvgSq, op), DTYPE_CODE[param.dtype], param.numel, p(consts, op), o.beta2, o.eps, op);
+}
