@@ -1,7 +1,7 @@
 // nn.ts — softmax, losses, normalisation, embedding and masked fill, with gradients.
 import { Float8Error } from "../../errors.ts";
 import { record } from "../../autograd/graph.ts";
-import { activeCapture } from "../backend/capture.ts";
+import { hostReadsAllowed } from "../backend/index.ts";
 import { fmtShape, normDim } from "../shape.ts";
 import { Tensor } from "../tensor.ts";
 import { describe, floatOperands, indexData } from "./common.ts";
@@ -60,7 +60,7 @@ export function crossEntropy(
   const rows = logits.ndim === 0 ? 0 : logits.numel / C;
   const ignore = opts.ignoreIndex ?? -100;
   const be = logits.backend;
-  if (activeCapture() && targets instanceof Tensor && targets.device === logits.device) {
+  if (!hostReadsAllowed() && targets instanceof Tensor && targets.device === logits.device) {
     // Inside a CUDA-graph capture nothing crosses to the host, so the targets are used where they
     // are: the kernels check them (a target out of range and not ignoreIndex gives a NaN loss and is
     // recorded on the device; the next download or synchronize throws it, see backend/cuda.ts).
@@ -168,7 +168,7 @@ export function embedding(indices: Tensor | Int32Array | readonly number[], weig
   if (weight.ndim !== 2) throw new Float8Error(op, `weight must be 2-D (num, dim), got ${describe(weight)}`);
   const [num, dim] = weight.shape;
   let idxOnDevice: Tensor;
-  if (activeCapture() && indices instanceof Tensor && indices.device === weight.device) {
+  if (!hostReadsAllowed() && indices instanceof Tensor && indices.device === weight.device) {
     // Inside a CUDA-graph capture nothing crosses to the host, so the indices are used where they
     // are: the kernels check them (an index out of range reads a zero row, gets no gradient and is
     // recorded on the device; the next download or synchronize throws it, see backend/cuda.ts).
