@@ -52,9 +52,11 @@ describe("device tensors", () => {
 
   test("ops refuse operands on different devices, naming the op and the devices", () => {
     const a = zeros([2, 2]), b = zeros([2, 2], { device: "cuda" });
-    expect(() => a.add(b)).toThrow(/add: device mismatch: cpu and cuda/);
-    expect(() => a.matmul(b)).toThrow(/matmul: device mismatch: cpu and cuda/);
-    expect(() => nn.maskedFill(b, tensor([1, 0]), 0)).toThrow(/maskedFill: device mismatch: mask on cpu, x on cuda/);
+    // one check and one message for every op (src/tensor/device_ops.ts): op, then each operand's shape, dtype and device
+    expect(() => a.add(b)).toThrow("add: operands must be on one device, got [2, 2] float32 on cpu, [2, 2] float32 on cuda");
+    expect(() => a.matmul(b)).toThrow("matmul: operands must be on one device, got [2, 2] float32 on cpu, [2, 2] float32 on cuda");
+    expect(() => nn.maskedFill(b, tensor([1, 0]), 0)).toThrow("maskedFill: operands must be on one device, got [2, 2] float32 on cuda, [2] float32 on cpu");
+    expect(() => float8.hpTensorAndScaleToFloat8(b, zeros([1]), "float8_e4m3fn", "input")).toThrow("toFloat8Saturated: operands must be on one device, got [2, 2] float32 on cuda, [1] float32 on cpu");
   });
 
   test("the emulated device refuses host memory where a kernel expects device memory", () => {

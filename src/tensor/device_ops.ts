@@ -43,6 +43,15 @@ export function sameDevice(op: string, a: Tensor, b?: Tensor | null, c?: Tensor 
   return backendFor(dev, op);
 }
 
+/** sameDevice for any number of operands (a list). */
+export function sameDeviceAll(op: string, ts: readonly (Tensor | null | undefined)[]): Backend {
+  const live = ts.filter((t): t is Tensor => !!t);
+  for (const t of live) t.ptrFor(op);
+  const dev = live[0].device;
+  if (live.some((t) => t.device !== dev)) throw new Float8Error(op, `operands must be on one device, got ${live.map(describeOperand).join(", ")}`);
+  return backendFor(dev, op);
+}
+
 /** Throws a Float8Error from `op` when t is not a live Tensor (disposed, or not a Tensor at all). */
 export function requireLive(t: unknown, op: string, what = "argument"): asserts t is Tensor {
   if (!(t instanceof Tensor)) throw new Float8Error(op, `${what} must be a Tensor, got ${t === null ? "null" : typeof t}`);
@@ -391,4 +400,174 @@ export function adamwStepDeviceConsts(param: Tensor, grad: Tensor, expAvg: Tenso
   const be = sameDevice(op, param, grad, expAvg, expAvgSq, consts);
   if (!be.adamwStepDeviceConsts) throw new Float8Error(op, `AdamW cannot be captured in a graph on device ${param.device}`);
   be.adamwStepDeviceConsts(p(param, op), p(grad, op), p(expAvg, op), p(expAvgSq, op), DTYPE_CODE[param.dtype], param.numel, p(consts, op), o.beta2, o.eps, op);
+}
+
+// ---- the tensor layer's kernels (src/tensor/ops): outputs are allocated by the op, which owns their shapes ----
+
+const dimsOf = (s: readonly number[], nd: number): BigInt64Array => {
+  const out = new BigInt64Array(nd).fill(1n);
+  for (let i = 0; i < s.length; i++) out[nd - s.length + i] = BigInt(s[i]);
+  return out;
+};
+
+/** out <- src converted to out's dtype (round to nearest even; fp8 saturates), same numel. */
+export function convertInto(out: Tensor, src: Tensor, op = "to"): void {
+  const be = sameDevice(op, src, out);
+  if (src.numel > 0) be.convert(p(out, op), DTYPE_CODE[out.dtype], p(src, op), DTYPE_CODE[src.dtype], src.numel, op);
+}
+
+/** Every element of t <- value. */
+export function fill(t: Tensor, value: number, op = "fill"): void {
+  fillRange(t, 0, t.numel, value, op);
+}
+
+/** out <- a (alg) b with numpy broadcasting (alg: 0 add, 1 sub, 2 mul, 3 div); one float dtype. */
+export function binaryInto(out: Tensor, a: Tensor, b: Tensor, alg: number, op: string): void {
+  const be = sameDevice(op, a, b, out);
+  const nd = Math.max(out.ndim, 1);
+  be.binary(p(out, op), dimsOf(out.shape, nd), p(a, op), dimsOf(a.shape, nd), p(b, op), dimsOf(b.shape, nd), DTYPE_CODE[out.dtype], nd, alg, op);
+}
+
+/** out <- f_alg(src; alpha, beta) elementwise (libfp8's eltwise algorithms). */
+export function eltwiseInto(out: Tensor, src: Tensor, alg: number, alpha: number, beta: number, op: string): void {
+  const be = sameDevice(op, src, out);
+  if (src.numel > 0) be.eltwise(p(out, op), p(src, op), DTYPE_CODE[src.dtype], src.numel, alg, alpha, beta, op);
+}
+
+/** dsrc <- ddst * f_alg'(src; alpha, beta) elementwise. */
+export function eltwiseBackwardInto(dsrc: Tensor, ddst: Tensor, src: Tensor, alg: number, alpha: number, beta: number, op: string): void {
+  const be = sameDevice(op, src, ddst, dsrc);
+  if (src.numel > 0) be.eltwiseBackward(p(dsrc, op), p(ddst, op), p(src, op), DTYPE_CODE[src.dtype], src.numel, alg, alpha, beta, op);
+}
+
+/** out (keepdim shape) <- reduction of src over the dims where out has 1 (alg: libfp8's reduce algorithms). */
+export function reduceInto(out: Tensor, src: Tensor, alg: number, op: string): void {
+  const be = sameDevice(op, src, out);
+  const nd = Math.max(src.ndim, 1);
+  be.reduce(p(out, op), dimsOf(out.shape, nd), p(src, op), dimsOf(src.shape, nd), DTYPE_CODE[src.dtype], nd, alg, op);
+}
+
+/** A strided region copy: dst[dstOffset + sum i_k dstStrides_k] <- src[srcOffset + sum i_k srcStrides_k] over dims (elements, one dtype size). */
+export function copyStridedInto(
+  dst: Tensor, dstOffset: number, dstStrides: readonly number[], src: Tensor, srcOffset: number, srcStrides: readonly number[], dims: readonly number[], op: string,
+): void {
+  const be = sameDevice(op, dst, src);
+  const item = ITEM_SIZE[src.dtype];
+  be.copyStrided(offsetPtr(p(dst, op), dstOffset * item), BigInt64Array.from(dstStrides, BigInt), offsetPtr(p(src, op), srcOffset * item),
+    BigInt64Array.from(srcStrides, BigInt), BigInt64Array.from(dims, BigInt), dims.length, item, op);
+}
+
+/** out <- src, with value where mask (one byte an element, 0/1, repeated over src's leading dims) is 1. */
+export function maskedFillInto(out: Tensor, src: Tensor, maskBytes: Tensor, value: number, op: string): void {
+  const be = sameDevice(op, src, out, maskBytes);
+  if (src.numel > 0) be.maskedFill(p(out, op), p(src, op), p(maskBytes, op), DTYPE_CODE[src.dtype], src.numel, maskBytes.numel, value, op);
+}
+
+/** out int32 (rows) <- index of the max of each row of src viewed as (rows, cols); NaN wins, first on ties. */
+export function argmaxInto(out: Tensor, src: Tensor, rows: number, cols: number, op = "argmax"): void {
+  const be = sameDevice(op, src, out);
+  if (rows > 0) be.argmax(p(out, op), p(src, op), DTYPE_CODE[src.dtype], rows, cols, op);
+}
+
+/** Row shape of the row-wise nn kernels: src viewed as (rows, cols). */
+export interface Rows {
+  rows: number;
+  cols: number;
+}
+
+/** out <- (log)softmax of each row. */
+export function softmaxInto(out: Tensor, src: Tensor, r: Rows, log: boolean, op: string): void {
+  const be = sameDevice(op, src, out);
+  if (src.numel > 0) be.softmax(p(out, op), p(src, op), DTYPE_CODE[src.dtype], r.rows, r.cols, log ? 1 : 0, op);
+}
+
+/** dsrc <- the gradient of (log)softmax given its output and the output's gradient. */
+export function softmaxBackwardInto(dsrc: Tensor, ddst: Tensor, dst: Tensor, r: Rows, log: boolean, op: string): void {
+  const be = sameDevice(op, dst, ddst, dsrc);
+  if (dst.numel > 0) be.softmaxBackward(p(dsrc, op), p(ddst, op), p(dst, op), DTYPE_CODE[dst.dtype], r.rows, r.cols, log ? 1 : 0, op);
+}
+
+/** Layer norm's outputs and saved statistics. */
+export interface NormOutputs {
+  out: Tensor;
+  /** f32 (rows); layer norm only */
+  mean?: Tensor | null;
+  /** f32 (rows) */
+  rstd: Tensor;
+}
+
+/** Layer norm of each row: out, and the saved mean and rstd (f32). */
+export function layerNormInto(o: NormOutputs, src: Tensor, gamma: Tensor | null, beta: Tensor | null, r: Rows, eps: number, op = "layerNorm"): void {
+  const be = sameDevice(op, src, gamma, beta, o.out, o.mean, o.rstd);
+  if (src.numel > 0) be.layerNorm(p(o.out, op), p(o.mean!, op), p(o.rstd, op), p(src, op), pn(gamma, op), pn(beta, op), DTYPE_CODE[src.dtype], r.rows, r.cols, eps, op);
+}
+
+/** Layer norm's gradients: dsrc, and dgamma / dbeta where given. */
+export function layerNormBackwardInto(
+  g: { dsrc: Tensor; dgamma: Tensor | null; dbeta: Tensor | null }, ddst: Tensor, src: Tensor, mean: Tensor, rstd: Tensor, gamma: Tensor | null, r: Rows, op = "layerNorm.backward",
+): void {
+  sameDevice(op, src, g.dsrc, g.dgamma, g.dbeta, ddst);
+  const be = sameDevice(op, src, mean, rstd, gamma);
+  be.layerNormBackward(p(g.dsrc, op), pn(g.dgamma, op), pn(g.dbeta, op), p(ddst, op), p(src, op), p(mean, op), p(rstd, op), pn(gamma, op),
+    DTYPE_CODE[src.dtype], r.rows, r.cols, op);
+}
+
+/** RMS norm of each row: out, and the saved rstd (f32). */
+export function rmsNormInto(o: NormOutputs, src: Tensor, gamma: Tensor | null, r: Rows, eps: number, op = "rmsNorm"): void {
+  const be = sameDevice(op, src, gamma, o.out, o.rstd);
+  if (src.numel > 0) be.rmsNorm(p(o.out, op), p(o.rstd, op), p(src, op), pn(gamma, op), DTYPE_CODE[src.dtype], r.rows, r.cols, eps, op);
+}
+
+/** RMS norm's gradients: dsrc, and dgamma where given. */
+export function rmsNormBackwardInto(g: { dsrc: Tensor; dgamma: Tensor | null }, ddst: Tensor, src: Tensor, rstd: Tensor, gamma: Tensor | null, r: Rows, op = "rmsNorm.backward"): void {
+  const be = sameDevice(op, src, g.dsrc, g.dgamma, ddst, rstd, gamma);
+  be.rmsNormBackward(p(g.dsrc, op), pn(g.dgamma, op), p(ddst, op), p(src, op), p(rstd, op), pn(gamma, op), DTYPE_CODE[src.dtype], r.rows, r.cols, op);
+}
+
+/** out (n, dim) <- rows of weight (num, dim) picked by the int32 indices idx (n), validated by the caller. */
+export function embeddingInto(out: Tensor, weight: Tensor, idx: Tensor, op = "embedding"): void {
+  const be = sameDevice(op, weight, idx, out);
+  const [num, dim] = weight.shape;
+  be.embedding(p(out, op), p(weight, op), p(idx, op), DTYPE_CODE[weight.dtype], idx.numel, num, dim, op);
+}
+
+/** dweight (num, dim) += the rows of ddst scattered to idx (dweight zeroed by the caller). */
+export function embeddingBackwardInto(dweight: Tensor, ddst: Tensor, idx: Tensor, op = "embedding.backward"): void {
+  const be = sameDevice(op, dweight, ddst, idx);
+  const [num, dim] = dweight.shape;
+  be.embeddingBackward(p(dweight, op), p(ddst, op), p(idx, op), DTYPE_CODE[dweight.dtype], idx.numel, num, dim, op);
+}
+
+/** Cross entropy of each row of logits (rows, cols) against int32 targets: loss (one f32, the mean) and logp (log-softmax, saved). */
+export function crossEntropyInto(loss: Tensor, logp: Tensor, logits: Tensor, targets: Tensor, r: Rows, ignoreIndex: number, op = "crossEntropy"): void {
+  const be = sameDevice(op, logits, targets, loss, logp);
+  be.crossEntropy(p(loss, op), p(logp, op), p(logits, op), p(targets, op), DTYPE_CODE[logits.dtype], r.rows, r.cols, ignoreIndex, op);
+}
+
+/** dlogits <- the gradient of the mean cross entropy, given logp and dloss (one f32). */
+export function crossEntropyBackwardInto(dlogits: Tensor, logp: Tensor, targets: Tensor, dloss: Tensor, r: Rows, ignoreIndex: number, op = "crossEntropy.backward"): void {
+  const be = sameDevice(op, logp, targets, dloss, dlogits);
+  be.crossEntropyBackward(p(dlogits, op), p(logp, op), p(targets, op), p(dloss, op), DTYPE_CODE[logp.dtype], r.rows, r.cols, ignoreIndex, op);
+}
+
+/** Options of matmulInto: the GEMM's sizes and operand forms. */
+export interface GemmOptions {
+  M: number;
+  K: number;
+  N: number;
+  batchA: number;
+  batchB: number;
+  transA: boolean;
+  transB: boolean;
+  alpha: number;
+  /** add into out's values (beta = 1) instead of overwriting them */
+  accumulate: boolean;
+  bias: Tensor | null;
+}
+
+/** out (batch, M, N) <- alpha * op(a) @ op(b) [+ bias] [+ out]: a and b of one float dtype, out and bias of any float dtype. */
+export function matmulInto(out: Tensor, a: Tensor, b: Tensor, g: GemmOptions, op = "matmul"): void {
+  const be = sameDevice(op, a, b, out, g.bias);
+  be.matmul(p(out, op), DTYPE_CODE[out.dtype], p(a, op), p(b, op), DTYPE_CODE[a.dtype], pn(g.bias, op), g.bias ? DTYPE_CODE[g.bias.dtype] : 0,
+    g.batchA, g.batchB, g.M, g.K, g.N, g.transA ? 1 : 0, g.transB ? 1 : 0, g.alpha, g.accumulate ? 1 : 0, op);
 }
