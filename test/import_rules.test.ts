@@ -55,8 +55,6 @@ const NO_POINTER_PLUMBING: readonly string[] = ["src/float8/", "src/optim/", "sr
 /** Files of those folders still allowed pointer plumbing, each with why (docs/architecture.md, "The device contract"). */
 const POINTER_PLUMBING_ALLOWED: Readonly<Record<string, string>> = {
   "src/distributed/process_group.ts": "the binding of libfp8_dist's collectives, whose C ABI takes pointers and dtype codes (like src/ffi's tables); it also moves raw cuda.DeviceBuffers",
-  "src/float8/block_scaling.ts": "block-scaled casts: not yet migrated to device_ops' block functions (edited by the block-kernel work in the same session)",
-  "src/float8/inference.ts": "the fp8-weight GEMV: not yet migrated to device_ops' block functions (edited by the GEMV work in the same session)",
 };
 
 /** `ptrFor` / `DTYPE_CODE` uses (outside comments) in a file of a folder that must not have them. */

@@ -15,9 +15,9 @@
 // fp8 * f32 scale to f32 once (where the reference rounds the dot product instead).
 import { Float8Error } from "../errors.ts";
 import { Function, type FunctionCtx } from "../autograd/graph.ts";
-import { DTYPE_CODE, FP8_MAX, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
+import { FP8_MAX, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import { blockKernelsOf } from "../tensor/backend/index.ts";
+import * as dev from "../tensor/device_ops.ts";
 import { reshape, reshapeOwned, transpose } from "../tensor/ops/movement.ts";
 import { gemm } from "../tensor/ops/linalg.ts";
 import { sumTo } from "../tensor/ops/reduce.ts";
@@ -86,11 +86,10 @@ export class BlockFloat8Tensor {
     const op = "BlockFloat8Tensor.dequantize";
     const [rows, cols] = this.data.shape;
     const out = Tensor.empty([rows, cols], dtype, this.data.device);
-    const fp8 = DTYPE_CODE[this.data.dtype];
     if (this.kind === "mx") {
-      blockKernelsOf(out.backend, op).dequantizeMx(out.ptrFor(op), DTYPE_CODE[dtype], this.data.ptrFor(op), fp8, this.scale.ptrFor(op), rows, cols, this.blockCols, op);
+      dev.dequantizeMxInto(out, this.data, this.scale, { block: this.blockCols }, op);
     } else {
-      blockKernelsOf(out.backend, op).dequantizeBlockwise(out.ptrFor(op), DTYPE_CODE[dtype], this.data.ptrFor(op), fp8, this.scale.ptrFor(op), rows, cols, this.blockRows, this.blockCols, op);
+      dev.dequantizeBlockwiseInto(out, this.data, this.scale, this, op);
     }
     return out;
   }
@@ -117,7 +116,7 @@ export function quantizeBlockwise(x: Tensor, blockRows: number, blockCols: numbe
   const [rows, cols] = x.shape;
   const data = Tensor.empty([rows, cols], float8Dtype, x.device);
   const scale = Tensor.empty([Math.ceil(rows / blockRows), Math.ceil(cols / blockCols)], "float32", x.device);
-  blockKernelsOf(data.backend, op).quantizeBlockwise(data.ptrFor(op), scale.ptrFor(op), DTYPE_CODE[float8Dtype], x.ptrFor(op), DTYPE_CODE[x.dtype], rows, cols, blockRows, blockCols, op);
+  dev.quantizeBlockwiseInto(data, scale, x, { blockRows, blockCols }, op);
   return new BlockFloat8Tensor(data, scale, "blockwise", blockRows, blockCols);
 }
 
@@ -128,7 +127,7 @@ export function quantizeMx(x: Tensor, block = 32, mode: MxScaleMode = "floor", f
   const [rows, cols] = x.shape;
   const data = Tensor.empty([rows, cols], float8Dtype, x.device);
   const scale = Tensor.empty([rows, Math.ceil(cols / block)], "float8_e4m3fn", x.device); // e8m0 bytes
-  blockKernelsOf(data.backend, op).quantizeMx(data.ptrFor(op), scale.ptrFor(op), DTYPE_CODE[float8Dtype], x.ptrFor(op), DTYPE_CODE[x.dtype], rows, cols, block, mode === "rceil" ? 1 : 0, op);
+  dev.quantizeMxInto(data, scale, x, { block, rceil: mode === "rceil" }, op);
   return new BlockFloat8Tensor(data, scale, "mx", 1, block);
 }
 

@@ -14,7 +14,7 @@ import { offsetPtr } from "../ffi/index.ts";
 import { DTYPE_CODE, ITEM_SIZE, type DType, type Float8DType, type HighPrecisionDType } from "./dtype.ts";
 import { fmtShape } from "./shape.ts";
 import { Tensor } from "./tensor.ts";
-import { backendFor, type Backend, type NativePtr } from "./backend/index.ts";
+import { backendFor, blockKernelsOf, type Backend, type NativePtr } from "./backend/index.ts";
 
 // ---- the one device check ----
 
@@ -570,4 +570,56 @@ export function matmulInto(out: Tensor, a: Tensor, b: Tensor, g: GemmOptions, op
   const be = sameDevice(op, a, b, out, g.bias);
   be.matmul(p(out, op), DTYPE_CODE[out.dtype], p(a, op), p(b, op), DTYPE_CODE[a.dtype], pn(g.bias, op), g.bias ? DTYPE_CODE[g.bias.dtype] : 0,
     g.batchA, g.batchB, g.M, g.K, g.N, g.transA ? 1 : 0, g.transB ? 1 : 0, g.alpha, g.accumulate ? 1 : 0, op);
+}
+
+// ---- block-scaled fp8 and the fp8-weight GEMV (devices with a BlockKernels group: see blockKernelsOf) ----
+
+/** Block sizes of a block-scaled tensor: blockRows x blockCols elements share one scale. */
+export interface BlockShape {
+  blockRows: number;
+  blockCols: number;
+}
+
+/** data (rows, cols) fp8 and scale (ceil(rows / blockRows), ceil(cols / blockCols)) f32 <- x quantised per block (amax / fp8 max). */
+export function quantizeBlockwiseInto(data: Tensor, scale: Tensor, x: Tensor, b: BlockShape, op = "quantizeBlockwise"): void {
+  const be = sameDevice(op, x, data, scale);
+  const [rows, cols] = need2d(x, "a block-scaled cast", op);
+  blockKernelsOf(be, op).quantizeBlockwise(p(data, op), p(scale, op), DTYPE_CODE[data.dtype], p(x, op), DTYPE_CODE[x.dtype], rows, cols, b.blockRows, b.blockCols, op);
+}
+
+/** out (rows, cols) <- data with its block scales applied, in out's dtype. */
+export function dequantizeBlockwiseInto(out: Tensor, data: Tensor, scale: Tensor, b: BlockShape, op = "dequantizeBlockwise"): void {
+  const be = sameDevice(op, data, scale, out);
+  const [rows, cols] = need2d(data, "a block-scaled tensor", op);
+  blockKernelsOf(be, op).dequantizeBlockwise(p(out, op), DTYPE_CODE[out.dtype], p(data, op), DTYPE_CODE[data.dtype], p(scale, op), rows, cols, b.blockRows, b.blockCols, op);
+}
+
+/** data (rows, cols) fp8 and scale (rows, ceil(cols / block)) e8m0 bytes <- x quantised in MX blocks along its last dim. */
+export function quantizeMxInto(data: Tensor, scale: Tensor, x: Tensor, o: { block: number; rceil: boolean }, op = "quantizeMx"): void {
+  const be = sameDevice(op, x, data, scale);
+  const [rows, cols] = need2d(x, "an MX cast", op);
+  blockKernelsOf(be, op).quantizeMx(p(data, op), p(scale, op), DTYPE_CODE[data.dtype], p(x, op), DTYPE_CODE[x.dtype], rows, cols, o.block, o.rceil ? 1 : 0, op);
+}
+
+/** out (rows, cols) <- MX data with its e8m0 block scales applied, in out's dtype. */
+export function dequantizeMxInto(out: Tensor, data: Tensor, scale: Tensor, o: { block: number }, op = "dequantizeMx"): void {
+  const be = sameDevice(op, data, scale, out);
+  const [rows, cols] = need2d(data, "an MX tensor", op);
+  blockKernelsOf(be, op).dequantizeMx(p(out, op), DTYPE_CODE[out.dtype], p(data, op), DTYPE_CODE[data.dtype], p(scale, op), rows, cols, o.block, op);
+}
+
+/** Options of the fp8-weight GEMV: how the weight's scales are laid out (fp8.h's scale modes) and the bias. */
+export interface GemvFp8wOptions extends BlockShape {
+  scaleMode: number;
+  bias?: Tensor | null;
+}
+
+/** y (M, N) <- x (M, K) @ w^T with w (N, K) fp8 and its scales wScale (laid out per o.scaleMode) [+ bias]. */
+export function gemvFp8wInto(y: Tensor, x: Tensor, w: Tensor, wScale: Tensor, o: GemvFp8wOptions, op = "gemvFp8w"): void {
+  const bias = o.bias ?? null;
+  const be = sameDevice(op, x, w, wScale, y, bias);
+  const [M, K] = need2d(x, "the GEMV's input", op);
+  const N = w.shape[0];
+  blockKernelsOf(be, op).gemvFp8w(p(y, op), DTYPE_CODE[y.dtype], p(x, op), DTYPE_CODE[x.dtype], M, K, p(w, op), DTYPE_CODE[w.dtype], N,
+    o.scaleMode, p(wScale, op), o.blockRows, o.blockCols, pn(bias, op), bias ? DTYPE_CODE[bias.dtype] : 0, op);
 }
