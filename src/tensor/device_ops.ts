@@ -40,7 +40,9 @@ export function sameDevice(op: string, a: Tensor, b?: Tensor | null, c?: Tensor 
   d?.ptrFor(op);
   e?.ptrFor(op);
   f?.ptrFor(op);
-  return backendFor(dev, op);
+  const be = backendFor(dev, op);
+  if (be.checkOperand) for (const t of [a, b, c, d, e, f]) if (t) be.checkOperand(t.ptrFor(op), describeOperand(t), op);
+  return be;
 }
 
 /** sameDevice for any number of operands (a list). */
@@ -49,7 +51,9 @@ export function sameDeviceAll(op: string, ts: readonly (Tensor | null | undefine
   for (const t of live) t.ptrFor(op);
   const dev = live[0].device;
   if (live.some((t) => t.device !== dev)) throw new Float8Error(op, `operands must be on one device, got ${live.map(describeOperand).join(", ")}`);
-  return backendFor(dev, op);
+  const be = backendFor(dev, op);
+  if (be.checkOperand) for (const t of live) be.checkOperand(t.ptrFor(op), describeOperand(t), op);
+  return be;
 }
 
 /** Throws a Float8Error from `op` when t is not a live Tensor (disposed, or not a Tensor at all). */

@@ -38,6 +38,12 @@ export interface Backend {
   copy(dst: NativePtr, src: NativePtr, nbytes: number): void;
   /** Waits for all queued work (a no-op on the CPU). */
   synchronize(): void;
+  /**
+   * Optional, for checking backends (the emulated device): throws a Float8Error from op when p, the storage of
+   * the operand described by `what`, is not memory of this device. The tensor-level contract
+   * (src/tensor/device_ops.ts) calls it for every tensor operand of every kernel it runs.
+   */
+  checkOperand?(p: NativePtr, what: string, op: string): void;
 
   // ---- elementwise, reductions, movement ----
   convert(dst: NativePtr, dstDtype: number, src: NativePtr, srcDtype: number, n: number, op: string): void;
