@@ -39,6 +39,9 @@ describe("device_ops: the one device check", () => {
     expect([...t.toArray()]).toEqual([3, 4, 7, 0]);
     expect(() => dev.copyElements(t, 3, src, 0, 2, "copyElements")).toThrow("copyElements: copy of 2 elements at 0 -> 3 is outside");
     expect(() => dev.copyElements(t, 0, src.to({ dtype: "bfloat16" }), 0, 1, "copyElements")).toThrow("copyElements: copy needs one dtype");
+    dev.uploadInto(t, Float32Array.of(9, 8), "uploadInto");
+    expect([...t.toArray()]).toEqual([9, 8, 7, 0]);
+    expect(() => dev.uploadInto(t, new Float32Array(5), "uploadInto")).toThrow("uploadInto: 20 host bytes do not fit tensor [4] float32 on cpu (16 bytes)");
   });
 });
 

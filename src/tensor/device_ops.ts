@@ -67,10 +67,11 @@ const pn = (t: Tensor | null | undefined, op: string): NativePtr | null => (t ? 
 
 // ---- memory ----
 
-/** Writes host values into t's storage (t.nbytes bytes, or host's byte length when smaller), on any device. */
+/** Writes host values into the start of t's storage (host.byteLength bytes, at most t.nbytes), on any device. */
 export function uploadInto(t: Tensor, host: ArrayBufferView, op: string): void {
   const be = sameDevice(op, t);
-  be.upload(p(t, op), host, Math.min(host.byteLength, t.nbytes));
+  if (host.byteLength > t.nbytes) throw new Float8Error(op, `${host.byteLength} host bytes do not fit tensor ${describeOperand(t)} (${t.nbytes} bytes)`);
+  be.upload(p(t, op), host, host.byteLength);
 }
 
 /** Fills elements [from, to) of t with value in place, on its device. */
