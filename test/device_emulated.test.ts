@@ -52,17 +52,31 @@ describe("device tensors", () => {
 
   test("ops refuse operands on different devices, naming the op and the devices", () => {
     const a = zeros([2, 2]), b = zeros([2, 2], { device: "cuda" });
-    expect(() => a.add(b)).toThrow(/add: device mismatch: cpu and cuda/);
-    expect(() => a.matmul(b)).toThrow(/matmul: device mismatch: cpu and cuda/);
-    expect(() => nn.maskedFill(b, tensor([1, 0]), 0)).toThrow(/maskedFill: device mismatch: mask on cpu, x on cuda/);
+    // one check and one message for every op (src/tensor/device_ops.ts): op, then each operand's shape, dtype and device
+    expect(() => a.add(b)).toThrow("add: operands must be on one device, got [2, 2] float32 on cpu, [2, 2] float32 on cuda");
+    expect(() => a.matmul(b)).toThrow("matmul: operands must be on one device, got [2, 2] float32 on cpu, [2, 2] float32 on cuda");
+    expect(() => nn.maskedFill(b, tensor([1, 0]), 0)).toThrow("maskedFill: operands must be on one device, got [2, 2] float32 on cuda, [2] float32 on cpu");
+    expect(() => float8.hpTensorAndScaleToFloat8(b, zeros([1]), "float8_e4m3fn", "input")).toThrow("toFloat8Saturated: operands must be on one device, got [2, 2] float32 on cuda, [1] float32 on cpu");
   });
 
   test("the emulated device refuses host memory where a kernel expects device memory", () => {
     const host = zeros([4]);
     const dev = zeros([4], { device: "cuda" });
-    expect(() => emulated.eltwise(dev.ptrFor("t"), host.ptrFor("t"), 0, 4, 0, 0, 0, "relu")).toThrow(/relu: eltwise: argument 1 must be cuda memory/);
-    expect(() => emulated.embedding(dev.ptrFor("t"), dev.ptrFor("t"), new Int32Array(4) as unknown as never, 0, 1, 1, 4, "embedding"))
-      .toThrow(/embedding: embedding: argument 2 must be cuda memory, got a host Int32Array/);
+    // every tensor operand of every kernel, checked by the contract (device_ops.sameDevice -> checkOperand):
+    // a tensor that claims to be on the device but whose storage is host memory is refused, naming op and operand
+    const liar = zeros([4]);
+    liar.device = "cuda";
+    try {
+      expect(() => liar.relu()).toThrow("relu: operand [4] float32 on cuda must be cuda memory, got a pointer outside device memory");
+      expect(() => dev.add(liar)).toThrow("add: operand [4] float32 on cuda must be cuda memory");
+      expect(() => float8.tensorToAmax(liar)).toThrow("tensorToAmax: operand [4] float32 on cuda must be cuda memory");
+    } finally {
+      liar.device = "cpu";
+      liar.dispose();
+    }
+    // the memory methods check their device side themselves
+    expect(() => emulated.copy(dev.ptrFor("t"), host.ptrFor("t"), 16)).toThrow("copy: copy: the source must be cuda memory, got a pointer outside device memory");
+    expect(() => emulated.upload(new Int32Array(4) as unknown as never, new Uint8Array(16), 16)).toThrow("upload: upload: the destination must be cuda memory, got a host Int32Array");
   });
 
   test("device memory is freed by dispose and by a training loop's tidy scopes", () => {

@@ -4,7 +4,7 @@
 // type-only, re-exports and dynamic import()) and fails on a back edge, naming
 // the file, the import and the rule it breaks.
 import { describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 
 const root = join(import.meta.dir, "..");
@@ -37,7 +37,7 @@ const RESTRICTED: readonly { module: string; allowed: readonly string[]; why: st
   },
   {
     module: "src/tensor/backend/capture.ts",
-    allowed: ["src/tensor/backend/", "src/tensor/ops/", "src/cuda/", "src/optim/"],
+    allowed: ["src/tensor/backend/", "src/cuda/", "src/optim/"],
     why: "CUDA-graph capture state belongs to the backend; ask it through src/tensor/backend/index.ts (hostReadsAllowed) instead",
   },
 ];
@@ -46,6 +46,25 @@ const RESTRICTED: readonly { module: string; allowed: readonly string[]; why: st
 const RESTRICTED_EXTERNAL: readonly { specifier: string; allowed: readonly string[]; why: string }[] = [
   { specifier: "bun:ffi", allowed: ["src/ffi/"], why: "bun:ffi lives only in src/ffi (the one binding of fp8.h)" },
 ];
+
+/**
+ * Pointer plumbing belongs to the tensor-level device contract (src/tensor/device_ops.ts): these folders say what
+ * they want in tensors and named options, never a raw pointer (`ptrFor`) or a dtype code (`DTYPE_CODE`).
+ */
+const NO_POINTER_PLUMBING: readonly string[] = ["src/float8/", "src/optim/", "src/distributed/", "src/nn/"];
+/** Files of those folders still allowed pointer plumbing, each with why (docs/architecture.md, "The device contract"). */
+const POINTER_PLUMBING_ALLOWED: Readonly<Record<string, string>> = {
+  "src/distributed/process_group.ts": "the binding of libfp8_dist's collectives, whose C ABI takes pointers and dtype codes (like src/ffi's tables); it also moves raw cuda.DeviceBuffers",
+};
+
+/** `ptrFor` / `DTYPE_CODE` uses (outside comments) in a file of a folder that must not have them. */
+function pointerPlumbing(path: string, code: string): string[] {
+  if (!NO_POINTER_PLUMBING.some((p) => path.startsWith(p)) || Object.hasOwn(POINTER_PLUMBING_ALLOWED, path)) return [];
+  const noComments = code.replace(/\/\*[\s\S]*?\*\//g, "").replace(/\/\/.*$/gm, "");
+  return noComments.split("\n").flatMap((line, i) =>
+    /\bptrFor\b|\bDTYPE_CODE\b/.test(line) ? [`${path}: "${line.trim()}" does pointer plumbing; use src/tensor/device_ops.ts (the tensor-level device contract)`] : [],
+  );
+}
 
 function layerOf(path: string): number {
   const i = LAYERS.findIndex((l) => l.paths.some((p) => (p.endsWith("/") ? path.startsWith(p) : path === p)));
@@ -152,9 +171,21 @@ describe("import rules of src/ (docs/architecture.md, Layers and import rules)",
     expect(problems).toEqual([]);
   });
 
+  test("float8, optim, distributed and nn do no pointer plumbing (ptrFor, DTYPE_CODE): they use the tensor-level contract", () => {
+    const problems = tsFiles(src).flatMap((f) => pointerPlumbing(relative(root, f), readFileSync(f, "utf8")));
+    if (problems.length > 0) throw new Error(`${problems.length} line(s) of pointer plumbing:\n${problems.join("\n")}`);
+    expect(problems).toEqual([]);
+    // the check can fail: a line that reaches for a pointer is caught, a comment mentioning one is not
+    expect(pointerPlumbing("src/float8/x.ts", "be.amax(out.ptrFor(op), x.ptrFor(op), DTYPE_CODE[x.dtype]);")).toHaveLength(1);
+    expect(pointerPlumbing("src/optim/x.ts", "// no ptrFor here\nconst a = 1;")).toEqual([]);
+    expect(pointerPlumbing("src/tensor/device_ops.ts", "x.ptrFor(op)")).toEqual([]);
+    for (const f of Object.keys(POINTER_PLUMBING_ALLOWED)) expect(existsSync(join(root, f))).toBe(true);
+  });
+
   test("the checker catches a back edge, a restricted module and bun:ffi outside src/ffi", () => {
     expect(violations([{ from: "src/tensor/backend/cuda.ts", to: "src/cuda/index.ts", external: false }])[0]).toContain("layer backend) imports src/cuda/index.ts (layer cuda, above it)");
     expect(violations([{ from: "src/float8/float8_linear.ts", to: "src/tensor/backend/capture.ts", external: false }])[0]).toContain("capture state belongs to the backend");
+    expect(violations([{ from: "src/tensor/ops/nn.ts", to: "src/tensor/backend/capture.ts", external: false }])[0]).toContain("capture state belongs to the backend");
     expect(violations([{ from: "src/nn/module.ts", to: "bun:ffi", external: true }])[0]).toContain("bun:ffi lives only in src/ffi");
     expect(violations([{ from: "src/float8/stats.ts", to: "src/ffi/index.ts", external: false }])[0]).toContain("only through a Backend");
     expect(violations([{ from: "src/cuda/graphs.ts", to: "src/tensor/backend/cuda.ts", external: false }])).toEqual([]);

@@ -11,9 +11,9 @@
 // using the storage of the ones it handed over.
 import { Float8Error } from "../errors.ts";
 import { Module } from "../nn/module.ts";
-import { offsetPtr } from "../ffi/index.ts";
-import { DTYPE_CODE, ITEM_SIZE, type DType } from "../tensor/dtype.ts";
+import { ITEM_SIZE, type DType } from "../tensor/dtype.ts";
 import { Tensor } from "../tensor/tensor.ts";
+import * as dev from "../tensor/device_ops.ts";
 import type { Device } from "../tensor/backend/index.ts";
 import { copyRegion } from "../tensor/ops/movement.ts";
 import { allReduce, broadcast, getWorldSize } from "./process_group.ts";
@@ -152,7 +152,7 @@ export class DistributedDataParallel<M extends Module = Module> extends Module {
     const flat = b.flat;
     for (const s of b.slots) {
       if (!s.value) {
-        flat.backend.fill(offsetPtr(flat.ptrFor(op), s.offset * ITEM_SIZE[b.dtype]), DTYPE_CODE[b.dtype], s.param.numel, 0, op);
+        dev.fillRange(flat, s.offset, s.offset + s.param.numel, 0, op);
         continue;
       }
       const g = s.value.dtype === b.dtype ? s.value : s.value.to({ dtype: b.dtype });

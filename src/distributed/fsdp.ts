@@ -24,9 +24,9 @@
 import { Float8Error } from "../errors.ts";
 import { Function, isGradEnabled, noGrad, type FunctionCtx } from "../autograd/graph.ts";
 import { Module } from "../nn/module.ts";
-import { offsetPtr } from "../ffi/index.ts";
-import { DTYPE_CODE, ITEM_SIZE, type HighPrecisionDType } from "../tensor/dtype.ts";
+import type { HighPrecisionDType } from "../tensor/dtype.ts";
 import { Tensor } from "../tensor/tensor.ts";
+import * as dev from "../tensor/device_ops.ts";
 import { copyRegion, reshape } from "../tensor/ops/movement.ts";
 import { Float8Tensor, scalarTensor } from "../float8/float8_tensor.ts";
 import { Float8Linear } from "../float8/float8_linear.ts";
@@ -110,12 +110,12 @@ function unpad(flat: Tensor, numel: number, shape: readonly number[]): Tensor {
 
 /** Zeros elements [from, to) of a float tensor t in place, on its device. */
 function zeroRange(t: Tensor, from: number, to: number): void {
-  if (to > from) t.backend.fill(offsetPtr(t.ptrFor("fullyShard"), from * ITEM_SIZE[t.dtype]), DTYPE_CODE[t.dtype], to - from, 0, "fullyShard");
+  dev.fillRange(t, from, to, 0, "fullyShard");
 }
 
 /** Writes v into a one-element float32 state tensor (on any device). */
 function writeScalar(t: Tensor, v: number): void {
-  t.backend.upload(t.ptrFor("fullyShard"), Float32Array.of(v), 4);
+  dev.uploadInto(t, Float32Array.of(v), "fullyShard");
 }
 
 /** Gathers the high-precision parameter (in paramDtype). */

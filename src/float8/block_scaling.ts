@@ -23,9 +23,9 @@
 // on the device, said once with a warning (cuda.blockGemmInfo()).
 import { Float8Error } from "../errors.ts";
 import { Function, type FunctionCtx } from "../autograd/graph.ts";
-import { DTYPE_CODE, FP8_MAX, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
+import { FP8_MAX, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import { blockKernelsOf } from "../tensor/backend/index.ts";
+import * as dev from "../tensor/device_ops.ts";
 import { reshape, reshapeOwned, transpose } from "../tensor/ops/movement.ts";
 import { gemm } from "../tensor/ops/linalg.ts";
 import { sumTo } from "../tensor/ops/reduce.ts";
@@ -94,11 +94,10 @@ export class BlockFloat8Tensor {
     const op = "BlockFloat8Tensor.dequantize";
     const [rows, cols] = this.data.shape;
     const out = Tensor.empty([rows, cols], dtype, this.data.device);
-    const fp8 = DTYPE_CODE[this.data.dtype];
     if (this.kind === "mx") {
-      blockKernelsOf(out.backend, op).dequantizeMx(out.ptrFor(op), DTYPE_CODE[dtype], this.data.ptrFor(op), fp8, this.scale.ptrFor(op), rows, cols, this.blockCols, op);
+      dev.dequantizeMxInto(out, this.data, this.scale, { block: this.blockCols }, op);
     } else {
-      blockKernelsOf(out.backend, op).dequantizeBlockwise(out.ptrFor(op), DTYPE_CODE[dtype], this.data.ptrFor(op), fp8, this.scale.ptrFor(op), rows, cols, this.blockRows, this.blockCols, op);
+      dev.dequantizeBlockwiseInto(out, this.data, this.scale, this, op);
     }
     return out;
   }
@@ -111,7 +110,7 @@ export class BlockFloat8Tensor {
 
 /** The block casts take a 2-D float32 / bfloat16 tensor on a device with block kernels (the CPU, cuda). */
 function check2d(x: Tensor, op: string): void {
-  blockKernelsOf(x.backend, op);
+  dev.requireBlockKernels(x, op);
   if (x.ndim !== 2 || (x.dtype !== "float32" && x.dtype !== "bfloat16")) {
     throw new Float8Error(op, `expects a 2-D float32 or bfloat16 tensor, got shape [${x.shape.join(", ")}] dtype ${x.dtype}`);
   }
@@ -124,7 +123,7 @@ export function quantizeBlockwise(x: Tensor, blockRows: number, blockCols: numbe
   const [rows, cols] = x.shape;
   const data = Tensor.empty([rows, cols], float8Dtype, x.device);
   const scale = Tensor.empty([Math.ceil(rows / blockRows), Math.ceil(cols / blockCols)], "float32", x.device);
-  blockKernelsOf(data.backend, op).quantizeBlockwise(data.ptrFor(op), scale.ptrFor(op), DTYPE_CODE[float8Dtype], x.ptrFor(op), DTYPE_CODE[x.dtype], rows, cols, blockRows, blockCols, op);
+  dev.quantizeBlockwiseInto(data, scale, x, { blockRows, blockCols }, op);
   return new BlockFloat8Tensor(data, scale, "blockwise", blockRows, blockCols);
 }
 
@@ -135,7 +134,7 @@ export function quantizeMx(x: Tensor, block = 32, mode: MxScaleMode = "floor", f
   const [rows, cols] = x.shape;
   const data = Tensor.empty([rows, cols], float8Dtype, x.device);
   const scale = Tensor.empty([rows, Math.ceil(cols / block)], "float8_e4m3fn", x.device); // e8m0 bytes
-  blockKernelsOf(data.backend, op).quantizeMx(data.ptrFor(op), scale.ptrFor(op), DTYPE_CODE[float8Dtype], x.ptrFor(op), DTYPE_CODE[x.dtype], rows, cols, block, mode === "rceil" ? 1 : 0, op);
+  dev.quantizeMxInto(data, scale, x, { block, rceil: mode === "rceil" }, op);
   return new BlockFloat8Tensor(data, scale, "mx", 1, block);
 }
 
@@ -194,7 +193,7 @@ function bf16GemmNative(x: Tensor): boolean {
   if (!mxBf16Gemm) return false;
   let yes = bf16Native.get(x.backend);
   if (yes === undefined) {
-    yes = blockKernelsOf(x.backend, "Float8Linear(mxfp8)").bf16GemmNative?.() ?? false;
+    yes = dev.bf16GemmNative(x);
     bf16Native.set(x.backend, yes);
   }
   return yes;
@@ -214,10 +213,7 @@ function blockGemmTN(a: Tensor, b: Tensor, cfg: BlockScalingConfig, bRows: numbe
     try {
       const out = Tensor.empty([P, Q], outDtype, a.device);
       try {
-        blockKernelsOf(a.backend, op).scaledMmBlock!(
-          out.ptrFor(op), DTYPE_CODE[outDtype], qa.data.ptrFor(op), DTYPE_CODE[qa.data.dtype], qb.data.ptrFor(op), DTYPE_CODE[qb.data.dtype],
-          qa.scale.ptrFor(op), qb.scale.ptrFor(op), cfg.kind === "mxfp8", bRows, bias ? bias.ptrFor(op) : null, bias ? DTYPE_CODE[bias.dtype] : 0, P, R, Q, op,
-        );
+        dev.scaledMmBlockInto(out, qa, qb, { mx: cfg.kind === "mxfp8", bBlockRows: bRows, bias }, op);
       } catch (e) {
         out.dispose();
         throw e;
@@ -250,7 +246,7 @@ function blockGemmTN(a: Tensor, b: Tensor, cfg: BlockScalingConfig, bRows: numbe
  * (its fp8 GEMMs), not e5m2 x e5m2. Elsewhere the operands are decoded and the f32 GEMM runs.
  */
 function deviceBlockGemm(a: Tensor, cfg: BlockScalingConfig, R: number, Q: number): boolean {
-  if (a.backend.hostAccessible || !a.backend.blockKernels?.scaledMmBlock) return false;
+  if (!dev.hasBlockGemm(a)) return false;
   if (cfg.blockSize !== (cfg.kind === "mxfp8" ? 32 : 128) || cfg.float8Dtype === "float8_e5m2") return false;
   return R % 16 === 0 && Q % 16 === 0;
 }

@@ -2,11 +2,10 @@
 // syncFloat8AmaxAndScaleHistory (delayed scaling's per-step update, one
 // batched native call for every layer).
 import { Float8Error } from "../errors.ts";
-import { DTYPE_CODE } from "../tensor/dtype.ts";
 import { Linear } from "../nn/layers.ts";
 import type { Module } from "../nn/module.ts";
-import type { NativePtr } from "../tensor/backend/index.ts";
 import { Tensor, zeros } from "../tensor/tensor.ts";
+import * as dev from "../tensor/device_ops.ts";
 import { Float8LinearConfig, ScalingType } from "./config.ts";
 import { Float8Linear, type RoleScaling } from "./float8_linear.ts";
 
@@ -74,11 +73,9 @@ function reduceAmaxes(states: readonly RoleScaling[], reducer: AmaxReducer, op: 
     const on = states.filter((s) => s.amax!.device === device);
     const packed = zeros([on.length], { dtype: "float32", device });
     try {
-      const b = packed.backend, base = packed.ptrFor(op);
-      const at = (i: number) => (base + 4 * i) as NativePtr;
-      on.forEach((st, i) => b.copy(at(i), st.amax!.ptrFor(op), 4));
+      on.forEach((st, i) => dev.copyElements(packed, i, st.amax!, 0, 1, op));
       reducer(packed);
-      on.forEach((st, i) => b.copy(st.amax!.ptrFor(op), at(i), 4));
+      on.forEach((st, i) => dev.copyElements(st.amax!, 0, packed, i, 1, op));
     } finally {
       packed.dispose();
     }
@@ -93,13 +90,13 @@ function reduceAmaxes(states: readonly RoleScaling[], reducer: AmaxReducer, op: 
 export function syncFloat8AmaxAndScaleHistory(model: Module): void {
   const layers = float8Layers(model).filter((l) => l.config.hasAnyDelayedScaling);
   const byLen = new Map<number, RoleScaling[]>();
-  const clampOf = new Map<RoleScaling, number>(); // float16 layers clamp their scales to 65504 (torchao)
+  const clampOf = new Map<RoleScaling, boolean>(); // float16 layers clamp their scales to 65504 (torchao)
   for (const l of layers) {
     // overrides equal to a main cast share its RoleScaling: visit each state once
     for (const st of new Set(Object.values(l.scaling))) {
       if (st.config.scalingType !== ScalingType.DELAYED) continue;
       const len = st.history!.numel;
-      clampOf.set(st, l.weight.dtype === "float16" ? 1 : 0);
+      clampOf.set(st, l.weight.dtype === "float16");
       byLen.set(len, [...(byLen.get(len) ?? []), st]);
     }
   }
@@ -109,9 +106,9 @@ export function syncFloat8AmaxAndScaleHistory(model: Module): void {
     // one call per device (a model normally lives on one)
     for (const device of new Set(states.map((s) => s.amax!.device))) {
       const on = states.filter((s) => s.amax!.device === device);
-      on[0].amax!.backend.syncAmaxHistory(
-        on.map((s) => s.amax!.ptrFor(op)), on.map((s) => s.history!.ptrFor(op)), on.map((s) => s.scale!.ptrFor(op)),
-        Int32Array.from(on.map((s) => DTYPE_CODE[s.float8Dtype])), Int32Array.from(on.map((s) => clampOf.get(s) ?? 0)), len, op,
+      dev.syncAmaxHistory(
+        on.map((s) => ({ amax: s.amax!, history: s.history!, scale: s.scale!, float8Dtype: s.float8Dtype, clampToFloat16: clampOf.get(s) ?? false })),
+        len, op,
       );
     }
   }

@@ -12,8 +12,9 @@
 import { Float8Error } from "../errors.ts";
 import { hostReadsAllowed } from "../tensor/backend/index.ts";
 import { Function, isGradEnabled, type FunctionCtx } from "../autograd/graph.ts";
-import { DTYPE_CODE, FP8_MAX, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
+import { FP8_MAX, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
 import { Tensor, full, zeros } from "../tensor/tensor.ts";
+import * as dev from "../tensor/device_ops.ts";
 import { collectCastStats, type CastStats } from "./stats.ts";
 import { reshape, reshapeOwned, transpose } from "../tensor/ops/movement.ts";
 import { gemm } from "../tensor/ops/linalg.ts";
@@ -86,14 +87,13 @@ function castToFloat8(x: Tensor, st: RoleScaling, amaxInitialized: boolean, with
  * state dict, or synced before the first forward) keeps counting.
  */
 export function initializeAmaxHistory(x: Tensor, st: RoleScaling, op: string): void {
-  const clamp = x.dtype === "float16" ? 1 : 0;
-  const fp8 = DTYPE_CODE[st.float8Dtype];
-  x.backend.amaxToScale(st.amax!.ptrFor(op), st.scale!.ptrFor(op), x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel, fp8, clamp, op);
-  x.backend.copy(st.history!.ptrFor(op), st.amax!.ptrFor(op), 4); // history[0] <- amax
+  const clampToFloat16 = x.dtype === "float16";
+  dev.amaxToScale(x, st.float8Dtype, { clampToFloat16, amaxOut: st.amax, scaleOut: st.scale }, op);
+  dev.copyElements(st.history!, 0, st.amax!, 0, 1, op); // history[0] <- amax
   // scale <- amaxToScale(max(history)): the amaxes are >= 0, so max |history| is max(history)
   const scratch = zeros([1], { device: x.device });
   try {
-    x.backend.amaxToScale(scratch.ptrFor(op), st.scale!.ptrFor(op), st.history!.ptrFor(op), DTYPE_CODE.float32, st.history!.numel, fp8, clamp, op);
+    dev.amaxToScale(st.history!, st.float8Dtype, { clampToFloat16, amaxOut: scratch, scaleOut: st.scale }, op);
   } finally {
     scratch.dispose();
   }

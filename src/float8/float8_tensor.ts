@@ -4,10 +4,11 @@
 //   fp8   = sat_rne(f32(x) * scale)
 //   x    ~= f32(fp8) / scale
 import { Float8Error } from "../errors.ts";
-import { DTYPE_CODE, FP8_MAX, isFloat8, isHighPrecision, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
+import { FP8_MAX, isFloat8, isHighPrecision, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
 import { fmtShape } from "../tensor/shape.ts";
 import { Tensor, tensor } from "../tensor/tensor.ts";
 import { backendFor, roundPow2Bits, type Device } from "../tensor/backend/index.ts";
+import * as dev from "../tensor/device_ops.ts";
 import { gemm, transposed2d } from "../tensor/ops/linalg.ts";
 import { materializeTransposedA } from "../tensor/ops/gemm_layout.ts";
 import { expand, reshapeOwned, transpose } from "../tensor/ops/movement.ts";
@@ -79,12 +80,7 @@ export class Float8Tensor {
       for (let i = 0; i < v.length; i++) v[i] = v[i] / sc[Math.floor(i / cols)];
       return tensor(v, { shape: this.shape, dtype: this.origDtype, device: this.data.device });
     }
-    const op = "toOriginalPrecision";
-    const out = Tensor.empty(this.shape, this.origDtype, this.data.device);
-    if (out.numel > 0) {
-      this.data.backend.dequantize(out.ptrFor(op), DTYPE_CODE[this.origDtype], this.data.ptrFor(op), DTYPE_CODE[this.dtype], out.numel, this.scale.ptrFor(op), op);
-    }
-    return out;
+    return dev.dequantize(this.data, this.scale, this.origDtype, "toOriginalPrecision");
   }
 
   /** Frees the cached bf16 decodes, both layouts (the fp8 bytes stay). */
@@ -121,7 +117,7 @@ export class Float8Tensor {
 }
 
 function checkHp(x: Tensor, op: string): void {
-  x.ptrFor(op);
+  dev.requireLive(x, op, "x");
   if (!isHighPrecision(x.dtype)) throw new Float8Error(op, `expects a float32, bfloat16 or float16 tensor, got shape ${fmtShape(x.shape)} dtype ${x.dtype}`);
 }
 
@@ -143,20 +139,14 @@ export function amaxToScale(amax: number, float8Dtype: Float8DType, origDtype: H
 /** max |x| as a one-element float32 tensor (NaN propagates). */
 export function tensorToAmax(x: Tensor): Tensor {
   checkHp(x, "tensorToAmax");
-  const out = Tensor.empty([1], "float32", x.device);
-  x.backend.amax(out.ptrFor("tensorToAmax"), x.ptrFor("tensorToAmax"), DTYPE_CODE[x.dtype], x.numel, "tensorToAmax");
-  return out;
+  return dev.amax(x, null, "tensorToAmax");
 }
 
 /** Dynamic scale of x for float8Dtype (fused amax + scale); returns [scale, amax] tensors. A float16 x clamps the scale to 65504 by default. */
 export function tensorToScale(x: Tensor, float8Dtype: Float8DType, clampToFloat16 = x.dtype === "float16"): [Tensor, Tensor] {
   checkHp(x, "tensorToScale");
   checkFp8Dtype(float8Dtype, "tensorToScale");
-  const scale = Tensor.empty([1], "float32", x.device);
-  const amax = Tensor.empty([1], "float32", x.device);
-  x.backend.amaxToScale(amax.ptrFor("tensorToScale"), scale.ptrFor("tensorToScale"), x.ptrFor("tensorToScale"),
-    DTYPE_CODE[x.dtype], x.numel, DTYPE_CODE[float8Dtype], clampToFloat16 ? 1 : 0, "tensorToScale");
-  return [scale, amax];
+  return dev.amaxToScale(x, float8Dtype, { clampToFloat16 }, "tensorToScale");
 }
 
 /** A one-element float32 tensor holding `v` (on `device`, default cpu). */
@@ -170,13 +160,11 @@ export function toFloat8Saturated(x: Tensor, scale: number | Tensor, float8Dtype
   checkFp8Dtype(float8Dtype, "toFloat8Saturated");
   const s = typeof scale === "number" ? scalarTensor(scale, x.device) : scale;
   if (s.numel !== 1 || s.dtype !== "float32") throw new Float8Error("toFloat8Saturated", `scale must be a one-element float32 tensor, got ${fmtShape(s.shape)} ${s.dtype}`);
-  if (s.device !== x.device) throw new Float8Error("toFloat8Saturated", `scale is on ${s.device}, x on ${x.device}`);
-  const out = Tensor.empty(x.shape, float8Dtype, x.device);
-  if (x.numel > 0) {
-    x.backend.quantize(out.ptrFor("toFloat8Saturated"), DTYPE_CODE[float8Dtype], x.ptrFor("toFloat8Saturated"), DTYPE_CODE[x.dtype], x.numel, s.ptrFor("toFloat8Saturated"), "toFloat8Saturated");
+  try {
+    return dev.quantize(x, s, float8Dtype, NO_EXTRAS, "toFloat8Saturated").data;
+  } finally {
+    if (typeof scale === "number") s.dispose();
   }
-  if (typeof scale === "number") s.dispose();
-  return out;
 }
 
 /**
@@ -190,13 +178,8 @@ export function toFloat8SaturatedWithDecoded(x: Tensor, scale: Tensor, float8Dty
   if (!(scale instanceof Tensor) || scale.numel !== 1 || scale.dtype !== "float32") {
     throw new Float8Error(op, `scale must be a one-element float32 tensor, got ${scale instanceof Tensor ? `${fmtShape(scale.shape)} ${scale.dtype}` : typeof scale}`);
   }
-  if (scale.device !== x.device) throw new Float8Error(op, `scale is on ${scale.device}, x on ${x.device}`);
-  const data = Tensor.empty(x.shape, float8Dtype, x.device);
-  const decoded = Tensor.empty(x.shape, "bfloat16", x.device);
-  if (x.numel > 0) {
-    x.backend.quantizeDecode(data.ptrFor(op), decoded.ptrFor(op), DTYPE_CODE[float8Dtype], x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel, scale.ptrFor(op), op);
-  }
-  return [data, decoded];
+  const q = dev.quantize(x, scale, float8Dtype, DECODED, op);
+  return [q.data, q.decoded!];
 }
 
 /**
@@ -207,21 +190,14 @@ export function toFloat8SaturatedWithTranspose(x: Tensor, scale: Tensor, float8D
   const op = "toFloat8Saturated";
   checkHp(x, op);
   checkFp8Dtype(float8Dtype, op);
-  if (x.ndim !== 2) throw new Float8Error(op, `a transposed cast needs a 2-D tensor, got shape ${fmtShape(x.shape)} dtype ${x.dtype}`);
-  const [rows, cols] = x.shape;
-  const data = Tensor.empty([rows, cols], float8Dtype, x.device);
-  const dataT = Tensor.empty([cols, rows], float8Dtype, x.device);
-  if (x.numel > 0) {
-    x.backend.quantizeTranspose(data.ptrFor(op), dataT.ptrFor(op), DTYPE_CODE[float8Dtype], x.ptrFor(op), DTYPE_CODE[x.dtype], rows, cols, scale.ptrFor(op), op);
-  }
-  return [data, dataT];
+  const q = dev.quantize(x, scale, float8Dtype, TRANSPOSED, op);
+  return [q.data, q.transposed!];
 }
 
-/** A cast's fp8 output for x and, where the CPU's GEMM will want it (withDecoded on host memory), its bf16 decode. */
-function castOutputs(x: Tensor, float8Dtype: Float8DType, withDecoded: boolean): [Tensor, Tensor | null] {
-  const data = Tensor.empty(x.shape, float8Dtype, x.device);
-  return [data, withDecoded && x.backend.hostAccessible ? Tensor.empty(x.shape, "bfloat16", x.device) : null];
-}
+// the option objects of the common casts, made once (the casts are on the training step's hot path)
+const NO_EXTRAS: dev.QuantizeOptions = Object.freeze({});
+const DECODED: dev.QuantizeOptions = Object.freeze({ decoded: true });
+const TRANSPOSED: dev.QuantizeOptions = Object.freeze({ transposed: true });
 
 /**
  * withDecoded asks the cast to prepare the operand for the GEMM in the same
@@ -234,32 +210,28 @@ function castWithScale(
 ): Float8Tensor {
   const op = "toFloat8Saturated";
   const origDtype = x.dtype as HighPrecisionDType;
-  if (withDecodedT && x.backend.quantizeTransposeDecode && x.ndim === 2) {
+  const host = x.backend.hostAccessible;
+  if (withDecodedT && x.ndim === 2 && dev.canDecodeTransposed(x)) {
     // the CPU's transposed bf16 decode for a GEMM that reads x^T (and the row-major one when asked), one pass over x
     checkHp(x, op);
     checkFp8Dtype(float8Dtype, op);
-    if (amaxOut) x.backend.amax(amaxOut.ptrFor(op), x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel, op);
-    const [rows, cols] = x.shape;
-    const [data, decoded] = castOutputs(x, float8Dtype, withDecoded);
-    const decodedT = Tensor.empty([cols, rows], "bfloat16", x.device);
-    x.backend.quantizeTransposeDecode(data.ptrFor(op), decoded?.ptrFor(op) ?? null, decodedT.ptrFor(op), DTYPE_CODE[float8Dtype],
-      x.ptrFor(op), DTYPE_CODE[x.dtype], rows, cols, scale.ptrFor(op), op);
-    return new Float8Tensor(data, scale, origDtype, role, false, decoded, null, decodedT);
+    const q = dev.quantize(x, scale, float8Dtype, { amaxOut, decoded: withDecoded && host, decodedT: true }, op);
+    return new Float8Tensor(q.data, scale, origDtype, role, false, q.decoded, null, q.decodedT);
   }
-  if (withDecoded && !x.backend.hostAccessible && x.ndim === 2) {
-    if (amaxOut) x.backend.amax(amaxOut.ptrFor(op), x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel, op);
-    const [data, dataT] = toFloat8SaturatedWithTranspose(x, scale, float8Dtype);
-    return new Float8Tensor(data, scale, origDtype, role, false, null, dataT);
+  if (withDecoded && !host && x.ndim === 2) {
+    // a device's fp8 GEMMs take K-contiguous operands only: the transposed layout in the same pass
+    checkHp(x, op);
+    checkFp8Dtype(float8Dtype, op);
+    const q = dev.quantize(x, scale, float8Dtype, amaxOut ? { amaxOut, transposed: true } : TRANSPOSED, op);
+    return new Float8Tensor(q.data, scale, origDtype, role, false, null, q.transposed);
   }
   if (amaxOut) {
     checkHp(x, op);
     checkFp8Dtype(float8Dtype, op);
-    const [data, decoded] = castOutputs(x, float8Dtype, withDecoded);
-    x.backend.quantizeAmax(data.ptrFor(op), decoded?.ptrFor(op) ?? null, DTYPE_CODE[float8Dtype], x.ptrFor(op), DTYPE_CODE[x.dtype], x.numel,
-      scale.ptrFor(op), amaxOut.ptrFor(op), op);
-    return new Float8Tensor(data, scale, origDtype, role, false, decoded);
+    const q = dev.quantize(x, scale, float8Dtype, { amaxOut, decoded: withDecoded && host }, op);
+    return new Float8Tensor(q.data, scale, origDtype, role, false, q.decoded);
   }
-  if (withDecoded && x.backend.hostAccessible) {
+  if (withDecoded && host) {
     const [data, decoded] = toFloat8SaturatedWithDecoded(x, scale, float8Dtype);
     return new Float8Tensor(data, scale, origDtype, role, false, decoded);
   }
@@ -305,16 +277,13 @@ export function hpTensorToFloat8Dynamic(
   const transposedDecode = withDecodedT && x.backend.hostAccessible && x.ndim === 2;
   if (!transposedDecode && !(withDecoded && !x.backend.hostAccessible && x.ndim === 2)) {
     // amax, scale and cast in one call (on the CPU one read of x, plus the bf16 decode when asked)
-    const [data, decoded] = castOutputs(x, float8Dtype, withDecoded);
-    const scale = Tensor.empty([1], "float32", x.device);
-    x.backend.quantizeDynamic(data.ptrFor(op), decoded?.ptrFor(op) ?? null, DTYPE_CODE[float8Dtype], x.ptrFor(op), DTYPE_CODE[x.dtype],
-      x.numel, null, scale.ptrFor(op), x.dtype === "float16" ? 1 : 0, roundPow2 ? 1 : 0, op);
-    return new Float8Tensor(data, scale, x.dtype as HighPrecisionDType, role, false, decoded);
+    const q = dev.quantizeDynamic(x, float8Dtype, { decoded: withDecoded && x.backend.hostAccessible, roundPow2, clampToFloat16: x.dtype === "float16" }, op);
+    return new Float8Tensor(q.data, q.scale, x.dtype as HighPrecisionDType, role, false, q.decoded);
   }
   // a device's transposed layout for the backward GEMMs, or the CPU's transposed decode
   const [scale, amax] = tensorToScale(x, float8Dtype);
   amax.dispose();
-  if (roundPow2) x.backend.roundScalesToPowerOf2(scale.ptrFor(op), 1, op);
+  if (roundPow2) dev.roundScalesToPowerOf2(scale, op);
   return castWithScale(x, scale, float8Dtype, role, withDecoded, null, transposedDecode);
 }
 
@@ -327,10 +296,7 @@ export function hpTensorToFloat8Axiswise(x: Tensor, float8Dtype: Float8DType, ro
   checkHp(x, op);
   checkFp8Dtype(float8Dtype, op);
   if (x.ndim !== 2) throw new Float8Error(op, `expects a 2-D tensor, got shape ${fmtShape(x.shape)} dtype ${x.dtype}`);
-  const [rows, cols] = x.shape;
-  const data = Tensor.empty(x.shape, float8Dtype, x.device);
-  const scale = Tensor.empty([rows], "float32", x.device);
-  x.backend.quantizeRowwise(data.ptrFor(op), scale.ptrFor(op), DTYPE_CODE[float8Dtype], x.ptrFor(op), DTYPE_CODE[x.dtype], rows, cols, roundPow2 ? 1 : 0, op);
+  const { data, scale } = dev.quantizeRowwise(x, float8Dtype, { roundPow2 }, op);
   return new Float8Tensor(data, scale, x.dtype as HighPrecisionDType, role, true);
 }
 
@@ -354,19 +320,8 @@ export function computeError(ref: Tensor, y: Tensor): number {
 export function fp8TensorStatistics(t: Float8Tensor | Tensor): { zeros: number; saturated: number; nans: number; numel: number } {
   const data = t instanceof Float8Tensor ? t.data : t;
   checkFp8Dtype(data.dtype, "fp8TensorStatistics");
-  const stats = data.backend.fp8Stats;
-  if (!stats) {
-    // a host kernel: a device's data is copied to the CPU first
-    const host = data.to({ device: "cpu" });
-    try {
-      return fp8TensorStatistics(host);
-    } finally {
-      host.dispose();
-    }
-  }
-  const out = new BigInt64Array(3);
-  stats(out, data.ptrFor("fp8TensorStatistics"), DTYPE_CODE[data.dtype], data.numel, "fp8TensorStatistics");
-  return { zeros: Number(out[0]), saturated: Number(out[1]), nans: Number(out[2]), numel: data.numel };
+  // a host kernel: the contract copies a device's data to the CPU first
+  return { ...dev.fp8Stats(data, "fp8TensorStatistics"), numel: data.numel };
 }
 
 /** Options of scaledMm. */
@@ -420,7 +375,6 @@ export function scaledMm(a: Float8Tensor, b: Float8Tensor, opts: ScaledMmOptions
   }
   if (M * N === 0) return Tensor.empty([M, N], outDtype, a.data.device);
   if (a.axiswise || b.axiswise) {
-    const out = Tensor.empty([M, N], outDtype, a.data.device);
     // row-scaled GEMM: scales must run along the non-reduced dims, i.e. a stored
     // (M, K) and b stored (N, K); a tensorwise operand's scale is broadcast.
     if (opts.transposeA || !opts.transposeB) {
@@ -429,13 +383,12 @@ export function scaledMm(a: Float8Tensor, b: Float8Tensor, opts: ScaledMmOptions
     // a tensorwise operand's one scale, repeated on its device (no host round trip)
     const vec = (f: Float8Tensor, n: number) => (f.axiswise ? f.scale : expand(f.scale, [n]));
     const sa = vec(a, M), sb = vec(b, N);
-    a.data.backend.scaledMmRowwise(
-      out.ptrFor(op), DTYPE_CODE[outDtype], a.data.ptrFor(op), DTYPE_CODE[a.dtype], b.data.ptrFor(op), DTYPE_CODE[b.dtype],
-      sa.ptrFor(op), sb.ptrFor(op), bias ? bias.ptrFor(op) : null, bias ? DTYPE_CODE[bias.dtype] : 0, M, K, N, !!opts.useFastAccum, op,
-    );
-    if (sa !== a.scale) sa.dispose();
-    if (sb !== b.scale) sb.dispose();
-    return out;
+    try {
+      return dev.scaledMmTN(a.data, b.data, sa, sb, { M, K, N, outDtype, bias, useFastAccum: opts.useFastAccum, rowwise: true }, op);
+    } finally {
+      if (sa !== a.scale) sa.dispose();
+      if (sb !== b.scale) sb.dispose();
+    }
   }
   if (!a.data.backend.hostAccessible) return scaledMmOnDevice(a, b, M, K, N, opts, outDtype, bias);
   // Tensorwise on the CPU: exact bf16 decodes (cached by the cast, or made
@@ -443,15 +396,10 @@ export function scaledMm(a: Float8Tensor, b: Float8Tensor, opts: ScaledMmOptions
   // f32(1/scale_b) in the epilogue: what fp8_cpu_scaled_mm computes, without
   // decoding an operand twice. (f64 then f32 rounding of 1/s and of the product
   // equals the f32 operations: binary64 has more than 2 * 24 + 2 bits.)
-  const be = a.data.backend;
-  if (be.nativeFp8Matmul?.(DTYPE_CODE[outDtype], DTYPE_CODE[a.dtype], DTYPE_CODE[b.dtype], bias ? DTYPE_CODE[bias.dtype] : -1,
-    M, K, N, !!opts.transposeA, !!opts.transposeB, op) && be.scaledMmStrided) {
+  const strided = { M, K, N, outDtype, bias, transA: !!opts.transposeA, transB: !!opts.transposeB };
+  if (dev.hasNativeFp8Gemm(a.data, b.dtype, strided, op)) {
     // oneDNN's own fp8 matmul, where libfp8 found it a JIT kernel faster than decode + bf16 (onednnInfo().fp8Matmul)
-    const out = Tensor.empty([M, N], outDtype, a.data.device);
-    be.scaledMmStrided(out.ptrFor(op), DTYPE_CODE[outDtype], a.data.ptrFor(op), DTYPE_CODE[a.dtype], b.data.ptrFor(op),
-      DTYPE_CODE[b.dtype], a.scale.ptrFor(op), b.scale.ptrFor(op), bias ? bias.ptrFor(op) : null, bias ? DTYPE_CODE[bias.dtype] : 0,
-      M, K, N, !!opts.transposeA, !!opts.transposeB, op);
-    return out;
+    return dev.scaledMmStrided(a.data, b.data, a.scale, b.scale, strided, op);
   }
   // A transposed a is read row-major where this CPU's GEMM is faster so (src/tensor/ops/gemm_layout.ts):
   // from the transposed decode its cast wrote, or else from a transpose made now.
@@ -497,19 +445,12 @@ function kContiguous(f: Float8Tensor, storedKContiguous: boolean): [Tensor, bool
  */
 function scaledMmOnDevice(a: Float8Tensor, b: Float8Tensor, M: number, K: number, N: number, opts: ScaledMmOptions, outDtype: HighPrecisionDType, bias: Tensor | null): Tensor {
   const op = "scaledMm";
-  for (const t of [b.data, a.scale, b.scale, ...(bias ? [bias] : [])]) {
-    if (t.device !== a.data.device) throw new Float8Error(op, `all operands must be on ${a.data.device}; one is on ${t.device}`);
-  }
+  dev.sameDevice(op, a.data, b.data, a.scale, b.scale, bias);
   const [at, aTemp] = kContiguous(a, !opts.transposeA); // (M, K)
   const [bt, bTemp] = kContiguous(b, !!opts.transposeB); // (N, K)
   try {
     if (K % 16 === 0 && N % 16 === 0) {
-      const out = Tensor.empty([M, N], outDtype, a.data.device);
-      a.data.backend.scaledMm(
-        out.ptrFor(op), DTYPE_CODE[outDtype], at.ptrFor(op), DTYPE_CODE[a.dtype], bt.ptrFor(op), DTYPE_CODE[b.dtype],
-        a.scale.ptrFor(op), b.scale.ptrFor(op), bias ? bias.ptrFor(op) : null, bias ? DTYPE_CODE[bias.dtype] : 0, M, K, N, !!opts.useFastAccum, op,
-      );
-      return out;
+      return dev.scaledMmTN(at, bt, a.scale, b.scale, { M, K, N, outDtype, bias, useFastAccum: opts.useFastAccum }, op);
     }
     const af = convert(at, "float32"), bf = convert(bt, "float32");
     const raw = reshapeOwned(gemm(af, bf, { M, K, N, transB: true, op }), [M, N]);

@@ -9,9 +9,9 @@
 // the weight (scales applied) and runs oneDNN's GEMM.
 import { Float8Error } from "../errors.ts";
 import { noGrad } from "../autograd/graph.ts";
-import { DTYPE_CODE, type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
+import { type Float8DType, type HighPrecisionDType } from "../tensor/dtype.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import { blockKernelsOf } from "../tensor/backend/index.ts";
+import * as dev from "../tensor/device_ops.ts";
 import { reshape, reshapeOwned } from "../tensor/ops/movement.ts";
 import { gemm } from "../tensor/ops/linalg.ts";
 import { Linear } from "../nn/layers.ts";
@@ -91,7 +91,7 @@ export class Float8InferenceLinear extends Module {
     });
     const [N, K] = w.shape;
     const [br, bc] = blockOf(m.recipe, N, K);
-    blockKernelsOf(m.weight.backend, op).quantizeBlockwise(m.weight.ptrFor(op), m.weightScale.ptrFor(op), DTYPE_CODE[m.weight.dtype], w.ptrFor(op), DTYPE_CODE[w.dtype], N, K, br, bc, op);
+    dev.quantizeBlockwiseInto(m.weight, m.weightScale, w, { blockRows: br, blockCols: bc }, op);
     if (linear.bias && m.bias) m.bias.copyFrom(linear.bias);
     return m;
   }
@@ -102,7 +102,7 @@ export class Float8InferenceLinear extends Module {
     const [N, K] = this.weight.shape;
     const [br, bc] = blockOf(this.recipe, N, K);
     const out = Tensor.empty([N, K], dtype);
-    blockKernelsOf(out.backend, op).dequantizeBlockwise(out.ptrFor(op), DTYPE_CODE[dtype], this.weight.ptrFor(op), DTYPE_CODE[this.weight.dtype], this.weightScale.ptrFor(op), N, K, br, bc, op);
+    dev.dequantizeBlockwiseInto(out, this.weight, this.weightScale, { blockRows: br, blockCols: bc }, op);
     return out;
   }
 
@@ -122,10 +122,7 @@ export class Float8InferenceLinear extends Module {
         if (M <= GEMV_MAX_M) {
           const y = Tensor.empty([M, N], x.dtype);
           const [br, bc] = blockOf(this.recipe, N, K);
-          blockKernelsOf(y.backend, op).gemvFp8w(
-            y.ptrFor(op), DTYPE_CODE[y.dtype], xa.ptrFor(op), DTYPE_CODE[xa.dtype], M, K, this.weight.ptrFor(op), DTYPE_CODE[this.weight.dtype], N,
-            SCALE_MODE[this.recipe], this.weightScale.ptrFor(op), br, bc, this.bias ? this.bias.ptrFor(op) : null, this.bias ? DTYPE_CODE[this.bias.dtype] : 0, op,
-          );
+          dev.gemvFp8wInto(y, xa, this.weight, this.weightScale, { scaleMode: SCALE_MODE[this.recipe], blockRows: br, blockCols: bc, bias: this.bias }, op);
           return reshapeOwned(y, outShape);
         }
         // large M: compute-bound, oneDNN on the decoded weight (in the input's dtype)
@@ -158,8 +155,8 @@ function castActivationRowwise(x: Tensor, fp8: Float8DType): Tensor {
   const inv = Tensor.empty([M, 1], "float32");
   const out = Tensor.empty([M, K], "float32");
   try {
-    blockKernelsOf(q.backend, op).quantizeBlockwise(q.ptrFor(op), inv.ptrFor(op), DTYPE_CODE[fp8], x.ptrFor(op), DTYPE_CODE[x.dtype], M, K, 1, K, op);
-    blockKernelsOf(out.backend, op).dequantizeBlockwise(out.ptrFor(op), DTYPE_CODE.float32, q.ptrFor(op), DTYPE_CODE[fp8], inv.ptrFor(op), M, K, 1, K, op);
+    dev.quantizeBlockwiseInto(q, inv, x, { blockRows: 1, blockCols: K }, op);
+    dev.dequantizeBlockwiseInto(out, q, inv, { blockRows: 1, blockCols: K }, op);
   } finally {
     q.dispose();
     inv.dispose();

@@ -7,7 +7,7 @@
 import { Float8Error } from "../errors.ts";
 import type { Module } from "../nn/module.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import { DTYPE_CODE } from "../tensor/dtype.ts";
+import * as dev from "../tensor/device_ops.ts";
 import { Float8Tensor, tensorToAmax, type GemmInputRole } from "./float8_tensor.ts";
 
 /** Telemetry of one cast. */
@@ -33,28 +33,17 @@ export interface CastStats {
  */
 export function collectCastStats(hp: Tensor, f: Float8Tensor, step: number): CastStats {
   const op = "float8.stats";
-  const castStats = hp.backend.castStats;
-  if (!castStats) {
-    // a host kernel: a device's tensors are copied to the CPU first
-    const h = hp.to({ device: "cpu" }), d = f.data.to({ device: "cpu" }), s = f.scale.to({ device: "cpu" });
-    try {
-      return collectCastStats(h, new Float8Tensor(d, s, f.origDtype, f.role, f.axiswise), step);
-    } finally {
-      for (const t of [h, d, s]) t.dispose();
-    }
-  }
   const amaxT = tensorToAmax(hp);
   const amax = amaxT.item();
   amaxT.dispose();
-  const counts = new BigInt64Array(2), sums = new Float64Array(2); // clipped, underflow; ref^2, err^2
   const rows = f.axiswise ? f.shape[0] : 1;
   const cols = hp.numel / rows;
-  castStats(counts, sums, hp.ptrFor(op), DTYPE_CODE[hp.dtype], f.data.ptrFor(op), DTYPE_CODE[f.dtype], f.scale.ptrFor(op), f.axiswise, rows, cols, op);
-  const [clipped, underflow] = [counts.subarray(0, 1), counts.subarray(1, 2)];
+  // a host kernel: the contract copies a device's tensors to the CPU first
+  const c = dev.castStats(hp, f.data, f.scale, f.axiswise, rows, cols, op);
   const n = Math.max(hp.numel, 1);
-  const sqnrDb = 10 * Math.log10(sums[0] / sums[1]);
+  const sqnrDb = 10 * Math.log10(c.sumSq / c.errSq);
   const scale = f.axiswise ? Math.min(...f.scale.toArray()) : f.scale.item();
-  return { step, amax, scale, saturated: Number(clipped[0]) / n, underflow: Number(underflow[0]) / n, sqnrDb };
+  return { step, amax, scale, saturated: c.clipped / n, underflow: c.underflow / n, sqnrDb };
 }
 
 interface StatsLayer extends Module {

@@ -6,6 +6,7 @@ import type { DType } from "../tensor/dtype.ts";
 import type { Device } from "../tensor/backend/index.ts";
 import { fmtShape, sameShape } from "../tensor/shape.ts";
 import { Tensor } from "../tensor/tensor.ts";
+import { requireLive } from "../tensor/device_ops.ts";
 
 /**
  * What the register*Hook methods return: remove() unregisters the hook (torch's
@@ -285,13 +286,13 @@ export abstract class Module {
     }
     for (const [k, src] of Object.entries(state)) {
       const dst = Object.hasOwn(own, k) ? own[k] : undefined;
-      if (dst && (src === null || typeof src !== "object" || typeof src.ptrFor !== "function")) {
+      if (dst && (src === null || typeof src !== "object" || !(src instanceof Tensor))) {
         throw new Float8Error("loadStateDict", `${k} must be a Tensor, got ${src === null ? "null" : typeof src}`);
       }
       if (dst && !sameShape(dst.shape, src.shape)) {
         throw new Float8Error("loadStateDict", `size mismatch for ${k}: checkpoint has ${fmtShape(src.shape)} (${src.dtype}), model has ${fmtShape(dst.shape)} (${dst.dtype})`);
       }
-      if (dst) src.ptrFor(`loadStateDict(${k})`);
+      if (dst) requireLive(src, `loadStateDict(${k})`, k);
     }
     noGrad(() => {
       for (const [k, src] of Object.entries(state)) {

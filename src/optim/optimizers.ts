@@ -2,8 +2,8 @@
 // call per parameter (libfp8/src/cpu/optim.c). Optimizer state is f32.
 import { Float8Error } from "../errors.ts";
 import { activeCapture, type CaptureState } from "../tensor/backend/capture.ts";
-import { DTYPE_CODE } from "../tensor/dtype.ts";
 import { Tensor, zeros } from "../tensor/tensor.ts";
+import * as dev from "../tensor/device_ops.ts";
 import { watchStepMemory } from "../tensor/storage.ts";
 
 /** Shared parameter bookkeeping. */
@@ -16,7 +16,7 @@ export abstract class Optimizer {
       throw new Float8Error(name, `params must be an iterable of Tensors, got ${params === null ? "null" : typeof params}`);
     }
     this.params = [...params];
-    if (this.params.some((p) => p === null || typeof p !== "object" || typeof (p as Tensor).ptrFor !== "function")) {
+    if (this.params.some((p) => p === null || typeof p !== "object" || !(p instanceof Tensor))) {
       throw new Float8Error(name, "params must hold Tensors only");
     }
     if (this.params.length === 0) throw new Float8Error(name, "got an empty parameter list");
@@ -63,7 +63,7 @@ export abstract class Optimizer {
       const n = this.stateSize(k);
       if (n === null) throw new Float8Error(op, `unexpected state key ${k}`);
       if (n !== v.numel) throw new Float8Error(op, `state ${k} has ${v.numel} elements, expected ${n}`);
-      v.ptrFor(op);
+      dev.requireLive(v, op, `state ${k}`);
     }
     for (const [k, v] of Object.entries(state)) {
       const f32 = v.to({ dtype: "float32" });
@@ -138,8 +138,7 @@ export class SGD extends Optimizer {
         buf = zeros([p.numel], { device: p.device }).keep();
         this.buffers.set(i, buf);
       }
-      p.backend.sgdStep(p.ptrFor("SGD.step"), g.ptrFor("SGD.step"), buf ? buf.ptrFor("SGD.step") : null, DTYPE_CODE[p.dtype], p.numel,
-        this.lr, this.momentum, this.dampening, this.weightDecay, this.nesterov ? 1 : 0, first ? 1 : 0, "SGD.step");
+      dev.sgdStep(p, g, buf, { lr: this.lr, momentum: this.momentum, dampening: this.dampening, weightDecay: this.weightDecay, nesterov: this.nesterov, firstStep: first });
     });
   }
 
@@ -215,18 +214,23 @@ export class AdamW extends Optimizer {
     this.stepCount++;
     // where steps can be captured in a graph, the buffer its constants go to exists before any capture
     // (made inside one, it would come from the graph's pool, whose blocks the replay itself rewrites)
-    if (!this.deviceConsts && this.params[0].backend.adamwStepDeviceConsts) {
+    if (!this.deviceConsts && dev.hasAdamwDeviceConsts(this.params[0])) {
       this.deviceConsts = Tensor.empty([5], "float32", this.params[0].device).keep();
     }
+    const hyper = this.hyper();
     this.params.forEach((p, i) => {
       const g = this.gradOf(p);
       if (!g) return;
       if (this.m[i].device !== p.device) {
         throw new Float8Error("AdamW.step", `parameter ${i} is on ${p.device} but its state on ${this.m[i].device}: create the optimizer after moving the model`);
       }
-      p.backend.adamwStep(p.ptrFor("AdamW.step"), g.ptrFor("AdamW.step"), this.m[i].ptrFor("AdamW.step"), this.v[i].ptrFor("AdamW.step"),
-        DTYPE_CODE[p.dtype], p.numel, this.lr, this.betas[0], this.betas[1], this.eps, this.weightDecay, this.stepCount, "AdamW.step");
+      dev.adamwStep(p, g, this.m[i], this.v[i], hyper);
     });
+  }
+
+  /** This step's hyperparameters (the lr may change between steps). */
+  private hyper(): dev.AdamwStepOptions {
+    return { lr: this.lr, beta1: this.betas[0], beta2: this.betas[1], eps: this.eps, weightDecay: this.weightDecay, step: this.stepCount };
   }
 
   /** Device memory of the per-step constants a captured step reads (see capturedStep). */
@@ -245,22 +249,21 @@ export class AdamW extends Optimizer {
    */
   private capturedStep(capture: CaptureState): void {
     const op = "AdamW.step";
-    const b = this.params[0].backend;
-    if (!b.adamwStepDeviceConsts || !b.adamwConstants) throw new Float8Error(op, `AdamW cannot be captured in a graph on device ${this.params[0].device}`);
+    const p0 = this.params[0];
+    if (!dev.hasAdamwDeviceConsts(p0)) throw new Float8Error(op, `AdamW cannot be captured in a graph on device ${p0.device}`);
     const consts = this.deviceConsts;
     if (!consts) throw new Float8Error(op, "run one step eagerly before capturing it in a graph (AdamW's device constants do not exist yet)");
     const host = new Float32Array(5);
     capture.beforeReplay(() => {
       this.stepCount++;
-      b.adamwConstants!(host, this.lr, this.betas[0], this.betas[1], this.eps, this.weightDecay, this.stepCount, op);
-      b.upload(consts.ptrFor(op), host, host.byteLength);
+      dev.adamwConstants(p0, host, this.hyper(), op);
+      dev.uploadInto(consts, host, op);
     });
     this.params.forEach((p, i) => {
       const g = this.gradOf(p);
       if (!g) return;
-      if (p.backend !== b) throw new Float8Error(op, `parameter ${i} is on ${p.device}, parameter 0 on ${this.params[0].device}: a captured step runs on one device`);
-      b.adamwStepDeviceConsts!(p.ptrFor(op), g.ptrFor(op), this.m[i].ptrFor(op), this.v[i].ptrFor(op), DTYPE_CODE[p.dtype], p.numel,
-        consts.ptrFor(op), this.betas[1], this.eps, op);
+      if (p.device !== p0.device) throw new Float8Error(op, `parameter ${i} is on ${p.device}, parameter 0 on ${p0.device}: a captured step runs on one device`);
+      dev.adamwStepDeviceConsts(p, g, this.m[i], this.v[i], consts, { beta2: this.betas[1], eps: this.eps }, op);
     });
   }
 

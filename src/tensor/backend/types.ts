@@ -1,8 +1,11 @@
-// types.ts — Backend: what a device must provide for Tensor, autograd, nn,
-// optim and float8 to run on it. One implementation per device: cpu.ts
-// (libfp8's CPU kernels and oneDNN) and cuda.ts (libfp8_cuda's kernels and
-// cuBLASLt). The ops in src/tensor/ops check shapes and dtypes once, then call
-// these with raw pointers; every method throws Float8Error(op, why) on failure.
+// types.ts — Backend, the kernel table: what a device must provide for Tensor,
+// autograd, nn, optim and float8 to run on it (this is the file to implement to
+// add a device). One implementation per device: cpu.ts (libfp8's CPU kernels and
+// oneDNN) and cuda.ts (libfp8_cuda's kernels and cuBLASLt). Nothing above the
+// tensor layer calls it: the tensor-level contract (src/tensor/device_ops.ts)
+// takes tensors and named options, checks that they share one device, and calls
+// these with raw pointers and dtype codes; every method throws Float8Error(op, why)
+// on failure (docs/architecture.md, "The device contract").
 //
 // Every method mirrors one fp8_cpu_* function of fp8.h, with the same
 // arguments (the CUDA twins take the context first; the backend supplies it).
@@ -38,6 +41,12 @@ export interface Backend {
   copy(dst: NativePtr, src: NativePtr, nbytes: number): void;
   /** Waits for all queued work (a no-op on the CPU). */
   synchronize(): void;
+  /**
+   * Optional, for checking backends (the emulated device): throws a Float8Error from op when p, the storage of
+   * the operand described by `what`, is not memory of this device. The tensor-level contract
+   * (src/tensor/device_ops.ts) calls it for every tensor operand of every kernel it runs.
+   */
+  checkOperand?(p: NativePtr, what: string, op: string): void;
 
   // ---- elementwise, reductions, movement ----
   convert(dst: NativePtr, dstDtype: number, src: NativePtr, srcDtype: number, n: number, op: string): void;

@@ -1,8 +1,9 @@
 // common.ts — argument checks and error text shared by the ops.
 import { Float8Error } from "../../errors.ts";
-import { DTYPE_CODE, isHighPrecision } from "../dtype.ts";
+import { isHighPrecision } from "../dtype.ts";
 import { fmtShape } from "../shape.ts";
 import type { Tensor } from "../tensor.ts";
+import { sameDeviceAll } from "../device_ops.ts";
 
 /** "shapes [2, 3] and [4], dtypes float32 and bfloat16" for error messages. */
 export function describe(...ts: Tensor[]): string {
@@ -11,8 +12,8 @@ export function describe(...ts: Tensor[]): string {
   return ts.length === 1 ? `shape ${shapes}, dtype ${dtypes}` : `shapes ${shapes}, dtypes ${dtypes}`;
 }
 
-/** Checks the tensors are alive, float32/bfloat16, same dtype and device; returns the dtype code. */
-export function floatOperands(op: string, ...ts: Tensor[]): number {
+/** Checks the tensors are alive, float32/bfloat16, same dtype and device (one device check: device_ops.sameDeviceAll). */
+export function floatOperands(op: string, ...ts: Tensor[]): void {
   for (const t of ts) {
     t.ptrFor(op);
     if (!isHighPrecision(t.dtype)) {
@@ -22,10 +23,7 @@ export function floatOperands(op: string, ...ts: Tensor[]): number {
   if (ts.some((t) => t.dtype !== ts[0].dtype)) {
     throw new Float8Error(op, `dtype mismatch: ${describe(...ts)}`);
   }
-  if (ts.some((t) => t.device !== ts[0].device)) {
-    throw new Float8Error(op, `device mismatch: ${ts.map((t) => t.device).join(" and ")}`);
-  }
-  return DTYPE_CODE[ts[0].dtype];
+  sameDeviceAll(op, ts);
 }
 
 /**

@@ -2,9 +2,10 @@
 // (oneDNN eltwise), each with its gradient rule; dtype conversion.
 import { Float8Error } from "../../errors.ts";
 import { record } from "../../autograd/graph.ts";
-import { DTYPE_CODE, isHighPrecision, type DType } from "../dtype.ts";
-import { broadcastShapes, padShape } from "../shape.ts";
+import { isHighPrecision, type DType } from "../dtype.ts";
+import { broadcastShapes } from "../shape.ts";
 import { Tensor } from "../tensor.ts";
+import * as dev from "../device_ops.ts";
 import { describe, floatOperands } from "./common.ts";
 import { sumTo } from "./reduce.ts";
 
@@ -14,13 +15,11 @@ const NAMES = ["add", "sub", "mul", "div"];
 
 function binaryRaw(a: Tensor, b: Tensor, alg: number): Tensor {
   const op = NAMES[alg];
-  const code = floatOperands(op, a, b);
+  floatOperands(op, a, b);
   const shape = broadcastShapes(a.shape, b.shape, `${op} (${describe(a, b)})`);
   const out = Tensor.empty(shape, a.dtype, a.device);
   if (out.numel === 0) return out;
-  const nd = Math.max(shape.length, 1);
-  const dims = (s: readonly number[]) => BigInt64Array.from(padShape(s, nd).map(BigInt));
-  out.backend.binary(out.ptrFor(op), dims(shape), a.ptrFor(op), dims(a.shape), b.ptrFor(op), dims(b.shape), code, nd, alg, op);
+  dev.binaryInto(out, a, b, alg, op);
   return out;
 }
 
@@ -30,17 +29,17 @@ function linear(x: Tensor, alpha: number, beta: number, op: string): Tensor {
 }
 
 function eltwiseRaw(x: Tensor, alg: number, alpha: number, beta: number, op: string): Tensor {
-  const code = floatOperands(op, x);
+  floatOperands(op, x);
   const out = Tensor.empty(x.shape, x.dtype, x.device);
-  if (x.numel > 0) x.backend.eltwise(out.ptrFor(op), x.ptrFor(op), code, x.numel, alg, alpha, beta, op);
+  dev.eltwiseInto(out, x, alg, alpha, beta, op);
   return out;
 }
 
 function eltwiseBackward(g: Tensor, x: Tensor, alg: number, alpha: number, beta: number, op: string): Tensor {
   const gg = g.dtype === x.dtype ? g : g.to({ dtype: x.dtype });
-  const code = floatOperands(op, gg, x);
+  floatOperands(op, gg, x);
   const out = Tensor.empty(x.shape, x.dtype, x.device);
-  if (x.numel > 0) x.backend.eltwiseBackward(out.ptrFor(op), gg.ptrFor(op), x.ptrFor(op), code, x.numel, alg, alpha, beta, op);
+  dev.eltwiseBackwardInto(out, gg, x, alg, alpha, beta, op);
   return out;
 }
 
@@ -111,12 +110,12 @@ export const sigmoid = (x: Tensor) => unary(x, E.SIGMOID, 0, 0, "sigmoid");
 
 /** dtype conversion (round to nearest even; fp8 saturates). Differentiable between float dtypes. */
 export function convert(x: Tensor, dtype: DType): Tensor {
-  x.ptrFor("to");
+  dev.requireLive(x, "to", "x");
   if (x.dtype === "int32" || dtype === "int32") {
     throw new Float8Error("to", `conversion between ${x.dtype} and ${dtype} is not supported`);
   }
   const out = Tensor.empty(x.shape, dtype, x.device);
-  if (x.numel > 0) x.backend.convert(out.ptrFor("to"), DTYPE_CODE[dtype], x.ptrFor("to"), DTYPE_CODE[x.dtype], x.numel, "to");
+  dev.convertInto(out, x, "to");
   if (!isHighPrecision(x.dtype) || !isHighPrecision(dtype)) return out;
   return record(out, "to", [x], (g) => [g.dtype === x.dtype ? g : convert(g, x.dtype)]);
 }

@@ -4,9 +4,10 @@
 // Linear's grad_weight GEMM transposes grad_output first.
 import { Float8Error } from "../../errors.ts";
 import { record } from "../../autograd/graph.ts";
-import { DTYPE_CODE, type HighPrecisionDType } from "../dtype.ts";
+import type { HighPrecisionDType } from "../dtype.ts";
 import { numel } from "../shape.ts";
 import { Tensor } from "../tensor.ts";
+import * as dev from "../device_ops.ts";
 import { describe, floatOperands } from "./common.ts";
 import { copyRegion, reshape, reshapeOwned } from "./movement.ts";
 import { materializeTransposedA, type LinearGemm } from "./gemm_layout.ts";
@@ -35,7 +36,7 @@ export interface GemmArgs {
  */
 export function gemm(a: Tensor, b: Tensor, g: GemmArgs): Tensor {
   const op = g.op ?? "matmul";
-  const code = floatOperands(op, a, b);
+  floatOperands(op, a, b);
   const batchA = g.batchA ?? 1, batchB = g.batchB ?? 1;
   const batch = Math.max(batchA, batchB);
   const outDtype = g.outDtype ?? (a.dtype as HighPrecisionDType);
@@ -50,7 +51,7 @@ export function gemm(a: Tensor, b: Tensor, g: GemmArgs): Tensor {
     // a sum over nothing: zeros (plus the bias), as torch.mm gives
     if (g.accumulateInto) return out;
     if (!g.bias) {
-      out.backend.fill(out.ptrFor(op), DTYPE_CODE[out.dtype], out.numel, 0, op);
+      dev.fill(out, 0, op);
       return out;
     }
     const b = g.bias.to({ dtype: out.dtype });
@@ -58,11 +59,9 @@ export function gemm(a: Tensor, b: Tensor, g: GemmArgs): Tensor {
     if (b !== g.bias) b.dispose();
     return out;
   }
-  a.backend.matmul(
-    out.ptrFor(op), DTYPE_CODE[out.dtype], a.ptrFor(op), b.ptrFor(op), code,
-    g.bias ? g.bias.ptrFor(op) : null, g.bias ? DTYPE_CODE[g.bias.dtype] : 0,
-    batchA, batchB, g.M, g.K, g.N, g.transA ? 1 : 0, g.transB ? 1 : 0, g.alpha ?? 1, g.accumulateInto ? 1 : 0, op,
-  );
+  dev.matmulInto(out, a, b, {
+    M: g.M, K: g.K, N: g.N, batchA, batchB, transA: !!g.transA, transB: !!g.transB, alpha: g.alpha ?? 1, accumulate: !!g.accumulateInto, bias: g.bias ?? null,
+  }, op);
   return out;
 }
 

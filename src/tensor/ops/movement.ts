@@ -1,11 +1,10 @@
 // movement.ts — reshape, permute/transpose, slice, cat, expand: data movement
 // through fp8_cpu_copy_strided (oneDNN reorder), each with its gradient rule.
 import { Float8Error } from "../../errors.ts";
-import { offsetPtr } from "../../ffi/index.ts";
 import { record } from "../../autograd/graph.ts";
-import { ITEM_SIZE } from "../dtype.ts";
 import { fmtShape, normDim, numel, padShape, stridesOf, type Shape } from "../shape.ts";
 import { Tensor } from "../tensor.ts";
+import * as dev from "../device_ops.ts";
 import { sumTo } from "./reduce.ts";
 
 /** Copies a strided region of src (starting `srcOffset` elements in) into dst. */
@@ -15,16 +14,10 @@ export function copyRegion(
   dims: readonly number[], op: string,
 ): void {
   if (numel(dims) === 0) return;
-  const item = ITEM_SIZE[src.dtype];
   const d = dims.length ? dims : [1];
   const ds = dims.length ? dstStrides : [1];
   const ss = dims.length ? srcStrides : [1];
-  if (dst.device !== src.device) throw new Float8Error(op, `device mismatch: ${dst.device} and ${src.device}`);
-  dst.backend.copyStrided(
-    offsetPtr(dst.ptrFor(op), dstOffset * item), BigInt64Array.from(ds.map(BigInt)),
-    offsetPtr(src.ptrFor(op), srcOffset * item), BigInt64Array.from(ss.map(BigInt)),
-    BigInt64Array.from(d.map(BigInt)), d.length, item, op,
-  );
+  dev.copyStridedInto(dst, dstOffset, ds, src, srcOffset, ss, d, op);
 }
 
 /** Same data, new shape (one dim may be -1). Shares storage. */

@@ -1,9 +1,10 @@
 // nn.ts — softmax, losses, normalisation, embedding and masked fill, with gradients.
 import { Float8Error } from "../../errors.ts";
 import { record } from "../../autograd/graph.ts";
-import { activeCapture } from "../backend/capture.ts";
+import { hostReadsAllowed } from "../backend/index.ts";
 import { fmtShape, normDim } from "../shape.ts";
 import { Tensor } from "../tensor.ts";
+import * as dev from "../device_ops.ts";
 import { describe, floatOperands, indexData } from "./common.ts";
 import { mean } from "./reduce.ts";
 import { transpose } from "./movement.ts";
@@ -22,15 +23,16 @@ function lastDimOp(x: Tensor, dim: number, op: string, fn: (x: Tensor) => Tensor
 
 function softmaxImpl(x: Tensor, log: boolean): Tensor {
   const op = log ? "logSoftmax" : "softmax";
-  const code = floatOperands(op, x);
+  floatOperands(op, x);
   const cols = x.shape[x.ndim - 1] ?? 1;
   const rows = cols === 0 ? 0 : x.numel / cols;
   const out = Tensor.empty(x.shape, x.dtype, x.device);
-  if (x.numel > 0) x.backend.softmax(out.ptrFor(op), x.ptrFor(op), code, rows, cols, log ? 1 : 0, op);
+  const r = { rows, cols };
+  dev.softmaxInto(out, x, r, log, op);
   return record(out, op, [x], (g) => {
     const gx = Tensor.empty(x.shape, x.dtype, x.device);
     const gg = g.dtype === x.dtype ? g : g.to({ dtype: x.dtype });
-    if (x.numel > 0) x.backend.softmaxBackward(gx.ptrFor(op), gg.ptrFor(op), out.ptrFor(op), code, rows, cols, log ? 1 : 0, `${op}.backward`);
+    dev.softmaxBackwardInto(gx, gg, out, r, log, `${op}.backward`);
     return [gx];
   });
 }
@@ -55,19 +57,19 @@ export function crossEntropy(
   opts: { ignoreIndex?: number } = {},
 ): Tensor {
   const op = "crossEntropy";
-  const code = floatOperands(op, logits);
+  floatOperands(op, logits);
   const C = logits.shape[logits.ndim - 1];
   const rows = logits.ndim === 0 ? 0 : logits.numel / C;
   const ignore = opts.ignoreIndex ?? -100;
   const be = logits.backend;
-  if (activeCapture() && targets instanceof Tensor && targets.device === logits.device) {
+  if (!hostReadsAllowed() && targets instanceof Tensor && targets.device === logits.device) {
     // Inside a CUDA-graph capture nothing crosses to the host, so the targets are used where they
     // are: the kernels check them (a target out of range and not ignoreIndex gives a NaN loss and is
     // recorded on the device; the next download or synchronize throws it, see backend/cuda.ts).
     if (targets.dtype !== "int32" || logits.ndim < 1 || targets.numel !== rows) {
       throw new Float8Error(op, `logits ${fmtShape(logits.shape)} (${logits.dtype}) need ${rows} int32 targets, got ${fmtShape(targets.shape)} ${targets.dtype}`);
     }
-    return crossEntropyOn(logits, targets, code, rows, C, ignore, false);
+    return crossEntropyOn(logits, targets, rows, C, ignore, false);
   }
   const tgt = indexData(targets, op);
   if (logits.ndim < 1 || tgt.length !== rows) {
@@ -82,22 +84,22 @@ export function crossEntropy(
       }
     }
   }
-  return crossEntropyOn(logits, indicesOn(tgt, logits.device), code, rows, C, ignore, true);
+  return crossEntropyOn(logits, indicesOn(tgt, logits.device), rows, C, ignore, true);
 }
 
 /** crossEntropy's kernels, the targets already int32 on the logits' device. */
-function crossEntropyOn(logits: Tensor, targetsOnDevice: Tensor, code: number, rows: number, C: number, ignore: number, ownsTargets: boolean): Tensor {
+function crossEntropyOn(logits: Tensor, targetsOnDevice: Tensor, rows: number, C: number, ignore: number, ownsTargets: boolean): Tensor {
   const op = "crossEntropy";
-  const be = logits.backend;
   const logp = Tensor.empty(logits.shape, logits.dtype, logits.device);
   const out = Tensor.empty([], "float32", logits.device);
-  be.crossEntropy(out.ptrFor(op), logp.ptrFor(op), logits.ptrFor(op), targetsOnDevice.ptrFor(op), code, rows, C, ignore, op);
+  const r = { rows, cols: C };
+  dev.crossEntropyInto(out, logp, logits, targetsOnDevice, r, ignore, op);
   const result = logits.dtype === "float32" ? out : out.to({ dtype: logits.dtype });
   return record(result, op, [logits], (g) => {
     // the upstream gradient stays on the device: the kernel reads it there
     const dl = g.dtype === "float32" ? g : g.to({ dtype: "float32" });
     const gx = Tensor.empty(logits.shape, logits.dtype, logits.device);
-    be.crossEntropyBackward(gx.ptrFor(op), logp.ptrFor(op), targetsOnDevice.ptrFor(op), dl.ptrFor(op), code, rows, C, ignore, `${op}.backward`);
+    dev.crossEntropyBackwardInto(gx, logp, targetsOnDevice, dl, r, ignore, `${op}.backward`);
     return [gx];
   }, () => [logp, ...(out !== result ? [out] : []), ...(ownsTargets ? [targetsOnDevice] : [])]);
 }
@@ -111,9 +113,9 @@ export function mseLoss(input: Tensor, target: Tensor): Tensor {
   return mean(mul(d, d));
 }
 
-function normArgs(op: string, x: Tensor, weight: Tensor | null, bias: Tensor | null): { rows: number; cols: number; code: number } {
+function normArgs(op: string, x: Tensor, weight: Tensor | null, bias: Tensor | null): { rows: number; cols: number } {
   const ts = [x, weight, bias].filter((t): t is Tensor => !!t);
-  const code = floatOperands(op, ...ts);
+  floatOperands(op, ...ts);
   if (x.ndim < 1) throw new Float8Error(op, `input must have at least 1 dim, got ${describe(x)}`);
   const cols = x.shape[x.ndim - 1];
   for (const p of [weight, bias]) {
@@ -122,24 +124,25 @@ function normArgs(op: string, x: Tensor, weight: Tensor | null, bias: Tensor | n
     }
   }
   // rows from the leading dims: a [2, 0] input has 2 rows of 0 (not 0 / 0)
-  return { rows: x.shape.slice(0, -1).reduce((a, b) => a * b, 1), cols, code };
+  return { rows: x.shape.slice(0, -1).reduce((a, b) => a * b, 1), cols };
 }
 
 /** Layer norm over the last dim (oneDNN), like F.layer_norm(x, [C], weight, bias, eps). */
 export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
   const op = "layerNorm";
-  const { rows, cols, code } = normArgs(op, x, weight, bias);
+  const { rows, cols } = normArgs(op, x, weight, bias);
   const out = Tensor.empty(x.shape, x.dtype, x.device);
   const meanBuf = Tensor.empty([rows], "float32", x.device);
   const rstd = Tensor.empty([rows], "float32", x.device);
-  if (x.numel > 0) x.backend.layerNorm(out.ptrFor(op), meanBuf.ptrFor(op), rstd.ptrFor(op), x.ptrFor(op), weight?.ptrFor(op) ?? null, bias?.ptrFor(op) ?? null, code, rows, cols, eps, op);
+  const r = { rows, cols };
+  dev.layerNormInto({ out, mean: meanBuf, rstd }, x, weight, bias, r, eps, op);
   return record(out, op, [x, weight, bias], (g) => {
     if (x.numel === 0) return [x.zerosLike(), weight?.zerosLike() ?? null, bias?.zerosLike() ?? null];
     const gg = g.dtype === x.dtype ? g : g.to({ dtype: x.dtype });
     const gx = Tensor.empty(x.shape, x.dtype, x.device);
     const gw = weight ? Tensor.empty(weight.shape, weight.dtype, x.device) : null;
     const gb = bias ? Tensor.empty(bias.shape, bias.dtype, x.device) : null;
-    x.backend.layerNormBackward(gx.ptrFor(op), gw?.ptrFor(op) ?? null, gb?.ptrFor(op) ?? null, gg.ptrFor(op), x.ptrFor(op), meanBuf.ptrFor(op), rstd.ptrFor(op), weight?.ptrFor(op) ?? null, code, rows, cols, `${op}.backward`);
+    dev.layerNormBackwardInto({ dsrc: gx, dgamma: gw, dbeta: gb }, gg, x, meanBuf, rstd, weight, r, `${op}.backward`);
     return [gx, gw, gb];
   }, () => [meanBuf, rstd]);
 }
@@ -147,16 +150,17 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
 /** RMS norm over the last dim: x / sqrt(mean(x^2) + eps) * weight. */
 export function rmsNorm(x: Tensor, weight: Tensor | null = null, eps = 1e-6): Tensor {
   const op = "rmsNorm";
-  const { rows, cols, code } = normArgs(op, x, weight, null);
+  const { rows, cols } = normArgs(op, x, weight, null);
   const out = Tensor.empty(x.shape, x.dtype, x.device);
   const rstd = Tensor.empty([rows], "float32", x.device);
-  if (x.numel > 0) x.backend.rmsNorm(out.ptrFor(op), rstd.ptrFor(op), x.ptrFor(op), weight?.ptrFor(op) ?? null, code, rows, cols, eps, op);
+  const r = { rows, cols };
+  dev.rmsNormInto({ out, rstd }, x, weight, r, eps, op);
   return record(out, op, [x, weight], (g) => {
     if (x.numel === 0) return [x.zerosLike(), weight?.zerosLike() ?? null];
     const gg = g.dtype === x.dtype ? g : g.to({ dtype: x.dtype });
     const gx = Tensor.empty(x.shape, x.dtype, x.device);
     const gw = weight ? Tensor.empty(weight.shape, weight.dtype, x.device) : null;
-    x.backend.rmsNormBackward(gx.ptrFor(op), gw?.ptrFor(op) ?? null, gg.ptrFor(op), x.ptrFor(op), rstd.ptrFor(op), weight?.ptrFor(op) ?? null, code, rows, cols, `${op}.backward`);
+    dev.rmsNormBackwardInto({ dsrc: gx, dgamma: gw }, gg, x, rstd, weight, r, `${op}.backward`);
     return [gx, gw];
   }, () => [rstd]);
 }
@@ -164,11 +168,11 @@ export function rmsNorm(x: Tensor, weight: Tensor | null = null, eps = 1e-6): Te
 /** Rows of weight (num, dim) picked by int32 indices: out (...idx.shape, dim). */
 export function embedding(indices: Tensor | Int32Array | readonly number[], weight: Tensor): Tensor {
   const op = "embedding";
-  const code = floatOperands(op, weight);
+  floatOperands(op, weight);
   if (weight.ndim !== 2) throw new Float8Error(op, `weight must be 2-D (num, dim), got ${describe(weight)}`);
   const [num, dim] = weight.shape;
   let idxOnDevice: Tensor;
-  if (activeCapture() && indices instanceof Tensor && indices.device === weight.device) {
+  if (!hostReadsAllowed() && indices instanceof Tensor && indices.device === weight.device) {
     // Inside a CUDA-graph capture nothing crosses to the host, so the indices are used where they
     // are: the kernels check them (an index out of range reads a zero row, gets no gradient and is
     // recorded on the device; the next download or synchronize throws it, see backend/cuda.ts).
@@ -184,11 +188,11 @@ export function embedding(indices: Tensor | Int32Array | readonly number[], weig
   const n = idxOnDevice.numel;
   const idxShape = indices instanceof Tensor ? indices.shape : [n];
   const out = Tensor.empty([...idxShape, dim], weight.dtype, weight.device);
-  weight.backend.embedding(out.ptrFor(op), weight.ptrFor(op), idxOnDevice.ptrFor(op), code, n, num, dim, op);
+  dev.embeddingInto(out, weight, idxOnDevice, op);
   return record(out, op, [weight], (g) => {
     const gg = g.dtype === weight.dtype ? g : g.to({ dtype: weight.dtype });
     const gw = weight.zerosLike();
-    weight.backend.embeddingBackward(gw.ptrFor(op), gg.ptrFor(op), idxOnDevice.ptrFor(op), code, n, num, dim, `${op}.backward`);
+    dev.embeddingBackwardInto(gw, gg, idxOnDevice, `${op}.backward`);
     return [gw];
   }, () => (idxOnDevice === indices ? [] : [idxOnDevice]));
 }
@@ -220,16 +224,16 @@ function maskBytes(mask: Tensor, device: Tensor["device"]): Tensor {
  */
 export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
   const op = "maskedFill";
-  const code = floatOperands(op, x);
+  floatOperands(op, x);
   const trailing = x.shape.slice(x.ndim - mask.ndim);
   if (mask.ndim > x.ndim || mask.shape.some((d, i) => d !== trailing[i])) {
     throw new Float8Error(op, `mask shape ${fmtShape(mask.shape)} must match the trailing dims of ${describe(x)}`);
   }
-  if (mask.device !== x.device) throw new Float8Error(op, `device mismatch: mask on ${mask.device}, x on ${x.device}`);
+  dev.sameDevice(op, x, mask);
   const maskOnDevice = maskBytes(mask, x.device);
   const fill = (src: Tensor, v: number, name: string) => {
     const out = Tensor.empty(src.shape, src.dtype, src.device);
-    if (src.numel > 0) src.backend.maskedFill(out.ptrFor(name), src.ptrFor(name), maskOnDevice.ptrFor(name), code, src.numel, maskOnDevice.numel, v, name);
+    dev.maskedFillInto(out, src, maskOnDevice, v, name);
     return out;
   };
   const out = fill(x, value, op);

@@ -4,9 +4,9 @@ import { Float8Error } from "../../errors.ts";
 import { record } from "../../autograd/graph.ts";
 import { normDim, padShape, sameShape, type Shape } from "../shape.ts";
 import { Tensor, full, tensor } from "../tensor.ts";
+import * as dev from "../device_ops.ts";
 import { floatOperands } from "./common.ts";
 import { expand, permute, reshape } from "./movement.ts";
-import { DTYPE_CODE } from "../dtype.ts";
 
 const SUM = 0, MEAN = 1, MAX = 2;
 
@@ -18,7 +18,7 @@ function reduceDims(x: Tensor, dim: number | number[] | undefined, op: string): 
 
 /** Native reduction to keepdim shape. */
 function reduceRaw(x: Tensor, dims: Set<number>, alg: number, op: string): Tensor {
-  const code = floatOperands(op, x);
+  floatOperands(op, x);
   const keepShape = x.shape.map((s, i) => (dims.has(i) ? 1 : s));
   if (x.numel === 0) {
     // torch: the sum of nothing is 0 and the mean NaN; a max has no identity
@@ -30,10 +30,7 @@ function reduceRaw(x: Tensor, dims: Set<number>, alg: number, op: string): Tenso
     out.assign(x.detach());
     return out;
   }
-  const nd = Math.max(x.ndim, 1);
-  const src = BigInt64Array.from(padShape(x.shape, nd).map(BigInt));
-  const dst = BigInt64Array.from(padShape(keepShape, nd).map(BigInt));
-  x.backend.reduce(out.ptrFor(op), dst, x.ptrFor(op), src, code, nd, alg, op);
+  dev.reduceInto(out, x, alg, op);
   return out;
 }
 
@@ -98,7 +95,7 @@ export function sumTo(g: Tensor, shape: Shape): Tensor {
  */
 export function argmax(x: Tensor, dim = -1): Tensor {
   const op = "argmax";
-  x.ptrFor(op);
+  dev.requireLive(x, op, "x");
   if (x.dtype === "int32") throw new Float8Error(op, `expects a float tensor, got dtype int32`);
   const d = normDim(dim, x.ndim, op);
   const size = x.shape[d] ?? 1;
@@ -106,7 +103,7 @@ export function argmax(x: Tensor, dim = -1): Tensor {
   // argmax along the last dim of a (rows, size) view: move dim d last first
   const last = d === x.ndim - 1 || x.ndim === 0 ? x : permute(x, [...x.shape.keys()].filter((i) => i !== d).concat([d]));
   const t = Tensor.empty(x.shape.filter((_, i) => i !== d), "int32", x.device);
-  if (t.numel > 0) x.backend.argmax(t.ptrFor(op), last.ptrFor(op), DTYPE_CODE[x.dtype], t.numel, size, op);
+  dev.argmaxInto(t, last, t.numel, size, op);
   if (last !== x) last.dispose();
   return t;
 }
