@@ -4,7 +4,7 @@
 // parallel SwiGLU FeedForward of block-scaled layers against one process of the same recipe, with
 // the refusal of a split that would cut a block. Rank 0 prints RESULT lines.
 import { nn, optim, float8, distributed as dist, manualSeed, randn, tidy, Tensor } from "../../src/index.ts";
-import { FeedForward, report, sqnr } from "./common.ts";
+import { FeedForward, parallelizeFeedForward, report, sqnr, tpStepVsOneProcess } from "./common.ts";
 
 const { rank, worldSize } = dist.initProcessGroup({ backend: "mpi", timeoutMs: 60000 });
 const localRows = (t: Tensor) => t.slice(0, rank * (t.shape[0] / worldSize), (rank + 1) * (t.shape[0] / worldSize));
@@ -64,31 +64,8 @@ for (const recipe of ["blockwise", "mxfp8"] as const) {
     let error = "";
     const sqnrs: Record<string, number> = {};
     try {
-      dist.parallelize(tp, {
-        ...(sequenceParallel ? { "": new dist.PrepareModuleInput({ inputLayouts: dist.Shard(1), desiredInputLayouts: dist.Replicate() }) } : {}),
-        w1: new dist.Float8ColwiseParallel(),
-        w3: new dist.Float8ColwiseParallel(),
-        w2: new dist.Float8RowwiseParallel(sequenceParallel ? { outputLayouts: dist.Shard(1) } : {}),
-      });
-      manualSeed(4);
-      const x = randn([B, S, D], { dtype: "bfloat16" }), gOut = randn([B, S, D], { dtype: "bfloat16" });
-      const s = S / worldSize;
-      const mine = (t: Tensor, dim: number) => t.slice(dim, rank * (t.shape[dim] / worldSize), (rank + 1) * (t.shape[dim] / worldSize));
-      const xr = x.detach();
-      xr.requiresGrad = true;
-      const outRef = ref.forward(xr);
-      outRef.backward(gOut);
-      const xl = (sequenceParallel ? x.slice(1, rank * s, (rank + 1) * s) : x).detach();
-      xl.requiresGrad = true;
-      const out = tp.forward(xl);
-      out.backward(sequenceParallel ? gOut.slice(1, rank * s, (rank + 1) * s) : gOut);
-      const pairs: [string, Float32Array, Float32Array][] = [
-        ["output", (sequenceParallel ? mine(outRef, 1) : outRef).toArray(), out.toArray()],
-        ["gradInput", (sequenceParallel ? mine(xr.grad!, 1) : xr.grad!).toArray(), xl.grad!.toArray()],
-        ["w1.grad", mine(ref.w1.weight.grad!, 0).toArray(), tp.w1.weight.grad!.toArray()],
-        ["w3.grad", mine(ref.w3.weight.grad!, 0).toArray(), tp.w3.weight.grad!.toArray()],
-        ["w2.grad", mine(ref.w2.weight.grad!, 1).toArray(), tp.w2.weight.grad!.toArray()],
-      ];
+      parallelizeFeedForward(tp, sequenceParallel, { Colwise: dist.Float8ColwiseParallel, Rowwise: dist.Float8RowwiseParallel, Prepare: dist.PrepareModuleInput });
+      const { x, outRef, pairs } = tpStepVsOneProcess(ref, tp, { B, S, D, sequenceParallel });
       for (const [n, a, b] of pairs) sqnrs[n] = finite(sqnr(a, b));
       if (!sequenceParallel) {
         // the block quantisation is really in use: one process of the recipe against bf16

@@ -3,7 +3,7 @@
 //   against DDP with the byte counts of the gathers, and the tensor/sequence
 //   parallel FeedForward against one process. Rank 0 prints RESULT lines.
 import { nn, optim, float8, distributed as dist, manualSeed, memoryStats, randn, tidy, Tensor } from "../../src/index.ts";
-import { FeedForward, report, sqnr } from "./common.ts";
+import { FeedForward, parallelizeFeedForward, report, sqnr, tpStepVsOneProcess } from "./common.ts";
 
 const { rank, worldSize } = dist.initProcessGroup({ backend: "mpi", timeoutMs: 60000 });
 const log = (name: string, v: unknown) => rank === 0 && report(name, v);
@@ -189,40 +189,10 @@ for (const recipe of ["bf16", "float8"] as const) {
     const ref = build();
     const tp = build();
     const f8 = recipe === "float8";
-    const Colwise = f8 ? dist.Float8ColwiseParallel : dist.ColwiseParallel;
-    const Rowwise = f8 ? dist.Float8RowwiseParallel : dist.RowwiseParallel;
-    const Prepare = f8 ? dist.PrepareFloat8ModuleInput : dist.PrepareModuleInput;
-    dist.parallelize(tp, {
-      ...(sequenceParallel ? { "": new Prepare({ inputLayouts: dist.Shard(1), desiredInputLayouts: dist.Replicate() }) } : {}),
-      w1: new Colwise(),
-      w3: new Colwise(),
-      w2: new Rowwise(sequenceParallel ? { outputLayouts: dist.Shard(1) } : {}),
-    });
-    manualSeed(4);
-    const x = randn([B, S, D], { dtype: "bfloat16" });
-    const gOut = randn([B, S, D], { dtype: "bfloat16" });
-    const s = S / worldSize;
-    const mine = (t: Tensor, dim: number) => t.slice(dim, rank * (t.shape[dim] / worldSize), (rank + 1) * (t.shape[dim] / worldSize));
-
-    const xr = x.detach();
-    xr.requiresGrad = true;
-    const outRef = ref.forward(xr);
-    outRef.backward(gOut);
-
-    const xl = (sequenceParallel ? x.slice(1, rank * s, (rank + 1) * s) : x).detach();
-    xl.requiresGrad = true;
-    dist.resetCollectiveStats();
-    const out = tp.forward(xl);
-    const forwardAllGatherBytes = dist.collectiveStats().allGather.bytes;
-    out.backward(sequenceParallel ? gOut.slice(1, rank * s, (rank + 1) * s) : gOut);
-
-    const pairs: [string, Float32Array, Float32Array][] = [
-      ["output", (sequenceParallel ? mine(outRef, 1) : outRef).toArray(), out.toArray()],
-      ["gradInput", (sequenceParallel ? mine(xr.grad!, 1) : xr.grad!).toArray(), xl.grad!.toArray()],
-      ["w1.grad", mine(ref.w1.weight.grad!, 0).toArray(), tp.w1.weight.grad!.toArray()],
-      ["w3.grad", mine(ref.w3.weight.grad!, 0).toArray(), tp.w3.weight.grad!.toArray()],
-      ["w2.grad", mine(ref.w2.weight.grad!, 1).toArray(), tp.w2.weight.grad!.toArray()],
-    ];
+    parallelizeFeedForward(tp, sequenceParallel, f8
+      ? { Colwise: dist.Float8ColwiseParallel, Rowwise: dist.Float8RowwiseParallel, Prepare: dist.PrepareFloat8ModuleInput }
+      : { Colwise: dist.ColwiseParallel, Rowwise: dist.RowwiseParallel, Prepare: dist.PrepareModuleInput });
+    const { x, out, pairs, forwardAllGatherBytes } = tpStepVsOneProcess(ref, tp, { B, S, D, sequenceParallel });
     const sqnrs = Object.fromEntries(pairs.map(([n, a, b]) => [n, finite(sqnr(a, b))]));
     log(`tp_${recipe}${sequenceParallel ? "_sp" : ""}`, { sqnrs, forwardAllGatherBytes });
     if (recipe === "float8" && !sequenceParallel) {
