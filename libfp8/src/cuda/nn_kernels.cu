@@ -201,6 +201,17 @@ __device__ __forceinline__ void load_param(const void *gamma, int64_t c, bool ve
         for (int j = 0; j < N; j++) x[j] = none;
 }
 
+/* What both passes of a norm's backward read at columns c .. c + N - 1 of the row
+ * starting at base: x (src), dy (ddst) and gamma (1 when NULL). vec: src and ddst
+ * 16-byte aligned; gv: gamma too, at this row's offset (see for_row). */
+template <int DT, int N>
+__device__ __forceinline__ void load_norm_backward(const void *src, const void *ddst, const void *gamma, int64_t base,
+                                                   int64_t c, bool vec, bool gv, float *x, float *dy, float *g) {
+    load_n<DT, N>(src, base + c, vec, x);
+    load_n<DT, N>(ddst, base + c, vec, dy);
+    load_param<DT, N>(gamma, c, gv, 1.0f, g);
+}
+
 /* dst (rows, cols) <- (x - mean) * rstd [* gamma] [+ beta]; mean, rstd (rows)
  * f32 with a two-pass variance and rstd = 1 / sqrt(var + eps), as the CPU.
  * vec: dst and src 16-byte aligned; pvec: gamma and beta (those given) too. */
@@ -270,9 +281,7 @@ layer_norm_backward_kernel(void *dsrc, const void *ddst, const void *src, const 
         for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
             constexpr int N = decltype(w)::n;
             float x[N], dy[N], g[N];
-            load_n<DT, N>(src, base + c, vec, x);
-            load_n<DT, N>(ddst, base + c, vec, dy);
-            load_param<DT, N>(gamma, c, gv, 1.0f, g);
+            load_norm_backward<DT, N>(src, ddst, gamma, base, c, vec, gv, x, dy, g);
             for (int j = 0; j < N; j++) {
                 const float xhat = (x[j] - mu) * rs, dxhat = dy[j] * g[j];
                 s1 += dxhat;
@@ -284,9 +293,7 @@ layer_norm_backward_kernel(void *dsrc, const void *ddst, const void *src, const 
         for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
             constexpr int N = decltype(w)::n;
             float x[N], dy[N], g[N];
-            load_n<DT, N>(src, base + c, vec, x);
-            load_n<DT, N>(ddst, base + c, vec, dy);
-            load_param<DT, N>(gamma, c, gv, 1.0f, g);
+            load_norm_backward<DT, N>(src, ddst, gamma, base, c, vec, gv, x, dy, g);
             for (int j = 0; j < N; j++) {
                 const float xhat = (x[j] - mu) * rs, dxhat = dy[j] * g[j];
                 x[j] = rs * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat);
@@ -431,9 +438,7 @@ rms_norm_backward_kernel(void *dsrc, const void *ddst, const void *src, const fl
         for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
             constexpr int N = decltype(w)::n;
             float x[N], dy[N], g[N];
-            load_n<DT, N>(src, base + c, vec, x);
-            load_n<DT, N>(ddst, base + c, vec, dy);
-            load_param<DT, N>(gamma, c, gv, 1.0f, g);
+            load_norm_backward<DT, N>(src, ddst, gamma, base, c, vec, gv, x, dy, g);
             for (int j = 0; j < N; j++) dot = __dadd_rn(dot, __dmul_rn(__dmul_rn((double)dy[j], (double)g[j]), (double)x[j]));
         });
         dot = group_sum<G>(dot);
@@ -441,9 +446,7 @@ rms_norm_backward_kernel(void *dsrc, const void *ddst, const void *src, const fl
         for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
             constexpr int N = decltype(w)::n;
             float x[N], dy[N], g[N];
-            load_n<DT, N>(src, base + c, vec, x);
-            load_n<DT, N>(ddst, base + c, vec, dy);
-            load_param<DT, N>(gamma, c, gv, 1.0f, g);
+            load_norm_backward<DT, N>(src, ddst, gamma, base, c, vec, gv, x, dy, g);
             for (int j = 0; j < N; j++)
                 x[j] = (float)__dsub_rn(__dmul_rn(__dmul_rn(rs, (double)g[j]), (double)dy[j]), __dmul_rn(coef, (double)x[j]));
             store_n<DT, N>(dsrc, base + c, vec, x);
