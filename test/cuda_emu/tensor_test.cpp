@@ -257,6 +257,34 @@ void copy_strided() {
         snprintf(what, sizeof what, "copy_strided %s of %d-byte elements", dims_str(dims).c_str(), es);
         same_bytes(what, y, ref);
     }
+    /* Contiguous innermost runs (slices, cat pieces, a permutation of the outer
+     * dims) move in 16/8/4-byte units when their byte length, the outer strides
+     * and both pointers allow: every inner length around 16 bytes, a ragged
+     * tail, and both pointers shifted by one element (a narrower unit or none). */
+    for (int es : {1, 2, 4})
+        for (int64_t inner : {1, 2, 3, 4, 5, 8, 12, 16, 17, 31, 32, 48, 64, 100, 256})
+            for (int off : {0, 1})
+                for (int perm3 : {0, 1}) {
+                    /* dims (A, B, inner): src a (B, A, inner + pad) buffer read as its
+                     * (A, B) transpose when perm3, else (A, B, inner + pad) sliced */
+                    const int64_t A = 3, B = 5, pad = inner % 3, row = inner + pad;
+                    const int64_t dims[3] = {A, B, inner};
+                    const int64_t ss[3] = {perm3 ? row : B * row, perm3 ? A * row : row, 1};
+                    const int64_t ds[3] = {B * inner, inner, 1};
+                    const int64_t src_n = A * B * row + off, dst_n = A * B * inner + off;
+                    Buf src = Buf::bytes(src_n * es), y = Buf::bytes(dst_n * es), ref = Buf::bytes(dst_n * es);
+                    for (int64_t i = 0; i < src_n * es; i++) src.as<uint8_t>()[i] = (uint8_t)rng();
+                    y.fill_bytes(0xab);
+                    ref.fill_bytes(0xab);
+                    uint8_t *yp = (uint8_t *)y.p() + off * es, *rp = (uint8_t *)ref.p() + off * es;
+                    const uint8_t *sp = (const uint8_t *)src.p() + off * es;
+                    CUDA_OK(fp8_cuda_copy_strided(ctx, yp, ds, sp, ss, dims, 3, es));
+                    CPU_OK(fp8_cpu_copy_strided(rp, ds, sp, ss, dims, 3, es));
+                    char what[128];
+                    snprintf(what, sizeof what, "copy_strided (3, 5, %lld) of %d-byte elements, %s, offset %d",
+                             (long long)inner, es, perm3 ? "outer dims transposed" : "sliced", off);
+                    same_bytes(what, y, ref);
+                }
     /* Offsets past 2^31 take the 64-bit kernel: 5 GiB of address space reserved
      * inaccessible (no memory committed), the three pages read made readable. */
     const size_t big = ((size_t)5 << 30);

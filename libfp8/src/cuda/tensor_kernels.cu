@@ -76,6 +76,29 @@ Strided2 coalesce(int ndim, const int64_t *dims, const int64_t *s0, const int64_
     return r;
 }
 
+/* The widest unit W (16, 8 or 4 bytes, or es itself) in which a copy of
+ * es-byte elements over s can move: the innermost dim steps by 1 in both
+ * operands, and its byte length, every other stride in bytes and both
+ * pointers are multiples of W. s is then rewritten in W-byte units (same
+ * bytes moved, so the same result; a permutation that moves the innermost
+ * dim keeps W = es). */
+int widen_copy(Strided2 &s, int es, const void *dst, const void *src) {
+    const int k = s.ndim - 1;
+    if (s.stride0[k] != 1 || s.stride1[k] != 1) return es;
+    for (int w = 16; w > es; w >>= 1) {
+        bool ok = ((uintptr_t)dst % w) == 0 && ((uintptr_t)src % w) == 0 && (s.dims[k] * es) % w == 0;
+        for (int d = 0; ok && d < k; ++d) ok = (s.stride0[d] * es) % w == 0 && (s.stride1[d] * es) % w == 0;
+        if (!ok) continue;
+        s.dims[k] = s.dims[k] * es / w;
+        for (int d = 0; d < k; ++d) {
+            s.stride0[d] = s.stride0[d] * es / w;
+            s.stride1[d] = s.stride1[d] * es / w;
+        }
+        return w;
+    }
+    return es;
+}
+
 /* ---- host-side shape checks (the CPU twins' rules and messages) ------------------- */
 
 /* numel, dims_str, check_dims, broadcastable, same_dims: core/dims.hpp, shared
@@ -901,12 +924,18 @@ FP8_API int32_t fp8_cuda_copy_strided(fp8_cuda_ctx_t c, void *d_dst, const int64
 
         /* With a zero dst stride several elements land on one place; which
          * one stays is unspecified, as in the CPU's parallel loop. */
-        const Strided2 s = coalesce(ndim, dims, dst_strides, src_strides);
+        Strided2 s = coalesce(ndim, dims, dst_strides, src_strides);
         const bool narrow = fits_u32(n) && fits_u32(dst_end) && fits_u32(src_end);
-        switch (elem_size) {
-        case 1: return launch_copy<uint8_t>(fn, ctx, d_dst, d_src, s, n, narrow);
-        case 2: return launch_copy<uint16_t>(fn, ctx, d_dst, d_src, s, n, narrow);
-        default: return launch_copy<uint32_t>(fn, ctx, d_dst, d_src, s, n, narrow);
+        /* Contiguous innermost runs move in 16-byte (else 8/4-byte) units:
+         * n and every offset shrink by the same factor, so narrow still holds. */
+        const int w = widen_copy(s, elem_size, d_dst, d_src);
+        const int64_t units = n * elem_size / w;
+        switch (w) {
+        case 1: return launch_copy<uint8_t>(fn, ctx, d_dst, d_src, s, units, narrow);
+        case 2: return launch_copy<uint16_t>(fn, ctx, d_dst, d_src, s, units, narrow);
+        case 4: return launch_copy<uint32_t>(fn, ctx, d_dst, d_src, s, units, narrow);
+        case 8: return launch_copy<uint2>(fn, ctx, d_dst, d_src, s, units, narrow);
+        default: return launch_copy<uint4>(fn, ctx, d_dst, d_src, s, units, narrow);
         }
     });
 }
