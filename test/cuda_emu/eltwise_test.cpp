@@ -16,15 +16,17 @@ void fill() {
     const double values[] = {1.5, -0.0, 3.3, 1e40, -65504.7, NAN};
     for (int32_t dt : {FP8_DTYPE_F32, FP8_DTYPE_BF16, FP8_DTYPE_I32})
         for (double v : values)
-            for (int64_t n : {0, 1, 4097}) {
-                if (dt == FP8_DTYPE_I32 && (std::isnan(v) || std::fabs(v) > 1e9)) continue;
-                Buf y(dt, n), ref(dt, n);
-                CUDA_OK(fp8_cuda_fill(ctx, y.p(), dt, n, v));
-                CPU_OK(fp8_cpu_fill(ref.p(), dt, n, v));
-                char what[64];
-                snprintf(what, sizeof what, "fill %s n %lld value %g", dt_name(dt), (long long)n, v);
-                same_bytes(what, y, ref);
-            }
+            for (int64_t n : {0, 1, 4, 8, 9, 4097})
+                for (int mis : {0, 2}) { /* 16-byte stores (and a tail) when aligned, else one by one */
+                    if (dt == FP8_DTYPE_I32 && (std::isnan(v) || std::fabs(v) > 1e9)) continue;
+                    Buf y(dt, n, mis), ref(dt, n);
+                    CUDA_OK(fp8_cuda_fill(ctx, y.p(), dt, n, v));
+                    CPU_OK(fp8_cpu_fill(ref.p(), dt, n, v));
+                    char what[80];
+                    snprintf(what, sizeof what, "fill %s n %lld value %g misaligned by %d", dt_name(dt), (long long)n,
+                             v, mis);
+                    same_bytes(what, y, ref);
+                }
     float f;
     CUDA_FAILS(FP8_ERR_INVALID_ARG, "dtype", fp8_cuda_fill(ctx, &f, FP8_DTYPE_E4M3FN, 1, 0.0));
     CUDA_FAILS(FP8_ERR_INVALID_ARG, "n must be >= 0", fp8_cuda_fill(ctx, &f, FP8_DTYPE_F32, -1, 0.0));

@@ -3,8 +3,8 @@
  * backward need on the device (bias add, bias gradient), plus fill and a
  * counter-based randn for tests and benchmarks. F32 or BF16, f32 arithmetic.
  * bias add and bias gradient are templated on the streamed dtype with 16-byte
- * vectors of neighbouring columns (issue 16); fill and randn (tests and
- * benchmarks only) stay one element per thread.
+ * vectors of neighbouring columns (issue 16); fill stores 16-byte units on an
+ * aligned buffer; randn (tests and benchmarks only) stays one element per thread.
  */
 #include "cuda_common.cuh"
 
@@ -12,6 +12,14 @@ namespace fp8cuda {
 namespace {
 
 constexpr int kThreads = 256;
+
+/* dst (nv 16-byte units) <- word repeated: the bulk of fill on a 16-byte
+ * aligned buffer; fill_kernel writes the tail. */
+__global__ void fill_vec_kernel(uint4 *dst, int64_t nv, uint32_t word) {
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    const uint4 v = make_uint4(word, word, word, word);
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < nv; i += stride) dst[i] = v;
+}
 
 __global__ void fill_kernel(void *dst, int dt, int64_t n, uint32_t bits) {
     const int64_t stride = (int64_t)gridDim.x * blockDim.x;
@@ -150,8 +158,25 @@ FP8_API int32_t fp8_cuda_fill(fp8_cuda_ctx_t c, void *d_dst, int32_t dtype, int6
             memcpy(&bits, &f, 4);
             if (dtype == FP8_DTYPE_BF16) bits = fp8_f32_to_bf16(f);
         }
-        fill_kernel<<<grid_for(ctx, n, kThreads * 4), kThreads, 0, ctx->stream>>>(d_dst, dtype, n, bits);
-        FP8_LAUNCH_CHECK(fn, "fill_kernel");
+        /* A 16-byte aligned buffer takes 16-byte stores for its whole units,
+         * then the last few elements (or all of them, unaligned) one by one. */
+        const int es = fp8_dtype_size(dtype);
+        int64_t head = 0;
+        if (all_aligned16({d_dst})) {
+            const int64_t nv = n * es / 16;
+            head = nv * 16 / es;
+            if (nv > 0) {
+                const uint32_t word = es == 2 ? (bits & 0xffffu) * 0x10001u : bits;
+                fill_vec_kernel<<<grid_for(ctx, nv, kThreads * 4), kThreads, 0, ctx->stream>>>((uint4 *)d_dst, nv,
+                                                                                              word);
+                FP8_LAUNCH_CHECK(fn, "fill_vec_kernel");
+            }
+        }
+        if (head < n) {
+            fill_kernel<<<grid_for(ctx, n - head, kThreads * 4), kThreads, 0, ctx->stream>>>(
+                (char *)d_dst + head * es, dtype, n - head, bits);
+            FP8_LAUNCH_CHECK(fn, "fill_kernel");
+        }
         return FP8_OK;
     });
 }
