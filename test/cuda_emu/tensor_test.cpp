@@ -285,6 +285,51 @@ void copy_strided() {
                              (long long)inner, es, perm3 ? "outer dims transposed" : "sliced", off);
                     same_bytes(what, y, ref);
                 }
+    /* Transposes (dst's innermost dim strided in src, another dim contiguous
+     * in src) take 32 x 32 shared-memory tiles once both dims are >= 16: 2-D
+     * ragged edges, 3-D / 4-D permutations with batch dims, a sliced source and
+     * 1/2/4-byte elements, against the CPU bit for bit. */
+    struct Perm {
+        std::vector<int64_t> dims; /* of the source, row-major in a padded buffer */
+        std::vector<int> perm;     /* dst dim i is src dim perm[i] */
+    };
+    const Perm perms[] = {
+        {{16, 16}, {1, 0}},         {{33, 47}, {1, 0}},          {{100, 17}, {1, 0}},
+        {{15, 64}, {1, 0}},         {{3, 40, 50}, {0, 2, 1}},    {{40, 3, 50}, {2, 1, 0}},
+        {{20, 30, 5}, {2, 0, 1}},   {{5, 20, 33}, {2, 1, 0}},    {{2, 3, 18, 35}, {1, 0, 3, 2}},
+        {{2, 17, 3, 40}, {3, 2, 0, 1}}, {{70, 2, 3, 20}, {1, 3, 2, 0}},
+    };
+    for (const Perm &pc : perms)
+        for (int es : {1, 2, 4})
+            for (int pad : {0, 3}) {
+                const int nd = (int)pc.dims.size();
+                std::vector<int64_t> sstr((size_t)nd), dims((size_t)nd), ss((size_t)nd), ds((size_t)nd);
+                int64_t acc = 1;
+                for (int d = nd - 1; d >= 0; d--) { /* the source's innermost dim padded: a slice */
+                    sstr[(size_t)d] = acc;
+                    acc *= pc.dims[(size_t)d] + (d == nd - 1 ? pad : 0);
+                }
+                const int64_t src_n = acc;
+                for (int i = 0; i < nd; i++) {
+                    dims[(size_t)i] = pc.dims[(size_t)pc.perm[(size_t)i]];
+                    ss[(size_t)i] = sstr[(size_t)pc.perm[(size_t)i]];
+                }
+                acc = 1;
+                for (int d = nd - 1; d >= 0; d--) {
+                    ds[(size_t)d] = acc;
+                    acc *= dims[(size_t)d];
+                }
+                Buf src = Buf::bytes(src_n * es), y = Buf::bytes(acc * es), ref = Buf::bytes(acc * es);
+                for (int64_t i = 0; i < src_n * es; i++) src.as<uint8_t>()[i] = (uint8_t)rng();
+                y.fill_bytes(0xab);
+                ref.fill_bytes(0xab);
+                CUDA_OK(fp8_cuda_copy_strided(ctx, y.p(), ds.data(), src.p(), ss.data(), dims.data(), nd, es));
+                CPU_OK(fp8_cpu_copy_strided(ref.p(), ds.data(), src.p(), ss.data(), dims.data(), nd, es));
+                char what[128];
+                snprintf(what, sizeof what, "copy_strided permute of %s of %d-byte elements, pad %d",
+                         dims_str(pc.dims).c_str(), es, pad);
+                same_bytes(what, y, ref);
+            }
     /* Offsets past 2^31 take the 64-bit kernel: 5 GiB of address space reserved
      * inaccessible (no memory committed), the three pages read made readable. */
     const size_t big = ((size_t)5 << 30);

@@ -12,6 +12,7 @@
  * with size-1 dims dropped and neighbouring dims merged wherever both operands
  * walk them as one, so the common cases run over 1 to 3 dims.
  */
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -680,6 +681,77 @@ int32_t reduce_generic(const char *fn, Ctx *ctx, void *dst, const void *src, int
                  : launch_generic<32, int64_t>(fn, ctx, dst, src, dt, s, n_out, n_red, alg);
 }
 
+/* A transpose through shared memory: the copy's innermost dim a is contiguous
+ * in dst (stride 1) and another dim b is contiguous in src; the other dims
+ * (batch) are walked tile by tile. Each block moves 32 x 32 tiles: it reads
+ * one along b (src-contiguous) and writes it along a (dst-contiguous), so both
+ * sides are coalesced. 256 threads: lane tx = threadIdx.x % 32, row ty of 8. */
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+copy_transpose_kernel(T *__restrict__ dst, const T *__restrict__ src, Strided2 batch, int64_t n_batch, int64_t na,
+                      int64_t nb, int64_t dst_b, int64_t src_a, int64_t tiles_a, int64_t tiles_b) {
+    __shared__ T tile[32][33]; /* [a][b], padded against bank conflicts */
+    const int tx = threadIdx.x % 32, ty = threadIdx.x / 32;
+    const int64_t n_tiles = n_batch * tiles_a * tiles_b;
+    for (int64_t t = blockIdx.x; t < n_tiles; t += gridDim.x) {
+        const int64_t a0 = (t % tiles_a) * 32, b0 = (t / tiles_a % tiles_b) * 32;
+        int64_t d, o;
+        strided_offsets(batch, t / tiles_a / tiles_b, d, o);
+        for (int k = ty; k < 32; k += kThreads / 32)
+            if (a0 + k < na && b0 + tx < nb) tile[k][tx] = src[o + (a0 + k) * src_a + b0 + tx];
+        __syncthreads();
+        for (int k = ty; k < 32; k += kThreads / 32)
+            if (b0 + k < nb && a0 + tx < na) dst[d + (b0 + k) * dst_b + a0 + tx] = tile[tx][k];
+        __syncthreads(); /* the tile is read before the next one is written */
+    }
+}
+
+/* The tiled transpose's shape: the innermost dim a of s (coalesced) has dst
+ * stride 1 and src stride != 1, another dim b has src stride 1, both at least
+ * 16 long; the other dims form the batch. False when s is not such a copy.
+ * Same bytes in the same places as the generic kernel (where dst strides
+ * alias, which write stays is unspecified in both). */
+struct TransposePlan {
+    Strided2 batch;
+    int64_t n_batch, na, nb, dst_b, src_a, tiles_a, tiles_b;
+};
+bool plan_transpose(const Strided2 &s, TransposePlan &p) {
+    const int a = s.ndim - 1;
+    if (a < 1 || s.stride0[a] != 1 || s.stride1[a] == 1 || s.dims[a] < 16) return false;
+    int b = -1;
+    for (int d = a - 1; d >= 0 && b < 0; --d)
+        if (s.stride1[d] == 1) b = d;
+    if (b < 0 || s.dims[b] < 16) return false;
+    p = {};
+    p.n_batch = 1;
+    for (int d = 0; d < a; ++d) {
+        if (d == b) continue;
+        p.batch.dims[p.batch.ndim] = s.dims[d];
+        p.batch.stride0[p.batch.ndim] = s.stride0[d];
+        p.batch.stride1[p.batch.ndim] = s.stride1[d];
+        p.batch.ndim++;
+        p.n_batch *= s.dims[d];
+    }
+    if (p.batch.ndim == 0) p.batch = {1, {1}, {0}, {0}};
+    p.na = s.dims[a];
+    p.nb = s.dims[b];
+    p.dst_b = s.stride0[b];
+    p.src_a = s.stride1[a];
+    p.tiles_a = (p.na + 31) / 32;
+    p.tiles_b = (p.nb + 31) / 32;
+    return true;
+}
+
+template <typename T>
+int32_t launch_transpose(const char *fn, Ctx *ctx, void *dst, const void *src, const TransposePlan &p) {
+    const int64_t n_tiles = p.n_batch * p.tiles_a * p.tiles_b;
+    const unsigned blocks = (unsigned)std::min<int64_t>(n_tiles, (int64_t)ctx->sm_count * 8);
+    copy_transpose_kernel<T><<<blocks, kThreads, 0, ctx->stream>>>((T *)dst, (const T *)src, p.batch, p.n_batch, p.na,
+                                                                    p.nb, p.dst_b, p.src_a, p.tiles_a, p.tiles_b);
+    FP8_LAUNCH_CHECK(fn, "copy_transpose_kernel");
+    return FP8_OK;
+}
+
 template <typename T>
 int32_t launch_copy(const char *fn, Ctx *ctx, void *dst, const void *src, const Strided2 &s, int64_t n,
                     bool narrow) {
@@ -928,6 +1000,16 @@ FP8_API int32_t fp8_cuda_copy_strided(fp8_cuda_ctx_t c, void *d_dst, const int64
         const bool narrow = fits_u32(n) && fits_u32(dst_end) && fits_u32(src_end);
         /* Contiguous innermost runs move in 16-byte (else 8/4-byte) units:
          * n and every offset shrink by the same factor, so narrow still holds. */
+        /* A transpose (dst's innermost dim strided in src) goes through
+         * shared-memory tiles, coalesced on both sides. */
+        TransposePlan tp;
+        if (plan_transpose(s, tp)) {
+            switch (elem_size) {
+            case 1: return launch_transpose<uint8_t>(fn, ctx, d_dst, d_src, tp);
+            case 2: return launch_transpose<uint16_t>(fn, ctx, d_dst, d_src, tp);
+            default: return launch_transpose<uint32_t>(fn, ctx, d_dst, d_src, tp);
+            }
+        }
         const int w = widen_copy(s, elem_size, d_dst, d_src);
         const int64_t units = n * elem_size / w;
         switch (w) {
