@@ -162,12 +162,11 @@ console.log(`device: ${info.name}, cc ${info.computeCapability.join(".")}, ${inf
     row("embedding", 2, () => be.embedding(out.ptr, a.ptr, idx.ptr, dt, R, R, C, "bench"), "16-byte units per row");
     row("embedding backward", 3, () => be.embeddingBackward(dx.ptr, g.ptr, idx.ptr, dt, R, R, C, "bench"),
       "radix sort of the indices, then 16-byte column groups per row");
-    // strided copy (tensor_kernels.cu): a (R, C) transpose (innermost strides differ: one element per
-    // step), and a permutation of the outer dims (R/2, 2, C) -> (2, R/2, C) whose innermost rows are
+    // strided copy (tensor_kernels.cu): a (R, C) transpose (32x32 shared-memory tiles), and a permutation of the outer dims (R/2, 2, C) -> (2, R/2, C) whose innermost rows are
     // contiguous (16-byte units); both read and write each element once.
     const I64 = (...v: number[]) => BigInt64Array.from(v, BigInt);
     frac(`transpose ${dtype} (${R} x ${C}) -> (${C} x ${R})`, 2 * es * m,
-      () => be.copyStrided(out.ptr, I64(R, 1), a.ptr, I64(1, C), I64(C, R), 2, es, "bench"), "copy_strided_kernel");
+      () => be.copyStrided(out.ptr, I64(R, 1), a.ptr, I64(1, C), I64(C, R), 2, es, "bench"), "copy_transpose_kernel");
     frac(`permute ${dtype} (${R / 2}, 2, ${C}) -> (2, ${R / 2}, ${C})`, 2 * es * m,
       () => be.copyStrided(out.ptr, I64((R / 2) * C, C, 1), a.ptr, I64(C, 2 * C, 1), I64(2, R / 2, C), 3, es, "bench"),
       "copy_strided_kernel, innermost rows in 16-byte units");
