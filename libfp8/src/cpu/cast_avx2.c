@@ -312,14 +312,10 @@ T256 static void stats_avx2(int64_t counts[3], const uint8_t *src, int64_t n, in
             s += __builtin_popcount((uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(b, abs7), abs7)));
             q += __builtin_popcount((uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, nan)));
         }
-        for (; i < n; i++) {
-            z += src[i] == 0;
-            s += (src[i] & 0x7F) == 0x7F;
-            q += src[i] == 0x80;
-        }
         counts[0] += z;
         counts[1] += s;
         counts[2] += q;
+        fp8_cast_kernels_portable.stats(counts, src + i, n - i, fp8_dtype); /* the < 32-byte tail */
         return;
     }
     const uint8_t sat_code = fp8_dtype == FP8_DTYPE_E5M2 ? 0x7B : 0x7E;
@@ -335,15 +331,10 @@ T256 static void stats_avx2(int64_t counts[3], const uint8_t *src, int64_t n, in
         s += __builtin_popcount((uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, sat)));
         q += __builtin_popcount((uint32_t)_mm256_movemask_epi8(_mm256_cmpgt_epi8(a, nan_gt)));
     }
-    for (; i < n; i++) {
-        uint8_t a = src[i] & 0x7F;
-        z += a == 0;
-        s += a == sat_code;
-        q += a >= nan_min;
-    }
     counts[0] += z;
     counts[1] += s;
     counts[2] += q;
+    fp8_cast_kernels_portable.stats(counts, src + i, n - i, fp8_dtype); /* the < 32-byte tail */
 }
 
 const fp8_cast_kernels fp8_cast_kernels_avx2 = {
