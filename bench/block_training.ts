@@ -5,10 +5,10 @@
 //   the scaled decodes) | mxfp8 (bf16 GEMMs on exact bf16 decodes, where the CPU has AVX-512 BF16)
 //   | mxfp8 with the bf16 GEMM turned off (f32 GEMMs, the path before it)
 //   bun bench/block_training.ts [--M 4096 --K 2048 --N 4096] [--rounds 3] [--quick]
-import { nn, float8, randn, tidy, manualSeed, noGrad, type Tensor } from "../src/index.ts";
+import { nn, float8, randn, tidy, manualSeed, noGrad } from "../src/index.ts";
 import { setMxBf16Gemm } from "../src/float8/block_scaling.ts";
 import { lib } from "../src/ffi/index.ts";
-import { argValue, hasFlag, machineLine, timeInterleaved } from "./harness.ts";
+import { argValue, forwardBackward, hasFlag, machineLine, timeInterleaved } from "./harness.ts";
 
 const quick = hasFlag("quick");
 const M = Number(argValue("M", quick ? "256" : "4096")), K = Number(argValue("K", quick ? "256" : "2048")), N = Number(argValue("N", quick ? "256" : "4096"));
@@ -32,12 +32,7 @@ const g = noGrad(() => randn([M, N], { dtype: "bfloat16", std: 1e-3 })).keep();
 const step = ([m, bf16Gemm]: [nn.Module, boolean]) => () => {
   const was = setMxBf16Gemm(bf16Gemm);
   try {
-    tidy(() => {
-      m.zeroGrad();
-      x.grad?.dispose();
-      x.grad = null;
-      (m.forward(x) as Tensor).backward(g);
-    });
+    tidy(() => forwardBackward(m, x, g));
   } finally {
     setMxBf16Gemm(was);
   }

@@ -3,6 +3,7 @@
 // interleaved A/B runs so that machine noise hits both sides, and CSV output.
 import { measure } from "mitata";
 import { writeFileSync } from "node:fs";
+import type { nn, Tensor } from "../src/index.ts";
 
 /** Median and min time of fn in milliseconds over `samples` runs (after one warm-up). */
 export async function timeMs(fn: () => void, samples = 5): Promise<{ median: number; min: number }> {
@@ -102,4 +103,16 @@ export async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator
       buf = buf.slice(i + 1);
     }
   }
+}
+
+/**
+ * One training step of a layer as the Linear benchmarks time it: clears m's gradients and x's, then
+ * forward on x and backward with the output gradient g (callers wrap it in tidy() or, to measure
+ * without, do not).
+ */
+export function forwardBackward(m: nn.Module, x: Tensor, g: Tensor): void {
+  m.zeroGrad();
+  x.grad?.dispose();
+  x.grad = null;
+  (m.forward(x) as Tensor).backward(g);
 }

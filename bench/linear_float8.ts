@@ -2,8 +2,8 @@
 // scaling type, measured in the same run (interleaved rounds).
 //   bun bench/linear_float8.ts [--shapes issue|llama|custom] [--M 1024] [--K ..] [--N ..]
 //        [--dtype bfloat16|float32] [--device cpu] [--rounds 5] [-o out.csv] [--quick]
-import { nn, float8, randn, tidy, manualSeed, noGrad, type HighPrecisionDType, type Tensor } from "../src/index.ts";
-import { argValue, hasFlag, machineLine, timeInterleaved, writeCsv } from "./harness.ts";
+import { nn, float8, randn, tidy, manualSeed, noGrad, type HighPrecisionDType } from "../src/index.ts";
+import { argValue, forwardBackward, hasFlag, machineLine, timeInterleaved, writeCsv } from "./harness.ts";
 
 if (hasFlag("help") || hasFlag("h")) {
   console.log(`usage: bun bench/linear_float8.ts [options]
@@ -72,10 +72,7 @@ for (const s of shapes) {
   const g = noGrad(() => randn([s.M, s.N], { dtype, std: 1e-3 })).keep();
   const step = (m: nn.Module) => () =>
     tidy(() => {
-      m.zeroGrad();
-      x.grad?.dispose();
-      x.grad = null;
-      (m.forward(x) as Tensor).backward(g);
+      forwardBackward(m, x, g);
       if (m instanceof float8.Float8Linear) float8.syncFloat8AmaxAndScaleHistory(m);
     });
   const fns = Object.fromEntries(Object.entries(layers).map(([k, m]) => [k, step(m)]));

@@ -8,9 +8,9 @@
 //   f8       Float8Linear (dynamic) with bias, fwd+bwd at M,K,N = 1024,2048,1024
 // For each it prints the median and last step's ms and the native live bytes after the loop;
 // the two variants alternate step by step so both see the same machine load.
-import { nn, optim, float8, randn, tidy, noGrad, memoryStats, manualSeed, type Tensor } from "../src/index.ts";
+import { nn, optim, float8, randn, tidy, noGrad, memoryStats, manualSeed } from "../src/index.ts";
 import { check, lib } from "../src/ffi/index.ts";
-import { argValue, cpuInfo, hasFlag } from "./harness.ts";
+import { argValue, cpuInfo, forwardBackward, hasFlag } from "./harness.ts";
 
 if (hasFlag("help") || hasFlag("h")) {
   console.log("usage: bun bench/tidy_cost.ts [--steps S] [--threads T] [--quick]");
@@ -56,12 +56,7 @@ function f8Loop(): Loop {
   const g = noGrad(() => randn([M, N], { dtype: "bfloat16", std: 1e-3 })).keep();
   return {
     name: `Float8Linear dynamic with bias, fwd+bwd ${M},${K},${N}`,
-    step: () => {
-      f8.zeroGrad();
-      x.grad?.dispose();
-      x.grad = null;
-      (f8.forward(x) as Tensor).backward(g);
-    },
+    step: () => forwardBackward(f8, x, g),
     dispose: () => {
       f8.dispose();
       x.dispose();

@@ -10,10 +10,10 @@
 // threads), so both see the same machine load. Both sides use --threads threads.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { nn, float8, optim, randn, tensor, tidy, noGrad, manualSeed, type Tensor } from "../src/index.ts";
+import { nn, float8, optim, randn, tensor, tidy, noGrad, manualSeed } from "../src/index.ts";
 import { check, lib } from "../src/ffi/index.ts";
 import { buildModel } from "../examples/demo.ts";
-import { argValue, cpuInfo, hasFlag, lines } from "./harness.ts";
+import { argValue, cpuInfo, forwardBackward, hasFlag, lines } from "./harness.ts";
 
 if (hasFlag("help") || hasFlag("h")) {
   console.log(`usage: bun bench/vs_torch.ts [options]
@@ -125,12 +125,7 @@ function linearCase(M: number, K: number, N: number): Case {
   const x = randn([M, K], { dtype: "bfloat16", requiresGrad: true }).keep();
   const g = noGrad(() => randn([M, N], { dtype: "bfloat16", std: 1e-3 })).keep();
   const step = (m: nn.Module) => () =>
-    tidy(() => {
-      m.zeroGrad();
-      x.grad?.dispose();
-      x.grad = null;
-      (m.forward(x) as Tensor).backward(g);
-    });
+    tidy(() => forwardBackward(m, x, g));
   return {
     name: `Linear ${M},${K},${N}`,
     torchCase: `linear:${M},${K},${N}`,
