@@ -59,6 +59,28 @@ static unsigned short to_bf16(float f) {
     return (unsigned short)(u >> 16);
 }
 
+/* After a collective on `stream`: waits for it, copies nbytes of dev into host and
+ * compares them with want; says what differed. Returns 1 on a match. */
+static int matches_host(const char *what, cudaStream_t stream, void *host, const void *dev, const void *want,
+                        size_t nbytes) {
+    cudaError_t e = cudaStreamSynchronize(stream);
+    if (e == cudaSuccess) e = cudaMemcpy(host, dev, nbytes, cudaMemcpyDeviceToHost);
+    if (e != cudaSuccess) {
+        printf("nccl single-GPU: FAIL reading back %s: %s\n", what, cudaGetErrorString(e));
+        return 0;
+    }
+    if (memcmp(host, want, nbytes) != 0) {
+        printf("nccl single-GPU: FAIL %s differs from the host\n", what);
+        return 0;
+    }
+    return 1;
+}
+#define EXPECT_HOST(what, host, dev, want, nbytes)                                           \
+    do {                                                                                   \
+        if (!matches_host(what, stream, host, dev, want, nbytes)) return 1;                \
+        checks++;                                                                          \
+    } while (0)
+
 int main(void) {
     const fp8_dist_nccl_api *api = NULL;
     if (fp8_dist_nccl_plugin(record, &api) != 0 || !api || api->abi != FP8_DIST_NCCL_ABI) {
@@ -84,57 +106,29 @@ int main(void) {
         CUDA(cudaMemcpy(d_in, host_in, 4 * N, cudaMemcpyHostToDevice));
         CUDA(cudaDeviceSynchronize()); /* the legacy-stream copy, before the non-blocking stream reads it */
         TRY(api->all_reduce("all_reduce f32", d_in, FP8_DTYPE_F32, N, ops[k], t));
-        CUDA(cudaStreamSynchronize(stream));
-        CUDA(cudaMemcpy(host_out, d_in, 4 * N, cudaMemcpyDeviceToHost));
-        if (memcmp(host_out, host_in, 4 * N) != 0) {
-            printf("nccl single-GPU: FAIL all_reduce f32 op %d differs from the host\n", ops[k]);
-            return 1;
-        }
-        checks++;
+        char what[32];
+        snprintf(what, sizeof what, "all_reduce f32 op %d", ops[k]);
+        EXPECT_HOST(what, host_out, d_in, host_in, 4 * N);
     }
     static unsigned short h16[N], o16[N];
     for (int i = 0; i < N; i++) h16[i] = to_bf16(host_in[i]);
     CUDA(cudaMemcpy(d_in, h16, 2 * N, cudaMemcpyHostToDevice));
     CUDA(cudaDeviceSynchronize());
     TRY(api->all_reduce("all_reduce bf16", d_in, FP8_DTYPE_BF16, N, FP8_DIST_SUM, t));
-    CUDA(cudaStreamSynchronize(stream));
-    CUDA(cudaMemcpy(o16, d_in, 2 * N, cudaMemcpyDeviceToHost));
-    if (memcmp(o16, h16, 2 * N) != 0) {
-        printf("nccl single-GPU: FAIL all_reduce bf16 differs from the host\n");
-        return 1;
-    }
-    checks++;
+    EXPECT_HOST("all_reduce bf16", o16, d_in, h16, 2 * N);
 
     /* all-gather, reduce-scatter, broadcast into a buffer marked first */
     CUDA(cudaMemcpy(d_in, host_in, 4 * N, cudaMemcpyHostToDevice));
     CUDA(cudaMemset(d_out, 0xEE, 4 * N));
     CUDA(cudaDeviceSynchronize());
     TRY(api->all_gather("all_gather", d_out, d_in, 4 * N, t));
-    CUDA(cudaStreamSynchronize(stream));
-    CUDA(cudaMemcpy(bytes_out, d_out, 4 * N, cudaMemcpyDeviceToHost));
-    if (memcmp(bytes_out, host_in, 4 * N) != 0) {
-        printf("nccl single-GPU: FAIL all_gather differs from the host\n");
-        return 1;
-    }
-    checks++;
+    EXPECT_HOST("all_gather", bytes_out, d_out, host_in, 4 * N);
     CUDA(cudaMemset(d_out, 0xEE, 4 * N));
     CUDA(cudaDeviceSynchronize());
     TRY(api->reduce_scatter("reduce_scatter", d_out, d_in, FP8_DTYPE_F32, N, FP8_DIST_SUM, t));
-    CUDA(cudaStreamSynchronize(stream));
-    CUDA(cudaMemcpy(host_out, d_out, 4 * N, cudaMemcpyDeviceToHost));
-    if (memcmp(host_out, host_in, 4 * N) != 0) {
-        printf("nccl single-GPU: FAIL reduce_scatter differs from the host\n");
-        return 1;
-    }
-    checks++;
+    EXPECT_HOST("reduce_scatter", host_out, d_out, host_in, 4 * N);
     TRY(api->broadcast("broadcast", d_in, 4 * N, 0, t));
-    CUDA(cudaStreamSynchronize(stream));
-    CUDA(cudaMemcpy(host_out, d_in, 4 * N, cudaMemcpyDeviceToHost));
-    if (memcmp(host_out, host_in, 4 * N) != 0) {
-        printf("nccl single-GPU: FAIL broadcast differs from the host\n");
-        return 1;
-    }
-    checks++;
+    EXPECT_HOST("broadcast", host_out, d_in, host_in, 4 * N);
     TRY(api->finalize());
     cudaFree(d_in);
     cudaFree(d_out);
