@@ -22,6 +22,12 @@ function describeOperand(t: Tensor): string {
   return `${fmtShape(t.shape)} ${t.dtype} on ${t.device}`;
 }
 
+/** The one message of a device disagreement: every operand's shape, dtype and device. */
+function deviceMismatch(op: string, ts: readonly (Tensor | null | undefined)[]): Float8Error {
+  const all = ts.filter((t): t is Tensor => !!t);
+  return new Float8Error(op, `operands must be on one device, got ${all.map(describeOperand).join(", ")}`);
+}
+
 /**
  * The kernel table every operand of `op` runs on: all given tensors (null and
  * undefined are skipped) must be alive and on the device of the first one.
@@ -32,8 +38,7 @@ export function sameDevice(op: string, a: Tensor, b?: Tensor | null, c?: Tensor 
   a.ptrFor(op); // alive
   const dev = a.device;
   if ((b && b.device !== dev) || (c && c.device !== dev) || (d && d.device !== dev) || (e && e.device !== dev) || (f && f.device !== dev)) {
-    const all = [a, b, c, d, e, f].filter((t): t is Tensor => !!t);
-    throw new Float8Error(op, `operands must be on one device, got ${all.map(describeOperand).join(", ")}`);
+    throw deviceMismatch(op, [a, b, c, d, e, f]);
   }
   b?.ptrFor(op);
   c?.ptrFor(op);
@@ -50,7 +55,7 @@ export function sameDeviceAll(op: string, ts: readonly (Tensor | null | undefine
   const live = ts.filter((t): t is Tensor => !!t);
   for (const t of live) t.ptrFor(op);
   const dev = live[0].device;
-  if (live.some((t) => t.device !== dev)) throw new Float8Error(op, `operands must be on one device, got ${live.map(describeOperand).join(", ")}`);
+  if (live.some((t) => t.device !== dev)) throw deviceMismatch(op, live);
   const be = backendFor(dev, op);
   if (be.checkOperand) for (const t of live) be.checkOperand(t.ptrFor(op), describeOperand(t), op);
   return be;
