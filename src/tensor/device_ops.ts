@@ -320,7 +320,7 @@ export function scaledMmTN(a: Tensor, b: Tensor, scaleA: Tensor, scaleB: Tensor,
   const be = sameDevice(op, a, b, scaleA, scaleB, bias);
   const out = Tensor.empty([o.M, o.N], o.outDtype, a.device);
   const kernel = o.rowwise ? be.scaledMmRowwise : be.scaledMm;
-  kernel(p(out, op), DTYPE_CODE[o.outDtype], p(a, op), DTYPE_CODE[a.dtype], p(b, op), DTYPE_CODE[b.dtype], p(scaleA, op), p(scaleB, op),
+  kernel.call(be, p(out, op), DTYPE_CODE[o.outDtype], p(a, op), DTYPE_CODE[a.dtype], p(b, op), DTYPE_CODE[b.dtype], p(scaleA, op), p(scaleB, op),
     pn(bias, op), bias ? DTYPE_CODE[bias.dtype] : 0, o.M, o.K, o.N, !!o.useFastAccum, op);
   return out;
 }
