@@ -4,14 +4,18 @@
 // Cases (bf16 weights, fwd+bwd, each step of ours inside tidy):
 //   Linear with bias at each M,K,N: torch's nn.Linear, our nn.Linear, our Float8Linear (dynamic)
 //   the demo's MLP (examples/demo.ts: 784-512-512-10, batch 128, AdamW, cross entropy): torch vs our bf16
+// Each Linear row also gives its GEMMs' GFLOP/s (3 GEMMs of 2*M*K*N FLOP a step) as a share of this
+// CPU's arithmetic ceiling, which build/fp8_bench_cpu_peak measures first (bench/native/cpu_peak.c:
+// AMX-BF16 where the CPU has it, else AVX512-BF16, else f32 FMA), and the run ends with issue 14's
+// targets for this kind of CPU, met or not.
 // torch runs as a child process (bench/torch_serve.py, PYTHONPATH=.deps/torch) that executes one
 // step per request; the two sides take turns within each round (the order swaps every round,
 // with a pause between sides so neither shares the cores with the other's spinning OpenMP
 // threads), so both see the same machine load. Both sides use --threads threads.
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { nn, float8, optim, randn, tensor, tidy, noGrad, manualSeed } from "../src/index.ts";
-import { check, lib } from "../src/ffi/index.ts";
+import { check, lib, libraryPath } from "../src/ffi/index.ts";
 import { buildModel } from "../examples/demo.ts";
 import { argValue, cpuInfo, forwardBackward, hasFlag, lines } from "./harness.ts";
 
@@ -64,6 +68,34 @@ console.log(`# CPU: ${cpu.model}, ${require("node:os").cpus().length} CPUs; GEMM
 console.log(`# flags: ${cpu.flags || "(unknown)"}`);
 console.log(`# load average: ${require("node:os").loadavg().map((v: number) => v.toFixed(1)).join(" ")}`);
 
+// ------------------------------------------------------------------ the CPU's arithmetic ceiling
+
+type Ceiling = { gflops: number; what: string };
+
+/** Runs build/fp8_bench_cpu_peak on our thread count; the fastest bf16 (else f32) multiply-add rate it found. */
+function cpuCeiling(): Ceiling | null {
+  const path = join(dirname(libraryPath), "fp8_bench_cpu_peak");
+  if (!existsSync(path)) {
+    console.log(`# arithmetic ceiling: ${path} not found (build it with cmake, target fp8_bench_cpu_peak)`);
+    return null;
+  }
+  const p = Bun.spawnSync([path, "--threads", String(threads), "--ms", quick ? "30" : "300"], { stdout: "pipe", stderr: "pipe" });
+  if (p.exitCode !== 0) {
+    console.log(`# arithmetic ceiling: fp8_bench_cpu_peak failed (${p.stderr.toString().trim()})`);
+    return null;
+  }
+  const r = JSON.parse(p.stdout.toString()) as Record<string, number | string | null>;
+  const show = (k: string) => (r[`${k}_gflops`] === null ? `${k} n/a (${r[`${k}_note`]})` : `${k} ${r[`${k}_gflops`]} GFLOP/s`);
+  console.log(`# arithmetic ceiling (fp8_bench_cpu_peak, ${threads} threads): ${["amx_bf16", "avx512_bf16", "f32_fma"].map(show).join("; ")}`);
+  for (const k of ["amx_bf16", "avx512_bf16", "f32_fma"]) {
+    const g = r[`${k}_gflops`];
+    if (typeof g === "number") return { gflops: g, what: k };
+  }
+  return null;
+}
+const ceiling = cpuCeiling();
+const hasAmx = cpu.flags.split(/\s+/).includes("amx_bf16");
+
 // ------------------------------------------------------------------ torch side
 
 type TorchSide = { version: string; threads: number; run(i: number, times: number): Promise<number>; stop(): Promise<void> };
@@ -115,7 +147,7 @@ async function startTorch(cases: string[]): Promise<TorchSide | null> {
 }
 
 // ------------------------------------------------------------------ our side
-type Case = { name: string; torchCase: string; ours: Record<string, () => void>; dispose(): void };
+type Case = { name: string; torchCase: string; ours: Record<string, () => void>; dispose(): void; flop?: number };
 
 function linearCase(M: number, K: number, N: number): Case {
   manualSeed(0);
@@ -129,6 +161,7 @@ function linearCase(M: number, K: number, N: number): Case {
   return {
     name: `Linear ${M},${K},${N}`,
     torchCase: `linear:${M},${K},${N}`,
+    flop: 3 * 2 * M * K * N, // forward, grad_input, grad_weight
     ours: { "bf16 Linear": step(lin), "Float8Linear dynamic": step(f8) },
     dispose() {
       lin.dispose();
@@ -183,6 +216,7 @@ const timeOurs = (fn: () => void, k: number) => {
   return (performance.now() - t0) / k;
 };
 
+const results = new Map<string, { vsTorch: number; torchMs: number }>();
 for (const [ci, c] of cases.entries()) {
   // warm-up and repeat counts: a round of a fast step repeats it to ~MIN_ROUND_MS
   const names = Object.keys(c.ours);
@@ -208,12 +242,19 @@ for (const [ci, c] of cases.entries()) {
   }
   console.log(`\n${c.name}`);
   const t = torch ? median(torchMs) : NaN;
-  if (torch) console.log(`  ${"torch bf16".padEnd(22)} ${t.toFixed(2).padStart(9)} ms`);
+  // GEMM throughput of a step and its share of the ceiling (Linear cases)
+  const rate = (ms: number) => {
+    if (!c.flop) return "";
+    const g = c.flop / ms / 1e6;
+    return `  GEMMs ${g.toFixed(0)} GFLOP/s${ceiling ? ` = ${((100 * g) / ceiling.gflops).toFixed(0)}% of ${ceiling.what}` : ""}`;
+  };
+  if (torch) console.log(`  ${"torch bf16".padEnd(22)} ${t.toFixed(2).padStart(9)} ms${rate(t)}`);
   for (const n of names) {
     const o = median(ours[n]);
     const perRound = torch ? median(ours[n].map((v, i) => torchMs[i] / v)) : NaN;
     const vs = torch ? `  vs torch ${(t / o).toFixed(2)}x (median per round ${perRound.toFixed(2)}x)` : "";
-    console.log(`  ${n.padEnd(22)} ${o.toFixed(2).padStart(9)} ms${vs}`);
+    console.log(`  ${n.padEnd(22)} ${o.toFixed(2).padStart(9)} ms${vs}${rate(o)}`);
+    if (torch) results.set(`${c.name}|${n}`, { vsTorch: t / o, torchMs: t });
     if (asJson) {
       console.log(JSON.stringify({ case: c.name, side: n, ms: +o.toFixed(3), torch_ms: torch ? +t.toFixed(3) : null, vs_torch: torch ? +(t / o).toFixed(3) : null, threads, cpu: cpu.model, gemm_flags: cpu.gemmFlags }));
     }
@@ -221,3 +262,38 @@ for (const [ci, c] of cases.entries()) {
   c.dispose();
 }
 await torch?.stop();
+
+// ------------------------------------------------------------------ issue 14's targets
+// (benchmarks, not tests: printed for the record, never a failure)
+type Target = { case: string; side: string; atLeast: number };
+const targets: Target[] = hasAmx
+  ? [
+      { case: "Linear 4096,2048,4096", side: "bf16 Linear", atLeast: 0.85 },
+      { case: "Linear 4096,2048,4096", side: "Float8Linear dynamic", atLeast: 0.75 },
+      { case: "Linear 1024,2048,1024", side: "bf16 Linear", atLeast: 0.55 },
+      { case: "Linear 1024,2048,1024", side: "Float8Linear dynamic", atLeast: 0.45 },
+      { case: `demo MLP bf16, batch 128`, side: "bf16 MLP step", atLeast: 0.9 },
+    ]
+  : [
+      { case: "Linear 4096,2048,4096", side: "Float8Linear dynamic", atLeast: 1.2 },
+      { case: `demo MLP bf16, batch 128`, side: "bf16 MLP step", atLeast: 0.9 },
+    ];
+const verdicts: string[] = [];
+if (torch) {
+  for (const tg of targets) {
+    const r = results.get(`${tg.case}|${tg.side}`);
+    if (!r) continue;
+    let why = "";
+    const flop = cases.find((c) => c.name === tg.case)?.flop;
+    if (flop && ceiling) {
+      // the GEMM rate a step at the target's speed would need, against the ceiling
+      const need = (flop / (r.torchMs / tg.atLeast)) / 1e6;
+      why = `; a step at ${tg.atLeast}x torch needs its GEMMs at ${need.toFixed(0)} GFLOP/s = ${((100 * need) / ceiling.gflops).toFixed(0)}% of ${ceiling.what}`;
+    }
+    verdicts.push(`  ${`${tg.case}, ${tg.side}`.padEnd(46)} >= ${tg.atLeast.toFixed(2)}x: ${r.vsTorch >= tg.atLeast ? "met" : "NOT met"} (${r.vsTorch.toFixed(2)}x${why})`);
+  }
+}
+if (verdicts.length) {
+  console.log(`\nissue 14 targets for a CPU ${hasAmx ? "with AMX" : "without AMX (the issue's AMD Zen 4 row)"} (ours vs torch's bf16, same run)`);
+  for (const v of verdicts) console.log(v);
+}
