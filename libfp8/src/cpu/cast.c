@@ -13,6 +13,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "cast_kernels.h"
 #include "fp8_ref.h"
@@ -664,40 +667,68 @@ static inline void transpose8x8_u8(const uint8_t *src, int64_t src_stride, uint8
     for (int c = 0; c < 8; ++c) memcpy(dst + c * dst_stride, &x[c], 8);
 }
 
-enum { QT_TILE = 64 };
+/* A tile is QT_ROWS rows x QT_COLS columns of src: each of its rows is a
+ * 512-byte (bf16) run that the quantize kernel streams, and each column of its
+ * transpose a 64-byte fp8 (128-byte bf16) run, two full cache lines of the
+ * transposed outputs. (64 x 64 tiles read src in 128-byte runs from 64 rows at
+ * once, which the prefetchers followed poorly: half the speed.) */
+enum { QT_ROWS = 64, QT_COLS = 256 };
 
 /* One tile, rows [r0, r0 + th) x cols [c0, c0 + tw) of src (rows, cols): the
  * tile is quantized row by row into an L1 buffer with the ISA's quantize
  * kernel, written out row-major and transposed (8x8 byte blocks), and each
  * requested bf16 decode is made from the buffer with the ISA's decode kernel.
- * Arguments valid; th, tw <= QT_TILE. */
+ * Arguments valid; th <= QT_ROWS, tw <= QT_COLS. */
 static void quantize_transpose_tile(uint8_t *q, uint8_t *qt, uint16_t *d, uint16_t *dt,
                                     int32_t fp8_dtype, const void *src, int32_t src_dtype,
                                     int64_t rows, int64_t cols, int64_t r0, int64_t c0, int64_t th,
-                                    int64_t tw, float s) {
+                                    int64_t tw, float s, int stream_dt) {
     const fp8_cast_kernels *k = kernels();
-    uint8_t tile[QT_TILE * QT_TILE], tile_t[QT_TILE * QT_TILE];
-    if ((th | tw) & 7) memset(tile, 0, sizeof tile); /* edge tile: defined bytes past the corner */
+    uint8_t tile[QT_ROWS * QT_COLS], tile_t[QT_COLS * QT_ROWS];
+    const int transposed = qt || dt;
+    if (transposed && ((th | tw) & 7)) memset(tile, 0, sizeof tile); /* edge tile: defined bytes past the corner */
     for (int64_t r = 0; r < th; ++r) {
         const int64_t at = (r0 + r) * cols + c0;
-        uint8_t *row = tile + r * QT_TILE;
+        /* without a transposed output the bytes go straight to q when it is given */
+        uint8_t *row = transposed || !q ? tile + r * QT_COLS : q + at;
         if (src_dtype == FP8_DTYPE_F32)
             k->quantize_f32(row, (const float *)src + at, tw, s, fp8_dtype, 0);
         else
             k->quantize_bf16(row, (const uint16_t *)src + at, tw, s, fp8_dtype, 0);
-        if (q) memcpy(q + at, row, (size_t)tw);
+        if (q && row != q + at) memcpy(q + at, row, (size_t)tw);
         if (d) k->decode_bf16(d + at, row, tw, fp8_dtype, 1.0f, 0);
     }
-    if (!qt && !dt) return;
-    /* transpose the valid th x tw corner: whole 8x8 blocks (the buffer is
-     * QT_TILE wide, so a block past th or tw reads stale bytes that land
-     * past the valid corner of tile_t and are never written out) */
+    if (!transposed) return;
+    /* transpose the valid th x tw corner: whole 8x8 blocks (a block past th or
+     * tw reads bytes past the corner, which land past the valid corner of
+     * tile_t and are never written out) */
     for (int64_t r = 0; r < th; r += 8)
         for (int64_t c = 0; c < tw; c += 8)
-            transpose8x8_u8(tile + r * QT_TILE + c, QT_TILE, tile_t + c * QT_TILE + r, QT_TILE);
+            transpose8x8_u8(tile + r * QT_COLS + c, QT_COLS, tile_t + c * QT_ROWS + r, QT_ROWS);
+    if (th == QT_ROWS && dt) {
+        /* a full-height tile: its transposed columns lie end to end in tile_t, so one
+         * decode call makes them all (a call per 64-byte column cost more than the work) */
+        uint16_t tile_d[QT_COLS * QT_ROWS];
+        k->decode_bf16(tile_d, tile_t, tw * QT_ROWS, fp8_dtype, 1.0f, 0);
+        for (int64_t c = 0; c < tw; ++c) {
+            const int64_t at = (c0 + c) * rows + r0;
+            if (qt) memcpy(qt + at, tile_t + c * QT_ROWS, QT_ROWS);
+#if defined(__SSE2__)
+            if (stream_dt && ((uintptr_t)(dt + at) & 15) == 0) {
+                /* two whole cache lines that nothing reads soon: stored past the cache,
+                 * without first reading them in (see fp8_cpu_quantize_transpose) */
+                for (int j = 0; j < QT_ROWS; j += 8)
+                    _mm_stream_si128((__m128i *)(dt + at + j), _mm_loadu_si128((const __m128i *)(tile_d + c * QT_ROWS + j)));
+                continue;
+            }
+#endif
+            memcpy(dt + at, tile_d + c * QT_ROWS, QT_ROWS * sizeof(uint16_t));
+        }
+        return;
+    }
     for (int64_t c = 0; c < tw; ++c) {
         const int64_t at = (c0 + c) * rows + r0;
-        const uint8_t *col = tile_t + c * QT_TILE;
+        const uint8_t *col = tile_t + c * QT_ROWS;
         if (qt) memcpy(qt + at, col, (size_t)th);
         if (dt) k->decode_bf16(dt + at, col, th, fp8_dtype, 1.0f, 0);
     }
@@ -722,18 +753,31 @@ int32_t fp8_cpu_quantize_transpose(void *dst_fp8, void *dst_fp8_t, void *dst_dec
     FP8_REQUIRE_PTR(scale, fn);
     if (n == 0) return FP8_OK;
     const float s = *scale;
-    const int64_t row_tiles = (rows + QT_TILE - 1) / QT_TILE;
-    const int64_t col_tiles = (cols + QT_TILE - 1) / QT_TILE;
+    const int64_t row_tiles = (rows + QT_ROWS - 1) / QT_ROWS;
+    const int64_t col_tiles = (cols + QT_COLS - 1) / QT_COLS;
     const int64_t tiles = row_tiles * col_tiles;
+    /* A transposed decode larger than a typical last-level cache share is
+     * written with non-temporal stores: each tile writes 128 bytes into each of
+     * 256 rows far apart, and ordinary stores first read every such line in
+     * (4096 x 4096 bf16 -> e5m2 with both decodes, 2 threads, AMD Zen 4:
+     * 8.8 ms with ordinary stores, 7.3 ms streamed; at 1024 x 1024 no
+     * difference, and there the GEMM that follows finds dt in the cache). */
+    const int stream_dt = dst_decoded_t != NULL && n * 2 >= ((int64_t)16 << 20);
     /* tiles in row-major order, handed out on demand (a thread that loses its
      * core on a shared machine does not hold the others back) */
-#pragma omp parallel for schedule(dynamic, 4) if (n >= FP8_PARALLEL_MIN)
-    for (int64_t t = 0; t < tiles; ++t) {
-        const int64_t r0 = (t / col_tiles) * QT_TILE, c0 = (t % col_tiles) * QT_TILE;
-        const int64_t th = rows - r0 < QT_TILE ? rows - r0 : QT_TILE;
-        const int64_t tw = cols - c0 < QT_TILE ? cols - c0 : QT_TILE;
-        quantize_transpose_tile(dst_fp8, dst_fp8_t, dst_decoded, dst_decoded_t, fp8_dtype, src,
-                                src_dtype, rows, cols, r0, c0, th, tw, s);
+#pragma omp parallel if (n >= FP8_PARALLEL_MIN)
+    {
+#pragma omp for schedule(dynamic, 4)
+        for (int64_t t = 0; t < tiles; ++t) {
+            const int64_t r0 = (t / col_tiles) * QT_ROWS, c0 = (t % col_tiles) * QT_COLS;
+            const int64_t th = rows - r0 < QT_ROWS ? rows - r0 : QT_ROWS;
+            const int64_t tw = cols - c0 < QT_COLS ? cols - c0 : QT_COLS;
+            quantize_transpose_tile(dst_fp8, dst_fp8_t, dst_decoded, dst_decoded_t, fp8_dtype, src,
+                                    src_dtype, rows, cols, r0, c0, th, tw, s, stream_dt);
+        }
+#if defined(__SSE2__)
+        if (stream_dt) _mm_sfence(); /* this thread's streamed stores land before the GEMM reads dt */
+#endif
     }
     return FP8_OK;
 }
