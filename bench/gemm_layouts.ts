@@ -7,7 +7,7 @@
 //   grad_weight  dw = g^T @ x   P,R,Q = N,M,K   a = g (M,N) "ba", b = x (M,K) "ab"
 // The baseline (fp8_bench_onednn_layouts, a child in --serve mode) runs oneDNN's matmul alone for
 // that P,R,Q in layouts ab,ab / ab,ba / ba,ab / ba,ba; "best" is the fastest layout's median.
-// "ours" is the GEMM exactly as the layer issues it (gemmOperands in src/tensor/ops/linalg.ts
+// "ours" is the GEMM exactly as the layer issues it (linearGemm in src/tensor/ops/linalg.ts
 // picks the layouts; Float8Linear's include the fp8 decode or transpose that the cast did not
 // already write, and the alpha post-op). All sides take turns within each round.
 import { existsSync } from "node:fs";
@@ -15,7 +15,7 @@ import { dirname, join } from "node:path";
 import { float8, randn, noGrad, transpose, type Tensor } from "../src/index.ts";
 import { check, lib, libraryPath } from "../src/ffi/index.ts";
 import { gemm, linearGemm } from "../src/tensor/ops/linalg.ts";
-import { gemmLayoutPolicy, materializeTransposedA, setGemmLayoutPolicy, type GemmLayoutPolicy, type LinearGemm } from "../src/tensor/ops/gemm_layout.ts";
+import { gemmLayoutPolicy, materializeTransposedA, materializeTransposedB, setGemmLayoutPolicy, type GemmLayoutPolicy, type LinearGemm } from "../src/tensor/ops/gemm_layout.ts";
 import { argValue, cpuInfo, hasFlag, lines } from "./harness.ts";
 
 if (hasFlag("help") || hasFlag("h")) {
@@ -105,6 +105,25 @@ for (const [M, K, N] of shapes) {
     xf.dispose();
     setGemmLayoutPolicy(prev);
   };
+  /** Float8Linear's forward GEMM under a policy: the weight cast as the layer makes it, then the timed scaledMm. */
+  const f8Forward = (policy: GemmLayoutPolicy) => {
+    const prev = setGemmLayoutPolicy(policy);
+    const xf = hpTensorToFloat8Dynamic(x, "float8_e4m3fn", "input", false, true);
+    const wf = hpTensorToFloat8Dynamic(w, "float8_e4m3fn", "weight", false, true, materializeTransposedB("cpu", { P: M, R: K, Q: N, dtype: "bfloat16" }));
+    const t0 = performance.now();
+    scaledMm(xf, wf, { transposeB: true, bias }).dispose();
+    lastMs = performance.now() - t0;
+    xf.dispose();
+    wf.dispose();
+    setGemmLayoutPolicy(prev);
+  };
+  /** The weight cast alone (with the transposed decode under materialize). */
+  const castW = (policy: GemmLayoutPolicy) => {
+    const t0 = performance.now();
+    const wf = hpTensorToFloat8Dynamic(w, "float8_e4m3fn", "weight", false, true, policy === "materialize");
+    lastMs = performance.now() - t0;
+    wf.dispose();
+  };
   /** The grad_output cast alone (with the transposed decode under materialize). */
   const castG = (policy: GemmLayoutPolicy) => {
     const t0 = performance.now();
@@ -117,16 +136,17 @@ for (const [M, K, N] of shapes) {
       gemm: "forward", P: M, R: K, Q: N,
       ours: {
         "bf16 Linear": () => linearGemm("forward", x, w, { M, K, N, bias }),
-        "Float8Linear": () => {
-          const xf = hpTensorToFloat8Dynamic(x, "float8_e4m3fn", "input", false, true);
-          const wf = hpTensorToFloat8Dynamic(w, "float8_e4m3fn", "weight", false, true);
-          const t0 = performance.now();
-          scaledMm(xf, wf, { transposeB: true, bias }).dispose();
-          const ms = performance.now() - t0;
-          xf.dispose();
-          wf.dispose();
-          return void (lastMs = ms);
+        "bf16 Linear materialize": () => {
+          const prev = setGemmLayoutPolicy("materialize");
+          const out = linearGemm("forward", x, w, { M, K, N, bias });
+          setGemmLayoutPolicy(prev);
+          return out;
         },
+        "Float8Linear": () => f8Forward(policy0),
+        "Float8Linear descriptor": () => f8Forward("descriptor"),
+        "Float8Linear materialize": () => f8Forward("materialize"),
+        "w cast, descriptor": () => castW("descriptor"),
+        "w cast, materialize": () => castW("materialize"),
       },
     },
     {

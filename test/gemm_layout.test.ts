@@ -1,11 +1,12 @@
 // gemm_layout.test.ts — the CPU GEMM layout policy (src/tensor/ops/gemm_layout.ts): a Linear's and a
-// Float8Linear's forward and backward give the same bits whether grad_weight reads grad_output^T through
-// a strided descriptor or from a row-major copy (for Float8Linear written by the grad_output cast), for
-// every scaling type, with and without bias, odd shapes included; and the policy's argument checks.
+// Float8Linear's forward and backward give the same bits whether grad_weight reads grad_output^T and the
+// forward reads weight^T through strided descriptors or from row-major copies (for Float8Linear written
+// by the grad_output and weight casts), for every scaling type, with and without bias, odd shapes
+// included; which layouts oneDNN is handed (ONEDNN_VERBOSE); and the policy's argument checks.
 import { afterAll, describe, expect, test } from "bun:test";
 import { Float8Error, float8, gemmLayoutChoices, gemmLayoutPolicy, nn, noGrad, randn, setGemmLayoutPolicy, tidy, manualSeed, type Tensor } from "../src/index.ts";
 import { hpTensorToFloat8Dynamic, scaledMm } from "../src/float8/float8_tensor.ts";
-import { materializeTransposedA } from "../src/tensor/ops/gemm_layout.ts";
+import { materializeTransposedA, materializeTransposedB } from "../src/tensor/ops/gemm_layout.ts";
 
 const initial = gemmLayoutPolicy();
 afterAll(() => setGemmLayoutPolicy(initial));
@@ -81,12 +82,60 @@ describe("GEMM layout policy", () => {
     });
   });
 
+  test("materialize: the weight cast writes the transposed bf16 decode, the forward scaledMm reads it, and it is dropped after", () => {
+    setGemmLayoutPolicy("materialize");
+    tidy(() => {
+      const x = randn([24, 40], { dtype: "bfloat16" });
+      const w = randn([56, 40], { dtype: "bfloat16" });
+      const xf = hpTensorToFloat8Dynamic(x, "float8_e4m3fn", "input", false, true);
+      const wf = hpTensorToFloat8Dynamic(w, "float8_e4m3fn", "weight", false, true, true);
+      expect(wf.decodedT?.shape).toEqual([40, 56]);
+      expect(bits(wf.decodedT!.transpose(0, 1))).toBe(bits(wf.decoded!));
+      const viaT = scaledMm(xf, wf, { transposeB: true });
+      wf.dropDecodedT();
+      expect(wf.decodedT).toBeNull();
+      expect(wf.decoded).not.toBeNull(); // the row-major decode stays for grad_input
+      const viaCopy = scaledMm(xf, wf, { transposeB: true }); // a transpose made inside scaledMm
+      setGemmLayoutPolicy("descriptor");
+      const viaStrides = scaledMm(xf, wf, { transposeB: true });
+      expect(bits(viaT)).toBe(bits(viaCopy));
+      expect(bits(viaT)).toBe(bits(viaStrides));
+      xf.dispose();
+      wf.dispose();
+    });
+  });
+
+  // What oneDNN is handed, from its own log: one fwd+bwd of a Linear and of a Float8Linear per policy.
+  const layouts = (policy: string, kind: "linear" | "float8") => {
+    const src = `import { nn, float8, randn, setGemmLayoutPolicy } from "${import.meta.dir}/../src/index.ts";
+      setGemmLayoutPolicy("${policy}");
+      let m = new nn.Linear(40, 56, { dtype: "bfloat16" });
+      if ("${kind}" === "float8") m = float8.Float8Linear.fromFloat(m);
+      m.forward(randn([24, 40], { dtype: "bfloat16", requiresGrad: true })).sum().backward();`;
+    const p = Bun.spawnSync([process.execPath, "-e", src], { env: { ...process.env, ONEDNN_VERBOSE: "1" }, stdout: "pipe", stderr: "pipe" });
+    expect(p.exitCode).toBe(0);
+    // "src_bf16::blocked:ab:f0 wei_bf16::blocked:ba:f0 ... ,24x40:40x56:24x56," -> "ab,ba 24x40:40x56"
+    return p.stdout.toString().split("\n").filter((l) => l.includes(",exec,cpu,matmul,")).map((l) => {
+      const m = /src_bf16::blocked:(\w+):f0 wei_bf16::blocked:(\w+):f0.*,(\d+x\d+:\d+x\d+):\d+x\d+,/.exec(l);
+      return m ? `${m[1]},${m[2]} ${m[3]}` : l;
+    }).sort();
+  };
+  for (const kind of ["linear", "float8"] as const) {
+    test(`${kind}: descriptor hands oneDNN both transposes as strides, materialize hands it row-major operands only`, () => {
+      // forward x (24,40) @ w^T (40,56); grad_input g (24,56) @ w (56,40); grad_weight g^T (56,24) @ x (24,40)
+      expect(layouts("descriptor", kind)).toEqual(["ab,ab 24x56:56x40", "ab,ba 24x40:40x56", "ba,ab 56x24:24x40"]);
+      expect(layouts("materialize", kind)).toEqual(["ab,ab 24x40:40x56", "ab,ab 24x56:56x40", "ab,ab 56x24:24x40"]);
+    });
+  }
+
   test("policy: descriptor and materialize decide on the CPU, never on other devices; bad values throw", () => {
     setGemmLayoutPolicy("descriptor");
     expect(materializeTransposedA("cpu")).toBe(false);
     setGemmLayoutPolicy("materialize");
     expect(materializeTransposedA("cpu")).toBe(true);
+    expect(materializeTransposedB("cpu")).toBe(true);
     expect(materializeTransposedA("cuda")).toBe(false);
+    expect(materializeTransposedB("cuda")).toBe(false);
     expect(setGemmLayoutPolicy("auto")).toBe("materialize");
     expect(gemmLayoutPolicy()).toBe("auto");
     expect(() => setGemmLayoutPolicy("rowmajor" as never)).toThrow(Float8Error);
@@ -106,6 +155,16 @@ describe("GEMM layout policy", () => {
     expect(gemmLayoutChoices()["96,160,64,bfloat16"]).toEqual(c); // cached: not measured again
     expect(materializeTransposedA("cpu")).toBe(false); // no problem given: strides
     expect(materializeTransposedA("cuda", p)).toBe(false);
+    // a transposed b is its own problem, measured and cached under its own key
+    const firstB = materializeTransposedB("cpu", p);
+    const cb = gemmLayoutChoices()["96,160,64,bfloat16,transB"];
+    expect(cb).toBeDefined();
+    expect(cb.descriptorMs).toBeGreaterThan(0);
+    expect(cb.materializeMs).toBeGreaterThan(0);
+    expect(cb.materialize).toBe(cb.materializeMs < 0.9 * cb.descriptorMs);
+    expect(materializeTransposedB("cpu", p)).toBe(firstB);
+    expect(gemmLayoutChoices()["96,160,64,bfloat16,transB"]).toEqual(cb);
+    expect(materializeTransposedB("cuda", p)).toBe(false);
   });
 
   test("FLOAT8_CPU_GEMM_LAYOUT picks the policy at startup, and a bad value is a Float8Error", () => {

@@ -18,7 +18,7 @@ import * as dev from "../tensor/device_ops.ts";
 import { collectCastStats, type CastStats } from "./stats.ts";
 import { reshape, reshapeOwned, transpose } from "../tensor/ops/movement.ts";
 import { gemm } from "../tensor/ops/linalg.ts";
-import { materializeTransposedA } from "../tensor/ops/gemm_layout.ts";
+import { materializeTransposedA, materializeTransposedB } from "../tensor/ops/gemm_layout.ts";
 import { sumTo } from "../tensor/ops/reduce.ts";
 import { Linear } from "../nn/layers.ts";
 import { CastConfig, Float8LinearConfig, ScalingGranularity, ScalingType } from "./config.ts";
@@ -165,11 +165,14 @@ class Float8LinearFunction extends Function {
       // On a device they write the transposed fp8 layout instead, which the two
       // backward GEMMs read (both are kept: x^T for grad_weight, w^T for grad_input).
       const xf = castOperand(x2, layer.scaling.input, layer, amaxInitialized, collect, true);
-      const wf = castOperand(w, layer.scaling.weight, layer, amaxInitialized, collect, true);
+      // the forward reads the weight transposed: where the CPU's GEMM wants it row-major, the cast writes that layout too
+      const wf = castOperand(w, layer.scaling.weight, layer, amaxInitialized, collect, true,
+        M * N > 0 && materializeTransposedB(w.device, { P: M, R: K, Q: N, dtype: "bfloat16" }));
       out = scaledMm(xf, wf, {
         transposeB: true, bias, outDtype, useFastAccum: cfg.gemmConfigOutput.useFastAccum, padInnerDim: cfg.padInnerDim,
       });
       xf.dropDecoded();
+      wf.dropDecodedT(); // grad_input reads the row-major decode
       if (cfg.forceRecomputeFp8WeightInBwd) {
         // keep only the weight's scale; backward recasts the (live) weight with it
         ctx.saveForBackward(...[xf.data, xf.transposed, xf.scale, wf.scale].filter((t): t is Tensor => t !== null));

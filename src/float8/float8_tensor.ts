@@ -10,7 +10,7 @@ import { Tensor, tensor } from "../tensor/tensor.ts";
 import { backendFor, roundPow2Bits, type Device } from "../tensor/backend/index.ts";
 import * as dev from "../tensor/device_ops.ts";
 import { gemm, transposed2d } from "../tensor/ops/linalg.ts";
-import { materializeTransposedA } from "../tensor/ops/gemm_layout.ts";
+import { materializeTransposedA, materializeTransposedB } from "../tensor/ops/gemm_layout.ts";
 import { expand, reshapeOwned, transpose } from "../tensor/ops/movement.ts";
 import { add, convert, div, mul } from "../tensor/ops/elementwise.ts";
 
@@ -87,6 +87,12 @@ export class Float8Tensor {
   dropDecoded(): void {
     this.decoded?.dispose();
     this.decoded = null;
+    this.decodedT?.dispose();
+    this.decodedT = null;
+  }
+
+  /** Frees the cached transposed bf16 decode only (the row-major decode and the fp8 bytes stay). */
+  dropDecodedT(): void {
     this.decodedT?.dispose();
     this.decodedT = null;
   }
@@ -412,8 +418,16 @@ export function scaledMm(a: Float8Tensor, b: Float8Tensor, opts: ScaledMmOptions
     if (aTemp) ad.dispose();
     [ad, aTemp, transA] = [t, true, false];
   }
-  const [bd, bTemp] = b.decodedOrTemporary();
-  const c = gemm(ad, bd, { M, K, N, transA, transB: !!opts.transposeB, alpha, bias, outDtype, op });
+  // likewise a transposed b (a Linear's weight in the forward GEMM)
+  let transB = !!opts.transposeB;
+  let [bd, bTemp] = transB && b.decodedT ? [b.decodedT, false] : b.decodedOrTemporary();
+  if (transB && bd === b.decodedT) transB = false;
+  else if (transB && materializeTransposedB(b.data.device, { P: M, R: K, Q: N, dtype: "bfloat16" })) {
+    const t = transposed2d(bd, N, K, op);
+    if (bTemp) bd.dispose();
+    [bd, bTemp, transB] = [t, true, false];
+  }
+  const c = gemm(ad, bd, { M, K, N, transA, transB, alpha, bias, outDtype, op });
   if (aTemp) ad.dispose();
   if (bTemp) bd.dispose();
   return reshapeOwned(c, [M, N]);

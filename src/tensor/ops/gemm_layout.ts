@@ -1,23 +1,26 @@
 // gemm_layout.ts — which operand layouts the CPU GEMMs of a Linear take
 // (docs/architecture.md, "GEMM operand layouts").
 //
-// A Linear's grad_weight GEMM, g^T @ x, reads g (M, N) transposed. oneDNN
-// takes that as a strided ("ba") descriptor, and on some CPUs its fastest
-// kernel for a transposed A is much slower than for a row-major one: oneDNN
-// 2.6's AMX brgemm ran the backward GEMMs at about half the forward's speed on
-// an Intel Xeon (issue 14). There a transpose (one memory pass) before the GEMM
-// (many passes) pays for itself, and Float8Linear's cast of grad_output writes
-// the transposed layout in its own pass. On AMD Zen 4 (AVX512-BF16, no AMX) the
-// strided descriptor measured as fast as a materialised transpose plus a
-// row-major GEMM (bench/gemm_layouts.ts), so nothing changes there.
+// A Linear's grad_weight GEMM, g^T @ x, reads g (M, N) transposed, and its
+// forward, x @ w^T, reads w (N, K) transposed. oneDNN takes either as a
+// strided ("ba") descriptor, and on some CPUs its fastest kernel for a
+// transposed operand is much slower than for a row-major one: oneDNN 2.6's AMX
+// brgemm ran the backward GEMMs, whose A is transposed, at about half the
+// forward's speed on an Intel Xeon (issue 14). There a transpose (one memory
+// pass) before the GEMM (many passes) pays for itself, and Float8Linear's casts
+// write the transposed layout in their own pass (grad_output for grad_weight,
+// the weight for the forward). On AMD Zen 4 (AVX512-BF16, no AMX) the strided
+// descriptors measured as fast as a materialised transpose plus a row-major
+// GEMM (bench/gemm_layouts.ts), so nothing changes there.
 //
 // The policy, process-wide:
 //   "auto"         "measure" where the CPU has AMX (amx_bf16), "descriptor" elsewhere
 //   "descriptor"   always hand the transpose to oneDNN as strides (the layout before issue 14)
 //   "materialize"  always write the transposed operand row-major first
-//   "measure"      per GEMM shape and dtype, time both once (on zero-filled scratch operands, the
-//                  first time the shape comes up) and materialise only where that is at least
-//                  10 % faster; the choice is cached for the process (gemmLayoutChoices())
+//   "measure"      per GEMM shape, dtype and transposed operand (a or b), time both once (on
+//                  zero-filled scratch operands, the first time the problem comes up) and
+//                  materialise only where that is at least 10 % faster; the choice is cached for
+//                  the process (gemmLayoutChoices())
 // Default "auto", or the FLOAT8_CPU_GEMM_LAYOUT environment variable.
 import { Float8Error } from "../../errors.ts";
 import type { HighPrecisionDType } from "../dtype.ts";
@@ -84,28 +87,35 @@ export interface TransposedAProblem {
   dtype: HighPrecisionDType;
 }
 
+/** A GEMM problem a (P, R) @ op(b) (R, Q) whose b is stored transposed (Q, R). */
+export type TransposedBProblem = TransposedAProblem;
+
 const choices = new Map<string, { materialize: boolean; descriptorMs: number; materializeMs: number }>();
 
-/** What the "measure" policy chose so far, per GEMM problem "P,R,Q,dtype" (times in ms, best of 2). */
+/** What the "measure" policy chose so far, per GEMM problem: "P,R,Q,dtype" for a transposed a,
+ * "P,R,Q,dtype,transB" for a transposed b (times in ms, best of 2). */
 export function gemmLayoutChoices(): Record<string, { materialize: boolean; descriptorMs: number; materializeMs: number }> {
   return Object.fromEntries(choices);
 }
 
-function measured(p: TransposedAProblem): boolean {
-  const key = `${p.P},${p.R},${p.Q},${p.dtype}`;
+function measured(p: TransposedAProblem, operand: "a" | "b"): boolean {
+  const key = `${p.P},${p.R},${p.Q},${p.dtype}${operand === "b" ? ",transB" : ""}`;
   const hit = choices.get(key);
   if (hit) return hit.materialize;
   const op = "gemmLayout.measure";
-  const a = zeros([p.R, p.P], { dtype: p.dtype }), b = zeros([p.R, p.Q], { dtype: p.dtype });
+  // the transposed operand as stored: a (R, P) or b (Q, R); the other row-major
+  const a = operand === "a" ? zeros([p.R, p.P], { dtype: p.dtype }) : zeros([p.P, p.R], { dtype: p.dtype });
+  const b = operand === "a" ? zeros([p.R, p.Q], { dtype: p.dtype }) : zeros([p.Q, p.R], { dtype: p.dtype });
   const time = (fn: () => void) => {
     const t0 = performance.now();
     fn();
     return performance.now() - t0;
   };
-  const viaStrides = () => gemm(a, b, { M: p.P, K: p.R, N: p.Q, transA: true, op }).dispose();
+  const dims = { M: p.P, K: p.R, N: p.Q, op };
+  const viaStrides = () => gemm(a, b, { ...dims, transA: operand === "a", transB: operand === "b" }).dispose();
   const viaCopy = () => {
-    const t = transposed2d(a, p.R, p.P, op);
-    gemm(t, b, { M: p.P, K: p.R, N: p.Q, op }).dispose();
+    const t = operand === "a" ? transposed2d(a, p.R, p.P, op) : transposed2d(b, p.Q, p.R, op);
+    (operand === "a" ? gemm(t, b, dims) : gemm(a, t, dims)).dispose();
     t.dispose();
   };
   try {
@@ -125,15 +135,29 @@ function measured(p: TransposedAProblem): boolean {
   }
 }
 
+function materialize(device: string, problem: TransposedAProblem | undefined, operand: "a" | "b"): boolean {
+  if (device !== "cpu") return false;
+  const mode = policy === "auto" ? (cpuHasAmxBf16() ? "measure" : "descriptor") : policy;
+  if (mode === "descriptor") return false;
+  if (mode === "materialize") return true;
+  return problem !== undefined && problem.P * problem.R * problem.Q > 0 && measured(problem, operand);
+}
+
 /**
  * Whether a CPU GEMM should read its A operand, stored transposed, from a
  * row-major copy written first (true) or through a strided descriptor (false).
  * `problem` lets the "measure" policy decide per shape (without it, false).
  */
 export function materializeTransposedA(device: string, problem?: TransposedAProblem): boolean {
-  if (device !== "cpu") return false;
-  const mode = policy === "auto" ? (cpuHasAmxBf16() ? "measure" : "descriptor") : policy;
-  if (mode === "descriptor") return false;
-  if (mode === "materialize") return true;
-  return problem !== undefined && problem.P * problem.R * problem.Q > 0 && measured(problem);
+  return materialize(device, problem, "a");
+}
+
+/**
+ * Whether a CPU GEMM should read its B operand, stored transposed (a Linear's
+ * weight in the forward GEMM), from a row-major copy written first (true) or
+ * through a strided descriptor (false). `problem` lets the "measure" policy
+ * decide per shape (without it, false).
+ */
+export function materializeTransposedB(device: string, problem?: TransposedBProblem): boolean {
+  return materialize(device, problem, "b");
 }

@@ -10,7 +10,7 @@ import { Tensor } from "../tensor.ts";
 import * as dev from "../device_ops.ts";
 import { describe, floatOperands } from "./common.ts";
 import { copyRegion, reshape, reshapeOwned } from "./movement.ts";
-import { materializeTransposedA, type LinearGemm } from "./gemm_layout.ts";
+import { materializeTransposedA, materializeTransposedB, type LinearGemm } from "./gemm_layout.ts";
 import { sum, sumTo } from "./reduce.ts";
 
 /** Options of the raw GEMM. */
@@ -153,7 +153,18 @@ export function transposed2d(a: Tensor, rows: number, cols: number, op: string):
  */
 export function linearGemm(which: LinearGemm, a: Tensor, b: Tensor, d: { M: number; K: number; N: number; bias?: Tensor | null; op?: string }): Tensor {
   const { M, K, N } = d;
-  if (which === "forward") return gemm(a, b, { M, K, N, transB: true, bias: d.bias ?? null, op: d.op ?? "linear" });
+  if (which === "forward") {
+    const fwd = { M, K, N, bias: d.bias ?? null, op: d.op ?? "linear" };
+    if (M * N === 0 || !materializeTransposedB(a.device, { P: M, R: K, Q: N, dtype: a.dtype as HighPrecisionDType })) {
+      return gemm(a, b, { ...fwd, transB: true });
+    }
+    const wt = transposed2d(b, N, K, fwd.op); // w^T (K, N) row-major
+    try {
+      return gemm(a, wt, fwd);
+    } finally {
+      wt.dispose();
+    }
+  }
   const op = d.op ?? "linear.backward";
   if (which === "grad_input") return gemm(a, b, { M, K: N, N: K, op });
   if (M * N === 0 || !materializeTransposedA(a.device, { P: N, R: M, Q: K, dtype: a.dtype as HighPrecisionDType })) {
