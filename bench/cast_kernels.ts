@@ -16,7 +16,8 @@ if (hasFlag("help") || hasFlag("h")) {
   --quick        n = 65536, 40 samples (a smoke test)
 Prints, per ISA path this CPU has (portable, AVX2, AVX-512): decode fp8 -> bf16 / f32, quantize
 bf16 -> e4m3 / f32 -> e5m2, amax; then, on the best path, the fused casts (quantize_amax,
-quantize_dynamic) against the two calls each one replaces.`);
+quantize_dynamic) against the two calls each one replaces, and quantize_transpose (both bf16 decodes,
+as the materialize GEMM layout casts grad_output) against quantize_decode.`);
   process.exit(0);
 }
 
@@ -89,4 +90,14 @@ const dynamicTwo = median(() =>
   lib.fp8_cpu_amax_to_scale(amax, scaleOut, bf16, BF16, n, E4M3, 0) || lib.fp8_cpu_quantize_decode(outFp8, outBf16, E4M3, bf16, BF16, n, scaleOut));
 row("dynamic: amax_to_scale, then quantize_decode", dynamicTwo);
 row("dynamic: quantize_dynamic (one call)", median(() => lib.fp8_cpu_quantize_dynamic(outFp8, outBf16, E4M3, bf16, BF16, n, null, scaleOut, 0, 0)), dynamicTwo);
+// the grad_output cast of the materialize GEMM layout (src/tensor/ops/gemm_layout.ts): both bf16
+// decodes, row-major and transposed, as a near-square (n / cols, cols); ratio = quantize_decode / it
+const cols = 2 ** Math.ceil(Math.log2(Math.sqrt(n))), rows = Math.floor(n / cols);
+if (rows > 0) {
+  const outBf16T = new Uint16Array(rows * cols);
+  const plain = median(() => lib.fp8_cpu_quantize_decode(outFp8, outBf16, E5M2, bf16, BF16, rows * cols, scale));
+  console.log(`\nthe transposed decode on ${ISA_NAMES[best]} (bf16 -> e5m2, ${rows} x ${cols}; ratio = quantize_decode / the row):`);
+  row("quantize_decode (fp8 + bf16 decode)", plain);
+  row("quantize_transpose (fp8 + both bf16 decodes)", median(() => lib.fp8_cpu_quantize_transpose(outFp8, null, outBf16, outBf16T, E5M2, bf16, BF16, rows, cols, scale)), plain);
+}
 if (sink === -1) console.log(sink);
