@@ -105,6 +105,15 @@ for (const [M, K, N] of shapes) {
     xf.dispose();
     setGemmLayoutPolicy(prev);
   };
+  /** fn under the "materialize" policy. */
+  const materialized = (fn: () => Tensor) => {
+    const prev = setGemmLayoutPolicy("materialize");
+    try {
+      return fn();
+    } finally {
+      setGemmLayoutPolicy(prev);
+    }
+  };
   /** Float8Linear's forward GEMM under a policy: the weight cast as the layer makes it, then the timed scaledMm. */
   const f8Forward = (policy: GemmLayoutPolicy) => {
     const prev = setGemmLayoutPolicy(policy);
@@ -136,12 +145,7 @@ for (const [M, K, N] of shapes) {
       gemm: "forward", P: M, R: K, Q: N,
       ours: {
         "bf16 Linear": () => linearGemm("forward", x, w, { M, K, N, bias }),
-        "bf16 Linear materialize": () => {
-          const prev = setGemmLayoutPolicy("materialize");
-          const out = linearGemm("forward", x, w, { M, K, N, bias });
-          setGemmLayoutPolicy(prev);
-          return out;
-        },
+        "bf16 Linear materialize": () => materialized(() => linearGemm("forward", x, w, { M, K, N, bias })),
         "Float8Linear": () => f8Forward(policy0),
         "Float8Linear descriptor": () => f8Forward("descriptor"),
         "Float8Linear materialize": () => f8Forward("materialize"),
@@ -169,12 +173,7 @@ for (const [M, K, N] of shapes) {
       gemm: "grad_weight", P: N, R: M, Q: K,
       ours: {
         "bf16 Linear": () => linearGemm("grad_weight", g, x, { M, K, N }),
-        "bf16 Linear materialize": () => {
-          const prev = setGemmLayoutPolicy("materialize");
-          const out = linearGemm("grad_weight", g, x, { M, K, N });
-          setGemmLayoutPolicy(prev);
-          return out;
-        },
+        "bf16 Linear materialize": () => materialized(() => linearGemm("grad_weight", g, x, { M, K, N })),
         "bf16 as flags (ba)": () => gemm(g, x, { M: N, K: M, N: K, transA: true }),
         "bf16 transpose+ab": () => {
           const gt = transpose(g, 0, 1);

@@ -407,32 +407,33 @@ export function scaledMm(a: Float8Tensor, b: Float8Tensor, opts: ScaledMmOptions
     // oneDNN's own fp8 matmul, where libfp8 found it a JIT kernel faster than decode + bf16 (onednnInfo().fp8Matmul)
     return dev.scaledMmStrided(a.data, b.data, a.scale, b.scale, strided, op);
   }
-  // A transposed a is read row-major where this CPU's GEMM is faster so (src/tensor/ops/gemm_layout.ts):
-  // from the transposed decode its cast wrote, or else from a transpose made now.
+  // A transposed operand is read row-major where this CPU's GEMM is faster so (src/tensor/ops/gemm_layout.ts)
   const alpha = Math.fround(Math.fround(1 / a.scale.item()) * Math.fround(1 / b.scale.item()));
-  let transA = !!opts.transposeA;
-  let [ad, aTemp] = transA && a.decodedT ? [a.decodedT, false] : a.decodedOrTemporary();
-  if (transA && ad === a.decodedT) transA = false;
-  else if (transA && materializeTransposedA(a.data.device, { P: M, R: K, Q: N, dtype: "bfloat16" })) {
-    const t = transposed2d(ad, K, M, op);
-    if (aTemp) ad.dispose();
-    [ad, aTemp, transA] = [t, true, false];
-  }
-  // likewise a transposed b (a Linear's weight in the forward GEMM)
-  let transB = !!opts.transposeB;
-  let [bd, bTemp] = transB && b.decodedT ? [b.decodedT, false] : b.decodedOrTemporary();
-  if (transB && bd === b.decodedT) transB = false;
-  else if (transB && materializeTransposedB(b.data.device, { P: M, R: K, Q: N, dtype: "bfloat16" })) {
-    const t = transposed2d(bd, N, K, op);
-    if (bTemp) bd.dispose();
-    [bd, bTemp, transB] = [t, true, false];
-  }
+  const problem = { P: M, R: K, Q: N, dtype: "bfloat16" as const };
+  const [ad, aTemp, transA] = cpuGemmOperand(a, !!opts.transposeA, K, M, () => materializeTransposedA(a.data.device, problem), op);
+  const [bd, bTemp, transB] = cpuGemmOperand(b, !!opts.transposeB, N, K, () => materializeTransposedB(b.data.device, problem), op);
   const c = gemm(ad, bd, { M, K, N, transA, transB, alpha, bias, outDtype, op });
   if (aTemp) ad.dispose();
   if (bTemp) bd.dispose();
   return reshapeOwned(c, [M, N]);
 }
 
+
+/**
+ * The bf16 operand a CPU GEMM reads for f, stored (rows, cols) and read
+ * transposed when `trans`: the transposed decode its cast wrote, else a
+ * transpose made now where `materialize()` says the row-major layout is faster,
+ * else the decode as stored (read through strides). Returns the tensor, whether
+ * the caller must dispose it, and whether the GEMM still reads it transposed.
+ */
+function cpuGemmOperand(f: Float8Tensor, trans: boolean, rows: number, cols: number, materialize: () => boolean, op: string): [Tensor, boolean, boolean] {
+  if (trans && f.decodedT) return [f.decodedT, false, false];
+  const [d, temp] = f.decodedOrTemporary();
+  if (!trans || !materialize()) return [d, temp, trans];
+  const t = transposed2d(d, rows, cols, op);
+  if (temp) d.dispose();
+  return [t, true, false];
+}
 
 /** A kept one-element 1.0 per device backend (made once: no upload per GEMM). */
 const ones = new Map<Device, { backend: object; t: Tensor }>();
