@@ -114,9 +114,10 @@ describe("GEMM layout policy", () => {
       m.forward(randn([24, 40], { dtype: "bfloat16", requiresGrad: true })).sum().backward();`;
     const p = Bun.spawnSync([process.execPath, "-e", src], { env: { ...process.env, ONEDNN_VERBOSE: "1" }, stdout: "pipe", stderr: "pipe" });
     expect(p.exitCode).toBe(0);
-    // "src_bf16::blocked:ab:f0 wei_bf16::blocked:ba:f0 ... ,24x40:40x56:24x56," -> "ab,ba 24x40:40x56"
+    // oneDNN 2.x "src_bf16::blocked:ab:f0 wei_bf16::blocked:ba:f0 ...,,,24x40:40x56:24x56,0.3" and
+    // 3.x "src:bf16::blocked:ab::f0 wei:bf16::blocked:ba::f0 ...,,24x40:40x56,0.3" -> "ab,ba 24x40:40x56"
     return p.stdout.toString().split("\n").filter((l) => l.includes(",exec,cpu,matmul,")).map((l) => {
-      const m = /src_bf16::blocked:(\w+):f0 wei_bf16::blocked:(\w+):f0.*,(\d+x\d+:\d+x\d+):\d+x\d+,/.exec(l);
+      const m = /src[_:]bf16::blocked:(\w+):+f0 wei[_:]bf16::blocked:(\w+):+f0.*?,(\d+x\d+:\d+x\d+)[:,]/.exec(l);
       return m ? `${m[1]},${m[2]} ${m[3]}` : l;
     }).sort();
   };
