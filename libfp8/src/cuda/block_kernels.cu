@@ -126,24 +126,6 @@ block_dequantize_kernel(void *__restrict__ dst, const uint8_t *__restrict__ src,
 
 /* ---- launchers ---------------------------------------------------------------- */
 
-using F32c = std::integral_constant<int, FP8_DTYPE_F32>;
-using BF16c = std::integral_constant<int, FP8_DTYPE_BF16>;
-using E4M3c = std::integral_constant<int, FP8_DTYPE_E4M3FN>;
-using E5M2c = std::integral_constant<int, FP8_DTYPE_E5M2>;
-
-/* f(hp, fp8) with both dtypes as compile-time constants (already validated). */
-template <class F>
-void with_hp_fp8(int32_t hp_dtype, int32_t fp8_dtype, F &&f) {
-    const bool e4m3 = fp8_dtype == FP8_DTYPE_E4M3FN;
-    if (hp_dtype == FP8_DTYPE_F32) {
-        if (e4m3) f(F32c{}, E4M3c{});
-        else f(F32c{}, E5M2c{});
-    } else {
-        if (e4m3) f(BF16c{}, E4M3c{});
-        else f(BF16c{}, E5M2c{});
-    }
-}
-
 /* Index arithmetic in 32 bits below 2^31 elements (a 64-bit division costs tens of
  * instructions per element), in 64 bits above. Block sizes are clamped to the matrix. */
 inline bool small_index(int64_t rows, int64_t cols) { return rows * cols < ((int64_t)1 << 31); }

@@ -356,25 +356,6 @@ __global__ void sync_amax_history_kernel(float *const *amax, float *const *histo
 
 /* ---- launch helpers ------------------------------------------------------------------------- */
 
-/* Calls f(src, fp8) with the (source dtype, fp8 format) pair as compile-time
- * constants (std::integral_constant), so each cast entry point instantiates its
- * launcher once per pair and picks one at run time. Dtypes already validated. */
-template <class F>
-void with_src_fp8(int32_t src_dtype, int32_t fp8_dtype, F &&f) {
-    using F32 = std::integral_constant<int, FP8_DTYPE_F32>;
-    using BF16 = std::integral_constant<int, FP8_DTYPE_BF16>;
-    using E4M3 = std::integral_constant<int, FP8_DTYPE_E4M3FN>;
-    using E5M2 = std::integral_constant<int, FP8_DTYPE_E5M2>;
-    const bool e4m3 = fp8_dtype == FP8_DTYPE_E4M3FN;
-    if (src_dtype == FP8_DTYPE_F32) {
-        if (e4m3) f(F32{}, E4M3{});
-        else f(F32{}, E5M2{});
-    } else {
-        if (e4m3) f(BF16{}, E4M3{});
-        else f(BF16{}, E5M2{});
-    }
-}
-
 template <int SRC, int FP8>
 void launch_quantize(const Ctx *ctx, uint8_t *dst, const void *src, int64_t n, int64_t nvec,
                      const float *scale, unsigned grid) {
@@ -509,7 +490,7 @@ FP8_API int32_t fp8_cuda_quantize(fp8_cuda_ctx_t c, void *d_dst_fp8, int32_t fp8
         const bool f32 = src_dtype == FP8_DTYPE_F32;
         const int64_t nvec = vector_count(d_src, src_dtype, dst, f32 ? 4 : 8, n);
         const unsigned grid = grid_for(ctx, nvec > 0 ? nvec : n, kThreads * kUnroll, 8);
-        with_src_fp8(src_dtype, fp8_dtype, [&](auto src, auto fp8) {
+        with_hp_fp8(src_dtype, fp8_dtype, [&](auto src, auto fp8) {
             launch_quantize<decltype(src)::value, decltype(fp8)::value>(ctx, dst, d_src, n, nvec, d_scale, grid);
         });
         FP8_LAUNCH_CHECK(fn, "quantize_kernel");
@@ -540,7 +521,7 @@ FP8_API int32_t fp8_cuda_quantize_transpose(fp8_cuda_ctx_t c, void *d_dst, void 
         const bool f32 = src_dtype == FP8_DTYPE_F32;
         const bool vec = rows % 4 == 0 && cols % 4 == 0 && aligned(d_src, f32 ? 16 : 8) &&
                          aligned(dst, 4) && aligned(dst_t, 4);
-        with_src_fp8(src_dtype, fp8_dtype, [&](auto src, auto fp8) {
+        with_hp_fp8(src_dtype, fp8_dtype, [&](auto src, auto fp8) {
             launch_quantize_transpose<decltype(src)::value, decltype(fp8)::value>(ctx, dst, dst_t, d_src, rows, cols, d_scale, vec);
         });
         FP8_LAUNCH_CHECK(fn, "quantize_transpose_kernel");
@@ -570,7 +551,7 @@ FP8_API int32_t fp8_cuda_quantize_rowwise(fp8_cuda_ctx_t c, void *d_dst_fp8, flo
         const int epv = f32 ? 4 : 8;
         const bool vec = aligned(d_src, 16) && cols % epv == 0 && aligned(dst, (uintptr_t)epv);
         const int pow2 = round_pow2 != 0;
-        with_src_fp8(src_dtype, fp8_dtype, [&](auto src, auto fp8) {
+        with_hp_fp8(src_dtype, fp8_dtype, [&](auto src, auto fp8) {
             launch_quantize_rowwise<decltype(src)::value, decltype(fp8)::value>(ctx, dst, d_scale, d_src, rows, cols, pow2, vec);
         });
         FP8_LAUNCH_CHECK(fn, "quantize_rowwise_kernel");

@@ -22,6 +22,7 @@
 #include <map>
 #include <new>
 #include <stdexcept>
+#include <type_traits>
 #include <unordered_map>
 
 #include "fp8_ref.h"
@@ -172,6 +173,26 @@ inline unsigned grid_for(const Ctx *ctx, int64_t work, int threads, int blocks_p
     int64_t cap = (int64_t)ctx->sm_count * blocks_per_sm;
     if (need > cap) need = cap;
     return (unsigned)(need < 1 ? 1 : need);
+}
+
+/* Calls f(hp, fp8) with the (high-precision dtype, fp8 format) pair as
+ * compile-time constants (std::integral_constant), so each cast entry point
+ * instantiates its launcher once per pair and picks one at run time. Dtypes
+ * already validated (F32 or BF16; E4M3FN or E5M2). */
+template <class F>
+void with_hp_fp8(int32_t hp_dtype, int32_t fp8_dtype, F &&f) {
+    using F32 = std::integral_constant<int, FP8_DTYPE_F32>;
+    using BF16 = std::integral_constant<int, FP8_DTYPE_BF16>;
+    using E4M3 = std::integral_constant<int, FP8_DTYPE_E4M3FN>;
+    using E5M2 = std::integral_constant<int, FP8_DTYPE_E5M2>;
+    const bool e4m3 = fp8_dtype == FP8_DTYPE_E4M3FN;
+    if (hp_dtype == FP8_DTYPE_F32) {
+        if (e4m3) f(F32{}, E4M3{});
+        else f(F32{}, E5M2{});
+    } else {
+        if (e4m3) f(BF16{}, E4M3{});
+        else f(BF16{}, E5M2{});
+    }
 }
 
 /* ---- device scalar helpers --------------------------------------------------- */
