@@ -212,6 +212,17 @@ __device__ __forceinline__ void load_norm_backward(const void *src, const void *
     load_param<DT, N>(gamma, c, gv, 1.0f, g);
 }
 
+/* Layer norm backward's terms at those columns, made the same way in both of its
+ * passes: xhat = (x - mean) * rstd and dxhat = dy * gamma. */
+template <int DT, int N>
+__device__ __forceinline__ void layer_norm_backward_terms(const void *src, const void *ddst, const void *gamma,
+                                                          int64_t base, int64_t c, bool vec, bool gv, float mu,
+                                                          float rs, float *xhat, float *dxhat) {
+    float x[N], dy[N], g[N];
+    load_norm_backward<DT, N>(src, ddst, gamma, base, c, vec, gv, x, dy, g);
+    for (int j = 0; j < N; j++) xhat[j] = (x[j] - mu) * rs, dxhat[j] = dy[j] * g[j];
+}
+
 /* dst (rows, cols) <- (x - mean) * rstd [* gamma] [+ beta]; mean, rstd (rows)
  * f32 with a two-pass variance and rstd = 1 / sqrt(var + eps), as the CPU.
  * vec: dst and src 16-byte aligned; pvec: gamma and beta (those given) too. */
@@ -280,25 +291,21 @@ layer_norm_backward_kernel(void *dsrc, const void *ddst, const void *src, const 
         float s1 = 0.0f, s2 = 0.0f;
         for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
             constexpr int N = decltype(w)::n;
-            float x[N], dy[N], g[N];
-            load_norm_backward<DT, N>(src, ddst, gamma, base, c, vec, gv, x, dy, g);
+            float xhat[N], dxhat[N];
+            layer_norm_backward_terms<DT, N>(src, ddst, gamma, base, c, vec, gv, mu, rs, xhat, dxhat);
             for (int j = 0; j < N; j++) {
-                const float xhat = (x[j] - mu) * rs, dxhat = dy[j] * g[j];
-                s1 += dxhat;
-                s2 += dxhat * xhat;
+                s1 += dxhat[j];
+                s2 += dxhat[j] * xhat[j];
             }
         });
         const float mean_dxhat = group_sum<G>(s1) / (float)cols;
         const float mean_dxhat_xhat = group_sum<G>(s2) / (float)cols;
         for_row<G, DT>(lane, base, cols, [&](auto w, int64_t c) {
             constexpr int N = decltype(w)::n;
-            float x[N], dy[N], g[N];
-            load_norm_backward<DT, N>(src, ddst, gamma, base, c, vec, gv, x, dy, g);
-            for (int j = 0; j < N; j++) {
-                const float xhat = (x[j] - mu) * rs, dxhat = dy[j] * g[j];
-                x[j] = rs * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat);
-            }
-            store_n<DT, N>(dsrc, base + c, vec, x);
+            float xhat[N], dxhat[N];
+            layer_norm_backward_terms<DT, N>(src, ddst, gamma, base, c, vec, gv, mu, rs, xhat, dxhat);
+            for (int j = 0; j < N; j++) xhat[j] = rs * (dxhat[j] - mean_dxhat - xhat[j] * mean_dxhat_xhat);
+            store_n<DT, N>(dsrc, base + c, vec, xhat);
         });
     }
 }
