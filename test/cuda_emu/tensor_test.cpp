@@ -223,6 +223,23 @@ void reduce() {
     CUDA_FAILS(FP8_ERR_INVALID_ARG, "src_dims", fp8_cuda_reduce(ctx, buf, d3, buf, nullptr, 0, 3, 0));
 }
 
+/* One copy_strided problem on the device and on the CPU, compared bit for bit:
+ * a random source buffer of src_n elements, two destination buffers of dst_n
+ * elements prefilled with 0xab (bytes the copy must not touch stay so), both
+ * pointers shifted by `off` elements. */
+void check_copy_strided(const char *what, const int64_t *dims, const int64_t *ds, const int64_t *ss, int nd,
+                        int es, int64_t src_n, int64_t dst_n, int64_t off = 0) {
+    Buf src = Buf::bytes(src_n * es), y = Buf::bytes(dst_n * es), ref = Buf::bytes(dst_n * es);
+    for (int64_t i = 0; i < src_n * es; i++) src.as<uint8_t>()[i] = (uint8_t)rng();
+    y.fill_bytes(0xab);
+    ref.fill_bytes(0xab);
+    uint8_t *yp = (uint8_t *)y.p() + off * es, *rp = (uint8_t *)ref.p() + off * es;
+    const uint8_t *sp = (const uint8_t *)src.p() + off * es;
+    CUDA_OK(fp8_cuda_copy_strided(ctx, yp, ds, sp, ss, dims, nd, es));
+    CPU_OK(fp8_cpu_copy_strided(rp, ds, sp, ss, dims, nd, es));
+    same_bytes(what, y, ref);
+}
+
 void copy_strided() {
     section("tensor: copy_strided");
     for (int t = 0; t < 200; t++) {
@@ -247,15 +264,9 @@ void copy_strided() {
             ds[(size_t)d] = acc;
             acc *= dims[(size_t)d] + (t % 4 == 0 ? 1 : 0);
         }
-        Buf src = Buf::bytes(src_n * es), y = Buf::bytes(acc * es), ref = Buf::bytes(acc * es);
-        for (int64_t i = 0; i < src_n * es; i++) src.as<uint8_t>()[i] = (uint8_t)rng();
-        y.fill_bytes(0xab);
-        ref.fill_bytes(0xab);
-        CUDA_OK(fp8_cuda_copy_strided(ctx, y.p(), ds.data(), src.p(), ss.data(), dims.data(), ndim, es));
-        CPU_OK(fp8_cpu_copy_strided(ref.p(), ds.data(), src.p(), ss.data(), dims.data(), ndim, es));
         char what[96];
         snprintf(what, sizeof what, "copy_strided %s of %d-byte elements", dims_str(dims).c_str(), es);
-        same_bytes(what, y, ref);
+        check_copy_strided(what, dims.data(), ds.data(), ss.data(), ndim, es, src_n, acc);
     }
     /* Contiguous innermost runs (slices, cat pieces, a permutation of the outer
      * dims) move in 16/8/4-byte units when their byte length, the outer strides
@@ -272,18 +283,10 @@ void copy_strided() {
                     const int64_t ss[3] = {perm3 ? row : B * row, perm3 ? A * row : row, 1};
                     const int64_t ds[3] = {B * inner, inner, 1};
                     const int64_t src_n = A * B * row + off, dst_n = A * B * inner + off;
-                    Buf src = Buf::bytes(src_n * es), y = Buf::bytes(dst_n * es), ref = Buf::bytes(dst_n * es);
-                    for (int64_t i = 0; i < src_n * es; i++) src.as<uint8_t>()[i] = (uint8_t)rng();
-                    y.fill_bytes(0xab);
-                    ref.fill_bytes(0xab);
-                    uint8_t *yp = (uint8_t *)y.p() + off * es, *rp = (uint8_t *)ref.p() + off * es;
-                    const uint8_t *sp = (const uint8_t *)src.p() + off * es;
-                    CUDA_OK(fp8_cuda_copy_strided(ctx, yp, ds, sp, ss, dims, 3, es));
-                    CPU_OK(fp8_cpu_copy_strided(rp, ds, sp, ss, dims, 3, es));
                     char what[128];
                     snprintf(what, sizeof what, "copy_strided (3, 5, %lld) of %d-byte elements, %s, offset %d",
                              (long long)inner, es, perm3 ? "outer dims transposed" : "sliced", off);
-                    same_bytes(what, y, ref);
+                    check_copy_strided(what, dims, ds, ss, 3, es, src_n, dst_n, off);
                 }
     /* Transposes (dst's innermost dim strided in src, another dim contiguous
      * in src) take 32 x 32 shared-memory tiles once both dims are >= 16: 2-D
@@ -319,16 +322,10 @@ void copy_strided() {
                     ds[(size_t)d] = acc;
                     acc *= dims[(size_t)d];
                 }
-                Buf src = Buf::bytes(src_n * es), y = Buf::bytes(acc * es), ref = Buf::bytes(acc * es);
-                for (int64_t i = 0; i < src_n * es; i++) src.as<uint8_t>()[i] = (uint8_t)rng();
-                y.fill_bytes(0xab);
-                ref.fill_bytes(0xab);
-                CUDA_OK(fp8_cuda_copy_strided(ctx, y.p(), ds.data(), src.p(), ss.data(), dims.data(), nd, es));
-                CPU_OK(fp8_cpu_copy_strided(ref.p(), ds.data(), src.p(), ss.data(), dims.data(), nd, es));
                 char what[128];
                 snprintf(what, sizeof what, "copy_strided permute of %s of %d-byte elements, pad %d",
                          dims_str(pc.dims).c_str(), es, pad);
-                same_bytes(what, y, ref);
+                check_copy_strided(what, dims.data(), ds.data(), ss.data(), nd, es, src_n, acc);
             }
     /* Offsets past 2^31 take the 64-bit kernel: 5 GiB of address space reserved
      * inaccessible (no memory committed), the three pages read made readable. */
